@@ -1,0 +1,509 @@
+#!/usr/bin/env python3
+"""The mysql charm: one MySQL 8.4 server, a database per related app, backups to S3."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import secrets
+import string
+from typing import Any
+
+import ops
+from executor import PebbleExecutor, WorkloadError
+from mysql_server import (
+    ADMIN_USER,
+    CLIENT_OPTIONS_FILE,
+    CONFIG_FILE,
+    DATA_DIR,
+    INIT_FILE,
+    PORT,
+    SERVICE,
+    MySQLServer,
+    ServerConfig,
+    initialise_argv,
+    initialise_sql,
+    is_valid_database_name,
+    pebble_layer,
+    render_config,
+)
+
+from kubeflow_interfaces import s3
+from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
+
+logger = logging.getLogger(__name__)
+
+CONTAINER = "mysql"
+STORAGE = "database"
+STORAGE_PATH = "/var/lib/mysql"
+CREDENTIALS_LABEL = "admin-credentials"
+BACKUP_BUCKET = "mysql-backups"
+PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
+RELATION_USER = "relation-{id}"
+READY_CHECK = "mysqld-ready"
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_password(length: int = 32) -> str:
+    """A random password of letters and digits (nothing that needs quoting)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def parse_size(value: str) -> int:
+    """`256M`, `2G`, `1048576` to bytes; ValueError when it is none of those."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 512M or 2G")
+    number, unit = int(match.group(1)), match.group(2).upper()
+    return number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MySQLConfig:
+    """The charm's config options, validated."""
+
+    buffer_pool_size: str = "256M"
+    max_connections: int = 151
+
+    def __post_init__(self):
+        try:
+            size = parse_size(self.buffer_pool_size)
+        except ValueError as e:
+            raise ValueError(f"buffer-pool-size: {e}") from None
+        if size < 5 << 20:
+            raise ValueError("buffer-pool-size: must be at least 5M")
+        if not 10 <= self.max_connections <= 100_000:
+            raise ValueError("max-connections: must be between 10 and 100000")
+
+    def server_config(self) -> ServerConfig:
+        """What mysqld is configured with."""
+        return ServerConfig(
+            buffer_pool_size=parse_size(self.buffer_pool_size),
+            max_connections=self.max_connections,
+        )
+
+
+class ActionFailed(Exception):
+    """An action cannot go on; the message is for the operator."""
+
+
+class MySQLCharm(ops.CharmBase):
+    """Runs mysqld under Pebble and serves the `database` relation."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._container = self.unit.get_container(CONTAINER)
+        self._database = MySQLProvider(self, "database")
+        self._s3 = s3.S3Requirer(self, "s3-parameters", bucket=BACKUP_BUCKET)
+        self._problems: list[ops.StatusBase] | None = None
+
+        on = self.on
+        for event in (
+            on.config_changed,
+            on.upgrade_charm,
+            on.leader_elected,
+            on.start,
+            on.update_status,
+            on[CONTAINER].pebble_ready,
+            on[STORAGE].storage_attached,
+            on.secret_changed,
+            on["database"].relation_changed,
+            on["database"].relation_broken,
+            on["s3-parameters"].relation_created,
+            on["s3-parameters"].relation_changed,
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(on.collect_app_status, self._on_collect_app_status)
+        framework.observe(on.create_backup_action, self._on_create_backup)
+        framework.observe(on.list_backups_action, self._on_list_backups)
+        framework.observe(on.restore_action, self._on_restore)
+        framework.observe(on.get_password_action, self._on_get_password)
+        framework.observe(on.set_password_action, self._on_set_password)
+
+    # --- reconcile -------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        """Bring mysqld, its users and the relations to what the inputs say."""
+        config = self._load_config()
+        if config is None or not self._container.can_connect():
+            return
+        if not self.unit.is_leader():
+            self._keep_stopped()
+            return
+        credentials = self._ensure_credentials()
+        if not self.model.storages[STORAGE]:
+            return
+        self.unit.set_ports(PORT)
+        self._s3.publish_request()
+        server = self._server(credentials)
+        try:
+            self._configure(config, credentials, server)
+        except WorkloadError as e:
+            logger.error("configuring mysqld failed: %s", e)
+            return
+        if not self._mysqld_ready():
+            logger.info("mysqld is not ready yet; relations will be served later")
+            return
+        if isinstance(event, ops.RelationBrokenEvent) and event.relation.name == "database":
+            server.drop_user(RELATION_USER.format(id=event.relation.id))
+            logger.info("dropped the user of removed relation %d", event.relation.id)
+        if self._needs_database_work(event):
+            self._serve_databases(server, drop_stale_users=isinstance(event, ops.RelationEvent))
+
+    def _load_config(self) -> MySQLConfig | None:
+        try:
+            return self.load_config(MySQLConfig)
+        except ValueError:
+            return None
+
+    def _config_error(self) -> str | None:
+        try:
+            self.load_config(MySQLConfig)
+        except ValueError as e:
+            return str(e).splitlines()[0]
+        return None
+
+    def _keep_stopped(self) -> None:
+        """A second unit must not start a second server on its own data."""
+        services = self._container.get_services(SERVICE)
+        if services and services[SERVICE].is_running():
+            self._container.stop(SERVICE)
+
+    def _ensure_credentials(self) -> dict[str, str]:
+        """The app secret with root's and the admin user's passwords (made by the leader)."""
+        try:
+            return self.model.get_secret(label=CREDENTIALS_LABEL).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            content = {key: generate_password() for key in PASSWORD_KEYS.values()}
+            self.app.add_secret(
+                content, label=CREDENTIALS_LABEL, description="MySQL root and admin passwords"
+            )
+            return content
+
+    def _server(self, credentials: dict[str, str]) -> MySQLServer:
+        return MySQLServer(
+            PebbleExecutor(self._container),
+            user=ADMIN_USER,
+            password=credentials[PASSWORD_KEYS[ADMIN_USER]],
+        )
+
+    def _configure(
+        self, config: MySQLConfig, credentials: dict[str, str], server: MySQLServer
+    ) -> None:
+        """Write config files, initialise once, start or restart mysqld: only what changed."""
+        changed = self._push_if_changed(CONFIG_FILE, render_config(config.server_config()), 0o644)
+        self._push_if_changed(CLIENT_OPTIONS_FILE, server.client_options(), 0o600)
+        if not self._container.exists(f"{DATA_DIR}/mysql"):
+            self._initialise(credentials)
+            changed = True
+        layer = pebble_layer()
+        if not _plan_has(self._container.get_plan(), layer):
+            self._container.add_layer(SERVICE, layer, combine=True)
+            changed = True
+        service = self._container.get_services(SERVICE).get(SERVICE)
+        if service is None or not service.is_running():
+            self._container.replan()
+        elif changed:
+            self._container.restart(SERVICE)
+
+    def _mysqld_ready(self) -> bool:
+        """mysqld runs and its Pebble ready check passes."""
+        services = self._container.get_services(SERVICE)
+        if not services or not services[SERVICE].is_running():
+            return False
+        check = self._container.get_checks(READY_CHECK).get(READY_CHECK)
+        return check is not None and check.status == ops.pebble.CheckStatus.UP
+
+    def _push_if_changed(self, path: str, content: str, permissions: int) -> bool:
+        try:
+            current = self._container.pull(path).read()
+        except ops.pebble.PathError:
+            current = None
+        if current == content:
+            return False
+        self._container.push(path, content, make_dirs=True, permissions=permissions)
+        return True
+
+    def _initialise(self, credentials: dict[str, str]) -> None:
+        """First start: make the data directory and set the passwords from the secret."""
+        logger.info("initialising an empty data directory")
+        sql = initialise_sql(
+            credentials[PASSWORD_KEYS["root"]], credentials[PASSWORD_KEYS[ADMIN_USER]]
+        )
+        # mysqld drops to the `mysql` user before it reads the init file and
+        # writes the data directory.
+        self._container.make_dir(DATA_DIR, make_parents=True, user="mysql", group="mysql")
+        self._container.push(
+            INIT_FILE, sql, make_dirs=True, permissions=0o600, user="mysql", group="mysql"
+        )
+        executor = PebbleExecutor(self._container)
+        try:
+            executor.run(initialise_argv(), timeout=300)
+        finally:
+            executor.remove(INIT_FILE)
+
+    def _needs_database_work(self, event: ops.EventBase) -> bool:
+        """Whether the database relations may need anything.
+
+        Their inputs change only with relation, leadership and upgrade events,
+        or when mysqld comes up; on update-status only relations we have not
+        answered yet (say mysqld was still starting) need another look.
+        """
+        if not isinstance(event, ops.UpdateStatusEvent):
+            return True
+        return any(not self._database.is_answered(r) for r in self._database.relations)
+
+    def _serve_databases(self, server: MySQLServer, *, drop_stale_users: bool) -> None:
+        relations = self._database.relations
+        if not relations and not drop_stale_users:
+            return
+        endpoint = self._endpoint()
+        version = server.version()
+        for relation in relations:
+            try:
+                requests = self._database.requests(relation)
+            except InvalidRequestError:
+                continue  # reported by collect-status
+            valid = [r for r in requests if is_valid_database_name(r.database)]
+            answered = self._database.answered_databases(relation)
+            todo = [r for r in valid if r.database not in answered]
+            if not todo:
+                continue
+            username = RELATION_USER.format(id=relation.id)
+            password = generate_password()
+            for request in todo:
+                server.ensure_database(request.database)
+                server.ensure_user(username, password, request.database)
+                self._database.publish(
+                    request,
+                    username=username,
+                    password=password,
+                    endpoints=[endpoint],
+                    version=version,
+                )
+                logger.info("database %s served to %s", request.database, request.app_name)
+        if drop_stale_users:
+            self._drop_stale_users(server, {r.id for r in relations})
+
+    def _drop_stale_users(self, server: MySQLServer, live_ids: set[int]) -> None:
+        """Drop the users of relations that are gone; their databases stay."""
+        rows = server.query(
+            "SELECT DISTINCT user FROM mysql.user WHERE user LIKE 'relation-%' ORDER BY user"
+        )
+        for (user, *_) in rows:
+            suffix = user.removeprefix("relation-")
+            if suffix.isdigit() and int(suffix) not in live_ids:
+                server.drop_user(user)
+                logger.info("dropped user %s of a removed relation", user)
+
+    def _endpoint(self) -> str:
+        unit = self.unit.name.replace("/", "-")
+        return f"{unit}.{self.app.name}-endpoints.{self.model.name}.svc.cluster.local:{PORT}"
+
+    # --- status ------------------------------------------------------------------
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        for status in self._unit_problems():
+            event.add_status(status)
+        event.add_status(ops.ActiveStatus("primary" if self.unit.is_leader() else ""))
+
+    def _unit_problems(self) -> list[ops.StatusBase]:
+        if self._problems is not None:
+            return self._problems
+        problems: list[ops.StatusBase] = []
+        self._problems = problems
+        if error := self._config_error():
+            problems.append(ops.BlockedStatus(f"invalid config: {error}"))
+            return problems
+        if not self.unit.is_leader():
+            problems.append(
+                ops.BlockedStatus("replication is not supported yet: this unit keeps mysqld stopped")
+            )
+            return problems
+        if not self._container.can_connect():
+            problems.append(ops.WaitingStatus("waiting for the mysql container"))
+            return problems
+        if not self.model.storages[STORAGE]:
+            problems.append(ops.WaitingStatus("waiting for the database storage"))
+            return problems
+        services = self._container.get_services(SERVICE)
+        if not services or not services[SERVICE].is_running():
+            problems.append(ops.MaintenanceStatus("starting mysqld"))
+            return problems
+        if not self._mysqld_ready():
+            problems.append(ops.WaitingStatus("mysqld is not ready yet"))
+        problems.extend(self._relation_problems())
+        return problems
+
+    def _relation_problems(self) -> list[ops.StatusBase]:
+        problems: list[ops.StatusBase] = []
+        for relation in self._database.relations:
+            if self._database.is_answered(relation):
+                continue
+            app = relation.app.name if relation.app else "unknown"
+            try:
+                requests = self._database.requests(relation)
+            except InvalidRequestError:
+                problems.append(ops.BlockedStatus(f"unreadable database request from {app}"))
+                continue
+            bad = sorted(r.database for r in requests if not is_valid_database_name(r.database))
+            if bad:
+                names = ", ".join(repr(b) for b in bad)
+                problems.append(ops.BlockedStatus(f"{app} asked for a refused database: {names}"))
+            elif requests:
+                problems.append(ops.WaitingStatus(f"creating the database of {app}"))
+        try:
+            self._s3.connection_info()
+        except s3.InvalidS3DataError as e:
+            problems.append(ops.BlockedStatus(f"s3-parameters: {e}"))
+        return problems
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self.app.planned_units() > 1:
+            event.add_status(ops.ActiveStatus("one unit serves; replication is not supported yet"))
+        else:
+            event.add_status(ops.ActiveStatus())
+
+    # --- actions -----------------------------------------------------------------
+
+    def _ready_server(self) -> MySQLServer:
+        if not self.unit.is_leader():
+            raise ActionFailed("run this action on the leader unit (the primary)")
+        if not self._container.can_connect():
+            raise ActionFailed("the mysql container is not reachable")
+        try:
+            credentials = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(
+                refresh=True
+            )
+        except ops.SecretNotFoundError:
+            raise ActionFailed("mysqld has not been set up yet") from None
+        if not self._mysqld_ready():
+            raise ActionFailed("mysqld is not up: check `juju status` and the unit's logs")
+        return self._server(credentials)
+
+    def _backups(self) -> Any:
+        try:
+            info = self._s3.connection_info()
+        except s3.InvalidS3DataError as e:
+            raise ActionFailed(f"s3-parameters: {e}") from None
+        if info is None:
+            raise ActionFailed("no S3 storage: integrate s3-parameters (minio or s3-integrator)")
+        from mysql_backups import BackupRepository  # noqa: PLC0415 - imports boto3
+
+        workdir = STORAGE_PATH if self.model.storages[STORAGE] else None
+        return BackupRepository(info, model=self.model.name, app=self.app.name, workdir=workdir)
+
+    def _run_action(self, event: ops.ActionEvent, action) -> None:
+        """Run an action body; any failure becomes a clear action failure."""
+        from mysql_backups import BackupError  # noqa: PLC0415
+
+        try:
+            event.set_results(action())
+        except ActionFailed as e:
+            event.fail(str(e))
+        except BackupError as e:
+            event.fail(str(e))
+        except WorkloadError as e:
+            event.fail(f"the workload failed: {e}")
+        except Exception as e:  # an action must end with a message, not a traceback
+            logger.exception("action %s failed", event.handle.kind)
+            event.fail(f"unexpected error: {type(e).__name__}: {e}")
+
+    def _on_create_backup(self, event: ops.ActionEvent) -> None:
+        def create():
+            repo = self._backups()
+            server = self._ready_server()
+            event.log("streaming the dump to S3")
+            backup = repo.create(server)
+            return {"backup-id": backup.id, "size": backup.size}
+
+        self._run_action(event, create)
+
+    def _on_list_backups(self, event: ops.ActionEvent) -> None:
+        def list_backups():
+            if not self.unit.is_leader():
+                raise ActionFailed("run this action on the leader unit (the primary)")
+            backups = self._backups().list()
+            rows = [f"{'backup-id':<24} {'size':>14}  status"]
+            rows += [f"{b.id:<24} {b.size:>14}  {b.status}" for b in backups]
+            return {
+                "backups": "\n".join(rows),
+                "count": len(backups),
+                "items": {f"backup-{i}": b.to_dict() for i, b in enumerate(backups)},
+            }
+
+        self._run_action(event, list_backups)
+
+    def _on_restore(self, event: ops.ActionEvent) -> None:
+        def restore():
+            backup_id = str(event.params.get("backup-id", "")).strip()
+            if not backup_id:
+                raise ActionFailed("give backup-id=<id> (see list-backups)")
+            repo = self._backups()
+            server = self._ready_server()
+            event.log(f"verifying backup {backup_id}")
+            backup = repo.restore(server, backup_id)
+            return {"backup-id": backup.id, "databases": ",".join(backup.databases)}
+
+        self._run_action(event, restore)
+
+    def _on_get_password(self, event: ops.ActionEvent) -> None:
+        def get():
+            key = self._password_key(event)
+            if not self.unit.is_leader():
+                raise ActionFailed("run this action on the leader unit")
+            try:
+                content = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(
+                    refresh=True
+                )
+            except ops.SecretNotFoundError:
+                raise ActionFailed("mysqld has not been set up yet") from None
+            return {"username": event.params.get("username", "root"), "password": content[key]}
+
+        self._run_action(event, get)
+
+    def _on_set_password(self, event: ops.ActionEvent) -> None:
+        def set_password():
+            key = self._password_key(event)
+            username = event.params.get("username", "root")
+            password = event.params.get("password") or generate_password()
+            if not 8 <= len(password) <= 64:
+                raise ActionFailed("password must be 8 to 64 characters")
+            server = self._ready_server()
+            secret = self.model.get_secret(label=CREDENTIALS_LABEL)
+            content = dict(secret.get_content(refresh=True))
+            server.set_password(username, password)
+            content[key] = password
+            # The server's own account object rewrites the charm's client option
+            # file when the admin password changes, so later commands log in.
+            secret.set_content(content)
+            return {"username": username}
+
+        self._run_action(event, set_password)
+
+    @staticmethod
+    def _password_key(event: ops.ActionEvent) -> str:
+        username = event.params.get("username", "root")
+        if username not in PASSWORD_KEYS:
+            raise ActionFailed(f"username must be one of {', '.join(PASSWORD_KEYS)}")
+        return PASSWORD_KEYS[username]
+
+
+def _plan_has(plan: ops.pebble.Plan, layer: dict[str, Any]) -> bool:
+    """Whether the plan already holds the layer's services and checks as written."""
+    current = plan.to_dict()
+    for section in ("services", "checks"):
+        for name, wanted in layer.get(section, {}).items():
+            have = current.get(section, {}).get(name, {})
+            if {k: v for k, v in wanted.items() if k != "override"} != {
+                k: v for k, v in have.items() if k != "override"
+            }:
+                return False
+    return True
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(MySQLCharm)

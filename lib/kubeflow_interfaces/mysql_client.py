@@ -1,0 +1,270 @@
+"""The `mysql_client` interface: a database and a user of its own for each requirer.
+
+The wire format is the data platform's `data_interfaces` format (v0 and v1),
+spoken through the ecosystem's own library, `dpcharmlibs-interfaces`, so our
+`mysql` charm serves the ecosystem's requirers and our requirers work with the
+ecosystem's MySQL charms. This module is the charm-facing API on top of it:
+
+- the requirer asks for a database name (v1: a JSON list of `requests`, each
+  with `resource` and `request-id`; v0: a `database` field);
+- the provider answers with `endpoints`, `version`, and `secret-user`, the
+  URI of a Juju secret granted to the relation holding `username` and
+  `password`: credentials never travel in clear.
+
+`dpcharmlibs-interfaces` builds its pydantic models at import time (about
+0.2 s), so it is imported only on the paths that read or write the wire; a
+hook with nothing to do for this relation never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import ops
+
+if TYPE_CHECKING:
+    from ops import testing
+
+logger = logging.getLogger(__name__)
+
+INTERFACE = "mysql_client"
+
+
+class InvalidRequestError(Exception):
+    """A requirer's databag does not parse."""
+
+
+@dataclass(frozen=True)
+class DatabaseRequest:
+    """One database asked for on one relation."""
+
+    relation: ops.Relation
+    database: str
+    request_id: str | None = None
+    _raw: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def app_name(self) -> str:
+        """The requiring application."""
+        return self.relation.app.name if self.relation.app else "unknown"
+
+
+@dataclass(frozen=True)
+class MySQLConnection:
+    """What a requirer needs to connect."""
+
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str = field(repr=False)
+    version: str | None = None
+
+
+class MySQLProvider:
+    """Provider side, for holistic charms: list requests, publish answers."""
+
+    def __init__(self, charm: ops.CharmBase, endpoint: str = "database"):
+        self._charm = charm
+        self._endpoint = endpoint
+        self._handler: Any = None
+
+    @property
+    def relations(self) -> list[ops.Relation]:
+        """Every relation on the endpoint, in id order."""
+        return sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
+
+    def is_answered(self, relation: ops.Relation) -> bool:
+        """Whether we have published anything on this relation (cheap: no wire parsing)."""
+        return bool(relation.data[self._charm.app])
+
+    def requests(self, relation: ops.Relation) -> list[DatabaseRequest]:
+        """The databases the requirer asks for; raises InvalidRequestError if malformed."""
+        from pydantic import ValidationError  # noqa: PLC0415
+
+        handler = self._get_handler()
+        try:
+            raw = handler.requests(relation)
+        except (ValidationError, ValueError, TypeError) as e:
+            raise InvalidRequestError(f"unreadable {INTERFACE} request") from e
+        return [
+            DatabaseRequest(relation, r.resource, r.request_id, r) for r in raw if r.resource
+        ]
+
+    def answered_databases(self, relation: ops.Relation) -> set[str]:
+        """Databases we already answered on this relation."""
+        if not self.is_answered(relation):
+            return set()
+        from dpcharmlibs.interfaces import ResourceProviderModel  # noqa: PLC0415
+
+        try:
+            responses = self._get_handler().responses(relation, ResourceProviderModel)
+        except (ValueError, TypeError):
+            return set()
+        return {r.resource for r in responses if r.resource and r.secret_user}
+
+    def publish(
+        self,
+        request: DatabaseRequest,
+        *,
+        username: str,
+        password: str,
+        endpoints: list[str],
+        version: str,
+    ) -> None:
+        """Answer one request; the credentials go into a secret granted to the relation."""
+        from dpcharmlibs.interfaces import ResourceProviderModel  # noqa: PLC0415
+
+        raw = request._raw
+        response = ResourceProviderModel(
+            salt=raw.salt,
+            request_id=request.request_id,
+            resource=request.database,
+            username=username,
+            password=password,
+            endpoints=",".join(endpoints),
+            version=version,
+        )
+        handler = self._get_handler()
+        handler.set_response(request.relation.id, response)
+        # Record the request as handled: the requirer matches each response to
+        # the request stored in our `data` field before it reports success.
+        handler.compute_diff(request.relation, raw)
+        # v0 requirers read the database name back under the field they wrote.
+        original = getattr(raw, "original_field", "")
+        if original:
+            request.relation.data[self._charm.app][original] = request.database
+
+    def _get_handler(self) -> Any:
+        if self._handler is None:
+            from dpcharmlibs.interfaces import (  # noqa: PLC0415
+                RequirerCommonModel,
+                ResourceProviderEventHandler,
+            )
+
+            self._handler = ResourceProviderEventHandler(
+                self._charm, self._endpoint, RequirerCommonModel
+            )
+        return self._handler
+
+
+class MySQLRequirer:
+    """Requirer side: ask for one database, read the connection back.
+
+    Wraps `dpcharmlibs.interfaces.ResourceRequirerEventHandler`, which must see
+    the relation-created event to write the request, so it is built eagerly.
+    """
+
+    def __init__(self, charm: ops.CharmBase, endpoint: str, database: str):
+        from dpcharmlibs.interfaces import (  # noqa: PLC0415
+            RequirerCommonModel,
+            ResourceProviderModel,
+            ResourceRequirerEventHandler,
+        )
+
+        self._charm = charm
+        self._endpoint = endpoint
+        self._database = database
+        self.handler = ResourceRequirerEventHandler(
+            charm, endpoint, [RequirerCommonModel(resource=database)], ResourceProviderModel
+        )
+
+    @property
+    def on(self) -> Any:
+        """The library's events (`resource_created`, `endpoints_changed`, ...)."""
+        return self.handler.on
+
+    def connection(self) -> MySQLConnection | None:
+        """The connection data, or None until the provider has answered."""
+        relation = self._charm.model.get_relation(self._endpoint)
+        if relation is None or relation.app is None:
+            return None
+        try:
+            model = self.handler.interface.build_model(relation.id, component=relation.app)
+        except (ValueError, TypeError) as e:
+            logger.warning("unreadable %s response: %s", INTERFACE, type(e).__name__)
+            return None
+        for response in model.requests:
+            if response.resource != self._database or not response.endpoints:
+                continue
+            if not response.username or not response.password:
+                return None
+            host, _, port = response.endpoints.split(",")[0].partition(":")
+            return MySQLConnection(
+                host=host,
+                port=int(port or 3306),
+                database=self._database,
+                username=response.username,
+                password=response.password,
+                version=response.version,
+            )
+        return None
+
+
+# --- helpers for charm tests -------------------------------------------------
+
+
+def relation_for_provider(
+    endpoint: str = "database",
+    *,
+    database: str = "app-db",
+    remote_app_name: str = "requirer",
+    format_version: Literal["v1", "v0"] = "v1",
+    **kwargs: Any,
+) -> testing.Relation:
+    """A relation as the provider sees it, with a request in the requirer's databag.
+
+    v1 is what `dpcharmlibs-interfaces` requirers write; v0 what the older
+    `data_interfaces` requirers write.
+    """
+    from ops import testing  # noqa: PLC0415 - test-only dependency
+
+    secrets = json.dumps(["username", "password", "tls", "tls-ca", "uris", "read-only-uris"])
+    if format_version == "v0":
+        data = {"database": database, "requested-secrets": secrets}
+    else:
+        request = {"resource": database, "request-id": f"req-{database}", "salt": "s" * 16}
+        data = {"version": "v1", "requests": json.dumps([request])}
+    return testing.Relation(
+        endpoint,
+        interface=INTERFACE,
+        remote_app_name=remote_app_name,
+        remote_app_data=data,
+        **kwargs,
+    )
+
+
+def relation_for_requirer(
+    endpoint: str = "relational-db",
+    *,
+    database: str = "app-db",
+    username: str = "relation-1",
+    password: str = "password",
+    endpoints: str = "mysql-0.mysql-endpoints:3306",
+    version: str = "8.4.0",
+    remote_app_name: str = "mysql",
+    **kwargs: Any,
+) -> tuple[testing.Relation, testing.Secret]:
+    """A relation as a requirer sees it once the provider answered (v1), and its secret."""
+    from ops import testing  # noqa: PLC0415 - test-only dependency
+
+    secret = testing.Secret(tracked_content={"username": username, "password": password})
+    response = {
+        "resource": database,
+        "request-id": f"req-{database}",
+        "salt": "s" * 16,
+        "endpoints": endpoints,
+        "version": version,
+        "secret-user": secret.id,
+    }
+    relation = testing.Relation(
+        endpoint,
+        interface=INTERFACE,
+        remote_app_name=remote_app_name,
+        remote_app_data={"version": "v1", "requests": json.dumps([response])},
+        **kwargs,
+    )
+    return relation, secret

@@ -1,0 +1,424 @@
+"""The `s3` interface: object-store credentials from a provider to its requirers.
+
+Wire format (application databags, every value a string):
+
+- requirer: `bucket`, `path` (both optional: what it asks for),
+  `requested-secrets` (JSON list, `["access-key", "secret-key"]`),
+  `lib-version`.
+- provider: `bucket`, `path`, `endpoint`, `region`, `s3-uri-style`
+  (`path`/`host`), `storage-class`, `s3-api-version`, `tls-ca-chain` (JSON
+  list of PEM certificates), `attributes` (JSON list), `lib-version`, and
+  `secret-extra`: the URI of a Juju secret, granted to the relation, holding
+  `access-key` and `secret-key`.
+
+That is the ecosystem's `s3` v1 format, so the s3-integrator charm and other
+object-store charms interoperate. The requirer also accepts the older v0
+format, where `access-key` and `secret-key` travel in the databag itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+import ops
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from ops import testing
+
+logger = logging.getLogger(__name__)
+
+LIB_VERSION = "1.0"
+SECRET_FIELDS = ("access-key", "secret-key")
+_SECRET_LABEL = "{endpoint}-{relation_id}"
+
+
+class InvalidS3DataError(Exception):
+    """The other side's databag does not parse."""
+
+
+def _json_list(value: Any) -> Any:
+    """Databag lists arrive as JSON text; a bare string is one element."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return [value] if value else []
+        return decoded if isinstance(decoded, list) else [value]
+    return value
+
+
+class _Databag(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    def dump(self) -> dict[str, str]:
+        """Serialise to databag strings, aliases as keys, unset fields left out."""
+        out: dict[str, str] = {}
+        for key, value in self.model_dump(by_alias=True, exclude_none=True).items():
+            out[key] = json.dumps(value) if isinstance(value, list) else str(value)
+        return out
+
+
+class S3RequirerData(_Databag):
+    """What a requirer writes: the bucket and path it would like."""
+
+    bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    path: str | None = None
+    requested_secrets: list[str] | None = Field(default=None, alias="requested-secrets")
+    lib_version: str | None = Field(default=None, alias="lib-version")
+
+    _list = field_validator("requested_secrets", mode="before")(_json_list)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_bucket_name(value):
+            raise ValueError(f"invalid bucket name {value!r}")
+        return value
+
+
+class S3ProviderData(_Databag):
+    """What a provider writes; credentials only by secret reference (v1)."""
+
+    bucket: str | None = None
+    path: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    s3_uri_style: Literal["path", "host"] | None = Field(default=None, alias="s3-uri-style")
+    storage_class: str | None = Field(default=None, alias="storage-class")
+    s3_api_version: str | None = Field(default=None, alias="s3-api-version")
+    tls_ca_chain: list[str] | None = Field(default=None, alias="tls-ca-chain")
+    attributes: list[str] | None = None
+    secret_extra: str | None = Field(default=None, alias="secret-extra")
+    lib_version: str | None = Field(default=None, alias="lib-version")
+    # v0 only: credentials in clear. Read, never written by our provider.
+    access_key: str | None = Field(default=None, alias="access-key", repr=False)
+    secret_key: str | None = Field(default=None, alias="secret-key", repr=False)
+
+    _lists = field_validator("tls_ca_chain", "attributes", mode="before")(_json_list)
+
+    @field_validator("s3_uri_style", mode="before")
+    @classmethod
+    def _unknown_style(cls, value: Any) -> Any:
+        return value if value in ("path", "host") else None
+
+
+class S3Credentials(_Databag):
+    """Content of the secret named by `secret-extra`."""
+
+    access_key: str = Field(alias="access-key", min_length=1, repr=False)
+    secret_key: str = Field(alias="secret-key", min_length=1, repr=False)
+
+
+class S3ConnectionInfo(BaseModel):
+    """Everything a client needs to reach the bucket; what requirers consume."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint: str | None
+    bucket: str
+    access_key: str = Field(repr=False)
+    secret_key: str = Field(repr=False)
+    path: str = ""
+    region: str | None = None
+    uri_style: Literal["path", "host"] | None = None
+    tls_ca_chain: tuple[str, ...] = ()
+    storage_class: str | None = None
+
+    def client(self, *, ca_bundle_path: str | None = None) -> Any:
+        """A boto3 S3 client for this connection (boto3 imported only here).
+
+        `ca_bundle_path` is a file holding `tls_ca_chain`, when there is one.
+        """
+        import boto3  # noqa: PLC0415 - heavy, only on the paths that talk to S3
+        from botocore.config import Config  # noqa: PLC0415
+
+        # ops sends every DEBUG record to juju-log, and botocore's DEBUG records
+        # carry signed request headers (the access key id among them).
+        _quiet_s3_client_loggers()
+        config = Config(
+            s3={"addressing_style": self.uri_style or "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint or None,
+            region_name=self.region or "us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=config,
+            verify=ca_bundle_path if ca_bundle_path else None,
+        )
+
+
+_S3_CLIENT_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
+def _quiet_s3_client_loggers() -> None:
+    """Keep the S3 client's request-level DEBUG logging out of the charm's log."""
+    for name in _S3_CLIENT_LOGGERS:
+        client_logger = logging.getLogger(name)
+        if client_logger.getEffectiveLevel() < logging.WARNING:
+            client_logger.setLevel(logging.WARNING)
+
+
+def is_valid_bucket_name(name: str) -> bool:
+    """S3 bucket naming rules (lower case, digits, dots, hyphens; 3-63 characters)."""
+    if not 3 <= len(name) <= 63 or ".." in name:
+        return False
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+    return set(name) <= allowed and name[0].isalnum() and name[-1].isalnum()
+
+
+def _load(model: type[_Databag], data: ops.RelationDataContent) -> Any:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        fields = ", ".join(sorted({str(err["loc"][0]) for err in e.errors() if err["loc"]}))
+        raise InvalidS3DataError(f"invalid s3 relation data ({fields or 'unknown field'})") from e
+
+
+def _write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: set[str]) -> None:
+    """Make `databag` hold `wanted` for the keys we own, writing only what changed."""
+    for key in owned - wanted.keys():
+        if key in databag:
+            del databag[key]
+    for key, value in wanted.items():
+        if databag.get(key) != value:
+            databag[key] = value
+
+
+_PROVIDER_KEYS = {
+    field.alias or name
+    for name, field in S3ProviderData.model_fields.items()
+    if name not in ("access_key", "secret_key")
+}
+
+
+class S3Provider:
+    """Provider side: read each requirer's request, publish connection data."""
+
+    def __init__(self, charm: ops.CharmBase, endpoint: str = "s3-credentials"):
+        self._charm = charm
+        self._endpoint = endpoint
+
+    @property
+    def relations(self) -> list[ops.Relation]:
+        """Every relation on the endpoint, in id order."""
+        return sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
+
+    def request(self, relation: ops.Relation) -> S3RequirerData:
+        """The requirer's wishes; raises InvalidS3DataError when they do not parse."""
+        if relation.app is None:
+            return S3RequirerData()
+        return _load(S3RequirerData, relation.data[relation.app])
+
+    def publish(
+        self,
+        relation: ops.Relation,
+        data: S3ProviderData,
+        credentials: S3Credentials,
+    ) -> bool:
+        """Write connection data and the credentials secret; leader only.
+
+        Returns whether anything was written (a reconcile with nothing to
+        change writes nothing).
+        """
+        secret, changed = self._ensure_secret(relation, credentials.dump())
+        # A secret looked up by label has no id in ops; the owner can ask Juju for it.
+        secret_id = secret.id or secret.get_info().id
+        wanted = data.model_copy(
+            update={"secret_extra": secret_id, "lib_version": LIB_VERSION}
+        ).dump()
+        databag = relation.data[self._charm.app]
+        before = dict(databag)
+        _write(databag, wanted, _PROVIDER_KEYS)
+        return changed or dict(databag) != before
+
+    def update_credentials(self, credentials: S3Credentials) -> None:
+        """Replace the credentials in every relation's secret (e.g. on rotation)."""
+        for relation in self.relations:
+            label = _SECRET_LABEL.format(endpoint=self._endpoint, relation_id=relation.id)
+            try:
+                secret = self._charm.model.get_secret(label=label)
+            except ops.SecretNotFoundError:
+                continue
+            secret.set_content(credentials.dump())
+
+    def revoke(self, relation: ops.Relation) -> None:
+        """Remove the credentials secret of a relation that is going away."""
+        label = _SECRET_LABEL.format(endpoint=self._endpoint, relation_id=relation.id)
+        try:
+            self._charm.model.get_secret(label=label).remove_all_revisions()
+        except ops.SecretNotFoundError:
+            pass
+
+    def _ensure_secret(
+        self, relation: ops.Relation, content: dict[str, str]
+    ) -> tuple[ops.Secret, bool]:
+        label = _SECRET_LABEL.format(endpoint=self._endpoint, relation_id=relation.id)
+        try:
+            secret = self._charm.model.get_secret(label=label)
+        except ops.SecretNotFoundError:
+            secret = self._charm.app.add_secret(
+                content, label=label, description=f"S3 credentials for relation {relation.id}"
+            )
+            secret.grant(relation)
+            return secret, True
+        if secret.get_content(refresh=True) != content:
+            secret.set_content(content)
+            return secret, True
+        return secret, False
+
+
+class S3Requirer:
+    """Requirer side: ask for a bucket, read the connection info back."""
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        endpoint: str = "s3-parameters",
+        *,
+        bucket: str | None = None,
+        path: str | None = None,
+    ):
+        self._charm = charm
+        self._endpoint = endpoint
+        self._request = S3RequirerData(
+            bucket=bucket,
+            path=path,
+            requested_secrets=list(SECRET_FIELDS),
+            lib_version=LIB_VERSION,
+        )
+
+    @property
+    def relation(self) -> ops.Relation | None:
+        """The relation, if there is one (the endpoint takes a single provider)."""
+        return self._charm.model.get_relation(self._endpoint)
+
+    def publish_request(self) -> None:
+        """Write the request into our app databag (leader only; only what changed)."""
+        relation = self.relation
+        if relation is None or not self._charm.unit.is_leader():
+            return
+        wanted = self._request.dump()
+        _write(relation.data[self._charm.app], wanted, set(wanted))
+
+    def connection_info(self) -> S3ConnectionInfo | None:
+        """The provider's connection data, or None while it is incomplete.
+
+        Raises InvalidS3DataError when the provider's data does not parse or
+        its credentials secret cannot be read.
+        """
+        relation = self.relation
+        if relation is None or relation.app is None:
+            return None
+        data: S3ProviderData = _load(S3ProviderData, relation.data[relation.app])
+        if not data.bucket:
+            return None
+        if data.secret_extra:
+            credentials = self._read_secret(data.secret_extra)
+        elif data.access_key and data.secret_key:
+            credentials = S3Credentials(access_key=data.access_key, secret_key=data.secret_key)
+        else:
+            return None
+        return S3ConnectionInfo(
+            endpoint=data.endpoint,
+            bucket=data.bucket,
+            path=(data.path or "").strip("/"),
+            region=data.region,
+            uri_style=data.s3_uri_style,
+            tls_ca_chain=tuple(data.tls_ca_chain or ()),
+            storage_class=data.storage_class,
+            access_key=credentials.access_key,
+            secret_key=credentials.secret_key,
+        )
+
+    def _read_secret(self, uri: str) -> S3Credentials:
+        try:
+            content = self._charm.model.get_secret(id=uri).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError) as e:
+            raise InvalidS3DataError("the s3 credentials secret cannot be read") from e
+        try:
+            return S3Credentials.model_validate(content)
+        except ValidationError as e:
+            raise InvalidS3DataError(
+                "the s3 credentials secret lacks access-key/secret-key"
+            ) from e
+
+
+# --- helpers for charm tests -------------------------------------------------
+
+
+def relation_for_provider(
+    endpoint: str = "s3-credentials",
+    *,
+    bucket: str | None = "bucket",
+    path: str | None = None,
+    remote_app_name: str = "requirer",
+    **kwargs: Any,
+) -> testing.Relation:
+    """A relation as the provider sees it: the requirer's request in the remote databag."""
+    from ops import testing  # noqa: PLC0415 - test-only dependency
+
+    request = S3RequirerData(
+        bucket=bucket, path=path, requested_secrets=list(SECRET_FIELDS), lib_version=LIB_VERSION
+    )
+    return testing.Relation(
+        endpoint,
+        interface="s3",
+        remote_app_name=remote_app_name,
+        remote_app_data=request.dump(),
+        **kwargs,
+    )
+
+
+def relation_for_requirer(
+    endpoint: str = "s3-parameters",
+    *,
+    endpoint_url: str = "http://minio.example:9000",
+    bucket: str = "bucket",
+    path: str = "",
+    access_key: str = "access",
+    secret_key: str = "secret-value",
+    region: str | None = "us-east-1",
+    uri_style: Literal["path", "host"] = "path",
+    remote_app_name: str = "minio",
+    format_version: Literal["v1", "v0"] = "v1",
+    **kwargs: Any,
+) -> tuple[testing.Relation, testing.Secret | None]:
+    """A relation as the requirer sees it, and the credentials secret it refers to.
+
+    With `format_version="v0"` the credentials are in the databag (the
+    s3-integrator 1.x format) and no secret is returned. Put the secret in
+    `State(secrets=...)`.
+    """
+    from ops import testing  # noqa: PLC0415 - test-only dependency
+
+    credentials = S3Credentials(access_key=access_key, secret_key=secret_key)
+    data = S3ProviderData(
+        bucket=bucket,
+        path=path or None,
+        endpoint=endpoint_url,
+        region=region,
+        s3_uri_style=uri_style,
+        lib_version=LIB_VERSION,
+    ).dump()
+    secret = None
+    if format_version == "v1":
+        secret = testing.Secret(tracked_content=credentials.dump(), owner=None)
+        data["secret-extra"] = secret.id
+    else:
+        data.update(credentials.dump())
+    relation = testing.Relation(
+        endpoint,
+        interface="s3",
+        remote_app_name=remote_app_name,
+        remote_app_data=data,
+        **kwargs,
+    )
+    return relation, secret

@@ -1,0 +1,37 @@
+"""Load a charm's `src/charm.py` under a unique module name.
+
+Every charm has a `src/charm.py`, so one pytest process cannot import them
+all as `charm`. Each is loaded as `<name>_charm`, with its `src/` on
+`sys.path` for its own workload modules (which have unique names).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+CHARMS = ROOT / "charms"
+
+
+def load_charm(name: str) -> ModuleType:
+    """Import charms/<name>/src/charm.py as module `<name>_charm` (cached)."""
+    module_name = f"{name.replace('-', '_')}_charm"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    src = CHARMS / name / "src"
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    spec = importlib.util.spec_from_file_location(module_name, src / "charm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def charm_names() -> list[str]:
+    """Every charm in the repository."""
+    return sorted(p.parent.name for p in CHARMS.glob("*/charmcraft.yaml"))
