@@ -83,22 +83,20 @@ class MySQLProvider:
 
     def requests(self, relation: ops.Relation) -> list[DatabaseRequest]:
         """The databases the requirer asks for; raises InvalidRequestError if malformed."""
-        from pydantic import ValidationError  # noqa: PLC0415
+        from pydantic import ValidationError
 
         handler = self._get_handler()
         try:
             raw = handler.requests(relation)
         except (ValidationError, ValueError, TypeError) as e:
             raise InvalidRequestError(f"unreadable {INTERFACE} request") from e
-        return [
-            DatabaseRequest(relation, r.resource, r.request_id, r) for r in raw if r.resource
-        ]
+        return [DatabaseRequest(relation, r.resource, r.request_id, r) for r in raw if r.resource]
 
     def answered_databases(self, relation: ops.Relation) -> set[str]:
         """Databases we already answered on this relation."""
         if not self.is_answered(relation):
             return set()
-        from dpcharmlibs.interfaces import ResourceProviderModel  # noqa: PLC0415
+        from dpcharmlibs.interfaces import ResourceProviderModel
 
         try:
             responses = self._get_handler().responses(relation, ResourceProviderModel)
@@ -116,7 +114,7 @@ class MySQLProvider:
         version: str,
     ) -> None:
         """Answer one request; the credentials go into a secret granted to the relation."""
-        from dpcharmlibs.interfaces import ResourceProviderModel  # noqa: PLC0415
+        from dpcharmlibs.interfaces import ResourceProviderModel
 
         raw = request._raw
         response = ResourceProviderModel(
@@ -140,7 +138,7 @@ class MySQLProvider:
 
     def _get_handler(self) -> Any:
         if self._handler is None:
-            from dpcharmlibs.interfaces import (  # noqa: PLC0415
+            from dpcharmlibs.interfaces import (
                 RequirerCommonModel,
                 ResourceProviderEventHandler,
             )
@@ -159,7 +157,7 @@ class MySQLRequirer:
     """
 
     def __init__(self, charm: ops.CharmBase, endpoint: str, database: str):
-        from dpcharmlibs.interfaces import (  # noqa: PLC0415
+        from dpcharmlibs.interfaces import (
             RequirerCommonModel,
             ResourceProviderModel,
             ResourceRequirerEventHandler,
@@ -220,7 +218,7 @@ def relation_for_provider(
     v1 is what `dpcharmlibs-interfaces` requirers write; v0 what the older
     `data_interfaces` requirers write.
     """
-    from ops import testing  # noqa: PLC0415 - test-only dependency
+    from ops import testing
 
     secrets = json.dumps(["username", "password", "tls", "tls-ca", "uris", "read-only-uris"])
     if format_version == "v0":
@@ -242,14 +240,14 @@ def relation_for_requirer(
     *,
     database: str = "app-db",
     username: str = "relation-1",
-    password: str = "password",
+    password: str = "password",  # noqa: S107 - test data
     endpoints: str = "mysql-0.mysql-endpoints:3306",
     version: str = "8.4.0",
     remote_app_name: str = "mysql",
     **kwargs: Any,
 ) -> tuple[testing.Relation, testing.Secret]:
     """A relation as a requirer sees it once the provider answered (v1), and its secret."""
-    from ops import testing  # noqa: PLC0415 - test-only dependency
+    from ops import testing
 
     secret = testing.Secret(tracked_content={"username": username, "password": password})
     response = {

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 LIB_VERSION = "1.0"
 SECRET_FIELDS = ("access-key", "secret-key")
-_SECRET_LABEL = "{endpoint}-{relation_id}"
+_SECRET_LABEL = "{endpoint}-{relation_id}"  # noqa: S105 - a label, not a secret
 
 
 class InvalidS3DataError(Exception):
@@ -132,8 +132,8 @@ class S3ConnectionInfo(BaseModel):
 
         `ca_bundle_path` is a file holding `tls_ca_chain`, when there is one.
         """
-        import boto3  # noqa: PLC0415 - heavy, only on the paths that talk to S3
-        from botocore.config import Config  # noqa: PLC0415
+        import boto3
+        from botocore.config import Config
 
         # ops sends every DEBUG record to juju-log, and botocore's DEBUG records
         # carry signed request headers (the access key id among them).
@@ -192,6 +192,11 @@ def _write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: set[
             databag[key] = value
 
 
+def _bare_secret_id(uri: str) -> str:
+    """`secret://<model>/<id>`, `secret:<id>` and `<id>` all to `<id>`."""
+    return uri.rsplit("/", 1)[-1].removeprefix("secret:")
+
+
 _PROVIDER_KEYS = {
     field.alias or name
     for name, field in S3ProviderData.model_fields.items()
@@ -229,12 +234,10 @@ class S3Provider:
         change writes nothing).
         """
         secret, changed = self._ensure_secret(relation, credentials.dump())
-        # A secret looked up by label has no id in ops; the owner can ask Juju for it.
-        secret_id = secret.id or secret.get_info().id
-        wanted = data.model_copy(
-            update={"secret_extra": secret_id, "lib_version": LIB_VERSION}
-        ).dump()
         databag = relation.data[self._charm.app]
+        wanted = data.model_copy(
+            update={"secret_extra": self._secret_uri(secret, databag), "lib_version": LIB_VERSION}
+        ).dump()
         before = dict(databag)
         _write(databag, wanted, _PROVIDER_KEYS)
         return changed or dict(databag) != before
@@ -256,6 +259,23 @@ class S3Provider:
             self._charm.model.get_secret(label=label).remove_all_revisions()
         except ops.SecretNotFoundError:
             pass
+
+    def _secret_uri(self, secret: ops.Secret, databag: ops.RelationDataContent) -> str:
+        """Return the URI to publish for `secret`, keeping the published form when it matches.
+
+        A secret found by label has no id in ops, and Juju names a secret in
+        different forms (`secret:<id>`, `secret://<model>/<id>`, bare `<id>`),
+        so compare the bare ids: rewriting the same secret in another form
+        would be a change for the requirer.
+        """
+        known = secret.id or secret.get_info().id
+        published = databag.get("secret-extra")
+        if published and _bare_secret_id(published) == _bare_secret_id(known):
+            return published
+        if secret.id is not None:
+            return secret.id
+        # Let ops put the id Juju gave into its canonical URI form.
+        return self._charm.model.get_secret(id=known).id or known
 
     def _ensure_secret(
         self, relation: ops.Relation, content: dict[str, str]
@@ -363,7 +383,7 @@ def relation_for_provider(
     **kwargs: Any,
 ) -> testing.Relation:
     """A relation as the provider sees it: the requirer's request in the remote databag."""
-    from ops import testing  # noqa: PLC0415 - test-only dependency
+    from ops import testing
 
     request = S3RequirerData(
         bucket=bucket, path=path, requested_secrets=list(SECRET_FIELDS), lib_version=LIB_VERSION
@@ -384,7 +404,7 @@ def relation_for_requirer(
     bucket: str = "bucket",
     path: str = "",
     access_key: str = "access",
-    secret_key: str = "secret-value",
+    secret_key: str = "secret-value",  # noqa: S107 - test data
     region: str | None = "us-east-1",
     uri_style: Literal["path", "host"] = "path",
     remote_app_name: str = "minio",
@@ -397,7 +417,7 @@ def relation_for_requirer(
     s3-integrator 1.x format) and no secret is returned. Put the secret in
     `State(secrets=...)`.
     """
-    from ops import testing  # noqa: PLC0415 - test-only dependency
+    from ops import testing
 
     credentials = S3Credentials(access_key=access_key, secret_key=secret_key)
     data = S3ProviderData(

@@ -64,7 +64,9 @@ class RequirerCharm(ops.CharmBase):
 def _requirer_request() -> dict[str, str]:
     ctx = testing.Context(RequirerCharm, meta=REQUIRER_META)
     relation = testing.Relation("relational-db", remote_app_name="db")
-    out = ctx.run(ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation])
+    )
     return dict(out.get_relation(relation.id).local_app_data)
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import importlib.metadata as md
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from charm_loader import CHARMS, ROOT, charm_names
 
 sys.path.insert(0, str(ROOT / "tools"))
-import stage  # noqa: E402
+import stage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+")
 

@@ -85,7 +85,7 @@ class MySQLConfig:
         )
 
 
-class ActionFailed(Exception):
+class ActionFailedError(Exception):
     """An action cannot go on; the message is for the operator."""
 
 
@@ -210,7 +210,7 @@ class MySQLCharm(ops.CharmBase):
             self._container.restart(SERVICE)
 
     def _mysqld_ready(self) -> bool:
-        """mysqld runs and its Pebble ready check passes."""
+        """Mysqld runs and its Pebble ready check passes."""
         services = self._container.get_services(SERVICE)
         if not services or not services[SERVICE].is_running():
             return False
@@ -293,7 +293,7 @@ class MySQLCharm(ops.CharmBase):
         rows = server.query(
             "SELECT DISTINCT user FROM mysql.user WHERE user LIKE 'relation-%' ORDER BY user"
         )
-        for (user, *_) in rows:
+        for user, *_ in rows:
             suffix = user.removeprefix("relation-")
             if suffix.isdigit() and int(suffix) not in live_ids:
                 server.drop_user(user)
@@ -320,7 +320,9 @@ class MySQLCharm(ops.CharmBase):
             return problems
         if not self.unit.is_leader():
             problems.append(
-                ops.BlockedStatus("replication is not supported yet: this unit keeps mysqld stopped")
+                ops.BlockedStatus(
+                    "replication is not supported yet: this unit keeps mysqld stopped"
+                )
             )
             return problems
         if not self._container.can_connect():
@@ -371,38 +373,38 @@ class MySQLCharm(ops.CharmBase):
 
     def _ready_server(self) -> MySQLServer:
         if not self.unit.is_leader():
-            raise ActionFailed("run this action on the leader unit (the primary)")
+            raise ActionFailedError("run this action on the leader unit (the primary)")
         if not self._container.can_connect():
-            raise ActionFailed("the mysql container is not reachable")
+            raise ActionFailedError("the mysql container is not reachable")
         try:
-            credentials = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(
-                refresh=True
-            )
+            credentials = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(refresh=True)
         except ops.SecretNotFoundError:
-            raise ActionFailed("mysqld has not been set up yet") from None
+            raise ActionFailedError("mysqld has not been set up yet") from None
         if not self._mysqld_ready():
-            raise ActionFailed("mysqld is not up: check `juju status` and the unit's logs")
+            raise ActionFailedError("mysqld is not up: check `juju status` and the unit's logs")
         return self._server(credentials)
 
     def _backups(self) -> Any:
         try:
             info = self._s3.connection_info()
         except s3.InvalidS3DataError as e:
-            raise ActionFailed(f"s3-parameters: {e}") from None
+            raise ActionFailedError(f"s3-parameters: {e}") from None
         if info is None:
-            raise ActionFailed("no S3 storage: integrate s3-parameters (minio or s3-integrator)")
-        from mysql_backups import BackupRepository  # noqa: PLC0415 - imports boto3
+            raise ActionFailedError(
+                "no S3 storage: integrate s3-parameters (minio or s3-integrator)"
+            )
+        from mysql_backups import BackupRepository
 
         workdir = STORAGE_PATH if self.model.storages[STORAGE] else None
         return BackupRepository(info, model=self.model.name, app=self.app.name, workdir=workdir)
 
     def _run_action(self, event: ops.ActionEvent, action) -> None:
         """Run an action body; any failure becomes a clear action failure."""
-        from mysql_backups import BackupError  # noqa: PLC0415
+        from mysql_backups import BackupError
 
         try:
             event.set_results(action())
-        except ActionFailed as e:
+        except ActionFailedError as e:
             event.fail(str(e))
         except BackupError as e:
             event.fail(str(e))
@@ -425,7 +427,7 @@ class MySQLCharm(ops.CharmBase):
     def _on_list_backups(self, event: ops.ActionEvent) -> None:
         def list_backups():
             if not self.unit.is_leader():
-                raise ActionFailed("run this action on the leader unit (the primary)")
+                raise ActionFailedError("run this action on the leader unit (the primary)")
             backups = self._backups().list()
             rows = [f"{'backup-id':<24} {'size':>14}  status"]
             rows += [f"{b.id:<24} {b.size:>14}  {b.status}" for b in backups]
@@ -441,7 +443,7 @@ class MySQLCharm(ops.CharmBase):
         def restore():
             backup_id = str(event.params.get("backup-id", "")).strip()
             if not backup_id:
-                raise ActionFailed("give backup-id=<id> (see list-backups)")
+                raise ActionFailedError("give backup-id=<id> (see list-backups)")
             repo = self._backups()
             server = self._ready_server()
             event.log(f"verifying backup {backup_id}")
@@ -454,13 +456,11 @@ class MySQLCharm(ops.CharmBase):
         def get():
             key = self._password_key(event)
             if not self.unit.is_leader():
-                raise ActionFailed("run this action on the leader unit")
+                raise ActionFailedError("run this action on the leader unit")
             try:
-                content = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(
-                    refresh=True
-                )
+                content = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(refresh=True)
             except ops.SecretNotFoundError:
-                raise ActionFailed("mysqld has not been set up yet") from None
+                raise ActionFailedError("mysqld has not been set up yet") from None
             return {"username": event.params.get("username", "root"), "password": content[key]}
 
         self._run_action(event, get)
@@ -471,7 +471,7 @@ class MySQLCharm(ops.CharmBase):
             username = event.params.get("username", "root")
             password = event.params.get("password") or generate_password()
             if not 8 <= len(password) <= 64:
-                raise ActionFailed("password must be 8 to 64 characters")
+                raise ActionFailedError("password must be 8 to 64 characters")
             server = self._ready_server()
             secret = self.model.get_secret(label=CREDENTIALS_LABEL)
             content = dict(secret.get_content(refresh=True))
@@ -488,7 +488,7 @@ class MySQLCharm(ops.CharmBase):
     def _password_key(event: ops.ActionEvent) -> str:
         username = event.params.get("username", "root")
         if username not in PASSWORD_KEYS:
-            raise ActionFailed(f"username must be one of {', '.join(PASSWORD_KEYS)}")
+            raise ActionFailedError(f"username must be one of {', '.join(PASSWORD_KEYS)}")
         return PASSWORD_KEYS[username]
 
 

@@ -88,6 +88,7 @@ class PebbleExecutor:
             raise WorkloadError(argv, str(e)) from e
 
     def run(self, argv, *, stdin=None, env=None, timeout=None) -> bytes:
+        """Run a command in the container to completion; return its stdout."""
         process = self._exec(argv, stdin, env, timeout)
         try:
             out, _ = process.wait_output()
@@ -99,21 +100,31 @@ class PebbleExecutor:
 
     @contextlib.contextmanager
     def open_output(self, argv, *, env=None) -> Iterator[IO[bytes]]:
+        """Stream a command's stdout; leaving the block waits for it."""
         process = self._exec(argv, None, env)
         stdout = process.stdout
         assert stdout is not None
-        yield stdout  # type: ignore[misc]
+        try:
+            yield stdout  # type: ignore[misc]
+        except BaseException:
+            # The reader gave up: do not leave the command running.
+            with contextlib.suppress(ops.pebble.APIError, ops.pebble.ConnectionError):
+                process.send_signal("SIGKILL")
+            raise
+        stderr = _text(process.stderr.read()) if process.stderr is not None else ""
         try:
             process.wait()
         except ops.pebble.ExecError as e:
-            raise WorkloadError(argv, _text(e.stderr), e.exit_code) from e
+            raise WorkloadError(argv, stderr, e.exit_code) from e
         except ops.pebble.ChangeError as e:
             raise WorkloadError(argv, str(e)) from e
 
     def feed_input(self, argv, source, *, env=None) -> bytes:
+        """Stream `source` to a command's stdin; return its stdout."""
         return self.run(argv, stdin=source, env=env)  # type: ignore[arg-type]
 
     def push(self, path: str, data: bytes | str, *, permissions: int = 0o600) -> None:
+        """Write a file in the container."""
         try:
             self._container.push(
                 path, data, make_dirs=True, permissions=permissions, user=self._user
@@ -122,6 +133,7 @@ class PebbleExecutor:
             raise WorkloadError(["push", path], str(e)) from e
 
     def remove(self, path: str) -> None:
+        """Remove a file in the container; no error if it is absent."""
         with contextlib.suppress(ops.pebble.PathError):
             try:
                 self._container.remove_path(path)

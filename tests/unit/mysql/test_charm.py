@@ -7,6 +7,7 @@ import json
 
 import ops
 import pytest
+from ops import testing
 from unit.mysql.helpers import (
     CREDENTIALS,
     commands_run,
@@ -15,7 +16,6 @@ from unit.mysql.helpers import (
     sql_sent,
     storage,
 )
-from ops import testing
 
 from kubeflow_interfaces import mysql_client
 
@@ -118,12 +118,13 @@ def test_reconcile_with_nothing_to_change_writes_nothing(ctx, tmp_path):
     again = ctx.run(ctx.on.update_status(), first)
     assert commands_run(ctx) == []  # no SQL, no dump, nothing
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
-    assert again.get_relation(relation.id).local_app_data == first.get_relation(
-        relation.id
-    ).local_app_data
-    assert again.get_container("mysql").plan.to_dict() == first.get_container(
-        "mysql"
-    ).plan.to_dict()
+    assert (
+        again.get_relation(relation.id).local_app_data
+        == first.get_relation(relation.id).local_app_data
+    )
+    assert (
+        again.get_container("mysql").plan.to_dict() == first.get_container("mysql").plan.to_dict()
+    )
     assert {s.id: s.latest_content for s in again.secrets} == {
         s.id: s.latest_content for s in first.secrets
     }
@@ -156,7 +157,9 @@ def test_mysqld_not_ready_waits_and_serves_no_relation(ctx, tmp_path):
 def test_relation_unanswered_while_starting_is_served_on_update_status(ctx, tmp_path):
     relation = mysql_client.relation_for_provider(database="kfp", remote_app_name="kfp")
     starting = _state(tmp_path, container=mysql_container(tmp_path, ready=False))
-    out = ctx.run(ctx.on.relation_changed(relation), dataclasses.replace(starting, relations={relation}))
+    out = ctx.run(
+        ctx.on.relation_changed(relation), dataclasses.replace(starting, relations={relation})
+    )
     assert out.get_relation(relation.id).local_app_data == {}
     ready = dataclasses.replace(out, containers={mysql_container(tmp_path)})
     out = ctx.run(ctx.on.update_status(), ready)
@@ -289,7 +292,9 @@ def test_malformed_s3_data_blocks(ctx, tmp_path):
 # --- passwords -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("username", "key"), [("root", "root-password"), ("charm-admin", "admin-password")])
+@pytest.mark.parametrize(
+    ("username", "key"), [("root", "root-password"), ("charm-admin", "admin-password")]
+)
 def test_get_password(ctx, tmp_path, username, key):
     ctx.run(ctx.on.action("get-password", params={"username": username}), _state(tmp_path))
     assert ctx.action_results == {"username": username, "password": CREDENTIALS[key]}
@@ -302,7 +307,10 @@ def test_get_password_defaults_to_root(ctx, tmp_path):
 
 def test_get_password_fails_on_non_leader(ctx, tmp_path):
     with pytest.raises(testing.ActionFailed, match="leader"):
-        ctx.run(ctx.on.action("get-password", params={"username": "root"}), _state(tmp_path, leader=False))
+        ctx.run(
+            ctx.on.action("get-password", params={"username": "root"}),
+            _state(tmp_path, leader=False),
+        )
 
 
 def test_set_password_changes_server_and_secret_together(ctx, tmp_path):
@@ -319,7 +327,10 @@ def test_set_password_changes_server_and_secret_together(ctx, tmp_path):
 
 def test_set_password_random_for_admin_rewrites_client_options(ctx, tmp_path):
     container = mysql_container(tmp_path, mysql_stdout="localhost\n")
-    out = ctx.run(ctx.on.action("set-password", params={"username": "charm-admin"}), _state(tmp_path, container=container))
+    out = ctx.run(
+        ctx.on.action("set-password", params={"username": "charm-admin"}),
+        _state(tmp_path, container=container),
+    )
     (secret,) = [s for s in out.secrets if s.label == "admin-credentials"]
     new = secret.latest_content["admin-password"]
     assert new != CREDENTIALS["admin-password"] and len(new) == 32
@@ -351,11 +362,12 @@ def test_set_password_fails_when_mysqld_is_down(ctx, tmp_path):
 def test_set_password_reports_a_failing_server(ctx, tmp_path):
     container = dataclasses.replace(
         mysql_container(tmp_path),
-        execs={testing.Exec(["mysql"], return_code=1, stdout=b"", stderr=b"ERROR 1045: Access denied")},
+        execs={
+            testing.Exec(["mysql"], return_code=1, stdout=b"", stderr=b"ERROR 1045: Access denied")
+        },
     )
     with pytest.raises(testing.ActionFailed, match="Access denied"):
         ctx.run(
             ctx.on.action("set-password", params={"username": "root", "password": "abcdefgh12"}),
             _state(tmp_path, container=container),
         )
-

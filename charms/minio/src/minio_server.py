@@ -1,0 +1,235 @@
+"""The MinIO workload: its Pebble layer and environment, root credentials, buckets.
+
+Nothing here sets status or reads config: the charm decides, this module
+does. boto3 is imported only by :func:`ensure_bucket`, so hooks that have no
+bucket to make never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any
+
+import ops
+
+from kubeflow_interfaces import s3
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "minio"
+API_PORT = 9000
+CONSOLE_PORT = 9001
+DATA_DIR = "/data"
+ALIVE_CHECK = "minio-alive"
+READY_CHECK = "minio-ready"
+# MinIO answers any region; clients sign for this one.
+REGION = "us-east-1"
+# MinIO serves buckets by path; host-style would need wildcard DNS.
+URI_STYLE = "path"
+# How the charm reaches its own MinIO: the charm container shares the pod's
+# network namespace with the workload. Read at call time, so tests can point
+# it at another S3 server.
+LOCAL_ENDPOINT = f"http://localhost:{API_PORT}"
+
+ACCESS_KEY_LENGTH = 20
+SECRET_KEY_LENGTH = 40
+_ALPHABET = string.ascii_letters + string.digits
+# MinIO refuses root access keys containing these.
+_RESERVED = frozenset("=,")
+
+
+class BucketError(Exception):
+    """A bucket could not be checked or created (MinIO down, refused, ...)."""
+
+
+def generate_credentials() -> s3.S3Credentials:
+    """Generate random root credentials (letters and digits: nothing to quote)."""
+    access_key = "".join(secrets.choice(_ALPHABET) for _ in range(ACCESS_KEY_LENGTH))
+    secret_key = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_KEY_LENGTH))
+    return s3.S3Credentials(access_key=access_key, secret_key=secret_key)
+
+
+def root_credentials_problem(credentials: s3.S3Credentials) -> str | None:
+    """Why MinIO would refuse these as root credentials, or None when it would not."""
+    if len(credentials.access_key) < 3:
+        return "access-key must be at least 3 characters"
+    if _RESERVED & set(credentials.access_key):
+        return "access-key must not contain '=' or ','"
+    if len(credentials.secret_key) < 8:
+        return "secret-key must be at least 8 characters"
+    return None
+
+
+def _checks(startup: str | None = None) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    for name, level, path in (
+        (ALIVE_CHECK, "alive", "/minio/health/live"),
+        (READY_CHECK, "ready", "/minio/health/ready"),
+    ):
+        check: dict[str, Any] = {
+            "override": "replace",
+            "level": level,
+            "period": "10s",
+            "threshold": 3,
+            "http": {"url": f"http://localhost:{API_PORT}{path}"},
+        }
+        if startup:
+            check["startup"] = startup
+        checks[name] = check
+    return checks
+
+
+def _command() -> str:
+    return f"minio server {DATA_DIR} --address :{API_PORT} --console-address :{CONSOLE_PORT}"
+
+
+def pebble_layer(credentials: s3.S3Credentials) -> ops.pebble.Layer:
+    """MinIO serving /data, with the root credentials in its environment."""
+    return ops.pebble.Layer(
+        {
+            "summary": "MinIO object storage",
+            "services": {
+                SERVICE: {
+                    "override": "replace",
+                    "summary": "MinIO S3 server",
+                    "command": _command(),
+                    "startup": "enabled",
+                    "environment": {
+                        "MINIO_ROOT_USER": credentials.access_key,
+                        "MINIO_ROOT_PASSWORD": credentials.secret_key,
+                    },
+                    "on-check-failure": {ALIVE_CHECK: "restart"},
+                }
+            },
+            "checks": _checks(),
+        }
+    )
+
+
+def disabled_layer() -> ops.pebble.Layer:
+    """MinIO switched off: not started, no credentials in the plan, checks off."""
+    return ops.pebble.Layer(
+        {
+            "summary": "MinIO object storage (disabled: external mode)",
+            "services": {
+                SERVICE: {
+                    "override": "replace",
+                    "summary": "MinIO S3 server (disabled)",
+                    "command": _command(),
+                    "startup": "disabled",
+                }
+            },
+            "checks": _checks(startup="disabled"),
+        }
+    )
+
+
+def _plan_has(plan: ops.pebble.Plan, layer: ops.pebble.Layer) -> bool:
+    """Whether the plan already holds every service and check of `layer` as written."""
+    for name, service in layer.services.items():
+        current = plan.services.get(name)
+        if current is None or not _contains(current.to_dict(), service.to_dict()):
+            return False
+    for name, check in layer.checks.items():
+        current = plan.checks.get(name)
+        if current is None or not _contains(current.to_dict(), check.to_dict()):
+            return False
+    return True
+
+
+def _contains(current: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
+    """Every key of `wanted` is in `current` with the same value (Pebble may add others)."""
+    return all(current.get(key) == value for key, value in wanted.items())
+
+
+class MinioServer:
+    """MinIO under Pebble in the workload container."""
+
+    def __init__(self, container: ops.Container):
+        self._container = container
+
+    def configure(self, credentials: s3.S3Credentials) -> bool:
+        """Run MinIO with these root credentials; replan only when the plan changes.
+
+        Returns whether anything changed. The container must be reachable.
+        """
+        layer = pebble_layer(credentials)
+        if _plan_has(self._container.get_plan(), layer) and self.is_running():
+            return False
+        self._container.add_layer(SERVICE, layer, combine=True)
+        self._container.replan()
+        logger.info("MinIO (re)started with its current configuration")
+        return True
+
+    def disable(self) -> bool:
+        """Stop MinIO and its checks, if it was ever planned; returns whether anything changed."""
+        plan = self._container.get_plan()
+        if SERVICE not in plan.services:
+            return False
+        layer = disabled_layer()
+        changed = False
+        if not _plan_has(plan, layer):
+            self._container.add_layer(SERVICE, layer, combine=True)
+            changed = True
+        if self.is_running():
+            self._container.stop(SERVICE)
+            changed = True
+        running_checks = [
+            name
+            for name, info in self._container.get_checks(ALIVE_CHECK, READY_CHECK).items()
+            if info.status != ops.pebble.CheckStatus.INACTIVE
+        ]
+        if running_checks:
+            self._container.stop_checks(*running_checks)
+            changed = True
+        if changed:
+            logger.info("MinIO stopped (external mode)")
+        return changed
+
+    def is_running(self) -> bool:
+        """Whether the MinIO service is up."""
+        services = self._container.get_services(SERVICE)
+        return SERVICE in services and services[SERVICE].is_running()
+
+
+def ensure_bucket(credentials: s3.S3Credentials, bucket: str) -> bool:
+    """Make sure `bucket` exists on the local MinIO; returns whether it was created.
+
+    Raises BucketError when MinIO cannot be reached or refuses. Errors carry
+    the S3 error code, never the credentials.
+    """
+    # Imported here, not at the top: only hooks with a bucket to make pay for botocore.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    connection = s3.S3ConnectionInfo(
+        endpoint=LOCAL_ENDPOINT,
+        bucket=bucket,
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        region=REGION,
+        uri_style=URI_STYLE,
+    )
+    client = connection.client()
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise BucketError(f"cannot check bucket {bucket!r}: {code or e}") from None
+    except BotoCoreError as e:
+        raise BucketError(f"cannot reach MinIO to check bucket {bucket!r}: {e}") from None
+    try:
+        client.create_bucket(Bucket=bucket)
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code == "BucketAlreadyOwnedByYou":
+            return False
+        raise BucketError(f"cannot create bucket {bucket!r}: {code or e}") from None
+    except BotoCoreError as e:
+        raise BucketError(f"cannot reach MinIO to create bucket {bucket!r}: {e}") from None
+    logger.info("created bucket %r", bucket)
+    return True

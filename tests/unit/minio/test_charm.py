@@ -1,0 +1,865 @@
+"""Unit tests of the minio charm: config, modes, Pebble, leadership, relations, actions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ops
+import pytest
+from ops import testing
+
+from kubeflow_interfaces import s3
+
+CA_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBszCCAVmgAwIBAgIUSGVsbG8gdGVzdCBjZXJ0aWZpY2F0ZTAKBggqhkjOPQQD\n"
+    "AjAPMQ0wCwYDVQQDDAR0ZXN0MB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEwMTAwMDAw\n"
+    "-----END CERTIFICATE-----\n"
+)
+SERVICE_URL = "http://minio.kubeflow.svc.cluster.local:9000"
+
+
+def container(**kwargs: Any) -> testing.Container:
+    kwargs.setdefault("can_connect", True)
+    return testing.Container("minio", **kwargs)
+
+
+def make_state(
+    *,
+    leader: bool = True,
+    config: dict[str, Any] | None = None,
+    relations: tuple[testing.Relation, ...] = (),
+    secrets: tuple[testing.Secret, ...] = (),
+    workload: testing.Container | None = None,
+    **kwargs: Any,
+) -> testing.State:
+    return testing.State(
+        leader=leader,
+        config=config or {},
+        relations=set(relations),
+        secrets=set(secrets),
+        containers={workload or container()},
+        storages={testing.Storage("data")},
+        model=testing.Model(name="kubeflow"),
+        **kwargs,
+    )
+
+
+def user_secret(
+    access_key: str = "user-access",
+    secret_key: str = "user-secret-1",  # noqa: S107 - test data
+) -> testing.Secret:
+    """Make a user secret the app was granted (owner None: the charm only reads it)."""
+    return testing.Secret(tracked_content={"access-key": access_key, "secret-key": secret_key})
+
+
+def root_secret(
+    access_key: str = "rootaccess",
+    secret_key: str = "rootsecret-123",  # noqa: S107 - test data
+) -> testing.Secret:
+    return testing.Secret(
+        tracked_content={"access-key": access_key, "secret-key": secret_key},
+        owner="app",
+        label="root-credentials",
+    )
+
+
+def secret_by_label(state: testing.State, label: str) -> testing.Secret:
+    return state.get_secret(label=label)
+
+
+def root_content(state: testing.State) -> dict[str, str]:
+    return dict(secret_by_label(state, "root-credentials").latest_content or {})
+
+
+def minio_env(state: testing.State) -> dict[str, str]:
+    plan = state.get_container("minio").plan
+    return dict(plan.services["minio"].environment)
+
+
+def secret_writes(state: testing.State) -> set[tuple[Any, ...]]:
+    """Each secret's id, owner, grants, content and latest revision: what a write changes.
+
+    Refreshing to the latest revision (tracked content) is reading, not writing.
+    """
+    return {
+        (
+            s.id,
+            s.owner,
+            s.label,
+            tuple(sorted((s.latest_content or {}).items())),
+            tuple(sorted((k, tuple(sorted(v))) for k, v in s.remote_grants.items())),
+            s._latest_revision,
+        )
+        for s in state.secrets
+    }
+
+
+def relation_secret(state: testing.State, relation: testing.Relation) -> testing.Secret:
+    data = state.get_relation(relation.id).local_app_data
+    return state.get_secret(id=data["secret-extra"])
+
+
+def external_config(secret: testing.Secret, **extra: str) -> dict[str, Any]:
+    return {
+        "mode": "external",
+        "external-endpoint": "https://s3.eu-west-1.amazonaws.com/",
+        "external-region": "eu-west-1",
+        "external-secret-id": secret.id,
+        **extra,
+    }
+
+
+# --- config ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"mode": "server"},
+        {"default-bucket": "ml-artifacts"},
+        {"default-bucket": "abc"},
+        {"external-endpoint": "http://rgw.ceph.svc:7480"},
+        {"external-region": "eu-central-1"},
+        {"external-region": "default"},
+        {"external-uri-style": "host"},
+        {"external-uri-style": "path"},
+        {"external-ca-chain": CA_PEM},
+        {"external-ca-chain": CA_PEM + CA_PEM},
+    ],
+)
+def test_valid_config_server_mode(ctx: testing.Context, local_minio: Any, config: dict[str, str]):
+    state_out = ctx.run(ctx.on.config_changed(), make_state(config=config))
+
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+    assert isinstance(state_out.app_status, testing.ActiveStatus)
+    assert "minio" in state_out.get_container("minio").plan.services
+
+
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ({"mode": "gateway"}, "mode"),
+        ({"mode": ""}, "mode"),
+        ({"external-endpoint": "ftp://files.example.com"}, "external-endpoint"),
+        ({"external-endpoint": "s3.amazonaws.com"}, "external-endpoint"),
+        ({"external-endpoint": "https://key:pw@s3.example.com"}, "external-endpoint"),
+        ({"external-endpoint": "https://s3.example.com/?x=1"}, "external-endpoint"),
+        ({"external-endpoint": "https://s3.example.com:99999"}, "external-endpoint"),
+        ({"external-region": ""}, "external-region"),
+        ({"external-region": "eu west 1"}, "external-region"),
+        ({"external-uri-style": "virtual"}, "external-uri-style"),
+        ({"external-ca-chain": "not a certificate"}, "external-ca-chain"),
+        ({"external-ca-chain": CA_PEM + "trailing junk"}, "external-ca-chain"),
+        (
+            {"external-ca-chain": "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----"},
+            "external-ca-chain",
+        ),
+        ({"default-bucket": "Not_A_Bucket"}, "default-bucket"),
+        ({"default-bucket": "ab"}, "default-bucket"),
+        ({"default-bucket": ""}, "default-bucket"),
+        ({"mode": "external"}, "external-endpoint"),
+        (
+            {"mode": "external", "external-endpoint": "https://s3.example.com"},
+            "external-secret-id",
+        ),
+    ],
+)
+def test_invalid_config_blocks_and_leaves_workload(
+    ctx: testing.Context, config: dict[str, str], option: str
+):
+    state_out = ctx.run(ctx.on.config_changed(), make_state(config=config))
+
+    assert isinstance(state_out.unit_status, testing.BlockedStatus)
+    assert state_out.unit_status.message.startswith(f"invalid config: {option}:")
+    assert isinstance(state_out.app_status, testing.BlockedStatus)
+    assert state_out.get_container("minio").plan.services == {}
+    assert not state_out.secrets
+    assert not state_out.opened_ports
+
+
+def test_invalid_config_leaves_running_minio_alone(ctx: testing.Context, local_minio: Any):
+    settled = ctx.run(ctx.on.config_changed(), make_state())
+    plan_before = settled.get_container("minio").plan
+
+    bad = dataclasses.replace(settled, config={"external-uri-style": "virtual"})
+    state_out = ctx.run(ctx.on.config_changed(), bad)
+
+    assert state_out.get_container("minio").plan == plan_before
+    assert state_out.secrets == settled.secrets
+    assert "external-uri-style" in state_out.unit_status.message
+
+
+def test_root_secret_id_used_as_root_credentials(ctx: testing.Context):
+    secret = user_secret("admin-user", "admin-password-1")
+
+    state_out = ctx.run(
+        ctx.on.config_changed(),
+        make_state(config={"root-secret-id": secret.id}, secrets=(secret,)),
+    )
+
+    assert root_content(state_out) == {
+        "access-key": "admin-user",
+        "secret-key": "admin-password-1",
+    }
+    assert minio_env(state_out) == {
+        "MINIO_ROOT_USER": "admin-user",
+        "MINIO_ROOT_PASSWORD": "admin-password-1",
+    }
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ({"access-key": "only-access"}, "access-key and secret-key"),
+        ({"username": "x", "password": "y"}, "access-key and secret-key"),
+        ({"access-key": "ab", "secret-key": "long-enough"}, "at least 3"),
+        ({"access-key": "a=b", "secret-key": "long-enough"}, "must not contain"),
+        ({"access-key": "admin", "secret-key": "short"}, "at least 8"),
+    ],
+)
+def test_root_secret_id_malformed_blocks(ctx: testing.Context, content: dict[str, str], why: str):
+    secret = testing.Secret(tracked_content=content)
+
+    state_out = ctx.run(
+        ctx.on.config_changed(),
+        make_state(config={"root-secret-id": secret.id}, secrets=(secret,)),
+    )
+
+    assert isinstance(state_out.unit_status, testing.BlockedStatus)
+    assert state_out.unit_status.message.startswith("root-secret-id:")
+    assert why in state_out.unit_status.message
+    assert state_out.get_container("minio").plan.services == {}
+    assert not any(s.label == "root-credentials" for s in state_out.secrets)
+
+
+def test_root_secret_id_not_granted_blocks(ctx: testing.Context):
+    not_granted = testing.Secret(tracked_content={"access-key": "a", "secret-key": "b"})
+
+    state_out = ctx.run(
+        ctx.on.config_changed(), make_state(config={"root-secret-id": not_granted.id})
+    )
+
+    assert state_out.unit_status == testing.BlockedStatus(
+        "root-secret-id: cannot read the secret; grant it to this application"
+    )
+    assert state_out.get_container("minio").plan.services == {}
+
+
+def test_root_secret_id_change_updates_root_secret(ctx: testing.Context):
+    old_root = root_secret("generated", "generated-secret")
+    secret = user_secret("admin-user", "admin-password-1")
+
+    state_out = ctx.run(
+        ctx.on.config_changed(),
+        make_state(config={"root-secret-id": secret.id}, secrets=(secret, old_root)),
+    )
+
+    assert root_content(state_out)["access-key"] == "admin-user"
+    assert minio_env(state_out)["MINIO_ROOT_USER"] == "admin-user"
+
+
+def test_unsetting_root_secret_id_keeps_current_credentials(ctx: testing.Context):
+    current = root_secret("admin-user", "admin-password-1")
+
+    state_out = ctx.run(ctx.on.config_changed(), make_state(secrets=(current,)))
+
+    assert root_content(state_out) == {
+        "access-key": "admin-user",
+        "secret-key": "admin-password-1",
+    }
+    assert minio_env(state_out)["MINIO_ROOT_USER"] == "admin-user"
+
+
+# --- server mode ------------------------------------------------------------------
+
+
+def test_server_mode_first_start(ctx: testing.Context):
+    workload = container()
+
+    state_out = ctx.run(ctx.on.pebble_ready(workload), make_state(workload=workload))
+
+    content = root_content(state_out)
+    assert len(content["access-key"]) >= 20
+    assert len(content["secret-key"]) >= 40
+    out = state_out.get_container("minio")
+    service = out.plan.services["minio"]
+    assert service.command == "minio server /data --address :9000 --console-address :9001"
+    assert service.startup == "enabled"
+    assert dict(service.environment) == {
+        "MINIO_ROOT_USER": content["access-key"],
+        "MINIO_ROOT_PASSWORD": content["secret-key"],
+    }
+    checks = out.plan.checks
+    assert checks["minio-alive"].level == ops.pebble.CheckLevel.ALIVE
+    assert checks["minio-alive"].http == {"url": "http://localhost:9000/minio/health/live"}
+    assert checks["minio-ready"].level == ops.pebble.CheckLevel.READY
+    assert checks["minio-ready"].http == {"url": "http://localhost:9000/minio/health/ready"}
+    assert out.service_statuses["minio"] == ops.pebble.ServiceStatus.ACTIVE
+    assert state_out.opened_ports == {testing.TCPPort(9000), testing.TCPPort(9001)}
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+    assert state_out.app_status == testing.ActiveStatus("0 bucket request(s) served")
+
+
+def test_root_credentials_never_logged(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="logs")
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+
+    content = root_content(state_out)
+    logged = " ".join(entry.message for entry in ctx.juju_log)
+    assert content["access-key"] not in logged
+    assert content["secret-key"] not in logged
+
+
+def test_pebble_not_ready(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    state_in = make_state(workload=container(can_connect=False), relations=(relation,))
+
+    state_out = ctx.run(ctx.on.config_changed(), state_in)
+
+    assert state_out.unit_status == testing.WaitingStatus(
+        "waiting for Pebble in the minio container"
+    )
+    # The leader still prepares the credentials, but cannot answer without MinIO.
+    assert root_content(state_out)
+    assert state_out.get_relation(relation.id).local_app_data == {}
+    assert state_out.app_status == testing.WaitingStatus("preparing bucket 'mlpipeline' for kfp")
+    assert local_minio.buckets() == set()
+
+
+def test_minio_restarted_when_not_running(ctx: testing.Context):
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+    stopped = dataclasses.replace(
+        settled.get_container("minio"),
+        service_statuses={"minio": ops.pebble.ServiceStatus.INACTIVE},
+    )
+
+    state_out = ctx.run(ctx.on.update_status(), dataclasses.replace(settled, containers={stopped}))
+
+    assert state_out.get_container("minio").service_statuses["minio"] == (
+        ops.pebble.ServiceStatus.ACTIVE
+    )
+
+
+def test_more_than_one_unit_blocks_app(ctx: testing.Context):
+    state_out = ctx.run(ctx.on.config_changed(), make_state(planned_units=2))
+
+    assert state_out.app_status == testing.BlockedStatus(
+        "server mode runs one unit: scale the application to 1"
+    )
+
+
+# --- leadership -------------------------------------------------------------------
+
+
+def test_non_leader_waits_for_root_credentials(ctx: testing.Context):
+    state_out = ctx.run(ctx.on.config_changed(), make_state(leader=False))
+
+    assert state_out.unit_status == testing.WaitingStatus("waiting for the root credentials")
+    assert state_out.get_container("minio").plan.services == {}
+    assert not state_out.secrets
+
+
+def test_non_leader_runs_minio_with_leader_credentials(ctx: testing.Context):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    state_in = make_state(leader=False, secrets=(root_secret(),), relations=(relation,))
+
+    state_out = ctx.run(ctx.on.config_changed(), state_in)
+
+    assert minio_env(state_out) == {
+        "MINIO_ROOT_USER": "rootaccess",
+        "MINIO_ROOT_PASSWORD": "rootsecret-123",
+    }
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+    assert state_out.get_relation(relation.id).local_app_data == {}
+
+
+def test_non_leader_ignores_root_secret_id(ctx: testing.Context):
+    # Only the leader reads the user's secret; the others use the app's copy.
+    secret = user_secret("admin-user", "admin-password-1")
+    state_in = make_state(
+        leader=False, config={"root-secret-id": secret.id}, secrets=(root_secret(),)
+    )
+
+    state_out = ctx.run(ctx.on.config_changed(), state_in)
+
+    assert minio_env(state_out)["MINIO_ROOT_USER"] == "rootaccess"
+
+
+def test_leader_elected_adopts_existing_root_secret(ctx: testing.Context):
+    existing = root_secret()
+
+    state_out = ctx.run(ctx.on.leader_elected(), make_state(secrets=(existing,)))
+
+    assert state_out.secrets == {existing}
+    assert minio_env(state_out)["MINIO_ROOT_USER"] == "rootaccess"
+
+
+def test_malformed_root_secret_is_replaced(ctx: testing.Context):
+    broken = testing.Secret(tracked_content={"junk": "x"}, owner="app", label="root-credentials")
+
+    state_out = ctx.run(ctx.on.config_changed(), make_state(secrets=(broken,)))
+
+    content = root_content(state_out)
+    assert set(content) == {"access-key", "secret-key"}
+    assert minio_env(state_out)["MINIO_ROOT_USER"] == content["access-key"]
+
+
+# --- relations (server mode) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", ["relation_joined", "relation_changed"])
+def test_relation_gets_bucket_and_credentials(ctx: testing.Context, local_minio: Any, event: str):
+    relation = s3.relation_for_provider(bucket="mlpipeline", path="v2/", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+    state_in = dataclasses.replace(settled, relations={relation})
+
+    state_out = ctx.run(getattr(ctx.on, event)(relation), state_in)
+
+    assert local_minio.buckets() == {"mlpipeline"}
+    data = state_out.get_relation(relation.id).local_app_data
+    assert data["bucket"] == "mlpipeline"
+    assert data["path"] == "v2/"
+    assert data["endpoint"] == SERVICE_URL
+    assert data["region"] == "us-east-1"
+    assert data["s3-uri-style"] == "path"
+    assert "tls-ca-chain" not in data
+    assert "access-key" not in data and "secret-key" not in data
+    secret = relation_secret(state_out, relation)
+    assert secret.latest_content == root_content(state_out)
+    assert secret.remote_grants == {relation.id: {"kfp"}}
+    assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
+
+
+def test_relation_without_bucket_gets_default_bucket(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket=None)
+    state_in = make_state(config={"default-bucket": "shared-artifacts"}, relations=(relation,))
+
+    state_out = ctx.run(ctx.on.pebble_ready(container()), state_in)
+
+    assert local_minio.buckets() == {"shared-artifacts"}
+    assert state_out.get_relation(relation.id).local_app_data["bucket"] == "shared-artifacts"
+
+
+def test_existing_bucket_is_kept(ctx: testing.Context, local_minio: Any):
+    local_minio.client().create_bucket(Bucket="mlpipeline")
+    local_minio.client().put_object(Bucket="mlpipeline", Key="keep.txt", Body=b"data")
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+
+    assert state_out.get_relation(relation.id).local_app_data["bucket"] == "mlpipeline"
+    objects = local_minio.client().list_objects_v2(Bucket="mlpipeline")["Contents"]
+    assert [o["Key"] for o in objects] == ["keep.txt"]
+
+
+def test_several_relations_each_get_their_own_secret(ctx: testing.Context, local_minio: Any):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+
+    assert local_minio.buckets() == {"mlpipeline", "mlflow"}
+    kfp_secret = relation_secret(state_out, kfp)
+    mlflow_secret = relation_secret(state_out, mlflow)
+    assert kfp_secret.id != mlflow_secret.id
+    assert mlflow_secret.remote_grants == {mlflow.id: {"mlflow"}}
+
+
+def test_invalid_bucket_request_blocks_and_is_not_answered(ctx: testing.Context, local_minio: Any):
+    good = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    template = s3.relation_for_provider(remote_app_name="kfp")
+    bad = dataclasses.replace(
+        template, remote_app_data={**template.remote_app_data, "bucket": "Bad_Bucket"}
+    )
+
+    state_out = ctx.run(ctx.on.relation_changed(bad), make_state(relations=(good, bad)))
+
+    assert state_out.get_relation(bad.id).local_app_data == {}
+    assert state_out.get_relation(good.id).local_app_data["bucket"] == "mlflow"
+    assert local_minio.buckets() == {"mlflow"}
+    assert state_out.app_status == testing.BlockedStatus(
+        "invalid bucket name: kfp asked for bucket 'Bad_Bucket'"
+    )
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
+def test_unreachable_minio_leaves_relation_unanswered(
+    ctx: testing.Context, unreachable_minio: str
+):
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+
+    assert state_out.get_relation(relation.id).local_app_data == {}
+    assert state_out.app_status == testing.WaitingStatus("preparing bucket 'mlpipeline' for kfp")
+    assert not any(s.label and s.label.startswith("s3-credentials-") for s in state_out.secrets)
+
+
+def test_changed_bucket_request_makes_new_bucket(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="first-bucket")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    changed = dataclasses.replace(
+        settled.get_relation(relation.id),
+        remote_app_data=s3.relation_for_provider(bucket="second-bucket").remote_app_data,
+    )
+
+    state_out = ctx.run(
+        ctx.on.relation_changed(changed), dataclasses.replace(settled, relations={changed})
+    )
+
+    assert local_minio.buckets() == {"first-bucket", "second-bucket"}
+    assert state_out.get_relation(relation.id).local_app_data["bucket"] == "second-bucket"
+    # Same secret, same content: only the databag changed.
+    assert relation_secret(state_out, relation) == relation_secret(settled, relation)
+
+
+def test_relation_broken_revokes_its_secret(ctx: testing.Context, local_minio: Any):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+    kfp_secret = relation_secret(settled, kfp)
+    mlflow_secret = relation_secret(settled, mlflow)
+
+    state_out = ctx.run(ctx.on.relation_broken(settled.get_relation(kfp.id)), settled)
+
+    ids = {s.id for s in state_out.secrets}
+    assert kfp_secret.id not in ids
+    assert mlflow_secret.id in ids
+    assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
+
+
+def test_relation_broken_on_non_leader_changes_nothing(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    follower = dataclasses.replace(settled, leader=False)
+
+    state_out = ctx.run(ctx.on.relation_broken(follower.get_relation(relation.id)), follower)
+
+    assert state_out.secrets == follower.secrets
+
+
+def test_non_leader_answers_no_relation(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    state_in = make_state(leader=False, secrets=(root_secret(),), relations=(relation,))
+
+    state_out = ctx.run(ctx.on.relation_changed(relation), state_in)
+
+    assert state_out.get_relation(relation.id).local_app_data == {}
+    assert local_minio.buckets() == set()
+
+
+# --- external mode ---------------------------------------------------------------------
+
+
+def test_external_mode_publishes_the_external_store(ctx: testing.Context, local_minio: Any):
+    keys = user_secret("AKIAEXTERNAL", "external-secret-key")
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    config = external_config(keys, **{"external-uri-style": "host", "external-ca-chain": CA_PEM})
+
+    state_out = ctx.run(
+        ctx.on.relation_changed(relation),
+        make_state(config=config, secrets=(keys,), relations=(relation,)),
+    )
+
+    data = state_out.get_relation(relation.id).local_app_data
+    assert data["endpoint"] == "https://s3.eu-west-1.amazonaws.com"
+    assert data["region"] == "eu-west-1"
+    assert data["s3-uri-style"] == "host"
+    assert data["bucket"] == "mlpipeline"
+    assert (
+        data["tls-ca-chain"]
+        == s3.S3ProviderData(tls_ca_chain=[CA_PEM.strip()]).dump()["tls-ca-chain"]
+    )
+    assert relation_secret(state_out, relation).latest_content == {
+        "access-key": "AKIAEXTERNAL",
+        "secret-key": "external-secret-key",
+    }
+    # No MinIO: no service, no ports, no root credentials, no local bucket.
+    assert state_out.get_container("minio").plan.services == {}
+    assert not state_out.opened_ports
+    assert not any(s.label == "root-credentials" for s in state_out.secrets)
+    assert local_minio.buckets() == set()
+    assert state_out.unit_status == testing.ActiveStatus(
+        "external S3 at https://s3.eu-west-1.amazonaws.com"
+    )
+    assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
+
+
+def test_switch_to_external_stops_minio(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    keys = user_secret("AKIAEXTERNAL", "external-secret-key")
+    state_in = dataclasses.replace(
+        settled, config=external_config(keys), secrets=settled.secrets | {keys}
+    )
+
+    state_out = ctx.run(ctx.on.config_changed(), state_in)
+
+    out = state_out.get_container("minio")
+    assert out.service_statuses["minio"] == ops.pebble.ServiceStatus.INACTIVE
+    service = out.plan.services["minio"]
+    assert service.startup == "disabled"
+    assert dict(service.environment) == {}
+    assert {c.name: c.status for c in out.check_infos} == {
+        "minio-alive": ops.pebble.CheckStatus.INACTIVE,
+        "minio-ready": ops.pebble.CheckStatus.INACTIVE,
+    }
+    assert not state_out.opened_ports
+    data = state_out.get_relation(relation.id).local_app_data
+    assert data["endpoint"] == "https://s3.eu-west-1.amazonaws.com"
+    assert relation_secret(state_out, relation).latest_content == {
+        "access-key": "AKIAEXTERNAL",
+        "secret-key": "external-secret-key",
+    }
+
+
+def test_switch_back_to_server_restarts_minio_and_makes_buckets(
+    ctx: testing.Context, local_minio: Any
+):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    keys = user_secret("AKIAEXTERNAL", "external-secret-key")
+    server = ctx.run(ctx.on.pebble_ready(container()), make_state(secrets=(keys,)))
+    external = ctx.run(
+        ctx.on.relation_changed(relation),
+        dataclasses.replace(server, config=external_config(keys), relations={relation}),
+    )
+    assert local_minio.buckets() == set()
+
+    state_out = ctx.run(ctx.on.config_changed(), dataclasses.replace(external, config={}))
+
+    assert local_minio.buckets() == {"mlpipeline"}
+    out = state_out.get_container("minio")
+    assert out.service_statuses["minio"] == ops.pebble.ServiceStatus.ACTIVE
+    assert out.plan.services["minio"].startup == "enabled"
+    data = state_out.get_relation(relation.id).local_app_data
+    assert data["endpoint"] == SERVICE_URL
+    assert relation_secret(state_out, relation).latest_content == root_content(state_out)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "external-secret-id: cannot read the secret; grant it to this application"),
+        (
+            {"access-key": "AKIA"},
+            "external-secret-id: the secret needs the keys access-key and secret-key",
+        ),
+    ],
+)
+def test_external_secret_problems_block(
+    ctx: testing.Context, content: dict[str, str] | None, message: str
+):
+    keys = testing.Secret(tracked_content=content or {"access-key": "a", "secret-key": "b"})
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    secrets = (keys,) if content else ()
+
+    state_out = ctx.run(
+        ctx.on.config_changed(),
+        make_state(config=external_config(keys), secrets=secrets, relations=(relation,)),
+    )
+
+    assert state_out.unit_status == testing.BlockedStatus(message)
+    assert state_out.app_status == testing.BlockedStatus(message)
+    assert state_out.get_relation(relation.id).local_app_data == {}
+
+
+def test_external_mode_pebble_not_ready_still_answers(ctx: testing.Context):
+    keys = user_secret()
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    state_in = make_state(
+        config=external_config(keys),
+        secrets=(keys,),
+        relations=(relation,),
+        workload=container(can_connect=False),
+    )
+
+    state_out = ctx.run(ctx.on.relation_changed(relation), state_in)
+
+    assert state_out.get_relation(relation.id).local_app_data["bucket"] == "mlpipeline"
+
+
+# --- secret rotation -------------------------------------------------------------------
+
+
+def test_user_root_secret_rotation_reaches_minio_and_relations(
+    ctx: testing.Context, local_minio: Any
+):
+    keys = user_secret("admin-user", "admin-password-1")
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(
+        ctx.on.pebble_ready(container()),
+        make_state(config={"root-secret-id": keys.id}, secrets=(keys,), relations=(relation,)),
+    )
+    new_content = {"access-key": "admin-user", "secret-key": "rotated-password-2"}
+    rotated = dataclasses.replace(settled.get_secret(id=keys.id), latest_content=new_content)
+    state_in = dataclasses.replace(
+        settled, secrets=(settled.secrets - {settled.get_secret(id=keys.id)}) | {rotated}
+    )
+
+    state_out = ctx.run(ctx.on.secret_changed(rotated), state_in)
+
+    assert root_content(state_out) == new_content
+    assert minio_env(state_out)["MINIO_ROOT_PASSWORD"] == "rotated-password-2"
+    assert relation_secret(state_out, relation).latest_content == new_content
+
+
+def test_external_secret_rotation_reaches_relations(ctx: testing.Context):
+    keys = user_secret("AKIAEXTERNAL", "external-secret-key")
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(
+        ctx.on.relation_changed(relation),
+        make_state(config=external_config(keys), secrets=(keys,), relations=(relation,)),
+    )
+    new_content = {"access-key": "AKIAROTATED", "secret-key": "rotated-external-key"}
+    rotated = dataclasses.replace(settled.get_secret(id=keys.id), latest_content=new_content)
+    state_in = dataclasses.replace(
+        settled, secrets=(settled.secrets - {settled.get_secret(id=keys.id)}) | {rotated}
+    )
+
+    state_out = ctx.run(ctx.on.secret_changed(rotated), state_in)
+
+    assert relation_secret(state_out, relation).latest_content == new_content
+
+
+def test_secret_remove_drops_the_old_revision(ctx: testing.Context):
+    secret = root_secret()
+
+    ctx.run(ctx.on.secret_remove(secret, revision=7), make_state(secrets=(secret,)))
+
+    assert ctx.removed_secret_revisions == [7]
+
+
+# --- rotate-credentials ----------------------------------------------------------------
+
+
+def test_rotate_credentials(ctx: testing.Context, local_minio: Any):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+    old = root_content(settled)
+
+    state_out = ctx.run(ctx.on.action("rotate-credentials"), settled)
+
+    new = root_content(state_out)
+    assert new != old
+    assert new["access-key"] != old["access-key"]
+    assert new["secret-key"] != old["secret-key"]
+    assert minio_env(state_out) == {
+        "MINIO_ROOT_USER": new["access-key"],
+        "MINIO_ROOT_PASSWORD": new["secret-key"],
+    }
+    assert relation_secret(state_out, kfp).latest_content == new
+    assert relation_secret(state_out, mlflow).latest_content == new
+    results = ctx.action_results or {}
+    assert results["updated-relations"] == (
+        f"kfp (s3-credentials:{kfp.id}), mlflow (s3-credentials:{mlflow.id})"
+    )
+    shown = " ".join(str(v) for v in results.values())
+    shown += " ".join(entry.message for entry in ctx.juju_log)
+    for value in (*old.values(), *new.values()):
+        assert value not in shown
+
+
+def test_rotate_credentials_without_relations(ctx: testing.Context):
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+
+    ctx.run(ctx.on.action("rotate-credentials"), settled)
+
+    assert (ctx.action_results or {})["updated-relations"] == "none"
+
+
+def test_rotate_then_reconcile_changes_nothing_more(ctx: testing.Context, local_minio: Any):
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    rotated = ctx.run(ctx.on.action("rotate-credentials"), settled)
+
+    state_out = ctx.run(ctx.on.update_status(), rotated)
+
+    assert secret_writes(state_out) == secret_writes(rotated)
+    assert state_out.get_container("minio").layers == rotated.get_container("minio").layers
+
+
+def _rotate_failure(ctx: testing.Context, state: testing.State) -> str:
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("rotate-credentials"), state)
+    return failure.value.message
+
+
+def test_rotate_credentials_non_leader_fails(ctx: testing.Context):
+    state_in = make_state(leader=False, secrets=(root_secret(),))
+
+    assert _rotate_failure(ctx, state_in) == "run rotate-credentials on the leader unit"
+
+
+def test_rotate_credentials_external_mode_fails(ctx: testing.Context):
+    keys = user_secret()
+    state_in = make_state(config=external_config(keys), secrets=(keys,))
+
+    assert "server mode only" in _rotate_failure(ctx, state_in)
+
+
+def test_rotate_credentials_user_root_secret_fails(ctx: testing.Context):
+    keys = user_secret("admin-user", "admin-password-1")
+    settled = ctx.run(
+        ctx.on.config_changed(), make_state(config={"root-secret-id": keys.id}, secrets=(keys,))
+    )
+
+    message = _rotate_failure(ctx, settled)
+
+    assert "root-secret-id" in message
+    assert "rotate that secret instead" in message
+    assert root_content(settled)["access-key"] == "admin-user"
+
+
+def test_rotate_credentials_invalid_config_fails(ctx: testing.Context):
+    state_in = make_state(config={"mode": "gateway"}, secrets=(root_secret(),))
+
+    assert _rotate_failure(ctx, state_in).startswith("invalid config: mode:")
+
+
+def test_rotate_credentials_before_any_credentials_fails(ctx: testing.Context):
+    assert "no root credentials yet" in _rotate_failure(ctx, make_state())
+
+
+def test_rotate_credentials_pebble_not_ready_fails(ctx: testing.Context):
+    state_in = make_state(secrets=(root_secret(),), workload=container(can_connect=False))
+
+    assert "not reachable" in _rotate_failure(ctx, state_in)
+
+
+# --- nothing to change ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("leader", [True, False])
+def test_noop_reconcile_writes_nothing(ctx: testing.Context, local_minio: Any, leader: bool):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket=None, remote_app_name="mlflow")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+    settled = dataclasses.replace(settled, leader=leader)
+
+    state_out = ctx.run(ctx.on.update_status(), settled)
+
+    assert secret_writes(state_out) == secret_writes(settled)
+    assert state_out.relations == settled.relations
+    assert state_out.get_container("minio").layers == settled.get_container("minio").layers
+    assert state_out.get_container("minio").plan == settled.get_container("minio").plan
+    assert state_out.opened_ports == settled.opened_ports
+
+
+def test_noop_reconcile_external_mode_writes_nothing(ctx: testing.Context):
+    keys = user_secret()
+    relation = s3.relation_for_provider(bucket="mlpipeline")
+    settled = ctx.run(
+        ctx.on.relation_changed(relation),
+        make_state(config=external_config(keys), secrets=(keys,), relations=(relation,)),
+    )
+
+    state_out = ctx.run(ctx.on.update_status(), settled)
+
+    assert secret_writes(state_out) == secret_writes(settled)
+    assert state_out.relations == settled.relations
+    assert state_out.get_container("minio").layers == {}

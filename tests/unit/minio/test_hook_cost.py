@@ -1,0 +1,114 @@
+"""A settled update-status hook stays light: boto3 is loaded only to make a bucket.
+
+Each case runs in a fresh interpreter, because this test session itself
+imports boto3 (the S3 server fixture and the bucket tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = r"""
+import json, sys
+from charm_loader import load_charm
+from ops import testing
+from kubeflow_interfaces import s3
+
+charm = load_charm("minio")
+import minio_server
+
+minio_server.LOCAL_ENDPOINT = "http://127.0.0.1:9"  # nothing there: never reached if answered
+answered = sys.argv[1] == "answered"
+creds = s3.S3Credentials(access_key="rootaccess", secret_key="rootsecret-123")
+root = testing.Secret(tracked_content=creds.dump(), owner="app", label="root-credentials")
+relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+secrets = {root}
+local = {}
+if answered:
+    shared = testing.Secret(
+        tracked_content=creds.dump(),
+        owner="app",
+        label=f"s3-credentials-{relation.id}",
+        remote_grants={relation.id: {"kfp"}},
+    )
+    secrets.add(shared)
+    local = s3.S3ProviderData(
+        bucket="mlpipeline",
+        endpoint="http://minio.kubeflow.svc.cluster.local:9000",
+        region="us-east-1",
+        s3_uri_style="path",
+        secret_extra=shared.id,
+        lib_version=s3.LIB_VERSION,
+    ).dump()
+relation = testing.Relation(
+    relation.endpoint,
+    interface="s3",
+    id=relation.id,
+    remote_app_name="kfp",
+    remote_app_data=relation.remote_app_data,
+    local_app_data=local,
+)
+container = testing.Container(
+    "minio",
+    can_connect=True,
+    layers={"minio": minio_server.pebble_layer(creds)},
+    service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+)
+state = testing.State(
+    leader=True,
+    relations={relation},
+    secrets=secrets,
+    containers={container},
+    storages={testing.Storage("data")},
+    opened_ports={testing.TCPPort(9000), testing.TCPPort(9001)},
+    model=testing.Model(name="kubeflow"),
+)
+ctx = testing.Context(charm.MinioCharm)
+out = ctx.run(ctx.on.update_status(), state)
+print(json.dumps({
+    "boto3": "boto3" in sys.modules,
+    "botocore": "botocore" in sys.modules,
+    "unchanged": out.get_relation(relation.id).local_app_data == local,
+    "app_status": f"{out.app_status.name}: {out.app_status.message}",
+}))
+"""
+
+
+def _run(case: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, case],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_answered_update_status_does_not_load_boto3():
+    outcome = _run("answered")
+
+    assert outcome == {
+        "boto3": False,
+        "botocore": False,
+        "unchanged": True,
+        "app_status": "active: 1 bucket request(s) served",
+    }
+
+
+def test_unanswered_relation_loads_boto3_to_make_its_bucket():
+    # The control: the same hook with a bucket to make does load boto3.
+    outcome = _run("unanswered")
+
+    assert outcome["boto3"] is True
+    assert outcome["unchanged"] is True  # nothing listens there, so nothing is answered

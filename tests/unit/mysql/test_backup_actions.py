@@ -1,0 +1,203 @@
+"""The backup actions of the mysql charm, against a real S3 server on localhost."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import boto3
+import pytest
+from ops import testing
+from unit.mysql.helpers import credentials_secret, mysql_container, sql_sent, storage
+
+from kubeflow_interfaces import s3
+
+DUMP = (
+    "-- MySQL dump 10.13\n"
+    "CREATE DATABASE IF NOT EXISTS `kfp`;\n"
+    "USE `kfp`;\n"
+    "CREATE TABLE `runs` (`id` int PRIMARY KEY);\n"
+    "INSERT INTO `runs` VALUES (1),(2),(3);\n"
+    "-- Dump completed on 2026-11-28  1:02:03\n"
+)
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> str:
+    name = f"backups-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="access",
+        aws_secret_access_key="secret-value",
+    )
+    client.create_bucket(Bucket=name)
+    return name
+
+
+def _state(tmp_path, s3_endpoint, bucket, **kwargs) -> testing.State:
+    relation, secret = s3.relation_for_requirer(
+        "s3-parameters", endpoint_url=s3_endpoint, bucket=bucket, path="team-a"
+    )
+    container = kwargs.pop("container", None) or mysql_container(
+        tmp_path, mysql_stdout="kfp\n", dump_stdout=DUMP
+    )
+    defaults = {
+        "leader": True,
+        "containers": {container},
+        "storages": {storage()},
+        "secrets": {credentials_secret(), secret},
+        "relations": {relation},
+    }
+    defaults.update(kwargs)
+    return testing.State(**defaults)
+
+
+def _objects(s3_endpoint: str, bucket: str) -> list[str]:
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="access",
+        aws_secret_access_key="secret-value",
+    )
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_backup_list_restore_round_trip(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    assert int(ctx.action_results["size"]) > 0
+
+    keys = _objects(s3_endpoint, bucket)
+    prefix = f"team-a/mysql-backups/{state.model.name}/mysql/{backup_id}/"
+    assert sorted(keys) == sorted(
+        prefix + name for name in ("backup.json", "dump.sql.gz", "dump.sql.gz.sha256")
+    )
+
+    ctx.run(ctx.on.action("list-backups"), state)
+    assert ctx.action_results["count"] == 1
+    item = ctx.action_results["items"]["backup-0"]
+    assert item["id"] == backup_id
+    assert item["status"] == "completed"
+    assert backup_id in ctx.action_results["backups"]
+
+    ctx.exec_history.clear()
+    ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
+    assert ctx.action_results["backup-id"] == backup_id
+    assert ctx.action_results["databases"] == "kfp"
+    assert "INSERT INTO `runs` VALUES (1),(2),(3);" in sql_sent(ctx)
+
+
+def test_backups_newest_first(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    ids = []
+    for _ in range(2):
+        ctx.run(ctx.on.action("create-backup"), state)
+        ids.append(ctx.action_results["backup-id"])
+    ctx.run(ctx.on.action("list-backups"), state)
+    items = ctx.action_results["items"]
+    assert [items["backup-0"]["id"], items["backup-1"]["id"]] == sorted(ids, reverse=True)
+
+
+def test_failed_dump_is_recorded_and_reported(ctx, tmp_path, s3_endpoint, bucket):
+    container = dataclasses.replace(
+        mysql_container(tmp_path, mysql_stdout="kfp\n"),
+        execs={
+            testing.Exec(["mysql"], stdout=b"kfp\n", stderr=b""),  # type: ignore[arg-type]
+            testing.Exec(
+                ["mysqldump"],
+                return_code=2,
+                stdout=b"-- partial",  # type: ignore[arg-type]
+                stderr=b"mysqldump: Got error: 2013: Lost connection",  # type: ignore[arg-type]
+            ),
+        },
+    )
+    state = _state(tmp_path, s3_endpoint, bucket, container=container)
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("create-backup"), state)
+    assert "Lost connection" in failure.value.message
+    ctx.run(ctx.on.action("list-backups"), state)
+    assert ctx.action_results["items"]["backup-0"]["status"] == "failed"
+
+
+def test_restore_of_unknown_backup_fails_and_touches_nothing(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    with pytest.raises(testing.ActionFailed, match="not found"):
+        ctx.run(ctx.on.action("restore", params={"backup-id": "2020-01-01T00-00-00Z"}), state)
+    assert sql_sent(ctx) == ""
+
+
+@pytest.mark.parametrize("backup_id", ["../../etc", "latest", "2020-01-01"])
+def test_restore_refuses_malformed_ids(ctx, tmp_path, s3_endpoint, bucket, backup_id):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    with pytest.raises(testing.ActionFailed):
+        ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
+    assert sql_sent(ctx) == ""
+
+
+def test_restore_needs_an_id(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    with pytest.raises(testing.ActionFailed, match="backup-id"):
+        ctx.run(ctx.on.action("restore", params={"backup-id": "  "}), state)
+
+
+@pytest.mark.parametrize("action", ["create-backup", "list-backups"])
+def test_backup_actions_need_s3(ctx, tmp_path, action):
+    state = testing.State(
+        leader=True,
+        containers={mysql_container(tmp_path)},
+        storages={storage()},
+        secrets={credentials_secret()},
+    )
+    with pytest.raises(testing.ActionFailed, match="no S3 storage: integrate s3-parameters"):
+        ctx.run(ctx.on.action(action), state)
+
+
+def test_restore_needs_s3(ctx, tmp_path):
+    state = testing.State(
+        leader=True,
+        containers={mysql_container(tmp_path)},
+        storages={storage()},
+        secrets={credentials_secret()},
+    )
+    with pytest.raises(testing.ActionFailed, match="no S3 storage"):
+        ctx.run(ctx.on.action("restore", params={"backup-id": "2020-01-01T00-00-00Z"}), state)
+
+
+@pytest.mark.parametrize("action", ["create-backup", "list-backups", "restore"])
+def test_backup_actions_need_the_leader(ctx, tmp_path, s3_endpoint, bucket, action):
+    state = _state(tmp_path, s3_endpoint, bucket, leader=False)
+    params = {"backup-id": "2020-01-01T00-00-00Z"} if action == "restore" else {}
+    with pytest.raises(testing.ActionFailed, match="leader"):
+        ctx.run(ctx.on.action(action, params=params), state)
+
+
+@pytest.mark.parametrize("action", ["create-backup", "restore"])
+def test_backup_actions_need_mysqld_up(ctx, tmp_path, s3_endpoint, bucket, action):
+    container = mysql_container(tmp_path, running=False)
+    state = _state(tmp_path, s3_endpoint, bucket, container=container)
+    params = {"backup-id": "2020-01-01T00-00-00Z"} if action == "restore" else {}
+    with pytest.raises(testing.ActionFailed, match="mysqld is not up"):
+        ctx.run(ctx.on.action(action, params=params), state)
+
+
+def test_backup_fails_clearly_when_s3_is_unreachable(ctx, tmp_path, bucket):
+    state = _state(tmp_path, "http://127.0.0.1:9", bucket)
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("create-backup"), state)
+    assert "Traceback" not in failure.value.message
+    assert failure.value.message
+
+
+def test_backup_fails_clearly_on_unreadable_s3_data(ctx, tmp_path, s3_endpoint, bucket):
+    broken = testing.Relation(
+        "s3-parameters",
+        remote_app_name="minio",
+        remote_app_data={"bucket": bucket, "secret-extra": "secret:gone"},
+    )
+    state = _state(tmp_path, s3_endpoint, bucket, relations={broken})
+    with pytest.raises(testing.ActionFailed, match="s3-parameters: "):
+        ctx.run(ctx.on.action("create-backup"), state)
