@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 CONTAINER = "mysql"
 STORAGE = "database"
-STORAGE_PATH = "/var/lib/mysql"
 CREDENTIALS_LABEL = "admin-credentials"
 BACKUP_BUCKET = "mysql-backups"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
@@ -107,6 +106,8 @@ class MySQLCharm(ops.CharmBase):
             on.start,
             on.update_status,
             on[CONTAINER].pebble_ready,
+            on[CONTAINER].pebble_check_failed,
+            on[CONTAINER].pebble_check_recovered,
             on[STORAGE].storage_attached,
             on.secret_changed,
             on["database"].relation_changed,
@@ -147,11 +148,18 @@ class MySQLCharm(ops.CharmBase):
         if not self._mysqld_ready():
             logger.info("mysqld is not ready yet; relations will be served later")
             return
-        if isinstance(event, ops.RelationBrokenEvent) and event.relation.name == "database":
-            server.drop_user(RELATION_USER.format(id=event.relation.id))
-            logger.info("dropped the user of removed relation %d", event.relation.id)
-        if self._needs_database_work(event):
-            self._serve_databases(server, drop_stale_users=isinstance(event, ops.RelationEvent))
+        try:
+            if isinstance(event, ops.RelationBrokenEvent) and event.relation.name == "database":
+                server.drop_user(RELATION_USER.format(id=event.relation.id))
+                logger.info("dropped the user of removed relation %d", event.relation.id)
+            if self._needs_database_work(event):
+                self._serve_databases(
+                    server, drop_stale_users=isinstance(event, ops.RelationEvent)
+                )
+        except WorkloadError as e:
+            # Say mysqld is still starting: relations not answered yet are
+            # retried on the next event (update-status at the latest).
+            logger.warning("serving the database relations failed: %s", e)
 
     def _load_config(self) -> MySQLConfig | None:
         try:
@@ -395,7 +403,10 @@ class MySQLCharm(ops.CharmBase):
             )
         from mysql_backups import BackupRepository
 
-        workdir = STORAGE_PATH if self.model.storages[STORAGE] else None
+        # Downloads for a restore go to the data volume (as the charm container
+        # sees it), not to the container's small root filesystem.
+        storages = self.model.storages[STORAGE]
+        workdir = str(storages[0].location) if storages else None
         return BackupRepository(info, model=self.model.name, app=self.app.name, workdir=workdir)
 
     def _run_action(self, event: ops.ActionEvent, action) -> None:

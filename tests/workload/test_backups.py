@@ -1,0 +1,456 @@
+"""Backups streamed to a real S3 API and restored into a real MariaDB.
+
+The dump comes from `mariadb-dump` (MySQL 8.4's `mysqldump` in the charm)
+with the same options; both honour `--single-transaction` with one InnoDB
+snapshot for every database in the dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import threading
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from mysql_backups import (
+    CHECKSUM_OBJECT,
+    DUMP_OBJECT,
+    METADATA_OBJECT,
+    BackupError,
+    BackupRepository,
+)
+from mysql_server import MySQLServer
+from workload.helpers import CLIENT, checksums, make_shop, max_ids
+from workload.local_executor import LocalExecutor
+from workload.servers import MariaDB, free_port
+
+from kubeflow_interfaces.s3 import S3ConnectionInfo
+
+T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def repository(s3_info: S3ConnectionInfo, tmp_path: Path) -> BackupRepository:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return BackupRepository(s3_info, model="kubeflow", app="mysql", workdir=str(workdir))
+
+
+def restore_commands(executor: LocalExecutor, server: MySQLServer) -> list[list[str]]:
+    return [argv for argv in executor.commands if argv == server.restore_argv()]
+
+
+class Inserter(threading.Thread):
+    """Keeps committing an order and its event, in one transaction, over one connection.
+
+    One connection runs them one after the other, so once MAX(id) is read no
+    row with a smaller id can still be on its way.
+    """
+
+    def __init__(self, mariadb: MariaDB):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.sent = 0
+        self._process = subprocess.Popen(
+            [CLIENT, f"--defaults-file={mariadb.root_options_file}", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def run(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        while not self.stop.is_set():
+            n = self.sent
+            stdin.write(
+                (
+                    "START TRANSACTION;\n"
+                    "INSERT INTO shop.orders (customer_id, amount, placed)"
+                    f" VALUES ({1 + n % 1000}, {n % 997}.25, NOW(6));\n"
+                    "INSERT INTO `metrics-2`.events (order_ref, kind, payload, at)"
+                    f" VALUES (LAST_INSERT_ID(), 'live', JSON_OBJECT('n', {n}), NOW(6));\n"
+                    "COMMIT;\n"
+                ).encode()
+            )
+            stdin.flush()
+            self.sent += 1
+        stdin.close()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join()
+        assert self._process.stderr is not None
+        errors = self._process.stderr.read()
+        assert self._process.wait(timeout=120) == 0, errors.decode()
+
+
+def test_backup_while_writing_then_restore(
+    admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, executor: LocalExecutor
+):
+    rows = make_shop(mariadb)
+    assert rows >= 100_000
+
+    inserter = Inserter(mariadb)
+    inserter.start()
+    try:
+        # Let the writes get going, then note what is committed before the backup starts.
+        while (
+            int(mariadb.scalar("SELECT COUNT(*) FROM `metrics-2`.events WHERE kind = 'live';"))
+            < 50
+        ):
+            pass
+        before = max_ids(mariadb)
+        backup = repository.create(admin)
+        after = max_ids(mariadb)
+    finally:
+        inserter.finish()
+    assert after[("shop", "orders")] > before[("shop", "orders")], "no write during the backup"
+
+    assert backup.status == "completed"
+    assert backup.databases == ("metrics-2", "shop")
+    expected = checksums(mariadb, before)
+
+    for name in admin.user_databases():
+        admin.execute(f"DROP DATABASE `{name}`;")
+    assert admin.user_databases() == []
+
+    restored = repository.restore(admin, backup.id)
+    assert restored == backup
+    assert checksums(mariadb, before) == expected
+
+    # One snapshot across both databases: every restored live order has its event.
+    assert (
+        mariadb.scalar(
+            "SELECT COUNT(*) FROM shop.orders o LEFT JOIN `metrics-2`.events e"
+            " ON e.order_ref = o.id WHERE o.placed > '2025-01-01' AND e.id IS NULL;"
+        )
+        == "0"
+    )
+    assert (
+        mariadb.scalar(
+            "SELECT COUNT(*) FROM `metrics-2`.events e LEFT JOIN shop.orders o"
+            " ON o.id = e.order_ref WHERE e.order_ref IS NOT NULL AND o.id IS NULL;"
+        )
+        == "0"
+    )
+    # Rows committed after the backup began may or may not be in it, but nothing
+    # committed after it finished can be.
+    for table, highest in max_ids(mariadb).items():
+        assert before[table] <= highest <= after[table]
+
+    # Routines, triggers, views and events come back too.
+    assert mariadb.scalar("SELECT shop.with_vat(10);") == "12.00"
+    assert mariadb.scalar("SELECT COUNT(*) FROM shop.big_spenders;") != "0"
+    assert (
+        mariadb.scalar(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'shop';"
+        )
+        == "1"
+    )
+    assert (
+        mariadb.scalar(
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'metrics-2';"
+        )
+        == "1"
+    )
+    assert len(restore_commands(executor, admin)) == 1
+
+
+def test_backup_layout_and_checksum(
+    admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, s3_info
+):
+    make_shop(mariadb, customers=2000, orders=2000, events=2000)
+    backup = repository.create(admin, now=T0)
+    assert backup.id == "2025-03-01T10-00-00Z"
+    assert backup.started_at == "2025-03-01T10:00:00Z"
+    assert repository.prefix == "kubeflow/db/mysql-backups/kubeflow/mysql"
+    client = repository.client
+    keys = sorted(
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_info.bucket, Prefix="kubeflow/")["Contents"]
+    )
+    base = f"{repository.prefix}/{backup.id}"
+    assert keys == [
+        f"{base}/{METADATA_OBJECT}",
+        f"{base}/{DUMP_OBJECT}",
+        f"{base}/{CHECKSUM_OBJECT}",
+    ]
+    dump = client.get_object(Bucket=s3_info.bucket, Key=f"{base}/{DUMP_OBJECT}")["Body"].read()
+    assert len(dump) == backup.size
+    line = client.get_object(Bucket=s3_info.bucket, Key=f"{base}/{CHECKSUM_OBJECT}")["Body"].read()
+    assert line.decode() == f"{hashlib.sha256(dump).hexdigest()}  {DUMP_OBJECT}\n"
+    sql = zlib.decompress(dump, wbits=31)
+    assert b"CREATE DATABASE" in sql and sql.rstrip().splitlines()[-1].startswith(
+        b"-- Dump completed"
+    )
+    meta = json.loads(
+        client.get_object(Bucket=s3_info.bucket, Key=f"{base}/{METADATA_OBJECT}")["Body"].read()
+    )
+    assert meta["status"] == "completed" and meta["databases"] == ["metrics-2", "shop"]
+    assert meta["sha256"] == hashlib.sha256(dump).hexdigest()
+    assert "MariaDB" in meta["server_version"]
+    assert backup.to_dict()["started-at"] == "2025-03-01T10:00:00Z"
+
+
+# --- damaged backups ---------------------------------------------------------------
+
+
+def _get(repo: BackupRepository, backup_id: str, name: str) -> bytes:
+    return repo.client.get_object(Bucket=repo.bucket, Key=repo.key(backup_id, name))["Body"].read()
+
+
+def _put(repo: BackupRepository, backup_id: str, name: str, body: bytes) -> None:
+    repo.client.put_object(Bucket=repo.bucket, Key=repo.key(backup_id, name), Body=body)
+
+
+def _forge_checksums(repo: BackupRepository, backup_id: str, dump: bytes) -> None:
+    """Make the checksum file and the metadata agree with a replaced dump."""
+    digest = hashlib.sha256(dump).hexdigest()
+    _put(repo, backup_id, CHECKSUM_OBJECT, f"{digest}  {DUMP_OBJECT}\n".encode())
+    meta = json.loads(_get(repo, backup_id, METADATA_OBJECT))
+    meta.update(sha256=digest, size=len(dump))
+    _put(repo, backup_id, METADATA_OBJECT, json.dumps(meta).encode())
+
+
+def truncate(repo, backup_id):
+    dump = _get(repo, backup_id, DUMP_OBJECT)
+    _put(repo, backup_id, DUMP_OBJECT, dump[: len(dump) // 2])
+
+
+def flip_bytes(repo, backup_id):
+    dump = bytearray(_get(repo, backup_id, DUMP_OBJECT))
+    middle = len(dump) // 2
+    dump[middle : middle + 4] = bytes(b ^ 0xFF for b in dump[middle : middle + 4])
+    _put(repo, backup_id, DUMP_OBJECT, bytes(dump))
+
+
+def change_checksum(repo, backup_id):
+    _put(repo, backup_id, CHECKSUM_OBJECT, f"{'0' * 64}  {DUMP_OBJECT}\n".encode())
+
+
+def remove_checksum(repo, backup_id):
+    repo.client.delete_object(Bucket=repo.bucket, Key=repo.key(backup_id, CHECKSUM_OBJECT))
+
+
+def flip_bytes_and_forge_checksums(repo, backup_id):
+    flip_bytes(repo, backup_id)
+    _forge_checksums(repo, backup_id, _get(repo, backup_id, DUMP_OBJECT))
+
+
+def truncate_and_forge_checksums(repo, backup_id):
+    truncate(repo, backup_id)
+    _forge_checksums(repo, backup_id, _get(repo, backup_id, DUMP_OBJECT))
+
+
+def replace_with_an_unfinished_dump(repo, backup_id):
+    """Put a whole, valid gzip whose SQL stops half way (no end marker)."""
+    sql = zlib.decompress(_get(repo, backup_id, DUMP_OBJECT), wbits=31)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    dump = compressor.compress(sql[: len(sql) // 2]) + compressor.flush()
+    _put(repo, backup_id, DUMP_OBJECT, dump)
+    _forge_checksums(repo, backup_id, dump)
+
+
+def remove_dump(repo, backup_id):
+    repo.client.delete_object(Bucket=repo.bucket, Key=repo.key(backup_id, DUMP_OBJECT))
+
+
+DAMAGE = {
+    truncate: "is damaged",
+    flip_bytes: "checksum does not match",
+    change_checksum: "checksum does not match|checksum and metadata disagree",
+    remove_checksum: "has no checksum",
+    flip_bytes_and_forge_checksums: "is damaged",
+    truncate_and_forge_checksums: "truncated",
+    replace_with_an_unfinished_dump: "incomplete",
+    remove_dump: "missing",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=lambda f: f.__name__)
+def test_damaged_backup_is_refused_and_data_untouched(
+    damage, admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, executor
+):
+    make_shop(mariadb, customers=3000, orders=3000, events=3000)
+    backup = repository.create(admin, now=T0)
+    # Change the live data, so a restore that went ahead would show.
+    mariadb.sql(
+        "DELETE FROM shop.orders WHERE id % 2 = 0;"
+        "INSERT INTO shop.customers (name) VALUES ('new');"
+    )
+    live = checksums(mariadb)
+
+    damage(repository, backup.id)
+    with pytest.raises(BackupError, match=DAMAGE[damage]):
+        repository.restore(admin, backup.id)
+
+    assert checksums(mariadb) == live
+    assert restore_commands(executor, admin) == []
+    assert list(Path(repository._workdir).iterdir()) == []  # no temp files left
+
+
+def test_restore_of_unknown_or_invalid_id(
+    admin: MySQLServer, repository: BackupRepository, executor
+):
+    with pytest.raises(BackupError, match=r"backup 2020-01-01T00-00-00Z not found"):
+        repository.restore(admin, "2020-01-01T00-00-00Z")
+    for bad in ("latest", "../../etc", "2020-01-01T00:00:00Z", "2020-01-01T00-00-00Z/x", ""):
+        with pytest.raises(BackupError, match="invalid backup id"):
+            repository.restore(admin, bad)
+    assert executor.commands == []
+
+
+# --- listing -----------------------------------------------------------------------
+
+
+def _script(path: Path, body: str) -> str:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_list_newest_first_with_failed_backups(
+    admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, tmp_path: Path, executor
+):
+    make_shop(mariadb, customers=1000, orders=1000, events=1000)
+    assert repository.list() == []
+
+    first = repository.create(admin, now=T0)
+    same_second = repository.create(admin, now=T0)
+    assert same_second.id == "2025-03-01T10-00-00Z-2"
+
+    def failing(name: str, body: str) -> MySQLServer:
+        server = MySQLServer(
+            executor,
+            user=admin.user,
+            password="unused",
+            socket=admin.socket,
+            options_file=admin.options_file,
+            client=CLIENT,
+            dump=_script(tmp_path / name, body),
+        )
+        return server
+
+    crashing = failing(
+        "crashing-dump",
+        "printf -- '-- partial\\nCREATE TABLE x (\\n'\n"
+        "echo 'mysqldump: Error 2013: Lost connection to server during query' >&2\nexit 2\n",
+    )
+    with pytest.raises(BackupError, match="Lost connection") as error:
+        repository.create(crashing, now=datetime(2025, 3, 2, tzinfo=timezone.utc))
+    assert "2025-03-02T00-00-00Z failed" in str(error.value)
+
+    stopping = failing("stopping-dump", "printf -- '-- partial\\nCREATE TABLE x (\\n'\nexit 0\n")
+    with pytest.raises(BackupError, match="ended early"):
+        repository.create(stopping, now=datetime(2025, 3, 3, tzinfo=timezone.utc))
+
+    latest = repository.create(admin, now=datetime(2025, 3, 4, 8, 30, tzinfo=timezone.utc))
+    # A dump whose metadata never got written (say the unit died) counts as failed.
+    _put(repository, "2025-03-05T00-00-00Z", DUMP_OBJECT, b"\x1f\x8b partial")
+
+    backups = repository.list()
+    assert [(b.id, b.status) for b in backups] == [
+        ("2025-03-05T00-00-00Z", "failed"),
+        (latest.id, "completed"),
+        ("2025-03-03T00-00-00Z", "failed"),
+        ("2025-03-02T00-00-00Z", "failed"),
+        (same_second.id, "completed"),
+        (first.id, "completed"),
+    ]
+    assert backups[1] == latest
+    assert backups[0].error and "no metadata" in backups[0].error
+    assert backups[3].error and "Lost connection" in backups[3].error
+    assert backups[3].databases == ("metrics-2", "shop")
+    assert backups[2].error and "ended early" in backups[2].error
+    assert all(b.size > 0 for b in backups if b.status == "completed")
+    # Failed uploads were aborted: no parts left behind, no dump object.
+    client = repository.client
+    assert client.list_multipart_uploads(Bucket=repository.bucket).get("Uploads", []) == []
+    for failed_id in ("2025-03-02T00-00-00Z", "2025-03-03T00-00-00Z"):
+        names = {
+            o["Key"].rsplit("/", 1)[1]
+            for o in client.list_objects_v2(
+                Bucket=repository.bucket, Prefix=f"{repository.prefix}/{failed_id}/"
+            )["Contents"]
+        }
+        assert names == {METADATA_OBJECT}
+        with pytest.raises(BackupError, match="failed"):
+            repository.restore(admin, failed_id)
+    with pytest.raises(BackupError, match="never finished"):
+        repository.restore(admin, "2025-03-05T00-00-00Z")
+    result = backups[1].to_dict()
+    assert result["status"] == "completed" and result["databases"] == "metrics-2,shop"
+    assert set(result) <= {
+        "id",
+        "status",
+        "size",
+        "started-at",
+        "finished-at",
+        "databases",
+        "error",
+    }
+
+
+def test_nothing_to_back_up(admin: MySQLServer, repository: BackupRepository):
+    with pytest.raises(BackupError, match="no database"):
+        repository.create(admin)
+
+
+def test_unreachable_s3_is_a_clear_error(admin: MySQLServer, mariadb: MariaDB, tmp_path: Path):
+    make_shop(mariadb, customers=10, orders=10, events=10)
+    info = S3ConnectionInfo(
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        bucket="nowhere",
+        access_key="a",
+        secret_key="b",
+    )
+    repo = BackupRepository(info, model="m", app="a", workdir=str(tmp_path))
+    with pytest.raises(BackupError, match="S3 error while"):
+        repo.create(admin)
+
+
+def test_tls_ca_chain_written_for_the_client(s3_info: S3ConnectionInfo, tmp_path: Path):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    info = s3_info.model_copy(update={"tls_ca_chain": (pem,)})
+    with BackupRepository(info, model="m", app="a", workdir=str(tmp_path)) as repo:
+        path = repo._write_ca_bundle()
+        assert path and Path(path).read_text() == pem + "\n"
+        assert Path(path).parent == tmp_path
+    assert not Path(path).exists()
+
+
+class FailingChecksumWrites:
+    """A boto3 client whose writes of checksum files are refused."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def put_object(self, **kwargs):
+        if kwargs["Key"].endswith(CHECKSUM_OBJECT):
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not today"}}, "PutObject"
+            )
+        return self._client.put_object(**kwargs)
+
+
+def test_failure_after_the_upload_removes_the_dump(
+    admin: MySQLServer, mariadb: MariaDB, s3_info: S3ConnectionInfo, tmp_path: Path
+):
+    make_shop(mariadb, customers=100, orders=100, events=100)
+    client = FailingChecksumWrites(s3_info.client())
+    repo = BackupRepository(s3_info, model="m", app="a", client=client, workdir=str(tmp_path))
+    with pytest.raises(BackupError, match="S3 error while writing the checksum: AccessDenied"):
+        repo.create(admin, now=T0)
+    [backup] = repo.list()
+    assert backup.status == "failed" and "AccessDenied" in (backup.error or "")
+    listing = client.list_objects_v2(Bucket=repo.bucket, Prefix=f"{repo.prefix}/")
+    assert [o["Key"].rsplit("/", 1)[1] for o in listing["Contents"]] == [METADATA_OBJECT]
