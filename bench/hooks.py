@@ -1,0 +1,625 @@
+"""Benchmark: the cost of one `update-status` hook of each charm, run the way Juju runs it.
+
+Not a test: it prints figures. Each charm is staged as it would be packed
+(`tools/stage.py`), then its `src/charm.py` runs through `ops.main` in a fresh
+Python process, imports included, with the environment Juju gives a hook and
+fake hook tools and a fake Pebble (`bench/fakejuju.py`) answering from a
+settled model: the charm has done its work already, so a correct charm
+changes nothing. For each charm it prints the median wall time and peak RSS
+over N runs beside the budget, where the import time goes, and every write
+the hook did (hook tools that change the model, Pebble calls that change the
+container): there should be none.
+
+    PYTHONPATH=lib python bench/hooks.py [--runs 7] [--charm mysql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fakejuju  # noqa: E402
+import stage  # noqa: E402
+from fakejuju import Container, FakePebble, Model, Relation, Secret  # noqa: E402
+
+from kubeflow_interfaces import s3  # noqa: E402
+
+BUDGET_SECONDS = 0.5
+BUDGET_MIB = 60.0
+JUJU_VERSION = "3.6.4"
+MODEL_NAME = "kubeflow"
+MODEL_UUID = "7a3c1e0b-5d2f-4b8a-9c6e-0f1d2e3a4b5c"
+HOOK = "update-status"
+
+# ops hard-codes /charm/containers/<name>/pebble.socket; this prelude sends
+# those sockets to the bench's fake Pebble, then hands over to the charm as
+# Juju's dispatch would. The charm imports ops, and with it ops.model, anyway,
+# so importing it here first adds nothing to the hook's cost; runpy itself
+# costs well under a millisecond (importlib.util, which it uses, the charm's
+# imports load anyway).
+PRELUDE = """\
+import runpy, sys
+import ops.model
+_get_pebble = ops.model._ModelBackend.get_pebble
+def _get_fake_pebble(self, socket_path):
+    return _get_pebble(self, socket_path.replace("/charm/", {root!r} + "/", 1))
+ops.model._ModelBackend.get_pebble = _get_fake_pebble
+sys.argv = [{charm!r}]
+runpy.run_path({charm!r}, run_name="__main__")
+"""
+
+# Peak RSS survives exec: a child forked (or vforked) from this process would
+# start its high-water mark at this process's size, which holds pydantic, ops
+# and the charms' modules. So hooks are started by a small launcher process
+# (no site, stdlib only) that spawns each one, times it and reports its
+# wait4() usage; a hook's figure can then only be inflated up to the
+# launcher's own size, about that of a bare interpreter.
+LAUNCHER = """\
+import json, os, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    files = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, job["stdout"], flags, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, job["stderr"], flags, 0o600),
+    ]
+    os.chdir(job["cwd"])
+    start = time.perf_counter()
+    pid = os.posix_spawn(job["argv"][0], job["argv"], job["env"], file_actions=files)
+    _, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    print(json.dumps({"seconds": seconds, "kib": usage.ru_maxrss, "code": code}), flush=True)
+"""
+
+
+def fake_key(seed: str, length: int) -> str:
+    """A stable stand-in for a generated password or key: letters and digits."""
+    text = ""
+    while len(text) < length:
+        text += hashlib.sha256(f"{seed}{len(text)}".encode()).hexdigest()
+    return text[:length]
+
+
+def secret_id(n: int) -> str:
+    """A secret id shaped like Juju's (20 characters of base32hex)."""
+    return f"d0ub{n:02d}v7mp25c77e3rl0"[:20]
+
+
+def load_charm(charm_dir: Path) -> ModuleType:
+    """Import a staged charm's charm.py under a name of its own, its src/ on sys.path."""
+    src = charm_dir / "src"
+    sys.path.insert(0, str(src))
+    name = f"bench_{charm_dir.name.replace('-', '_')}_charm"
+    spec = importlib.util.spec_from_file_location(name, src / "charm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the settled models ----------------------------------------------------------------
+#
+# Built from the charms' own modules wherever the charm derives the content
+# (config files, Pebble layers, relation databags), so that what is already
+# there is exactly what the charm would write.
+
+
+def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import mysql_server as server
+
+    config = fakejuju.config_defaults(metadata)
+    options = charm.MySQLConfig(**{k.replace("-", "_"): v for k, v in config.items()})
+    passwords = {key: fake_key(key, 32) for key in charm.PASSWORD_KEYS.values()}
+    admin = server.MySQLServer(
+        None,  # type: ignore[arg-type] - only its option file is rendered
+        user=server.ADMIN_USER,
+        password=passwords[charm.PASSWORD_KEYS[server.ADMIN_USER]],
+    )
+    layer = server.pebble_layer()
+    container = Container(
+        charm.CONTAINER,
+        plan={"services": layer["services"], "checks": layer["checks"]},
+        running={server.SERVICE},
+    )
+    container.add_dir(charm.STORAGE_PATH, user="mysql", group="mysql")
+    container.add_dir(f"{server.DATA_DIR}/mysql", permissions=0o750, user="mysql", group="mysql")
+    container.add_file(server.CONFIG_FILE, server.render_config(options.server_config()))
+    container.add_file(server.CLIENT_OPTIONS_FILE, admin.client_options(), permissions=0o600)
+
+    database_id, s3_id = 3, 5
+    user_secret, s3_secret = secret_id(2), secret_id(3)
+    request = {"resource": "kfp", "request-id": "req-kfp", "salt": fake_key("salt", 16)}
+    endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:{server.PORT}"
+    # Only "is this databag non-empty" is read in a settled update-status.
+    answer = {
+        **request,
+        "endpoints": endpoint,
+        "version": "8.4.3",
+        "secret-user": f"secret://{MODEL_UUID}/{user_secret}",
+    }
+    database = Relation(
+        "database",
+        database_id,
+        "kfp",
+        ["kfp/0"],
+        local_app_data={
+            "version": "v1",
+            "requests": json.dumps([answer]),
+            "data": json.dumps({"req-kfp": request}),
+        },
+        remote_app_data={"version": "v1", "requests": json.dumps([request])},
+    )
+    s3_request = s3.S3RequirerData(
+        bucket=charm.BACKUP_BUCKET,
+        requested_secrets=list(s3.SECRET_FIELDS),
+        lib_version=s3.LIB_VERSION,
+    )
+    s3_answer = s3.S3ProviderData(
+        bucket=charm.BACKUP_BUCKET,
+        endpoint=f"http://minio.{MODEL_NAME}.svc.cluster.local:9000",
+        region="us-east-1",
+        s3_uri_style="path",
+        secret_extra=f"secret:{s3_secret}",
+        lib_version=s3.LIB_VERSION,
+    )
+    backups = Relation(
+        "s3-parameters",
+        s3_id,
+        "minio",
+        ["minio/0"],
+        local_app_data=s3_request.dump(),
+        remote_app_data=s3_answer.dump(),
+    )
+    model = Model(
+        unit="mysql/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=config,
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[database, backups],
+        secrets=[
+            Secret(
+                secret_id(1),
+                passwords,
+                label=charm.CREDENTIALS_LABEL,
+                description="MySQL root and admin passwords",
+            ),
+            Secret(
+                user_secret,
+                {"username": f"relation-{database_id}", "password": fake_key("kfp", 32)},
+                label=f"database.{database_id}.user.secret",
+            ),
+            Secret(
+                s3_secret,
+                s3.S3Credentials(access_key="minio-root", secret_key=fake_key("s3", 40)).dump(),
+                owner=None,
+            ),
+        ],
+        storages={"database/0": charm.STORAGE_PATH},
+        opened_ports=[f"{server.PORT}/tcp"],
+        unit_status=("active", "primary"),
+    )
+    return model, [container]
+
+
+def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import minio_server as server
+
+    credentials = s3.S3Credentials(
+        access_key=fake_key("access", server.ACCESS_KEY_LENGTH),
+        secret_key=fake_key("secret", server.SECRET_KEY_LENGTH),
+    )
+    layer = server.pebble_layer(credentials).to_dict()
+    container = Container(
+        charm.CONTAINER,
+        plan={"services": layer["services"], "checks": layer["checks"]},
+        running={server.SERVICE},
+    )
+    container.add_dir(server.DATA_DIR)
+
+    relation_id, shared = 7, secret_id(5)
+    request = s3.S3RequirerData(
+        bucket="mlpipeline", requested_secrets=list(s3.SECRET_FIELDS), lib_version=s3.LIB_VERSION
+    )
+    answer = s3.S3ProviderData(
+        bucket="mlpipeline",
+        endpoint=f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}",
+        region=server.REGION,
+        s3_uri_style=server.URI_STYLE,
+        secret_extra=f"secret:{shared}",
+        lib_version=s3.LIB_VERSION,
+    )
+    model = Model(
+        unit="minio/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[
+            Relation(
+                charm.RELATION,
+                relation_id,
+                "kfp",
+                ["kfp/0"],
+                local_app_data=answer.dump(),
+                remote_app_data=request.dump(),
+            )
+        ],
+        secrets=[
+            Secret(
+                secret_id(4),
+                credentials.dump(),
+                label=charm.ROOT_SECRET_LABEL,
+                description="MinIO root credentials",
+            ),
+            Secret(
+                shared,
+                credentials.dump(),
+                label=f"{charm.RELATION}-{relation_id}",
+                description=f"S3 credentials for relation {relation_id}",
+            ),
+        ],
+        storages={"data/0": server.DATA_DIR},
+        opened_ports=[f"{server.API_PORT}/tcp", f"{server.CONSOLE_PORT}/tcp"],
+        unit_status=("active", f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}"),
+        app_status=("active", "1 bucket request(s) served"),
+    )
+    return model, [container]
+
+
+SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
+    "mysql": mysql_settled,
+    "minio": minio_settled,
+}
+
+
+# --- running one hook ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """One hook: its cost and what it did."""
+
+    seconds: float
+    mib: float
+    returncode: int
+    stderr: str
+    tool_calls: int
+    pebble_calls: int
+    writes: list[str]
+    statuses: list[str]
+    log: list[tuple[str, str]]
+    unanswered: list[str]
+
+
+class Launcher:
+    """The small process that starts each hook and measures it (see LAUNCHER)."""
+
+    def __enter__(self) -> Launcher:
+        self._process = subprocess.Popen(
+            [sys.executable, "-S", "-P", "-c", LAUNCHER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={},
+            text=True,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait()
+
+    def spawn(
+        self, argv: list[str], env: dict[str, str], cwd: Path, stdout: Path, stderr: Path
+    ) -> tuple[float, float, int]:
+        """Run argv to its end: wall seconds, peak RSS in MiB, exit code."""
+        job = {"argv": argv, "env": env, "cwd": str(cwd), "stdout": str(stdout)}
+        job["stderr"] = str(stderr)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(job) + "\n")
+        self._process.stdin.flush()
+        answer = json.loads(self._process.stdout.readline())
+        return answer["seconds"], answer["kib"] / 1024, answer["code"]  # KiB on Linux
+
+
+@dataclasses.dataclass
+class Hook:
+    """Everything needed to run one charm's hook against its fake model."""
+
+    name: str
+    charm_dir: Path
+    env: dict[str, str]
+    argv: list[str]
+    logs: fakejuju.ToolLogs
+    pebbles: list[FakePebble]
+    scratch: Path
+    launcher: Launcher
+
+    def run(self, *extra_flags: str) -> Run:
+        """Run the hook once; `extra_flags` go to the interpreter."""
+        self.logs.reset()
+        for pebble in self.pebbles:
+            pebble.reset()
+        err = self.scratch / "stderr"
+        argv = [self.argv[0], *extra_flags, *self.argv[1:]]
+        seconds, mib, returncode = self.launcher.spawn(
+            argv, self.env, self.charm_dir, self.scratch / "stdout", err
+        )
+        return Run(
+            seconds=seconds,
+            mib=mib,
+            returncode=returncode,
+            stderr=err.read_text(errors="replace"),
+            tool_calls=len(self.logs.records("calls")),
+            pebble_calls=sum(p.calls for p in self.pebbles),
+            writes=fakejuju.join_records(self.logs.records("writes"))
+            + [w for p in self.pebbles for w in p.writes],
+            statuses=fakejuju.join_records(self.logs.records("status")),
+            log=self.logs.log_lines(),
+            unanswered=fakejuju.join_records(self.logs.records("unanswered"))
+            + [u for p in self.pebbles for u in p.unanswered],
+        )
+
+
+def hook_env(model: Model, charm_dir: Path, bin_dir: Path) -> dict[str, str]:
+    """The environment Juju gives an update-status hook (what ops reads of it)."""
+    return {
+        "JUJU_UNIT_NAME": model.unit,
+        "JUJU_MODEL_NAME": model.model_name,
+        "JUJU_MODEL_UUID": model.model_uuid,
+        "JUJU_VERSION": JUJU_VERSION,
+        "JUJU_CHARM_DIR": str(charm_dir),
+        "JUJU_DISPATCH_PATH": f"hooks/{HOOK}",
+        "JUJU_HOOK_NAME": HOOK,
+        "JUJU_CONTEXT_ID": f"{model.unit}-{HOOK}-{int(time.time())}",
+        "PYTHONPATH": f"{charm_dir}/lib:{charm_dir}/src",
+        "PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+    }
+
+
+@contextlib.contextmanager
+def prepared(name: str, work: Path, launcher: Launcher):
+    """Stage the charm, build its settled model, start its fake Pebble."""
+    charm_dir = stage.stage(name, work / "stage")
+    metadata = fakejuju.write_packed_metadata(charm_dir)
+    model, containers = SETTLED[name](charm_dir, metadata)
+    base = work / name
+    logs = fakejuju.write_hook_tools(model, base / "bin", base / "log")
+    pebble_root = base / "charm"  # stands in for /charm
+    with contextlib.ExitStack() as stack:
+        pebbles = [
+            stack.enter_context(
+                FakePebble(c, pebble_root / "containers" / c.name / "pebble.socket")
+            )
+            for c in containers
+        ]
+        prelude = PRELUDE.format(root=str(pebble_root), charm=str(charm_dir / "src" / "charm.py"))
+        # -P: no script directory or cwd on sys.path, as when Juju runs src/charm.py.
+        argv = [sys.executable, "-P", "-c", prelude]
+        env = hook_env(model, charm_dir, base / "bin")
+        yield Hook(name, charm_dir, env, argv, logs, pebbles, base, launcher)
+
+
+def check(run: Run, name: str) -> None:
+    """Stop the bench when the hook itself failed: its figures would mean nothing."""
+    if run.returncode == 0:
+        return
+    print(f"\n{name}: the {HOOK} hook failed (exit {run.returncode})", file=sys.stderr)
+    print(run.stderr, file=sys.stderr)
+    for level, message in run.log:
+        if level in ("ERROR", "CRITICAL"):
+            print(f"juju-log {level}: {message}", file=sys.stderr)
+    for call in run.unanswered:
+        print(f"no answer in the bench's model for: {call}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+# --- where the import time goes --------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Imports:
+    """`python -X importtime` of one hook, in milliseconds."""
+
+    total_ms: float
+    top: list[tuple[str, float]]  # the heaviest top-level imports, cumulative
+    packages: list[tuple[str, float]]  # the heaviest packages, their modules' own time summed
+
+
+def import_times(stderr: str, count: int = 5) -> Imports:
+    top: list[tuple[str, float]] = []
+    packages: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "imported package" in line:
+            continue
+        own, cumulative, label = line.removeprefix("import time:").split("|", 2)
+        name = label[1:]
+        if not name.startswith(" "):  # imported by no other module
+            top.append((name, int(cumulative) / 1000))
+        package = name.strip().split(".")[0]
+        packages[package] = packages.get(package, 0.0) + int(own) / 1000
+    return Imports(
+        total_ms=sum(packages.values()),
+        top=sorted(top, key=lambda t: -t[1])[:count],
+        packages=sorted(packages.items(), key=lambda t: -t[1])[: count + 1],
+    )
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Result:
+    """One charm's figures."""
+
+    name: str
+    runs: list[Run]
+    imports: Imports
+
+    @property
+    def seconds(self) -> float:
+        """Median wall time."""
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def mib(self) -> float:
+        """Median peak RSS."""
+        return statistics.median(r.mib for r in self.runs)
+
+
+def bench(name: str, work: Path, runs: int, launcher: Launcher) -> Result:
+    with prepared(name, work, launcher) as hook:
+        # One run first, unmeasured, as a unit has run hooks before: bytecode
+        # is cached and ops' state database exists.
+        check(hook.run(), name)
+        measured = []
+        for _ in range(runs):
+            run = hook.run()
+            check(run, name)
+            measured.append(run)
+        # One importtime run can catch a hiccup of the machine: keep the quickest of three.
+        traced = []
+        for _ in range(3):
+            run = hook.run("-X", "importtime")
+            check(run, name)
+            traced.append(import_times(run.stderr))
+    return Result(name, measured, min(traced, key=lambda i: i.total_ms))
+
+
+def _mark(value: float, budget: float) -> str:
+    return "ok" if value <= budget else "OVER"
+
+
+def _table(results: list[Result]) -> None:
+    header = (
+        f"{'charm':<8} {'wall (median)':>13} {'budget':>8}     {'range':>13}  "
+        f"{'peak RSS (median)':>17} {'budget':>8}     {'tools':>5} {'pebble':>6} {'writes':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        times = [x.seconds for x in r.runs]
+        last = r.runs[-1]
+        print(
+            f"{r.name:<8} {r.seconds:>11.3f} s {BUDGET_SECONDS:>6.1f} s "
+            f"{_mark(r.seconds, BUDGET_SECONDS):<4} {min(times):.3f}-{max(times):.3f} s  "
+            f"{r.mib:>13.1f} MiB {BUDGET_MIB:>4.0f} MiB "
+            f"{_mark(r.mib, BUDGET_MIB):<4} {last.tool_calls:>5} {last.pebble_calls:>6} "
+            f"{len(last.writes):>6}"
+        )
+    print(
+        "tools: hook-tool processes the hook started (juju-log included); pebble: Pebble API "
+        "requests;\nwrites: hook-tool calls and Pebble requests that change the model or the "
+        "container"
+    )
+
+
+def _details(r: Result) -> None:
+    print(f"\n{r.name}:")
+    share = r.imports.total_ms / 1000 / r.seconds * 100
+    print(
+        f"  imports: {r.imports.total_ms:.0f} ms (-X importtime, quickest of 3 runs), about "
+        f"{share:.0f}% of the median hook;\n  the heaviest top-level imports, cumulative:"
+    )
+    for module, ms in r.imports.top:
+        print(f"    {ms:>6.0f} ms  {module}")
+    packages = ", ".join(f"{name} {ms:.0f} ms" for name, ms in r.imports.packages)
+    print(f"  by package (own time of its modules): {packages}")
+    last = r.runs[-1]
+    if any(x.writes != last.writes for x in r.runs):
+        print("  the writes differ between runs; those of the last run:")
+    print(f"  writes: {len(last.writes) or 'none'}")
+    for write in last.writes:
+        print(f"    {write}")
+    print("  status-set (ops sets both on every hook; Juju ignores an unchanged status):")
+    for status in last.statuses:
+        print(f"    {status}")
+    charm_log = [(level, m) for level, m in last.log if level not in ("DEBUG", "TRACE")]
+    if charm_log:
+        print("  juju-log above DEBUG:")
+        for level, message in charm_log:
+            print(f"    {level}: {' '.join(message.split())[:200]}")
+    if last.unanswered:
+        print("  calls the fake model has no answer for (failed, as Juju or Pebble would):")
+        for call in last.unanswered:
+            print(f"    {call}")
+
+
+def report(
+    results: list[Result], runs: int, floor: tuple[float, float], missing: list[str]
+) -> None:
+    print(
+        f"One {HOOK} hook per charm on a settled model: a fresh Python process through "
+        f"ops.main,\nJuju {JUJU_VERSION} hook environment, Python {sys.version.split()[0]}; "
+        f"median of {runs} runs after one warm-up run.\n"
+        f"For scale, a bare interpreter start: {floor[0]:.3f} s, {floor[1]:.1f} MiB.\n"
+    )
+    _table(results)
+    for r in results:
+        _details(r)
+    if missing:
+        print(f"\nnot measured, no settled model in bench/hooks.py yet: {', '.join(missing)}")
+
+
+def interpreter_floor(work: Path, launcher: Launcher) -> tuple[float, float]:
+    """Wall time and peak RSS of `python -P -c pass`, measured the same way, for scale."""
+    samples = [
+        launcher.spawn([sys.executable, "-P", "-c", "pass"], {}, work, work / "out", work / "err")
+        for _ in range(5)
+    ]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=7, help="measured runs per charm")
+    parser.add_argument(
+        "--charm", action="append", help="charm to measure (repeatable; default: every charm)"
+    )
+    # `tox -e bench` hands the same arguments to bench/backup.py: leave its own to it.
+    args, _ = parser.parse_known_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    every = sorted(p.parent.name for p in (ROOT / "charms").glob("*/charmcraft.yaml"))
+    unknown = [n for n in args.charm or [] if n not in SETTLED]
+    if unknown:
+        parser.error(f"no settled model for {', '.join(unknown)}: add one to SETTLED")
+    names = args.charm or [n for n in every if n in SETTLED]
+    missing = [] if args.charm else [n for n in every if n not in SETTLED]
+    with tempfile.TemporaryDirectory(prefix="hookbench-") as tmp:
+        work = Path(tmp)
+        with Launcher() as launcher:
+            floor = interpreter_floor(work, launcher)
+            results = [bench(name, work, args.runs, launcher) for name in names]
+    report(results, args.runs, floor, missing)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
