@@ -51,7 +51,13 @@ def _json_list(value: Any) -> Any:
 
 
 class _Databag(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    # Databag keys are the field names with dashes (`s3_uri_style` is `s3-uri-style`).
+    model_config = ConfigDict(
+        alias_generator=lambda name: name.replace("_", "-"),
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
 
     def dump(self) -> dict[str, str]:
         """Serialise to databag strings, aliases as keys, unset fields left out."""
@@ -66,8 +72,8 @@ class S3RequirerData(_Databag):
 
     bucket: str | None = Field(default=None, min_length=3, max_length=63)
     path: str | None = None
-    requested_secrets: list[str] | None = Field(default=None, alias="requested-secrets")
-    lib_version: str | None = Field(default=None, alias="lib-version")
+    requested_secrets: list[str] | None = None
+    lib_version: str | None = None
 
     _list = field_validator("requested_secrets", mode="before")(_json_list)
 
@@ -86,16 +92,16 @@ class S3ProviderData(_Databag):
     path: str | None = None
     endpoint: str | None = None
     region: str | None = None
-    s3_uri_style: Literal["path", "host"] | None = Field(default=None, alias="s3-uri-style")
-    storage_class: str | None = Field(default=None, alias="storage-class")
-    s3_api_version: str | None = Field(default=None, alias="s3-api-version")
-    tls_ca_chain: list[str] | None = Field(default=None, alias="tls-ca-chain")
+    s3_uri_style: Literal["path", "host"] | None = None
+    storage_class: str | None = None
+    s3_api_version: str | None = None
+    tls_ca_chain: list[str] | None = None
     attributes: list[str] | None = None
-    secret_extra: str | None = Field(default=None, alias="secret-extra")
-    lib_version: str | None = Field(default=None, alias="lib-version")
+    secret_extra: str | None = None
+    lib_version: str | None = None
     # v0 only: credentials in clear. Read, never written by our provider.
-    access_key: str | None = Field(default=None, alias="access-key", repr=False)
-    secret_key: str | None = Field(default=None, alias="secret-key", repr=False)
+    access_key: str | None = Field(default=None, repr=False)
+    secret_key: str | None = Field(default=None, repr=False)
 
     _lists = field_validator("tls_ca_chain", "attributes", mode="before")(_json_list)
 
@@ -108,8 +114,8 @@ class S3ProviderData(_Databag):
 class S3Credentials(_Databag):
     """Content of the secret named by `secret-extra`."""
 
-    access_key: str = Field(alias="access-key", min_length=1, repr=False)
-    secret_key: str = Field(alias="secret-key", min_length=1, repr=False)
+    access_key: str = Field(min_length=1, repr=False)
+    secret_key: str = Field(min_length=1, repr=False)
 
 
 class S3ConnectionInfo(BaseModel):
@@ -144,7 +150,7 @@ class S3ConnectionInfo(BaseModel):
             connect_timeout=10,
             read_timeout=60,
         )
-        return boto3.session.Session().client(
+        return boto3.Session().client(
             "s3",
             endpoint_url=self.endpoint or None,
             region_name=self.region or "us-east-1",

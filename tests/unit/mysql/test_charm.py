@@ -17,7 +17,7 @@ from unit.mysql.helpers import (
     storage,
 )
 
-from kubeflow_interfaces import mysql_client
+from kubeflow_interfaces import mysql_client, s3
 
 
 def _state(tmp_path, **kwargs) -> testing.State:
@@ -371,3 +371,18 @@ def test_set_password_reports_a_failing_server(ctx, tmp_path):
             ctx.on.action("set-password", params={"username": "root", "password": "abcdefgh12"}),
             _state(tmp_path, container=container),
         )
+
+
+def test_rotated_s3_credentials_are_picked_up(ctx, tmp_path):
+    relation, secret = s3.relation_for_requirer("s3-parameters", access_key="old-access-key")
+    rotated = dataclasses.replace(
+        secret,
+        latest_content={"access-key": "new-access-key", "secret-key": "new-secret-value"},
+    )
+    state = _state(
+        tmp_path, relations={relation}, secrets={credentials_secret(), rotated}
+    )
+    out = ctx.run(ctx.on.secret_changed(rotated), state)
+    (seen,) = [s for s in out.secrets if s.id == rotated.id]
+    assert seen.tracked_content["access-key"] == "new-access-key"  # read with refresh
+    assert out.unit_status == testing.ActiveStatus("primary")
