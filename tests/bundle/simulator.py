@@ -1,0 +1,751 @@
+"""A simulated Juju model that runs a bundle offline, with every charm's real code.
+
+Each unit of each application is an `ops.testing` Context and State. The
+model deals out events the way Juju would: the deploy sequence for every unit,
+then relation-changed on the other side whenever a databag changes, and
+secret-changed to every consumer whenever an owner changes a secret, until
+nothing changes any more (a fixpoint), within a bound on hooks. Secrets are
+held model-wide, so a secret one application grants on a relation is
+readable by the other side, as in Juju.
+
+What a workload would do (exec output, checks that pass once a service runs,
+an S3 server behind MinIO) comes from `workloads.py`, beside this file; the
+charms are not changed for the simulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from charm_loader import CHARMS, load_charm
+from ops import testing
+
+logger = logging.getLogger(__name__)
+
+ROOT = CHARMS.parent
+BUNDLE = ROOT / "bundle" / "bundle.yaml"
+MODEL = testing.Model(name="kubeflow", uuid="5f1c0c1e-3a7d-4a69-9e5b-6a1f0c0de001")
+DEFAULT_MAX_HOOKS = 2000
+
+
+class SimulationError(Exception):
+    """The model did not settle, or a charm raised."""
+
+
+# --- bundle files ----------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge an overlay's mapping into a bundle's, as `juju deploy --overlay` does."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if value is None:
+            out.pop(key, None)  # an application set to null is removed
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_bundle(bundle: Path = BUNDLE, overlays: Iterable[Path] = ()) -> dict[str, Any]:
+    """The bundle with its overlays applied; relations of overlays are added."""
+    data = yaml.safe_load(bundle.read_text())
+    relations = [list(r) for r in data.get("relations", [])]
+    for path in overlays:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        data["applications"] = _merge(
+            data.get("applications", {}), overlay.get("applications") or {}
+        )
+        relations += [list(r) for r in overlay.get("relations", [])]
+    apps = data.get("applications", {})
+    data["relations"] = [r for r in relations if all(end.split(":")[0] in apps for end in r)]
+    return data
+
+
+def charm_name(spec: dict[str, Any]) -> str:
+    """`../build/mysql_amd64.charm`, `./charms/mysql` or `mysql` to `mysql`."""
+    ref = str(spec["charm"]).rstrip("/").split("/")[-1]
+    return ref.split("_")[0].removesuffix(".charm")
+
+
+def charm_meta(name: str) -> dict[str, Any]:
+    """The charm's charmcraft.yaml."""
+    return yaml.safe_load((CHARMS / name / "charmcraft.yaml").read_text())
+
+
+def endpoints(meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Endpoint name to (role, interface)."""
+    out = {}
+    for role in ("provides", "requires", "peers"):
+        for name, spec in (meta.get(role) or {}).items():
+            out[name] = (role, spec["interface"])
+    return out
+
+
+# --- the model's records ------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RelationRecord:
+    """One relation between two applications (or an app and itself, for peers)."""
+
+    id: int
+    apps: tuple[str, str]
+    endpoints: tuple[str, str]
+    interface: str
+    app_data: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    unit_data: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+
+    def side(self, app: str) -> int:
+        """0 or 1: which end `app` is."""
+        return self.apps.index(app)
+
+    def other(self, app: str) -> str:
+        """The application at the other end."""
+        return self.apps[1 - self.side(app)]
+
+    @property
+    def is_peer(self) -> bool:
+        """Whether both ends are the same application."""
+        return self.apps[0] == self.apps[1]
+
+
+@dataclasses.dataclass
+class SecretRecord:
+    """A secret as the model holds it: its owner, its content, who may read it."""
+
+    id: str
+    owner_app: str
+    owner: str  # "app" or "unit"
+    owner_unit: str | None
+    content: dict[str, str]
+    revision: int = 1
+    label: str | None = None
+    description: str | None = None
+    grants: dict[int, frozenset[str]] = dataclasses.field(default_factory=dict)
+    tracked: dict[str, tuple[int, dict[str, str]]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Unit:
+    """One unit: its Context and the State it was left in."""
+
+    app: str
+    index: int
+    ctx: testing.Context
+    state: testing.State
+
+    @property
+    def name(self) -> str:
+        """`app/index`."""
+        return f"{self.app}/{self.index}"
+
+    @property
+    def leader(self) -> bool:
+        """Unit 0 leads."""
+        return self.index == 0
+
+
+@dataclasses.dataclass
+class Application:
+    """One application of the bundle."""
+
+    name: str
+    charm: str
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    scale: int
+    constraints: str = ""
+    trust: bool = False
+    units: list[Unit] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class HookRecord:
+    """One hook run, for the report."""
+
+    unit: str
+    event: str
+
+
+# --- the simulated model --------------------------------------------------------------
+
+
+class Model:
+    """A whole bundle deployed into one simulated model."""
+
+    def __init__(
+        self,
+        bundle: dict[str, Any],
+        workloads: Any,
+        *,
+        tmp_path: Path,
+        max_hooks: int = DEFAULT_MAX_HOOKS,
+    ):
+        self.bundle = bundle
+        self.workloads = workloads
+        self.tmp_path = tmp_path
+        self.max_hooks = max_hooks
+        self.apps: dict[str, Application] = {}
+        self.relations: dict[int, RelationRecord] = {}
+        self.secrets: dict[str, SecretRecord] = {}
+        self.hooks: list[HookRecord] = []
+        self.logs: list[tuple[str, str, str]] = []  # unit, level, message
+        self.statuses: dict[str, testing.StatusBase] = {}
+        self.app_statuses: dict[str, testing.StatusBase] = {}
+        self.settle_seconds = 0.0
+        self._queue: deque[tuple[Unit, Callable[[testing.State], Any], str]] = deque()
+        self._ids = itertools.count(1)
+        self._build()
+
+    # --- building
+
+    def _build(self) -> None:
+        for name, spec in self.bundle.get("applications", {}).items():
+            charm = charm_name(spec)
+            app = Application(
+                name=name,
+                charm=charm,
+                meta=charm_meta(charm),
+                config=dict(spec.get("options") or {}),
+                scale=int(spec.get("scale", spec.get("num_units", 1))),
+                constraints=str(spec.get("constraints") or ""),
+                trust=bool(spec.get("trust", False)),
+            )
+            self.apps[name] = app
+        for pair in self.bundle.get("relations", []):
+            self._add_relation(*pair)
+        for app in self.apps.values():
+            for peer, (role, interface) in endpoints(app.meta).items():
+                if role == "peers":
+                    self._new_relation((app.name, app.name), (peer, peer), interface)
+            for index in range(app.scale):
+                app.units.append(self._new_unit(app, index))
+
+    def check_interfaces(self) -> list[str]:
+        """Every bundle relation joins endpoints that exist, with one interface, one each side."""
+        problems = []
+        for pair in self.bundle.get("relations", []):
+            (a, ea), (b, eb) = (end.split(":") for end in pair)
+            sides = []
+            for app, ep in ((a, ea), (b, eb)):
+                known = endpoints(self.apps[app].meta)
+                if ep not in known:
+                    problems.append(f"{app} has no endpoint {ep!r}")
+                    break
+                sides.append(known[ep])
+            else:
+                (ra, ia), (rb, ib) = sides
+                if ia != ib:
+                    problems.append(f"{a}:{ea} ({ia}) and {b}:{eb} ({ib}) differ in interface")
+                if {ra, rb} != {"provides", "requires"}:
+                    problems.append(f"{a}:{ea} and {b}:{eb} are {ra} and {rb}")
+        return problems
+
+    def _add_relation(self, end_a: str, end_b: str) -> RelationRecord:
+        (a, ea), (b, eb) = end_a.split(":"), end_b.split(":")
+        interface = endpoints(self.apps[a].meta)[ea][1]
+        return self._new_relation((a, b), (ea, eb), interface)
+
+    def _new_relation(
+        self, apps: tuple[str, str], eps: tuple[str, str], interface: str
+    ) -> RelationRecord:
+        record = RelationRecord(next(self._ids), apps, eps, interface)
+        for app in set(apps):
+            record.app_data[app] = {}
+        self.relations[record.id] = record
+        return record
+
+    def _new_unit(self, app: Application, index: int) -> Unit:
+        charm = load_charm(app.charm)
+        class_name = self.workloads.charm_class(app.charm)
+        ctx = testing.Context(getattr(charm, class_name), app_name=app.name, unit_id=index)
+        unit_dir = self.tmp_path / app.name / str(index)
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        storages = {testing.Storage(name, index=0) for name in (app.meta.get("storage") or {})}
+        state = testing.State(
+            leader=index == 0,
+            model=MODEL,
+            config=app.config,
+            containers=self.workloads.containers(app.charm, app.meta, unit_dir),
+            storages=storages,
+            planned_units=app.scale,
+        )
+        unit = Unit(app.name, index, ctx, state)
+        for record in self.relations.values():
+            if app.name in record.apps:
+                record.unit_data[unit.name] = {}
+        return unit
+
+    # --- state assembly
+
+    def _relation_for(self, unit: Unit, record: RelationRecord) -> testing.RelationBase:
+        app = unit.app
+        endpoint = record.endpoints[record.side(app)]
+        local_unit = record.unit_data.get(unit.name, {})
+        if record.is_peer:
+            peers = {
+                u.index: dict(record.unit_data.get(u.name, {}))
+                for u in self.apps[app].units
+                if u.name != unit.name
+            }
+            return testing.PeerRelation(
+                endpoint,
+                interface=record.interface,
+                id=record.id,
+                local_app_data=dict(record.app_data[app]),
+                local_unit_data=dict(local_unit),
+                peers_data=peers,
+            )
+        other = record.other(app)
+        remote_units = {
+            u.index: dict(record.unit_data.get(u.name, {})) for u in self.apps[other].units
+        }
+        return testing.Relation(
+            endpoint,
+            interface=record.interface,
+            id=record.id,
+            remote_app_name=other,
+            local_app_data=dict(record.app_data[app]),
+            local_unit_data=dict(local_unit),
+            remote_app_data=dict(record.app_data[other]),
+            remote_units_data=remote_units,
+        )
+
+    def _secrets_for(self, unit: Unit) -> set[testing.Secret]:
+        out = set()
+        for record in self.secrets.values():
+            owned = record.owner_app == unit.app and (
+                record.owner == "app" or record.owner_unit == unit.name
+            )
+            if owned:
+                out.add(
+                    testing.Secret(
+                        id=record.id,
+                        tracked_content=dict(record.content),
+                        latest_content=dict(record.content),
+                        owner=record.owner,  # type: ignore[arg-type]
+                        label=record.label,
+                        description=record.description,
+                        remote_grants=dict(record.grants),
+                    )
+                )
+                continue
+            if not self._granted(record, unit.app):
+                continue
+            _, tracked = record.tracked.get(unit.app, (record.revision, record.content))
+            out.add(
+                testing.Secret(
+                    id=record.id,
+                    tracked_content=dict(tracked),
+                    latest_content=dict(record.content),
+                    owner=None,
+                )
+            )
+        return out
+
+    def _granted(self, record: SecretRecord, app: str) -> bool:
+        for rel_id, names in record.grants.items():
+            relation = self.relations.get(rel_id)
+            if (
+                relation is None
+                or app not in relation.apps
+                or record.owner_app not in relation.apps
+            ):
+                continue
+            if app in names or any(n.split("/")[0] == app for n in names):
+                return True
+        return False
+
+    def state_for(self, unit: Unit) -> testing.State:
+        """The unit's state with the model's current relations and secrets."""
+        relations = {
+            self._relation_for(unit, r) for r in self.relations.values() if unit.app in r.apps
+        }
+        return dataclasses.replace(
+            unit.state, relations=relations, secrets=self._secrets_for(unit)
+        )
+
+    # --- running hooks
+
+    def enqueue(self, unit: Unit, make_event: Callable[[testing.State], Any], label: str) -> None:
+        """Queue an event for a unit; `make_event` builds it from the state it runs on."""
+        self._queue.append((unit, make_event, label))
+
+    def relation_in(self, state: testing.State, rel_id: int) -> testing.RelationBase:
+        """The relation with this id in a state."""
+        return state.get_relation(rel_id)
+
+    def run(
+        self, unit: Unit, make_event: Callable[[testing.State], Any], label: str
+    ) -> testing.State:
+        """Run one hook on one unit and fold what it changed into the model."""
+        if len(self.hooks) >= self.max_hooks:
+            raise SimulationError(f"the model did not settle within {self.max_hooks} hooks")
+        state = self.state_for(unit)
+        event = make_event(state)
+        self.hooks.append(HookRecord(unit.name, label))
+        unit.ctx.juju_log.clear()
+        try:
+            out = unit.ctx.run(event, state)
+        except Exception as e:
+            raise SimulationError(f"{unit.name} raised in {label}: {e}") from e
+        for line in unit.ctx.juju_log:
+            self.logs.append((unit.name, line.level, line.message))
+        out = self.workloads.after_hook(self.apps[unit.app].charm, out)
+        self._absorb(unit, out)
+        unit.state = dataclasses.replace(out, relations=frozenset(), secrets=frozenset())
+        self.statuses[unit.name] = out.unit_status
+        if unit.leader:
+            self.app_statuses[unit.app] = out.app_status
+        return out
+
+    def _absorb(self, unit: Unit, out: testing.State) -> None:
+        for relation in out.relations:
+            record = self.relations.get(relation.id)
+            if record is None:
+                continue
+            app = unit.app
+            if unit.leader and dict(relation.local_app_data) != record.app_data[app]:
+                record.app_data[app] = dict(relation.local_app_data)
+                self._relation_changed(record, app, changed_unit=None)
+            if dict(relation.local_unit_data) != record.unit_data.get(unit.name, {}):
+                record.unit_data[unit.name] = dict(relation.local_unit_data)
+                self._relation_changed(record, app, changed_unit=unit)
+        self._absorb_secrets(unit, out)
+
+    def _absorb_secrets(self, unit: Unit, out: testing.State) -> None:
+        seen = set()
+        for secret in out.secrets:
+            seen.add(secret.id)
+            record = self.secrets.get(secret.id)
+            if secret.owner is not None:
+                content = dict(secret.latest_content)
+                if record is None:
+                    record = SecretRecord(
+                        id=secret.id,
+                        owner_app=unit.app,
+                        owner=secret.owner,
+                        owner_unit=unit.name if secret.owner == "unit" else None,
+                        content=content,
+                        label=secret.label,
+                        description=secret.description,
+                    )
+                    self.secrets[secret.id] = record
+                elif content != record.content:
+                    record.content = content
+                    record.revision += 1
+                    self._secret_changed(record)
+                record.label = secret.label
+                record.grants = {k: frozenset(v) for k, v in secret.remote_grants.items()}
+            elif record is not None:
+                tracked = dict(secret.tracked_content)
+                if tracked == record.content:
+                    record.tracked[unit.app] = (record.revision, tracked)
+        # An owner that removed its secret: it is gone for everyone.
+        for record in list(self.secrets.values()):
+            owned = record.owner_app == unit.app and (
+                record.owner == "app" or record.owner_unit == unit.name
+            )
+            if owned and (record.owner == "unit" or unit.leader) and record.id not in seen:
+                del self.secrets[record.id]
+
+    def _relation_changed(
+        self, record: RelationRecord, app: str, changed_unit: Unit | None
+    ) -> None:
+        other = record.other(app)
+        source = changed_unit or self.apps[app].units[0]
+        for unit in self.apps[other].units:
+            if unit is changed_unit:
+                continue
+            if record.is_peer:
+                if changed_unit is None and unit.leader:
+                    continue  # the leader wrote the peer app data itself
+                self.enqueue(
+                    unit,
+                    lambda s, rid=record.id: testing.CharmEvents.relation_changed(
+                        s.get_relation(rid), remote_unit=source.index
+                    ),
+                    f"{record.endpoints[0]}-relation-changed",
+                )
+                continue
+            endpoint = record.endpoints[record.side(other)]
+            self.enqueue(
+                unit,
+                lambda s, rid=record.id, ru=source.index: testing.CharmEvents.relation_changed(
+                    s.get_relation(rid), remote_unit=ru
+                ),
+                f"{endpoint}-relation-changed",
+            )
+
+    def _secret_changed(self, record: SecretRecord) -> None:
+        for app in self.apps.values():
+            if app.name == record.owner_app or not self._granted(record, app.name):
+                continue
+            for unit in app.units:
+                self.enqueue(
+                    unit,
+                    lambda s, sid=record.id: testing.CharmEvents.secret_changed(
+                        s.get_secret(id=sid)
+                    ),
+                    "secret-changed",
+                )
+
+    # --- the lifecycle
+
+    def deploy(self) -> None:
+        """Queue every unit's deploy sequence, then the relations' first events."""
+        for app in self.apps.values():
+            for unit in app.units:
+                self._queue_deploy(app, unit)
+        for app in self.apps.values():
+            for unit in app.units:
+                self._queue_relation_start(app, unit)
+
+    def _queue_deploy(self, app: Application, unit: Unit) -> None:
+        for storage in app.meta.get("storage") or {}:
+            self.enqueue(
+                unit,
+                lambda s, n=storage: testing.CharmEvents.storage_attached(s.get_storage(n)),
+                f"{storage}-storage-attached",
+            )
+        self.enqueue(unit, lambda s: testing.CharmEvents.install(), "install")
+        for record in self.relations.values():
+            if app.name in record.apps:
+                endpoint = record.endpoints[record.side(app.name)]
+                self.enqueue(
+                    unit,
+                    lambda s, rid=record.id: testing.CharmEvents.relation_created(
+                        s.get_relation(rid)
+                    ),
+                    f"{endpoint}-relation-created",
+                )
+        if unit.leader:
+            self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+        self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
+        self.enqueue(unit, lambda s: testing.CharmEvents.start(), "start")
+        for container in app.meta.get("containers") or {}:
+            self.enqueue(
+                unit,
+                lambda s, c=container: testing.CharmEvents.pebble_ready(s.get_container(c)),
+                f"{container}-pebble-ready",
+            )
+
+    def _queue_relation_start(self, app: Application, unit: Unit) -> None:
+        for record in self.relations.values():
+            if app.name not in record.apps:
+                continue
+            other = record.other(app.name)
+            endpoint = record.endpoints[record.side(app.name)]
+            for remote in self.apps[other].units:
+                if remote.name == unit.name:
+                    continue
+                for kind in ("joined", "changed"):
+                    make = getattr(testing.CharmEvents, f"relation_{kind}")
+                    self.enqueue(
+                        unit,
+                        lambda s, rid=record.id, ru=remote.index, m=make: m(
+                            s.get_relation(rid), remote_unit=ru
+                        ),
+                        f"{endpoint}-relation-{kind}",
+                    )
+
+    def settle(self) -> None:
+        """Run queued events until none is left; raise if the bound is reached."""
+        started = time.perf_counter()
+        while self._queue:
+            unit, make_event, label = self._queue.popleft()
+            if unit.app not in self.apps:
+                continue
+            self.run(unit, make_event, label)
+        self.settle_seconds += time.perf_counter() - started
+
+    def update_status_everywhere(self) -> list[str]:
+        """One update-status on every unit; return what it changed (a settled model: nothing)."""
+        before = self._snapshot()
+        for app in self.apps.values():
+            for unit in app.units:
+                self.run(unit, lambda s: testing.CharmEvents.update_status(), "update-status")
+        self.settle()
+        after = self._snapshot()
+        return [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
+
+    def _snapshot(self) -> dict[str, Any]:
+        snap: dict[str, Any] = {}
+        for record in self.relations.values():
+            for app, data in record.app_data.items():
+                snap[f"relation {record.id} app {app}"] = dict(data)
+            for unit, data in record.unit_data.items():
+                snap[f"relation {record.id} unit {unit}"] = dict(data)
+        for record in self.secrets.values():
+            snap[f"secret {record.label or record.id}"] = (record.revision, dict(record.content))
+        for app in self.apps.values():
+            for unit in app.units:
+                for container in unit.state.containers:
+                    snap[f"plan {unit.name} {container.name}"] = container.plan.to_dict()
+        return snap
+
+    def remove_relation(self, end_a: str, end_b: str) -> None:
+        """`juju remove-relation`: departed and broken on both sides, then forget it."""
+        apps = {end_a.split(":")[0], end_b.split(":")[0]}
+        for record in list(self.relations.values()):
+            ends = {f"{a}:{e}" for a, e in zip(record.apps, record.endpoints, strict=True)}
+            if ends != {end_a, end_b} or set(record.apps) != apps:
+                continue
+            for app in set(record.apps):
+                endpoint = record.endpoints[record.side(app)]
+                other = record.other(app)
+                for unit in self.apps[app].units:
+                    for remote in self.apps[other].units:
+                        self.enqueue(
+                            unit,
+                            lambda s, rid=record.id, ru=remote.index: (
+                                testing.CharmEvents.relation_departed(
+                                    s.get_relation(rid), remote_unit=ru, departing_unit=ru
+                                )
+                            ),
+                            f"{endpoint}-relation-departed",
+                        )
+                    self.enqueue(
+                        unit,
+                        lambda s, rid=record.id: testing.CharmEvents.relation_broken(
+                            s.get_relation(rid)
+                        ),
+                        f"{endpoint}-relation-broken",
+                    )
+            self.settle_relation_end(record)
+
+    def settle_relation_end(self, record: RelationRecord) -> None:
+        """Run the departing events, then drop the relation from the model."""
+        self.settle()
+        del self.relations[record.id]
+        for secret in self.secrets.values():
+            secret.grants.pop(record.id, None)
+
+    def set_config(self, app: str, **options: Any) -> None:
+        """`juju config app key=value`: config-changed on every unit."""
+        application = self.apps[app]
+        application.config.update(options)
+        for unit in application.units:
+            unit.state = dataclasses.replace(unit.state, config=dict(application.config))
+            self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
+
+    def run_action(self, unit_name: str, action: str, **params: Any) -> dict[str, Any]:
+        """`juju run unit action`: the results, or SimulationError with the failure message."""
+        app, index = unit_name.split("/")
+        unit = self.apps[app].units[int(index)]
+        try:
+            self.run(unit, lambda s: testing.CharmEvents.action(action, params=params), action)
+        except SimulationError as e:
+            cause = e.__cause__
+            if isinstance(cause, testing.ActionFailed):
+                raise SimulationError(f"{action} failed: {cause.message}") from cause
+            raise
+        results = unit.ctx.action_results or {}
+        self.settle()
+        return results
+
+    # --- reading the outcome
+
+    def secret_values(self) -> set[str]:
+        """Every credential value held in a secret (long enough to be told apart)."""
+        return {
+            value
+            for record in self.secrets.values()
+            for value in record.content.values()
+            if len(value) >= 8
+        }
+
+    def leaks(self) -> list[str]:
+        """Places outside secrets where a secret's value shows: databags, config, status, logs."""
+        values = self.secret_values()
+        found = []
+
+        def scan(where: str, text: str) -> None:
+            for value in values:
+                if value in text:
+                    found.append(where)
+                    return
+
+        for record in self.relations.values():
+            for app, data in record.app_data.items():
+                scan(f"relation {record.id} app data of {app}", repr(data))
+            for unit, data in record.unit_data.items():
+                scan(f"relation {record.id} unit data of {unit}", repr(data))
+        for app in self.apps.values():
+            scan(f"config of {app.name}", repr(app.config))
+        for name, status in {**self.statuses, **self.app_statuses}.items():
+            scan(f"status of {name}", status.message)
+        for unit, level, message in self.logs:
+            scan(f"{level} log line of {unit}", message)
+        return found
+
+    def status_table(self) -> str:
+        """A `juju status`-like table of applications, units and relations."""
+        rows = [("App", "Charm", "Units", "Trust", "Constraints", "Status", "Message")]
+        for app in self.apps.values():
+            status = self.app_statuses.get(app.name)
+            rows.append(
+                (
+                    app.name,
+                    app.charm,
+                    str(len(app.units)),
+                    "yes" if app.trust else "no",
+                    app.constraints or "-",
+                    status.name if status else "unknown",
+                    status.message if status else "",
+                )
+            )
+        unit_rows = [("Unit", "Workload", "Message")]
+        for app in self.apps.values():
+            for unit in app.units:
+                status = self.statuses.get(unit.name)
+                mark = "*" if unit.leader else ""
+                unit_rows.append(
+                    (
+                        unit.name + mark,
+                        status.name if status else "unknown",
+                        status.message if status else "",
+                    )
+                )
+        rel_rows = [("Integration provider", "Requirer", "Interface", "Type")]
+        for record in self.relations.values():
+            if record.is_peer:
+                end = f"{record.apps[0]}:{record.endpoints[0]}"
+                rel_rows.append((end, end, record.interface, "peer"))
+                continue
+            a, b = (f"{app}:{ep}" for app, ep in zip(record.apps, record.endpoints, strict=True))
+            role = endpoints(self.apps[record.apps[0]].meta)[record.endpoints[0]][0]
+            provider, requirer = (a, b) if role == "provides" else (b, a)
+            rel_rows.append((provider, requirer, record.interface, "regular"))
+        return "\n\n".join(_table(t) for t in (rows, unit_rows, rel_rows))
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def simulate(
+    bundle: dict[str, Any], workloads: Any, tmp_path: Path, *, max_hooks: int = DEFAULT_MAX_HOOKS
+) -> Model:
+    """Deploy a bundle into a fresh simulated model and let it settle."""
+    model = Model(bundle, workloads, tmp_path=tmp_path, max_hooks=max_hooks)
+    problems = model.check_interfaces()
+    if problems:
+        raise SimulationError("; ".join(problems))
+    model.deploy()
+    model.settle()
+    return model

@@ -1,0 +1,122 @@
+"""The whole bundle, every charm's real code, in a simulated model."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from bundle.simulator import BUNDLE, Model, SimulationError, load_bundle, simulate
+from bundle.workloads import Workloads
+
+OVERLAYS = sorted((BUNDLE.parent / "overlays").glob("*.yaml"))
+CASES = [pytest.param([], id="bundle")] + [pytest.param([o], id=o.stem) for o in OVERLAYS]
+
+
+def _settled(s3_endpoint: str, tmp_path: Path, overlays=(), bundle=None) -> Model:
+    data = bundle if bundle is not None else load_bundle(BUNDLE, overlays)
+    return simulate(data, Workloads(s3_endpoint), tmp_path)
+
+
+@pytest.mark.parametrize("overlays", CASES)
+def test_bundle_settles_all_active(s3_endpoint, tmp_path, figures, overlays):
+    model = _settled(s3_endpoint, tmp_path, overlays)
+    name = overlays[0].stem if overlays else "bundle"
+    figures.append(f"{name}: {len(model.hooks)} hooks, settled in {model.settle_seconds:.2f} s")
+    assert set(model.apps) >= {"mysql", "minio"}
+    for unit, status in model.statuses.items():
+        assert status.name == "active", f"{unit}: {status.name}: {status.message}"
+    for app, status in model.app_statuses.items():
+        assert status.name == "active", f"{app}: {status.name}: {status.message}"
+    # A settled model stays put: update-status everywhere changes nothing.
+    assert model.update_status_everywhere() == []
+    # Every Kubernetes object a charm applied passed the real schemas.
+    assert model.workloads.kubernetes.rejected == []
+
+
+def test_relations_join_matching_interfaces(s3_endpoint, tmp_path):
+    model = _settled(s3_endpoint, tmp_path)
+    assert model.check_interfaces() == []
+    assert model.relations, "the bundle relates its applications"
+    for record in model.relations.values():
+        assert record.app_data[record.apps[0]] or record.app_data[record.apps[1]]
+
+
+def test_mismatched_relation_is_refused(s3_endpoint, tmp_path):
+    bundle = copy.deepcopy(load_bundle(BUNDLE))
+    bundle["relations"].append(["mysql:database", "minio:s3-credentials"])
+    with pytest.raises(SimulationError, match="differ in interface"):
+        _settled(s3_endpoint, tmp_path, bundle=bundle)
+
+
+def test_no_credential_leaves_its_secret(s3_endpoint, tmp_path):
+    model = _settled(s3_endpoint, tmp_path)
+    values = model.secret_values()
+    assert len(values) >= 4  # mysql's two passwords, minio's keys, the relation's copy
+    assert model.leaks() == []
+
+
+def test_relation_secret_reaches_the_other_side(s3_endpoint, tmp_path):
+    model = _settled(s3_endpoint, tmp_path)
+    (record,) = [r for r in model.relations.values() if r.interface == "s3"]
+    (secret,) = [s for s in model.secrets.values() if s.label == f"s3-credentials-{record.id}"]
+    assert secret.owner_app == "minio"
+    assert record.id in secret.grants
+    # mysql has read it, and read the latest revision.
+    assert secret.tracked["mysql"] == (secret.revision, secret.content)
+
+
+@pytest.mark.parametrize(
+    ("app", "options", "message"),
+    [
+        ("mysql", {"max-connections": 1}, "invalid config: max-connections"),
+        ("mysql", {"buffer-pool-size": "huge"}, "invalid config: buffer-pool-size"),
+        ("minio", {"mode": "gateway"}, "invalid config: mode"),
+        ("minio", {"mode": "external"}, "external-endpoint"),
+    ],
+)
+def test_invalid_option_blocks_with_a_message(s3_endpoint, tmp_path, app, options, message):
+    model = _settled(s3_endpoint, tmp_path)
+    model.set_config(app, **options)
+    model.settle()
+    status = model.statuses[f"{app}/0"]
+    assert status.name == "blocked"
+    assert message in status.message
+
+
+def test_removing_the_s3_relation_leaves_backups_unavailable(s3_endpoint, tmp_path):
+    model = _settled(s3_endpoint, tmp_path)
+    secrets_before = len(model.secrets)
+    model.remove_relation("mysql:s3-parameters", "minio:s3-credentials")
+    assert model.statuses["mysql/0"].name == "active"
+    assert model.statuses["minio/0"].name == "active"
+    assert len(model.secrets) == secrets_before - 1  # minio revoked the relation's secret
+    with pytest.raises(SimulationError, match="no S3 storage"):
+        model.run_action("mysql/0", "create-backup")
+
+
+def test_second_mysql_unit_says_replication_is_not_supported(s3_endpoint, tmp_path):
+    bundle = copy.deepcopy(load_bundle(BUNDLE))
+    bundle["applications"]["mysql"]["scale"] = 2
+    model = _settled(s3_endpoint, tmp_path, bundle=bundle)
+    assert model.statuses["mysql/0"].name == "active"
+    second = model.statuses["mysql/1"]
+    assert second.name == "blocked"
+    assert "replication is not supported yet" in second.message
+    assert "replication is not supported yet" in model.app_statuses["mysql"].message
+
+
+def test_aks_overlay_pins_every_application_to_the_system_pool():
+    bundle = load_bundle(BUNDLE, [BUNDLE.parent / "overlays" / "aks.yaml"])
+    for name, spec in bundle["applications"].items():
+        constraints = spec.get("constraints", "").split()
+        assert "tags=node.kubernetes.azure.com/mode=system" in constraints, name
+        assert "arch=amd64" in constraints, name
+
+
+def test_overlay_merges_options_onto_the_bundle():
+    base = load_bundle(BUNDLE)
+    small = load_bundle(BUNDLE, [BUNDLE.parent / "overlays" / "microk8s.yaml"])
+    assert base["applications"].keys() == small["applications"].keys()
+    assert base["applications"]["mysql"]["charm"] == small["applications"]["mysql"]["charm"]
+    assert small["applications"]["mysql"]["options"] != base["applications"]["mysql"]["options"]
