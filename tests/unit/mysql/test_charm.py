@@ -379,9 +379,7 @@ def test_rotated_s3_credentials_are_picked_up(ctx, tmp_path):
         secret,
         latest_content={"access-key": "new-access-key", "secret-key": "new-secret-value"},
     )
-    state = _state(
-        tmp_path, relations={relation}, secrets={credentials_secret(), rotated}
-    )
+    state = _state(tmp_path, relations={relation}, secrets={credentials_secret(), rotated})
     out = ctx.run(ctx.on.secret_changed(rotated), state)
     (seen,) = [s for s in out.secrets if s.id == rotated.id]
     assert seen.tracked_content["access-key"] == "new-access-key"  # read with refresh

@@ -1,0 +1,196 @@
+"""The bundle on a real Juju model (MicroK8s in the GitHub workflow).
+
+The charms are packed beforehand (`python tools/pack.py`), as the bundle
+deploys the artefacts in build/. The tests run in order, on one model:
+
+1. the bundle with the MicroK8s overlay settles to active/idle;
+2. an application related on mysql:database gets a user that can log in and
+   write to its own database (data-integrator from Charmhub stands in for
+   kfp, katib and mlflow);
+3. a backup to minio restores a dropped table exactly;
+4. after minio's root credentials are rotated, backups still work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pytest_operator.plugin import OpsTest
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundle" / "bundle.yaml"
+OVERLAY = ROOT / "bundle" / "overlays" / "microk8s.yaml"
+APPS = ["minio", "mysql"]
+
+CLIENT = "data-integrator"
+DATABASE = "integration"
+ROWS = "1\talpha\n2\tbeta\n3\tgamma"
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def missing_artefacts() -> list[Path]:
+    """Charm files the bundle deploys that have not been packed."""
+    specs = yaml.safe_load(BUNDLE.read_text())["applications"].values()
+    paths = [(BUNDLE.parent / spec["charm"]).resolve() for spec in specs]
+    return [path for path in paths if not path.exists()]
+
+
+async def leader(ops_test: OpsTest, app: str) -> str:
+    """The name of the application's leader unit."""
+    assert ops_test.model is not None
+    for unit in ops_test.model.applications[app].units:
+        if await unit.is_leader_from_status():
+            return unit.name
+    pytest.fail(f"{app} has no leader")
+
+
+async def run_action(ops_test: OpsTest, unit: str, action: str, **params: str) -> dict[str, Any]:
+    """Run an action with the juju CLI and return its results; fail the test if it fails."""
+    args = [f"{key}={value}" for key, value in params.items()]
+    code, stdout, stderr = await ops_test.juju(
+        "run", unit, action, *args, "--format", "json", "--wait", "10m"
+    )
+    try:
+        outcome = json.loads(stdout)[unit]
+    except (json.JSONDecodeError, KeyError):
+        outcome = {}
+    if code != 0 or outcome.get("status") != "completed":
+        message = outcome.get("message") or stderr.strip() or stdout.strip()
+        pytest.fail(f"{unit} {action} failed: {message}")
+    results = outcome.get("results") or {}
+    results.pop("return-code", None)
+    logger.info("%s %s: %s", unit, action, sorted(results))
+    return results
+
+
+async def client_credentials(ops_test: OpsTest) -> dict[str, str]:
+    """What data-integrator was given for mysql: username, password, endpoints, database."""
+    assert ops_test.model is not None
+    unit = ops_test.model.applications[CLIENT].units[0].name
+    results = await run_action(ops_test, unit, "get-credentials")
+    credentials = results.get("mysql") or {}
+    assert {"username", "password", "endpoints"} <= set(credentials), sorted(credentials)
+    return credentials
+
+
+async def sql(ops_test: OpsTest, credentials: dict[str, str], statements: str) -> str:
+    """Run SQL as the related application's user, with the mysql client in the mysql container.
+
+    It connects over TCP to the first endpoint the relation handed out, so it
+    checks the endpoint, the user, its password and its grants together.
+    """
+    host, _, port = credentials["endpoints"].split(",")[0].rpartition(":")
+    argv = [
+        "mysql",
+        "--no-defaults",
+        f"--host={host}",
+        f"--port={port or 3306}",
+        f"--user={credentials['username']}",
+        f"--password={credentials['password']}",
+        f"--database={credentials.get('database', DATABASE)}",
+        "--batch",
+        "--skip-column-names",
+        f"--execute={statements}",
+    ]
+    unit = await leader(ops_test, "mysql")
+    # juju ssh joins its arguments into one `sh -c` line: hand it one quoted line.
+    code, stdout, stderr = await ops_test.juju(
+        "ssh", "--container", "mysql", unit, shlex.join(argv)
+    )
+    lines = [line for line in stderr.splitlines() if "password on the command line" not in line]
+    assert code == 0, f"mysql client failed ({code}): {' '.join(lines)}"
+    return stdout.strip()
+
+
+# --- tests --------------------------------------------------------------------
+
+
+@pytest.mark.abort_on_fail
+async def test_bundle_deploys_and_settles(ops_test: OpsTest):
+    missing = missing_artefacts()
+    if missing:
+        pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
+    assert ops_test.model is not None
+    await ops_test.juju(
+        "deploy",
+        str(BUNDLE),
+        "--trust",
+        "--overlay",
+        str(OVERLAY),
+        check=True,
+        fail_msg="juju deploy of the bundle failed",
+    )
+    await ops_test.model.wait_for_idle(
+        apps=APPS, status="active", raise_on_error=True, timeout=30 * 60
+    )
+
+
+@pytest.mark.abort_on_fail
+async def test_related_application_gets_a_working_user(ops_test: OpsTest):
+    assert ops_test.model is not None
+    await ops_test.model.deploy(
+        CLIENT,
+        application_name=CLIENT,
+        channel="latest/stable",
+        config={"database-name": DATABASE},
+    )
+    await ops_test.model.integrate(f"{CLIENT}:mysql", "mysql:database")
+    await ops_test.model.wait_for_idle(
+        apps=[CLIENT, *APPS], status="active", raise_on_error=True, timeout=20 * 60
+    )
+
+    credentials = await client_credentials(ops_test)
+    who = await sql(ops_test, credentials, "SELECT CURRENT_USER(), DATABASE();")
+    user, database = who.split("\t")
+    assert user.split("@")[0] == credentials["username"]
+    assert database == DATABASE
+
+    await sql(
+        ops_test,
+        credentials,
+        "CREATE TABLE kept (id INT PRIMARY KEY, word VARCHAR(32) NOT NULL);"
+        "INSERT INTO kept VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma');",
+    )
+    assert await sql(ops_test, credentials, "SELECT id, word FROM kept ORDER BY id;") == ROWS
+
+
+@pytest.mark.abort_on_fail
+async def test_backup_restores_a_dropped_table(ops_test: OpsTest):
+    credentials = await client_credentials(ops_test)
+    unit = await leader(ops_test, "mysql")
+
+    backup_id = (await run_action(ops_test, unit, "create-backup"))["backup-id"]
+    listed = await run_action(ops_test, unit, "list-backups")
+    assert backup_id in listed["backups"]
+
+    await sql(ops_test, credentials, "DROP TABLE kept;")
+    assert await sql(ops_test, credentials, "SHOW TABLES LIKE 'kept';") == ""
+
+    restored = await run_action(ops_test, unit, "restore", **{"backup-id": backup_id})
+    assert DATABASE in restored["databases"].split(",")
+    assert await sql(ops_test, credentials, "SELECT id, word FROM kept ORDER BY id;") == ROWS
+
+
+async def test_backups_survive_minio_credential_rotation(ops_test: OpsTest):
+    assert ops_test.model is not None
+    rotated = await run_action(ops_test, await leader(ops_test, "minio"), "rotate-credentials")
+    assert "mysql" in rotated["updated-relations"]
+    await ops_test.model.wait_for_idle(
+        apps=APPS, status="active", raise_on_error=True, timeout=10 * 60
+    )
+
+    unit = await leader(ops_test, "mysql")
+    backup_id = (await run_action(ops_test, unit, "create-backup"))["backup-id"]
+    listed = await run_action(ops_test, unit, "list-backups")
+    assert backup_id in listed["backups"]
+    assert int(listed["count"]) >= 2
