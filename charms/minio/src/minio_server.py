@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from collections.abc import Mapping
 from typing import Any
 
 import ops
 
+from kubeflow_charms.pebble import plan_has
 from kubeflow_interfaces import s3
 
 logger = logging.getLogger(__name__)
@@ -127,24 +127,6 @@ def disabled_layer() -> ops.pebble.Layer:
     )
 
 
-def _plan_has(plan: ops.pebble.Plan, layer: ops.pebble.Layer) -> bool:
-    """Whether the plan already holds every service and check of `layer` as written."""
-    for name, service in layer.services.items():
-        current = plan.services.get(name)
-        if current is None or not _contains(current.to_dict(), service.to_dict()):
-            return False
-    for name, check in layer.checks.items():
-        current = plan.checks.get(name)
-        if current is None or not _contains(current.to_dict(), check.to_dict()):
-            return False
-    return True
-
-
-def _contains(current: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
-    """Every key of `wanted` is in `current` with the same value (Pebble may add others)."""
-    return all(current.get(key) == value for key, value in wanted.items())
-
-
 class MinioServer:
     """MinIO under Pebble in the workload container."""
 
@@ -157,7 +139,7 @@ class MinioServer:
         Returns whether anything changed. The container must be reachable.
         """
         layer = pebble_layer(credentials)
-        if _plan_has(self._container.get_plan(), layer) and self.is_running():
+        if plan_has(self._container.get_plan(), layer) and self.is_running():
             return False
         self._container.add_layer(SERVICE, layer, combine=True)
         self._container.replan()
@@ -171,7 +153,7 @@ class MinioServer:
             return False
         layer = disabled_layer()
         changed = False
-        if not _plan_has(plan, layer):
+        if not plan_has(plan, layer):
             self._container.add_layer(SERVICE, layer, combine=True)
             changed = True
         if self.is_running():

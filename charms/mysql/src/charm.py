@@ -29,6 +29,7 @@ from mysql_server import (
     render_config,
 )
 
+from kubeflow_charms.pebble import plan_has
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
 
@@ -208,7 +209,7 @@ class MySQLCharm(ops.CharmBase):
             self._initialise(credentials)
             changed = True
         layer = pebble_layer()
-        if not _plan_has(self._container.get_plan(), layer):
+        if not plan_has(self._container.get_plan(), layer):
             self._container.add_layer(SERVICE, layer, combine=True)
             changed = True
         service = self._container.get_services(SERVICE).get(SERVICE)
@@ -501,19 +502,6 @@ class MySQLCharm(ops.CharmBase):
         if username not in PASSWORD_KEYS:
             raise ActionFailedError(f"username must be one of {', '.join(PASSWORD_KEYS)}")
         return PASSWORD_KEYS[username]
-
-
-def _plan_has(plan: ops.pebble.Plan, layer: dict[str, Any]) -> bool:
-    """Whether the plan already holds the layer's services and checks as written."""
-    current = plan.to_dict()
-    for section in ("services", "checks"):
-        for name, wanted in layer.get(section, {}).items():
-            have = current.get(section, {}).get(name, {})
-            if {k: v for k, v in wanted.items() if k != "override"} != {
-                k: v for k, v in have.items() if k != "override"
-            }:
-                return False
-    return True
 
 
 if __name__ == "__main__":  # pragma: nocover

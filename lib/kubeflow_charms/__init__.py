@@ -1,0 +1,1 @@
+"""Code every kubeflow-operators charm shares that is not a relation interface."""

@@ -1,0 +1,30 @@
+"""Pebble helpers: change a container's plan only when it differs from what is wanted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ops
+
+
+def plan_has(plan: ops.pebble.Plan, layer: ops.pebble.Layer | ops.pebble.LayerDict) -> bool:
+    """Whether the plan already holds every service and check of `layer` as written.
+
+    Keys the layer leaves out may differ (Pebble fills in defaults), and
+    `override` is how a layer merges, not what the plan holds.
+    """
+    if not isinstance(layer, ops.pebble.Layer):
+        layer = ops.pebble.Layer(layer)  # type: ignore[arg-type]
+    current = plan.to_dict()
+    wanted = layer.to_dict()
+    for section in ("services", "checks"):
+        have = current.get(section, {})
+        for name, spec in wanted.get(section, {}).items():
+            if name not in have or not _contains(have[name], spec):
+                return False
+    return True
+
+
+def _contains(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(current.get(k) == v for k, v in wanted.items() if k != "override")

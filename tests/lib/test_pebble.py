@@ -1,0 +1,43 @@
+"""kubeflow_charms.pebble: a plan is changed only when it lacks what a layer says."""
+
+from __future__ import annotations
+
+import ops
+
+from kubeflow_charms.pebble import plan_has
+
+LAYER: ops.pebble.LayerDict = {
+    "services": {"srv": {"override": "replace", "command": "srv --port 1", "startup": "enabled"}},
+    "checks": {"up": {"override": "replace", "level": "ready", "tcp": {"port": 1}}},
+}
+
+
+def _plan(services=None, checks=None) -> ops.pebble.Plan:
+    return ops.pebble.Plan({"services": services or {}, "checks": checks or {}})
+
+
+def test_plan_with_the_layer_and_defaults_has_it():
+    plan = _plan(
+        {
+            "srv": {
+                "override": "replace",
+                "command": "srv --port 1",
+                "startup": "enabled",
+                "user": "x",
+            }
+        },
+        {"up": {"override": "replace", "level": "ready", "tcp": {"port": 1}, "period": "10s"}},
+    )
+    assert plan_has(plan, LAYER)
+    assert plan_has(plan, ops.pebble.Layer(LAYER))
+
+
+def test_changed_command_or_missing_check_is_noticed():
+    changed = _plan(
+        {"srv": {"command": "srv --port 2", "startup": "enabled"}},
+        {"up": {"level": "ready", "tcp": {"port": 1}}},
+    )
+    assert not plan_has(changed, LAYER)
+    no_check = _plan({"srv": {"command": "srv --port 1", "startup": "enabled"}})
+    assert not plan_has(no_check, LAYER)
+    assert not plan_has(_plan(), LAYER)
