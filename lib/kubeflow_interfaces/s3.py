@@ -7,7 +7,8 @@ Wire format (application databags, every value a string):
   `lib-version`.
 - provider: `bucket`, `path`, `endpoint`, `region`, `s3-uri-style`
   (`path`/`host`), `storage-class`, `s3-api-version`, `tls-ca-chain` (JSON
-  list of PEM certificates), `attributes` (JSON list), `lib-version`, and
+  list, one certificate each: base64 of its PEM in v1; plain PEM is read
+  too), `attributes` (JSON list), `lib-version`, and
   `secret-extra`: the URI of a Juju secret, granted to the relation, holding
   `access-key` and `secret-key`.
 
@@ -18,6 +19,8 @@ format, where `access-key` and `secret-key` travel in the databag itself.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
@@ -172,6 +175,26 @@ def _quiet_s3_client_loggers() -> None:
             client_logger.setLevel(logging.WARNING)
 
 
+def _cert_to_wire(pem: str) -> str:
+    """One certificate as the v1 format carries it: its PEM text, base64-encoded."""
+    if "-----BEGIN" not in pem:
+        return pem  # already encoded
+    return base64.b64encode(pem.strip().encode()).decode()
+
+
+def _cert_from_wire(value: str) -> str:
+    """A PEM certificate from the databag: v1 sends it base64-encoded, v0 as PEM text."""
+    if "-----BEGIN" in value:
+        return value.strip()
+    try:
+        pem = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, ValueError):
+        raise InvalidS3DataError("invalid s3 relation data (tls-ca-chain)") from None
+    if "-----BEGIN" not in pem:
+        raise InvalidS3DataError("invalid s3 relation data (tls-ca-chain)")
+    return pem.strip()
+
+
 def is_valid_bucket_name(name: str) -> bool:
     """S3 bucket naming rules (lower case, digits, dots, hyphens; 3-63 characters)."""
     if not 3 <= len(name) <= 63 or ".." in name:
@@ -242,7 +265,13 @@ class S3Provider:
         secret, changed = self._ensure_secret(relation, credentials.dump())
         databag = relation.data[self._charm.app]
         wanted = data.model_copy(
-            update={"secret_extra": self._secret_uri(secret, databag), "lib_version": LIB_VERSION}
+            update={
+                "secret_extra": self._secret_uri(secret, databag),
+                "lib_version": LIB_VERSION,
+                "tls_ca_chain": [_cert_to_wire(c) for c in data.tls_ca_chain]
+                if data.tls_ca_chain
+                else None,
+            }
         ).dump()
         before = dict(databag)
         _write(databag, wanted, _PROVIDER_KEYS)
@@ -358,7 +387,7 @@ class S3Requirer:
             path=(data.path or "").strip("/"),
             region=data.region,
             uri_style=data.s3_uri_style,
-            tls_ca_chain=tuple(data.tls_ca_chain or ()),
+            tls_ca_chain=tuple(_cert_from_wire(c) for c in data.tls_ca_chain or ()),
             storage_class=data.storage_class,
             access_key=credentials.access_key,
             secret_key=credentials.secret_key,

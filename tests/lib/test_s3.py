@@ -514,3 +514,17 @@ def test_test_helpers_build_consistent_relations():
     data: dict[str, Any] = dict(requirer_side.remote_app_data)
     assert data["secret-extra"] == secret.id
     assert "region" not in data
+
+
+def test_ca_chain_travels_base64_and_reads_back_as_pem():
+    import base64
+
+    from kubeflow_interfaces.s3 import _cert_from_wire, _cert_to_wire
+
+    wire = _cert_to_wire(CA_PEM)
+    assert "-----BEGIN" not in wire
+    assert base64.b64decode(wire).decode() == CA_PEM.strip()
+    assert _cert_from_wire(wire) == CA_PEM.strip()
+    assert _cert_from_wire(CA_PEM) == CA_PEM.strip()  # v0: plain PEM
+    with pytest.raises(s3.InvalidS3DataError, match="tls-ca-chain"):
+        _cert_from_wire("bm90IGEgY2VydA==")  # base64, but not a certificate
