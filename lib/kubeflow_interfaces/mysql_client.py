@@ -136,6 +136,26 @@ class MySQLProvider:
         if original:
             request.relation.data[self._charm.app][original] = request.database
 
+    def revoke(self, relation: ops.Relation) -> None:
+        """Remove the credentials secrets we published on a relation that is going away."""
+        for uri in self._published_secrets(relation):
+            try:
+                self._charm.model.get_secret(id=uri).remove_all_revisions()
+            except (ops.SecretNotFoundError, ops.ModelError):
+                logger.debug("secret of relation %d already gone", relation.id)
+
+    def _published_secrets(self, relation: ops.Relation) -> list[str]:
+        data = relation.data[self._charm.app]
+        uris = [data["secret-user"]] if data.get("secret-user") else []  # v0
+        try:
+            responses = json.loads(data.get("requests", "[]"))  # v1
+        except json.JSONDecodeError:
+            responses = []
+        for response in responses if isinstance(responses, list) else []:
+            if isinstance(response, dict) and isinstance(response.get("secret-user"), str):
+                uris.append(response["secret-user"])
+        return uris
+
     def _get_handler(self) -> Any:
         if self._handler is None:
             from dpcharmlibs.interfaces import (

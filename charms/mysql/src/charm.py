@@ -152,6 +152,7 @@ class MySQLCharm(ops.CharmBase):
         try:
             if isinstance(event, ops.RelationBrokenEvent) and event.relation.name == "database":
                 server.drop_user(RELATION_USER.format(id=event.relation.id))
+                self._database.revoke(event.relation)
                 logger.info("dropped the user of removed relation %d", event.relation.id)
             if self._needs_database_work(event):
                 self._serve_databases(

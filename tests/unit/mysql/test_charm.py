@@ -247,6 +247,16 @@ def test_relation_broken_drops_the_user_and_keeps_the_data(ctx, tmp_path):
     assert out.unit_status == testing.ActiveStatus("primary")
 
 
+def test_relation_broken_removes_the_credentials_secret(ctx, tmp_path):
+    relation = mysql_client.relation_for_provider(database="kfp", remote_app_name="kfp")
+    served = ctx.run(ctx.on.relation_changed(relation), _state(tmp_path, relations={relation}))
+    answer = json.loads(served.get_relation(relation.id).local_app_data["requests"])[0]
+    assert answer["secret-user"] in {s.id for s in served.secrets}
+    out = ctx.run(ctx.on.relation_broken(served.get_relation(relation.id)), served)
+    assert answer["secret-user"] not in {s.id for s in out.secrets}
+    assert any(s.label == "admin-credentials" for s in out.secrets)
+
+
 def test_stale_relation_users_are_dropped(ctx, tmp_path):
     # Say mysqld was down when a relation went away: the next relation event drops its user.
     container = mysql_container(tmp_path, mysql_stdout="relation-97\n")
