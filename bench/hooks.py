@@ -124,6 +124,10 @@ def load_charm(charm_dir: Path) -> ModuleType:
 # there is exactly what the charm would write.
 
 
+# Where charmcraft.yaml mounts the mysql charm's `database` storage.
+STORAGE_LOCATION = "/var/lib/mysql"
+
+
 def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import mysql_server as server
@@ -142,7 +146,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         plan={"services": layer["services"], "checks": layer["checks"]},
         running={server.SERVICE},
     )
-    container.add_dir(charm.STORAGE_PATH, user="mysql", group="mysql")
+    container.add_dir(STORAGE_LOCATION, user="mysql", group="mysql")
     container.add_dir(f"{server.DATA_DIR}/mysql", permissions=0o750, user="mysql", group="mysql")
     container.add_file(server.CONFIG_FILE, server.render_config(options.server_config()))
     container.add_file(server.CLIENT_OPTIONS_FILE, admin.client_options(), permissions=0o600)
@@ -217,7 +221,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
                 owner=None,
             ),
         ],
-        storages={"database/0": charm.STORAGE_PATH},
+        storages={"database/0": STORAGE_LOCATION},
         opened_ports=[f"{server.PORT}/tcp"],
         unit_status=("active", "primary"),
     )
