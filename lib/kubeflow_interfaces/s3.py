@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 import ops
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kubeflow_interfaces import _databag
 
 if TYPE_CHECKING:
     from ops import testing
@@ -42,35 +43,7 @@ class InvalidS3DataError(Exception):
     """The other side's databag does not parse."""
 
 
-def _json_list(value: Any) -> Any:
-    """Databag lists arrive as JSON text; a bare string is one element."""
-    if isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except json.JSONDecodeError:
-            return [value] if value else []
-        return decoded if isinstance(decoded, list) else [value]
-    return value
-
-
-class _Databag(BaseModel):
-    # Databag keys are the field names with dashes (`s3_uri_style` is `s3-uri-style`).
-    model_config = ConfigDict(
-        alias_generator=lambda name: name.replace("_", "-"),
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
-    )
-
-    def dump(self) -> dict[str, str]:
-        """Serialise to databag strings, aliases as keys, unset fields left out."""
-        out: dict[str, str] = {}
-        for key, value in self.model_dump(by_alias=True, exclude_none=True).items():
-            out[key] = json.dumps(value) if isinstance(value, list) else str(value)
-        return out
-
-
-class S3RequirerData(_Databag):
+class S3RequirerData(_databag.Databag):
     """What a requirer writes: the bucket and path it would like."""
 
     bucket: str | None = Field(default=None, min_length=3, max_length=63)
@@ -78,7 +51,7 @@ class S3RequirerData(_Databag):
     requested_secrets: list[str] | None = None
     lib_version: str | None = None
 
-    _list = field_validator("requested_secrets", mode="before")(_json_list)
+    _list = field_validator("requested_secrets", mode="before")(_databag.json_list)
 
     @field_validator("bucket")
     @classmethod
@@ -88,7 +61,7 @@ class S3RequirerData(_Databag):
         return value
 
 
-class S3ProviderData(_Databag):
+class S3ProviderData(_databag.Databag):
     """What a provider writes; credentials only by secret reference (v1)."""
 
     bucket: str | None = None
@@ -106,7 +79,7 @@ class S3ProviderData(_Databag):
     access_key: str | None = Field(default=None, repr=False)
     secret_key: str | None = Field(default=None, repr=False)
 
-    _lists = field_validator("tls_ca_chain", "attributes", mode="before")(_json_list)
+    _lists = field_validator("tls_ca_chain", "attributes", mode="before")(_databag.json_list)
 
     @field_validator("s3_uri_style", mode="before")
     @classmethod
@@ -114,7 +87,7 @@ class S3ProviderData(_Databag):
         return value if value in ("path", "host") else None
 
 
-class S3Credentials(_Databag):
+class S3Credentials(_databag.Databag):
     """Content of the secret named by `secret-extra`."""
 
     access_key: str = Field(min_length=1, repr=False)
@@ -203,22 +176,8 @@ def is_valid_bucket_name(name: str) -> bool:
     return set(name) <= allowed and name[0].isalnum() and name[-1].isalnum()
 
 
-def _load(model: type[_Databag], data: ops.RelationDataContent) -> Any:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as e:
-        fields = ", ".join(sorted({str(err["loc"][0]) for err in e.errors() if err["loc"]}))
-        raise InvalidS3DataError(f"invalid s3 relation data ({fields or 'unknown field'})") from e
-
-
-def _write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: set[str]) -> None:
-    """Make `databag` hold `wanted` for the keys we own, writing only what changed."""
-    for key in owned - wanted.keys():
-        if key in databag:
-            del databag[key]
-    for key, value in wanted.items():
-        if databag.get(key) != value:
-            databag[key] = value
+def _load(model: type[_databag.T], data: ops.RelationDataContent) -> _databag.T:
+    return _databag.load(model, data, InvalidS3DataError, "s3")
 
 
 def _bare_secret_id(uri: str) -> str:
@@ -274,7 +233,7 @@ class S3Provider:
             }
         ).dump()
         before = dict(databag)
-        _write(databag, wanted, _PROVIDER_KEYS)
+        _databag.write(databag, wanted, _PROVIDER_KEYS)
         return changed or dict(databag) != before
 
     def update_credentials(self, credentials: S3Credentials) -> None:
@@ -361,7 +320,7 @@ class S3Requirer:
         if relation is None or not self._charm.unit.is_leader():
             return
         wanted = self._request.dump()
-        _write(relation.data[self._charm.app], wanted, set(wanted))
+        _databag.write(relation.data[self._charm.app], wanted, set(wanted))
 
     def connection_info(self) -> S3ConnectionInfo | None:
         """The provider's connection data, or None while it is incomplete.
