@@ -14,6 +14,16 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARMS = ROOT / "charms"
+# Small charms that exist only to exercise the real ones in tests.
+TEST_CHARMS = ROOT / "tests" / "charms"
+
+
+def charm_dir(name: str) -> Path:
+    """Where a charm lives: the project's charms first, then the test charms."""
+    for base in (CHARMS, TEST_CHARMS):
+        if (base / name / "charmcraft.yaml").is_file():
+            return base / name
+    raise FileNotFoundError(f"no charm named {name!r}")
 
 
 def load_charm(name: str) -> ModuleType:
@@ -21,7 +31,7 @@ def load_charm(name: str) -> ModuleType:
     module_name = f"{name.replace('-', '_')}_charm"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    src = CHARMS / name / "src"
+    src = charm_dir(name) / "src"
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
     spec = importlib.util.spec_from_file_location(module_name, src / "charm.py")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARMS = ROOT / "charms"
+# Test charms (tests/charms) are staged the same way, for the integration tests.
+TEST_CHARMS = ROOT / "tests" / "charms"
 LIB = ROOT / "lib"
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".tox", "build", "*.charm")
 
@@ -55,9 +57,10 @@ def lib_modules(sources: Iterable[Path]) -> set[Path]:
 
 def stage(name: str, out: Path) -> Path:
     """Copy one charm and the library modules it uses into `out/<name>`."""
-    source = CHARMS / name
-    if not (source / "charmcraft.yaml").is_file():
-        raise SystemExit(f"no charm named {name!r} in {CHARMS}")
+    candidates = [base / name for base in (CHARMS, TEST_CHARMS)]
+    source = next((c for c in candidates if (c / "charmcraft.yaml").is_file()), None)
+    if source is None:
+        raise SystemExit(f"no charm named {name!r} in {CHARMS} or {TEST_CHARMS}")
     target = out / name
     if target.exists():
         shutil.rmtree(target)

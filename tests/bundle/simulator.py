@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from charm_loader import CHARMS, load_charm
+from charm_loader import CHARMS, charm_dir, load_charm
 from ops import testing
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def charm_name(spec: dict[str, Any]) -> str:
 
 def charm_meta(name: str) -> dict[str, Any]:
     """The charm's charmcraft.yaml."""
-    return yaml.safe_load((CHARMS / name / "charmcraft.yaml").read_text())
+    return yaml.safe_load((charm_dir(name) / "charmcraft.yaml").read_text())
 
 
 def endpoints(meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
