@@ -1,0 +1,123 @@
+"""A settled update-status hook stays light: heavy modules load only when needed.
+
+The oauth library (and jsonschema under it) loads only when there is an oauth
+relation; bcrypt only when the admin password is generated. Each case runs in
+a fresh interpreter, because this test session imports both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = r"""
+import json, sys
+from charm_loader import load_charm
+from ops import testing
+
+charm = load_charm("dex")
+from kubeflow_interfaces import ingress
+
+case = sys.argv[1]
+issuer = "http://10.64.140.43/dex"
+# A hash made beforehand (cost 10): making it here would load bcrypt.
+password_hash = sys.argv[2]
+secrets = set()
+if case != "first-run":
+    secrets.add(
+        testing.Secret(
+            tracked_content={"password": "x" * 24, "hash": password_hash},
+            owner="app",
+            label="admin-credentials",
+        )
+    )
+relations = {ingress.relation_for_requirer(url=issuer + "/"), testing.PeerRelation("dex-peers")}
+if case == "oauth":
+    relations.add(
+        testing.Relation(
+            "oauth",
+            remote_app_name="oidc-gateway",
+            remote_app_data={
+                "redirect_uri": "https://kubeflow.example.com/oauth2/callback",
+                "scope": "openid email",
+                "grant_types": '["authorization_code"]',
+                "audience": "[]",
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+        )
+    )
+ctx = testing.Context(charm.DexCharm)
+state = testing.State(
+    leader=True,
+    relations=relations,
+    secrets=secrets,
+    containers={testing.Container("dex", can_connect=True)},
+    model=testing.Model(name="kubeflow"),
+)
+heavy = ("charmlibs.interfaces.oauth", "jsonschema", "bcrypt", "jinja2")
+if case != "first-run":
+    # Settle, then the hook that matters: update-status with nothing to change.
+    state = ctx.run(ctx.on.config_changed(), state)
+    out = ctx.run(ctx.on.update_status(), state)
+    unchanged = out.relations == state.relations and out.secrets == state.secrets
+else:
+    out = ctx.run(ctx.on.config_changed(), state)
+    unchanged = None
+print(json.dumps({
+    **{name: name in sys.modules for name in heavy},
+    "unchanged": unchanged,
+    "unit_status": f"{out.unit_status.name}: {out.unit_status.message}",
+}))
+"""
+
+
+def _run(case: str) -> dict[str, object]:
+    import bcrypt
+
+    password_hash = bcrypt.hashpw(b"x" * 24, bcrypt.gensalt(rounds=10)).decode()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, case, password_hash],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
+    outcome = _run("plain")
+
+    assert outcome == {
+        "charmlibs.interfaces.oauth": False,
+        "jsonschema": False,
+        "bcrypt": False,
+        "jinja2": False,
+        "unchanged": True,
+        "unit_status": "active: http://10.64.140.43/dex",
+    }
+
+
+def test_settled_hook_with_oauth_relation_loads_the_oauth_library_only():
+    outcome = _run("oauth")
+
+    assert outcome["charmlibs.interfaces.oauth"] is True
+    assert outcome["bcrypt"] is False
+    assert outcome["unchanged"] is True
+
+
+def test_first_run_loads_bcrypt_to_hash_the_admin_password():
+    # The control: generating the admin password does load bcrypt.
+    outcome = _run("first-run")
+
+    assert outcome["bcrypt"] is True
+    assert outcome["charmlibs.interfaces.oauth"] is False
