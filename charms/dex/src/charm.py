@@ -30,7 +30,7 @@ from identities import (
     parse_static_users,
     resolve_connectors,
 )
-from oauth_clients import InvalidRegistrationError, OAuthClients, Registration
+from oauth_clients import ROTATION_KEY, InvalidRegistrationError, OAuthClients, Registration
 
 from kubeflow_interfaces.ingress import IngressRequirer
 
@@ -341,13 +341,14 @@ class DexCharm(ops.CharmBase):
             issued: list[dict[str, object]] = []
             for relation, registration in registrations:
                 secrets[relation.id] = self._oauth.issue(relation, registration)
-                issued.append(
-                    {
-                        "relation-id": relation.id,
-                        "client-id": registration.client_id,
-                        "secret-id": relation.data[self.app].get("client_secret_id"),
-                    }
-                )
+                entry: dict[str, object] = {
+                    "relation-id": relation.id,
+                    "client-id": registration.client_id,
+                    "secret-id": relation.data[self.app].get("client_secret_id"),
+                }
+                if rotation := relation.data[self.app].get(ROTATION_KEY):
+                    entry["rotation"] = rotation  # a rotated secret keeps its id: wake the others
+                issued.append(entry)
             self._write_issued_clients(issued)
         else:
             listed = self._read_issued_clients()

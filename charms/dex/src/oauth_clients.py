@@ -14,6 +14,7 @@ same static client.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from dex_server import GRANT_TYPES, SCOPES, endpoints, is_known_scope
 
 if TYPE_CHECKING:
     from charmlibs.interfaces.oauth import OAuthProvider
+
+logger = logging.getLogger(__name__)
 
 CLIENT_SECRET_BYTES = 32
 
@@ -62,6 +65,10 @@ def provider_info(issuer: str, internal: str) -> dict[str, str]:
         # Dex's access tokens are signed JWTs, like its ID tokens.
         "jwt_access_token": "True",
     }
+
+
+# A requirer asks for a new client secret by writing a new token here.
+ROTATION_KEY = "client-secret-rotation"
 
 
 class OAuthClients:
@@ -146,20 +153,30 @@ class OAuthClients:
         """Leader: make sure the requirer has its client id and secret; return the secret.
 
         An existing secret is kept (the requirer tracks its revision); a new
-        one is generated only for a client that has none.
+        one is generated for a client that has none, and when the requirer
+        asks for one with a new `client-secret-rotation` token (our extension
+        of the interface: the token is written back once the new revision of
+        the same Juju secret is out).
         """
         client_secret = self.client_secret(relation)
         ours = relation.data[self._charm.app]
+        asked = relation.data[relation.app].get(ROTATION_KEY) if relation.app else None
+        rotate = bool(asked) and ours.get(ROTATION_KEY) != asked
         if (
             client_secret is not None
+            and not rotate
             and ours.get("client_id") == registration.client_id
             and ours.get("client_secret_id")
         ):
             return client_secret
-        client_secret = client_secret or secrets.token_urlsafe(CLIENT_SECRET_BYTES)
+        if rotate or client_secret is None:
+            client_secret = secrets.token_urlsafe(CLIENT_SECRET_BYTES)
         self._lib.set_client_credentials_in_relation_data(
             relation.id, registration.client_id, client_secret
         )
+        if rotate:
+            ours[ROTATION_KEY] = asked  # type: ignore[assignment]
+            logger.info("issued a new client secret to %s", registration.app)
         return client_secret
 
     def forget(self, relation: ops.Relation) -> None:

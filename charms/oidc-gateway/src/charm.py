@@ -456,14 +456,12 @@ class OidcGatewayCharm(ops.CharmBase):
         restarted = self._proxy.configure(
             self._settings(config, inputs.origin, cookie_secret, provider)
         )
-        if inputs.source == "dex":
-            # The oauth interface cannot ask for a new client secret: see
-            # oauth_registration. Withdrawing the registration would only stop
-            # the client working until it is registered again, with the same secret.
-            client = (
-                f"kept: {inputs.provider_name} keeps it for the life of the oauth relation; "
-                "remove and add the relation to get a new client id and secret"
-            )
+        relation = self._dex.relation if inputs.source == "dex" else None
+        if relation is not None:
+            # Dex answers in its next hook with a new revision of the client
+            # secret; this unit's secret-changed then restarts the proxy with it.
+            self._dex.request_secret_rotation(relation)
+            client = f"requested from {inputs.provider_name}; the proxy restarts when it arrives"
         else:
             client = "the operator's: update the secret named in client-secret-id to rotate it"
         self._inputs = None

@@ -13,36 +13,22 @@ which a holistic charm does not need, and made mid-hook they never run.
 
 Rotating the client secret
 --------------------------
-The oauth interface has no request for a new client secret, and the
-library offers none: a requirer can only write its registration.
-
-- Written again as it is (`update_client_config` with the same config), the
-  databag does not change, so Juju runs no hook on the provider: nothing
-  happens.
-- Written changed (another redirect URI, scope, ...), the provider's leader
-  gets relation-changed and the library emits `client_changed` (it holds a
-  client id already): an update of the same client. The dex charm keeps the
-  client's secret then (its client id is `<app>-<relation id>`; `issue()`
-  reuses the secret it holds), as Hydra does.
-- Withdrawn (the keys deleted) and written again in one hook, the databag
-  ends as it was: nothing happens. Withdrawn in one hook, the dex charm
-  stops rendering the client (`get_client_config` reads nothing) but keeps
-  its credentials in the databag, so nothing comes back to this side; when
-  the gateway registers again, Dex renders the same client with the same
-  secret. Logins fail in between and no secret changes.
-
-So `rotate-secrets` leaves the registration alone and says so. A new client
-secret comes from the provider: when the relation is removed and added
-again (a new relation, a new client id and secret), or when Dex re-issues
-one (a new leader after the old one removed the secrets). Either way it
-arrives here as relation data and a secret revision, and the reconcile
-restarts the proxy with it.
+The oauth interface has no request for a new client secret: a requirer can
+only write its registration, and writing it again unchanged wakes nobody.
+So `rotate-secrets` writes one more key in our databag, `client-secret-
+rotation`, with a new random token. The dex charm (ours) answers in its
+relation-changed hook: a new client secret as a new revision of the same
+Juju secret, and the token written back under the same key. That revision
+reaches this side as secret-changed, and the reconcile restarts the proxy
+with it. An ecosystem provider that does not know the key ignores it, and
+`rotation_pending` stays true, which the status says.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import ops
@@ -60,6 +46,10 @@ REGISTRATION_KEYS = frozenset(
 GRANT_TYPES = ("authorization_code", "refresh_token")
 # What the provider's databag holds once it has issued a client.
 CLIENT_KEYS = frozenset({"client_id", "client_secret_id"})
+# Our extension of the oauth interface (ecosystem charms ignore unknown keys):
+# a new value asks the provider for a new client secret; the dex charm writes
+# the value back under the same key once the new secret revision is out.
+ROTATION_KEY = "client-secret-rotation"
 
 
 class RegistrationError(Exception):
@@ -129,6 +119,19 @@ class DexRegistration:
             raise RegistrationError(str(e)) from None
         logger.info("registered the OAuth client (redirect URI %s)", redirect_uri)
         return True
+
+    def request_secret_rotation(self, relation: ops.Relation) -> str:
+        """Leader: ask the provider for a new client secret; returns the request's token."""
+        token = secrets.token_hex(8)
+        relation.data[self._charm.app][ROTATION_KEY] = token
+        return token
+
+    @staticmethod
+    def rotation_pending(relation: ops.Relation) -> bool:
+        """Whether we asked for a new client secret that the provider has not confirmed."""
+        asked = relation.data[relation.model.app].get(ROTATION_KEY)
+        done = relation.data[relation.app].get(ROTATION_KEY) if relation.app else None
+        return bool(asked) and asked != done
 
     def issued(self, relation: ops.Relation, scopes: str) -> Provider | None:
         """The provider's issuer, endpoints and our client credentials; None until issued.

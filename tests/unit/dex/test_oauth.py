@@ -397,3 +397,38 @@ def test_ingress_removed_leaves_dex_running(ctx: testing.Context):
         "waiting for the ingress URL (or set issuer-url)"
     )
     assert state_out.get_container("dex").plan == before.get_container("dex").plan
+
+
+# --- client secret rotation (our extension of the interface) ---------------------------
+
+
+def test_a_new_rotation_token_gets_a_new_client_secret(ctx: testing.Context):
+    relation = oauth_relation()
+    first = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), with_oauth(relation))
+    old = client_secret_of(first, relation)
+    secret_id = first.get_relation(relation.id).local_app_data["client_secret_id"]
+
+    asked = dataclasses.replace(
+        first.get_relation(relation.id),
+        remote_app_data={**relation.remote_app_data, "client-secret-rotation": "token-1"},
+    )
+    rotated = ctx.run(
+        ctx.on.relation_changed(asked, remote_unit=0),
+        dataclasses.replace(
+            first, relations=(set(first.relations) - {first.get_relation(relation.id)}) | {asked}
+        ),
+    )
+    ours = rotated.get_relation(relation.id).local_app_data
+    new = client_secret_of(rotated, relation)
+    assert new != old and len(new) >= 32
+    assert ours["client_secret_id"] == secret_id  # the same secret, a new revision
+    assert ours["client-secret-rotation"] == "token-1"  # the answer to the request
+    (client,) = dex_config(ctx, rotated)["staticClients"]
+    assert client["secret"] == new
+    assert any(e.get("rotation") == "token-1" for e in issued(rotated))  # wakes other units
+
+    # The same token again: nothing more rotates.
+    again = ctx.run(
+        ctx.on.relation_changed(rotated.get_relation(relation.id), remote_unit=0), rotated
+    )
+    assert client_secret_of(again, relation) == new

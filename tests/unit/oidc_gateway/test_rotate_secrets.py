@@ -1,4 +1,4 @@
-"""The rotate-secrets action: a new cookie key; the client secret is the provider's."""
+"""The rotate-secrets action: a new cookie key, and a new client secret asked of Dex."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _dex_answers(
     return dataclasses.replace(state, relations=relations, secrets=secrets), changed
 
 
-def test_with_dex_replaces_the_cookie_key_and_keeps_the_client(ctx, tmp_path, calls):
+def test_with_dex_replaces_the_cookie_key_and_asks_for_a_new_client_secret(ctx, tmp_path, calls):
     first = _settled(ctx, dex_state(tmp_path))
     calls.clear()
     out = ctx.run(ctx.on.action(ACTION), first)
@@ -67,17 +67,21 @@ def test_with_dex_replaces_the_cookie_key_and_keeps_the_client(ctx, tmp_path, ca
     assert oauth2_proxy.is_valid_cookie_secret(cookie)
     assert written(tmp_path, "secrets/cookie-secret") == cookie
     assert calls.count("Container.restart") == 1  # sessions end now
-    # The registration is left alone: Dex keeps serving the same client.
-    assert "RelationDataContent.update" not in calls.log
-    assert out.get_relation(_oauth(first).id).local_app_data == registration()
-    assert written(tmp_path, "secrets/client-secret") == DEX_CLIENT_SECRET
+    # The registration stands; one more key asks Dex for a new client secret.
+    ours = dict(out.get_relation(_oauth(first).id).local_app_data)
+    token = ours.pop("client-secret-rotation")
+    assert len(token) == 16
+    assert ours == registration()
     assert ctx.action_results == {
         "cookie-secret": "replaced; every session has ended",
-        "client-secret": f"kept: {DEX_APP} keeps it for the life of the oauth relation; "
-        "remove and add the relation to get a new client id and secret",
+        "client-secret": f"requested from {DEX_APP}; the proxy restarts when it arrives",
         "restarted": "true",
     }
     assert out.unit_status.name == "active"
+
+    # Run again: a new token, so Dex rotates again.
+    again = ctx.run(ctx.on.action(ACTION), out)
+    assert again.get_relation(_oauth(first).id).local_app_data["client-secret-rotation"] != token
 
 
 @pytest.mark.parametrize(
