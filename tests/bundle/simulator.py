@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -34,6 +35,9 @@ ROOT = CHARMS.parent
 BUNDLE = ROOT / "bundle" / "bundle.yaml"
 MODEL = testing.Model(name="kubeflow", uuid="5f1c0c1e-3a7d-4a69-9e5b-6a1f0c0de001")
 DEFAULT_MAX_HOOKS = 2000
+# Secret content keys whose values are public: certificates and their
+# serials and validity, user names.
+_PUBLIC_KEY = re.compile(r"(^|-)(cert|serial|not-after|not-before|username|email)$")
 
 
 class SimulationError(Exception):
@@ -656,13 +660,29 @@ class Model:
 
     # --- reading the outcome
 
+    def container_file(self, unit_name: str, container: str, path: str) -> str:
+        """A file a unit's workload holds, in one of its persistent folders."""
+        app, index = unit_name.split("/")
+        unit_dir = self.tmp_path / app / index / container
+        for mount in (
+            self.apps[app].units[int(index)].state.get_container(container).mounts.values()
+        ):
+            location = mount.location.rstrip("/")
+            if path.startswith(location + "/"):
+                return (Path(mount.source) / path[len(location) + 1 :]).read_text()
+        raise FileNotFoundError(f"{path} is in no persistent folder of {unit_dir}")
+
     def secret_values(self) -> set[str]:
-        """Every credential value held in a secret (long enough to be told apart)."""
+        """Every credential held in a secret (long enough to be told apart).
+
+        What a secret holds beside its credentials and is public by nature
+        (a certificate, its serial and validity, a user name) is left out.
+        """
         return {
             value
             for record in self.secrets.values()
-            for value in record.content.values()
-            if len(value) >= 8
+            for key, value in record.content.items()
+            if len(value) >= 8 and not _PUBLIC_KEY.search(key)
         }
 
     def leaks(self) -> list[str]:

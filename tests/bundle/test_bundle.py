@@ -73,6 +73,10 @@ def test_relation_secret_reaches_the_other_side(s3_endpoint, tmp_path):
         ("mysql", {"buffer-pool-size": "huge"}, "invalid config: buffer-pool-size"),
         ("minio", {"mode": "gateway"}, "invalid config: mode"),
         ("minio", {"mode": "external"}, "external-endpoint"),
+        ("istio", {"gateway-service-type": "Bogus"}, "gateway-service-type"),
+        ("istio", {"gateway-replicas": 0}, "gateway-replicas"),
+        ("dex", {"connectors": "- type: [unclosed"}, "connectors"),
+        ("oidc-gateway", {"scopes": "profile email"}, "scopes"),
     ],
 )
 def test_invalid_option_blocks_with_a_message(s3_endpoint, tmp_path, app, options, message):
@@ -120,3 +124,11 @@ def test_overlay_merges_options_onto_the_bundle():
     assert base["applications"].keys() == small["applications"].keys()
     assert base["applications"]["mysql"]["charm"] == small["applications"]["mysql"]["charm"]
     assert small["applications"]["mysql"]["options"] != base["applications"]["mysql"]["options"]
+
+
+def test_removing_a_required_relation_says_what_is_missing(s3_endpoint, tmp_path):
+    model = _settled(s3_endpoint, tmp_path)
+    model.remove_relation("istio:ingress", "oidc-gateway:ingress")
+    status = model.statuses["oidc-gateway/0"]
+    assert status.name in ("blocked", "waiting"), status
+    assert "ingress" in status.message

@@ -28,6 +28,11 @@ from ops import testing
 PERSISTENT = {
     "mysql": {"mysql": ["/etc/mysql", "/var/run/mysqld"]},
     "minio": {"minio": []},
+    "istio": {
+        "istiod": ["/etc/istio", "/etc/cacerts", "/var/lib/istio", "/var/run/secrets/istiod"]
+    },
+    "dex": {"dex": ["/etc/dex"]},
+    "oidc-gateway": {"oauth2-proxy": ["/etc/oauth2-proxy"]},
 }
 
 # Commands and what they print, by charm and container.

@@ -24,6 +24,7 @@ class RouteProbeCharm(ops.CharmBase):
         for event in (self.on.config_changed, self.on["ingress"].relation_changed):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        framework.observe(self.on.collect_app_status, self._on_collect_status)
 
     def _reconcile(self, _: ops.EventBase) -> None:
         self._ingress.publish_request()

@@ -1,0 +1,132 @@
+"""The login wiring as data, in the simulated model.
+
+With istio, dex and oidc-gateway related, every route that needs a login
+goes through the OIDC gateway, the login pages do not, and without the
+gateway no such route is served at all (fail closed).
+
+Two route-probe test charms ask the mesh for a route each: `/probe/` with a
+login, `/open/` without.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from pathlib import Path
+
+import pytest
+import yaml
+from bundle.simulator import BUNDLE, Model, load_bundle, simulate
+from bundle.workloads import Workloads
+
+MESH_FILE = "/etc/istio/config/mesh"
+GATEWAY = "oidc-gateway.kubeflow.svc.cluster.local"
+
+
+def _with_probes() -> dict:
+    bundle = copy.deepcopy(load_bundle(BUNDLE))
+    bundle["applications"]["probe"] = {
+        "charm": "route-probe",
+        "options": {"prefix": "/probe/", "auth": True},
+    }
+    bundle["applications"]["open-probe"] = {
+        "charm": "route-probe",
+        "options": {"prefix": "/open/", "auth": False},
+    }
+    bundle["relations"] += [
+        ["istio:ingress", "probe:ingress"],
+        ["istio:ingress", "open-probe:ingress"],
+    ]
+    return bundle
+
+
+@pytest.fixture
+def model(s3_endpoint: str, tmp_path: Path) -> Model:
+    return simulate(_with_probes(), Workloads(s3_endpoint), tmp_path)
+
+
+def _routes(model: Model) -> dict[str, dict]:
+    """Served routes by prefix: the VirtualServices in the cluster."""
+    routes = {}
+    for vs in model.workloads.kubernetes.of_kind("VirtualService"):
+        for http in vs["spec"]["http"]:
+            for match in http["match"]:
+                routes[match["uri"]["prefix"]] = http
+    return routes
+
+
+def _checked_by(model: Model, path: str) -> list[dict]:
+    """The ext_authz providers (mesh config entries) that check a request for `path`."""
+    providers = []
+    mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
+    known = {p["name"]: p for p in mesh.get("extensionProviders", [])}
+    for policy in model.workloads.kubernetes.of_kind("AuthorizationPolicy"):
+        spec = policy["spec"]
+        if spec.get("action") != "CUSTOM":
+            continue
+        for rule in spec.get("rules", []):
+            for to in rule.get("to", []):
+                operation = to["operation"]
+                included = any(fnmatch.fnmatchcase(path, p) for p in operation.get("paths", ["*"]))
+                excluded = any(fnmatch.fnmatchcase(path, p) for p in operation.get("notPaths", []))
+                if included and not excluded:
+                    providers.append(known[spec["provider"]["name"]])
+    return providers
+
+
+def test_everything_settles_active(model: Model):
+    for name, status in {**model.statuses, **model.app_statuses}.items():
+        assert status.name == "active", f"{name}: {status.message}"
+    assert model.statuses["probe/0"].message.endswith("/probe/")
+    assert model.workloads.kubernetes.rejected == []
+    assert model.leaks() == []
+
+
+def test_login_routes_go_through_the_gateway_and_login_pages_do_not(model: Model):
+    routes = _routes(model)
+    assert {"/probe/", "/open/", "/dex/", "/oauth2/"} <= set(routes)
+
+    (provider,) = _checked_by(model, "/probe/notebooks/lab")
+    ext = provider["envoyExtAuthzHttp"]
+    assert (ext["service"], ext["port"]) == (GATEWAY, 4180)
+    assert "kubeflow-userid" in ext["headersToUpstreamOnAllow"]
+    assert "cookie" in ext["includeRequestHeadersInCheck"]
+    assert {"location", "set-cookie"} <= set(ext["headersToDownstreamOnDeny"])
+
+    for path in ("/open/x", "/dex/auth", "/oauth2/callback"):
+        assert _checked_by(model, path) == [], path
+
+
+def test_without_the_gateway_no_login_route_is_open(model: Model):
+    model.remove_relation("istio:ingress-auth", "oidc-gateway:ingress-auth")
+    routes = _routes(model)
+    assert "/probe/" not in routes  # fail closed: not served at all
+    assert {"/open/", "/dex/", "/oauth2/"} <= set(routes)
+    assert model.workloads.kubernetes.of_kind("AuthorizationPolicy") == []
+    mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
+    assert not mesh.get("extensionProviders")
+    istio = model.statuses["istio/0"]
+    assert istio.name != "active" or "ingress-auth" in istio.message, istio
+    assert "ingress-auth" in (istio.message + model.app_statuses["istio"].message)
+
+
+def test_rotating_the_gateway_secrets_reaches_dex_in_one_round(model: Model):
+    def client_secret() -> str:
+        (record,) = [
+            r for r in model.secrets.values() if r.owner_app == "dex" and "secret" in r.content
+        ]
+        return record.content["secret"]
+
+    before = client_secret()
+    results = model.run_action("oidc-gateway/0", "rotate-secrets")
+    assert results["client-secret"].startswith("requested from dex")
+    after = client_secret()
+    assert after != before
+    # Dex serves the new secret, and the gateway's proxy has it.
+    dex_config = yaml.safe_load(model.container_file("dex/0", "dex", "/etc/dex/config.yaml"))
+    assert [c["secret"] for c in dex_config["staticClients"]] == [after]
+    proxy_secret = model.container_file(
+        "oidc-gateway/0", "oauth2-proxy", "/etc/oauth2-proxy/secrets/client-secret"
+    )
+    assert proxy_secret.strip() == after
+    assert model.leaks() == []
