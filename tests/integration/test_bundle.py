@@ -8,7 +8,10 @@ deploys the artefacts in build/. The tests run in order, on one model:
    write to its own database (data-integrator from Charmhub stands in for
    kfp, katib and mlflow);
 3. a backup to minio restores a dropped table exactly;
-4. after minio's root credentials are rotated, backups still work.
+4. after minio's root credentials are rotated, backups still work;
+5. a route that needs a login, to a small echo service the test deploys,
+   sends a browser that is not logged in to Dex; after logging in as Dex's
+   admin user the request reaches the service with the user-id header set.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundle" / "bundle.yaml"
 OVERLAY = ROOT / "bundle" / "overlays" / "microk8s.yaml"
-APPS = ["minio", "mysql"]
+APPS = sorted(yaml.safe_load(BUNDLE.read_text())["applications"])
 
 CLIENT = "data-integrator"
 DATABASE = "integration"
@@ -194,3 +197,127 @@ async def test_backups_survive_minio_credential_rotation(ops_test: OpsTest):
     listed = await run_action(ops_test, unit, "list-backups")
     assert backup_id in listed["backups"]
     assert int(listed["count"]) >= 2
+
+
+# --- login through the mesh -----------------------------------------------------
+
+ECHO = "echo"
+ECHO_IMAGE = "docker.io/ealen/echo-server:0.9.2"  # answers with the request's headers as JSON
+PROBE = "route-probe"
+PROBE_CHARM = ROOT / "build" / "route-probe_amd64.charm"
+GATEWAY_SERVICE = "istio-ingressgateway"
+USERID_HEADER = "kubeflow-userid"
+
+
+def deploy_echo(namespace: str) -> None:
+    """A Deployment and Service that echo every request back (not a charm: a user workload)."""
+    from lightkube import Client, codecs
+
+    manifest = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {ECHO}, namespace: {namespace}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {ECHO}}}}}
+  template:
+    metadata: {{labels: {{app: {ECHO}}}}}
+    spec:
+      containers:
+        - name: echo
+          image: {ECHO_IMAGE}
+          ports: [{{containerPort: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {ECHO}, namespace: {namespace}}}
+spec:
+  selector: {{app: {ECHO}}}
+  ports: [{{port: 80, targetPort: 80}}]
+"""
+    client = Client(field_manager="integration-test")
+    for obj in codecs.load_all_yaml(manifest):
+        client.apply(obj)
+
+
+def gateway_address(namespace: str) -> str:
+    """The ingress gateway's cluster IP: reachable from the MicroK8s host itself."""
+    from lightkube import Client
+    from lightkube.resources.core_v1 import Service
+
+    service = Client().get(Service, GATEWAY_SERVICE, namespace=namespace)
+    assert service.spec and service.spec.clusterIP, "the gateway Service has no cluster IP"
+    return service.spec.clusterIP
+
+
+def follow_to_dex(session, url: str, hops: int = 10):
+    """Follow redirects by hand until the browser is at Dex; return that response."""
+    from urllib.parse import urljoin, urlsplit
+
+    response = session.get(url, allow_redirects=False, timeout=30)
+    for _ in range(hops):
+        if urlsplit(response.url).path.startswith("/dex/") and response.status_code == 200:
+            return response
+        assert response.is_redirect, (
+            f"{response.url} answered {response.status_code}, not a redirect"
+        )
+        response = session.get(
+            urljoin(response.url, response.headers["location"]), allow_redirects=False, timeout=30
+        )
+    pytest.fail(f"no Dex page after {hops} redirects (last: {response.url})")
+
+
+@pytest.mark.abort_on_fail
+async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: OpsTest):
+    import re
+
+    import requests
+
+    assert ops_test.model is not None
+    namespace = ops_test.model.name
+    if not PROBE_CHARM.exists():
+        pytest.fail("pack the test charm first: python tools/pack.py route-probe")
+    deploy_echo(namespace)
+    address = gateway_address(namespace)
+    # The browser (this test) reaches the gateway at its cluster IP: tell the
+    # mesh, so Dex's issuer and the login callback use that address too.
+    await ops_test.model.applications["istio"].set_config({"external-hostname": address})
+    await ops_test.model.deploy(
+        PROBE_CHARM,
+        application_name=PROBE,
+        config={"prefix": "/echo/", "auth": True, "service": ECHO, "port": 80},
+    )
+    await ops_test.model.integrate(f"{PROBE}:ingress", "istio:ingress")
+    await ops_test.model.wait_for_idle(
+        apps=[PROBE, "istio", "dex", "oidc-gateway"],
+        status="active",
+        raise_on_error=True,
+        timeout=20 * 60,
+    )
+    admin = await run_action(ops_test, await leader(ops_test, "dex"), "get-admin-password")
+
+    session = requests.Session()
+    url = f"http://{address}/echo/"
+    first = session.get(url, allow_redirects=False, timeout=30)
+    assert first.is_redirect, f"not logged in, {url} answered {first.status_code}"
+
+    page = follow_to_dex(session, url)
+    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text, re.I)
+    assert form, f"no login form at {page.url}"
+    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
+    landed = session.post(
+        action,
+        data={"login": admin["email"], "password": admin["password"]},
+        allow_redirects=True,
+        timeout=30,
+    )
+    assert landed.status_code == 200, f"{landed.url} answered {landed.status_code}"
+    echoed = landed.json()
+    headers = {k.lower(): v for k, v in echoed["request"]["headers"].items()}
+    assert headers.get(USERID_HEADER, "").endswith(admin["email"]), headers
+
+    # A request that claims a user but carries no session is still sent to log in.
+    forged = requests.get(
+        url, headers={USERID_HEADER: "someone@else"}, allow_redirects=False, timeout=30
+    )
+    assert forged.is_redirect
