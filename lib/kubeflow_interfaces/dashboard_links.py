@@ -1,0 +1,139 @@
+"""The `kubeflow_dashboard_links` interface: links a UI adds to the central dashboard.
+
+Wire format, the ecosystem's: each requirer (a UI charm) writes, in its
+application databag, `dashboard_links`: a JSON list of objects with `text`,
+`link`, `location` (`menu`, `external`, `quick` or `documentation`), `icon`,
+`type` (usually `item`) and `desc`. The provider (the dashboard) writes
+nothing. Links with an unknown location are dropped by the reader, not
+refused, so a newer requirer does not break an older dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+import ops
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from ops import testing
+
+logger = logging.getLogger(__name__)
+
+INTERFACE = "kubeflow_dashboard_links"
+FIELD = "dashboard_links"
+LOCATIONS = ("menu", "external", "quick", "documentation")
+
+
+class InvalidLinksError(Exception):
+    """A requirer's links do not parse."""
+
+
+class DashboardLink(BaseModel):
+    """One link on the dashboard."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    text: str
+    link: str
+    location: Literal["menu", "external", "quick", "documentation"]
+    icon: str = "icons:link"
+    type: str = "item"
+    desc: str = ""
+
+
+class DashboardLinksProvider:
+    """Provider side (the dashboard): every link every related app asks for."""
+
+    def __init__(self, charm: ops.CharmBase, endpoint: str = "links"):
+        self._charm = charm
+        self._endpoint = endpoint
+
+    def links(self) -> dict[str, list[DashboardLink]]:
+        """Links by application name, in relation order; raises InvalidLinksError."""
+        out: dict[str, list[DashboardLink]] = {}
+        relations = sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
+        for relation in relations:
+            if relation.app is None:
+                continue
+            raw = relation.data[relation.app].get(FIELD)
+            if not raw:
+                continue
+            out[relation.app.name] = parse(raw, relation.app.name)
+        return out
+
+
+class DashboardLinksRequirer:
+    """Requirer side (a UI charm): publish its links."""
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        links: list[DashboardLink],
+        endpoint: str = "dashboard-links",
+    ):
+        self._charm = charm
+        self._endpoint = endpoint
+        self._links = links
+
+    def publish(self) -> bool:
+        """Write the links on every relation (leader only, only when changed)."""
+        if not self._charm.unit.is_leader():
+            return False
+        wanted = dump(self._links)
+        wrote = False
+        for relation in self._charm.model.relations[self._endpoint]:
+            databag = relation.data[self._charm.app]
+            if databag.get(FIELD) != wanted:
+                databag[FIELD] = wanted
+                wrote = True
+        return wrote
+
+
+def dump(links: list[DashboardLink]) -> str:
+    """The databag value for a list of links."""
+    return json.dumps([link.model_dump() for link in links])
+
+
+def parse(raw: str, app: str = "the requirer") -> list[DashboardLink]:
+    """Links from a databag value; unknown locations are dropped with a warning."""
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidLinksError(f"{app}'s dashboard links are not JSON") from None
+    if not isinstance(items, list):
+        raise InvalidLinksError(f"{app}'s dashboard links are not a list")
+    links = []
+    for item in items:
+        if isinstance(item, dict) and item.get("location") not in LOCATIONS:
+            logger.warning("dropped a link of %s with location %r", app, item.get("location"))
+            continue
+        try:
+            links.append(DashboardLink.model_validate(item))
+        except ValidationError:
+            raise InvalidLinksError(f"{app} sent a dashboard link that does not parse") from None
+    return links
+
+
+# --- helpers for charm tests -------------------------------------------------
+
+
+def relation_for_provider(
+    links: list[DashboardLink],
+    endpoint: str = "links",
+    *,
+    remote_app_name: str = "ui",
+    **kwargs: Any,
+) -> testing.Relation:
+    """A relation as the dashboard sees it, with a UI's links."""
+    from ops import testing
+
+    return testing.Relation(
+        endpoint,
+        interface=INTERFACE,
+        remote_app_name=remote_app_name,
+        remote_app_data={FIELD: dump(links)},
+        **kwargs,
+    )
