@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""The kubeflow-notebooks charm: the notebook controller and the Jupyter web app."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import jupyter_web_app
+import notebook_controller
+import ops
+import spawner_config
+from pebble_workload import File, PebbleWorkload, files_hash
+from spawner_config import NotebooksConfig
+
+from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, apply_stages, render
+from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksRequirer
+from kubeflow_interfaces.ingress import IngressRequirer
+
+logger = logging.getLogger(__name__)
+
+PEERS = "notebooks-peers"
+INGRESS = "ingress"
+DASHBOARD_LINKS = "dashboard-links"
+INGRESS_PREFIX = "/jupyter/"
+TEMPLATES = Path(__file__).parent / "templates"
+HASH_KEY = "manifest-hash"  # peer app databag: the hash of what the leader applied last
+SCOPES = ("crds", "rbac")
+
+CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
+RBAC_KINDS = (
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+)
+LINKS = [DashboardLink(text="Notebooks", link=INGRESS_PREFIX, location="menu", icon="book")]
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """What one hook knows, read and checked, before anything is written."""
+
+    config: NotebooksConfig | None = None
+    blocked: str | None = None  # nothing is applied or started while set
+
+
+class NotebooksCharm(ops.CharmBase):
+    """Notebooks for Kubeflow: the controller, the web app, the Notebook kind and its RBAC."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._controller = PebbleWorkload(
+            self.unit.get_container(notebook_controller.CONTAINER),
+            notebook_controller.SERVICE,
+            notebook_controller.READY_CHECK,
+        )
+        self._web_app = PebbleWorkload(
+            self.unit.get_container(jupyter_web_app.CONTAINER),
+            jupyter_web_app.SERVICE,
+            jupyter_web_app.READY_CHECK,
+        )
+        self._ingress = IngressRequirer(
+            self,
+            INGRESS,
+            prefix=INGRESS_PREFIX,
+            rewrite="/",
+            port=jupyter_web_app.PORT,
+            auth=True,
+        )
+        self._links = DashboardLinksRequirer(self, LINKS, DASHBOARD_LINKS)
+        self._inputs: _Inputs | None = None
+        self._kubernetes_error: KubernetesError | None = None
+
+        on = self.on
+        for event in (
+            on.install,
+            on.start,
+            on.config_changed,
+            on.upgrade_charm,
+            on.leader_elected,
+            on.update_status,
+            on[notebook_controller.CONTAINER].pebble_ready,
+            on[jupyter_web_app.CONTAINER].pebble_ready,
+            on[PEERS].relation_created,
+            on[PEERS].relation_changed,
+            on[INGRESS].relation_created,
+            on[INGRESS].relation_changed,
+            on[INGRESS].relation_broken,
+            on[DASHBOARD_LINKS].relation_created,
+            on[DASHBOARD_LINKS].relation_changed,
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(on.remove, self._on_remove)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(on.collect_app_status, self._on_collect_app_status)
+
+    # --- reconcile -------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        """Bring the relations, the cluster's objects and both workloads to what config says."""
+        inputs = self._inputs = self._read_inputs()
+        self._ingress.publish_request()
+        self._links.publish()
+        config = inputs.config
+        if config is None:
+            return  # invalid config: apply nothing, start nothing
+        self.unit.set_ports(jupyter_web_app.PORT)
+        if self.unit.is_leader():
+            force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
+            self._reconcile_cluster(force=force)
+        self._reconcile_controller(config)
+        self._reconcile_web_app(config)
+
+    def _read_inputs(self) -> _Inputs:
+        try:
+            config = self.load_config(NotebooksConfig)
+        except ValueError as e:
+            return _Inputs(blocked=f"invalid config: {str(e).splitlines()[0]}")
+        return _Inputs(config=config)
+
+    def _reconcile_cluster(self, *, force: bool) -> None:
+        """Leader: apply the Notebook kind and the RBAC if changed (hash in the peer data)."""
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return
+        stored = peer.data[self.app]
+        context = {
+            "namespace": self.model.name,
+            "role_name": f"{self.app.name}-{self.model.name}",
+            "service_account": self.app.name,
+        }
+        stages = [
+            (self._resources("crds"), render(TEMPLATES, ["crds.yaml.j2"], context)),
+            (self._resources("rbac"), render(TEMPLATES, ["rbac.yaml.j2"], context)),
+        ]
+        try:
+            applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
+        except KubernetesError as e:
+            self._kubernetes_error = e
+            logger.error("applying the Kubernetes objects failed: %s", e)
+            return
+        if stored.get(HASH_KEY) != applied:
+            stored[HASH_KEY] = applied
+            logger.info("applied the Notebook kind and the RBAC")
+
+    def _reconcile_controller(self, config: NotebooksConfig) -> None:
+        if not self._controller.container.can_connect():
+            return
+        layer = notebook_controller.pebble_layer(
+            namespace=self.model.name, culling_idle_minutes=config.culling_idle_minutes
+        )
+        if self._controller.configure(layer):
+            logger.info("notebook controller (re)started")
+
+    def _reconcile_web_app(self, config: NotebooksConfig) -> None:
+        if not self._web_app.container.can_connect():
+            return
+        files = [File(jupyter_web_app.CONFIG_FILE, spawner_config.render(config))]
+        url = self._ingress.url or ""
+        layer = jupyter_web_app.pebble_layer(
+            secure_cookies=url.startswith("https://"), config_hash=files_hash(files)
+        )
+        if self._web_app.configure(layer, files):
+            logger.info("jupyter web app (re)started with its spawner config")
+
+    def _resources(self, scope: str) -> Resources:
+        kinds = CRD_KINDS if scope == "crds" else RBAC_KINDS
+        return Resources(app=self.app.name, model=self.model.name, scope=scope, kinds=kinds)
+
+    # --- remove ------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        """The application goes: delete every object it made (a unit leaving deletes nothing)."""
+        if self.app.planned_units() > 0:
+            return
+        for scope in reversed(SCOPES):
+            try:
+                self._resources(scope).delete()
+            except KubernetesError as e:
+                logger.error("deleting the %s objects failed: %s", scope, e)
+        logger.info("deleted the Kubernetes objects of %s", self.app.name)
+
+    # --- status ------------------------------------------------------------------------
+
+    def _current_inputs(self) -> _Inputs:
+        if self._inputs is None:
+            self._inputs = self._read_inputs()
+        return self._inputs
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        inputs = self._current_inputs()
+        if inputs.blocked:
+            event.add_status(ops.BlockedStatus(inputs.blocked))
+            return
+        for status in self._workload_problems():
+            event.add_status(status)
+        if self.unit.is_leader():
+            for status in self._app_problems():
+                event.add_status(status)
+        event.add_status(ops.ActiveStatus())
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        inputs = self._current_inputs()
+        if inputs.blocked:
+            event.add_status(ops.BlockedStatus(inputs.blocked))
+            return
+        for status in self._app_problems():
+            event.add_status(status)
+        event.add_status(ops.ActiveStatus())
+
+    def _workload_problems(self) -> list[ops.StatusBase]:
+        problems: list[ops.StatusBase] = []
+        for name, workload in (
+            ("notebook controller", self._controller),
+            ("Jupyter web app", self._web_app),
+        ):
+            if not workload.container.can_connect():
+                problems.append(
+                    ops.WaitingStatus(f"waiting for the {workload.container.name} container")
+                )
+            elif not workload.is_running():
+                problems.append(ops.MaintenanceStatus(f"starting the {name}"))
+            elif not workload.is_ready():
+                problems.append(ops.WaitingStatus(f"the {name} is not ready yet"))
+        return problems
+
+    def _app_problems(self) -> list[ops.StatusBase]:
+        problems: list[ops.StatusBase] = []
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return [ops.WaitingStatus("waiting for the peer relation")]
+        error = self._kubernetes_error
+        if error is not None and error.status in (401, 403):
+            problems.append(
+                ops.BlockedStatus(
+                    f"not allowed to manage Kubernetes objects: "
+                    f"run `juju trust {self.app.name} --scope=cluster`"
+                )
+            )
+        elif error is not None:
+            problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
+        elif not peer.data[self.app].get(HASH_KEY):
+            problems.append(ops.WaitingStatus("waiting for the leader to apply the Notebook kind"))
+        if self._ingress.relation is None:
+            problems.append(ops.BlockedStatus("the web app is not reachable: relate ingress"))
+        elif not self._ingress.url:
+            problems.append(ops.WaitingStatus("waiting for the ingress URL"))
+        return problems
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(NotebooksCharm)

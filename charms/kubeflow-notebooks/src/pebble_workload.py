@@ -1,0 +1,65 @@
+"""One long-running process in its own container, under Pebble, with a ready check."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+
+import ops
+
+from kubeflow_charms.pebble import plan_has
+
+
+@dataclasses.dataclass(frozen=True)
+class File:
+    """A file the process reads at start."""
+
+    path: str
+    content: str
+
+
+def files_hash(files: Sequence[File]) -> str:
+    """A short hash of the files' paths and contents (part of the layer: a change restarts)."""
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.content}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+class PebbleWorkload:
+    """A service and its ready check in one container."""
+
+    def __init__(self, container: ops.Container, service: str, check: str):
+        self.container = container
+        self.service = service
+        self.check = check
+
+    def configure(self, layer: ops.pebble.LayerDict, files: Sequence[File] = ()) -> bool:
+        """Write the files and (re)start the service when the plan differs; whether it did.
+
+        With the plan as wanted and the service running, nothing is written.
+        """
+        running = self.is_running()
+        if running and plan_has(self.container.get_plan(), layer):
+            return False
+        for f in files:
+            self.container.push(f.path, f.content, make_dirs=True)
+        self.container.add_layer(self.service, layer, combine=True)
+        if running:
+            self.container.restart(self.service)  # it reads its files only at start
+        else:
+            self.container.replan()
+        return True
+
+    def is_running(self) -> bool:
+        """Whether the service runs."""
+        service = self.container.get_services(self.service).get(self.service)
+        return service is not None and service.is_running()
+
+    def is_ready(self) -> bool:
+        """Whether the service runs and its ready check is up."""
+        if not self.is_running():
+            return False
+        check = self.container.get_checks(self.check).get(self.check)
+        return check is not None and check.status == ops.pebble.CheckStatus.UP
