@@ -55,14 +55,12 @@ def _routes(model: Model) -> dict[str, dict]:
     return routes
 
 
-def _checked_by(model: Model, path: str) -> list[dict]:
-    """The ext_authz providers (mesh config entries) that check a request for `path`."""
-    providers = []
-    mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
-    known = {p["name"]: p for p in mesh.get("extensionProviders", [])}
+def _policies_for(model: Model, path: str, action: str) -> list[dict]:
+    """The gateway's AuthorizationPolicies of an action whose rules match `path`."""
+    found = []
     for policy in model.workloads.kubernetes.of_kind("AuthorizationPolicy"):
         spec = policy["spec"]
-        if spec.get("action") != "CUSTOM":
+        if spec.get("action") != action:
             continue
         for rule in spec.get("rules", []):
             for to in rule.get("to", []):
@@ -70,8 +68,18 @@ def _checked_by(model: Model, path: str) -> list[dict]:
                 included = any(fnmatch.fnmatchcase(path, p) for p in operation.get("paths", ["*"]))
                 excluded = any(fnmatch.fnmatchcase(path, p) for p in operation.get("notPaths", []))
                 if included and not excluded:
-                    providers.append(known[spec["provider"]["name"]])
-    return providers
+                    found.append(policy)
+    return found
+
+
+def _checked_by(model: Model, path: str) -> list[dict]:
+    """The ext_authz providers (mesh config entries) that check a request for `path`."""
+    mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
+    known = {p["name"]: p for p in mesh.get("extensionProviders", [])}
+    return [
+        known[policy["spec"]["provider"]["name"]]
+        for policy in _policies_for(model, path, "CUSTOM")
+    ]
 
 
 def test_everything_settles_active(model: Model):
@@ -95,6 +103,9 @@ def test_login_routes_go_through_the_gateway_and_login_pages_do_not(model: Model
 
     for path in ("/open/x", "/dex/auth", "/oauth2/callback"):
         assert _checked_by(model, path) == [], path
+    # Closed by default: a path no ingress route claims (the notebook
+    # controller's own routes, say) needs a login too.
+    assert len(_checked_by(model, "/notebook/alice/lab/")) == 1
 
 
 def test_without_the_gateway_no_login_route_is_open(model: Model):
@@ -102,7 +113,12 @@ def test_without_the_gateway_no_login_route_is_open(model: Model):
     routes = _routes(model)
     assert "/probe/" not in routes  # fail closed: not served at all
     assert {"/open/", "/dex/", "/oauth2/"} <= set(routes)
-    assert model.workloads.kubernetes.of_kind("AuthorizationPolicy") == []
+    assert not any(_checked_by(model, p) for p in ("/probe/", "/open/", "/x/"))
+    # Everything but the open routes is denied at the gateway.
+    for path in ("/probe/x", "/notebook/alice/lab/", "/"):
+        assert _policies_for(model, path, "DENY"), path
+    for path in ("/open/x", "/dex/auth", "/oauth2/callback"):
+        assert not _policies_for(model, path, "DENY"), path
     mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
     assert not mesh.get("extensionProviders")
     istio = model.statuses["istio/0"]

@@ -151,17 +151,25 @@ def base_url(*, tls: bool, external_hostname: str, lb_address: str | None, names
 
 
 def auth_rules(routes: Mapping[int, Route]) -> list[dict[str, list[str]]]:
-    """The requests ext_authz checks: every path under a route that needs a login.
+    """The requests that need a login: everything through the gateway but the open routes.
 
-    Paths follow the longest prefix, as routing does: under a protected
-    prefix, the paths of a longer unprotected prefix (the login pages under
-    `/` say) are left out, and a protected prefix under an unprotected one
-    is still checked.
+    Closed by default: a path no route claims (the notebook controller's own
+    VirtualServices under `/notebook/`, say) needs a login too. Only the
+    routes asked for without login (the identity provider, the OIDC
+    callback) are left out, and a protected route under one of those is
+    checked again, longest prefix first, as routing matches.
     """
     protected = sorted({r.prefix for r in routes.values() if r.auth})
     open_ = sorted({r.prefix for r in routes.values() if not r.auth})
-    rules = []
+    rules: list[dict[str, list[str]]] = []
+    if "/" not in open_:
+        rule = {"paths": ["/*"]}
+        if open_:
+            rule["notPaths"] = [f"{p}*" for p in open_]
+        rules.append(rule)
     for prefix in protected:
+        if not any(prefix != o and prefix.startswith(o) for o in open_):
+            continue  # covered by the rule above
         rule = {"paths": [f"{prefix}*"]}
         skipped = [f"{p}*" for p in open_ if p != prefix and p.startswith(prefix)]
         if skipped:

@@ -80,7 +80,10 @@ def test_first_start_makes_certificates_starts_istiod_and_applies_the_mesh(ctx, 
     kinds = _kinds(kube)
     assert len(kinds["CustomResourceDefinition"]) == 9
     assert {"Deployment", "Service", "Gateway", "MutatingWebhookConfiguration"} <= set(kinds)
-    assert "VirtualService" not in kinds and "AuthorizationPolicy" not in kinds
+    assert "VirtualService" not in kinds
+    # No auth service yet: the gateway denies every path (fail closed).
+    (policy,) = kinds["AuthorizationPolicy"]
+    assert policy == "istio-ingressgateway-deny-unauthenticated"
     peer = out.get_relation(next(iter(out.relations)).id)
     assert peer.local_app_data["manifest-hash"]
 

@@ -27,6 +27,22 @@ def _policy(kube):
     return kube.get("AuthorizationPolicy", "istio-ingressgateway-ext-authz", MODEL)
 
 
+def _deny(kube):
+    """The fail-closed policy: without the auth service, all but the open routes is denied."""
+    return kube.get("AuthorizationPolicy", "istio-ingressgateway-deny-unauthenticated", MODEL)
+
+
+def _assert_denies_all_but(kube, *open_prefixes):
+    policy = _deny(kube)
+    assert policy is not None
+    assert policy["spec"]["action"] == "DENY"
+    (rule,) = policy["spec"]["rules"]
+    assert rule["to"][0]["operation"] == {
+        "paths": ["/*"],
+        "notPaths": [f"{p}*" for p in sorted(open_prefixes)],
+    }
+
+
 # --- routes ---------------------------------------------------------------------------------
 
 
@@ -82,10 +98,9 @@ def test_ext_authz_guards_every_authenticated_path_and_only_those(ctx, kube):
     assert policy["provider"] == {"name": istiod.EXT_AUTHZ_PROVIDER}
     assert policy["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     operations = [rule["to"][0]["operation"] for rule in policy["rules"]]
-    assert operations == [
-        {"paths": ["/*"], "notPaths": ["/dex/*", "/oauth2/*"]},
-        {"paths": ["/pipeline/*"]},
-    ]
+    # Closed by default: one rule covers every path but the open routes,
+    # /pipeline/ included, and paths no route claims (a notebook's, say).
+    assert operations == [{"paths": ["/*"], "notPaths": ["/dex/*", "/oauth2/*"]}]
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     (provider,) = mesh["extensionProviders"]
     assert provider == {
@@ -218,6 +233,7 @@ def test_without_ingress_auth_authenticated_routes_are_not_served(ctx, kube):
     out = settle(ctx, _mixed())
     assert set(virtual_services(kube)) == {"/dex/"}
     assert _policy(kube) is None
+    _assert_denies_all_but(kube, "/dex/")
     assert urls(out) == {"dex": f"{BASE}/dex/", "dashboard": None}
     assert out.unit_status == testing.BlockedStatus(
         "authenticated routes are not served: relate ingress-auth"
@@ -244,6 +260,7 @@ def test_invalid_ingress_auth_data_fails_closed(ctx, kube):
     out = settle(ctx, _mixed(bad))
     assert set(virtual_services(kube)) == {"/dex/"}
     assert _policy(kube) is None
+    _assert_denies_all_but(kube, "/dex/")
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith(
         "authenticated routes are not served: oidc-gateway sent"
@@ -256,6 +273,7 @@ def test_losing_ingress_auth_withdraws_authenticated_routes(ctx, kube):
     out = settle(ctx, _mixed(auth))
     assert set(virtual_services(kube)) == {"/dex/", "/"}
     assert _policy(kube) is not None
+    assert _deny(kube) is None
 
     gone = out.get_relation(auth.id)
     out = ctx.run(ctx.on.relation_broken(gone), out)
@@ -263,6 +281,7 @@ def test_losing_ingress_auth_withdraws_authenticated_routes(ctx, kube):
     out = ctx.run(ctx.on.update_status(), out)
     assert set(virtual_services(kube)) == {"/dex/"}
     assert _policy(kube) is None
+    _assert_denies_all_but(kube, "/dex/")
     assert urls(out)["dashboard"] is None
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     assert "extensionProviders" not in mesh

@@ -59,7 +59,7 @@ def test_a_gone_relation_frees_its_prefix():
     assert set(plan.routes) == {2} and plan.conflicts == ()
 
 
-def test_auth_rules_follow_the_longest_prefix():
+def test_auth_rules_close_everything_but_the_open_routes():
     routes = {
         1: _route(1, "dashboard", "/", auth=True),
         2: _route(2, "dex", "/dex/"),
@@ -68,10 +68,14 @@ def test_auth_rules_follow_the_longest_prefix():
     }
     assert gateway.auth_rules(routes) == [
         {"paths": ["/*"], "notPaths": ["/dex/*"]},
-        {"paths": ["/dex/admin/*"]},
-        {"paths": ["/pipeline/*"]},
+        {"paths": ["/dex/admin/*"]},  # protected again under an open prefix
     ]
-    assert gateway.auth_rules({2: routes[2]}) == []
+    # Closed by default: with only open routes, everything else still needs a login.
+    assert gateway.auth_rules({2: routes[2]}) == [{"paths": ["/*"], "notPaths": ["/dex/*"]}]
+    assert gateway.auth_rules({}) == [{"paths": ["/*"]}]
+    # An open route at / leaves only the protected routes under it.
+    everything_open = {5: _route(5, "site", "/"), 4: routes[4]}
+    assert gateway.auth_rules(everything_open) == [{"paths": ["/pipeline/*"]}]
 
 
 def test_virtual_service_names_are_unique():
