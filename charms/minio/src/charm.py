@@ -13,14 +13,18 @@ from urllib.parse import urlsplit
 
 import minio_server
 import ops
+import profile_manifests
 from minio_server import API_PORT, CONSOLE_PORT, BucketError, MinioServer
 
 from kubeflow_interfaces import s3
+from kubeflow_interfaces.kubernetes_manifests import ManifestsRequirer
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = "minio"
 RELATION = "s3-credentials"
+SECRETS = "secrets"
+POD_DEFAULTS = "pod-defaults"
 ROOT_SECRET_LABEL = "root-credentials"  # noqa: S105 - a label, not a password
 MODES = ("server", "external")
 URI_STYLES = ("path", "host")
@@ -151,6 +155,7 @@ class MinioCharm(ops.CharmBase):
         self._provider = s3.S3Provider(self, RELATION)
         self._container = self.unit.get_container(CONTAINER)
         self._server = MinioServer(self._container)
+        self._manifests = {e: ManifestsRequirer(self, e) for e in (SECRETS, POD_DEFAULTS)}
         self._inputs: _Inputs | None = None
         for event in (
             self.on.start,
@@ -162,8 +167,12 @@ class MinioCharm(ops.CharmBase):
             self.on[CONTAINER].pebble_ready,
             self.on[RELATION].relation_joined,
             self.on[RELATION].relation_changed,
+            self.on[SECRETS].relation_created,
+            self.on[POD_DEFAULTS].relation_created,
         ):
             framework.observe(event, self._reconcile)
+        for endpoint in (SECRETS, POD_DEFAULTS):
+            framework.observe(self.on[endpoint].relation_broken, self._on_manifests_broken)
         framework.observe(self.on[RELATION].relation_broken, self._on_relation_broken)
         framework.observe(self.on.secret_remove, self._on_secret_remove)
         framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
@@ -194,11 +203,30 @@ class MinioCharm(ops.CharmBase):
                 self._server.disable()
         if self.unit.is_leader() and inputs.credentials:
             self._reconcile_relations(config, inputs.credentials, running=running)
+            self._publish_manifests(config, inputs.credentials)
 
     def _on_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
         if self.unit.is_leader():
             self._provider.revoke(event.relation)
         self._reconcile(event)
+
+    def _on_manifests_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if self.unit.is_leader():
+            self._manifests[event.relation.name].revoke(event.relation)
+
+    def _publish_manifests(self, config: MinioConfig, credentials: s3.S3Credentials) -> None:
+        """Leader: the Secret and the PodDefault for every profile namespace (only changes)."""
+        if config.mode == "server":
+            endpoint, region = self._service_url, minio_server.REGION
+        else:
+            endpoint, region = config.endpoint, config.external_region
+        wanted = {
+            SECRETS: [profile_manifests.credentials_secret(credentials)],
+            POD_DEFAULTS: [profile_manifests.pod_default(endpoint, region)],
+        }
+        for endpoint_name, objects in wanted.items():
+            if self._manifests[endpoint_name].publish(objects):
+                logger.info("handed the resource dispatcher its %s", endpoint_name)
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         # An old revision of one of our (app-owned) secrets is tracked by no one.
@@ -361,6 +389,7 @@ class MinioCharm(ops.CharmBase):
         secret.set_content(credentials.dump())
         self._server.configure(credentials)
         self._provider.update_credentials(credentials)
+        self._publish_manifests(config, credentials)
         updated = [
             f"{relation.app.name if relation.app else '?'} ({RELATION}:{relation.id})"
             for relation in self._provider.relations

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""The resource dispatcher: objects for every profile namespace, and the PodDefault webhook."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import dispatch
+import namespace_watch
+import ops
+import webhook
+from dispatch import ENDPOINT_KINDS, Offer, Plan
+from namespace_watch import NamespaceWatch
+from profiles import profile_namespaces
+from webhook import Webhook
+
+from kubeflow_charms import certificates
+from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, manifest_hash, render
+from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
+
+logger = logging.getLogger(__name__)
+
+PEERS = "dispatcher-peers"
+CERTS_LABEL = "webhook-certificates"
+TEMPLATES = Path(__file__).parent / "templates"
+# Peer app databag keys: what the leader applied last (names only, never objects).
+HASH_KEY = "manifest-hash"
+NAMESPACES_KEY = "namespaces"
+APPS_KEY = "applied-apps"
+# Scopes of the charm's own objects: a dot never appears in a namespace name.
+CRDS_SCOPE = "dispatcher.crds"
+WEBHOOK_SCOPE = "dispatcher.webhook"
+
+CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
+WEBHOOK_KINDS = (
+    Kind("v1", "Service"),
+    Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+)
+DISPATCHED_KINDS = (
+    Kind("v1", "Secret"),
+    Kind("v1", "ServiceAccount"),
+    Kind("kubeflow.org/v1alpha1", "PodDefault", "poddefaults"),
+)
+
+
+class ResourceDispatcherCharm(ops.CharmBase):
+    """Keeps every profile namespace holding the related apps' objects."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._webhook_container = self.unit.get_container(webhook.CONTAINER)
+        self._watch_container = self.unit.get_container(namespace_watch.CONTAINER)
+        self._webhook = Webhook(self._webhook_container)
+        self._watch = NamespaceWatch(self._watch_container)
+        self._providers = {e: ManifestsProvider(self, e) for e in ENDPOINT_KINDS}
+        self._plan: Plan | None = None
+        self._bundle: CertificateBundle | None = None
+        self._kubernetes_error: KubernetesError | None = None
+
+        on = self.on
+        events: list[ops.BoundEvent] = [
+            on.install,
+            on.start,
+            on.upgrade_charm,
+            on.config_changed,
+            on.leader_elected,
+            on.update_status,
+            on.secret_changed,
+            on[webhook.CONTAINER].pebble_ready,
+            on[namespace_watch.CONTAINER].pebble_ready,
+            on[namespace_watch.CONTAINER].pebble_custom_notice,
+            on[PEERS].relation_created,
+            on[PEERS].relation_changed,
+        ]
+        for endpoint in ENDPOINT_KINDS:
+            events += [
+                on[endpoint].relation_changed,
+                on[endpoint].relation_departed,
+                on[endpoint].relation_broken,
+            ]
+        for event in events:
+            framework.observe(event, self._reconcile)
+        framework.observe(on.remove, self._on_remove)
+        framework.observe(on.rotate_certificates_action, self._on_rotate_certificates)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(on.collect_app_status, self._on_collect_app_status)
+
+    # --- reconcile -------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        """Bring the webhook, the watch and every profile namespace to what the inputs say."""
+        if isinstance(event, ops.PebbleCustomNoticeEvent):
+            logger.info(
+                "woken by %s (%s)", event.notice.key, event.notice.last_data.get("name", "?")
+            )
+        bundle = self._certificates()
+        if bundle is not None and self._webhook_container.can_connect():
+            if self._webhook.configure(bundle):
+                logger.info("the webhook (re)started with certificate %s", bundle.serial)
+        if self._watch_container.can_connect() and self._watch.configure():
+            logger.info("started the profile namespace watch")
+        if self.unit.is_leader() and bundle is not None:
+            force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
+            routine = isinstance(event, ops.UpdateStatusEvent)
+            self._reconcile_cluster(bundle, force=force, routine=routine)
+
+    def _certificates(self) -> CertificateBundle | None:
+        """The webhook's CA and serving certificate: made, or renewed when due, by the leader."""
+        secret, bundle = certificates.load(self.model, CERTS_LABEL)
+        self._bundle = bundle
+        if not self.unit.is_leader():
+            return bundle
+        if bundle is None:
+            bundle = self._new_bundle()
+        else:
+            due = bundle.renewal_due()
+            if due is None:
+                return bundle
+            if due == "ca":
+                bundle = self._new_bundle()
+            else:
+                bundle = certificates.renew_serving(bundle, self._dns_names())
+            logger.info("renewing the webhook's %s certificate", due)
+        certificates.store(
+            self.app, bundle, label=CERTS_LABEL, secret=secret, description="webhook certificates"
+        )
+        self._bundle = bundle
+        logger.info("stored the webhook certificate (serial %s)", bundle.serial)
+        return bundle
+
+    def _new_bundle(self) -> CertificateBundle:
+        return certificates.new_bundle(
+            f"{self.app.name} webhook CA ({self.model.name})", self._dns_names()
+        )
+
+    def _dns_names(self) -> list[str]:
+        return webhook.dns_names(self.app.name, self.model.name)
+
+    def _offers(self) -> list[Offer]:
+        """What every related app sends, endpoint by endpoint; reads only."""
+        offers = []
+        for endpoint, provider in self._providers.items():
+            for relation in provider.relations:
+                app = relation.app.name if relation.app else "?"
+                try:
+                    manifests = tuple(provider.manifests(relation))
+                except InvalidManifestsError as e:
+                    offers.append(Offer(endpoint, app, error=str(e)))
+                    continue
+                offers.append(Offer(endpoint, app, manifests))
+        return offers
+
+    def _current_plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = dispatch.plan(self._offers())
+        return self._plan
+
+    def _reconcile_cluster(self, bundle: CertificateBundle, *, force: bool, routine: bool) -> None:
+        """Leader: apply the CRD, the webhook and every app's objects in each profile namespace.
+
+        A routine hook (update-status) checks what it would apply against the hash of
+        what was applied last, with the namespaces known then, and does not talk to
+        the cluster when they match: the namespace watch reports new namespaces.
+        """
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return
+        stored = peer.data[self.app]
+        self._plan = plan = dispatch.plan(self._offers())
+        previous_apps = set(json.loads(stored.get(APPS_KEY) or "[]"))
+        related = {app for _, app in self._related_apps()}
+        gone = sorted(previous_apps - related)
+        own = self._own_manifests(bundle)
+        if routine and not gone and not force:
+            known = json.loads(stored.get(NAMESPACES_KEY) or "[]")
+            if _hash(own, plan, known) == stored.get(HASH_KEY):
+                return
+        try:
+            namespaces = profile_namespaces()
+            wanted = _hash(own, plan, namespaces)
+            if wanted != stored.get(HASH_KEY) or force or gone:
+                self._apply(own, plan, namespaces, gone)
+                logger.info(
+                    "applied %d app(s)' objects in %d profile namespace(s)",
+                    len(plan.objects),
+                    len(namespaces),
+                )
+        except KubernetesError as e:
+            self._kubernetes_error = e
+            logger.error("applying the Kubernetes objects failed: %s", e)
+            return
+        applied = sorted((previous_apps | set(plan.objects)) - set(gone))
+        _set(stored, HASH_KEY, wanted)
+        _set(stored, NAMESPACES_KEY, json.dumps(namespaces))
+        _set(stored, APPS_KEY, json.dumps(applied) if applied else None)
+
+    def _related_apps(self) -> list[tuple[str, str]]:
+        return [
+            (endpoint, relation.app.name)
+            for endpoint, provider in self._providers.items()
+            for relation in provider.relations
+            if relation.app is not None
+        ]
+
+    def _own_manifests(self, bundle: CertificateBundle) -> dict[str, str]:
+        context = {
+            "app": self.app.name,
+            "namespace": self.model.name,
+            "service": webhook.service_name(self.app.name),
+            "port": webhook.PORT,
+            "path": webhook.PATH,
+            "webhook_name": f"{self.app.name}-{self.model.name}-poddefaults",
+            "ca_bundle": base64.b64encode(bundle.ca_cert.encode()).decode(),
+            "profile_label": namespace_watch.PROFILE_LABEL,
+            "profile_value": namespace_watch.PROFILE_VALUE,
+        }
+        return {
+            CRDS_SCOPE: render(TEMPLATES, ["crds.yaml.j2"], context),
+            WEBHOOK_SCOPE: render(TEMPLATES, ["webhook.yaml.j2"], context),
+        }
+
+    def _apply(
+        self, own: dict[str, str], plan: Plan, namespaces: list[str], gone: list[str]
+    ) -> None:
+        self._resources(CRDS_SCOPE, CRD_KINDS).reconcile(own[CRDS_SCOPE])
+        self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).reconcile(own[WEBHOOK_SCOPE])
+        for app, manifests in plan.objects.items():
+            for ns in namespaces:
+                scope = dispatch.scope(app, ns)
+                self._resources(scope, DISPATCHED_KINDS).reconcile(dispatch.render(manifests, ns))
+        for app in gone:
+            for ns in namespaces:
+                self._resources(dispatch.scope(app, ns), DISPATCHED_KINDS).delete()
+            logger.info("removed %s's objects from the profile namespaces", app)
+
+    def _resources(self, scope: str, kinds: tuple[Kind, ...]) -> Resources:
+        return Resources(app=self.app.name, model=self.model.name, scope=scope, kinds=kinds)
+
+    # --- remove ------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        """The application goes: remove the webhook and what it put in profile namespaces.
+
+        The PodDefault CRD stays: deleting it would delete the users' own PodDefaults.
+        """
+        if self.app.planned_units() > 0:
+            return
+        peer = self.model.get_relation(PEERS)
+        apps = json.loads(peer.data[self.app].get(APPS_KEY) or "[]") if peer else []
+        try:
+            namespaces = profile_namespaces()
+            for app in apps:
+                for ns in namespaces:
+                    self._resources(dispatch.scope(app, ns), DISPATCHED_KINDS).delete()
+            self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).delete()
+        except KubernetesError as e:
+            logger.error("deleting the Kubernetes objects failed: %s", e)
+
+    # --- actions -----------------------------------------------------------------------
+
+    def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
+        if not self.unit.is_leader():
+            event.fail("run rotate-certificates on the leader unit")
+            return
+        if self.model.get_relation(PEERS) is None:
+            event.fail("the charm is not set up yet: try again later")
+            return
+        if not self._webhook_container.can_connect():
+            event.fail("the webhook container is not reachable: try again later")
+            return
+        secret, _ = certificates.load(self.model, CERTS_LABEL)
+        bundle = self._new_bundle()
+        certificates.store(
+            self.app, bundle, label=CERTS_LABEL, secret=secret, description="webhook certificates"
+        )
+        self._bundle = bundle
+        logger.info("rotated the webhook's CA (serial %s)", bundle.ca_serial)
+        self._webhook.configure(bundle)
+        self._reconcile_cluster(bundle, force=True, routine=False)
+        if self._kubernetes_error is not None:
+            event.fail(
+                f"the new certificates are in place but the webhook configuration was not "
+                f"updated: {self._kubernetes_error}; the charm retries on its next hook"
+            )
+            return
+        event.set_results(
+            {
+                "ca-serial": bundle.ca_serial,
+                "serial": bundle.serial,
+                "not-after": bundle.not_after.isoformat(),
+                "next-renewal": bundle.next_renewal().isoformat(),
+            }
+        )
+
+    # --- status ------------------------------------------------------------------------
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        for status in self._workload_problems():
+            event.add_status(status)
+        if self.unit.is_leader():
+            for status in self._cluster_problems():
+                event.add_status(status)
+            event.add_status(ops.ActiveStatus(self._active_message()))
+        else:
+            event.add_status(ops.ActiveStatus())
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        for status in self._cluster_problems():
+            event.add_status(status)
+        event.add_status(ops.ActiveStatus(self._active_message()))
+
+    def _workload_problems(self) -> list[ops.StatusBase]:
+        problems: list[ops.StatusBase] = []
+        if not self._webhook_container.can_connect():
+            problems.append(ops.WaitingStatus("waiting for the poddefaults-webhook container"))
+        elif self._bundle is None:
+            problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
+        elif not self._webhook.is_running():
+            problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))
+        if not self._watch_container.can_connect():
+            problems.append(ops.WaitingStatus("waiting for the namespace-watch container"))
+        elif not self._watch.is_running():
+            problems.append(ops.MaintenanceStatus("starting the profile namespace watch"))
+        return problems
+
+    def _cluster_problems(self) -> list[ops.StatusBase]:
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return [ops.WaitingStatus("waiting for the peer relation")]
+        problems: list[ops.StatusBase] = []
+        error = self._kubernetes_error
+        if error is not None:
+            if error.status in (401, 403):
+                problems.append(
+                    ops.BlockedStatus(
+                        f"not allowed to manage Kubernetes objects: "
+                        f"run `juju trust {self.app.name} --scope=cluster`"
+                    )
+                )
+            elif error.status is None or error.status >= 500 or error.status in (404, 409, 429):
+                problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
+            else:
+                problems.append(ops.BlockedStatus(f"applying Kubernetes objects failed: {error}"))
+        found = dispatch.problems(self._current_plan())
+        if found:
+            problems.append(ops.BlockedStatus(f"not dispatched: {'; '.join(found)}"))
+        return problems
+
+    def _active_message(self) -> str:
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return ""
+        namespaces = json.loads(peer.data[self.app].get(NAMESPACES_KEY) or "[]")
+        apps = len(self._current_plan().objects)
+        return f"{apps} app(s) dispatched to {len(namespaces)} profile namespace(s)"
+
+
+def _hash(own: dict[str, str], plan: Plan, namespaces: list[str]) -> str:
+    parts: list[str] = [f"namespaces\0{','.join(namespaces)}"]
+    parts += [f"{scope}\0{text}" for scope, text in sorted(own.items())]
+    parts += [f"{s}\0{t}" for s, t in sorted(dispatch.hashable(plan, namespaces).items())]
+    return manifest_hash(*parts)
+
+
+def _set(databag: ops.RelationDataContent, key: str, value: str | None) -> None:
+    """Write a key only when it changes; None removes it."""
+    if value is None:
+        if key in databag:
+            del databag[key]
+    elif databag.get(key) != value:
+        databag[key] = value
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(ResourceDispatcherCharm)

@@ -1,0 +1,148 @@
+"""Building blocks of the resource dispatcher's unit tests: states, relations, the fake cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bundle.fake_kubernetes import FakeKubernetes
+from charm_loader import load_charm
+from ops import testing
+
+from kubeflow_interfaces import kubernetes_manifests
+
+CHARM = load_charm("resource-dispatcher")
+webhook = CHARM.webhook
+namespace_watch = CHARM.namespace_watch
+
+MODEL = "kubeflow"
+PEERS = "dispatcher-peers"
+PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+
+
+@contextmanager
+def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
+    """Send every lightkube Client the charm builds to `fake`."""
+    import lightkube
+
+    original = lightkube.Client.__init__
+
+    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("transport") is None:
+            namespace = kwargs.get("namespace") or MODEL
+            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
+        original(client, *args, **kwargs)
+
+    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
+    try:
+        yield fake
+    finally:
+        lightkube.Client.__init__ = original  # type: ignore[method-assign]
+
+
+def add_namespace(fake: FakeKubernetes, name: str, labels: dict[str, str] | None = None) -> None:
+    """A namespace in the fake cluster (a profile one unless labels say otherwise)."""
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Namespace
+
+    meta = ObjectMeta(name=name, labels=PROFILE if labels is None else labels)
+    fake.client().create(Namespace(metadata=meta))
+
+
+def add_object(fake: FakeKubernetes, body: dict[str, Any]) -> None:
+    """An object someone else put in the cluster (server-side apply as another manager)."""
+    from lightkube import codecs
+
+    fake.client(field_manager="someone-else").apply(codecs.from_dict(body))
+
+
+def containers(*, can_connect: bool = True, notices: tuple = ()) -> set[testing.Container]:
+    return {
+        testing.Container(webhook.CONTAINER, can_connect=can_connect),
+        testing.Container(namespace_watch.CONTAINER, can_connect=can_connect, notices=notices),
+    }
+
+
+def notice(name: str = "team-a") -> testing.Notice:
+    return testing.Notice(key=namespace_watch.NOTICE_KEY, last_data={"name": name})
+
+
+def peers(**local_app_data: str) -> testing.PeerRelation:
+    return testing.PeerRelation(PEERS, local_app_data=local_app_data)
+
+
+def state(*relations: testing.RelationBase, secrets: Any = (), **kwargs: Any) -> testing.State:
+    """A leader with its containers and peer relation, in model `kubeflow`."""
+    defaults: dict[str, Any] = {
+        "leader": True,
+        "containers": containers(),
+        "relations": {peers(), *relations},
+        "secrets": set(secrets),
+        "model": testing.Model(name=MODEL),
+    }
+    defaults.update(kwargs)
+    return testing.State(**defaults)
+
+
+def offer(
+    endpoint: str, app: str, objects: list[dict[str, Any]], **kwargs: Any
+) -> tuple[testing.Relation, testing.Secret]:
+    """A relation on `endpoint` from `app` with `objects`, and its secret."""
+    return kubernetes_manifests.relation_for_provider(
+        objects, endpoint, remote_app_name=app, **kwargs
+    )
+
+
+def secret_object(name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": data or {"key": "value"},
+    }
+
+
+def pod_default(name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubeflow.org/v1alpha1",
+        "kind": "PodDefault",
+        "metadata": {"name": name},
+        "spec": {
+            "desc": f"{name} for notebooks",
+            "selector": {"matchLabels": {name: "true"}},
+            "env": [{"name": k, "value": v} for k, v in (env or {"A": "1"}).items()],
+        },
+    }
+
+
+def service_account(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
+
+
+def changed_secret(secret: testing.Secret, objects: list[dict[str, Any]]) -> testing.Secret:
+    """The same secret with a new revision holding `objects`."""
+    import yaml
+
+    content = {kubernetes_manifests.CONTENT_KEY: yaml.safe_dump_all(objects)}
+    return dataclasses.replace(secret, tracked_content=content, latest_content=content)
+
+
+def replace_secret(base: testing.State, secret: testing.Secret) -> testing.State:
+    others = {s for s in base.secrets if s.id != secret.id}
+    return dataclasses.replace(base, secrets=others | {secret})
+
+
+def without_relation(base: testing.State, relation: testing.RelationBase) -> testing.State:
+    return dataclasses.replace(base, relations={r for r in base.relations if r.id != relation.id})
+
+
+def certificates_secret(out: testing.State) -> testing.Secret:
+    (secret,) = [s for s in out.secrets if s.label == "webhook-certificates"]
+    return secret
+
+
+def names(fake: FakeKubernetes, kind: str) -> set[tuple[str | None, str]]:
+    """(namespace, name) of every object of a kind in the fake cluster."""
+    return {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in fake.of_kind(kind)}

@@ -1,0 +1,223 @@
+"""Objects reach every profile namespace, follow the relations, and never leave it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ops import testing
+from unit.resource_dispatcher.helpers import (
+    add_namespace,
+    add_object,
+    changed_secret,
+    containers,
+    names,
+    notice,
+    offer,
+    pod_default,
+    replace_secret,
+    secret_object,
+    service_account,
+    state,
+    without_relation,
+)
+
+
+def _minio(objects=None):
+    return offer("secrets", "minio", objects or [secret_object("minio-credentials")])
+
+
+def test_relation_changed_puts_objects_in_every_profile_namespace(ctx, kube):
+    add_namespace(kube, "team-a")
+    add_namespace(kube, "team-b")
+    relation, secret = _minio()
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    assert names(kube, "Secret") == {
+        ("team-a", "minio-credentials"),
+        ("team-b", "minio-credentials"),
+    }
+    obj = kube.get("Secret", "minio-credentials", "team-a")
+    assert obj is not None and obj["stringData"] == {"key": "value"}
+    assert out.unit_status == testing.ActiveStatus("1 app(s) dispatched to 2 profile namespace(s)")
+    # The CRD and the webhook are in place, and passed the schemas (checked by the fixture).
+    assert names(kube, "CustomResourceDefinition") == {(None, "poddefaults.kubeflow.org")}
+    assert len(kube.of_kind("MutatingWebhookConfiguration")) == 1
+
+
+def test_unlabelled_namespaces_are_never_touched(ctx, kube):
+    add_namespace(kube, "team-a")
+    add_namespace(kube, "kube-system", labels={})
+    add_namespace(kube, "other", labels={"app.kubernetes.io/part-of": "something-else"})
+    add_object(
+        kube,
+        {
+            **secret_object("minio-credentials"),
+            "metadata": {"name": "minio-credentials", "namespace": "other"},
+        },
+    )
+    relation, secret = _minio()
+
+    ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    assert names(kube, "Secret") == {
+        ("team-a", "minio-credentials"),
+        ("other", "minio-credentials"),
+    }
+    untouched = kube.get("Secret", "minio-credentials", "other")
+    assert untouched is not None and "labels" not in untouched["metadata"]
+    touched = {w[2] for w in kube.writes if w[0] == "delete"}
+    assert touched == set()
+
+
+def test_new_profile_namespace_gets_the_objects_on_the_watch_notice(ctx, kube):
+    add_namespace(kube, "team-a")
+    relation, secret = _minio()
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    add_namespace(kube, "team-b")
+    woken = dataclasses.replace(settled, containers=containers(notices=(notice("team-b"),)))
+    container = woken.get_container("namespace-watch")
+    out = ctx.run(ctx.on.pebble_custom_notice(container, container.notices[0]), woken)
+
+    assert ("team-b", "minio-credentials") in names(kube, "Secret")
+    assert out.unit_status == testing.ActiveStatus("1 app(s) dispatched to 2 profile namespace(s)")
+
+
+def test_changed_manifests_update_every_namespace(ctx, kube):
+    add_namespace(kube, "team-a")
+    add_namespace(kube, "team-b")
+    relation, secret = offer("pod-defaults", "minio", [pod_default("access-minio", {"A": "1"})])
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    newer = changed_secret(
+        secret, [pod_default("access-minio", {"A": "2"}), pod_default("access-minio-ro")]
+    )
+    ctx.run(ctx.on.secret_changed(newer), replace_secret(settled, newer))
+
+    for ns in ("team-a", "team-b"):
+        obj = kube.get("PodDefault", "access-minio", ns)
+        assert obj is not None and obj["spec"]["env"] == [{"name": "A", "value": "2"}]
+    assert names(kube, "PodDefault") == {
+        (ns, n) for ns in ("team-a", "team-b") for n in ("access-minio", "access-minio-ro")
+    }
+
+
+def test_dropped_object_is_pruned(ctx, kube):
+    add_namespace(kube, "team-a")
+    relation, secret = offer(
+        "service-accounts", "kfp", [service_account("a"), service_account("b")]
+    )
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    newer = changed_secret(secret, [service_account("a")])
+    ctx.run(ctx.on.secret_changed(newer), replace_secret(settled, newer))
+
+    assert names(kube, "ServiceAccount") == {("team-a", "a")}
+
+
+def test_removed_relation_removes_its_objects(ctx, kube):
+    add_namespace(kube, "team-a")
+    minio, minio_secret = _minio()
+    kfp, kfp_secret = offer("secrets", "kfp", [secret_object("kfp-token")])
+    base = state(minio, kfp, secrets={minio_secret, kfp_secret})
+    settled = ctx.run(ctx.on.relation_changed(minio), base)
+    assert names(kube, "Secret") == {("team-a", "minio-credentials"), ("team-a", "kfp-token")}
+
+    out = ctx.run(ctx.on.relation_broken(minio), settled)
+
+    assert names(kube, "Secret") == {("team-a", "kfp-token")}
+    peer = out.get_relation(next(r for r in out.relations if r.endpoint == "dispatcher-peers").id)
+    assert peer.local_app_data["applied-apps"] == '["kfp"]'
+    # Gone for good: a later hook has nothing more to do.
+    writes = len(kube.writes)
+    ctx.run(ctx.on.update_status(), without_relation(out, minio))
+    assert len(kube.writes) == writes
+
+
+def test_conflicting_names_block_and_neither_is_applied(ctx, kube):
+    add_namespace(kube, "team-a")
+    minio, minio_secret = _minio([secret_object("shared", key="minio")])
+    base = state(minio, secrets={minio_secret})
+    settled = ctx.run(ctx.on.relation_changed(minio), base)
+
+    mlflow, mlflow_secret = offer("secrets", "mlflow", [secret_object("shared", key="mlflow")])
+    both = dataclasses.replace(
+        settled,
+        relations=settled.relations | {mlflow},
+        secrets=settled.secrets | {mlflow_secret},
+    )
+    kfp, kfp_secret = offer("secrets", "kfp", [secret_object("kfp-token")])
+    both = dataclasses.replace(
+        both, relations=both.relations | {kfp}, secrets=both.secrets | {kfp_secret}
+    )
+    add_namespace(kube, "team-b")
+    out = ctx.run(ctx.on.relation_changed(mlflow), both)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "not dispatched: minio and mlflow both send Secret shared"
+    )
+    assert out.app_status == out.unit_status
+    # What minio had stays as it was; mlflow's never lands; kfp is unaffected.
+    kept = kube.get("Secret", "shared", "team-a")
+    assert kept is not None and kept["stringData"] == {"key": "minio"}
+    assert names(kube, "Secret") == {
+        ("team-a", "shared"),
+        ("team-a", "kfp-token"),
+        ("team-b", "kfp-token"),
+    }
+
+
+def test_wrong_kind_is_refused_naming_the_app(ctx, kube):
+    add_namespace(kube, "team-a")
+    relation, secret = offer("secrets", "kfp", [service_account("sneaky")])
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "not dispatched: kfp sent v1 ServiceAccount on secrets (only Secret is accepted there)"
+    )
+    assert kube.of_kind("ServiceAccount") == []
+
+
+def test_namespaced_object_is_refused(ctx, kube):
+    add_namespace(kube, "team-a")
+    body = {**secret_object("x"), "metadata": {"name": "x", "namespace": "kube-system"}}
+    relation, secret = offer("secrets", "kfp", [body])
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "kfp" in out.unit_status.message
+    assert kube.of_kind("Secret") == []
+
+
+def test_label_removed_namespace_is_left_alone(ctx, kube):
+    add_namespace(kube, "team-a")
+    add_namespace(kube, "team-b")
+    relation, secret = _minio()
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    # team-b stops being a profile: the dispatcher neither updates nor deletes there.
+    kube.objects[("v1", "namespaces", None, "team-b")].body["metadata"]["labels"] = {}
+    newer = changed_secret(secret, [secret_object("minio-credentials", key="rotated")])
+    ctx.run(ctx.on.secret_changed(newer), replace_secret(settled, newer))
+
+    a = kube.get("Secret", "minio-credentials", "team-a")
+    b = kube.get("Secret", "minio-credentials", "team-b")
+    assert a is not None and a["stringData"] == {"key": "rotated"}
+    assert b is not None and b["stringData"] == {"key": "value"}
+
+
+def test_non_leader_applies_nothing(ctx, kube):
+    add_namespace(kube, "team-a")
+    relation, secret = _minio()
+
+    out = ctx.run(
+        ctx.on.relation_changed(relation), state(relation, secrets={secret}, leader=False)
+    )
+
+    assert kube.writes == [("create", "Namespace", "team-a")]
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for the leader to make the certificate"
+    )

@@ -1,0 +1,86 @@
+"""A settled update-status hook stays light: no lightkube, no cryptography, nothing written.
+
+The dispatcher does not list namespaces on update-status: the watch container
+reports every profile namespace when it starts and each change after that,
+and the charm restarts the watch if it stopped. So a settled update-status
+compares the hash of what it would apply (with the namespaces known at the
+last apply) with the one stored, and talks to nobody. Each case runs in a
+fresh interpreter, because this test session itself imports lightkube.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubeflow_charms import certificates
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = r"""
+import json, sys, time
+from ops import testing
+from unit.resource_dispatcher.helpers import CHARM, offer, secret_object, state
+from kubeflow_charms import kubernetes
+
+content = json.loads(sys.stdin.read())
+certs = testing.Secret(tracked_content=content, owner="app", label="webhook-certificates")
+relation, manifests = offer("secrets", "minio", [secret_object("minio-credentials")])
+base = state(relation, secrets={certs, manifests})
+applied = []
+kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
+CHARM.profile_namespaces = lambda: ["team-a"]
+ctx = testing.Context(CHARM.ResourceDispatcherCharm)
+out = ctx.run(ctx.on.config_changed(), base)
+first = len(applied)
+CHARM.profile_namespaces = lambda: (_ for _ in ()).throw(AssertionError("listed namespaces"))
+before = {"lightkube": "lightkube" in sys.modules, "cryptography": "cryptography" in sys.modules}
+start = time.perf_counter()
+again = ctx.run(ctx.on.update_status(), out)
+print(json.dumps({
+    "before": before,
+    "lightkube": "lightkube" in sys.modules,
+    "cryptography": "cryptography" in sys.modules,
+    "first_applies": first,
+    "applies": len(applied) - first,
+    "relations_unchanged": again.relations == out.relations,
+    "status": f"{again.unit_status.name}: {again.unit_status.message}",
+    "seconds": time.perf_counter() - start,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def content() -> str:
+    bundle = certificates.new_bundle("test CA", ["resource-dispatcher-webhook.kubeflow.svc"])
+    return json.dumps(bundle.to_content())
+
+
+def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        input=content,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert outcome["before"] == {"lightkube": False, "cryptography": False}
+    assert outcome["first_applies"] == 3  # the CRD, the webhook, minio in team-a
+    assert outcome["applies"] == 0
+    assert outcome["lightkube"] is False
+    assert outcome["cryptography"] is False
+    assert outcome["relations_unchanged"] is True
+    assert outcome["status"] == "active: 1 app(s) dispatched to 1 profile namespace(s)"
+    assert outcome["seconds"] < 1.0

@@ -1,0 +1,160 @@
+"""The PodDefault webhook: its certificate, renewal at 2/3, rotation, containers and hook cost."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import ops
+import pytest
+from ops import testing
+from unit.resource_dispatcher.helpers import (
+    certificates_secret,
+    containers,
+    namespace_watch,
+    offer,
+    secret_object,
+    state,
+    webhook,
+)
+
+from kubeflow_charms import certificates
+
+
+def _ca_bundle(kube) -> str:
+    (config,) = kube.of_kind("MutatingWebhookConfiguration")
+    (hook,) = config["webhooks"]
+    assert hook["clientConfig"]["service"]["path"] == "/apply-poddefault"
+    assert hook["namespaceSelector"] == {
+        "matchLabels": {"app.kubernetes.io/part-of": "kubeflow-profile"}
+    }
+    return base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
+
+
+def _bundle(out: testing.State) -> certificates.CertificateBundle:
+    return certificates.CertificateBundle.from_content(certificates_secret(out).latest_content)
+
+
+def _pushed(ctx, out: testing.State, path: str) -> str:
+    fs = out.get_container(webhook.CONTAINER).get_filesystem(ctx)
+    return (fs / path.lstrip("/")).read_text()
+
+
+def test_first_hook_makes_the_certificate_and_starts_both_services(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), state())
+
+    bundle = _bundle(out)
+    assert _ca_bundle(kube) == bundle.ca_cert
+    assert _pushed(ctx, out, webhook.CERT_FILE) == bundle.tls_cert
+    assert _pushed(ctx, out, webhook.KEY_FILE) == bundle.tls_key
+    service = out.get_container(webhook.CONTAINER).plan.services[webhook.SERVICE]
+    assert service.command.startswith("/webhook --tlsCertFile=/etc/webhook/certs/tls.crt")
+    watch = out.get_container(namespace_watch.CONTAINER).plan.services[namespace_watch.SERVICE]
+    assert "--watch -o name" in watch.command
+    assert "/charm/bin/pebble notify kubeflow.org/profile-namespace" in watch.command
+    assert watch.environment == {"PEBBLE_SOCKET": "/charm/container/pebble.socket"}
+    # The Service the certificate names is the one in front of the webhook.
+    svc = kube.get("Service", "resource-dispatcher-webhook", "kubeflow")
+    assert svc is not None and svc["spec"]["ports"][0]["targetPort"] == 4443
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(bundle.tls_cert.encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "resource-dispatcher-webhook.kubeflow.svc" in sans.get_values_for_type(x509.DNSName)
+    assert out.unit_status == testing.ActiveStatus("0 app(s) dispatched to 0 profile namespace(s)")
+
+
+def test_settled_update_status_writes_nothing(ctx, kube):
+    relation, secret = offer("secrets", "minio", [secret_object("minio-credentials")])
+    settled = ctx.run(ctx.on.config_changed(), state(relation, secrets={secret}))
+    writes = len(kube.writes)
+
+    out = ctx.run(ctx.on.update_status(), settled)
+
+    assert len(kube.writes) == writes
+    assert out.relations == settled.relations
+    assert certificates_secret(out).latest_content == certificates_secret(settled).latest_content
+    assert (
+        out.get_container(webhook.CONTAINER).layers
+        == settled.get_container(webhook.CONTAINER).layers
+    )
+
+
+def test_serving_certificate_renewed_at_two_thirds_on_update_status(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    before = _bundle(settled)
+    secret = certificates_secret(settled)
+    aged = dict(secret.latest_content, **{"not-before": "2000-01-01T00:00:00+00:00"})
+    aged_secret = dataclasses.replace(secret, tracked_content=aged, latest_content=aged)
+    aged_state = dataclasses.replace(settled, secrets={aged_secret})
+
+    out = ctx.run(ctx.on.update_status(), aged_state)
+
+    after = _bundle(out)
+    assert after.serial != before.serial and after.ca_serial == before.ca_serial
+    assert _pushed(ctx, out, webhook.CERT_FILE) == after.tls_cert
+    env = out.get_container(webhook.CONTAINER).plan.services[webhook.SERVICE].environment
+    assert env == {"TLS_SERIAL": after.serial}  # a new plan: the webhook restarted
+
+
+def test_rotate_certificates_updates_the_ca_bundle_in_the_same_hook(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    before = _bundle(settled)
+
+    out = ctx.run(ctx.on.action("rotate-certificates"), settled)
+
+    after = _bundle(out)
+    assert after.ca_serial != before.ca_serial
+    assert _ca_bundle(kube) == after.ca_cert
+    assert _pushed(ctx, out, webhook.CERT_FILE) == after.tls_cert
+    env = out.get_container(webhook.CONTAINER).plan.services[webhook.SERVICE].environment
+    assert env == {"TLS_SERIAL": after.serial}
+    assert ctx.action_results is not None and ctx.action_results["ca-serial"] == after.ca_serial
+
+
+def test_rotate_certificates_on_a_non_leader_fails(ctx, kube):
+    with pytest.raises(testing.ActionFailed, match="leader"):
+        ctx.run(ctx.on.action("rotate-certificates"), state(leader=False))
+
+
+def test_containers_not_ready(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), state(containers=containers(can_connect=False)))
+
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for the poddefaults-webhook container"
+    )
+    # The leader still makes the certificate and applies the cluster objects.
+    assert certificates_secret(out) is not None
+    assert len(kube.of_kind("MutatingWebhookConfiguration")) == 1
+
+
+def test_non_leader_runs_the_webhook_with_the_leader_certificate(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    follower = dataclasses.replace(
+        settled, leader=False, containers=containers(), secrets=settled.secrets
+    )
+    writes = len(kube.writes)
+
+    out = ctx.run(ctx.on.pebble_ready(follower.get_container(webhook.CONTAINER)), follower)
+
+    assert _pushed(ctx, out, webhook.CERT_FILE) == _bundle(settled).tls_cert
+    assert len(kube.writes) == writes
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_kubernetes_forbidden_asks_for_trust(ctx, kube, monkeypatch):
+    from kubeflow_charms.kubernetes import KubernetesError
+
+    def refuse():
+        raise KubernetesError("Forbidden: no", status=403)
+
+    from unit.resource_dispatcher.helpers import CHARM
+
+    monkeypatch.setattr(CHARM, "profile_namespaces", refuse)
+    out = ctx.run(ctx.on.config_changed(), state())
+
+    assert out.unit_status == testing.BlockedStatus(
+        "not allowed to manage Kubernetes objects: "
+        "run `juju trust resource-dispatcher --scope=cluster`"
+    )
+    assert isinstance(out.app_status, ops.StatusBase)
