@@ -291,11 +291,12 @@ def spawner_defaults(config: NotebooksConfig) -> dict[str, Any]:
         },
         "dataVolumes": {"value": [], "readOnly": False},
         "gpus": {
+            # The web app reads the vendor list from inside `value`.
             "value": {
                 "num": str(gpu_count) if gpu_count else "none",
                 "vendor": vendors[0].limits_key if gpu_count else "",
+                "vendors": _dump(vendors),
             },
-            "vendors": _dump(vendors),
             "readOnly": False,
         },
         "affinityConfig": {"value": "", "options": _dump(affinities), "readOnly": False},

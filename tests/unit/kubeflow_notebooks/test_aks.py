@@ -85,7 +85,9 @@ def test_aks_options_pass_the_config_class():
     assert group["tolerations"] == [
         {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
     ]
-    assert form["gpus"]["vendors"] == [{"limitsKey": "nvidia.com/gpu", "uiName": "NVIDIA"}]
+    assert form["gpus"]["value"]["vendors"] == [
+        {"limitsKey": "nvidia.com/gpu", "uiName": "NVIDIA"}
+    ]
 
 
 def test_aks_options_make_a_valid_notebook_pod():
