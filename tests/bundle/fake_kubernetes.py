@@ -248,21 +248,24 @@ def _validate_custom(obj: dict[str, Any], found: dict[str, Any]) -> str | None:
     return None
 
 
-def _json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI v3 structural schema as plain JSON Schema (the Kubernetes extensions dropped)."""
+def _json_schema(schema: dict[str, Any], *, root: bool = True) -> dict[str, Any]:
+    """An OpenAPI v3 structural schema as plain JSON Schema (the Kubernetes extensions dropped).
+
+    At the root, apiVersion, kind and metadata are the API server's to check.
+    """
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "x-kubernetes-preserve-unknown-fields" or key.startswith("x-kubernetes-"):
+        if key.startswith("x-kubernetes-"):
             continue
         if key == "properties":
-            out[key] = {k: _json_schema(v) for k, v in value.items()}
+            out[key] = {k: _json_schema(v, root=False) for k, v in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = _json_schema(value)
+            out[key] = _json_schema(value, root=False)
         else:
             out[key] = value
-    out.get("properties", {}).pop("metadata", None)
-    out.get("properties", {}).pop("apiVersion", None)
-    out.get("properties", {}).pop("kind", None)
+    if root:
+        for field in ("metadata", "apiVersion", "kind"):
+            out.get("properties", {}).pop(field, None)
     return out
 
 
