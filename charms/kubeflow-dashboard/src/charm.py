@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""The kubeflow-dashboard charm: the central dashboard, the profile controller and KFAM."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import dashboard_config
+import ops
+import profile_admin as profiles
+from dashboard_config import DashboardConfig
+from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
+
+from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, apply_stages, render
+from kubeflow_interfaces.dashboard_links import (
+    DashboardLink,
+    DashboardLinksProvider,
+    InvalidLinksError,
+)
+from kubeflow_interfaces.ingress import IngressRequirer
+
+logger = logging.getLogger(__name__)
+
+PEERS = "dashboard-peers"
+LINKS = "links"
+INGRESS = "ingress"
+TEMPLATES = Path(__file__).parent / "templates"
+HASH_KEY = "manifest-hash"  # peer app databag: what the leader applied last
+
+CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
+KINDS = (
+    Kind("v1", "ConfigMap"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+)
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """What one hook knows, read and checked, before anything is written."""
+
+    config: DashboardConfig | None = None
+    blocked: str | None = None  # bad config: nothing is configured or applied
+    links: list[DashboardLink] = dataclasses.field(default_factory=list)
+    bad_links: str | None = None  # a related app's links: the ConfigMap is left as it is
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateProfileParams:
+    """The create-profile action's parameters."""
+
+    name: str
+    owner: str
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    storage: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AddContributorParams:
+    """The add-contributor action's parameters."""
+
+    profile: str
+    user: str
+    role: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoveContributorParams:
+    """The remove-contributor action's parameters."""
+
+    profile: str
+    user: str
+
+
+class KubeflowDashboardCharm(ops.CharmBase):
+    """The dashboard, profile controller and KFAM; the Profile CRD, RBAC and links."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._workloads = [Workload(self.unit.get_container(c)) for c in CONTAINERS]
+        self._links = DashboardLinksProvider(self, LINKS)
+        self._ingress = IngressRequirer(self, INGRESS, prefix="/", port=DASHBOARD_PORT, auth=True)
+        self._inputs: _Inputs | None = None
+        self._kubernetes_error: KubernetesError | None = None
+
+        on = self.on
+        for event in (
+            on.install,
+            on.start,
+            on.config_changed,
+            on.upgrade_charm,
+            on.leader_elected,
+            on.update_status,
+            on[PEERS].relation_created,
+            on[PEERS].relation_changed,
+            on[LINKS].relation_changed,
+            on[LINKS].relation_departed,
+            on[LINKS].relation_broken,
+            on[INGRESS].relation_created,
+            on[INGRESS].relation_changed,
+        ):
+            framework.observe(event, self._reconcile)
+        for container in CONTAINERS:
+            framework.observe(on[container].pebble_ready, self._reconcile)
+            framework.observe(on[container].pebble_check_failed, self._reconcile)
+            framework.observe(on[container].pebble_check_recovered, self._reconcile)
+        framework.observe(on.remove, self._on_remove)
+        framework.observe(on.create_profile_action, self._on_create_profile)
+        framework.observe(on.add_contributor_action, self._on_add_contributor)
+        framework.observe(on.remove_contributor_action, self._on_remove_contributor)
+        framework.observe(on.list_profiles_action, self._on_list_profiles)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(on.collect_app_status, self._on_collect_app_status)
+
+    # --- reconcile -------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase) -> None:
+        """Bring the workloads, the cluster's objects and the ingress request to the inputs."""
+        inputs = self._inputs = self._read_inputs()
+        if inputs.config is None:
+            return  # bad config: leave everything as it is
+        self._ingress.publish_request()
+        self.unit.set_ports(DASHBOARD_PORT)
+        settings = self._settings(inputs.config)
+        for workload in self._workloads:
+            if workload.container.can_connect() and workload.configure(settings):
+                logger.info("%s (re)started with its new configuration", workload.name)
+        if self.unit.is_leader() and inputs.bad_links is None:
+            force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
+            self._reconcile_cluster(inputs, force=force)
+
+    def _read_inputs(self) -> _Inputs:
+        """Config and related apps' links as they are now; writes nothing."""
+        try:
+            config = self.load_config(DashboardConfig)
+        except ValueError as e:
+            return _Inputs(blocked=f"invalid config: {str(e).splitlines()[0]}")
+        inputs = _Inputs(config=config)
+        try:
+            by_app = self._links.links()
+        except InvalidLinksError as e:
+            inputs.bad_links = str(e)
+            return inputs
+        inputs.links = [link for app in sorted(by_app) for link in by_app[app]]
+        inputs.links += config.links
+        return inputs
+
+    def _settings(self, config: DashboardConfig) -> Settings:
+        return Settings(
+            namespace=self.model.name,
+            configmap=self._configmap_name,
+            userid_header=config.userid_header,
+            userid_prefix=config.userid_prefix,
+            registration_flow=config.registration_flow,
+            workload_identity=config.workload_identity,
+        )
+
+    @property
+    def _configmap_name(self) -> str:
+        return f"{self.app.name}-config"
+
+    def _reconcile_cluster(self, inputs: _Inputs, *, force: bool) -> None:
+        """Leader: apply the CRD, RBAC and the dashboard's ConfigMap if they changed."""
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return
+        config = inputs.config
+        assert config is not None
+        stored = peer.data[self.app]
+        links = dashboard_config.dashboard_links(inputs.links, config.order)
+        context: dict[str, Any] = {
+            "app": self.app.name,
+            "namespace": self.model.name,
+            "service_account": self.app.name,
+            "cluster_role": f"{self.app.name}-{self.model.name}",
+            "configmap": self._configmap_name,
+            "links": dashboard_config.links_json(links),
+            "settings": dashboard_config.SETTINGS,
+        }
+        stages = [
+            (self._resources("crds"), render(TEMPLATES, ["crds.yaml.j2"], context)),
+            (
+                self._resources("dashboard"),
+                render(TEMPLATES, ["rbac.yaml.j2", "config.yaml.j2"], context),
+            ),
+        ]
+        try:
+            applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
+        except KubernetesError as e:
+            self._kubernetes_error = e
+            logger.error("applying the Kubernetes objects failed: %s", e)
+            return
+        if stored.get(HASH_KEY) != applied:
+            stored[HASH_KEY] = applied
+            logger.info("applied the Kubernetes objects (%d links)", len(inputs.links))
+
+    def _resources(self, scope: str) -> Resources:
+        kinds = CRD_KINDS if scope == "crds" else KINDS
+        return Resources(app=self.app.name, model=self.model.name, scope=scope, kinds=kinds)
+
+    # --- remove ------------------------------------------------------------------------
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        """The application goes: delete every object it made (a unit leaving deletes nothing)."""
+        if self.app.planned_units() > 0:
+            return
+        for scope in ("dashboard", "crds"):
+            try:
+                self._resources(scope).delete()
+            except KubernetesError as e:
+                logger.error("deleting the %s objects failed: %s", scope, e)
+        logger.info("deleted the Kubernetes objects of %s", self.app.name)
+
+    # --- actions -----------------------------------------------------------------------
+
+    def _api(self, event: ops.ActionEvent) -> Any:
+        """A lightkube client for a leader's action, or None after failing the action."""
+        if not self.unit.is_leader():
+            event.fail("run this action on the leader unit")
+            return None
+        return profiles.client(self.app.name, self.model.name)
+
+    def _run(self, event: ops.ActionEvent, work: Any) -> None:
+        """Run an action's work; its errors fail the action with a clear message."""
+        from lightkube.core.exceptions import ApiError, ConfigError
+
+        try:
+            work()
+        except (profiles.ProfileError, ValueError, TypeError) as e:
+            event.fail(str(e))
+        except ApiError as e:
+            event.fail(f"the Kubernetes API refused: {e.status.message}")
+        except ConfigError as e:
+            event.fail(f"no Kubernetes API credentials: {e}")
+
+    def _on_create_profile(self, event: ops.ActionEvent) -> None:
+        api = self._api(event)
+        if api is None:
+            return
+
+        def work() -> None:
+            params = event.load_params(CreateProfileParams)
+            quota = profiles.Quota(
+                cpu=params.cpu, memory=params.memory, gpu=params.gpu, storage=params.storage
+            )
+            profiles.create_profile(api, params.name, params.owner, quota, self.model.name)
+            logger.info("created profile %s", params.name)
+            event.set_results(
+                {
+                    "profile": params.name,
+                    "owner": params.owner,
+                    "quota": ", ".join(f"{k}={v}" for k, v in quota.hard().items()) or "none",
+                }
+            )
+
+        self._run(event, work)
+
+    def _on_add_contributor(self, event: ops.ActionEvent) -> None:
+        api = self._api(event)
+        if api is None:
+            return
+
+        def work() -> None:
+            params = event.load_params(AddContributorParams)
+            name = profiles.add_contributor(
+                api, params.profile, params.user, params.role, self.model.name
+            )
+            logger.info("added a contributor to profile %s (%s)", params.profile, params.role)
+            event.set_results({"profile": params.profile, "role": params.role, "binding": name})
+
+        self._run(event, work)
+
+    def _on_remove_contributor(self, event: ops.ActionEvent) -> None:
+        api = self._api(event)
+        if api is None:
+            return
+
+        def work() -> None:
+            params = event.load_params(RemoveContributorParams)
+            role = profiles.remove_contributor(api, params.profile, params.user, self.model.name)
+            logger.info("removed a contributor from profile %s", params.profile)
+            event.set_results({"profile": params.profile, "removed-role": role})
+
+        self._run(event, work)
+
+    def _on_list_profiles(self, event: ops.ActionEvent) -> None:
+        api = self._api(event)
+        if api is None:
+            return
+
+        def work() -> None:
+            found = profiles.list_profiles(api)
+            event.set_results({"count": len(found), "profiles": profiles.dump(found)})
+
+        self._run(event, work)
+
+    # --- status ------------------------------------------------------------------------
+
+    def _current_inputs(self) -> _Inputs:
+        if self._inputs is None:
+            self._inputs = self._read_inputs()
+        return self._inputs
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        inputs = self._current_inputs()
+        if inputs.blocked:
+            event.add_status(ops.BlockedStatus(inputs.blocked))
+            return
+        for workload in self._workloads:
+            if not workload.container.can_connect():
+                event.add_status(ops.WaitingStatus(f"waiting for the {workload.name} container"))
+            elif not workload.is_running():
+                event.add_status(ops.MaintenanceStatus(f"starting {workload.name}"))
+            elif not workload.is_ready():
+                event.add_status(ops.WaitingStatus(f"{workload.name} is not ready yet"))
+        if self.unit.is_leader():
+            for status in self._cluster_problems(inputs):
+                event.add_status(status)
+        event.add_status(ops.ActiveStatus(self._active_message()))
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        inputs = self._current_inputs()
+        if inputs.blocked:
+            event.add_status(ops.BlockedStatus(inputs.blocked))
+            return
+        for status in self._cluster_problems(inputs):
+            event.add_status(status)
+        event.add_status(ops.ActiveStatus(self._active_message()))
+
+    def _cluster_problems(self, inputs: _Inputs) -> list[ops.StatusBase]:
+        problems: list[ops.StatusBase] = []
+        if inputs.bad_links:
+            problems.append(ops.BlockedStatus(f"invalid dashboard links: {inputs.bad_links}"))
+        if self.model.get_relation(PEERS) is None:
+            problems.append(ops.WaitingStatus("waiting for the peer relation"))
+        error = self._kubernetes_error
+        if error is None:
+            return problems
+        if error.status in (401, 403):
+            problems.append(
+                ops.BlockedStatus(
+                    f"not allowed to manage Kubernetes objects: "
+                    f"run `juju trust {self.app.name} --scope=cluster`"
+                )
+            )
+        elif error.status is None or error.status >= 500 or error.status in (404, 409, 429):
+            problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
+        else:
+            problems.append(ops.BlockedStatus(f"applying Kubernetes objects failed: {error}"))
+        return problems
+
+    def _active_message(self) -> str:
+        url = self._ingress.url
+        return url if url else f"no ingress: serving on port {DASHBOARD_PORT}"
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(KubeflowDashboardCharm)

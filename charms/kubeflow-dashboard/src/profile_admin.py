@@ -1,0 +1,240 @@
+"""Profiles and their contributors, as the actions manage them with lightkube.
+
+A Profile (kubeflow.org/v1, cluster-scoped) names its owner; the profile
+controller makes its namespace, of the same name, with the owner as admin.
+A contributor is a RoleBinding in that namespace to `kubeflow-edit` or
+`kubeflow-view`, named and annotated (`user`, `role`) as KFAM names its own,
+so the dashboard's "Manage contributors" page and these actions see the
+same members.
+
+Every function checks everything first and then writes: a failed check
+changes nothing. lightkube is imported here only, when an action runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import yaml
+
+ROLES = ("edit", "view")
+RESERVED = frozenset(
+    {"default", "kubeflow", "kube-system", "kube-public", "kube-node-lease", "istio-system"}
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)([mkMGTPE]|[KMGTPE]i)?$")
+_USER = re.compile(r"^\S{1,200}$")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+class ProfileError(Exception):
+    """An action cannot do what it was asked; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Quota:
+    """A profile's resource quota; None fields are not limited."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    storage: str | None = None
+
+    def __post_init__(self):
+        for field in ("cpu", "memory", "storage"):
+            value = getattr(self, field)
+            if value is not None and not _QUANTITY.match(value):
+                raise ProfileError(
+                    f"{field}: {value!r} is not a Kubernetes quantity (e.g. 4, 500m, 16Gi)"
+                )
+        if self.gpu is not None and (isinstance(self.gpu, bool) or self.gpu < 0):
+            raise ProfileError("gpu: must be a count of GPUs, 0 or more")
+
+    def hard(self) -> dict[str, str]:
+        """The ResourceQuota's `hard` limits."""
+        hard = {
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "requests.nvidia.com/gpu": None if self.gpu is None else str(self.gpu),
+            "requests.storage": self.storage,
+        }
+        return {k: v for k, v in hard.items() if v is not None}
+
+
+def check_name(name: str, model: str) -> None:
+    """A profile name must be a DNS-1123 label and not a reserved namespace."""
+    if not _DNS_LABEL.match(name):
+        raise ProfileError(
+            f"{name!r} is not a valid profile name: use at most 63 lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit"
+        )
+    if name in RESERVED or name == model or name.startswith("kube-"):
+        raise ProfileError(f"{name!r} is a reserved namespace: choose another profile name")
+
+
+def check_user(user: str, what: str = "user") -> None:
+    """A user id: what the userid header carries, without spaces."""
+    if not _USER.match(user):
+        raise ProfileError(f"{what}: {user!r} is not a user id (1 to 200 characters, no spaces)")
+
+
+def binding_name(user: str, role: str) -> str:
+    """The RoleBinding name KFAM gives a contributor."""
+    raw = f"User-{_NOT_ALNUM.sub('-', user)}-ClusterRole-kubeflow-{role}".lower()
+    return _NOT_ALNUM.sub("-", raw)
+
+
+# --- lightkube from here on
+
+
+def client(field_manager: str, namespace: str) -> Any:
+    """A lightkube Client."""
+    from lightkube import Client
+
+    return Client(field_manager=field_manager, namespace=namespace)
+
+
+def _profile_type() -> Any:
+    from lightkube.generic_resource import create_global_resource
+
+    return create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+
+
+def _get(api: Any, kind: Any, name: str, namespace: str | None = None) -> Any:
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        return api.get(kind, name, namespace=namespace)
+    except ApiError as e:
+        if e.status.code == 404:
+            return None
+        raise
+
+
+def _profile(api: Any, name: str) -> Any:
+    profile = _get(api, _profile_type(), name)
+    if profile is None:
+        raise ProfileError(f"no profile named {name!r}")
+    return profile
+
+
+def _owner(profile: Any) -> str:
+    return str(((profile.get("spec") or {}).get("owner") or {}).get("name", ""))
+
+
+def _members(api: Any, namespace: str) -> dict[str, tuple[str, str]]:
+    """Contributors of a profile namespace: user -> (role, RoleBinding name)."""
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    members = {}
+    for binding in api.list(RoleBinding, namespace=namespace):
+        annotations = binding.metadata.annotations or {}
+        user, role = annotations.get("user"), annotations.get("role")
+        if user and role in ROLES:
+            members[user] = (role, binding.metadata.name)
+    return members
+
+
+def create_profile(api: Any, name: str, owner: str, quota: Quota, model: str) -> dict[str, Any]:
+    """Create a Profile; its namespace follows from the profile controller."""
+    from lightkube.resources.core_v1 import Namespace
+
+    check_name(name, model)
+    check_user(owner, "owner")
+    if _get(api, _profile_type(), name) is not None:
+        raise ProfileError(f"profile {name!r} exists already")
+    if _get(api, Namespace, name) is not None:
+        raise ProfileError(f"namespace {name!r} exists already and is not a profile")
+    spec: dict[str, Any] = {"owner": {"kind": "User", "name": owner}}
+    if quota.hard():
+        spec["resourceQuotaSpec"] = {"hard": quota.hard()}
+    profile = _profile_type()(metadata={"name": name}, spec=spec)
+    api.create(profile)
+    return spec
+
+
+def add_contributor(api: Any, profile: str, user: str, role: str, model: str) -> str:
+    """Bind a user to a profile's namespace as editor or viewer; the binding's name."""
+    from lightkube.resources.core_v1 import Namespace
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    check_name(profile, model)
+    check_user(user)
+    if role not in ROLES:
+        raise ProfileError(f"role: must be edit or view, not {role!r}")
+    owner = _owner(_profile(api, profile))
+    if user == owner:
+        raise ProfileError(f"{user} owns profile {profile!r} already")
+    members = _members(api, profile) if _get(api, Namespace, profile) else None
+    if members is None:
+        raise ProfileError(
+            f"the namespace of profile {profile!r} does not exist yet: try again shortly"
+        )
+    if user in members:
+        raise ProfileError(f"{user} is a contributor of {profile!r} already ({members[user][0]})")
+    name = binding_name(user, role)
+    api.create(
+        RoleBinding.from_dict(
+            {
+                "metadata": {
+                    "name": name,
+                    "namespace": profile,
+                    "annotations": {"user": user, "role": role},
+                },
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"kubeflow-{role}",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            }
+        )
+    )
+    return name
+
+
+def remove_contributor(api: Any, profile: str, user: str, model: str) -> str:
+    """Remove a contributor's RoleBinding; the role they had."""
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    check_name(profile, model)
+    check_user(user)
+    owner = _owner(_profile(api, profile))
+    if user == owner:
+        raise ProfileError(f"{user} owns profile {profile!r}: an owner cannot be removed")
+    members = _members(api, profile)
+    if user not in members:
+        raise ProfileError(f"{user} is not a contributor of {profile!r}")
+    role, name = members[user]
+    api.delete(RoleBinding, name, namespace=profile)
+    return role
+
+
+def list_profiles(api: Any) -> list[dict[str, Any]]:
+    """Every profile: name, owner, contributors and their roles, quota."""
+    out = []
+    profiles = sorted(api.list(_profile_type()), key=lambda p: p.metadata.name)
+    for profile in profiles:
+        name = profile.metadata.name
+        spec = profile.get("spec") or {}
+        members = _members(api, name)
+        out.append(
+            {
+                "name": name,
+                "owner": _owner(profile),
+                "contributors": [
+                    {"user": user, "role": members[user][0]} for user in sorted(members)
+                ],
+                "quota": dict((spec.get("resourceQuotaSpec") or {}).get("hard") or {}),
+            }
+        )
+    return out
+
+
+def dump(profiles: list[dict[str, Any]]) -> str:
+    """Profiles as YAML for the action's output."""
+    return yaml.safe_dump(profiles, sort_keys=False) if profiles else "[]\n"

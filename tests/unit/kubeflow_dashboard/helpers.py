@@ -1,0 +1,134 @@
+"""Building blocks of the kubeflow-dashboard charm's unit tests: states and the fake cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import ops
+from bundle.fake_kubernetes import FakeKubernetes
+from charm_loader import load_charm
+from ops import testing
+
+from kubeflow_interfaces import dashboard_links, ingress
+from kubeflow_interfaces.dashboard_links import DashboardLink
+
+CHARM = load_charm("kubeflow-dashboard")
+services = sys.modules["dashboard_services"]  # the charm's workload module, as it imported it
+
+profiles = sys.modules["profile_admin"]  # the charm's profile module, as it imported it
+
+MODEL = "kubeflow"
+APP = "kubeflow-dashboard"
+PEERS = "dashboard-peers"
+CONTAINERS = services.CONTAINERS
+
+
+@contextmanager
+def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
+    """Every lightkube Client the charm builds talks to `fake`."""
+    import lightkube
+
+    original = lightkube.Client.__init__
+
+    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("transport") is None:
+            namespace = kwargs.get("namespace") or MODEL
+            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
+        original(client, *args, **kwargs)
+
+    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
+    try:
+        yield fake
+    finally:
+        lightkube.Client.__init__ = original  # type: ignore[method-assign]
+
+
+def containers(*, can_connect: bool = True) -> set[testing.Container]:
+    return {testing.Container(name, can_connect=can_connect) for name in CONTAINERS}
+
+
+def checks_up(out: testing.State) -> testing.State:
+    """Pebble reports every ready check up, as it does once the services serve."""
+    ready = set()
+    for c in out.containers:
+        info = testing.CheckInfo(
+            services.check_name(c.name),
+            level=ops.pebble.CheckLevel.READY,
+            status=ops.pebble.CheckStatus.UP,
+        )
+        ready.add(dataclasses.replace(c, check_infos=frozenset({info})))
+    return dataclasses.replace(out, containers=ready)
+
+
+def peers(**local_app_data: str) -> testing.PeerRelation:
+    return testing.PeerRelation(PEERS, local_app_data=local_app_data)
+
+
+def state(**kwargs: Any) -> testing.State:
+    """A leader with its containers and peer relation, in model `kubeflow`."""
+    defaults: dict[str, Any] = {
+        "leader": True,
+        "containers": containers(),
+        "relations": {peers()},
+        "model": testing.Model(name=MODEL),
+    }
+    defaults.update(kwargs)
+    return testing.State(**defaults)
+
+
+def link(text: str, location: str = "menu", **kw: Any) -> DashboardLink:
+    href = kw.pop("link", f"/{text.lower().replace(' ', '-')}/")
+    return DashboardLink(text=text, link=href, location=location, **kw)  # type: ignore[arg-type]
+
+
+def ui(app: str, *links: DashboardLink, **kw: Any) -> testing.Relation:
+    return dashboard_links.relation_for_provider(list(links), remote_app_name=app, **kw)
+
+
+def ingress_relation(**kw: Any) -> testing.Relation:
+    return ingress.relation_for_requirer(url="https://kf.example.com/", **kw)
+
+
+def with_relations(base: testing.State, *relations: testing.RelationBase) -> testing.State:
+    return dataclasses.replace(base, relations=set(base.relations) | set(relations))
+
+
+def settle(ctx: testing.Context, base: testing.State) -> testing.State:
+    """config-changed, services come up, then update-status: as a model settles."""
+    out = checks_up(ctx.run(ctx.on.config_changed(), base))
+    return ctx.run(ctx.on.update_status(), out)
+
+
+def peer_data(out: testing.State) -> dict[str, str]:
+    (peer,) = [r for r in out.relations if r.endpoint == PEERS]
+    return dict(peer.local_app_data)
+
+
+def dashboard_config(kube: FakeKubernetes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dashboard ConfigMap's `links` and `settings` documents."""
+    cm = kube.get("ConfigMap", f"{APP}-config", MODEL)
+    assert cm is not None
+    return json.loads(cm["data"]["links"]), json.loads(cm["data"]["settings"])
+
+
+def profile_crd(kube: FakeKubernetes) -> None:
+    """The Profile CRD, as the charm renders it (for action tests that start from it)."""
+    from lightkube import codecs
+
+    from kubeflow_charms.kubernetes import render
+
+    api = kube.client()
+    for obj in codecs.load_all_yaml(render(CHARM.TEMPLATES, ["crds.yaml.j2"], {})):
+        api.apply(obj)
+
+
+def namespace(kube: FakeKubernetes, name: str) -> None:
+    """A profile namespace, as the profile controller makes it."""
+    from lightkube.resources.core_v1 import Namespace
+
+    kube.client().create(Namespace.from_dict({"metadata": {"name": name}}))

@@ -1,0 +1,304 @@
+"""The profile actions: leader only; each success proven in the fake API, each failure inert."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from ops import testing
+from unit.kubeflow_dashboard.helpers import MODEL, namespace, profile_crd, state
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = "Carol.Smith@example.com"
+
+
+@pytest.fixture
+def cluster(kube):
+    """A cluster with the Profile CRD and profile `team-a` (owner alice) and its namespace."""
+    profile_crd(kube)
+    from lightkube.generic_resource import create_global_resource
+    from lightkube.models.meta_v1 import ObjectMeta
+
+    profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+    kube.client().create(
+        profile(
+            metadata=ObjectMeta(name="team-a"), spec={"owner": {"kind": "User", "name": ALICE}}
+        )
+    )
+    namespace(kube, "team-a")
+    return kube
+
+
+def _snapshot(kube) -> dict:
+    return {k: repr(v.body) for k, v in kube.objects.items()}
+
+
+def _run(ctx, action: str, **params):
+    return ctx.run(ctx.on.action(action, params=params), state())
+
+
+def _fails(ctx, kube, action: str, message: str, **params) -> None:
+    before = _snapshot(kube)
+    with pytest.raises(testing.ActionFailed) as failed:
+        _run(ctx, action, **params)
+    assert message in failed.value.message
+    assert _snapshot(kube) == before
+
+
+# --- create-profile --------------------------------------------------------------------
+
+
+def test_create_profile_without_quota(ctx, cluster):
+    _run(ctx, "create-profile", name="team-b", owner=BOB)
+    profile = cluster.get("Profile", "team-b")
+    assert profile["spec"] == {"owner": {"kind": "User", "name": BOB}}
+    assert ctx.action_results == {"profile": "team-b", "owner": BOB, "quota": "none"}
+
+
+def test_create_profile_with_every_quota(ctx, cluster):
+    _run(
+        ctx,
+        "create-profile",
+        name="gpu-team",
+        owner=BOB,
+        cpu="8",
+        memory="32Gi",
+        gpu=2,
+        storage="500Gi",
+    )
+    profile = cluster.get("Profile", "gpu-team")
+    assert profile["spec"]["resourceQuotaSpec"] == {
+        "hard": {
+            "cpu": "8",
+            "memory": "32Gi",
+            "requests.nvidia.com/gpu": "2",
+            "requests.storage": "500Gi",
+        }
+    }
+    assert ctx.action_results["quota"] == (
+        "cpu=8, memory=32Gi, requests.nvidia.com/gpu=2, requests.storage=500Gi"
+    )
+
+
+def test_create_profile_with_some_quota(ctx, cluster):
+    _run(ctx, "create-profile", name="small", owner=BOB, cpu="500m")
+    assert cluster.get("Profile", "small")["spec"]["resourceQuotaSpec"] == {
+        "hard": {"cpu": "500m"}
+    }
+
+
+def test_one_user_owns_several_profiles(ctx, cluster):
+    _run(ctx, "create-profile", name="alice-2", owner=ALICE)
+    owners = {
+        p["metadata"]["name"]: p["spec"]["owner"]["name"] for p in cluster.of_kind("Profile")
+    }
+    assert owners == {"team-a": ALICE, "alice-2": ALICE}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"name": "Team_A", "owner": BOB}, "is not a valid profile name"),
+        ({"name": "-team", "owner": BOB}, "is not a valid profile name"),
+        ({"name": "a" * 64, "owner": BOB}, "is not a valid profile name"),
+        ({"name": "kube-system", "owner": BOB}, "is a reserved namespace"),
+        ({"name": "kube-anything", "owner": BOB}, "is a reserved namespace"),
+        ({"name": "kubeflow", "owner": BOB}, "is a reserved namespace"),
+        ({"name": "default", "owner": BOB}, "is a reserved namespace"),
+        ({"name": "team-b", "owner": "bob smith"}, "owner: 'bob smith' is not a user id"),
+        ({"name": "team-a", "owner": BOB}, "profile 'team-a' exists already"),
+        ({"name": "team-b", "owner": BOB, "cpu": "lots"}, "cpu: 'lots' is not a Kubernetes"),
+        ({"name": "team-b", "owner": BOB, "memory": "-1Gi"}, "memory: '-1Gi' is not"),
+        ({"name": "team-b", "owner": BOB, "storage": "10GB"}, "storage: '10GB' is not"),
+        ({"name": "team-b", "owner": BOB, "gpu": -1}, "gpu: must be a count"),
+    ],
+)
+def test_create_profile_refuses(ctx, cluster, params, message):
+    _fails(ctx, cluster, "create-profile", message, **params)
+
+
+def test_create_profile_refuses_an_existing_namespace(ctx, cluster):
+    namespace(cluster, "taken")
+    _fails(
+        ctx, cluster, "create-profile", "namespace 'taken' exists already", name="taken", owner=BOB
+    )
+
+
+def test_create_profile_refuses_the_models_namespace(ctx, cluster):
+    _fails(ctx, cluster, "create-profile", "reserved", name=MODEL, owner=BOB)
+
+
+# --- add-contributor / remove-contributor ------------------------------------------------
+
+
+def test_add_contributor_binds_as_kfam_does(ctx, cluster):
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
+    name = "user-bob-example-com-clusterrole-kubeflow-edit"
+    assert ctx.action_results == {"profile": "team-a", "role": "edit", "binding": name}
+    binding = cluster.get("RoleBinding", name, "team-a")
+    assert binding["metadata"]["annotations"] == {"user": BOB, "role": "edit"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "kubeflow-edit",
+    }
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": BOB}
+    ]
+
+
+def test_binding_names_follow_kfams_rule(ctx, cluster):
+    _run(ctx, "add-contributor", profile="team-a", user=CAROL, role="view")
+    # Anything but a-z0-9 becomes '-', before and after lower-casing.
+    assert cluster.get(
+        "RoleBinding", "user-arol-mith-example-com-clusterrole-kubeflow-view", "team-a"
+    )
+
+
+def test_several_users_share_a_profile_and_one_joins_several(ctx, cluster):
+    _run(ctx, "create-profile", name="team-b", owner=BOB)
+    namespace(cluster, "team-b")
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
+    _run(ctx, "add-contributor", profile="team-a", user=CAROL, role="view")
+    _run(ctx, "add-contributor", profile="team-b", user=CAROL, role="edit")
+    _run(ctx, "add-contributor", profile="team-b", user=ALICE, role="view")
+
+    _run(ctx, "list-profiles")
+    listed = yaml.safe_load(ctx.action_results["profiles"])
+    assert ctx.action_results["count"] == 2
+    assert listed == [
+        {
+            "name": "team-a",
+            "owner": ALICE,
+            "contributors": [{"user": CAROL, "role": "view"}, {"user": BOB, "role": "edit"}],
+            "quota": {},
+        },
+        {
+            "name": "team-b",
+            "owner": BOB,
+            "contributors": [{"user": CAROL, "role": "edit"}, {"user": ALICE, "role": "view"}],
+            "quota": {},
+        },
+    ]
+
+
+def test_list_shows_quota_and_ignores_other_bindings(ctx, cluster):
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    _run(ctx, "create-profile", name="q", owner=BOB, gpu=1)
+    namespace(cluster, "q")
+    # The controller's own binding for the owner: role admin, not a contributor.
+    cluster.client().create(
+        RoleBinding.from_dict(
+            {
+                "metadata": {
+                    "name": "namespaceAdmin",
+                    "namespace": "q",
+                    "annotations": {"user": BOB, "role": "admin"},
+                },
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "kubeflow-admin",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": BOB}
+                ],
+            }
+        )
+    )
+    _run(ctx, "list-profiles")
+    listed = {p["name"]: p for p in yaml.safe_load(ctx.action_results["profiles"])}
+    assert listed["q"]["quota"] == {"requests.nvidia.com/gpu": "1"}
+    assert listed["q"]["contributors"] == []
+
+
+def test_list_with_no_profiles(ctx, kube):
+    profile_crd(kube)
+    _run(ctx, "list-profiles")
+    assert ctx.action_results == {"count": 0, "profiles": "[]\n"}
+
+
+def test_remove_contributor(ctx, cluster):
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="view")
+    _run(ctx, "remove-contributor", profile="team-a", user=BOB)
+    assert ctx.action_results == {"profile": "team-a", "removed-role": "view"}
+    assert cluster.of_kind("RoleBinding") == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"profile": "nope", "user": BOB, "role": "edit"}, "no profile named 'nope'"),
+        ({"profile": "Bad_Name", "user": BOB, "role": "edit"}, "is not a valid profile name"),
+        ({"profile": "team-a", "user": ALICE, "role": "view"}, "owns profile 'team-a' already"),
+        (
+            {"profile": "team-a", "user": BOB, "role": "view"},
+            "is a contributor of 'team-a' already",
+        ),
+        (
+            {"profile": "team-a", "user": BOB, "role": "edit"},
+            "is a contributor of 'team-a' already",
+        ),
+        ({"profile": "team-a", "user": "", "role": "edit"}, "is not a user id"),
+        ({"profile": "team-a", "user": CAROL, "role": "admin"}, "role: must be edit or view"),
+    ],
+)
+def test_add_contributor_refuses(ctx, cluster, params, message):
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
+    _fails(ctx, cluster, "add-contributor", message, **params)
+
+
+def test_add_contributor_waits_for_the_namespace(ctx, cluster):
+    _run(ctx, "create-profile", name="fresh", owner=BOB)
+    _fails(
+        ctx,
+        cluster,
+        "add-contributor",
+        "does not exist yet",
+        profile="fresh",
+        user=CAROL,
+        role="edit",
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"profile": "nope", "user": BOB}, "no profile named 'nope'"),
+        ({"profile": "team-a", "user": CAROL}, "is not a contributor of 'team-a'"),
+        ({"profile": "team-a", "user": ALICE}, "an owner cannot be removed"),
+        ({"profile": "kubeflow", "user": BOB}, "is a reserved namespace"),
+    ],
+)
+def test_remove_contributor_refuses(ctx, cluster, params, message):
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
+    _fails(ctx, cluster, "remove-contributor", message, **params)
+
+
+# --- leader only, API errors -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "params"),
+    [
+        ("create-profile", {"name": "x", "owner": BOB}),
+        ("add-contributor", {"profile": "team-a", "user": BOB, "role": "edit"}),
+        ("remove-contributor", {"profile": "team-a", "user": BOB}),
+        ("list-profiles", {}),
+    ],
+)
+def test_actions_are_leader_only(ctx, cluster, action, params):
+    before = _snapshot(cluster)
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action(action, params=params), state(leader=False))
+    assert failed.value.message == "run this action on the leader unit"
+    assert _snapshot(cluster) == before
+
+
+def test_no_profile_crd_fails_clearly(ctx, kube):
+    with pytest.raises(testing.ActionFailed) as failed:
+        _run(ctx, "create-profile", name="x", owner=BOB)
+    assert failed.value.message.startswith("the Kubernetes API refused")
+    assert kube.objects == {}
+    kube.rejected.clear()  # the refusal is the point of this test

@@ -1,0 +1,69 @@
+"""A settled update-status hook does not import lightkube and writes nothing.
+
+It runs in a fresh interpreter, because this test session itself imports
+lightkube. The model is settled first with the cluster writes stubbed out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SCRIPT = r"""
+import json, sys
+from ops import testing
+from unit.kubeflow_dashboard.helpers import (
+    APP, CHARM, checks_up, ingress_relation, link, state, ui, with_relations,
+)
+from kubeflow_charms import kubernetes
+
+base = with_relations(
+    state(config={"additional-links": "[{text: Docs, link: /docs/, location: documentation}]"}),
+    ui("notebooks", link("Notebooks")),
+    ingress_relation(),
+)
+ctx = testing.Context(CHARM.KubeflowDashboardCharm, app_name=APP)
+applied = []
+kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
+out = checks_up(ctx.run(ctx.on.config_changed(), base))
+first = list(applied)
+before = "lightkube" in sys.modules
+again = ctx.run(ctx.on.update_status(), out)
+print(json.dumps({
+    "before": before,
+    "lightkube": "lightkube" in sys.modules,
+    "first_applies": first,
+    "applies": len(applied) - len(first),
+    "relations_unchanged": again.relations == out.relations,
+    "containers_unchanged": again.containers == out.containers,
+    "status": f"{again.unit_status.name}: {again.unit_status.message}",
+}))
+"""
+
+
+def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert outcome["before"] is False
+    assert outcome["first_applies"] == ["crds", "dashboard"]
+    assert outcome["applies"] == 0
+    assert outcome["lightkube"] is False
+    assert outcome["relations_unchanged"] is True
+    assert outcome["containers_unchanged"] is True
+    assert outcome["status"] == "active: https://kf.example.com/"
