@@ -643,6 +643,23 @@ class Model:
             unit.state = dataclasses.replace(unit.state, config=dict(application.config))
             self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
 
+    def notify(self, unit_name: str, container: str, key: str, **data: str) -> None:
+        """`pebble notify KEY` in a unit's container: the charm gets pebble-custom-notice."""
+        app, index = unit_name.split("/")
+        unit = self.apps[app].units[int(index)]
+        notice = testing.Notice(key=key, last_data=data)
+        current = unit.state.get_container(container)
+        updated = dataclasses.replace(current, notices=[*current.notices, notice])
+        unit.state = dataclasses.replace(
+            unit.state, containers=(set(unit.state.containers) - {current}) | {updated}
+        )
+        self.enqueue(
+            unit,
+            lambda s: testing.CharmEvents.pebble_custom_notice(s.get_container(container), notice),
+            f"{container}-pebble-custom-notice",
+        )
+        self.settle()
+
     def run_action(self, unit_name: str, action: str, **params: Any) -> dict[str, Any]:
         """`juju run unit action`: the results, or SimulationError with the failure message."""
         app, index = unit_name.split("/")

@@ -33,6 +33,9 @@ PERSISTENT = {
     },
     "dex": {"dex": ["/etc/dex"]},
     "oidc-gateway": {"oauth2-proxy": ["/etc/oauth2-proxy"]},
+    "kubeflow-notebooks": {"jupyter-web-app": ["/etc/config"]},
+    "kubeflow-dashboard": {"profile-controller": ["/etc/profile-controller"]},
+    "resource-dispatcher": {"poddefaults-webhook": ["/etc/webhook"]},
 }
 
 # Commands and what they print, by charm and container.

@@ -1,0 +1,126 @@
+"""User workspaces in the simulated model.
+
+A new profile namespace gets the object-store credentials within one round
+of hooks, through the dispatcher's namespace watch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from bundle.simulator import BUNDLE, Model, load_bundle, simulate
+from bundle.workloads import Workloads
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "istio-injection": "enabled"}
+NOTICE = "kubeflow.org/profile-namespace"
+
+
+@pytest.fixture
+def model(s3_endpoint: str, tmp_path: Path) -> Model:
+    return simulate(load_bundle(BUNDLE), Workloads(s3_endpoint), tmp_path)
+
+
+def _namespace(model: Model, name: str, labels: dict[str, str]) -> None:
+    client = model.workloads.kubernetes.client()
+    client.apply(Namespace(metadata=ObjectMeta(name=name, labels=labels)))
+
+
+def _in(model: Model, namespace: str) -> dict[str, dict]:
+    kube = model.workloads.kubernetes
+    return {
+        f"{obj['kind']}/{obj['metadata']['name']}": obj
+        for kind in ("Secret", "PodDefault")
+        for obj in kube.of_kind(kind)
+        if obj["metadata"].get("namespace") == namespace
+    }
+
+
+def test_a_new_profile_gets_the_object_store_credentials(model: Model):
+    _namespace(model, "alice", PROFILE_LABELS)
+    _namespace(model, "not-a-profile", {})
+    # The dispatcher's kubectl watch sees the namespace and notifies the charm.
+    model.notify("resource-dispatcher/0", "namespace-watch", NOTICE, name="alice")
+
+    objects = _in(model, "alice")
+    assert {"Secret/minio-credentials", "PodDefault/access-minio"} <= set(objects)
+    assert _in(model, "not-a-profile") == {}
+    assert model.workloads.kubernetes.rejected == []
+
+    # Credentials travel only in the Secret, never in clear in the PodDefault.
+    pod_default = json.dumps(objects["PodDefault/access-minio"])
+    assert not any(value in pod_default for value in model.secret_values())
+    secret = json.dumps(objects["Secret/minio-credentials"])
+    minio_root = next(r for r in model.secrets.values() if r.label == "root-credentials")
+    assert minio_root.content["secret-key"] in secret
+    assert model.statuses["resource-dispatcher/0"].name == "active"
+
+
+def test_rotated_minio_credentials_reach_every_profile(model: Model):
+    _namespace(model, "alice", PROFILE_LABELS)
+    model.notify("resource-dispatcher/0", "namespace-watch", NOTICE, name="alice")
+    model.run_action("minio/0", "rotate-credentials")
+    minio_root = next(r for r in model.secrets.values() if r.label == "root-credentials")
+    secret = json.dumps(_in(model, "alice")["Secret/minio-credentials"])
+    assert minio_root.content["secret-key"] in secret
+
+
+def test_removing_the_relation_takes_the_objects_back(model: Model):
+    _namespace(model, "alice", PROFILE_LABELS)
+    model.notify("resource-dispatcher/0", "namespace-watch", NOTICE, name="alice")
+    model.remove_relation("resource-dispatcher:secrets", "minio:secrets")
+    assert "Secret/minio-credentials" not in _in(model, "alice")
+    assert "PodDefault/access-minio" in _in(model, "alice")
+
+
+def test_aks_overlay_offers_the_gpu_and_arm64_pools_in_the_spawner(s3_endpoint, tmp_path):
+    bundle = load_bundle(BUNDLE, [BUNDLE.parent / "overlays" / "aks.yaml"])
+    model = simulate(bundle, Workloads(s3_endpoint), tmp_path)
+    text = model.container_file(
+        "kubeflow-notebooks/0", "jupyter-web-app", "/etc/config/spawner_ui_config.yaml"
+    )
+    form = yaml.safe_load(text)["spawnerFormDefaults"]
+    affinity = {o["configKey"]: o for o in form["affinityConfig"]["options"]}
+    assert set(affinity) == {"aks-gpu-pool", "aks-arm64-pool"}
+    gpu_terms = affinity["aks-gpu-pool"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert gpu_terms[0]["matchExpressions"][0]["key"] == "kubernetes.azure.com/accelerator"
+    (group,) = form["tolerationGroup"]["options"]
+    assert group["tolerations"] == [
+        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+    ]
+    assert [v["limitsKey"] for v in form["gpus"]["value"]["vendors"]] == ["nvidia.com/gpu"]
+
+
+def test_a_profile_made_with_the_action_becomes_a_served_workspace(model: Model):
+    results = model.run_action(
+        "kubeflow-dashboard/0", "create-profile", name="alice", owner="alice@example.com"
+    )
+    assert results
+    (profile,) = model.workloads.kubernetes.of_kind("Profile")
+    assert profile["spec"]["owner"] == {"kind": "User", "name": "alice@example.com"}
+    # The profile controller (not simulated) makes the namespace with the labels it
+    # is configured with; the dispatcher's watch then reports it.
+    labels = yaml.safe_load(
+        model.container_file(
+            "kubeflow-dashboard/0",
+            "profile-controller",
+            "/etc/profile-controller/namespace-labels.yaml",
+        )
+    )
+    _namespace(model, "alice", labels)
+    model.notify("resource-dispatcher/0", "namespace-watch", NOTICE, name="alice")
+    assert {"Secret/minio-credentials", "PodDefault/access-minio"} <= set(_in(model, "alice"))
+
+
+def test_the_dashboard_menu_links_to_notebooks(model: Model):
+    (config,) = [
+        c for c in model.workloads.kubernetes.of_kind("ConfigMap") if "links" in c.get("data", {})
+    ]
+    links = json.loads(config["data"]["links"])
+    assert {"text": "Notebooks", "link": "/jupyter/"}.items() <= links["menuLinks"][0].items()
