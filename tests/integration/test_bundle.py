@@ -11,7 +11,10 @@ deploys the artefacts in build/. The tests run in order, on one model:
 4. after minio's root credentials are rotated, backups still work;
 5. a route that needs a login, to a small echo service the test deploys,
    sends a browser that is not logged in to Dex; after logging in as Dex's
-   admin user the request reaches the service with the user-id header set.
+   admin user the request reaches the service with the user-id header set;
+6. a profile made with the dashboard's action, its owner logged in, spawns a
+   notebook through the Jupyter web app; its pod runs in the profile
+   namespace with minio's credentials from the access-minio PodDefault.
 """
 
 from __future__ import annotations
@@ -321,3 +324,92 @@ async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: O
         url, headers={USERID_HEADER: "someone@else"}, allow_redirects=False, timeout=30
     )
     assert forged.is_redirect
+
+
+# --- a user's workspace ------------------------------------------------------------
+
+NOTEBOOK = "integration-nb"
+
+
+async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: OpsTest):
+    """Create a profile, log in as its owner, spawn a notebook through the web app.
+
+    The notebook's pod must run in the profile namespace and get the object
+    store credentials from the `access-minio` PodDefault (by Secret reference).
+    """
+    import asyncio
+    import re
+
+    import requests
+    from lightkube import Client
+    from lightkube.resources.core_v1 import Namespace, Pod
+
+    assert ops_test.model is not None
+    admin = await run_action(ops_test, await leader(ops_test, "dex"), "get-admin-password")
+    profile = "integration-user"
+    await run_action(
+        ops_test,
+        await leader(ops_test, "kubeflow-dashboard"),
+        "create-profile",
+        name=profile,
+        owner=admin["email"],
+    )
+    client = Client()
+    for _ in range(60):
+        try:
+            client.get(Namespace, profile)
+            break
+        except Exception:  # the profile controller has not made it yet
+            await asyncio.sleep(5)
+    else:
+        pytest.fail(f"namespace {profile} never appeared")
+
+    address = gateway_address(ops_test.model.name)
+    session = requests.Session()
+    page = follow_to_dex(session, f"http://{address}/jupyter/")
+    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text)
+    assert form, "no Dex login form"
+    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
+    landed = session.post(
+        action, data={"login": admin["email"], "password": admin["password"]}, timeout=30
+    )
+    assert landed.status_code == 200, landed.url
+
+    xsrf = session.cookies.get("XSRF-TOKEN", "")
+    body = {
+        "name": NOTEBOOK,
+        "namespace": profile,
+        "image": "kubeflownotebookswg/jupyter-scipy:v1.10.0",
+        "imagePullPolicy": "IfNotPresent",
+        "serverType": "jupyter",
+        "cpu": "0.5",
+        "memory": "1Gi",
+        "gpus": {"num": "none"},
+        "noWorkspace": True,
+        "datavols": [],
+        "shm": True,
+        "configurations": ["access-minio"],
+        "affinityConfig": "",
+        "tolerationGroup": "",
+    }
+    created = session.post(
+        f"http://{address}/jupyter/api/namespaces/{profile}/notebooks",
+        json=body,
+        headers={"X-XSRF-TOKEN": xsrf},
+        timeout=60,
+    )
+    assert created.status_code in (200, 201), created.text
+
+    for _ in range(120):
+        pods = list(client.list(Pod, namespace=profile, labels={"notebook-name": NOTEBOOK}))
+        if pods and pods[0].status and pods[0].status.phase == "Running":
+            break
+        await asyncio.sleep(5)
+    else:
+        pytest.fail(f"the notebook pod in {profile} never ran")
+    (container,) = [c for c in pods[0].spec.containers if c.name == NOTEBOOK]
+    from_secrets = {e.secretRef.name for e in (container.envFrom or []) if e.secretRef}
+    assert "minio-credentials" in from_secrets
+    plain = {e.name: e.value for e in (container.env or [])}
+    assert any("minio" in (v or "") for v in plain.values())  # the endpoint, in clear
+    assert not any(k.endswith("SECRET_ACCESS_KEY") for k in plain)  # keys only by reference
