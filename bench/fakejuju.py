@@ -106,7 +106,12 @@ def endpoints(metadata: dict[str, Any]) -> list[str]:
 
 @dataclasses.dataclass
 class Relation:
-    """One relation as this unit sees it."""
+    """One relation as this unit sees it.
+
+    A peer relation (see `peer`) names the unit's own application as its
+    remote one and has a single application databag, `local_app_data`: the
+    one every unit of the application reads and only the leader writes.
+    """
 
     endpoint: str
     id: int
@@ -114,6 +119,18 @@ class Relation:
     remote_units: list[str]
     local_app_data: dict[str, str] = dataclasses.field(default_factory=dict)
     remote_app_data: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def peer(
+        cls,
+        endpoint: str,
+        id: int,
+        app: str,
+        app_data: dict[str, str],
+        other_units: Iterable[str] = (),
+    ) -> Relation:
+        """A peer relation of application `app`, its databag holding `app_data`."""
+        return cls(endpoint, id, app, list(other_units), local_app_data=app_data)
 
     @property
     def ref(self) -> str:
@@ -179,9 +196,18 @@ def _relation_answers(model: Model) -> dict[str, list[tuple[str, Any]]]:
         remote_address = f"10.1.1.{10 + n}"
         bags = {
             f"--app - {model.app}": relation.local_app_data,
-            f"--app - {relation.remote_app}": relation.remote_app_data,
             f"- {model.unit}": _unit_databag(model.address),
         }
+        if relation.remote_app != model.app:
+            bags[f"--app - {relation.remote_app}"] = relation.remote_app_data
+        elif relation.remote_app_data:
+            # Only a peer relation has this unit's application at its other end, and
+            # it has one application databag: `--app - <app>` is that one, and it
+            # cannot answer with two.
+            raise ValueError(
+                f"{relation.ref} is a peer relation: its application databag is "
+                "local_app_data, remote_app_data must stay empty"
+            )
         for unit in relation.remote_units:
             bags[f"- {unit}"] = _unit_databag(remote_address)
         # ops names a relation as <endpoint>:<id> or, from older call sites, by id alone.
@@ -424,7 +450,8 @@ class Container:
             path = path.rsplit("/", 1)[0]
 
 
-_IDS = {"root": 0, "mysql": 999, "minio": 1000}
+# Users of the workload images, by name (oauth2-proxy's distroless image runs as `nonroot`).
+_IDS = {"root": 0, "mysql": 999, "minio": 1000, "dex": 1001, "nonroot": 65532}
 
 
 def _file_info(path: str, entry: File) -> dict[str, Any]:
