@@ -267,11 +267,25 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
         def work() -> None:
             params = event.load_params(AddContributorParams)
-            name = profiles.add_contributor(
-                api, params.profile, params.user, params.role, self.model.name
+            config = self.load_config(DashboardConfig)
+            name, mesh = profiles.add_contributor(
+                api,
+                params.profile,
+                params.user,
+                params.role,
+                self.model.name,
+                userid_header=config.userid_header,
+                userid_prefix=config.userid_prefix,
             )
             logger.info("added a contributor to profile %s (%s)", params.profile, params.role)
-            event.set_results({"profile": params.profile, "role": params.role, "binding": name})
+            event.set_results(
+                {
+                    "profile": params.profile,
+                    "role": params.role,
+                    "binding": name,
+                    "mesh-access": mesh,
+                }
+            )
 
         self._run(event, work)
 

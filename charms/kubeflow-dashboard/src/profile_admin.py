@@ -14,10 +14,13 @@ changes nothing. lightkube is imported here only, when an action runs.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import Any
 
 import yaml
+
+logger = logging.getLogger(__name__)
 
 ROLES = ("edit", "view")
 RESERVED = frozenset(
@@ -155,8 +158,60 @@ def create_profile(api: Any, name: str, owner: str, quota: Quota, model: str) ->
     return spec
 
 
-def add_contributor(api: Any, profile: str, user: str, role: str, model: str) -> str:
-    """Bind a user to a profile's namespace as editor or viewer; the binding's name."""
+def _mesh_policy(name: str, profile: str, user: str, role: str, userid: str) -> Any:
+    """An AuthorizationPolicy letting the contributor's requests reach the profile's workloads.
+
+    The sidecars in a profile namespace only let through requests whose
+    user-id header (set by the OIDC gateway) names a member, as KFAM does.
+    """
+    from lightkube.generic_resource import create_namespaced_resource
+
+    policy = create_namespaced_resource(
+        "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+    )
+    return policy.from_dict(
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": profile,
+                "annotations": {"user": user, "role": role},
+            },
+            "spec": {"rules": [{"when": [{"key": userid, "values": [user]}]}]},
+        }
+    )
+
+
+def _grant_mesh_access(api: Any, policy: Any) -> str:
+    """Create the policy; say so, or why not (no Istio in the cluster)."""
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        api.create(policy)
+    except ApiError as e:
+        if e.status.code in (404, 422):
+            logger.warning("no mesh access policy for the contributor: %s", e.status.message)
+            return "not granted: Istio's AuthorizationPolicy kind is not installed"
+        raise
+    return "granted"
+
+
+def add_contributor(
+    api: Any,
+    profile: str,
+    user: str,
+    role: str,
+    model: str,
+    *,
+    userid_header: str = "kubeflow-userid",
+    userid_prefix: str = "",
+) -> tuple[str, str]:
+    """Bind a user to a profile's namespace as editor or viewer.
+
+    Returns the binding's name and whether the mesh lets the user's requests
+    through to the profile's workloads.
+    """
     from lightkube.resources.core_v1 import Namespace
     from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
@@ -194,7 +249,11 @@ def add_contributor(api: Any, profile: str, user: str, role: str, model: str) ->
             }
         )
     )
-    return name
+    userid = f"request.headers[{userid_header}]"
+    mesh = _grant_mesh_access(
+        api, _mesh_policy(name, profile, f"{userid_prefix}{user}", role, userid)
+    )
+    return name, mesh
 
 
 def remove_contributor(api: Any, profile: str, user: str, model: str) -> str:
@@ -211,7 +270,22 @@ def remove_contributor(api: Any, profile: str, user: str, model: str) -> str:
         raise ProfileError(f"{user} is not a contributor of {profile!r}")
     role, name = members[user]
     api.delete(RoleBinding, name, namespace=profile)
+    _revoke_mesh_access(api, name, profile)
     return role
+
+
+def _revoke_mesh_access(api: Any, name: str, profile: str) -> None:
+    from lightkube.core.exceptions import ApiError
+    from lightkube.generic_resource import create_namespaced_resource
+
+    policy = create_namespaced_resource(
+        "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+    )
+    try:
+        api.delete(policy, name, namespace=profile)
+    except ApiError as e:
+        if e.status.code != 404:
+            raise
 
 
 def list_profiles(api: Any) -> list[dict[str, Any]]:

@@ -127,6 +127,19 @@ def profile_crd(kube: FakeKubernetes) -> None:
         api.apply(obj)
 
 
+def istio_authorization_policy_crd(kube: FakeKubernetes) -> None:
+    """Istio's AuthorizationPolicy kind, as the istio charm installs it."""
+    from lightkube import codecs
+
+    from kubeflow_charms.kubernetes import render
+
+    istio_templates = CHARM.TEMPLATES.parent.parent.parent / "istio" / "src" / "templates"
+    api = kube.client()
+    for obj in codecs.load_all_yaml(render(istio_templates, ["crds.yaml.j2"], {})):
+        if obj.spec.names.kind == "AuthorizationPolicy":
+            api.apply(obj)
+
+
 def namespace(kube: FakeKubernetes, name: str) -> None:
     """A profile namespace, as the profile controller makes it."""
     from lightkube.resources.core_v1 import Namespace

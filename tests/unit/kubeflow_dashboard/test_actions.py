@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 from ops import testing
-from unit.kubeflow_dashboard.helpers import MODEL, namespace, profile_crd, state
+from unit.kubeflow_dashboard.helpers import (
+    MODEL,
+    istio_authorization_policy_crd,
+    namespace,
+    profile_crd,
+    state,
+)
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -16,6 +22,7 @@ CAROL = "Carol.Smith@example.com"
 def cluster(kube):
     """A cluster with the Profile CRD and profile `team-a` (owner alice) and its namespace."""
     profile_crd(kube)
+    istio_authorization_policy_crd(kube)
     from lightkube.generic_resource import create_global_resource
     from lightkube.models.meta_v1 import ObjectMeta
 
@@ -134,7 +141,12 @@ def test_create_profile_refuses_the_models_namespace(ctx, cluster):
 def test_add_contributor_binds_as_kfam_does(ctx, cluster):
     _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
     name = "user-bob-example-com-clusterrole-kubeflow-edit"
-    assert ctx.action_results == {"profile": "team-a", "role": "edit", "binding": name}
+    assert ctx.action_results == {
+        "profile": "team-a",
+        "role": "edit",
+        "binding": name,
+        "mesh-access": "granted",
+    }
     binding = cluster.get("RoleBinding", name, "team-a")
     assert binding["metadata"]["annotations"] == {"user": BOB, "role": "edit"}
     assert binding["roleRef"] == {
@@ -145,6 +157,34 @@ def test_add_contributor_binds_as_kfam_does(ctx, cluster):
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": BOB}
     ]
+    # The mesh lets the contributor's requests (the gateway's user-id header) through.
+    policy = cluster.get("AuthorizationPolicy", name, "team-a")
+    assert policy["spec"] == {
+        "rules": [{"when": [{"key": "request.headers[kubeflow-userid]", "values": [BOB]}]}]
+    }
+
+
+def test_remove_contributor_takes_mesh_access_away(ctx, cluster):
+    _run(ctx, "add-contributor", profile="team-a", user=BOB, role="view")
+    _run(ctx, "remove-contributor", profile="team-a", user=BOB)
+    assert cluster.of_kind("AuthorizationPolicy") == []
+    assert [b for b in cluster.of_kind("RoleBinding") if "bob" in b["metadata"]["name"]] == []
+
+
+def test_without_istio_the_contributor_gets_rbac_and_the_result_says_so(ctx, kube):
+    profile_crd(kube)
+    from lightkube.generic_resource import create_global_resource
+    from lightkube.models.meta_v1 import ObjectMeta
+
+    profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+    kube.client().create(
+        profile(metadata=ObjectMeta(name="solo"), spec={"owner": {"kind": "User", "name": ALICE}})
+    )
+    namespace(kube, "solo")
+    _run(ctx, "add-contributor", profile="solo", user=BOB, role="edit")
+    assert ctx.action_results["mesh-access"].startswith("not granted")
+    assert kube.get("RoleBinding", ctx.action_results["binding"], "solo")
+    kube.rejected.clear()  # the refused policy, as a cluster without Istio refuses it
 
 
 def test_binding_names_follow_kfams_rule(ctx, cluster):
