@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import ops
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,6 +38,32 @@ class KubernetesError(Exception):
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+def error_status(error: KubernetesError, app: str) -> ops.StatusBase:
+    """What a charm's status says when applying its objects failed.
+
+    Not allowed: the operator must trust the application. The API server
+    unreachable, overloaded, or a kind not served yet: wait, the next hook
+    retries. Anything else is refused for good until the input changes.
+    """
+    if error.status in (401, 403):
+        return ops.BlockedStatus(
+            f"not allowed to manage Kubernetes objects: run `juju trust {app} --scope=cluster`"
+        )
+    if error.status is None or error.status >= 500 or error.status in (404, 409, 429):
+        return ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}")
+    return ops.BlockedStatus(f"applying Kubernetes objects failed: {error}")
+
+
+def delete_all(app: str, scopes: Iterable[Resources]) -> None:
+    """The application is going: delete the objects of every scope, failures logged."""
+    for resources in scopes:
+        try:
+            resources.delete()
+        except KubernetesError as e:
+            logger.error("deleting the %s objects failed: %s", resources.scope, e)
+    logger.info("deleted the Kubernetes objects of %s", app)
 
 
 @dataclasses.dataclass(frozen=True)

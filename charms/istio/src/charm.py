@@ -24,6 +24,8 @@ from kubeflow_charms.kubernetes import (
     KubernetesError,
     Resources,
     apply_stages,
+    delete_all,
+    error_status,
     load_balancer_address,
     render,
 )
@@ -498,12 +500,7 @@ class IstioCharm(ops.CharmBase):
         """The application goes: delete every object it made (a unit leaving deletes nothing)."""
         if self.app.planned_units() > 0:
             return
-        for scope in ("mesh", "crds"):
-            try:
-                self._resources(scope).delete()
-            except KubernetesError as e:
-                logger.error("deleting the %s objects failed: %s", scope, e)
-        logger.info("deleted the Kubernetes objects of %s", self.app.name)
+        delete_all(self.app.name, [self._resources("mesh"), self._resources("crds")])
 
     # --- actions -----------------------------------------------------------------------
 
@@ -595,19 +592,8 @@ class IstioCharm(ops.CharmBase):
         peer = self.model.get_relation(PEERS)
         if peer is None:
             return [ops.WaitingStatus("waiting for the peer relation")]
-        error = self._kubernetes_error
-        if error is not None:
-            if error.status in (401, 403):
-                problems.append(
-                    ops.BlockedStatus(
-                        f"not allowed to manage Kubernetes objects: "
-                        f"run `juju trust {self.app.name} --scope=cluster`"
-                    )
-                )
-            elif error.status is None or error.status >= 500 or error.status in (404, 409, 429):
-                problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
-            else:
-                problems.append(ops.BlockedStatus(f"applying Kubernetes objects failed: {error}"))
+        if self._kubernetes_error is not None:
+            problems.append(error_status(self._kubernetes_error, self.app.name))
         plan = self._plan
         if plan is None:
             plan = gateway.plan_routes(

@@ -14,7 +14,15 @@ import profile_admin as profiles
 from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
 
-from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, apply_stages, render
+from kubeflow_charms.kubernetes import (
+    Kind,
+    KubernetesError,
+    Resources,
+    apply_stages,
+    delete_all,
+    error_status,
+    render,
+)
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
     DashboardLinksProvider,
@@ -209,12 +217,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         """The application goes: delete every object it made (a unit leaving deletes nothing)."""
         if self.app.planned_units() > 0:
             return
-        for scope in ("dashboard", "crds"):
-            try:
-                self._resources(scope).delete()
-            except KubernetesError as e:
-                logger.error("deleting the %s objects failed: %s", scope, e)
-        logger.info("deleted the Kubernetes objects of %s", self.app.name)
+        delete_all(self.app.name, [self._resources("dashboard"), self._resources("crds")])
 
     # --- actions -----------------------------------------------------------------------
 
@@ -352,20 +355,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
             problems.append(ops.BlockedStatus(f"invalid dashboard links: {inputs.bad_links}"))
         if self.model.get_relation(PEERS) is None:
             problems.append(ops.WaitingStatus("waiting for the peer relation"))
-        error = self._kubernetes_error
-        if error is None:
-            return problems
-        if error.status in (401, 403):
-            problems.append(
-                ops.BlockedStatus(
-                    f"not allowed to manage Kubernetes objects: "
-                    f"run `juju trust {self.app.name} --scope=cluster`"
-                )
-            )
-        elif error.status is None or error.status >= 500 or error.status in (404, 409, 429):
-            problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
-        else:
-            problems.append(ops.BlockedStatus(f"applying Kubernetes objects failed: {error}"))
+        if self._kubernetes_error is not None:
+            problems.append(error_status(self._kubernetes_error, self.app.name))
         return problems
 
     def _active_message(self) -> str:

@@ -14,7 +14,15 @@ import spawner_config
 from pebble_workload import File, PebbleWorkload, files_hash
 from spawner_config import NotebooksConfig
 
-from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, apply_stages, render
+from kubeflow_charms.kubernetes import (
+    Kind,
+    KubernetesError,
+    Resources,
+    apply_stages,
+    delete_all,
+    error_status,
+    render,
+)
 from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksRequirer
 from kubeflow_interfaces.ingress import IngressRequirer
 
@@ -173,12 +181,7 @@ class NotebooksCharm(ops.CharmBase):
         """The application goes: delete every object it made (a unit leaving deletes nothing)."""
         if self.app.planned_units() > 0:
             return
-        for scope in reversed(SCOPES):
-            try:
-                self._resources(scope).delete()
-            except KubernetesError as e:
-                logger.error("deleting the %s objects failed: %s", scope, e)
-        logger.info("deleted the Kubernetes objects of %s", self.app.name)
+        delete_all(self.app.name, [self._resources(scope) for scope in reversed(SCOPES)])
 
     # --- status ------------------------------------------------------------------------
 
@@ -229,16 +232,8 @@ class NotebooksCharm(ops.CharmBase):
         peer = self.model.get_relation(PEERS)
         if peer is None:
             return [ops.WaitingStatus("waiting for the peer relation")]
-        error = self._kubernetes_error
-        if error is not None and error.status in (401, 403):
-            problems.append(
-                ops.BlockedStatus(
-                    f"not allowed to manage Kubernetes objects: "
-                    f"run `juju trust {self.app.name} --scope=cluster`"
-                )
-            )
-        elif error is not None:
-            problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
+        if self._kubernetes_error is not None:
+            problems.append(error_status(self._kubernetes_error, self.app.name))
         elif not peer.data[self.app].get(HASH_KEY):
             problems.append(ops.WaitingStatus("waiting for the leader to apply the Notebook kind"))
         if self._ingress.relation is None:

@@ -19,7 +19,14 @@ from webhook import Webhook
 
 from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
-from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, manifest_hash, render
+from kubeflow_charms.kubernetes import (
+    Kind,
+    KubernetesError,
+    Resources,
+    error_status,
+    manifest_hash,
+    render,
+)
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
 logger = logging.getLogger(__name__)
@@ -332,19 +339,8 @@ class ResourceDispatcherCharm(ops.CharmBase):
         if peer is None:
             return [ops.WaitingStatus("waiting for the peer relation")]
         problems: list[ops.StatusBase] = []
-        error = self._kubernetes_error
-        if error is not None:
-            if error.status in (401, 403):
-                problems.append(
-                    ops.BlockedStatus(
-                        f"not allowed to manage Kubernetes objects: "
-                        f"run `juju trust {self.app.name} --scope=cluster`"
-                    )
-                )
-            elif error.status is None or error.status >= 500 or error.status in (404, 409, 429):
-                problems.append(ops.WaitingStatus(f"Kubernetes objects not applied yet: {error}"))
-            else:
-                problems.append(ops.BlockedStatus(f"applying Kubernetes objects failed: {error}"))
+        if self._kubernetes_error is not None:
+            problems.append(error_status(self._kubernetes_error, self.app.name))
         found = dispatch.problems(self._current_plan())
         if found:
             problems.append(ops.BlockedStatus(f"not dispatched: {'; '.join(found)}"))
