@@ -18,6 +18,7 @@ recorded in `rejected`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -288,3 +289,29 @@ def _status(code: int, reason: str, message: str) -> httpx.Response:
             "code": code,
         },
     )
+
+
+@contextlib.contextmanager
+def routed_lightkube(
+    fake: FakeKubernetes, namespace: str = "kubeflow"
+) -> Iterator[FakeKubernetes]:
+    """Send every lightkube Client a charm builds to `fake`, for the duration of the block.
+
+    A client built with an explicit transport (a test's own, from
+    `fake.client()`) is left alone.
+    """
+    import lightkube
+
+    original = lightkube.Client.__init__
+
+    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("transport") is None:
+            ns = kwargs.get("namespace") or namespace
+            kwargs.update(config=fake.kubeconfig(ns), transport=fake.transport())
+        original(client, *args, **kwargs)
+
+    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
+    try:
+        yield fake
+    finally:
+        lightkube.Client.__init__ = original  # type: ignore[method-assign]

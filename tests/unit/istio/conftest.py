@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
-from bundle.fake_kubernetes import FakeKubernetes
+from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from ops import testing
-from unit.istio.helpers import CHARM, FILES, routed_lightkube
+from unit.istio.helpers import CHARM, FILES
 
 
 @pytest.fixture

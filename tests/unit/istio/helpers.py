@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +18,6 @@ istiod = CHARM.istiod  # the charm's workload module, as the charm imported it
 
 MODEL = "kubeflow"
 PEERS = "istio-peers"
-
-
-@contextmanager
-def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
-    """Send every lightkube Client the charm builds to `fake` (as the bundle simulation does)."""
-    import lightkube
-
-    original = lightkube.Client.__init__
-
-    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("transport") is None:
-            namespace = kwargs.get("namespace") or MODEL
-            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
-        original(client, *args, **kwargs)
-
-    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
-    try:
-        yield fake
-    finally:
-        lightkube.Client.__init__ = original  # type: ignore[method-assign]
 
 
 # Where the container's files live for a test (set per test by conftest): folders that

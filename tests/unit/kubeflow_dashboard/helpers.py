@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import ops
@@ -26,26 +24,6 @@ MODEL = "kubeflow"
 APP = "kubeflow-dashboard"
 PEERS = "dashboard-peers"
 CONTAINERS = services.CONTAINERS
-
-
-@contextmanager
-def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
-    """Every lightkube Client the charm builds talks to `fake`."""
-    import lightkube
-
-    original = lightkube.Client.__init__
-
-    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("transport") is None:
-            namespace = kwargs.get("namespace") or MODEL
-            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
-        original(client, *args, **kwargs)
-
-    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
-    try:
-        yield fake
-    finally:
-        lightkube.Client.__init__ = original  # type: ignore[method-assign]
 
 
 def containers(*, can_connect: bool = True) -> set[testing.Container]:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import ops
-from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
 from ops import testing
 
@@ -21,26 +18,6 @@ spawner = CHARM.spawner_config
 
 MODEL = "kubeflow"
 PEERS = "notebooks-peers"
-
-
-@contextmanager
-def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
-    """Send every lightkube Client the charm builds to `fake`."""
-    import lightkube
-
-    original = lightkube.Client.__init__
-
-    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("transport") is None:
-            namespace = kwargs.get("namespace") or MODEL
-            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
-        original(client, *args, **kwargs)
-
-    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
-    try:
-        yield fake
-    finally:
-        lightkube.Client.__init__ = original  # type: ignore[method-assign]
 
 
 def containers(*, can_connect: bool = True) -> set[testing.Container]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from bundle.fake_kubernetes import FakeKubernetes
+from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from ops import testing
-from unit.resource_dispatcher.helpers import CHARM, routed_lightkube
+from unit.resource_dispatcher.helpers import CHARM
 
 
 @pytest.fixture

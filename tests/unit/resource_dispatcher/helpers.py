@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from bundle.fake_kubernetes import FakeKubernetes
@@ -20,26 +18,6 @@ namespace_watch = CHARM.namespace_watch
 MODEL = "kubeflow"
 PEERS = "dispatcher-peers"
 PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
-
-
-@contextmanager
-def routed_lightkube(fake: FakeKubernetes) -> Iterator[FakeKubernetes]:
-    """Send every lightkube Client the charm builds to `fake`."""
-    import lightkube
-
-    original = lightkube.Client.__init__
-
-    def routed(client: Any, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("transport") is None:
-            namespace = kwargs.get("namespace") or MODEL
-            kwargs.update(config=fake.kubeconfig(namespace), transport=fake.transport())
-        original(client, *args, **kwargs)
-
-    lightkube.Client.__init__ = routed  # type: ignore[method-assign]
-    try:
-        yield fake
-    finally:
-        lightkube.Client.__init__ = original  # type: ignore[method-assign]
 
 
 def add_namespace(fake: FakeKubernetes, name: str, labels: dict[str, str] | None = None) -> None:
