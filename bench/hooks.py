@@ -43,7 +43,13 @@ import stage  # noqa: E402
 from fakejuju import Container, FakePebble, Model, Relation, Secret  # noqa: E402
 
 from kubeflow_charms import certificates, kubernetes  # noqa: E402
-from kubeflow_interfaces import ingress, ingress_auth, s3  # noqa: E402
+from kubeflow_interfaces import (  # noqa: E402
+    dashboard_links,
+    ingress,
+    ingress_auth,
+    kubernetes_manifests,
+    s3,
+)
 
 BUDGET_SECONDS = 0.5
 BUDGET_MIB = 60.0
@@ -237,14 +243,19 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     return model, [container]
 
 
+def minio_credentials(server: ModuleType) -> s3.S3Credentials:
+    """The root credentials the minio charm made (its minio_server module given)."""
+    return s3.S3Credentials(
+        access_key=fake_key("access", server.ACCESS_KEY_LENGTH),
+        secret_key=fake_key("secret", server.SECRET_KEY_LENGTH),
+    )
+
+
 def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import minio_server as server
 
-    credentials = s3.S3Credentials(
-        access_key=fake_key("access", server.ACCESS_KEY_LENGTH),
-        secret_key=fake_key("secret", server.SECRET_KEY_LENGTH),
-    )
+    credentials = minio_credentials(server)
     layer = server.pebble_layer(credentials).to_dict()
     container = Container(
         charm.CONTAINER,
@@ -317,10 +328,11 @@ GATEWAY_ADDRESS = "10.64.140.43"
 # LoadBalancer Service, no external-hostname, no certificate): the origin of
 # every ingress URL, Dex's issuer and the login callback.
 PLATFORM_URL = f"http://{GATEWAY_ADDRESS}"
-# A route that needs a login, from an application that has no charm here yet.
+# The dashboard's route, behind the login: what the kubeflow-dashboard charm
+# asks for (its IngressRequirer's arguments; it leaves the rewrite unset).
 DASHBOARD = "kubeflow-dashboard"
 DASHBOARD_REQUEST = ingress.IngressRequest(
-    prefix="/", rewrite="/", service=DASHBOARD, namespace=MODEL_NAME, port=8082, auth=True
+    prefix="/", service=DASHBOARD, namespace=MODEL_NAME, port=8082, auth=True
 )
 # Relation ids are the model's: one relation has the same id on both sides.
 ISTIO_PEERS_ID, DEX_PEERS_ID = 11, 12
@@ -762,12 +774,309 @@ def oidc_gateway_settled(
     return model, [container]
 
 
+# --- the user-facing layer: kubeflow-dashboard, kubeflow-notebooks, resource-dispatcher ----
+#
+# Related to one another and to the platform layer: the dashboard shows the
+# notebooks' link, both are routed by istio, and the dispatcher keeps what
+# minio hands it in every profile namespace.
+
+DASHBOARD_PEERS_ID, NOTEBOOKS_PEERS_ID, DISPATCHER_PEERS_ID = 21, 22, 23
+LINKS_ID, NOTEBOOKS_INGRESS_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID = 24, 25, 26, 27
+# The dispatcher's webhook certificates; minio's manifests secrets, one a relation.
+WEBHOOK_CERTS_SECRET, MINIO_SECRETS_SECRET, MINIO_POD_DEFAULTS_SECRET = (
+    secret_id(n) for n in range(14, 17)
+)
+# The profile namespaces the dispatcher found when it last applied.
+PROFILE_NAMESPACES = ["team-a"]
+
+
+def leader_view(cls: type, app: str) -> tuple[Any, dict[str, str]]:
+    """A charm object with only the model a leader's cluster reconcile reads, and its peer bag.
+
+    The object is of the charm's own class, made without ops' framework: its
+    methods and properties run as written, on a model that has the
+    application's and the model's names and one peer relation whose
+    application databag starts empty.
+    """
+    databag: dict[str, str] = {}
+    named = Named(app)
+    peer = SimpleNamespace(data={named: databag})
+    model = SimpleNamespace(name=MODEL_NAME, app=named, get_relation=lambda endpoint: peer)
+    this = cls.__new__(cls)
+    this.framework = SimpleNamespace(model=model)
+    return this, databag
+
+
+def applied_peer_data(cls: type, app: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+    """What a charm's leader keeps in its peer databag once the cluster holds its objects.
+
+    Runs the charm's own `_reconcile_cluster` with applying left out:
+    `apply_stages` returns the hash of the stages, as it does when nothing
+    changed, so the databag gets the hash exactly as the charm computes it.
+    """
+    this, databag = leader_view(cls, app)
+    module = sys.modules[cls.__module__]
+    apply_stages = module.apply_stages
+    module.apply_stages = lambda stages, last_hash, *, force=False: kubernetes.stages_hash(stages)
+    try:
+        cls._reconcile_cluster(this, *args, **kwargs)
+    finally:
+        module.apply_stages = apply_stages
+    return databag
+
+
+def workload_container(name: str, layer: dict[str, Any], *services: str) -> Container:
+    """A container whose plan holds the layer's services and checks, the services running."""
+    plan = {"services": layer["services"], "checks": layer.get("checks", {})}
+    return Container(name, plan=plan, running=set(services))
+
+
+def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import dashboard_services as services
+
+    notebooks = neighbour("kubeflow-notebooks", charm_dir)
+    app = metadata["name"]
+    config = fakejuju.config_defaults(metadata)
+    options = default_options(charm, charm.DashboardConfig)
+    assert services.DASHBOARD_PORT == DASHBOARD_REQUEST.port
+
+    # The notebooks' links as the dashboard reads them off the relation, then
+    # those of `additional-links`, as the charm's _read_inputs lists them.
+    offered = dashboard_links.dump(notebooks.LINKS)
+    inputs = charm._Inputs(
+        config=options, links=dashboard_links.parse(offered, "kubeflow-notebooks") + options.links
+    )
+    cls = charm.KubeflowDashboardCharm
+    peers = Relation.peer(
+        charm.PEERS, DASHBOARD_PEERS_ID, app, applied_peer_data(cls, app, inputs, force=False)
+    )
+
+    this, _ = leader_view(cls, app)
+    settings = cls._settings(this, options)
+    containers = []
+    for name in services.CONTAINERS:
+        container = workload_container(name, services.layer(name, settings), name)
+        for f in services.files(name):
+            container.add_file(f.path, f.content)
+        containers.append(container)
+
+    links = Relation(
+        charm.LINKS,
+        LINKS_ID,
+        "kubeflow-notebooks",
+        ["kubeflow-notebooks/0"],
+        remote_app_data={dashboard_links.FIELD: offered},
+    )
+    url = PLATFORM_URL + DASHBOARD_REQUEST.prefix
+    route = Relation(
+        charm.INGRESS,
+        DASHBOARD_INGRESS_ID,
+        "istio",
+        ["istio/0"],
+        local_app_data=DASHBOARD_REQUEST.dump(),
+        remote_app_data=ingress.IngressResponse(url=url).dump(),
+    )
+    model = Model(
+        unit=f"{app}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=config,
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[peers, links, route],
+        opened_ports=[f"{services.DASHBOARD_PORT}/tcp"],
+        unit_status=("active", url),
+        app_status=("active", url),
+    )
+    return model, containers
+
+
+def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import jupyter_web_app as web_app
+    import notebook_controller as controller
+    import spawner_config
+    from pebble_workload import File, files_hash
+
+    app = metadata["name"]
+    config = fakejuju.config_defaults(metadata)
+    options = default_options(charm, charm.NotebooksConfig)
+    cls = charm.NotebooksCharm
+    peers = Relation.peer(
+        charm.PEERS, NOTEBOOKS_PEERS_ID, app, applied_peer_data(cls, app, force=False)
+    )
+
+    # The route the charm asks for (its IngressRequirer's arguments), and istio's answer.
+    request = ingress.IngressRequest(
+        prefix=charm.INGRESS_PREFIX,
+        rewrite="/",
+        service=app,
+        namespace=MODEL_NAME,
+        port=web_app.PORT,
+        auth=True,
+    )
+    url = PLATFORM_URL + charm.INGRESS_PREFIX
+    route = Relation(
+        charm.INGRESS,
+        NOTEBOOKS_INGRESS_ID,
+        "istio",
+        ["istio/0"],
+        local_app_data=request.dump(),
+        remote_app_data=ingress.IngressResponse(url=url).dump(),
+    )
+    links = Relation(
+        charm.DASHBOARD_LINKS,
+        LINKS_ID,
+        DASHBOARD,
+        [f"{DASHBOARD}/0"],
+        local_app_data={dashboard_links.FIELD: dashboard_links.dump(charm.LINKS)},
+    )
+
+    ctl = workload_container(
+        controller.CONTAINER,
+        controller.pebble_layer(
+            namespace=MODEL_NAME, culling_idle_minutes=options.culling_idle_minutes
+        ),
+        controller.SERVICE,
+    )
+    files = [File(web_app.CONFIG_FILE, spawner_config.render(options))]
+    web = workload_container(
+        web_app.CONTAINER,
+        web_app.pebble_layer(
+            secure_cookies=url.startswith("https://"), config_hash=files_hash(files)
+        ),
+        web_app.SERVICE,
+    )
+    for f in files:
+        web.add_file(f.path, f.content)
+
+    model = Model(
+        unit=f"{app}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=config,
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[peers, route, links],
+        opened_ports=[f"{web_app.PORT}/tcp"],
+    )
+    return model, [ctl, web]
+
+
+def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import dispatch
+    import namespace_watch
+    import webhook
+
+    minio = neighbour("minio", charm_dir)
+    import minio_server
+    import profile_manifests
+
+    app = metadata["name"]
+
+    # Made an hour ago, with the charm's validities: nothing is due for years.
+    made = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    bundle = certificates.new_bundle(
+        f"{app} webhook CA ({MODEL_NAME})", webhook.dns_names(app, MODEL_NAME), now=made
+    )
+    assert bundle.renewal_due() is None
+
+    # What minio hands over on each endpoint, in the secret it grants the
+    # relation, as its ManifestsRequirer writes it.
+    credentials = minio_credentials(minio_server)
+    endpoint = f"http://minio.{MODEL_NAME}.svc.cluster.local:{minio_server.API_PORT}"
+    handed = {
+        minio.SECRETS: (
+            MINIO_SECRETS_ID,
+            MINIO_SECRETS_SECRET,
+            [profile_manifests.credentials_secret(credentials)],
+        ),
+        minio.POD_DEFAULTS: (
+            MINIO_POD_DEFAULTS_ID,
+            MINIO_POD_DEFAULTS_SECRET,
+            [profile_manifests.pod_default(endpoint, minio_server.REGION)],
+        ),
+    }
+    relations, secrets, offers = [], [], []
+    for name, (rid, sid, objects) in handed.items():
+        content = {kubernetes_manifests.CONTENT_KEY: yaml.safe_dump_all(objects, sort_keys=True)}
+        relations.append(
+            Relation(
+                name,
+                rid,
+                "minio",
+                ["minio/0"],
+                remote_app_data={kubernetes_manifests.SECRET_FIELD: f"secret:{sid}"},
+            )
+        )
+        secrets.append(Secret(sid, content, owner=None))
+        parsed = kubernetes_manifests.parse(content[kubernetes_manifests.CONTENT_KEY], "minio")
+        offers.append(dispatch.Offer(name, "minio", tuple(parsed)))
+
+    # The peer databag as the leader's last apply left it: the hash of its own
+    # objects and minio's in each profile namespace known then, those
+    # namespaces, the apps applied.
+    plan = dispatch.plan(offers)
+    assert not dispatch.problems(plan)
+    this, _ = leader_view(charm.ResourceDispatcherCharm, app)
+    own = charm.ResourceDispatcherCharm._own_manifests(this, bundle)
+    peers = Relation.peer(
+        charm.PEERS,
+        DISPATCHER_PEERS_ID,
+        app,
+        {
+            charm.HASH_KEY: charm._hash(own, plan, PROFILE_NAMESPACES),
+            charm.NAMESPACES_KEY: json.dumps(PROFILE_NAMESPACES),
+            charm.APPS_KEY: json.dumps(sorted(plan.objects)),
+        },
+    )
+    secrets.append(
+        Secret(
+            WEBHOOK_CERTS_SECRET,
+            bundle.to_content(),
+            label=charm.CERTS_LABEL,
+            description="webhook certificates",
+        )
+    )
+
+    hook = workload_container(
+        webhook.CONTAINER, webhook.pebble_layer(bundle.serial), webhook.SERVICE
+    )
+    hook.add_file(webhook.CERT_FILE, bundle.tls_cert, permissions=0o644)
+    hook.add_file(webhook.KEY_FILE, bundle.tls_key, permissions=0o600)
+    watch = workload_container(
+        namespace_watch.CONTAINER, namespace_watch.pebble_layer(), namespace_watch.SERVICE
+    )
+
+    message = (
+        f"{len(plan.objects)} app(s) dispatched to {len(PROFILE_NAMESPACES)} profile namespace(s)"
+    )
+    model = Model(
+        unit=f"{app}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[peers, *relations],
+        secrets=secrets,
+        unit_status=("active", message),
+        app_status=("active", message),
+    )
+    return model, [hook, watch]
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
     "istio": istio_settled,
     "dex": dex_settled,
     "oidc-gateway": oidc_gateway_settled,
+    "kubeflow-dashboard": dashboard_settled,
+    "kubeflow-notebooks": notebooks_settled,
+    "resource-dispatcher": dispatcher_settled,
 }
 
 
