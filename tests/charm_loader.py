@@ -8,9 +8,13 @@ all as `charm`. Each is loaded as `<name>_charm`, with its `src/` on
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARMS = ROOT / "charms"
@@ -45,3 +49,25 @@ def load_charm(name: str) -> ModuleType:
 def charm_names() -> list[str]:
     """Every charm in the repository."""
     return sorted(p.parent.name for p in CHARMS.glob("*/charmcraft.yaml"))
+
+
+def run_fresh(script: str, *args: str, stdin: str | None = None) -> dict[str, Any]:
+    """Run `script` in a fresh interpreter (lib/ and tests/ importable) and read its result.
+
+    A hook's cost is what a fresh process imports, which this test session,
+    having imported everything already, cannot show. The script prints its
+    result as JSON on its last line; a failing script fails the test.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -7,13 +7,7 @@ a fresh interpreter, because this test session imports both.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from charm_loader import run_fresh
 
 SCRIPT = r"""
 import json, sys
@@ -80,18 +74,7 @@ def _run(case: str) -> dict[str, object]:
     import bcrypt
 
     password_hash = bcrypt.hashpw(b"x" * 24, bcrypt.gensalt(rounds=10)).decode()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, case, password_hash],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh(SCRIPT, case, password_hash)
 
 
 def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():

@@ -9,16 +9,11 @@ certificates made beforehand by the test (so cryptography is not either).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from charm_loader import run_fresh
 
 from kubeflow_charms import certificates
-
-ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = r"""
 import json, sys, time, resource, dataclasses
@@ -72,19 +67,7 @@ def content() -> str:
 
 
 def _run(case: str, content: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, case],
-        input=content,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh(SCRIPT, case, stdin=content)
 
 
 def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content):

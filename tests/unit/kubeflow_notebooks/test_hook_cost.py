@@ -7,13 +7,7 @@ lightkube. The model is settled first with the cluster writes stubbed out
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from charm_loader import run_fresh
 
 SCRIPT = r"""
 import dataclasses, json, sys
@@ -53,18 +47,7 @@ print(json.dumps({
 
 
 def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = run_fresh(SCRIPT)
 
     assert outcome["before"] is False
     assert outcome["first_applies"] == 2  # the settling hook applied both scopes

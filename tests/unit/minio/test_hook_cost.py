@@ -6,13 +6,7 @@ imports boto3 (the S3 server fixture and the bucket tests).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from charm_loader import run_fresh
 
 SCRIPT = r"""
 import json, sys
@@ -81,18 +75,7 @@ print(json.dumps({
 
 
 def _run(case: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, case],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh(SCRIPT, case)
 
 
 def test_answered_update_status_does_not_load_boto3():

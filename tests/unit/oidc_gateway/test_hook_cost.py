@@ -6,13 +6,7 @@ itself (the test helpers run its provider side).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from charm_loader import run_fresh
 
 SCRIPT = r"""
 import json, sys, tempfile
@@ -106,18 +100,7 @@ print(json.dumps({
 
 
 def _run(hook: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, hook],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh(SCRIPT, hook)
 
 
 def test_settled_update_status_does_not_load_the_oauth_library():

@@ -11,16 +11,11 @@ fresh interpreter, because this test session itself imports lightkube.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from charm_loader import run_fresh
 
 from kubeflow_charms import certificates
-
-ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = r"""
 import json, sys, time
@@ -62,19 +57,7 @@ def content() -> str:
 
 
 def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        input=content,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = run_fresh(SCRIPT, stdin=content)
 
     assert outcome["before"] == {"lightkube": False, "cryptography": False}
     assert outcome["first_applies"] == 3  # the CRD, the webhook, minio in team-a
