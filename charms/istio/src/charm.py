@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
+import forward_auth
 import gateway
 import istiod
 import ops
+import routes
 import yaml
-from gateway import GATEWAY, GATEWAY_NAME, TLS_SECRET, Conflict, Route, RoutePlan
+from forward_auth import LoginCheck
+from gateway import GATEWAY, GATEWAY_NAME, TLS_SECRET
 from istiod import ExtAuthz, Istiod
+from routes import Conflict, RefusedError, Request, RoutePlan
 
 from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
@@ -29,23 +34,39 @@ from kubeflow_charms.kubernetes import (
     load_balancer_address,
     render,
 )
-from kubeflow_interfaces.ingress import IngressProvider, InvalidIngressDataError
-from kubeflow_interfaces.ingress_auth import IngressAuthRequirer, InvalidIngressAuthDataError
+from kubeflow_interfaces import istio_ingress_route
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = istiod.CONTAINER
 PEERS = "istio-peers"
+# Route endpoints: (endpoint, interface, whether its routes need a login).
+ROUTE = "istio-ingress-route"
+ROUTE_OPEN = "istio-ingress-route-unauthenticated"
 INGRESS = "ingress"
-INGRESS_AUTH = "ingress-auth"
+INGRESS_OPEN = "ingress-unauthenticated"
+ROUTE_ENDPOINTS = {ROUTE: True, ROUTE_OPEN: False}
+INGRESS_ENDPOINTS = {INGRESS: True, INGRESS_OPEN: False}
+FORWARD_AUTH = "forward-auth"
+GATEWAY_METADATA = "gateway-metadata"
 TLS_RELATION = "certificates"
 CERTS_LABEL = "istiod-certificates"
 TEMPLATES = Path(__file__).parent / "templates"
 SERVICE_TYPES = ("LoadBalancer", "NodePort", "ClusterIP")
 # Peer app databag keys: what the leader applied last.
 HASH_KEY = "manifest-hash"
-ROUTES_KEY = "routes"
+ROUTES_KEY = "served-routes"
+REQUESTS_KEY = "route-requests"  # the requests as last read, and the digest of their source
 ADDRESS_KEY = "gateway-address"
+# The provider's answer on istio_ingress_route (the ecosystem library's keys).
+EXTERNAL_HOST_KEY = "external_host"
+TLS_ENABLED_KEY = "tls_enabled"
+ANSWER_KEYS = {
+    EXTERNAL_HOST_KEY,
+    TLS_ENABLED_KEY,
+    istio_ingress_route.USER_HEADER_KEY,
+    istio_ingress_route.USER_PREFIX_KEY,
+}
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 KINDS = (
@@ -155,10 +176,39 @@ class _Inputs:
     blocked: str | None = None  # nothing is applied while set
     tls: GatewayTLS | None = None
     tls_waiting: str | None = None
-    ext_authz: ExtAuthz | None = None
+    login: LoginCheck | None = None
     auth_problem: ops.StatusBase | None = None
-    requests: dict[int, Route] = dataclasses.field(default_factory=dict)
+    requests: dict[int, Request] = dataclasses.field(default_factory=dict)
     invalid: list[str] = dataclasses.field(default_factory=list)
+    requests_digest: str | None = None  # of the relation data the requests were read from
+
+    @property
+    def ext_authz(self) -> ExtAuthz | None:
+        """The login check as istiod's extension provider, once there is one."""
+        if self.login is None:
+            return None
+        return ExtAuthz(
+            service=self.login.host,
+            port=self.login.port,
+            include_request_headers=forward_auth.INCLUDE_REQUEST_HEADERS,
+            headers_to_upstream=self.login.headers,
+            headers_to_downstream=forward_auth.HEADERS_TO_DOWNSTREAM_ON_DENY,
+        )
+
+    @property
+    def user_header(self) -> tuple[str, str]:
+        """The header that names the user, and its value's prefix."""
+        if self.login is None:
+            return forward_auth.DEFAULT_USER_HEADER, ""
+        return self.login.user_header, self.login.user_prefix
+
+    @property
+    def identity_headers(self) -> list[str]:
+        """Headers only the login may set: dropped from requests on open routes."""
+        headers = {self.user_header[0]}
+        if self.login is not None:
+            headers |= set(self.login.headers)
+        return sorted(headers)
 
 
 class IstioCharm(ops.CharmBase):
@@ -168,8 +218,6 @@ class IstioCharm(ops.CharmBase):
         super().__init__(framework)
         self._container = self.unit.get_container(CONTAINER)
         self._istiod = Istiod(self._container)
-        self._ingress = IngressProvider(self, INGRESS)
-        self._auth = IngressAuthRequirer(self, INGRESS_AUTH)
         self._tls = self._tls_requirer()
         self._inputs: _Inputs | None = None
         self._plan: RoutePlan | None = None
@@ -177,7 +225,7 @@ class IstioCharm(ops.CharmBase):
         self._bundle: CertificateBundle | None = None  # as read or made in this hook
 
         on = self.on
-        for event in (
+        events = [
             on.install,
             on.start,
             on.config_changed,
@@ -188,15 +236,20 @@ class IstioCharm(ops.CharmBase):
             on[CONTAINER].pebble_ready,
             on[PEERS].relation_created,
             on[PEERS].relation_changed,
-            on[INGRESS].relation_changed,
-            on[INGRESS].relation_departed,
-            on[INGRESS].relation_broken,
-            on[INGRESS_AUTH].relation_created,
-            on[INGRESS_AUTH].relation_changed,
-            on[INGRESS_AUTH].relation_broken,
+            on[FORWARD_AUTH].relation_created,
+            on[FORWARD_AUTH].relation_changed,
+            on[FORWARD_AUTH].relation_broken,
+            on[GATEWAY_METADATA].relation_created,
             on[TLS_RELATION].relation_changed,
             on[TLS_RELATION].relation_broken,
-        ):
+        ]
+        for endpoint in (*ROUTE_ENDPOINTS, *INGRESS_ENDPOINTS):
+            events += [
+                on[endpoint].relation_changed,
+                on[endpoint].relation_departed,
+                on[endpoint].relation_broken,
+            ]
+        for event in events:
             framework.observe(event, self._reconcile)
         framework.observe(on.remove, self._on_remove)
         framework.observe(on.rotate_certificates_action, self._on_rotate_certificates)
@@ -244,7 +297,7 @@ class IstioCharm(ops.CharmBase):
             self._reconcile_cluster(inputs, bundle, force=force, routine=routine)
 
     def _read_inputs(self) -> _Inputs:
-        """Config, TLS, ext_authz and route requests as they are now; writes nothing."""
+        """Config, TLS, the login check and (on the leader) route requests; writes nothing."""
         try:
             config = self.load_config(IstioConfig)
         except ValueError as e:
@@ -252,26 +305,90 @@ class IstioCharm(ops.CharmBase):
         inputs = _Inputs(config=config)
         self._read_tls(inputs, config)
         self._read_auth(inputs)
-        for relation in self._ingress.relations:
+        if self.unit.is_leader():
+            self._read_requests(inputs)
+        return inputs
+
+    def _route_relations(self) -> list[tuple[str, ops.Relation]]:
+        """Every relation that asks for a route, with its endpoint, in id order."""
+        found = [
+            (endpoint, relation)
+            for endpoint in (*ROUTE_ENDPOINTS, *INGRESS_ENDPOINTS)
+            for relation in self.model.relations[endpoint]
+        ]
+        return sorted(found, key=lambda pair: pair[1].id)
+
+    def _read_requests(self, inputs: _Inputs) -> None:
+        """Each relation's route request, checked; the last reading is reused while unchanged.
+
+        Parsing a request needs the ecosystem's route models, whose import costs
+        as much as a settled hook; a settled hook finds the same relation data
+        and takes the requests from the peer databag instead.
+        """
+        sources = []
+        for endpoint, relation in self._route_relations():
+            app = relation.app.name if relation.app else "?"
+            units = []
+            if endpoint in INGRESS_ENDPOINTS:
+                units = [dict(relation.data[u]) for u in sorted(relation.units, key=str)]
+            data = dict(relation.data[relation.app]) if relation.app else {}
+            sources.append([endpoint, relation.id, app, data, units])
+        inputs.requests_digest = routes.digest(sources)
+        peer = self.model.get_relation(PEERS)
+        cached = _load_json(peer.data[self.app].get(REQUESTS_KEY)) if peer else None
+        if isinstance(cached, dict) and cached.get("digest") == inputs.requests_digest:
+            inputs.requests = routes.load_requests(json.dumps(cached.get("requests", [])))
+            inputs.invalid = [str(i) for i in cached.get("invalid", [])]
+            return
+        for endpoint, relation in self._route_relations():
             app = relation.app.name if relation.app else "?"
             try:
-                request = self._ingress.request(relation)
-            except InvalidIngressDataError as e:
+                request = self._parse_request(endpoint, relation, app)
+            except RefusedError as e:
                 inputs.invalid.append(f"{app} ({e})")
                 continue
-            if request is None:
-                continue
-            inputs.requests[relation.id] = Route(
+            if request is not None:
+                inputs.requests[relation.id] = request
+
+    def _parse_request(self, endpoint: str, relation: ops.Relation, app: str) -> Request | None:
+        """One relation's request; None while it has asked nothing; RefusedError says why not."""
+        if endpoint in ROUTE_ENDPOINTS:
+            text = relation.data[relation.app].get("config") if relation.app else None
+            if not text:
+                return None
+            from charmlibs.interfaces.istio_ingress_route import IstioIngressRouteConfig
+            from pydantic import ValidationError
+
+            try:
+                config = IstioIngressRouteConfig.model_validate_json(text)
+            except ValidationError as e:
+                fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
+                raise RefusedError(
+                    f"invalid istio-ingress-route config: {', '.join(fields) or 'not JSON'}"
+                ) from None
+            return routes.from_istio_ingress_route(
+                config,
                 relation_id=relation.id,
+                endpoint=endpoint,
                 app=app,
-                prefix=request.prefix,
-                rewrite=request.rewrite,
-                service=request.service,
-                namespace=request.namespace,
-                port=request.port,
-                auth=request.auth,
+                auth=ROUTE_ENDPOINTS[endpoint],
             )
-        return inputs
+        from kubeflow_interfaces.ingress import IngressV2Provider, InvalidIngressDataError
+
+        try:
+            data = IngressV2Provider(self, endpoint).request(relation)
+        except InvalidIngressDataError as e:
+            raise RefusedError(str(e)) from None
+        if data is None:
+            return None
+        return routes.from_ingress_v2(
+            data,
+            relation_id=relation.id,
+            endpoint=endpoint,
+            app=app,
+            auth=INGRESS_ENDPOINTS[endpoint],
+            path=IngressV2Provider.default_path(data.model, data.name),
+        )
 
     def _read_tls(self, inputs: _Inputs, config: IstioConfig) -> None:
         relation = self.model.get_relation(TLS_RELATION)
@@ -311,32 +428,33 @@ class IstioCharm(ops.CharmBase):
             inputs.tls = GatewayTLS(cert="\n".join(pems) + "\n", key=str(key).strip() + "\n")
 
     def _read_auth(self, inputs: _Inputs) -> None:
-        relation = self._auth.relation
+        relation = self.model.get_relation(FORWARD_AUTH)
         if relation is None:
             inputs.auth_problem = ops.BlockedStatus(
-                "authenticated routes are not served: relate ingress-auth"
+                "authenticated routes are not served: relate forward-auth"
             )
             return
         provider = relation.app.name if relation.app else "?"
         try:
-            data = self._auth.data()
-        except InvalidIngressAuthDataError as e:
+            login = forward_auth.parse(relation.data[relation.app] if relation.app else {})
+        except ValueError as e:
             inputs.auth_problem = ops.BlockedStatus(
-                f"authenticated routes are not served: {provider} sent {e}"
+                f"authenticated routes are not served: {provider} sent invalid "
+                f"forward-auth data ({e})"
             )
             return
-        if data is None:
+        if login is None:
             inputs.auth_problem = ops.WaitingStatus(
                 f"authenticated routes are not served: waiting for {provider}"
             )
             return
-        inputs.ext_authz = ExtAuthz(
-            service=data.target,
-            port=data.port,
-            include_request_headers=tuple(data.include_request_headers),
-            headers_to_upstream=tuple(data.headers_to_upstream),
-            headers_to_downstream=tuple(data.headers_to_downstream),
-        )
+        if login.user_header not in login.headers:
+            inputs.auth_problem = ops.BlockedStatus(
+                f"authenticated routes are not served: {provider} does not pass "
+                f"{login.user_header} upstream"
+            )
+            return
+        inputs.login = login
 
     def _certificates(self) -> CertificateBundle | None:
         """The CA and serving certificate of istiod: made, or renewed when due, by the leader."""
@@ -391,7 +509,7 @@ class IstioCharm(ops.CharmBase):
     def _reconcile_cluster(
         self, inputs: _Inputs, bundle: CertificateBundle, *, force: bool, routine: bool
     ) -> None:
-        """Leader: apply the cluster's objects if they changed, then publish the routes' URLs.
+        """Leader: apply the cluster's objects if they changed, then answer every relation.
 
         A routine hook (update-status) with nothing changed reads no more than it must:
         no load-balancer address it already knows, no relation data it already wrote.
@@ -403,8 +521,8 @@ class IstioCharm(ops.CharmBase):
         assert config is not None
         stored = peer.data[self.app]
         previous = (stored.get(HASH_KEY), stored.get(ROUTES_KEY), stored.get(ADDRESS_KEY))
-        plan = self._plan = gateway.plan_routes(
-            inputs.requests, gateway.load_routes(stored.get(ROUTES_KEY))
+        plan = self._plan = routes.plan_routes(
+            inputs.requests, routes.load_requests(stored.get(ROUTES_KEY))
         )
         served = self._served(plan, inputs)
         context = self._context(inputs, bundle, served)
@@ -425,34 +543,99 @@ class IstioCharm(ops.CharmBase):
             return
         if applied != stored.get(HASH_KEY):
             logger.info("applied the Kubernetes objects (%d routes)", len(served))
-        routes = gateway.dump_routes(served)
+        served_text = routes.dump_requests(served)
         address = self._gateway_address(config, previous[2], refresh=not routine)
         _set(stored, HASH_KEY, applied)
-        _set(stored, ROUTES_KEY, routes)
+        _set(stored, ROUTES_KEY, served_text)
         _set(stored, ADDRESS_KEY, address)
-        if routine and (applied, routes, address) == previous:
-            return  # the URLs published last time still hold
+        _set(stored, REQUESTS_KEY, self._requests_record(inputs))
+        if routine and (applied, served_text, address) == previous:
+            return  # the answers written last time still hold
+        self._answer(inputs, config, served, address)
+
+    def _requests_record(self, inputs: _Inputs) -> str | None:
+        if inputs.requests_digest is None:
+            return None
+        requests = [inputs.requests[i].to_dict() for i in sorted(inputs.requests)]
+        record = {"digest": inputs.requests_digest, "requests": requests, "invalid": inputs.invalid}
+        return json.dumps(record, sort_keys=True)
+
+    def _answer(
+        self,
+        inputs: _Inputs,
+        config: IstioConfig,
+        served: dict[int, Request],
+        address: str | None,
+    ) -> None:
+        """Tell every related application where it is served, and the login who protects."""
         base = gateway.base_url(
             tls=inputs.tls is not None,
             external_hostname=config.external_hostname,
             lb_address=address,
             namespace=self.model.name,
         )
-        for relation in self._ingress.relations:
-            route = served.get(relation.id)
-            self._ingress.publish(relation, f"{base}{route.prefix}" if route else None)
+        host = base.split("://", 1)[1]
+        header, prefix = inputs.user_header
+        answer = {
+            EXTERNAL_HOST_KEY: host,
+            TLS_ENABLED_KEY: str(inputs.tls is not None),
+            istio_ingress_route.USER_HEADER_KEY: header,
+            istio_ingress_route.USER_PREFIX_KEY: prefix,
+        }
+        protected: set[str] = set()
+        for endpoint, relation in self._route_relations():
+            databag = relation.data[self.app]
+            request = served.get(relation.id)
+            if relation.app is not None and (
+                ROUTE_ENDPOINTS.get(endpoint) or INGRESS_ENDPOINTS.get(endpoint)
+            ):
+                protected.add(relation.app.name)
+            if endpoint in ROUTE_ENDPOINTS:
+                for key in ANSWER_KEYS:
+                    _set(databag, key, answer[key] if request else None)
+            else:
+                url = json.dumps({"url": f"{base}{request.url_path}"}) if request else None
+                _set(databag, "ingress", url)
+        self._publish_protected_apps(sorted(protected))
+        self._publish_gateway_metadata()
+
+    def _publish_protected_apps(self, apps: list[str]) -> None:
+        """Tell the login provider which applications sit behind it (forward-auth)."""
+        relation = self.model.get_relation(FORWARD_AUTH)
+        if relation is None or relation.app is None:
+            return
+        _set(relation.data[self.app], forward_auth.INGRESS_APP_NAMES, json.dumps(apps))
+
+    def _publish_gateway_metadata(self) -> None:
+        """The gateway's namespace, name, Deployment and ServiceAccount (gateway-metadata)."""
+        relations = self.model.relations[GATEWAY_METADATA]
+        if not relations:
+            return
+        wanted = {
+            "namespace": self.model.name,
+            "gateway_name": GATEWAY,
+            "deployment_name": GATEWAY_NAME,
+            "service_account": GATEWAY_NAME,
+        }
+        if all(_load_json(r.data[self.app].get("metadata")) == wanted for r in relations):
+            return
+        from charmlibs.interfaces.gateway_metadata import GatewayMetadata
+
+        text = GatewayMetadata(**wanted).model_dump_json()
+        for relation in relations:
+            _set(relation.data[self.app], "metadata", text)
 
     @staticmethod
-    def _served(plan: RoutePlan, inputs: _Inputs) -> dict[int, Route]:
+    def _served(plan: RoutePlan, inputs: _Inputs) -> dict[int, Request]:
         """The planned routes that are served: a route that needs a login only with ext_authz."""
         return {
-            rid: route
-            for rid, route in plan.routes.items()
-            if not route.auth or inputs.ext_authz is not None
+            rid: request
+            for rid, request in plan.routes.items()
+            if not request.auth or inputs.login is not None
         }
 
     def _context(
-        self, inputs: _Inputs, bundle: CertificateBundle, served: dict[int, Route]
+        self, inputs: _Inputs, bundle: CertificateBundle, served: dict[int, Request]
     ) -> dict[str, Any]:
         config = inputs.config
         assert config is not None
@@ -471,9 +654,9 @@ class IstioCharm(ops.CharmBase):
             "service_annotations": config.service_annotations,
             "tls": gateway.tls_context(inputs.tls.cert, inputs.tls.key) if inputs.tls else None,
             "tls_secret_name": TLS_SECRET,
-            "routes": gateway.virtual_services(served),
+            "virtual_services": routes.virtual_services(served, inputs.identity_headers),
             "auth": inputs.ext_authz,
-            "auth_rules": gateway.auth_rules(served),
+            "auth_rules": routes.auth_rules(served),
         }
 
     def _resources(self, scope: str) -> Resources:
@@ -596,15 +779,13 @@ class IstioCharm(ops.CharmBase):
             problems.append(error_status(self._kubernetes_error, self.app.name))
         plan = self._plan
         if plan is None:
-            plan = gateway.plan_routes(
-                inputs.requests, gateway.load_routes(peer.data[self.app].get(ROUTES_KEY))
+            plan = routes.plan_routes(
+                inputs.requests, routes.load_requests(peer.data[self.app].get(ROUTES_KEY))
             )
         if plan.conflicts:
             problems.append(ops.BlockedStatus(_conflicts_message(plan.conflicts)))
         if inputs.invalid:
-            problems.append(
-                ops.BlockedStatus(f"invalid ingress request: {'; '.join(inputs.invalid)}")
-            )
+            problems.append(ops.BlockedStatus(f"route refused: {'; '.join(inputs.invalid)}"))
         needs_auth = any(r.auth for r in plan.routes.values()) or any(
             r.auth for r in inputs.requests.values()
         )
@@ -644,6 +825,16 @@ def _set(databag: ops.RelationDataContent, key: str, value: str | None) -> None:
 
 def _conflicts_message(conflicts: tuple[Conflict, ...]) -> str:
     return "; ".join(c.message() for c in conflicts)
+
+
+def _load_json(text: str | None) -> Any:
+    """A databag value as JSON, None when absent or not JSON."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
 
 
 if __name__ == "__main__":  # pragma: nocover

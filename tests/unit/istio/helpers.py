@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
 from ops import testing
 
-from kubeflow_interfaces import ingress, ingress_auth
 
 CHARM = load_charm("istio")
 istiod = CHARM.istiod  # the charm's workload module, as the charm imported it
@@ -63,29 +63,85 @@ def state(**kwargs: Any) -> testing.State:
     return testing.State(**defaults)
 
 
+def route_config(
+    app: str,
+    prefix: str,
+    *,
+    port: int = 8080,
+    rewrite: str | None = None,
+    exact: bool = False,
+    listener_port: int = 80,
+    model: str = MODEL,
+) -> str:
+    """A requirer's `config`, as charmlibs-interfaces-istio-ingress-route serialises it."""
+    from charmlibs.interfaces import istio_ingress_route as lib
+
+    listener = lib.Listener(port=listener_port, protocol=lib.ProtocolType.HTTP)
+    path_type = lib.HTTPPathMatchType.Exact if exact else lib.HTTPPathMatchType.PathPrefix
+    filters = None
+    if rewrite is not None:
+        modifier = lib.PathModifier(type=lib.PathModifierType.ReplacePrefixMatch, value=rewrite)
+        filters = [lib.URLRewriteFilter(urlRewrite=lib.URLRewriteSpec(path=modifier))]
+    config = lib.IstioIngressRouteConfig(
+        model=model,
+        listeners=[listener],
+        http_routes=[
+            lib.HTTPRoute(
+                name="http-ingress",
+                listener=listener,
+                matches=[lib.HTTPRouteMatch(path=lib.HTTPPathMatch(type=path_type, value=prefix))],
+                filters=filters,
+                backends=[lib.BackendRef(service=app, port=port)],
+            )
+        ],
+    )
+    return config.model_dump_json()
+
+
 def route(
     app: str,
     prefix: str,
     *,
     auth: bool = True,
     port: int = 8080,
-    rewrite: str | None = "/",
+    rewrite: str | None = None,
+    exact: bool = False,
     **kw: Any,
 ) -> testing.Relation:
-    """An ingress relation with a route asked for."""
-    return ingress.relation_for_provider(
-        prefix=prefix,
-        service=app,
-        port=port,
-        rewrite=rewrite,
-        auth=auth,
+    """An istio-ingress-route relation (authenticated or not) with a route asked for."""
+    endpoint = "istio-ingress-route" if auth else "istio-ingress-route-unauthenticated"
+    config = route_config(app, prefix, port=port, rewrite=rewrite, exact=exact)
+    return testing.Relation(
+        endpoint,
+        interface="istio_ingress_route",
         remote_app_name=app,
+        remote_app_data={"config": config},
         **kw,
     )
 
 
-def auth_relation(**kwargs: Any) -> testing.Relation:
-    return ingress_auth.relation_for_requirer(**kwargs)
+def auth_relation(
+    *,
+    address: str = "http://oidc-gateway.kubeflow.svc.cluster.local:4180",
+    headers: tuple[str, ...] = ("kubeflow-userid", "kubeflow-groups"),
+    user_header: str | None = None,
+    user_prefix: str | None = None,
+    **kwargs: Any,
+) -> testing.Relation:
+    """A forward-auth relation as the login provider writes it (JSON lists, as the library)."""
+    data = {
+        "decisions_address": address,
+        "app_names": json.dumps(["dashboard"]),
+        "headers": json.dumps(list(headers)),
+    }
+    if user_header is not None:
+        data["kubeflow_user_header"] = json.dumps(user_header)
+    if user_prefix is not None:
+        data["kubeflow_user_prefix"] = json.dumps(user_prefix)
+    kwargs.setdefault("remote_app_name", "oidc-gateway")
+    return testing.Relation(
+        "forward-auth", interface="forward_auth", remote_app_data=data, **kwargs
+    )
 
 
 def with_relations(base: testing.State, *relations: testing.Relation) -> testing.State:
@@ -105,22 +161,33 @@ def settle(ctx: testing.Context, base: testing.State, times: int = 2) -> testing
     return out
 
 
+ROUTE_ENDPOINTS = ("istio-ingress-route", "istio-ingress-route-unauthenticated")
+
+
 def urls(out: testing.State) -> dict[str, str | None]:
-    """The URL published to each ingress requirer, by app."""
-    return {
-        r.remote_app_name: r.local_app_data.get("url")
-        for r in out.relations
-        if isinstance(r, testing.Relation) and r.endpoint == "ingress"
-    }
+    """Where each route requirer is told it is served (scheme and host), by app."""
+    found: dict[str, str | None] = {}
+    for r in out.relations:
+        if isinstance(r, testing.Relation) and r.endpoint in ROUTE_ENDPOINTS:
+            host = r.local_app_data.get("external_host")
+            tls = r.local_app_data.get("tls_enabled") == "True"
+            found[r.remote_app_name] = f"{'https' if tls else 'http'}://{host}" if host else None
+    return found
 
 
 def virtual_services(fake: FakeKubernetes) -> dict[str, dict[str, Any]]:
-    """Served routes in the fake cluster, by prefix."""
-    out = {}
+    """Served HTTP rules in the fake cluster, by the Gateway API path they serve.
+
+    A PathPrefix `/a` is served by two Istio matches, `/a/` and exactly `/a`:
+    both are filed under `/a`.
+    """
+    out: dict[str, dict[str, Any]] = {}
     for vs in fake.of_kind("VirtualService"):
         for http in vs["spec"]["http"]:
             for match in http["match"]:
-                out[match["uri"]["prefix"]] = vs
+                uri = match["uri"]
+                path = uri.get("exact") or uri["prefix"].rstrip("/") or "/"
+                out.setdefault(path, http)
     return out
 
 

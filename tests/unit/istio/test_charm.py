@@ -217,10 +217,10 @@ def test_valid_config_shapes_the_gateway(ctx, kube, config, check):
 def test_external_hostname_is_the_url(ctx, kube):
     base = with_relations(
         state(config={"external-hostname": "kubeflow.example.com"}),
-        route("dex", "/dex/", auth=False),
+        route("dex", "/dex", auth=False),
     )
     out = settle(ctx, base)
-    assert urls(out) == {"dex": "http://kubeflow.example.com/dex/"}
+    assert urls(out) == {"dex": "http://kubeflow.example.com"}
     assert out.unit_status == testing.ActiveStatus("http://kubeflow.example.com")
 
 
@@ -345,16 +345,16 @@ def test_kubernetes_refusal_blocks_asking_for_trust(ctx, kube, monkeypatch):
 
 
 def test_urls_use_the_load_balancer_address_once_it_has_one(ctx, kube):
-    base = with_relations(state(), route("dex", "/dex/", auth=False))
+    base = with_relations(state(), route("dex", "/dex", auth=False))
     out = settle(ctx, base)
-    assert urls(out) == {"dex": "http://istio-ingressgateway.kubeflow.svc.cluster.local/dex/"}
+    assert urls(out) == {"dex": "http://istio-ingressgateway.kubeflow.svc.cluster.local"}
     assert out.unit_status.message.endswith("(no load-balancer address yet)")
 
     kube.get("Service", "istio-ingressgateway", MODEL)["status"] = {
         "loadBalancer": {"ingress": [{"ip": "20.30.40.50"}]}
     }
     out = ctx.run(ctx.on.update_status(), out)
-    assert urls(out) == {"dex": "http://20.30.40.50/dex/"}
+    assert urls(out) == {"dex": "http://20.30.40.50"}
     assert out.unit_status == testing.ActiveStatus("http://20.30.40.50")
     peer = next(r for r in out.relations if r.endpoint == "istio-peers")
     assert peer.local_app_data["gateway-address"] == "20.30.40.50"
@@ -364,7 +364,7 @@ def test_urls_use_the_load_balancer_address_once_it_has_one(ctx, kube):
 
 
 def test_remove_deletes_everything_the_charm_made(ctx, kube):
-    base = with_relations(state(), route("dex", "/dex/", auth=False))
+    base = with_relations(state(), route("dex", "/dex", auth=False))
     out = settle(ctx, base)
     assert kube.objects
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
@@ -401,7 +401,7 @@ def test_settled_update_status_writes_nothing(ctx, kube, monkeypatch):
 
     base = with_relations(
         state(config={"external-hostname": "kf.example.com"}),
-        route("dex", "/dex/", auth=False),
+        route("dex", "/dex", auth=False),
         route("dashboard", "/", auth=True),
         auth_relation(),
     )
@@ -426,7 +426,8 @@ def test_upgrade_reapplies_even_when_unchanged(ctx, kube):
 
 
 def test_peer_relation_state_is_kept_by_the_leader(ctx, kube):
-    out = settle(ctx, with_relations(state(), route("dex", "/dex/", auth=False)))
+    out = settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
     peer = next(r for r in out.relations if r.endpoint == "istio-peers")
-    assert json.loads(peer.local_app_data["routes"])[0]["prefix"] == "/dex/"
+    (served,) = json.loads(peer.local_app_data["served-routes"])
+    assert served["routes"][0]["matches"][0]["path"] == "/dex"
     assert isinstance(peers(), testing.PeerRelation)

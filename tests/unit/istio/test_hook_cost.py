@@ -25,7 +25,7 @@ content = json.loads(sys.stdin.read())
 secret = testing.Secret(tracked_content=content, owner="app", label="istiod-certificates")
 base = with_relations(
     state(config={"external-hostname": "kf.example.com"}, secrets={secret}),
-    route("dex", "/dex/", auth=False),
+    route("dex", "/dex", auth=False),
     route("dashboard", "/", auth=True),
     auth_relation(),
 )
@@ -41,6 +41,9 @@ if sys.argv[1] == "due":
     secret = dataclasses.replace(secret, tracked_content=aged, latest_content=aged)
     out = dataclasses.replace(out, secrets={secret})
 settled_applies = len(applied)
+parsed = []
+parse = CHARM.routes.from_istio_ingress_route
+CHARM.routes.from_istio_ingress_route = lambda *a, **k: parsed.append(1) or parse(*a, **k)
 before = {"lightkube": "lightkube" in sys.modules, "cryptography": "cryptography" in sys.modules}
 start = time.perf_counter()
 again = ctx.run(ctx.on.update_status(), out)
@@ -51,6 +54,7 @@ print(json.dumps({
     "cryptography": "cryptography" in sys.modules,
     "tls_lib": "charmlibs.interfaces.tls_certificates" in sys.modules,
     "applies": len(applied) - settled_applies,
+    "parsed": len(parsed),
     "first_applies": settled_applies,
     "relations_unchanged": again.relations == out.relations,
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
@@ -76,6 +80,7 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     assert outcome["before"] == {"lightkube": False, "cryptography": False}
     assert outcome["first_applies"] == 2  # the settling hook applied both scopes
     assert outcome["applies"] == 0
+    assert outcome["parsed"] == 0  # the requests come from the peer databag, unparsed
     assert outcome["lightkube"] is False
     assert outcome["cryptography"] is False
     assert outcome["tls_lib"] is False

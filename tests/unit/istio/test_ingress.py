@@ -1,9 +1,11 @@
-"""Routes for the platform: served, unauthenticated or behind ext_authz, conflicts, fail closed."""
+"""Routes for the platform: served, unauthenticated or behind the login, conflicts, fail closed."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import pytest
 import yaml
 from ops import testing
 from unit.istio.helpers import (
@@ -13,6 +15,7 @@ from unit.istio.helpers import (
     istiod,
     replace_relation,
     route,
+    route_config,
     settle,
     state,
     urls,
@@ -28,8 +31,12 @@ def _policy(kube):
 
 
 def _deny(kube):
-    """The fail-closed policy: without the auth service, all but the open routes is denied."""
+    """The fail-closed policy: without the login, all but the open routes is denied."""
     return kube.get("AuthorizationPolicy", "istio-ingressgateway-deny-unauthenticated", MODEL)
+
+
+def _open_paths(*prefixes):
+    return sorted([p for p in prefixes] + [f"{p}/*" for p in prefixes])
 
 
 def _assert_denies_all_but(kube, *open_prefixes):
@@ -37,59 +44,87 @@ def _assert_denies_all_but(kube, *open_prefixes):
     assert policy is not None
     assert policy["spec"]["action"] == "DENY"
     (rule,) = policy["spec"]["rules"]
-    assert rule["to"][0]["operation"] == {
-        "paths": ["/*"],
-        "notPaths": [f"{p}*" for p in sorted(open_prefixes)],
-    }
+    expected = {"paths": ["/*"]}
+    if open_prefixes:
+        expected["notPaths"] = _open_paths(*open_prefixes)
+    assert rule["to"][0]["operation"] == expected
+
+
+def _moved(out, relation, app, prefix, **kw):
+    """The relation asking for another prefix."""
+    data = {"config": route_config(app, prefix, **kw)}
+    return dataclasses.replace(out.get_relation(relation.id), remote_app_data=data)
 
 
 # --- routes ---------------------------------------------------------------------------------
 
 
-def test_each_route_gets_a_virtual_service_and_a_url(ctx, kube):
+def test_each_route_is_served_and_told_its_host(ctx, kube):
     base = with_relations(
         state(),
-        route("dex", "/dex/", auth=False, rewrite=None),
+        route("dex", "/dex", auth=False),
         route("dashboard", "/", auth=True, port=8082),
-        route("kfp-ui", "/pipeline/", auth=True, rewrite="/pipeline/", port=3000),
+        route("kfp-ui", "/pipeline", auth=True, rewrite="/pipeline", port=3000),
         auth_relation(),
     )
     out = settle(ctx, base)
 
     assert kube.rejected == []
     served = virtual_services(kube)
-    assert set(served) == {"/dex/", "/", "/pipeline/"}
-    dashboard = served["/"]
-    assert dashboard["metadata"]["name"] == "ingress-dashboard"
-    assert dashboard["spec"]["gateways"] == ["kubeflow/kubeflow-gateway"]
-    (http,) = dashboard["spec"]["http"]
-    assert http["route"] == [
+    assert set(served) == {"/dex", "/", "/pipeline"}
+    (vs,) = kube.of_kind("VirtualService")
+    assert vs["metadata"]["name"] == "gateway-routes"
+    assert vs["spec"]["gateways"] == ["kubeflow/kubeflow-gateway"]
+    assert served["/"]["route"] == [
         {"destination": {"host": "dashboard.kubeflow.svc.cluster.local", "port": {"number": 8082}}}
     ]
-    assert "rewrite" not in served["/dex/"]["spec"]["http"][0]  # no rewrite asked
-    assert "rewrite" not in served["/pipeline/"]["spec"]["http"][0]  # rewrite to itself
-    assert urls(out) == {
-        "dex": f"{BASE}/dex/",
-        "dashboard": f"{BASE}/",
-        "kfp-ui": f"{BASE}/pipeline/",
-    }
+    assert "rewrite" not in served["/dex"]  # no rewrite asked
+    # Longer paths first, exact before prefix; the dashboard's catch-all last.
+    uris = [m["uri"] for rule in vs["spec"]["http"] for m in rule["match"]]
+    assert uris == [
+        {"exact": "/pipeline"},
+        {"exact": "/dex"},
+        {"prefix": "/pipeline/"},
+        {"prefix": "/dex/"},
+        {"prefix": "/"},
+    ]
+    assert urls(out) == {"dex": BASE, "dashboard": BASE, "kfp-ui": BASE}
+    for relation in out.relations:
+        if getattr(relation, "endpoint", "").startswith("istio-ingress-route"):
+            assert relation.local_app_data["tls_enabled"] == "False"
+            assert relation.local_app_data["kubeflow_user_header"] == "kubeflow-userid"
+            assert "kubeflow_user_prefix" not in relation.local_app_data  # empty: absent
     assert out.unit_status.name == "active"
 
 
-def test_rewrite_goes_to_the_destination(ctx, kube):
-    settle(ctx, with_relations(state(), route("mlflow", "/mlflow/", auth=False, rewrite="/")))
-    http = virtual_services(kube)["/mlflow/"]["spec"]["http"][0]
-    assert http["rewrite"] == {"uri": "/"}
+def test_a_prefix_rewrite_keeps_the_segment_boundary(ctx, kube):
+    settle(ctx, with_relations(state(), route("mlflow", "/mlflow", auth=False, rewrite="/")))
+    (vs,) = kube.of_kind("VirtualService")
+    rules = {json.dumps(r["match"][0]["uri"]): r["rewrite"] for r in vs["spec"]["http"]}
+    # /mlflow/runs -> /runs, /mlflow -> /
+    assert rules == {'{"exact": "/mlflow"}': {"uri": "/"}, '{"prefix": "/mlflow/"}': {"uri": "/"}}
 
 
-def test_ext_authz_guards_every_authenticated_path_and_only_those(ctx, kube):
+def test_an_exact_route_is_served_exactly(ctx, kube):
+    settle(ctx, with_relations(state(), route("probe", "/healthz", auth=False, exact=True)))
+    (vs,) = kube.of_kind("VirtualService")
+    assert [r["match"] for r in vs["spec"]["http"]] == [[{"uri": {"exact": "/healthz"}}]]
+    _assert_denies_all_but_exact(kube, "/healthz")
+
+
+def _assert_denies_all_but_exact(kube, path):
+    (rule,) = _deny(kube)["spec"]["rules"]
+    assert rule["to"][0]["operation"] == {"paths": ["/*"], "notPaths": [path]}
+
+
+def test_login_check_guards_every_authenticated_path_and_only_those(ctx, kube):
     base = with_relations(
         state(),
-        route("dex", "/dex/", auth=False),
-        route("oidc-gateway", "/oauth2/", auth=False),
+        route("dex", "/dex", auth=False),
+        route("oidc-gateway", "/oauth2", auth=False),
         route("dashboard", "/", auth=True),
-        route("kfp-ui", "/pipeline/", auth=True),
-        auth_relation(service="oidc-gateway", port=4180),
+        route("kfp-ui", "/pipeline", auth=True),
+        auth_relation(address="http://oidc-gateway.kubeflow.svc.cluster.local:4180/oauth2/auth"),
     )
     out = settle(ctx, base)
 
@@ -99,125 +134,260 @@ def test_ext_authz_guards_every_authenticated_path_and_only_those(ctx, kube):
     assert policy["selector"] == {"matchLabels": {"istio": "ingressgateway"}}
     operations = [rule["to"][0]["operation"] for rule in policy["rules"]]
     # Closed by default: one rule covers every path but the open routes,
-    # /pipeline/ included, and paths no route claims (a notebook's, say).
-    assert operations == [{"paths": ["/*"], "notPaths": ["/dex/*", "/oauth2/*"]}]
+    # /pipeline included, and paths no route claims (a notebook's, say).
+    assert operations == [{"paths": ["/*"], "notPaths": _open_paths("/dex", "/oauth2")}]
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     (provider,) = mesh["extensionProviders"]
+    # As istio-ingress-k8s does, only the decision address's host and port are used.
     assert provider == {
         "name": istiod.EXT_AUTHZ_PROVIDER,
         "envoyExtAuthzHttp": {
             "service": "oidc-gateway.kubeflow.svc.cluster.local",
             "port": 4180,
-            "includeRequestHeadersInCheck": ["cookie", "authorization"],
+            "includeRequestHeadersInCheck": ["authorization", "cookie"],
             "headersToUpstreamOnAllow": ["kubeflow-userid", "kubeflow-groups"],
             "headersToDownstreamOnDeny": ["location", "set-cookie"],
         },
     }
+    assert _deny(kube) is None
 
 
-def test_a_removed_route_is_pruned_and_its_url_withdrawn(ctx, kube):
-    dex = route("dex", "/dex/", auth=False)
-    mlflow = route("mlflow", "/mlflow/", auth=False)
+def test_open_routes_drop_the_clients_identity_headers(ctx, kube):
+    base = with_relations(
+        state(),
+        route("dex", "/dex", auth=False),
+        route("dashboard", "/", auth=True),
+        auth_relation(headers=("x-user", "x-groups"), user_header="x-user", user_prefix="oidc:"),
+    )
+    out = settle(ctx, base)
+    served = virtual_services(kube)
+    assert served["/dex"]["headers"] == {"request": {"remove": ["x-groups", "x-user"]}}
+    # On authenticated routes the login's answer replaces them: nothing to drop there.
+    assert "headers" not in served["/"]
+    dashboard = next(r for r in out.relations if getattr(r, "remote_app_name", "") == "dashboard")
+    assert dashboard.local_app_data["kubeflow_user_header"] == "x-user"
+    assert dashboard.local_app_data["kubeflow_user_prefix"] == "oidc:"
+
+
+def test_open_routes_drop_the_default_user_header_without_a_login(ctx, kube):
+    settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
+    assert virtual_services(kube)["/dex"]["headers"] == {
+        "request": {"remove": ["kubeflow-userid"]}
+    }
+
+
+def test_a_login_that_does_not_set_the_user_header_is_refused(ctx, kube):
+    base = with_relations(
+        state(), route("dashboard", "/", auth=True), auth_relation(headers=("x-auth-request-user",))
+    )
+    out = settle(ctx, base)
+    assert out.unit_status == testing.BlockedStatus(
+        "authenticated routes are not served: oidc-gateway does not pass kubeflow-userid upstream"
+    )
+    assert virtual_services(kube) == {}
+    _assert_denies_all_but(kube)
+
+
+def test_a_removed_route_is_pruned_and_its_answer_withdrawn(ctx, kube):
+    dex = route("dex", "/dex", auth=False)
+    mlflow = route("mlflow", "/mlflow", auth=False)
     out = settle(ctx, with_relations(state(), dex, mlflow))
-    assert set(virtual_services(kube)) == {"/dex/", "/mlflow/"}
+    assert set(virtual_services(kube)) == {"/dex", "/mlflow"}
 
     gone = out.get_relation(mlflow.id)
     out = ctx.run(ctx.on.relation_broken(gone), out)
-    assert set(virtual_services(kube)) == {"/dex/"}
-    assert ("delete", "VirtualService", "ingress-mlflow") in kube.writes
+    assert set(virtual_services(kube)) == {"/dex"}
     rest = dataclasses.replace(out, relations={r for r in out.relations if r.id != gone.id})
     writes = list(kube.writes)
     ctx.run(ctx.on.update_status(), rest)
     assert kube.writes == writes
 
 
-def test_a_changed_prefix_moves_the_route(ctx, kube):
-    dex = route("dex", "/dex/", auth=False)
+def test_the_last_route_going_prunes_the_virtual_service(ctx, kube):
+    dex = route("dex", "/dex", auth=False)
     out = settle(ctx, with_relations(state(), dex))
-    moved = dataclasses.replace(
-        out.get_relation(dex.id), remote_app_data={**dex.remote_app_data, "prefix": "/auth/"}
-    )
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(dex.id)), out)
+    assert kube.of_kind("VirtualService") == []
+    assert ("delete", "VirtualService", "gateway-routes") in kube.writes
+
+
+def test_a_changed_prefix_moves_the_route(ctx, kube):
+    dex = route("dex", "/dex", auth=False)
+    out = settle(ctx, with_relations(state(), dex))
+    moved = _moved(out, dex, "dex", "/auth")
     out = ctx.run(ctx.on.relation_changed(moved), replace_relation(out, moved))
-    assert set(virtual_services(kube)) == {"/auth/"}
-    assert urls(out) == {"dex": f"{BASE}/auth/"}
+    assert set(virtual_services(kube)) == {"/auth"}
+    assert urls(out) == {"dex": BASE}
 
 
-def test_invalid_request_blocks_naming_the_app(ctx, kube):
+def test_invalid_config_blocks_naming_the_app(ctx, kube):
     bad = testing.Relation(
-        "ingress",
+        "istio-ingress-route-unauthenticated",
         remote_app_name="broken",
-        remote_app_data={
-            "prefix": "no-slash",
-            "service": "x",
-            "namespace": "kubeflow",
-            "port": "80",
-        },
+        remote_app_data={"config": json.dumps({"model": "kubeflow", "http_routes": [{}]})},
     )
-    out = settle(ctx, with_relations(state(), bad, route("dex", "/dex/", auth=False)))
+    out = settle(ctx, with_relations(state(), bad, route("dex", "/dex", auth=False)))
     assert out.unit_status.name == "blocked"
-    assert out.unit_status.message.startswith("invalid ingress request: broken")
-    assert set(virtual_services(kube)) == {"/dex/"}
+    assert out.unit_status.message.startswith(
+        "route refused: broken (invalid istio-ingress-route config: http_routes.0"
+    )
+    assert set(virtual_services(kube)) == {"/dex"}
     assert urls(out)["broken"] is None
+
+
+def test_not_json_blocks_naming_the_app(ctx, kube):
+    bad = testing.Relation(
+        "istio-ingress-route", remote_app_name="broken", remote_app_data={"config": "{nope"}
+    )
+    out = settle(ctx, with_relations(state(), bad))
+    assert out.unit_status.message.startswith("route refused: broken (invalid")
+
+
+# --- routes cannot open what must stay closed ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "auth", "exact", "reason"),
+    [
+        ("/", False, False, "an unauthenticated route may not claim /"),
+        ("/notebook", True, False, "/notebook is reserved for the notebook controller's routes"),
+        ("/notebook/alice/nb", False, False, "reserved for the notebook controller"),
+        ("/notebook/x", True, True, "reserved for the notebook controller"),
+        ("/dex/../notebook", False, False, "holds a dot segment"),
+        ("/dex/./x", False, False, "holds a dot segment"),
+        ("/dex%2Fnotebook", False, False, "percent-encoded separator or dot"),
+        ("/dex%5c", False, False, "percent-encoded separator or dot"),
+        ("/%2e%2e/notebook", False, False, "percent-encoded separator or dot"),
+        ("/dex/*", False, False, "no wildcards"),
+        ("/dex?x=1", False, False, "no wildcards, spaces, query or fragment"),
+        ("/a//b", False, False, "holds an empty segment"),
+        ("/bad%zz", False, False, "malformed percent-encoding"),
+    ],
+)
+def test_paths_that_would_open_what_must_stay_closed_are_refused(
+    ctx, kube, path, auth, exact, reason
+):
+    bad = route("intruder", path, auth=auth, exact=exact)
+    out = settle(ctx, with_relations(state(), bad, route("dex", "/dex", auth=False)))
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith("route refused: intruder (")
+    assert reason in out.unit_status.message
+    assert set(virtual_services(kube)) == {"/dex"}
+    assert urls(out)["intruder"] is None
+    _assert_denies_all_but(kube, "/dex")
+
+
+def test_an_open_root_route_no_longer_opens_everything(ctx, kube):
+    # Before: an open / removed every AuthorizationPolicy, /notebook/... included.
+    base = with_relations(
+        state(), route("site", "/", auth=False), route("dashboard", "/jupyter"), auth_relation()
+    )
+    settle(ctx, base)
+    policy = _policy(kube)["spec"]
+    assert policy["rules"] == [{"to": [{"operation": {"paths": ["/*"]}}]}]
+
+
+def test_an_open_parent_of_an_authenticated_path_is_refused(ctx, kube):
+    base = with_relations(
+        state(),
+        route("dex", "/dex", auth=False),
+        route("dex-admin", "/dex/admin", auth=True),
+        auth_relation(),
+    )
+    out = settle(ctx, base)
+    assert out.unit_status == testing.BlockedStatus(
+        "unauthenticated /dex of dex would open /dex/admin of dex-admin: neither route changed"
+    )
+    assert virtual_services(kube) == {}
+
+
+def test_an_open_parent_arriving_after_the_authenticated_path_is_refused(ctx, kube):
+    admin = route("kfp", "/pipeline/admin", auth=True)
+    out = settle(ctx, with_relations(state(), admin, auth_relation()))
+    assert set(virtual_services(kube)) == {"/pipeline/admin"}
+    out = settle(ctx, with_relations(out, route("open", "/pipeline", auth=False)))
+    assert out.unit_status.message == (
+        "unauthenticated /pipeline of open would open /pipeline/admin of kfp: "
+        "neither route changed"
+    )
+    assert set(virtual_services(kube)) == {"/pipeline/admin"}  # kept as it was
+    assert urls(out)["open"] is None
+    assert _policy(kube)["spec"]["rules"] == [{"to": [{"operation": {"paths": ["/*"]}}]}]
+
+
+def test_unsupported_listeners_and_filters_are_refused(ctx, kube):
+    from charmlibs.interfaces import istio_ingress_route as lib
+
+    listener = lib.Listener(port=8443, protocol=lib.ProtocolType.HTTP)
+    config = lib.IstioIngressRouteConfig(
+        model=MODEL,
+        listeners=[listener],
+        http_routes=[
+            lib.HTTPRoute(
+                name="r", listener=listener, backends=[lib.BackendRef(service="x", port=80)]
+            )
+        ],
+    )
+    odd = testing.Relation(
+        "istio-ingress-route", remote_app_name="odd", remote_app_data={"config": config.model_dump_json()}
+    )
+    out = settle(ctx, with_relations(state(), odd, auth_relation()))
+    assert out.unit_status.message == (
+        "route refused: odd (listener port 8443 is not served (the gateway listens on 80 and 443))"
+    )
 
 
 # --- conflicts ------------------------------------------------------------------------------
 
 
-def test_a_newcomer_cannot_take_a_served_prefix(ctx, kube):
-    dashboard = route("dashboard", "/", auth=False)
-    out = settle(ctx, with_relations(state(), dashboard))
-    before = virtual_services(kube)["/"]
-    writes = list(kube.writes)
+def test_a_newcomer_cannot_take_a_served_path(ctx, kube):
+    mlflow = route("mlflow", "/mlflow", auth=False)
+    out = settle(ctx, with_relations(state(), mlflow))
+    before = virtual_services(kube)["/mlflow"]
 
-    intruder = route("intruder", "/", auth=False, port=9999)
+    intruder = route("intruder", "/mlflow", auth=False, port=9999)
     out = settle(ctx, with_relations(out, intruder))
 
     assert out.unit_status == testing.BlockedStatus(
-        "prefix / is claimed by dashboard and intruder: neither route changed"
+        "/mlflow is claimed by intruder and mlflow: neither route changed"
     )
     assert out.app_status == out.unit_status
-    assert virtual_services(kube) == {"/": before}  # as it was: the dashboard's route
-    assert [w for w in kube.writes[len(writes) :] if w[1] == "VirtualService"] == []
-    assert urls(out) == {"dashboard": f"{BASE}/", "intruder": None}
+    assert virtual_services(kube) == {"/mlflow": before}  # as it was: mlflow's route
+    assert urls(out) == {"mlflow": BASE, "intruder": None}
 
     # The newcomer moves elsewhere: both are served.
-    moved = dataclasses.replace(
-        out.get_relation(intruder.id),
-        remote_app_data={**intruder.remote_app_data, "prefix": "/intruder/"},
-    )
+    moved = _moved(out, intruder, "intruder", "/intruder")
     out = ctx.run(ctx.on.relation_changed(moved), replace_relation(out, moved))
     assert out.unit_status.name == "active"
-    assert set(virtual_services(kube)) == {"/", "/intruder/"}
+    assert set(virtual_services(kube)) == {"/mlflow", "/intruder"}
 
 
-def test_two_newcomers_on_one_prefix_get_nothing(ctx, kube):
+def test_two_newcomers_on_one_path_get_nothing(ctx, kube):
     base = with_relations(
         state(),
-        route("a", "/x/", auth=False),
-        route("b", "/x/", auth=False),
-        route("c", "/c/", auth=False),
+        route("a", "/x", auth=False),
+        route("b", "/x/", auth=False),  # the same PathPrefix, with a trailing slash
+        route("c", "/c", auth=False),
     )
     out = settle(ctx, base)
     assert out.unit_status == testing.BlockedStatus(
-        "prefix /x/ is claimed by a and b: neither route changed"
+        "/x is claimed by a and b: neither route changed"
     )
-    assert set(virtual_services(kube)) == {"/c/"}
-    assert urls(out) == {"a": None, "b": None, "c": f"{BASE}/c/"}
+    assert set(virtual_services(kube)) == {"/c"}
+    assert urls(out) == {"a": None, "b": None, "c": BASE}
 
 
 def test_a_served_app_moving_onto_another_keeps_its_old_route(ctx, kube):
-    a = route("a", "/a/", auth=False)
-    b = route("b", "/b/", auth=False)
+    a = route("a", "/a", auth=False)
+    b = route("b", "/b", auth=False)
     out = settle(ctx, with_relations(state(), a, b))
     before = virtual_services(kube)
 
-    moved = dataclasses.replace(
-        out.get_relation(a.id), remote_app_data={**a.remote_app_data, "prefix": "/b/"}
-    )
+    moved = _moved(out, a, "a", "/b")
     out = ctx.run(ctx.on.relation_changed(moved), replace_relation(out, moved))
-    assert out.unit_status.message == "prefix /b/ is claimed by a and b: neither route changed"
+    assert out.unit_status.message == "/b is claimed by a and b: neither route changed"
     assert virtual_services(kube) == before  # both keep what they had
-    assert urls(out) == {"a": f"{BASE}/a/", "b": f"{BASE}/b/"}
+    assert urls(out) == {"a": BASE, "b": BASE}
 
 
 # --- fail closed ------------------------------------------------------------------------------
@@ -225,53 +395,69 @@ def test_a_served_app_moving_onto_another_keeps_its_old_route(ctx, kube):
 
 def _mixed(*extra):
     return with_relations(
-        state(), route("dex", "/dex/", auth=False), route("dashboard", "/", auth=True), *extra
+        state(), route("dex", "/dex", auth=False), route("dashboard", "/", auth=True), *extra
     )
 
 
-def test_without_ingress_auth_authenticated_routes_are_not_served(ctx, kube):
+def test_without_forward_auth_authenticated_routes_are_not_served(ctx, kube):
     out = settle(ctx, _mixed())
-    assert set(virtual_services(kube)) == {"/dex/"}
+    assert set(virtual_services(kube)) == {"/dex"}
     assert _policy(kube) is None
-    _assert_denies_all_but(kube, "/dex/")
-    assert urls(out) == {"dex": f"{BASE}/dex/", "dashboard": None}
+    _assert_denies_all_but(kube, "/dex")
+    assert urls(out) == {"dex": BASE, "dashboard": None}
     assert out.unit_status == testing.BlockedStatus(
-        "authenticated routes are not served: relate ingress-auth"
+        "authenticated routes are not served: relate forward-auth"
     )
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     assert "extensionProviders" not in mesh
 
 
-def test_ingress_auth_without_data_yet_waits(ctx, kube):
-    silent = testing.Relation("ingress-auth", remote_app_name="oidc-gateway")
+def test_forward_auth_without_data_yet_waits(ctx, kube):
+    silent = testing.Relation("forward-auth", remote_app_name="oidc-gateway")
     out = settle(ctx, _mixed(silent))
-    assert set(virtual_services(kube)) == {"/dex/"}
+    assert set(virtual_services(kube)) == {"/dex"}
     assert out.unit_status == testing.WaitingStatus(
         "authenticated routes are not served: waiting for oidc-gateway"
     )
 
 
-def test_invalid_ingress_auth_data_fails_closed(ctx, kube):
-    bad = testing.Relation(
-        "ingress-auth",
-        remote_app_name="oidc-gateway",
-        remote_app_data={"service": "Not A Label", "namespace": "kubeflow", "port": "4180"},
-    )
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"decisions_address": "ftp://x"}, "decisions_address must be an http(s) URL"),
+        ({"decisions_address": "http://Not A Host/"}, "decisions_address must"),
+        ({"decisions_address": "http://x:99999"}, "invalid port"),
+        (
+            {"decisions_address": "http://x", "headers": '["ok", "bad header"]'},
+            "headers must be a list of header names",
+        ),
+        (
+            {"decisions_address": "http://x", "app_names": '"x"'},
+            "app_names must be a list of names",
+        ),
+        (
+            {"decisions_address": "http://x", "kubeflow_user_header": '"a b"'},
+            "kubeflow_user_header must be a header name",
+        ),
+    ],
+)
+def test_invalid_forward_auth_data_fails_closed(ctx, kube, data, problem):
+    bad = testing.Relation("forward-auth", remote_app_name="oidc-gateway", remote_app_data=data)
     out = settle(ctx, _mixed(bad))
-    assert set(virtual_services(kube)) == {"/dex/"}
+    assert set(virtual_services(kube)) == {"/dex"}
     assert _policy(kube) is None
-    _assert_denies_all_but(kube, "/dex/")
+    _assert_denies_all_but(kube, "/dex")
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith(
-        "authenticated routes are not served: oidc-gateway sent"
+        "authenticated routes are not served: oidc-gateway sent invalid forward-auth data"
     )
-    assert "service" in out.unit_status.message
+    assert problem in out.unit_status.message
 
 
-def test_losing_ingress_auth_withdraws_authenticated_routes(ctx, kube):
+def test_losing_forward_auth_withdraws_authenticated_routes(ctx, kube):
     auth = auth_relation()
     out = settle(ctx, _mixed(auth))
-    assert set(virtual_services(kube)) == {"/dex/", "/"}
+    assert set(virtual_services(kube)) == {"/dex", "/"}
     assert _policy(kube) is not None
     assert _deny(kube) is None
 
@@ -279,14 +465,37 @@ def test_losing_ingress_auth_withdraws_authenticated_routes(ctx, kube):
     out = ctx.run(ctx.on.relation_broken(gone), out)
     out = dataclasses.replace(out, relations={r for r in out.relations if r.id != auth.id})
     out = ctx.run(ctx.on.update_status(), out)
-    assert set(virtual_services(kube)) == {"/dex/"}
+    assert set(virtual_services(kube)) == {"/dex"}
     assert _policy(kube) is None
-    _assert_denies_all_but(kube, "/dex/")
+    _assert_denies_all_but(kube, "/dex")
     assert urls(out)["dashboard"] is None
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     assert "extensionProviders" not in mesh
 
 
-def test_only_unauthenticated_routes_need_no_ingress_auth(ctx, kube):
-    out = settle(ctx, with_relations(state(), route("dex", "/dex/", auth=False)))
+def test_only_unauthenticated_routes_need_no_forward_auth(ctx, kube):
+    out = settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
     assert out.unit_status == testing.ActiveStatus(f"{BASE} (no load-balancer address yet)")
+
+
+def test_the_login_provider_is_told_which_apps_it_protects(ctx, kube):
+    auth = auth_relation()
+    out = settle(ctx, _mixed(auth, route("kfp-ui", "/pipeline")))
+    assert json.loads(out.get_relation(auth.id).local_app_data["ingress_app_names"]) == [
+        "dashboard",
+        "kfp-ui",
+    ]
+
+
+# --- gateway metadata --------------------------------------------------------------------------
+
+
+def test_gateway_metadata_names_the_gateway(ctx, kube):
+    metadata = testing.Relation("gateway-metadata", remote_app_name="kubeflow-notebooks")
+    out = settle(ctx, with_relations(state(), metadata))
+    assert json.loads(out.get_relation(metadata.id).local_app_data["metadata"]) == {
+        "namespace": MODEL,
+        "gateway_name": "kubeflow-gateway",
+        "deployment_name": "istio-ingressgateway",
+        "service_account": "istio-ingressgateway",
+    }

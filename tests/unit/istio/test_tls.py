@@ -68,7 +68,7 @@ def test_https_from_a_user_secret(ctx, kube, user_cert):
     secret = _tls_secret(cert, key)
     base = with_relations(
         state(config={"tls-secret-id": secret.id, "external-hostname": HOST}, secrets={secret}),
-        route("dex", "/dex/", auth=False),
+        route("dex", "/dex", auth=False),
     )
     out = settle(ctx, base)
 
@@ -80,7 +80,7 @@ def test_https_from_a_user_secret(ctx, kube, user_cert):
     assert tls is not None and tls["type"] == "kubernetes.io/tls"
     assert base64.b64decode(tls["data"]["tls.crt"]).decode().strip() == cert.strip()
     assert base64.b64decode(tls["data"]["tls.key"]).decode().strip() == key.strip()
-    assert urls(out) == {"dex": f"https://{HOST}/dex/"}
+    assert urls(out) == {"dex": f"https://{HOST}"}
     assert out.unit_status == testing.ActiveStatus(f"https://{HOST}")
     assert kube.rejected == []
 
@@ -157,7 +157,7 @@ def _issue(out: testing.State, relation_id: int) -> tuple[testing.Relation, str]
 def test_https_from_the_certificates_relation(ctx, kube):
     relation = _certificates_relation()
     base = with_relations(
-        state(config={"external-hostname": HOST}), relation, route("dex", "/dex/", auth=False)
+        state(config={"external-hostname": HOST}), relation, route("dex", "/dex", auth=False)
     )
     out = ctx.run(ctx.on.relation_created(relation), base)
     out = settle(ctx, out)
@@ -175,7 +175,7 @@ def test_https_from_the_certificates_relation(ctx, kube):
     assert served.startswith(cert.strip())
     assert "PRIVATE KEY" in base64.b64decode(tls["data"]["tls.key"]).decode()
     assert [s["port"]["number"] for s in gateway["spec"]["servers"]] == [80, 443]
-    assert urls(out) == {"dex": f"https://{HOST}/dex/"}
+    assert urls(out) == {"dex": f"https://{HOST}"}
     assert out.unit_status == testing.ActiveStatus(f"https://{HOST}")
     assert kube.rejected == []
 
