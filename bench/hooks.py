@@ -1001,14 +1001,17 @@ def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model
     }
     relations, secrets, offers = [], [], []
     for name, (rid, sid, objects) in handed.items():
-        content = {kubernetes_manifests.CONTENT_KEY: yaml.safe_dump_all(objects, sort_keys=True)}
+        content = {kubernetes_manifests.CONTENT_KEY: json.dumps(objects, sort_keys=True)}
         relations.append(
             Relation(
                 name,
                 rid,
                 "minio",
                 ["minio/0"],
-                remote_app_data={kubernetes_manifests.SECRET_FIELD: f"secret:{sid}"},
+                remote_app_data={
+                    kubernetes_manifests.MANIFESTS_FIELD: f"secret:{sid}",
+                    kubernetes_manifests.IS_SECRET_FIELD: "true",
+                },
             )
         )
         secrets.append(Secret(sid, content, owner=None))

@@ -1,15 +1,46 @@
-"""The `kubernetes_manifests` interface: objects to keep in every user (profile) namespace.
+"""The `kubernetes_manifest` interface: objects to keep in every user (profile) namespace.
 
-Wire format (application databags):
+The wire format is the one Canonical's resource dispatcher and its requirers
+speak (canonical/resource-dispatcher, the charm library
+`resource_dispatcher.v0.kubernetes_manifests`, LIBPATCH 2), so their
+requirers (kfp-profile-controller, mlflow-server, ...) relate to our
+dispatcher and our requirers relate to theirs. The dispatcher provides one
+endpoint per kind: `secrets`, `pod-defaults`, `service-accounts`,
+`config-maps` (theirs also has `roles` and `role-bindings`, which ours does
+not offer).
 
-- requirer (e.g. minio, kfp, mlflow): `manifests-secret-id`, the URI of a
-  Juju secret granted to the relation whose content key `manifests` holds
-  the objects as a YAML stream (or JSON list). Objects carry no namespace:
-  the provider puts a copy in each profile namespace. A Secret's data can
-  thus travel without ever being in clear in a databag. For the ecosystem's
-  older requirers, a `kubernetes_manifests` key holding a JSON list of the
-  objects in clear is read too.
-- provider (the resource dispatcher): nothing.
+Requirer application databag, one of two forms:
+
+- in a secret: `kubernetes_manifests` is the URI of a Juju secret granted to
+  the relation and `is_secret` is `"true"`; the secret's content key
+  `manifests` holds the objects as a JSON list. Our requirer writes only
+  this form, for every kind, so a Secret's data is never in clear in a
+  databag.
+- in clear: without `is_secret: "true"`, `kubernetes_manifests` is the JSON
+  list itself. Canonical's requirers on LIBPATCH 1 (before the secret form)
+  write it, Secrets included; that is their charms' choice, and our provider
+  reads it.
+
+Each object is a Kubernetes object. Without `metadata.namespace` it goes to
+every profile namespace; with it (a "pinned" object) only to that namespace,
+while it is a profile namespace, and there it takes the place of an
+unpinned object of the same kind and name.
+
+Provider application databag: nothing. The dispatcher does not send the
+requirers the list of profile namespaces.
+
+What Canonical's dispatcher does with what our requirers send:
+
+- LIBPATCH 2 (its main branch since d76732e and track/2.0 since cbfacae,
+  January 2026): it reads the secret and gets every object, Secrets
+  included, and applies each to the namespaces carrying its own
+  `target_namespace_label` (`user.kubeflow.org/enabled=true` by default),
+  not to the ones labelled `app.kubernetes.io/part-of=kubeflow-profile`.
+- LIBPATCH 1 and older: it reads `kubernetes_manifests` as a JSON list; a
+  secret URI is not JSON, so its hooks fail until it is refreshed to a
+  revision with LIBPATCH 2. Nothing of ours reaches it, in clear or not.
+- Its workload renders every object as a Jinja2 template (with `NAMESPACE`
+  set), so values holding `{{`, `{%` or `{#` are changed or refused there.
 """
 
 from __future__ import annotations
@@ -20,15 +51,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ops
-import yaml
 
 if TYPE_CHECKING:
     from ops import testing
 
-SECRET_FIELD = "manifests-secret-id"  # noqa: S105 - a databag key
-LEGACY_FIELD = "kubernetes_manifests"
+INTERFACE = "kubernetes_manifest"
+MANIFESTS_FIELD = "kubernetes_manifests"
+IS_SECRET_FIELD = "is_secret"  # noqa: S105 - a databag key
 CONTENT_KEY = "manifests"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class InvalidManifestsError(Exception):
@@ -37,7 +69,7 @@ class InvalidManifestsError(Exception):
 
 @dataclass(frozen=True)
 class Manifest:
-    """One object to keep in every profile namespace."""
+    """One object to keep in the profile namespaces (every one, or the one it names)."""
 
     app: str
     body: dict[str, Any]
@@ -53,32 +85,40 @@ class Manifest:
         return str(self.body["metadata"]["name"])
 
     @property
+    def namespace(self) -> str | None:
+        """The one namespace the object is pinned to, or None for every profile namespace."""
+        return self.body["metadata"].get("namespace") or None
+
+    @property
     def key(self) -> tuple[str, str, str]:
         """What two objects must not share in one namespace: apiVersion, kind, name."""
         return (str(self.body["apiVersion"]), self.kind, self.name)
 
 
 def parse(text: str, app: str) -> list[Manifest]:
-    """Objects from YAML (a stream or a list) or JSON; raises InvalidManifestsError."""
+    """Objects from the wire (a JSON list); raises InvalidManifestsError."""
     try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError:
-        raise InvalidManifestsError(f"{app}'s manifests are not YAML") from None
-    if len(docs) == 1 and isinstance(docs[0], list):
-        docs = docs[0]
-    out = []
-    for doc in docs:
-        if doc is None:
-            continue
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            raise InvalidManifestsError(f"{app} sent an object without apiVersion and kind")
-        name = (doc.get("metadata") or {}).get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidManifestsError(f"{app} sent a {doc['kind']} without a valid name")
-        if (doc.get("metadata") or {}).get("namespace"):
-            raise InvalidManifestsError(f"{app}'s {doc['kind']} {name} names a namespace")
-        out.append(Manifest(app, doc))
-    return out
+        docs = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidManifestsError(f"{app}'s manifests are not JSON") from None
+    if not isinstance(docs, list):
+        raise InvalidManifestsError(f"{app}'s manifests are not a list")
+    return [_manifest(doc, app) for doc in docs]
+
+
+def _manifest(doc: Any, app: str) -> Manifest:
+    if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+        raise InvalidManifestsError(f"{app} sent an object without apiVersion and kind")
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict) or not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidManifestsError(f"{app} sent a {doc['kind']} without a valid name")
+    namespace = metadata.get("namespace")
+    if namespace is not None and (
+        not isinstance(namespace, str) or (namespace and not _NAMESPACE.match(namespace))
+    ):
+        raise InvalidManifestsError(f"{app}'s {doc['kind']} {name} names an invalid namespace")
+    return Manifest(app, doc)
 
 
 class ManifestsProvider:
@@ -94,23 +134,22 @@ class ManifestsProvider:
         return sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
 
     def manifests(self, relation: ops.Relation) -> list[Manifest]:
-        """One relation's objects; raises InvalidManifestsError."""
+        """One relation's objects, from its secret or in clear; raises InvalidManifestsError."""
         if relation.app is None:
             return []
         app = relation.app.name
         data = relation.data[relation.app]
-        if uri := data.get(SECRET_FIELD):
-            try:
-                content = self._charm.model.get_secret(id=uri).get_content(refresh=True)
-            except (ops.SecretNotFoundError, ops.ModelError):
-                raise InvalidManifestsError(f"{app}'s manifests secret cannot be read") from None
-            return parse(content.get(CONTENT_KEY, ""), app)
-        if raw := data.get(LEGACY_FIELD):
-            try:
-                return parse(json.dumps(json.loads(raw)), app)
-            except json.JSONDecodeError:
-                raise InvalidManifestsError(f"{app}'s manifests are not JSON") from None
-        return []
+        value = data.get(MANIFESTS_FIELD)
+        if data.get(IS_SECRET_FIELD) != "true":
+            return parse(value, app) if value else []
+        if not value:
+            raise InvalidManifestsError(f"{app} says its manifests are in a secret but names none")
+        try:
+            content = self._charm.model.get_secret(id=value).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise InvalidManifestsError(f"{app}'s manifests secret cannot be read") from None
+        text = content.get(CONTENT_KEY)
+        return parse(text, app) if text else []
 
 
 class ManifestsRequirer:
@@ -124,10 +163,10 @@ class ManifestsRequirer:
         """Leader: make every relation's secret hold `objects`; only what changed is written."""
         if not self._charm.unit.is_leader():
             return False
-        content = {CONTENT_KEY: yaml.safe_dump_all(objects, sort_keys=True)}
+        content = {CONTENT_KEY: json.dumps(objects, sort_keys=True)}
         wrote = False
         for relation in self._charm.model.relations[self._endpoint]:
-            label = f"{self._endpoint}-{relation.id}"
+            label = self._label(relation)
             try:
                 secret = self._charm.model.get_secret(label=label)
                 if secret.get_content(refresh=True) != content:
@@ -139,19 +178,21 @@ class ManifestsRequirer:
                 wrote = True
             uri = secret.id or secret.get_info().id
             databag = relation.data[self._charm.app]
-            if databag.get(SECRET_FIELD) != uri:
-                databag[SECRET_FIELD] = uri
-                wrote = True
+            for key, value in ((MANIFESTS_FIELD, uri), (IS_SECRET_FIELD, "true")):
+                if databag.get(key) != value:
+                    databag[key] = value
+                    wrote = True
         return wrote
 
     def revoke(self, relation: ops.Relation) -> None:
         """Remove the secret of a relation that is going away."""
         try:
-            self._charm.model.get_secret(
-                label=f"{self._endpoint}-{relation.id}"
-            ).remove_all_revisions()
+            self._charm.model.get_secret(label=self._label(relation)).remove_all_revisions()
         except ops.SecretNotFoundError:
             pass
+
+    def _label(self, relation: ops.Relation) -> str:
+        return f"{self._endpoint}-{relation.id}"
 
 
 # --- helpers for charm tests -------------------------------------------------
@@ -164,15 +205,52 @@ def relation_for_provider(
     remote_app_name: str = "minio",
     **kwargs: Any,
 ) -> tuple[testing.Relation, testing.Secret]:
-    """A relation as the dispatcher sees it, and the secret holding the objects."""
+    """A relation as the dispatcher sees it (secret form), and the secret holding the objects."""
     from ops import testing
 
-    secret = testing.Secret(tracked_content={CONTENT_KEY: yaml.safe_dump_all(objects)})
+    secret = secret_for_provider(objects)
     relation = testing.Relation(
         endpoint,
-        interface="kubernetes_manifests",
+        interface=INTERFACE,
         remote_app_name=remote_app_name,
-        remote_app_data={SECRET_FIELD: secret.id},
+        remote_app_data={MANIFESTS_FIELD: secret.id, IS_SECRET_FIELD: "true"},
         **kwargs,
     )
     return relation, secret
+
+
+def secret_for_provider(objects: list[dict[str, Any]], **kwargs: Any) -> testing.Secret:
+    """A requirer's secret holding `objects`, as the dispatcher reads it."""
+    from ops import testing
+
+    return testing.Secret(tracked_content={CONTENT_KEY: json.dumps(objects)}, **kwargs)
+
+
+def relation_in_clear_for_provider(
+    objects: list[dict[str, Any]],
+    endpoint: str = "secrets",
+    *,
+    remote_app_name: str = "mlflow-server",
+    **kwargs: Any,
+) -> testing.Relation:
+    """A relation from a requirer that sends its objects in clear (the older form)."""
+    from ops import testing
+
+    return testing.Relation(
+        endpoint,
+        interface=INTERFACE,
+        remote_app_name=remote_app_name,
+        remote_app_data={MANIFESTS_FIELD: json.dumps(objects)},
+        **kwargs,
+    )
+
+
+def relation_for_requirer(
+    endpoint: str = "secrets", *, remote_app_name: str = "resource-dispatcher", **kwargs: Any
+) -> testing.Relation:
+    """A relation as a requirer sees it: the dispatcher writes nothing."""
+    from ops import testing
+
+    return testing.Relation(
+        endpoint, interface=INTERFACE, remote_app_name=remote_app_name, **kwargs
+    )

@@ -1,4 +1,4 @@
-"""`kubeflow_dashboard_links` and `kubernetes_manifests`: both sides agree on the wire."""
+"""`kubeflow_dashboard_links` and `kubernetes_manifest`: both sides agree on the wire."""
 
 from __future__ import annotations
 
@@ -53,14 +53,14 @@ UI_META = {
     "name": "ui",
     "requires": {
         "dashboard-links": {"interface": "kubeflow_dashboard_links"},
-        "secrets": {"interface": "kubernetes_manifests"},
+        "secrets": {"interface": "kubernetes_manifest"},
     },
 }
 HUB_META = {
     "name": "hub",
     "provides": {
         "links": {"interface": "kubeflow_dashboard_links"},
-        "secrets": {"interface": "kubernetes_manifests"},
+        "secrets": {"interface": "kubernetes_manifest"},
     },
 }
 
@@ -68,15 +68,18 @@ HUB_META = {
 def test_links_and_manifests_round_trip():
     ui = testing.Context(Ui, meta=UI_META)
     links_rel = testing.Relation("dashboard-links", remote_app_name="hub")
-    secrets_rel = testing.Relation("secrets", remote_app_name="hub")
+    secrets_rel = kubernetes_manifests.relation_for_requirer(remote_app_name="hub")
     out = ui.run(
         ui.on.config_changed(), testing.State(leader=True, relations=[links_rel, secrets_rel])
     )
     links_data = dict(out.get_relation(links_rel.id).local_app_data)
     secrets_data = dict(out.get_relation(secrets_rel.id).local_app_data)
     (secret,) = out.secrets
-    assert "stringData" not in json.dumps(secrets_data)  # the objects travel in the secret
+    # Only the secret's id and the flag saying it is one: the objects travel in the secret.
+    assert secrets_data == {"kubernetes_manifests": secret.id, "is_secret": "true"}
+    assert "stringData" not in json.dumps(secrets_data)
     assert secret.remote_grants == {secrets_rel.id: {"hub"}}
+    assert json.loads(secret.tracked_content["manifests"]) == [SECRET]
 
     hub = testing.Context(Hub, meta=HUB_META)
     state = testing.State(
@@ -122,10 +125,18 @@ def test_unknown_location_is_dropped():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a: [", "not YAML"),
-        ("kind: Secret\nmetadata: {name: s}\n", "apiVersion and kind"),
-        ("apiVersion: v1\nkind: Secret\nmetadata: {name: Bad_Name}\n", "valid name"),
-        ("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: x}\n", "names a namespace"),
+        ("kind: Secret", "not JSON"),
+        ('{"kind": "Secret"}', "not a list"),
+        ('[{"kind": "Secret", "metadata": {"name": "s"}}]', "apiVersion and kind"),
+        ('[{"apiVersion": "v1", "kind": "Secret"}]', "valid name"),
+        (
+            '[{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "Bad_Name"}}]',
+            "valid name",
+        ),
+        (
+            json.dumps([{**SECRET, "metadata": {"name": "s", "namespace": "A"}}]),
+            "invalid namespace",
+        ),
     ],
 )
 def test_bad_manifests_are_refused(text, message):
@@ -133,15 +144,27 @@ def test_bad_manifests_are_refused(text, message):
         kubernetes_manifests.parse(text, "app")
 
 
-def test_legacy_clear_manifests_are_read():
+def test_pinned_and_unpinned_objects_parse():
+    pinned = {**SECRET, "metadata": {"name": "s3", "namespace": "team-a"}}
+    blank = {**SECRET, "metadata": {"name": "s3", "namespace": ""}}
+    parsed = kubernetes_manifests.parse(json.dumps([SECRET, pinned, blank]), "app")
+    assert [m.namespace for m in parsed] == [None, "team-a", None]
+
+
+def test_clear_manifests_are_read():
     hub = testing.Context(Hub, meta=HUB_META)
-    rel = testing.Relation(
-        "secrets",
-        remote_app_name="kfp",
-        remote_app_data={"kubernetes_manifests": json.dumps([SECRET])},
-    )
+    rel = kubernetes_manifests.relation_in_clear_for_provider([SECRET], remote_app_name="kfp")
     out = hub.run(hub.on.update_status(), testing.State(relations=[rel]))
     assert out.unit_status == testing.ActiveStatus("kfp:Secret/s3")
+
+
+def test_a_secret_flag_without_a_secret_is_refused():
+    hub = testing.Context(Hub, meta=HUB_META)
+    rel = testing.Relation("secrets", remote_app_name="kfp", remote_app_data={"is_secret": "true"})
+    out = hub.run(hub.on.update_status(), testing.State(relations=[rel]))
+    assert out.unit_status == testing.BlockedStatus(
+        "kfp says its manifests are in a secret but names none"
+    )
 
 
 def test_helper_relation_parses():
@@ -149,6 +172,10 @@ def test_helper_relation_parses():
     hub = testing.Context(Hub, meta=HUB_META)
     out = hub.run(hub.on.update_status(), testing.State(relations=[rel], secrets=[secret]))
     assert out.unit_status == testing.ActiveStatus("minio:Secret/s3")
+    # An empty databag (a requirer that has sent nothing yet) is no objects, not an error.
+    empty = testing.Relation("secrets", remote_app_name="kfp")
+    out = hub.run(hub.on.update_status(), testing.State(relations=[empty]))
+    assert out.unit_status == testing.ActiveStatus("")
     rel2 = dashboard_links.relation_for_provider([LINK])
     out = hub.run(hub.on.update_status(), testing.State(relations=[rel2]))
     assert out.unit_status == testing.ActiveStatus("Notebooks")

@@ -50,6 +50,7 @@ WEBHOOK_KINDS = (
 DISPATCHED_KINDS = (
     Kind("v1", "Secret"),
     Kind("v1", "ServiceAccount"),
+    Kind("v1", "ConfigMap"),
     Kind("kubeflow.org/v1alpha1", "PodDefault", "poddefaults"),
 )
 
@@ -235,10 +236,10 @@ class ResourceDispatcherCharm(ops.CharmBase):
     ) -> None:
         self._resources(CRDS_SCOPE, CRD_KINDS).reconcile(own[CRDS_SCOPE])
         self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).reconcile(own[WEBHOOK_SCOPE])
-        for app, manifests in plan.objects.items():
+        for app in plan.objects:
             for ns in namespaces:
                 scope = dispatch.scope(app, ns)
-                self._resources(scope, DISPATCHED_KINDS).reconcile(dispatch.render(manifests, ns))
+                self._resources(scope, DISPATCHED_KINDS).reconcile(dispatch.render(plan, app, ns))
         for app in gone:
             for ns in namespaces:
                 self._resources(dispatch.scope(app, ns), DISPATCHED_KINDS).delete()

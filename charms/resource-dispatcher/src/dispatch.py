@@ -5,6 +5,11 @@ module refuses kinds an endpoint does not carry, finds names two apps both
 claim, and says which apps' objects are applied. An app that is refused or
 in a conflict is not applied at all: what it had in the namespaces stays
 as it was until the problem is fixed.
+
+An object without a namespace goes to every profile namespace; one pinned
+to a namespace goes only there (and only while it is a profile namespace),
+and there takes the place of an unpinned object of the same kind and name,
+whichever app sends that one (the rule Canonical's dispatcher follows).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ ENDPOINT_KINDS: dict[str, tuple[str, str]] = {
     "secrets": ("v1", "Secret"),
     "pod-defaults": ("kubeflow.org/v1alpha1", "PodDefault"),
     "service-accounts": ("v1", "ServiceAccount"),
+    "config-maps": ("v1", "ConfigMap"),
 }
 
 
@@ -37,17 +43,32 @@ class Offer:
 
 
 @dataclasses.dataclass(frozen=True)
+class Conflict:
+    """Two apps sending an object of the same kind and name for the same namespace(s)."""
+
+    kind: str
+    name: str
+    namespace: str | None  # None: both are for every profile namespace
+    first: str
+    second: str
+
+    def __str__(self) -> str:
+        where = f" for namespace {self.namespace}" if self.namespace else ""
+        return f"{self.first} and {self.second} both send {self.kind} {self.name}{where}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """Which apps' objects to apply, and why the others are held back."""
 
     objects: dict[str, tuple[Manifest, ...]]  # app -> its objects, for the apps applied
     refused: dict[str, str]  # app -> why (invalid manifests or a wrong kind)
-    conflicts: tuple[tuple[str, str, str, str], ...]  # (kind, name, app, other app)
+    conflicts: tuple[Conflict, ...]
 
     @property
     def held(self) -> set[str]:
         """Apps whose objects are not applied now."""
-        return set(self.refused) | {a for c in self.conflicts for a in c[2:]}
+        return set(self.refused) | {a for c in self.conflicts for a in (c.first, c.second)}
 
 
 def plan(offers: Iterable[Offer]) -> Plan:
@@ -74,23 +95,24 @@ def plan(offers: Iterable[Offer]) -> Plan:
             )
             continue
         objects[offer.app].extend(offer.manifests)
-    owners: dict[tuple[str, str], str] = {}
-    conflicts: list[tuple[str, str, str, str]] = []
+    owners: dict[tuple[str | None, str, str], str] = {}
+    conflicts: list[Conflict] = []
     for app in sorted(objects):
         if app in refused:
             continue
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str | None, str, str]] = set()
         for manifest in objects[app]:
-            key = (manifest.kind, manifest.name)
+            key = (manifest.namespace, manifest.kind, manifest.name)
             if key in seen:
-                refused[app] = f"{app} sent {manifest.kind} {manifest.name} twice"
+                where = f" for namespace {key[0]}" if key[0] else ""
+                refused[app] = f"{app} sent {manifest.kind} {manifest.name}{where} twice"
                 break
             seen.add(key)
             other = owners.get(key)
             if other is not None and other != app:
-                conflicts.append((manifest.kind, manifest.name, other, app))
+                conflicts.append(Conflict(manifest.kind, manifest.name, key[0], other, app))
             owners.setdefault(key, app)
-    held = set(refused) | {a for c in conflicts for a in c[2:]}
+    held = set(refused) | {a for c in conflicts for a in (c.first, c.second)}
     return Plan(
         objects={a: tuple(m) for a, m in sorted(objects.items()) if a not in held},
         refused=refused,
@@ -98,10 +120,25 @@ def plan(offers: Iterable[Offer]) -> Plan:
     )
 
 
-def render(manifests: Sequence[Manifest], namespace: str) -> str:
-    """The objects as a YAML stream, each placed in `namespace`."""
+def render(result: Plan, app: str, namespace: str) -> str:
+    """An applied app's objects for one namespace, as a YAML stream, each placed there.
+
+    Its unpinned objects, less those an applied app pins to this namespace
+    under the same kind and name, and its objects pinned to this namespace.
+    """
+    pinned_here = {
+        (m.kind, m.name)
+        for manifests in result.objects.values()
+        for m in manifests
+        if m.namespace == namespace
+    }
     docs: list[dict[str, Any]] = []
-    for manifest in sorted(manifests, key=lambda m: m.key):
+    for manifest in sorted(result.objects.get(app, ()), key=lambda m: m.key):
+        if manifest.namespace is None:
+            if (manifest.kind, manifest.name) in pinned_here:
+                continue
+        elif manifest.namespace != namespace:
+            continue
         body = dict(manifest.body)
         body["metadata"] = {**body["metadata"], "namespace": namespace}
         docs.append(body)
@@ -124,14 +161,10 @@ def scope(app: str, namespace: str) -> str:
 def problems(result: Plan) -> list[str]:
     """One message per problem, naming the apps."""
     out = [result.refused[app] for app in sorted(result.refused)]
-    out += [f"{a} and {b} both send {kind} {name}" for kind, name, a, b in result.conflicts]
+    out += [str(conflict) for conflict in result.conflicts]
     return out
 
 
 def hashable(result: Plan, namespaces: Sequence[str]) -> Mapping[str, str]:
     """Each (app, namespace) scope and its rendered objects: what the applied hash covers."""
-    return {
-        scope(app, ns): render(manifests, ns)
-        for app, manifests in result.objects.items()
-        for ns in namespaces
-    }
+    return {scope(app, ns): render(result, app, ns) for app in result.objects for ns in namespaces}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,9 +15,7 @@ SERVICE_URL = "http://minio.kubeflow.svc.cluster.local:9000"
 
 
 def _relation(endpoint: str) -> testing.Relation:
-    return testing.Relation(
-        endpoint, interface="kubernetes_manifests", remote_app_name="dispatcher"
-    )
+    return kubernetes_manifests.relation_for_requirer(endpoint, remote_app_name="dispatcher")
 
 
 def _state(*relations: testing.Relation, **kwargs: Any) -> testing.State:
@@ -32,11 +31,12 @@ def _state(*relations: testing.Relation, **kwargs: Any) -> testing.State:
 
 
 def _objects(out: testing.State, relation: testing.Relation) -> list[dict[str, Any]]:
-    uri = out.get_relation(relation.id).local_app_data[kubernetes_manifests.SECRET_FIELD]
-    secret = out.get_secret(id=uri)
+    data = out.get_relation(relation.id).local_app_data
+    assert data[kubernetes_manifests.IS_SECRET_FIELD] == "true"
+    secret = out.get_secret(id=data[kubernetes_manifests.MANIFESTS_FIELD])
     assert relation.id in secret.remote_grants
     content = secret.latest_content or {}
-    return list(yaml.safe_load_all(content[kubernetes_manifests.CONTENT_KEY]))
+    return json.loads(content[kubernetes_manifests.CONTENT_KEY])
 
 
 def _root(out: testing.State) -> dict[str, str]:
@@ -61,8 +61,13 @@ def test_the_secret_holds_the_root_credentials(ctx, relations):
         "MINIO_ACCESS_KEY": root["access-key"],
         "MINIO_SECRET_KEY": root["secret-key"],
     }
-    # Nothing in clear in the databag: only the secret's id.
-    assert set(out.get_relation(secrets.id).local_app_data) == {"manifests-secret-id"}
+    # Nothing in clear in the databag: only the secret's id and the flag saying it is one.
+    assert set(out.get_relation(secrets.id).local_app_data) == {
+        "kubernetes_manifests",
+        "is_secret",
+    }
+    for value in root.values():
+        assert value not in json.dumps(out.get_relation(secrets.id).local_app_data)
 
 
 def test_the_pod_default_has_the_endpoint_and_no_credential(ctx, relations):
@@ -135,7 +140,7 @@ def test_external_mode_hands_over_the_external_store(ctx, relations):
 def test_relation_broken_revokes_the_secret(ctx, relations):
     secrets, _ = relations
     settled = ctx.run(ctx.on.relation_created(secrets), _state(secrets))
-    uri = settled.get_relation(secrets.id).local_app_data["manifests-secret-id"]
+    uri = settled.get_relation(secrets.id).local_app_data["kubernetes_manifests"]
 
     out = ctx.run(ctx.on.relation_broken(settled.get_relation(secrets.id)), settled)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from bundle.fake_kubernetes import FakeKubernetes
@@ -73,6 +74,15 @@ def offer(
     )
 
 
+def relation_in_clear_for_provider(
+    objects: list[dict[str, Any]], endpoint: str, app: str = "mlflow-server"
+) -> testing.Relation:
+    """A relation from `app` sending `objects` in clear, as older requirers do."""
+    return kubernetes_manifests.relation_in_clear_for_provider(
+        objects, endpoint, remote_app_name=app
+    )
+
+
 def secret_object(name: str, **data: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -99,11 +109,23 @@ def service_account(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
 
 
+def config_map(name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": data or {"key": "value"},
+    }
+
+
+def pinned(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The object pinned to one namespace."""
+    return {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+
+
 def changed_secret(secret: testing.Secret, objects: list[dict[str, Any]]) -> testing.Secret:
     """The same secret with a new revision holding `objects`."""
-    import yaml
-
-    content = {kubernetes_manifests.CONTENT_KEY: yaml.safe_dump_all(objects)}
+    content = {kubernetes_manifests.CONTENT_KEY: json.dumps(objects)}
     return dataclasses.replace(secret, tracked_content=content, latest_content=content)
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from ops import testing
 from unit.resource_dispatcher.helpers import (
     add_namespace,
     add_object,
     changed_secret,
+    config_map,
     containers,
     names,
     notice,
     offer,
+    pinned,
     pod_default,
+    relation_in_clear_for_provider,
     replace_secret,
     secret_object,
     service_account,
@@ -180,16 +184,135 @@ def test_wrong_kind_is_refused_naming_the_app(ctx, kube):
     assert kube.of_kind("ServiceAccount") == []
 
 
-def test_namespaced_object_is_refused(ctx, kube):
+def test_pinned_object_goes_only_to_its_profile_namespace(ctx, kube):
     add_namespace(kube, "team-a")
-    body = {**secret_object("x"), "metadata": {"name": "x", "namespace": "kube-system"}}
+    add_namespace(kube, "team-b")
+    add_namespace(kube, "kube-system", labels={})
+    objects = [
+        pinned(secret_object("for-a"), "team-a"),
+        pinned(secret_object("sneaky"), "kube-system"),
+        pinned(secret_object("later"), "team-c"),
+    ]
+    relation, secret = offer("secrets", "kfp", objects)
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    # A namespace that is not a profile one is never written to.
+    assert names(kube, "Secret") == {("team-a", "for-a")}
+    assert out.unit_status == testing.ActiveStatus("1 app(s) dispatched to 2 profile namespace(s)")
+
+    # The pinned namespace becomes a profile: its object follows.
+    add_namespace(kube, "team-c")
+    woken = dataclasses.replace(out, containers=containers(notices=(notice("team-c"),)))
+    container = woken.get_container("namespace-watch")
+    ctx.run(ctx.on.pebble_custom_notice(container, container.notices[0]), woken)
+    assert names(kube, "Secret") == {("team-a", "for-a"), ("team-c", "later")}
+
+
+@pytest.mark.parametrize(("pinning", "unpinned"), [("kfp", "minio"), ("minio", "kfp")])
+def test_pinned_object_takes_the_place_of_an_unpinned_one(ctx, kube, pinning, unpinned):
+    add_namespace(kube, "team-a")
+    add_namespace(kube, "team-b")
+    default, default_secret = offer("secrets", unpinned, [secret_object("shared", key="all")])
+    override, override_secret = offer(
+        "secrets", pinning, [pinned(secret_object("shared", key="only-a"), "team-a")]
+    )
+    base = state(default, override, secrets={default_secret, override_secret})
+
+    out = ctx.run(ctx.on.relation_changed(override), base)
+
+    assert out.unit_status == testing.ActiveStatus("2 app(s) dispatched to 2 profile namespace(s)")
+    a = kube.get("Secret", "shared", "team-a")
+    b = kube.get("Secret", "shared", "team-b")
+    assert a is not None and a["stringData"] == {"key": "only-a"}
+    assert b is not None and b["stringData"] == {"key": "all"}
+
+    # The pinning app goes: the unpinned object comes back in its place.
+    out = ctx.run(ctx.on.relation_broken(override), out)
+    ctx.run(ctx.on.update_status(), without_relation(out, override))
+    a = kube.get("Secret", "shared", "team-a")
+    assert a is not None and a["stringData"] == {"key": "all"}
+    assert names(kube, "Secret") == {("team-a", "shared"), ("team-b", "shared")}
+
+
+def test_two_apps_pinning_one_name_to_one_namespace_conflict(ctx, kube):
+    add_namespace(kube, "team-a")
+    minio, minio_secret = offer("secrets", "minio", [pinned(secret_object("x"), "team-a")])
+    kfp, kfp_secret = offer("secrets", "kfp", [pinned(secret_object("x"), "team-a")])
+
+    out = ctx.run(
+        ctx.on.relation_changed(kfp), state(minio, kfp, secrets={minio_secret, kfp_secret})
+    )
+
+    assert out.unit_status == testing.BlockedStatus(
+        "not dispatched: kfp and minio both send Secret x for namespace team-a"
+    )
+    assert kube.of_kind("Secret") == []
+
+
+@pytest.mark.parametrize(
+    ("namespace", "message"),
+    [("Kube_System", "names an invalid namespace"), (["team-a"], "names an invalid namespace")],
+)
+def test_invalid_namespace_is_refused_naming_the_app(ctx, kube, namespace, message):
+    add_namespace(kube, "team-a")
+    body = {**secret_object("x"), "metadata": {"name": "x", "namespace": namespace}}
     relation, secret = offer("secrets", "kfp", [body])
 
     out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
 
-    assert isinstance(out.unit_status, testing.BlockedStatus)
-    assert "kfp" in out.unit_status.message
+    assert out.unit_status == testing.BlockedStatus(f"not dispatched: kfp's Secret x {message}")
     assert kube.of_kind("Secret") == []
+
+
+def test_config_maps_are_dispatched(ctx, kube):
+    add_namespace(kube, "team-a")
+    relation, secret = offer("config-maps", "kfp", [config_map("kfp-launcher")])
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    assert names(kube, "ConfigMap") == {("team-a", "kfp-launcher")}
+    assert out.unit_status == testing.ActiveStatus("1 app(s) dispatched to 1 profile namespace(s)")
+
+
+def test_objects_in_clear_are_read(ctx, kube):
+    # Canonical's requirers before the secret form send the JSON list in clear.
+    add_namespace(kube, "team-a")
+    relation = relation_in_clear_for_provider(
+        [pod_default("mlflow-server-access-minio")], "pod-defaults"
+    )
+
+    out = ctx.run(ctx.on.relation_changed(relation), state(relation))
+
+    assert names(kube, "PodDefault") == {("team-a", "mlflow-server-access-minio")}
+    assert out.unit_status == testing.ActiveStatus("1 app(s) dispatched to 1 profile namespace(s)")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"is_secret": "true"}, "kfp says its manifests are in a secret but names none"),
+        (
+            {"is_secret": "true", "kubernetes_manifests": "secret:cv0000000000000000a0"},
+            "kfp's manifests secret cannot be read",
+        ),
+        ({"kubernetes_manifests": "secret:cv0000000000000000a0"}, "kfp's manifests are not JSON"),
+        ({"kubernetes_manifests": '{"kind": "Secret"}'}, "kfp's manifests are not a list"),
+    ],
+)
+def test_unreadable_databag_blocks_and_keeps_what_was_there(ctx, kube, data, message):
+    add_namespace(kube, "team-a")
+    relation, secret = offer("secrets", "kfp", [secret_object("kfp-token")])
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+
+    broken = dataclasses.replace(relation, remote_app_data=data)
+    out = ctx.run(
+        ctx.on.relation_changed(broken),
+        dataclasses.replace(settled, relations=(settled.relations - {relation}) | {broken}),
+    )
+
+    assert out.unit_status == testing.BlockedStatus(f"not dispatched: {message}")
+    assert names(kube, "Secret") == {("team-a", "kfp-token")}
 
 
 def test_label_removed_namespace_is_left_alone(ctx, kube):
