@@ -594,8 +594,10 @@ class IstioCharm(ops.CharmBase):
                 for key in ANSWER_KEYS:
                     _set(databag, key, answer[key] if request else None)
             else:
-                url = json.dumps({"url": f"{base}{request.url_path}"}) if request else None
-                _set(databag, "ingress", url)
+                from kubeflow_interfaces.ingress import IngressV2Provider
+
+                url = f"{base}{request.url_path}" if request else None
+                IngressV2Provider(self, endpoint).publish(relation, url)
         self._publish_protected_apps(sorted(protected))
         self._publish_gateway_metadata()
 

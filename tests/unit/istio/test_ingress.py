@@ -499,3 +499,79 @@ def test_gateway_metadata_names_the_gateway(ctx, kube):
         "deployment_name": "istio-ingressgateway",
         "service_account": "istio-ingressgateway",
     }
+
+
+# --- ingress v2 ---------------------------------------------------------------------------------
+
+
+def _v2(app: str, *, auth: bool = True, **kw):
+    from kubeflow_interfaces import ingress
+
+    endpoint = "ingress" if auth else "ingress-unauthenticated"
+    return ingress.relation_for_provider(
+        endpoint, name=app, remote_app_name=app, model=MODEL, **kw
+    )
+
+
+def _v2_url(out, relation):
+    raw = out.get_relation(relation.id).local_app_data.get("ingress")
+    return json.loads(raw)["url"] if raw else None
+
+
+def test_ingress_v2_is_served_at_model_dash_app(ctx, kube):
+    grafana = _v2("grafana", port=3000, strip_prefix=True)
+    site = _v2("site", auth=False, port=8080)
+    out = settle(ctx, with_relations(state(), grafana, site, auth_relation()))
+    served = virtual_services(kube)
+    assert set(served) == {"/kubeflow-grafana", "/kubeflow-site"}
+    assert served["/kubeflow-grafana"]["route"] == [
+        {"destination": {"host": "grafana.kubeflow.svc.cluster.local", "port": {"number": 3000}}}
+    ]
+    assert served["/kubeflow-grafana"]["rewrite"] == {"uri": "/"}  # strip-prefix
+    assert "rewrite" not in served["/kubeflow-site"]
+    assert _v2_url(out, grafana) == f"{BASE}/kubeflow-grafana"
+    assert _v2_url(out, site) == f"{BASE}/kubeflow-site"
+    # The open one is left out of the login check; the other is behind it.
+    assert _policy(kube)["spec"]["rules"] == [
+        {"to": [{"operation": {"paths": ["/*"], "notPaths": _open_paths("/kubeflow-site")}}]}
+    ]
+    assert out.unit_status.name == "active"
+
+
+def test_ingress_v2_behind_the_login_waits_for_it(ctx, kube):
+    grafana = _v2("grafana", port=3000)
+    out = settle(ctx, with_relations(state(), grafana))
+    assert virtual_services(kube) == {}
+    assert _v2_url(out, grafana) is None
+    assert out.unit_status == testing.BlockedStatus(
+        "authenticated routes are not served: relate forward-auth"
+    )
+
+
+def test_ingress_v2_with_a_scheme_the_gateway_cannot_speak_is_refused(ctx, kube):
+    odd = _v2("odd", auth=False, scheme="h2c")
+    out = settle(ctx, with_relations(state(), odd))
+    assert out.unit_status == testing.BlockedStatus(
+        "route refused: odd (scheme 'h2c' is not served (http only))"
+    )
+    assert _v2_url(out, odd) is None
+
+
+def test_invalid_ingress_v2_data_is_refused_naming_the_field(ctx, kube):
+    bad = testing.Relation(
+        "ingress-unauthenticated",
+        remote_app_name="bad",
+        remote_app_data={"model": '"kubeflow"', "name": '"bad"', "port": '"eighty"'},
+        remote_units_data={0: {"host": '"bad-0"'}},
+    )
+    out = settle(ctx, with_relations(state(), bad))
+    assert out.unit_status.message == "route refused: bad (invalid ingress relation data (port))"
+
+
+def test_ingress_v2_and_a_route_on_one_path_conflict(ctx, kube):
+    grafana = _v2("grafana", auth=False)
+    squatter = route("squatter", "/kubeflow-grafana", auth=False)
+    out = settle(ctx, with_relations(state(), grafana, squatter))
+    assert out.unit_status.message == (
+        "/kubeflow-grafana is claimed by grafana and squatter: neither route changed"
+    )
