@@ -1,4 +1,4 @@
-"""`ingress` and `ingress-auth`: both sides agree on the wire; bad data is refused."""
+"""`ingress`: both sides agree on the wire; bad data is refused."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ import ops
 import pytest
 from ops import testing
 
-from kubeflow_interfaces import ingress, ingress_auth
+from kubeflow_interfaces import ingress
 from kubeflow_interfaces.ingress import IngressProvider, IngressRequirer, InvalidIngressDataError
-from kubeflow_interfaces.ingress_auth import (
-    IngressAuthData,
-    IngressAuthProvider,
-    IngressAuthRequirer,
-    InvalidIngressAuthDataError,
-)
 
 
 class Routed(ops.CharmBase):
@@ -30,14 +24,12 @@ class Routed(ops.CharmBase):
 
 
 class Mesh(ops.CharmBase):
-    """A mesh that serves every route under one host, and reads the auth service."""
+    """A mesh that serves every route under one host."""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.routes = IngressProvider(self)
-        self.auth = IngressAuthRequirer(self)
         framework.observe(self.on["ingress"].relation_changed, self._changed)
-        framework.observe(self.on["ingress-auth"].relation_changed, self._auth)
 
     def _changed(self, event):
         try:
@@ -51,39 +43,9 @@ class Mesh(ops.CharmBase):
                 f"{request.target}:{request.port} auth={request.auth}"
             )
 
-    def _auth(self, _):
-        try:
-            data = self.auth.data()
-        except InvalidIngressAuthDataError as e:
-            self.unit.status = ops.BlockedStatus(str(e))
-            return
-        self.unit.status = ops.ActiveStatus(f"{data.target}:{data.port}" if data else "none")
-
-
-class Gate(ops.CharmBase):
-    def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
-        framework.observe(self.on.config_changed, self._publish)
-
-    def _publish(self, _):
-        IngressAuthProvider(self).publish(
-            IngressAuthData(
-                service="gate",
-                namespace="kubeflow",
-                port=4180,
-                include_request_headers=["Cookie"],
-                headers_to_upstream=["kubeflow-userid"],
-            )
-        )
-
 
 ROUTED_META = {"name": "ui", "requires": {"ingress": {"interface": "ingress", "limit": 1}}}
-MESH_META = {
-    "name": "mesh",
-    "provides": {"ingress": {"interface": "ingress"}},
-    "requires": {"ingress-auth": {"interface": "ingress-auth", "limit": 1}},
-}
-GATE_META = {"name": "gate", "provides": {"ingress-auth": {"interface": "ingress-auth"}}}
+MESH_META = {"name": "mesh", "provides": {"ingress": {"interface": "ingress"}}}
 
 
 def test_route_request_and_url_round_trip():
@@ -154,52 +116,10 @@ def test_empty_databags_parse():
         mesh.on.relation_changed(rel, remote_unit=0), testing.State(leader=True, relations=[rel])
     )
     assert out.get_relation(rel.id).local_app_data == {}
-    auth = testing.Relation("ingress-auth", remote_app_name="gate")
-    out = mesh.run(
-        mesh.on.relation_changed(auth, remote_unit=0), testing.State(leader=True, relations=[auth])
-    )
-    assert out.unit_status == testing.ActiveStatus("none")
-
-
-def test_auth_service_data_round_trip():
-    gate = testing.Context(Gate, meta=GATE_META)
-    rel = ingress_auth.relation_for_provider()
-    out = gate.run(gate.on.config_changed(), testing.State(leader=True, relations=[rel]))
-    data = dict(out.get_relation(rel.id).local_app_data)
-    assert data["include-request-headers"] == '["cookie"]'
-
-    mesh = testing.Context(Mesh, meta=MESH_META)
-    rel2 = testing.Relation("ingress-auth", remote_app_name="gate", remote_app_data=data)
-    out2 = mesh.run(
-        mesh.on.relation_changed(rel2, remote_unit=0), testing.State(leader=True, relations=[rel2])
-    )
-    assert out2.unit_status == testing.ActiveStatus("gate.kubeflow.svc.cluster.local:4180")
-
-
-def test_malformed_auth_data_is_refused():
-    mesh = testing.Context(Mesh, meta=MESH_META)
-    rel = testing.Relation(
-        "ingress-auth",
-        remote_app_name="gate",
-        remote_app_data={
-            "service": "gate",
-            "namespace": "kubeflow",
-            "port": "4180",
-            "headers-to-upstream": '["bad header"]',
-        },
-    )
-    out = mesh.run(
-        mesh.on.relation_changed(rel, remote_unit=0), testing.State(leader=True, relations=[rel])
-    )
-    assert out.unit_status == testing.BlockedStatus(
-        "invalid ingress-auth relation data (headers-to-upstream)"
-    )
 
 
 def test_helpers_build_parseable_relations():
     rel = ingress.relation_for_provider(prefix="/dex/", auth=False)
     assert ingress.IngressRequest.model_validate(dict(rel.remote_app_data)).auth is False
-    rel = ingress_auth.relation_for_requirer()
-    assert IngressAuthData.model_validate(dict(rel.remote_app_data)).port == 4180
     rel = ingress.relation_for_requirer(url="http://x/")
     assert rel.remote_app_data == {"url": "http://x/"}
