@@ -32,7 +32,11 @@ class RouteProbeCharm(ops.CharmBase):
             )
         except ValueError as e:
             self._problem = f"invalid config: {e}"
-        for event in (self.on.config_changed, self.on[ENDPOINT].relation_changed):
+        for event in (
+            self.on.config_changed,
+            self.on[ENDPOINT].relation_created,
+            self.on[ENDPOINT].relation_changed,
+        ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         framework.observe(self.on.collect_app_status, self._on_collect_status)
