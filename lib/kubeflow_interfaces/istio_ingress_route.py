@@ -87,7 +87,7 @@ def route_config(
     """The requirer's `config` as plain data: one listener, one HTTP route to one backend.
 
     The listener is port 443 once the gateway says TLS is enabled, 80 before,
-    as Canonical's kubeflow-dashboard charm asks.
+    as Canonical's kubeflow-dashboard charm asks (`_ambient_mesh_ingress`).
     """
     listener = {"port": HTTPS_PORT if tls_enabled else HTTP_PORT, "protocol": "HTTP"}
     route: dict[str, Any] = {

@@ -180,8 +180,9 @@ def test_active_with_the_route_url(ctx, kube):
 def test_route_request_is_published(ctx, kube, tls, listener):
     relation = route_relation(tls_enabled=tls)
     out = ctx.run(ctx.on.relation_created(relation), with_relations(state(), relation))
-    # What Canonical's kubeflow-dashboard charm asks for (src/charm.py,
-    # _ambient_mesh_ingress): "/" to the dashboard's port, on 80, or 443 with TLS.
+    # What Canonical's kubeflow-dashboard charm asks for (canonical/
+    # kubeflow-dashboard-operator src/charm.py, _ambient_mesh_ingress, at
+    # 31b1d6b): "/" to the dashboard's port, on 80, or 443 with TLS.
     assert out.get_relation(relation.id).local_app_data == {
         "config": istio_ingress_route.config_json(
             model=MODEL, app=APP, prefix="/", port=8082, listener_port=listener

@@ -556,7 +556,8 @@ def test_forward_auth_data_published(ctx, tmp_path):
     data = out.get_relation(auth.id).local_app_data
     # The keys of the forward_auth interface (charmlibs-interfaces-forward-auth
     # 1.0.0, ForwardAuthConfig); the address as Canonical's oauth2-proxy-k8s
-    # charm writes it (src/charm.py, _forward_auth_config): the Service, no path.
+    # charm writes it (canonical/oauth2-proxy-k8s-operator src/charm.py,
+    # _forward_auth_config, at bda7196): the Service and port, no path.
     assert data == {
         "decisions_address": f"http://{APP}.{MODEL}.svc.cluster.local:4180",
         "app_names": json.dumps(["kubeflow-dashboard", "kubeflow-notebooks"]),
