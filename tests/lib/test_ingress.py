@@ -1,4 +1,4 @@
-"""`ingress` (v2) and `ingress-auth`: both sides agree on the wire; bad data is refused.
+"""`ingress` (v2): both sides agree on the wire; bad data is refused.
 
 The `ingress` v2 wire format is the ecosystem's, read from:
 
@@ -40,19 +40,13 @@ import pytest
 from charm_loader import run_fresh
 from ops import testing
 
-from kubeflow_interfaces import ingress, ingress_auth
+from kubeflow_interfaces import ingress
 from kubeflow_interfaces.ingress import (
     IngressRequest,
     IngressV2Provider,
     IngressV2Requirer,
     InvalidIngressDataError,
     UnitAddress,
-)
-from kubeflow_interfaces.ingress_auth import (
-    IngressAuthData,
-    IngressAuthProvider,
-    IngressAuthRequirer,
-    InvalidIngressAuthDataError,
 )
 
 # The spec's examples, exactly as interfaces/ingress/v2/README.md writes them.
@@ -592,96 +586,3 @@ def test_importing_the_module_stays_light():
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))\n"
     )
     assert result == []
-
-
-# --- ingress-auth ------------------------------------------------------------------
-
-
-class Mesh(ops.CharmBase):
-    """A mesh that reads the auth service."""
-
-    def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
-        self.auth = IngressAuthRequirer(self)
-        framework.observe(self.on["ingress-auth"].relation_changed, self._auth)
-
-    def _auth(self, _):
-        try:
-            data = self.auth.data()
-        except InvalidIngressAuthDataError as e:
-            self.unit.status = ops.BlockedStatus(str(e))
-            return
-        self.unit.status = ops.ActiveStatus(f"{data.target}:{data.port}" if data else "none")
-
-
-class Gate(ops.CharmBase):
-    def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
-        framework.observe(self.on.config_changed, self._publish)
-
-    def _publish(self, _):
-        IngressAuthProvider(self).publish(
-            IngressAuthData(
-                service="gate",
-                namespace="kubeflow",
-                port=4180,
-                include_request_headers=["Cookie"],
-                headers_to_upstream=["kubeflow-userid"],
-            )
-        )
-
-
-MESH_META = {
-    "name": "mesh",
-    "requires": {"ingress-auth": {"interface": "ingress-auth", "limit": 1}},
-}
-GATE_META = {"name": "gate", "provides": {"ingress-auth": {"interface": "ingress-auth"}}}
-
-
-def test_empty_auth_databag_parses():
-    mesh = testing.Context(Mesh, meta=MESH_META)
-    auth = testing.Relation("ingress-auth", remote_app_name="gate")
-    out = mesh.run(
-        mesh.on.relation_changed(auth, remote_unit=0), testing.State(leader=True, relations=[auth])
-    )
-    assert out.unit_status == testing.ActiveStatus("none")
-
-
-def test_auth_service_data_round_trip():
-    gate = testing.Context(Gate, meta=GATE_META)
-    rel = ingress_auth.relation_for_provider()
-    out = gate.run(gate.on.config_changed(), testing.State(leader=True, relations=[rel]))
-    data = dict(out.get_relation(rel.id).local_app_data)
-    assert data["include-request-headers"] == '["cookie"]'
-
-    mesh = testing.Context(Mesh, meta=MESH_META)
-    rel2 = testing.Relation("ingress-auth", remote_app_name="gate", remote_app_data=data)
-    out2 = mesh.run(
-        mesh.on.relation_changed(rel2, remote_unit=0), testing.State(leader=True, relations=[rel2])
-    )
-    assert out2.unit_status == testing.ActiveStatus("gate.kubeflow.svc.cluster.local:4180")
-
-
-def test_malformed_auth_data_is_refused():
-    mesh = testing.Context(Mesh, meta=MESH_META)
-    rel = testing.Relation(
-        "ingress-auth",
-        remote_app_name="gate",
-        remote_app_data={
-            "service": "gate",
-            "namespace": "kubeflow",
-            "port": "4180",
-            "headers-to-upstream": '["bad header"]',
-        },
-    )
-    out = mesh.run(
-        mesh.on.relation_changed(rel, remote_unit=0), testing.State(leader=True, relations=[rel])
-    )
-    assert out.unit_status == testing.BlockedStatus(
-        "invalid ingress-auth relation data (headers-to-upstream)"
-    )
-
-
-def test_auth_helpers_build_parseable_relations():
-    rel = ingress_auth.relation_for_requirer()
-    assert IngressAuthData.model_validate(dict(rel.remote_app_data)).port == 4180

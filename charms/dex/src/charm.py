@@ -32,16 +32,14 @@ from identities import (
 )
 from oauth_clients import ROTATION_KEY, InvalidRegistrationError, OAuthClients, Registration
 
-from kubeflow_interfaces.ingress import IngressRequirer
+from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = "dex"
 OAUTH = "oauth"
-INGRESS = "ingress"
+ROUTE = "istio-ingress-route"
 PEERS = "dex-peers"
-# The ingress routes this prefix to Dex unchanged.
-INGRESS_PREFIX = f"{ISSUER_PATH}/"
 ADMIN_SECRET_LABEL = "admin-credentials"  # noqa: S105 - a label, not a password
 # Peer app databag: the oauth clients the leader has issued credentials for,
 # so the other units render the same static clients (and hear when to).
@@ -70,7 +68,7 @@ def _check_issuer_url(url: str) -> None:
     except ValueError:
         raise ValueError("has an invalid port") from None
     if parts.path.rstrip("/") != ISSUER_PATH:
-        raise ValueError(f"its path must be {ISSUER_PATH}, where the ingress routes Dex")
+        raise ValueError(f"its path must be {ISSUER_PATH}, where the mesh routes Dex")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -131,7 +129,7 @@ def _user_secret(option: str, secret: ops.Secret | None) -> dict[str, str] | Non
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Inputs:
-    """What one hook knows from config, user secrets and the ingress."""
+    """What one hook knows from config, user secrets and the route."""
 
     config: DexConfig | None = None
     blocked: str | None = None
@@ -149,14 +147,8 @@ class DexCharm(ops.CharmBase):
         self._container = self.unit.get_container(CONTAINER)
         self._server = DexServer(self._container)
         self._oauth = OAuthClients(self, OAUTH)
-        self._ingress = IngressRequirer(
-            self,
-            INGRESS,
-            prefix=INGRESS_PREFIX,
-            rewrite=INGRESS_PREFIX,
-            port=HTTP_PORT,
-            auth=False,
-        )
+        # Dex serves under its issuer's path: the route keeps the path as it is.
+        self._route = RouteRequirer(self, ROUTE, prefix=ISSUER_PATH, port=HTTP_PORT)
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
 
@@ -171,9 +163,9 @@ class DexCharm(ops.CharmBase):
             on[CONTAINER].pebble_ready,
             on[CONTAINER].pebble_check_failed,
             on[CONTAINER].pebble_check_recovered,
-            on[INGRESS].relation_created,
-            on[INGRESS].relation_changed,
-            on[INGRESS].relation_broken,
+            on[ROUTE].relation_created,
+            on[ROUTE].relation_changed,
+            on[ROUTE].relation_broken,
             on[OAUTH].relation_changed,
             on[PEERS].relation_changed,
         ):
@@ -188,7 +180,7 @@ class DexCharm(ops.CharmBase):
 
     def _reconcile(self, _: ops.EventBase | None = None) -> None:
         """Bring Dex, its clients and the relations to what the inputs say."""
-        self._ingress.publish_request()
+        self._route.publish()
         inputs = self._read_inputs()
         self._inputs = inputs
         if inputs.config is None or inputs.blocked:
@@ -243,12 +235,16 @@ class DexCharm(ops.CharmBase):
             return _Inputs(config=config, blocked=str(e))
         if not connectors and not static_users and config.admin is None:
             return _Inputs(config=config, blocked=NO_LOGIN)
+        try:
+            issuer = config.issuer or self._route_issuer()
+        except InvalidRouteDataError as e:
+            return _Inputs(config=config, blocked=f"{ROUTE}: {e}")
         return _Inputs(
             config=config,
             connectors=connectors,
             static_users=static_users,
             admin=config.admin,
-            issuer=config.issuer or self._ingress_issuer(),
+            issuer=issuer,
         )
 
     @staticmethod
@@ -270,8 +266,9 @@ class DexCharm(ops.CharmBase):
                     )
         return users
 
-    def _ingress_issuer(self) -> str | None:
-        url = self._ingress.url
+    def _route_issuer(self) -> str | None:
+        """The issuer under the route's URL; raises InvalidRouteDataError."""
+        url = self._route.url
         return issuer_from_url(url) if url else None
 
     def _admin_secret(self) -> tuple[ops.Secret | None, dict[str, str] | None]:
@@ -427,7 +424,7 @@ class DexCharm(ops.CharmBase):
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))
         elif inputs.issuer is None:
-            event.add_status(ops.WaitingStatus("waiting for the ingress URL (or set issuer-url)"))
+            event.add_status(ops.WaitingStatus("waiting for the route's URL (or set issuer-url)"))
         elif not self._container.can_connect():
             event.add_status(ops.WaitingStatus("waiting for Pebble in the dex container"))
         elif inputs.admin is not None and self._admin_secret()[1] is None:

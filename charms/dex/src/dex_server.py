@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "dex"
 HTTP_PORT = 5556
-# Dex serves every path under its issuer's path; the ingress routes it there.
+# Dex serves every path under its issuer's path; the mesh routes it there.
 ISSUER_PATH = "/dex"
 TELEMETRY_PORT = 5558
 CONFIG_FILE = "/etc/dex/config.yaml"

@@ -28,13 +28,18 @@ from kubeflow_interfaces.dashboard_links import (
     DashboardLinksProvider,
     InvalidLinksError,
 )
-from kubeflow_interfaces.ingress import IngressRequirer
+from kubeflow_interfaces.istio_ingress_route import (
+    DEFAULT_USER_HEADER,
+    DEFAULT_USER_PREFIX,
+    InvalidRouteDataError,
+    RouteRequirer,
+)
 
 logger = logging.getLogger(__name__)
 
 PEERS = "dashboard-peers"
 LINKS = "links"
-INGRESS = "ingress"
+ROUTE = "istio-ingress-route"
 TEMPLATES = Path(__file__).parent / "templates"
 HASH_KEY = "manifest-hash"  # peer app databag: what the leader applied last
 
@@ -51,7 +56,10 @@ class _Inputs:
     """What one hook knows, read and checked, before anything is written."""
 
     config: DashboardConfig | None = None
-    blocked: str | None = None  # bad config: nothing is configured or applied
+    blocked: str | None = None  # bad config or route data: nothing is configured or applied
+    # The user-id header and its prefix, as the mesh passes them on from the login.
+    user_header: tuple[str, str] = (DEFAULT_USER_HEADER, DEFAULT_USER_PREFIX)
+    url: str | None = None
     links: list[DashboardLink] = dataclasses.field(default_factory=list)
     bad_links: str | None = None  # a related app's links: the ConfigMap is left as it is
 
@@ -92,7 +100,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         super().__init__(framework)
         self._workloads = [Workload(self.unit.get_container(c)) for c in CONTAINERS]
         self._links = DashboardLinksProvider(self, LINKS)
-        self._ingress = IngressRequirer(self, INGRESS, prefix="/", port=DASHBOARD_PORT, auth=True)
+        self._route = RouteRequirer(self, ROUTE, prefix="/", port=DASHBOARD_PORT)
         self._inputs: _Inputs | None = None
         self._kubernetes_error: KubernetesError | None = None
 
@@ -109,8 +117,9 @@ class KubeflowDashboardCharm(ops.CharmBase):
             on[LINKS].relation_changed,
             on[LINKS].relation_departed,
             on[LINKS].relation_broken,
-            on[INGRESS].relation_created,
-            on[INGRESS].relation_changed,
+            on[ROUTE].relation_created,
+            on[ROUTE].relation_changed,
+            on[ROUTE].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         for container in CONTAINERS:
@@ -128,13 +137,13 @@ class KubeflowDashboardCharm(ops.CharmBase):
     # --- reconcile -------------------------------------------------------------------
 
     def _reconcile(self, event: ops.EventBase) -> None:
-        """Bring the workloads, the cluster's objects and the ingress request to the inputs."""
+        """Bring the workloads, the cluster's objects and the route request to the inputs."""
         inputs = self._inputs = self._read_inputs()
-        if inputs.config is None:
-            return  # bad config: leave everything as it is
-        self._ingress.publish_request()
+        if inputs.config is None or inputs.blocked:
+            return  # bad config or route data: leave everything as it is
+        self._route.publish()
         self.unit.set_ports(DASHBOARD_PORT)
-        settings = self._settings(inputs.config)
+        settings = self._settings(inputs)
         for workload in self._workloads:
             if workload.container.can_connect() and workload.configure(settings):
                 logger.info("%s (re)started with its new configuration", workload.name)
@@ -143,12 +152,16 @@ class KubeflowDashboardCharm(ops.CharmBase):
             self._reconcile_cluster(inputs, force=force)
 
     def _read_inputs(self) -> _Inputs:
-        """Config and related apps' links as they are now; writes nothing."""
+        """Config, the route and related apps' links as they are now; writes nothing."""
         try:
             config = self.load_config(DashboardConfig)
         except ValueError as e:
             return _Inputs(blocked=f"invalid config: {str(e).splitlines()[0]}")
-        inputs = _Inputs(config=config)
+        try:
+            user_header, url = self._route.user_header, self._route.url
+        except InvalidRouteDataError as e:
+            return _Inputs(config=config, blocked=f"{ROUTE}: {e}")
+        inputs = _Inputs(config=config, user_header=user_header, url=url)
         try:
             by_app = self._links.links()
         except InvalidLinksError as e:
@@ -158,12 +171,15 @@ class KubeflowDashboardCharm(ops.CharmBase):
         inputs.links += config.links
         return inputs
 
-    def _settings(self, config: DashboardConfig) -> Settings:
+    def _settings(self, inputs: _Inputs) -> Settings:
+        config = inputs.config
+        assert config is not None
+        header, prefix = inputs.user_header
         return Settings(
             namespace=self.model.name,
             configmap=self._configmap_name,
-            userid_header=config.userid_header,
-            userid_prefix=config.userid_prefix,
+            userid_header=header,
+            userid_prefix=prefix,
             registration_flow=config.registration_flow,
             workload_identity=config.workload_identity,
         )
@@ -270,15 +286,18 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
         def work() -> None:
             params = event.load_params(AddContributorParams)
-            config = self.load_config(DashboardConfig)
+            try:
+                header, prefix = self._route.user_header
+            except InvalidRouteDataError as e:
+                raise ValueError(f"{ROUTE}: {e}") from None
             name, mesh = profiles.add_contributor(
                 api,
                 params.profile,
                 params.user,
                 params.role,
                 self.model.name,
-                userid_header=config.userid_header,
-                userid_prefix=config.userid_prefix,
+                userid_header=header,
+                userid_prefix=prefix,
             )
             logger.info("added a contributor to profile %s (%s)", params.profile, params.role)
             event.set_results(
@@ -360,8 +379,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
         return problems
 
     def _active_message(self) -> str:
-        url = self._ingress.url
-        return url if url else f"no ingress: serving on port {DASHBOARD_PORT}"
+        url = self._current_inputs().url
+        return url if url else f"no route: serving on port {DASHBOARD_PORT}"
 
 
 if __name__ == "__main__":  # pragma: nocover

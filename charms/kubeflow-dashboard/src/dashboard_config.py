@@ -27,9 +27,7 @@ SECTIONS = {
     "quick": "quickLinks",
     "documentation": "documentationItems",
 }
-_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
 _LINK = re.compile(r"^(/|https?://)\S*$")
-_PREFIX = re.compile(r"^\S{0,128}$")
 _GCP_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")
 
 
@@ -86,18 +84,12 @@ def parse_order(text: str) -> tuple[str, ...]:
 class DashboardConfig:
     """The charm's config options, validated; errors name the option."""
 
-    userid_header: str = "kubeflow-userid"
-    userid_prefix: str = ""
     registration_flow: bool = False
     workload_identity: str = ""
     additional_links: str = ""
     menu_order: str = ""
 
     def __post_init__(self):
-        if not _HEADER.match(self.userid_header):
-            raise ValueError("userid-header: must be an HTTP header name like kubeflow-userid")
-        if not _PREFIX.match(self.userid_prefix):
-            raise ValueError("userid-prefix: must not contain spaces (at most 128 characters)")
         if self.workload_identity and not _GCP_ACCOUNT.match(self.workload_identity):
             raise ValueError(
                 "workload-identity: must be a GCP service account "

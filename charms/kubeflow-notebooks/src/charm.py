@@ -24,14 +24,18 @@ from kubeflow_charms.kubernetes import (
     render,
 )
 from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksRequirer
-from kubeflow_interfaces.ingress import IngressRequirer
+from kubeflow_interfaces.istio_ingress_route import (
+    DEFAULT_USER_HEADER,
+    DEFAULT_USER_PREFIX,
+    InvalidRouteDataError,
+    RouteRequirer,
+)
 
 logger = logging.getLogger(__name__)
 
 PEERS = "notebooks-peers"
-INGRESS = "ingress"
+ROUTE = "istio-ingress-route"
 DASHBOARD_LINKS = "dashboard-links"
-INGRESS_PREFIX = "/jupyter/"
 TEMPLATES = Path(__file__).parent / "templates"
 HASH_KEY = "manifest-hash"  # peer app databag: the hash of what the leader applied last
 SCOPES = ("crds", "rbac")
@@ -41,7 +45,11 @@ RBAC_KINDS = (
     Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
     Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 )
-LINKS = [DashboardLink(text="Notebooks", link=INGRESS_PREFIX, location="menu", icon="book")]
+LINKS = [
+    DashboardLink(
+        text="Notebooks", link=f"{jupyter_web_app.PREFIX}/", location="menu", icon="book"
+    )
+]
 
 
 @dataclasses.dataclass
@@ -50,6 +58,10 @@ class _Inputs:
 
     config: NotebooksConfig | None = None
     blocked: str | None = None  # nothing is applied or started while set
+    route_problem: str | None = None  # the mesh's data does not parse: nothing changes
+    # The user-id header and its prefix, as the mesh passes them on from the login.
+    user_header: tuple[str, str] = (DEFAULT_USER_HEADER, DEFAULT_USER_PREFIX)
+    url: str | None = None
 
 
 class NotebooksCharm(ops.CharmBase):
@@ -67,13 +79,9 @@ class NotebooksCharm(ops.CharmBase):
             jupyter_web_app.SERVICE,
             jupyter_web_app.READY_CHECK,
         )
-        self._ingress = IngressRequirer(
-            self,
-            INGRESS,
-            prefix=INGRESS_PREFIX,
-            rewrite="/",
-            port=jupyter_web_app.PORT,
-            auth=True,
+        # The web app serves at its root: the mesh strips the prefix on the way.
+        self._route = RouteRequirer(
+            self, ROUTE, prefix=jupyter_web_app.PREFIX, rewrite="/", port=jupyter_web_app.PORT
         )
         self._links = DashboardLinksRequirer(self, LINKS, DASHBOARD_LINKS)
         self._inputs: _Inputs | None = None
@@ -91,9 +99,9 @@ class NotebooksCharm(ops.CharmBase):
             on[jupyter_web_app.CONTAINER].pebble_ready,
             on[PEERS].relation_created,
             on[PEERS].relation_changed,
-            on[INGRESS].relation_created,
-            on[INGRESS].relation_changed,
-            on[INGRESS].relation_broken,
+            on[ROUTE].relation_created,
+            on[ROUTE].relation_changed,
+            on[ROUTE].relation_broken,
             on[DASHBOARD_LINKS].relation_created,
             on[DASHBOARD_LINKS].relation_changed,
         ):
@@ -107,7 +115,9 @@ class NotebooksCharm(ops.CharmBase):
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring the relations, the cluster's objects and both workloads to what config says."""
         inputs = self._inputs = self._read_inputs()
-        self._ingress.publish_request()
+        if inputs.route_problem:
+            return  # the mesh's data does not parse: leave everything as it is
+        self._route.publish()
         self._links.publish()
         config = inputs.config
         if config is None:
@@ -117,14 +127,19 @@ class NotebooksCharm(ops.CharmBase):
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
             self._reconcile_cluster(force=force)
         self._reconcile_controller(config)
-        self._reconcile_web_app(config)
+        self._reconcile_web_app(inputs)
 
     def _read_inputs(self) -> _Inputs:
+        try:
+            user_header, url = self._route.user_header, self._route.url
+        except InvalidRouteDataError as e:
+            problem = f"{ROUTE}: {e}"
+            return _Inputs(blocked=problem, route_problem=problem)
         try:
             config = self.load_config(NotebooksConfig)
         except ValueError as e:
             return _Inputs(blocked=f"invalid config: {str(e).splitlines()[0]}")
-        return _Inputs(config=config)
+        return _Inputs(config=config, user_header=user_header, url=url)
 
     def _reconcile_cluster(self, *, force: bool) -> None:
         """Leader: apply the Notebook kind and the RBAC if changed (hash in the peer data)."""
@@ -160,13 +175,17 @@ class NotebooksCharm(ops.CharmBase):
         if self._controller.configure(layer):
             logger.info("notebook controller (re)started")
 
-    def _reconcile_web_app(self, config: NotebooksConfig) -> None:
+    def _reconcile_web_app(self, inputs: _Inputs) -> None:
         if not self._web_app.container.can_connect():
             return
-        files = [File(jupyter_web_app.CONFIG_FILE, spawner_config.render(config))]
-        url = self._ingress.url or ""
+        assert inputs.config is not None
+        files = [File(jupyter_web_app.CONFIG_FILE, spawner_config.render(inputs.config))]
+        header, prefix = inputs.user_header
         layer = jupyter_web_app.pebble_layer(
-            secure_cookies=url.startswith("https://"), config_hash=files_hash(files)
+            secure_cookies=(inputs.url or "").startswith("https://"),
+            config_hash=files_hash(files),
+            userid_header=header,
+            userid_prefix=prefix,
         )
         if self._web_app.configure(layer, files):
             logger.info("jupyter web app (re)started with its spawner config")
@@ -236,10 +255,10 @@ class NotebooksCharm(ops.CharmBase):
             problems.append(error_status(self._kubernetes_error, self.app.name))
         elif not peer.data[self.app].get(HASH_KEY):
             problems.append(ops.WaitingStatus("waiting for the leader to apply the Notebook kind"))
-        if self._ingress.relation is None:
-            problems.append(ops.BlockedStatus("the web app is not reachable: relate ingress"))
-        elif not self._ingress.url:
-            problems.append(ops.WaitingStatus("waiting for the ingress URL"))
+        if self._route.relation is None:
+            problems.append(ops.BlockedStatus(f"the web app is not reachable: relate {ROUTE}"))
+        elif not self._current_inputs().url:
+            problems.append(ops.WaitingStatus("waiting for the route's URL"))
         return problems
 
 

@@ -2,9 +2,10 @@
 
 It runs in its own container of the charm's pod and reads the spawner form
 from `/etc/config/spawner_ui_config.yaml`, which the charm writes. The
-ingress serves it under `/jupyter/` and rewrites that to `/`: the app
-serves at the root, and `APP_PREFIX` tells its pages where the browser
-finds them.
+mesh serves it under `/jupyter` and rewrites that to `/`: the app serves at
+the root, and `APP_PREFIX` tells its pages where the browser finds them.
+It reads the logged-in user's id from the header the login sets, which the
+charm is told over its route.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ READY_CHECK = "jupyter-web-app-up"
 PORT = 5000
 PREFIX = "/jupyter"
 CONFIG_FILE = "/etc/config/spawner_ui_config.yaml"
-USERID_HEADER = "kubeflow-userid"  # set by the OIDC gateway on every allowed request
 
 
-def pebble_layer(*, secure_cookies: bool, config_hash: str) -> ops.pebble.LayerDict:
+def pebble_layer(
+    *, secure_cookies: bool, config_hash: str, userid_header: str, userid_prefix: str
+) -> ops.pebble.LayerDict:
     """The web app's service and its check."""
     return {
         "summary": "jupyter web app",
@@ -36,8 +38,8 @@ def pebble_layer(*, secure_cookies: bool, config_hash: str) -> ops.pebble.LayerD
                 "environment": {
                     "APP_PREFIX": PREFIX,
                     "UI": "default",
-                    "USERID_HEADER": USERID_HEADER,
-                    "USERID_PREFIX": "",
+                    "USERID_HEADER": userid_header,
+                    "USERID_PREFIX": userid_prefix,
                     # Secure cookies only over HTTPS: the browser drops them over HTTP.
                     "APP_SECURE_COOKIES": "true" if secure_cookies else "false",
                     "CHARM_CONFIG_HASH": config_hash,

@@ -10,9 +10,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import ops
+from forward_auth_provider import ForwardAuthProvider, InvalidRequestError, requested_apps
 from oauth2_proxy import (
     CALLBACK_PATH,
     PORT,
+    PROXY_PREFIX,
     OAuth2Proxy,
     Provider,
     ProxySettings,
@@ -26,34 +28,36 @@ from oauth_registration import (
     RegistrationError,
 )
 
-from kubeflow_interfaces.ingress import IngressRequirer
-from kubeflow_interfaces.ingress_auth import IngressAuthData, IngressAuthProvider
+from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
 
 CONTAINER = "oauth2-proxy"
 OAUTH = "oauth"
-INGRESS = "ingress"
-INGRESS_AUTH = "ingress-auth"
-INGRESS_PREFIX = "/oauth2/"
+ROUTE = "istio-ingress-route"
+FORWARD_AUTH = "forward-auth"
 COOKIE_SECRET_LABEL = "cookie-secret"  # noqa: S105 - a label, not a password
 COOKIE_SECRET_KEY = "cookie-secret"  # noqa: S105 - a key name
 CLIENT_SECRET_KEY = "client-secret"  # noqa: S105 - a key name
 
-# Request headers the mesh sends with each check: the session cookie or a
-# bearer token, and where the request was going (for the way back after login).
-CHECK_REQUEST_HEADERS = (
-    "authorization",
-    "cookie",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
+# Headers the user-id and groups headers must not replace: those the mesh
+# sends with each check (the session cookie or a bearer token, where the
+# request was going), and those of a denial that reach the browser (the
+# redirect to the identity provider and the CSRF cookie set with it).
+RESERVED_HEADERS = frozenset(
+    (
+        "authorization",
+        "cookie",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "content-type",
+        "location",
+        "set-cookie",
+        "host",
+        "content-length",
+    )
 )
-# Headers of a denial that reach the browser: the redirect to the identity
-# provider and the CSRF cookie set with it.
-DENIAL_HEADERS = ("content-type", "location", "set-cookie")
-# Headers the user-id and groups headers must not replace.
-RESERVED_HEADERS = frozenset(CHECK_REQUEST_HEADERS + DENIAL_HEADERS + ("host", "content-length"))
 
 NO_PROVIDER = (
     "no identity provider: relate oauth (dex) or set issuer-url, client-id and client-secret-id"
@@ -66,6 +70,8 @@ _DOMAIN = re.compile(
     r"^\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
 )
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+# Printable ASCII without spaces: every UI takes it as it is (a flag, a header value).
+_USER_PREFIX = re.compile(r"^[\x21-\x7e]{0,64}$")
 
 
 def _check_header(option: str, value: str) -> None:
@@ -103,8 +109,10 @@ class GatewayConfig:
 
     def __post_init__(self):
         _check_header("userid-header", self.userid_header)
-        if not _PRINTABLE.match(self.userid_prefix) or len(self.userid_prefix) > 64:
-            raise ValueError("userid-prefix: must be at most 64 printable ASCII characters")
+        if not _USER_PREFIX.match(self.userid_prefix):
+            raise ValueError(
+                "userid-prefix: must be at most 64 printable ASCII characters without spaces"
+            )
         if not _CLAIM.match(self.userid_claim):
             raise ValueError(f"userid-claim: {self.userid_claim!r} is not a claim name")
         if self.groups_header:
@@ -191,7 +199,7 @@ class _Inputs:
     client_secret: str | None = dataclasses.field(default=None, repr=False)
     """The external provider's client secret (with Dex it is read through the library)."""
     origin: str | None = None
-    """`scheme://host[:port]` of the ingress URL: where the login callback is."""
+    """`scheme://host[:port]` of the route's URL: where the login callback is."""
     cookie_secret: str | None = dataclasses.field(default=None, repr=False)
     waiting: tuple[str, ...] = ()
 
@@ -204,10 +212,9 @@ class OidcGatewayCharm(ops.CharmBase):
         self._container = self.unit.get_container(CONTAINER)
         self._proxy = OAuth2Proxy(self._container)
         self._dex = DexRegistration(self, OAUTH)
-        self._ingress = IngressRequirer(
-            self, INGRESS, prefix=INGRESS_PREFIX, port=PORT, auth=False
-        )
-        self._ingress_auth = IngressAuthProvider(self, INGRESS_AUTH)
+        # The proxy's own pages (sign-in, the login callback), kept as they are.
+        self._route = RouteRequirer(self, ROUTE, prefix=PROXY_PREFIX, port=PORT)
+        self._forward_auth = ForwardAuthProvider(self, FORWARD_AUTH)
         self._inputs: _Inputs | None = None
         self._provider_problem: ops.StatusBase | None = None
 
@@ -223,10 +230,11 @@ class OidcGatewayCharm(ops.CharmBase):
             on[OAUTH].relation_created,
             on[OAUTH].relation_changed,
             on[OAUTH].relation_broken,
-            on[INGRESS].relation_created,
-            on[INGRESS].relation_changed,
-            on[INGRESS].relation_broken,
-            on[INGRESS_AUTH].relation_created,
+            on[ROUTE].relation_created,
+            on[ROUTE].relation_changed,
+            on[ROUTE].relation_broken,
+            on[FORWARD_AUTH].relation_created,
+            on[FORWARD_AUTH].relation_changed,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on.secret_remove, self._on_secret_remove)
@@ -248,8 +256,8 @@ class OidcGatewayCharm(ops.CharmBase):
         if config is None:
             return  # invalid config: leave the workload and the relations as they are
         if self.unit.is_leader():
-            self._ingress.publish_request()
-            self._ingress_auth.publish(self._auth_data(config))
+            self._route.publish()
+            self._publish_forward_auth(config)
             inputs = self._inputs = self._ensure_cookie_secret(inputs)
         self.unit.set_ports(PORT)
         if inputs.blocked or inputs.origin is None:
@@ -272,7 +280,7 @@ class OidcGatewayCharm(ops.CharmBase):
         return self._container.can_connect() and self._proxy.is_running()
 
     def _read_inputs(self) -> _Inputs:
-        """Config, identity provider, ingress and cookie key as they are now; writes nothing."""
+        """Config, identity provider, route and cookie key as they are now; writes nothing."""
         try:
             config = self.load_config(GatewayConfig)
         except ValueError as e:
@@ -300,7 +308,7 @@ class OidcGatewayCharm(ops.CharmBase):
             client_secret = None
             source = "dex"
             provider_name = oauth.app.name if oauth.app else "dex"
-        origin, problem, waiting = self._ingress_origin()
+        origin, problem, waiting = self._route_origin()
         if problem:
             return _Inputs(config=config, blocked=problem)
         waits = [waiting] if waiting else []
@@ -319,20 +327,20 @@ class OidcGatewayCharm(ops.CharmBase):
             waiting=tuple(waits),
         )
 
-    def _ingress_origin(self) -> tuple[str | None, str | None, str | None]:
-        """The ingress URL's origin, or what blocks it, or what it waits for."""
-        relation = self._ingress.relation
+    def _route_origin(self) -> tuple[str | None, str | None, str | None]:
+        """The route URL's origin, or what blocks it, or what it waits for."""
+        relation = self._route.relation
         if relation is None:
-            return None, "missing relation: ingress (the login callback needs a public URL)", None
-        app = relation.app.name if relation.app else "the ingress"
-        url = self._ingress.url
+            return None, f"missing relation: {ROUTE} (the login callback needs a public URL)", None
+        app = relation.app.name if relation.app else "the mesh"
+        try:
+            url = self._route.url
+        except InvalidRouteDataError as e:
+            return None, f"{ROUTE}: {e}", None
         if not url:
-            return None, None, f"waiting for the ingress URL from {app}"
+            return None, None, f"waiting for the route's URL from {app}"
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return None, f"ingress: {app} sent {url!r}, not an http(s) URL", None
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return f"{parts.scheme}://{host}", None, None
+        return f"{parts.scheme}://{parts.netloc}", None, None
 
     def _dex_waits(self, relation: ops.Relation) -> list[str]:
         app = relation.app.name if relation.app else "the identity provider"
@@ -419,18 +427,27 @@ class OidcGatewayCharm(ops.CharmBase):
             groups_header=config.groups_header,
         )
 
-    def _auth_data(self, config: GatewayConfig) -> IngressAuthData:
-        upstream = [config.userid_header]
+    def _publish_forward_auth(self, config: GatewayConfig) -> None:
+        """Leader: tell each mesh where to send its checks and which headers pass."""
+        # The proxy's Service, as Canonical's oauth2-proxy-k8s charm gives it.
+        address = f"http://{self.app.name}.{self.model.name}.svc.cluster.local:{PORT}"
+        user_header = config.userid_header.lower()
+        headers = [user_header]
         if config.groups_header:
-            upstream.append(config.groups_header)
-        return IngressAuthData(
-            service=self.app.name,
-            namespace=self.model.name,
-            port=PORT,
-            include_request_headers=list(CHECK_REQUEST_HEADERS),
-            headers_to_upstream=upstream,
-            headers_to_downstream=list(DENIAL_HEADERS),
-        )
+            headers.append(config.groups_header.lower())
+        for relation in self._forward_auth.relations:
+            try:
+                self._forward_auth.publish(
+                    relation,
+                    decisions_address=address,
+                    headers=headers,
+                    user_header=user_header,
+                    user_prefix=config.userid_prefix,
+                )
+            except InvalidRequestError as e:
+                logger.warning(
+                    "not publishing on %s relation %d: %s", FORWARD_AUTH, relation.id, e
+                )
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -486,9 +503,23 @@ class OidcGatewayCharm(ops.CharmBase):
         inputs = self._current_inputs()
         if inputs.blocked:
             return [ops.BlockedStatus(inputs.blocked)]
-        problems: list[ops.StatusBase] = [ops.WaitingStatus(w) for w in inputs.waiting]
+        problems: list[ops.StatusBase] = [
+            ops.BlockedStatus(p) for p in self._forward_auth_problems()
+        ]
+        problems += [ops.WaitingStatus(w) for w in inputs.waiting]
         if self._provider_problem is not None:
             problems.append(self._provider_problem)
+        return problems
+
+    def _forward_auth_problems(self) -> list[str]:
+        """What a mesh sent on forward-auth that does not parse (nothing is written to it)."""
+        problems = []
+        for relation in self._forward_auth.relations:
+            try:
+                requested_apps(relation)
+            except InvalidRequestError as e:
+                app = relation.app.name if relation.app else "the mesh"
+                problems.append(f"{FORWARD_AUTH}: invalid data from {app}: {e}")
         return problems
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:

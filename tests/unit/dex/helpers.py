@@ -18,13 +18,13 @@ from charm_loader import load_charm
 from charmlibs.interfaces.oauth import ClientConfig, OauthProviderConfig, OAuthRequirer
 from ops import testing
 
-from kubeflow_interfaces import ingress
+from kubeflow_interfaces import istio_ingress_route
 
 CHARM = load_charm("dex")
 import dex_server  # noqa: E402 - the workload module, as the charm imported it
 
 MODEL = "kubeflow"
-INGRESS_URL = "http://10.64.140.43/dex/"
+GATEWAY_HOST = "10.64.140.43"
 ISSUER = "http://10.64.140.43/dex"
 ADMIN_PASSWORD = "Adm1nPassw0rdForTests123"
 # Cost 10, the least Dex logs in with: quick to make and to check in tests.
@@ -62,8 +62,13 @@ def user_secret(content: dict[str, str]) -> testing.Secret:
     return testing.Secret(tracked_content=content)
 
 
-def ingress_relation(url: str | None = INGRESS_URL) -> testing.Relation:
-    return ingress.relation_for_requirer(url=url)
+def route_relation(
+    external_host: str | None = GATEWAY_HOST, *, tls_enabled: bool = False, **kwargs: Any
+) -> testing.Relation:
+    """The route to Dex as istio answers it (None: not served yet)."""
+    return istio_ingress_route.relation_for_requirer(
+        external_host=external_host, tls_enabled=tls_enabled, **kwargs
+    )
 
 
 def peers(**local_app_data: str) -> testing.PeerRelation:
@@ -79,9 +84,9 @@ def make_state(
     container: testing.Container | None = None,
     **kwargs: Any,
 ) -> testing.State:
-    """A dex unit with its ingress answered and its peer relation, unless told otherwise."""
+    """A dex unit with its route answered and its peer relation, unless told otherwise."""
     if relations is None:
-        relations = (ingress_relation(), peers())
+        relations = (route_relation(), peers())
     return testing.State(
         leader=leader,
         config=config or {},

@@ -22,11 +22,11 @@ from unit.dex.helpers import (
     dex_container,
     everything_shown,
     has_config,
-    ingress_relation,
     make_state,
     oauth_relation,
     peers,
     replace_secret,
+    route_relation,
     user_secret,
 )
 
@@ -574,8 +574,8 @@ def test_admin_disabled_keeps_its_secret_and_drops_the_user(ctx: testing.Context
 # --- the issuer -----------------------------------------------------------------------
 
 
-def test_issuer_from_the_ingress_url(ctx: testing.Context):
-    relations = (ingress_relation("https://kubeflow.example.com:8443/dex/"), peers())
+def test_issuer_from_the_route_url(ctx: testing.Context):
+    relations = (route_relation("kubeflow.example.com:8443", tls_enabled=True), peers())
 
     state_out = ctx.run(ctx.on.config_changed(), make_state(relations=relations))
 
@@ -583,7 +583,7 @@ def test_issuer_from_the_ingress_url(ctx: testing.Context):
     assert state_out.unit_status == testing.ActiveStatus("https://kubeflow.example.com:8443/dex")
 
 
-def test_issuer_url_overrides_the_ingress(ctx: testing.Context):
+def test_issuer_url_overrides_the_route(ctx: testing.Context):
     config = {"issuer-url": "https://login.example.com/dex/"}
 
     state_out = ctx.run(ctx.on.config_changed(), make_state(config=config))
@@ -591,7 +591,7 @@ def test_issuer_url_overrides_the_ingress(ctx: testing.Context):
     assert dex_config(ctx, state_out)["issuer"] == "https://login.example.com/dex"
 
 
-def test_issuer_url_without_ingress(ctx: testing.Context):
+def test_issuer_url_without_a_route(ctx: testing.Context):
     config = {"issuer-url": "https://login.example.com/dex"}
 
     state_out = ctx.run(ctx.on.config_changed(), make_state(config=config, relations=(peers(),)))
@@ -601,8 +601,8 @@ def test_issuer_url_without_ingress(ctx: testing.Context):
 
 @pytest.mark.parametrize(
     "relations",
-    [(peers(),), (ingress_relation(url=None), peers())],
-    ids=["no-ingress", "ingress-not-answered"],
+    [(peers(),), (route_relation(None), peers())],
+    ids=["no-route", "route-not-answered"],
 )
 def test_no_issuer_waits_and_does_not_start_dex(
     ctx: testing.Context, relations: tuple[testing.RelationBase, ...]
@@ -610,7 +610,7 @@ def test_no_issuer_waits_and_does_not_start_dex(
     state_out = ctx.run(ctx.on.config_changed(), make_state(relations=relations))
 
     assert state_out.unit_status == testing.WaitingStatus(
-        "waiting for the ingress URL (or set issuer-url)"
+        "waiting for the route's URL (or set issuer-url)"
     )
     assert state_out.get_container("dex").plan.services == {}
     assert not has_config(ctx, state_out)
@@ -620,10 +620,13 @@ def test_no_issuer_waits_and_does_not_start_dex(
 
 def test_issuer_change_rewrites_config_and_restarts(ctx: testing.Context, tmp_path: Path):
     before = settled(ctx, container=dex_container(tmp_path))
-    moved = ingress_relation("https://kubeflow.example.com/dex/")
+    (old,) = [r for r in before.relations if r.endpoint == "istio-ingress-route"]
+    moved = dataclasses.replace(
+        old, remote_app_data={"external_host": "kubeflow.example.com", "tls_enabled": "True"}
+    )
     state_in = dataclasses.replace(
         before,
-        relations={moved, *[r for r in before.relations if r.endpoint != "ingress"]},
+        relations={moved, *[r for r in before.relations if r.endpoint != "istio-ingress-route"]},
     )
 
     state_out = ctx.run(ctx.on.relation_changed(moved, remote_unit=0), state_in)
@@ -664,7 +667,7 @@ def test_container_not_ready_waits(ctx: testing.Context):
     relation = oauth_relation()
     state_in = make_state(
         container=dex_container(can_connect=False),
-        relations=(ingress_relation(), peers(), relation),
+        relations=(route_relation(), peers(), relation),
     )
 
     state_out = ctx.run(ctx.on.config_changed(), state_in)
@@ -779,7 +782,7 @@ def test_leader_and_non_leader_render_the_same_config(ctx: testing.Context):
         make_state(
             config=config,
             secrets=(secret, users, admin_secret()),
-            relations=(ingress_relation(), peers(), relation),
+            relations=(route_relation(), peers(), relation),
         ),
     )
     # What the other unit sees: the leader's peer data and app secrets, not its databags.
@@ -793,7 +796,7 @@ def test_leader_and_non_leader_render_the_same_config(ctx: testing.Context):
             leader=False,
             config=config,
             secrets=(secret, users, *shared),
-            relations=(ingress_relation(), peers(**peer.local_app_data), relation),
+            relations=(route_relation(), peers(**peer.local_app_data), relation),
         ),
     )
 
@@ -840,7 +843,7 @@ def test_noop_reconcile_writes_nothing(
         "connectors-secret-id": secret.id,
         "static-users-secret-id": users.id,
     }
-    relations = (ingress_relation(), peers(), oauth_relation(), oauth_relation("other-app"))
+    relations = (route_relation(), peers(), oauth_relation(), oauth_relation("other-app"))
     first = ctx.run(
         ctx.on.config_changed(),
         make_state(

@@ -1,8 +1,9 @@
 """A settled update-status hook stays light: heavy modules load only when needed.
 
 The oauth library (and jsonschema under it) loads only when there is an oauth
-relation; bcrypt only when the admin password is generated. Each case runs in
-a fresh interpreter, because this test session imports both.
+relation; bcrypt only when the admin password is generated; the route library
+only when the route's config is written. Each case runs in a fresh
+interpreter, because this test session imports them all.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from charm_loader import load_charm
 from ops import testing
 
 charm = load_charm("dex")
-from kubeflow_interfaces import ingress
+from kubeflow_interfaces import istio_ingress_route
 
 case = sys.argv[1]
 issuer = "http://10.64.140.43/dex"
 # A hash made beforehand (cost 10): making it here would load bcrypt.
 password_hash = sys.argv[2]
+# The route's config as the charm wrote it in an earlier hook (made beforehand too).
+route_config = sys.argv[3]
 secrets = set()
 if case != "first-run":
     secrets.add(
@@ -30,7 +33,11 @@ if case != "first-run":
             label="admin-credentials",
         )
     )
-relations = {ingress.relation_for_requirer(url=issuer + "/"), testing.PeerRelation("dex-peers")}
+route = istio_ingress_route.relation_for_requirer(
+    external_host="10.64.140.43",
+    local_app_data={"config": route_config} if case != "first-run" else {},
+)
+relations = {route, testing.PeerRelation("dex-peers")}
 if case == "oauth":
     relations.add(
         testing.Relation(
@@ -53,7 +60,13 @@ state = testing.State(
     containers={testing.Container("dex", can_connect=True)},
     model=testing.Model(name="kubeflow"),
 )
-heavy = ("charmlibs.interfaces.oauth", "jsonschema", "bcrypt", "jinja2")
+heavy = (
+    "charmlibs.interfaces.oauth",
+    "charmlibs.interfaces.istio_ingress_route",
+    "jsonschema",
+    "bcrypt",
+    "jinja2",
+)
 if case != "first-run":
     # Settle, then the hook that matters: update-status with nothing to change.
     state = ctx.run(ctx.on.config_changed(), state)
@@ -73,8 +86,11 @@ print(json.dumps({
 def _run(case: str) -> dict[str, object]:
     import bcrypt
 
+    from kubeflow_interfaces import istio_ingress_route
+
     password_hash = bcrypt.hashpw(b"x" * 24, bcrypt.gensalt(rounds=10)).decode()
-    return run_fresh(SCRIPT, case, password_hash)
+    route = istio_ingress_route.config_json(app="dex", prefix="/dex", port=5556)
+    return run_fresh(SCRIPT, case, password_hash, route)
 
 
 def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
@@ -82,6 +98,7 @@ def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
 
     assert outcome == {
         "charmlibs.interfaces.oauth": False,
+        "charmlibs.interfaces.istio_ingress_route": False,
         "jsonschema": False,
         "bcrypt": False,
         "jinja2": False,
@@ -94,6 +111,7 @@ def test_settled_hook_with_oauth_relation_loads_the_oauth_library_only():
     outcome = _run("oauth")
 
     assert outcome["charmlibs.interfaces.oauth"] is True
+    assert outcome["charmlibs.interfaces.istio_ingress_route"] is False
     assert outcome["bcrypt"] is False
     assert outcome["unchanged"] is True
 
@@ -104,3 +122,5 @@ def test_first_run_loads_bcrypt_to_hash_the_admin_password():
 
     assert outcome["bcrypt"] is True
     assert outcome["charmlibs.interfaces.oauth"] is False
+    # and the route's first config is validated and serialised by the library.
+    assert outcome["charmlibs.interfaces.istio_ingress_route"] is True

@@ -1,4 +1,4 @@
-"""The oauth and ingress relations of the dex charm.
+"""The oauth and istio-ingress-route relations of the dex charm.
 
 Registrations come from the ecosystem library's own requirer, and what dex
 answers is read back through that requirer: the two sides agree on the wire.
@@ -19,13 +19,15 @@ from unit.dex.helpers import (
     dex_config,
     dex_container,
     everything_shown,
-    ingress_relation,
     make_state,
     oauth_relation,
     peers,
     provider_info_seen_by_requirer,
     registration,
+    route_relation,
 )
+
+from kubeflow_interfaces import istio_ingress_route
 
 # The browser goes to the issuer's address; clients call the rest in the cluster.
 SERVICE = "http://dex.kubeflow.svc.cluster.local:5556/dex"
@@ -42,7 +44,7 @@ ENDPOINTS = {
 
 def with_oauth(*oauth: testing.Relation, **kwargs) -> testing.State:
     kwargs.setdefault("secrets", (admin_secret(),))
-    return make_state(relations=(ingress_relation(), peers(), *oauth), **kwargs)
+    return make_state(relations=(route_relation(), peers(), *oauth), **kwargs)
 
 
 def peer_data(state: testing.State) -> dict[str, str]:
@@ -154,7 +156,7 @@ def test_registration_before_the_issuer_is_known(ctx: testing.Context):
     assert waiting.get_relation(relation.id).local_app_data == {}
     assert not any(s.label and s.label.startswith("client_secret") for s in waiting.secrets)
 
-    answered = dataclasses.replace(waiting, relations={*waiting.relations, ingress_relation()})
+    answered = dataclasses.replace(waiting, relations={*waiting.relations, route_relation()})
     state_out = ctx.run(ctx.on.config_changed(), answered)
 
     info = provider_info_seen_by_requirer(state_out, relation)
@@ -303,7 +305,7 @@ def test_non_leader_renders_the_clients_the_leader_issued(ctx: testing.Context):
         make_state(
             leader=False,
             secrets=tuple(shared),
-            relations=(ingress_relation(), peers(**peer_data(leader)), relation),
+            relations=(route_relation(), peers(**peer_data(leader)), relation),
         ),
     )
 
@@ -333,7 +335,7 @@ def test_non_leader_renders_nothing_without_the_secret(ctx: testing.Context):
     state_in = make_state(
         leader=False,
         secrets=(admin_secret(),),
-        relations=(ingress_relation(), peers(**{"oauth-clients": listed}), relation),
+        relations=(route_relation(), peers(**{"oauth-clients": listed}), relation),
     )
 
     state_out = ctx.run(ctx.on.update_status(), state_in)
@@ -341,38 +343,34 @@ def test_non_leader_renders_nothing_without_the_secret(ctx: testing.Context):
     assert dex_config(ctx, state_out)["staticClients"] == []
 
 
-# --- ingress --------------------------------------------------------------------------
+# --- the route -------------------------------------------------------------------------
 
 
-def test_ingress_request_is_unauthenticated_dex(ctx: testing.Context):
-    relation = ingress_relation(url=None)
+def test_route_request_is_dex_under_its_issuer_path(ctx: testing.Context):
+    relation = route_relation(None)
 
     state_out = ctx.run(
         ctx.on.relation_created(relation), make_state(relations=(relation, peers()))
     )
 
+    # What Canonical's charms write for the same route, with the ecosystem's models.
     assert state_out.get_relation(relation.id).local_app_data == {
-        "prefix": "/dex/",
-        "rewrite": "/dex/",
-        "service": "dex",
-        "namespace": "kubeflow",
-        "port": "5556",
-        "auth": "false",
+        "config": istio_ingress_route.config_json(app="dex", prefix="/dex", port=5556)
     }
 
 
-def test_ingress_request_even_with_invalid_config(ctx: testing.Context):
-    relation = ingress_relation(url=None)
+def test_route_request_even_with_invalid_config(ctx: testing.Context):
+    relation = route_relation(None)
     state_in = make_state(config={"log-level": "loud"}, relations=(relation, peers()))
 
     state_out = ctx.run(ctx.on.relation_created(relation), state_in)
 
-    assert state_out.get_relation(relation.id).local_app_data["auth"] == "false"
+    assert "config" in state_out.get_relation(relation.id).local_app_data
     assert state_out.get_container("dex").plan.services == {}
 
 
-def test_non_leader_does_not_write_the_ingress_request(ctx: testing.Context):
-    relation = ingress_relation(url=None)
+def test_non_leader_does_not_write_the_route_request(ctx: testing.Context):
+    relation = route_relation(None)
 
     state_out = ctx.run(
         ctx.on.relation_created(relation),
@@ -382,8 +380,27 @@ def test_non_leader_does_not_write_the_ingress_request(ctx: testing.Context):
     assert state_out.get_relation(relation.id).local_app_data == {}
 
 
-def test_ingress_removed_leaves_dex_running(ctx: testing.Context):
-    relation = ingress_relation()
+def test_invalid_route_host_blocks_and_changes_nothing(ctx: testing.Context):
+    before = ctx.run(
+        ctx.on.config_changed(),
+        make_state(secrets=(admin_secret(),), container=dex_container()),
+    )
+    (old,) = [r for r in before.relations if r.endpoint == "istio-ingress-route"]
+    bad = dataclasses.replace(
+        old, remote_app_data={"external_host": "http://x/", "tls_enabled": "False"}
+    )
+    state_in = dataclasses.replace(before, relations={bad, *(before.relations - {old})})
+
+    state_out = ctx.run(ctx.on.relation_changed(bad), state_in)
+
+    assert state_out.unit_status == testing.BlockedStatus(
+        "istio-ingress-route: external_host 'http://x/' is not a host name or address"
+    )
+    assert state_out.get_container("dex").plan == before.get_container("dex").plan
+
+
+def test_route_removed_leaves_dex_running(ctx: testing.Context):
+    relation = route_relation()
     before = ctx.run(
         ctx.on.config_changed(),
         make_state(
@@ -394,7 +411,7 @@ def test_ingress_removed_leaves_dex_running(ctx: testing.Context):
     state_out = ctx.run(ctx.on.relation_broken(before.get_relation(relation.id)), before)
 
     assert state_out.unit_status == testing.WaitingStatus(
-        "waiting for the ingress URL (or set issuer-url)"
+        "waiting for the route's URL (or set issuer-url)"
     )
     assert state_out.get_container("dex").plan == before.get_container("dex").plan
 

@@ -12,7 +12,7 @@ from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
 from ops import testing
 
-from kubeflow_interfaces import dashboard_links, ingress
+from kubeflow_interfaces import dashboard_links, istio_ingress_route
 from kubeflow_interfaces.dashboard_links import DashboardLink
 
 CHARM = load_charm("kubeflow-dashboard")
@@ -68,8 +68,11 @@ def ui(app: str, *links: DashboardLink, **kw: Any) -> testing.Relation:
     return dashboard_links.relation_for_provider(list(links), remote_app_name=app, **kw)
 
 
-def ingress_relation(**kw: Any) -> testing.Relation:
-    return ingress.relation_for_requirer(url="https://kf.example.com/", **kw)
+def route_relation(**kw: Any) -> testing.Relation:
+    """The dashboard's route as istio answers it: https://kf.example.com/."""
+    kw.setdefault("external_host", "kf.example.com")
+    kw.setdefault("tls_enabled", True)
+    return istio_ingress_route.relation_for_requirer(**kw)
 
 
 def with_relations(base: testing.State, *relations: testing.RelationBase) -> testing.State:

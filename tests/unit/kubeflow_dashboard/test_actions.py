@@ -10,7 +10,9 @@ from unit.kubeflow_dashboard.helpers import (
     istio_authorization_policy_crd,
     namespace,
     profile_crd,
+    route_relation,
     state,
+    with_relations,
 )
 
 ALICE = "alice@example.com"
@@ -162,6 +164,36 @@ def test_add_contributor_binds_as_kfam_does(ctx, cluster):
     assert policy["spec"] == {
         "rules": [{"when": [{"key": "request.headers[kubeflow-userid]", "values": [BOB]}]}]
     }
+
+
+def test_add_contributor_uses_the_user_header_the_route_passes_on(ctx, cluster):
+    route = route_relation(user_header="x-auth-user", user_prefix="oidc:")
+    ctx.run(
+        ctx.on.action(
+            "add-contributor", params={"profile": "team-a", "user": BOB, "role": "edit"}
+        ),
+        with_relations(state(), route),
+    )
+    policy = cluster.get("AuthorizationPolicy", ctx.action_results["binding"], "team-a")
+    assert policy["spec"] == {
+        "rules": [{"when": [{"key": "request.headers[x-auth-user]", "values": [f"oidc:{BOB}"]}]}]
+    }
+
+
+def test_add_contributor_with_invalid_route_data_fails_and_changes_nothing(ctx, cluster):
+    before = _snapshot(cluster)
+    route = route_relation(user_header="bad header")
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(
+            ctx.on.action(
+                "add-contributor", params={"profile": "team-a", "user": BOB, "role": "edit"}
+            ),
+            with_relations(state(), route),
+        )
+    assert failed.value.message == (
+        "istio-ingress-route: kubeflow_user_header 'bad header' is not a header name"
+    )
+    assert _snapshot(cluster) == before
 
 
 def test_remove_contributor_takes_mesh_access_away(ctx, cluster):

@@ -14,13 +14,15 @@ from unit.kubeflow_dashboard.helpers import (
     MODEL,
     checks_up,
     containers,
-    ingress_relation,
     peer_data,
+    route_relation,
     services,
     settle,
     state,
     with_relations,
 )
+
+from kubeflow_interfaces import istio_ingress_route
 
 
 def _kinds(kube) -> dict[str, set[str]]:
@@ -158,7 +160,7 @@ def test_settled_hooks_write_nothing(ctx, kube):
     again = ctx.run(ctx.on.update_status(), out)
     assert len(kube.writes) == writes
     assert again.relations == out.relations
-    assert again.unit_status == ops.ActiveStatus("no ingress: serving on port 8082")
+    assert again.unit_status == ops.ActiveStatus("no route: serving on port 8082")
 
 
 def test_upgrade_applies_again(ctx, kube):
@@ -168,25 +170,88 @@ def test_upgrade_applies_again(ctx, kube):
     assert len(kube.writes) > writes
 
 
-def test_active_with_the_ingress_url(ctx, kube):
-    out = settle(ctx, with_relations(state(), ingress_relation()))
+def test_active_with_the_route_url(ctx, kube):
+    out = settle(ctx, with_relations(state(), route_relation()))
     assert out.unit_status == ops.ActiveStatus("https://kf.example.com/")
     assert out.app_status == ops.ActiveStatus("https://kf.example.com/")
 
 
-def test_ingress_request_is_published(ctx, kube):
-    relation = ingress_relation()
+@pytest.mark.parametrize(("tls", "listener"), [(False, 80), (True, 443)])
+def test_route_request_is_published(ctx, kube, tls, listener):
+    relation = route_relation(tls_enabled=tls)
     out = ctx.run(ctx.on.relation_created(relation), with_relations(state(), relation))
-    data = out.get_relation(relation.id).local_app_data
-    assert data["prefix"] == "/"
-    assert data["port"] == "8082"
-    assert data["service"] == APP
-    assert data["namespace"] == MODEL
-    assert data["auth"] == "true"
+    # What Canonical's kubeflow-dashboard charm asks for (canonical/
+    # kubeflow-dashboard-operator src/charm.py, _ambient_mesh_ingress, at
+    # 31b1d6b): "/" to the dashboard's port, on 80, or 443 with TLS.
+    assert out.get_relation(relation.id).local_app_data == {
+        "config": istio_ingress_route.config_json(
+            model=MODEL, app=APP, prefix="/", port=8082, listener_port=listener
+        )
+    }
+
+
+def test_user_header_from_the_route_reaches_all_three_services(ctx, kube):
+    out = settle(ctx, with_relations(state(), route_relation()))
+    (relation,) = [r for r in out.relations if r.endpoint == "istio-ingress-route"]
+    header = dataclasses.replace(
+        relation,
+        remote_app_data={
+            **relation.remote_app_data,
+            "kubeflow_user_header": "x-auth-user",
+            "kubeflow_user_prefix": "oidc:",
+        },
+    )
+    changed = ctx.run(
+        ctx.on.relation_changed(header),
+        dataclasses.replace(out, relations=(out.relations - {relation}) | {header}),
+    )
+    env = changed.get_container("dashboard").plan.services["dashboard"].environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("x-auth-user", "oidc:")
+    for name in ("profile-controller", "kfam"):
+        command = changed.get_container(name).plan.services[name].command.split()
+        assert "-userid-header=x-auth-user" in command
+        assert "-userid-prefix=oidc:" in command
+        # The new header is in the service's plan: Pebble restarted it with it.
+        assert (
+            changed.get_container(name).service_statuses[name] == ops.pebble.ServiceStatus.ACTIVE
+        )
+    # The route gone, the default again.
+    gone = ctx.run(ctx.on.relation_broken(header), changed)
+    env = gone.get_container("dashboard").plan.services["dashboard"].environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("kubeflow-userid", "")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"kubeflow_user_header": "bad header"},
+            "istio-ingress-route: kubeflow_user_header 'bad header' is not a header name",
+        ),
+        (
+            {"external_host": "http://kf/"},
+            "istio-ingress-route: external_host 'http://kf/' is not a host name or address",
+        ),
+    ],
+)
+def test_invalid_route_data_blocks_and_changes_nothing(ctx, kube, data, message):
+    out = settle(ctx, with_relations(state(), route_relation()))
+    writes = len(kube.writes)
+    (relation,) = [r for r in out.relations if r.endpoint == "istio-ingress-route"]
+    bad = dataclasses.replace(relation, remote_app_data={**relation.remote_app_data, **data})
+    again = ctx.run(
+        ctx.on.relation_changed(bad),
+        dataclasses.replace(out, relations=(out.relations - {relation}) | {bad}),
+    )
+    assert again.unit_status == ops.BlockedStatus(message)
+    assert again.app_status == ops.BlockedStatus(message)
+    assert len(kube.writes) == writes
+    assert again.containers == out.containers
+    assert again.get_relation(relation.id).local_app_data == relation.local_app_data
 
 
 def test_non_leader_runs_services_but_applies_nothing(ctx, kube):
-    relation = ingress_relation()
+    relation = route_relation()
     out = settle(ctx, with_relations(state(leader=False), relation))
     assert kube.objects == {}
     assert out.get_relation(relation.id).local_app_data == {}
@@ -242,14 +307,22 @@ def test_config_change_restarts_the_services_it_touches(ctx, kube):
     out = settle(ctx, state())
     changed = ctx.run(
         ctx.on.config_changed(),
-        dataclasses.replace(out, config={"userid-header": "x-user", "registration-flow": True}),
+        dataclasses.replace(
+            out,
+            config={
+                "registration-flow": True,
+                "workload-identity": "kubeflow-user@my-project.iam.gserviceaccount.com",
+            },
+        ),
     )
     env = changed.get_container("dashboard").plan.services["dashboard"].environment
-    assert env["USERID_HEADER"] == "x-user"
     assert env["REGISTRATION_FLOW"] == "true"
-    for name in ("profile-controller", "kfam"):
-        command = changed.get_container(name).plan.services[name].command
-        assert "-userid-header=x-user" in command
+    command = changed.get_container("profile-controller").plan.services["profile-controller"]
+    assert "-workload-identity=kubeflow-user@my-project.iam.gserviceaccount.com" in (
+        command.command.split()
+    )
+    kfam = changed.get_container("kfam")
+    assert kfam.plan == out.get_container("kfam").plan
 
 
 def test_remove_deletes_what_the_charm_made(ctx, kube):

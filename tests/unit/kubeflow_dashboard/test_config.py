@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ops
 import pytest
+import yaml
+from charm_loader import charm_dir
 from ops import testing
 from unit.kubeflow_dashboard.helpers import dashboard_config, settle, state
 
 VALID = [
-    ("userid-header", "x-auth-request-email"),
-    ("userid-prefix", "accounts.google.com:"),
     ("registration-flow", True),
     ("workload-identity", "kubeflow-user@my-project.iam.gserviceaccount.com"),
     ("additional-links", "[{text: Docs, link: 'https://example.com', location: documentation}]"),
@@ -19,9 +19,6 @@ VALID = [
 ]
 
 INVALID = [
-    ("userid-header", "kubeflow userid"),
-    ("userid-header", ""),
-    ("userid-prefix", "with space"),
     ("workload-identity", "not-an-account"),
     ("additional-links", "{text: Docs}"),
     ("additional-links", "[{text: Docs, link: /docs/}]"),
@@ -53,19 +50,26 @@ def test_valid_option_settles_active(ctx, kube, option, value):
 
 def test_options_reach_the_workloads(ctx, kube):
     config = {
-        "userid-header": "x-user",
-        "userid-prefix": "oidc:",
+        "registration-flow": True,
         "workload-identity": "kubeflow-user@my-project.iam.gserviceaccount.com",
     }
     out = settle(ctx, state(config=config))
     controller = out.get_container("profile-controller").plan.services["profile-controller"]
-    assert "-userid-prefix=oidc:" in controller.command.split()
     assert (
         "-workload-identity=kubeflow-user@my-project.iam.gserviceaccount.com"
         in controller.command.split()
     )
     env = out.get_container("dashboard").plan.services["dashboard"].environment
-    assert env["USERID_PREFIX"] == "oidc:"
+    assert env["REGISTRATION_FLOW"] == "true"
+
+
+def test_the_user_header_is_no_option_of_the_dashboard(ctx, kube):
+    # It comes from the login over the route; see test_charm.
+    out = settle(ctx, state())
+    env = out.get_container("dashboard").plan.services["dashboard"].environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("kubeflow-userid", "")
+    meta = yaml.safe_load((charm_dir("kubeflow-dashboard") / "charmcraft.yaml").read_text())
+    assert not {"userid-header", "userid-prefix"} & set(meta["config"]["options"])
 
 
 @pytest.mark.parametrize(("option", "value"), INVALID, ids=[f"{o}={v!r}" for o, v in INVALID])
@@ -87,14 +91,14 @@ def test_bad_config_after_good_leaves_everything_as_it_was(ctx, kube):
         ctx.on.config_changed(),
         testing.State(
             leader=True,
-            config={"userid-header": "bad header"},
+            config={"menu-order": "Notebooks"},
             containers=out.containers,
             relations=out.relations,
             model=out.model,
         ),
     )
     assert bad.unit_status == ops.BlockedStatus(
-        "invalid config: userid-header: must be an HTTP header name like kubeflow-userid"
+        "invalid config: menu-order: must be a YAML list of link texts"
     )
     assert len(kube.writes) == writes
     env = bad.get_container("dashboard").plan.services["dashboard"].environment

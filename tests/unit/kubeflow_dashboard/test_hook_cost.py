@@ -1,7 +1,8 @@
-"""A settled update-status hook does not import lightkube and writes nothing.
+"""A settled update-status hook does not import lightkube or the route library, writes nothing.
 
 It runs in a fresh interpreter, because this test session itself imports
-lightkube. The model is settled first with the cluster writes stubbed out.
+both. The model is settled first with the cluster writes stubbed out, and
+the route's config as the charm wrote it in an earlier hook.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ SCRIPT = r"""
 import json, sys
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
-    APP, CHARM, checks_up, ingress_relation, link, state, ui, with_relations,
+    APP, CHARM, checks_up, route_relation, link, state, ui, with_relations,
 )
 from kubeflow_charms import kubernetes
 
 base = with_relations(
     state(config={"additional-links": "[{text: Docs, link: /docs/, location: documentation}]"}),
     ui("notebooks", link("Notebooks")),
-    ingress_relation(),
+    route_relation(local_app_data={"config": sys.stdin.read()}),
 )
 ctx = testing.Context(CHARM.KubeflowDashboardCharm, app_name=APP)
 applied = []
@@ -31,6 +32,7 @@ again = ctx.run(ctx.on.update_status(), out)
 print(json.dumps({
     "before": before,
     "lightkube": "lightkube" in sys.modules,
+    "charmlibs": sorted(m for m in sys.modules if m.startswith("charmlibs")),
     "first_applies": first,
     "applies": len(applied) - len(first),
     "relations_unchanged": again.relations == out.relations,
@@ -41,12 +43,18 @@ print(json.dumps({
 
 
 def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
-    outcome = run_fresh(SCRIPT)
+    from kubeflow_interfaces import istio_ingress_route
+
+    route = istio_ingress_route.config_json(
+        app="kubeflow-dashboard", prefix="/", port=8082, listener_port=443
+    )
+    outcome = run_fresh(SCRIPT, stdin=route)
 
     assert outcome["before"] is False
     assert outcome["first_applies"] == ["crds", "dashboard"]
     assert outcome["applies"] == 0
     assert outcome["lightkube"] is False
+    assert outcome["charmlibs"] == []
     assert outcome["relations_unchanged"] is True
     assert outcome["containers_unchanged"] is True
     assert outcome["status"] == "active: https://kf.example.com/"

@@ -9,7 +9,7 @@ import ops
 from charm_loader import load_charm
 from ops import testing
 
-from kubeflow_interfaces import ingress
+from kubeflow_interfaces import istio_ingress_route
 
 CHARM = load_charm("kubeflow-notebooks")
 controller = CHARM.notebook_controller  # the charm's workload modules, as it imported them
@@ -27,8 +27,13 @@ def containers(*, can_connect: bool = True) -> set[testing.Container]:
     }
 
 
-def ingress_relation(url: str | None = "http://10.0.0.1/jupyter/") -> testing.Relation:
-    return ingress.relation_for_requirer(url=url)
+def route_relation(
+    external_host: str | None = "10.0.0.1", *, tls_enabled: bool = False, **kwargs: Any
+) -> testing.Relation:
+    """The web app's route as istio answers it (None: not served yet)."""
+    return istio_ingress_route.relation_for_requirer(
+        external_host=external_host, tls_enabled=tls_enabled, **kwargs
+    )
 
 
 def links_relation() -> testing.Relation:
@@ -38,11 +43,11 @@ def links_relation() -> testing.Relation:
 
 
 def state(**kwargs: Any) -> testing.State:
-    """A leader with both containers, its peer relation and an ingress, in model `kubeflow`."""
+    """A leader with both containers, its peer relation and a route, in model `kubeflow`."""
     defaults: dict[str, Any] = {
         "leader": True,
         "containers": containers(),
-        "relations": {testing.PeerRelation(PEERS), ingress_relation()},
+        "relations": {testing.PeerRelation(PEERS), route_relation()},
         "model": testing.Model(name=MODEL),
     }
     defaults.update(kwargs)

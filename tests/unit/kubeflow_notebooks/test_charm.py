@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import ops
+import pytest
 import yaml
 from ops import testing
 from unit.kubeflow_notebooks.helpers import (
@@ -14,13 +15,15 @@ from unit.kubeflow_notebooks.helpers import (
     checks_up,
     containers,
     controller,
-    ingress_relation,
     links_relation,
+    route_relation,
     settle,
     spawner_file,
     state,
     web_app,
 )
+
+from kubeflow_interfaces import istio_ingress_route
 
 
 def _kinds(kube) -> dict[str, set[str]]:
@@ -51,7 +54,7 @@ def test_leader_starts_both_workloads_and_applies_the_objects(ctx, kube):
     assert service.environment["APP_PREFIX"] == "/jupyter"
     assert service.environment["USERID_HEADER"] == "kubeflow-userid"
     assert service.environment["USERID_PREFIX"] == ""
-    assert service.environment["APP_SECURE_COOKIES"] == "false"  # the ingress URL is http
+    assert service.environment["APP_SECURE_COOKIES"] == "false"  # the route's URL is http
     assert w.service_statuses[web_app.SERVICE] == ops.pebble.ServiceStatus.ACTIVE
     assert w.plan.checks[web_app.READY_CHECK].tcp == {"port": 5000}
     assert "spawnerFormDefaults" in yaml.safe_load(spawner_file(ctx, out))
@@ -125,7 +128,7 @@ def test_a_notebook_of_each_version_is_accepted(ctx, kube):
 
 
 def test_settled_model_is_active_and_writes_nothing(ctx, kube):
-    out = settle(ctx, state(relations={testing.PeerRelation(PEERS), ingress_relation()}))
+    out = settle(ctx, state(relations={testing.PeerRelation(PEERS), route_relation()}))
     writes = len(kube.writes)
 
     again = ctx.run(ctx.on.update_status(), out)
@@ -138,20 +141,19 @@ def test_settled_model_is_active_and_writes_nothing(ctx, kube):
         assert again.get_container(name).plan == out.get_container(name).plan
 
 
-def test_ingress_request_and_dashboard_link_are_published(ctx, kube):
+def test_route_request_and_dashboard_link_are_published(ctx, kube):
     links = links_relation()
-    ing = ingress_relation()
+    route = route_relation()
     out = ctx.run(
-        ctx.on.config_changed(), state(relations={testing.PeerRelation(PEERS), ing, links})
+        ctx.on.config_changed(), state(relations={testing.PeerRelation(PEERS), route, links})
     )
 
-    request = out.get_relation(ing.id).local_app_data
-    assert request["prefix"] == "/jupyter/"
-    assert request["rewrite"] == "/"
-    assert request["port"] == "5000"
-    assert request["auth"] == "true"
-    assert request["service"] == "kubeflow-notebooks"
-    assert request["namespace"] == MODEL
+    # /jupyter/... reaches the web app as /...: the prefix replaced by /.
+    assert out.get_relation(route.id).local_app_data == {
+        "config": istio_ingress_route.config_json(
+            model=MODEL, app="kubeflow-notebooks", prefix="/jupyter", port=5000, rewrite="/"
+        )
+    }
     published = json.loads(out.get_relation(links.id).local_app_data["dashboard_links"])
     assert published == [
         {
@@ -165,16 +167,68 @@ def test_ingress_request_and_dashboard_link_are_published(ctx, kube):
     ]
 
 
-def test_https_ingress_makes_cookies_secure(ctx, kube):
+def test_https_route_makes_cookies_secure(ctx, kube):
     base = state(
         relations={
             testing.PeerRelation(PEERS),
-            ingress_relation("https://kf.example.com/jupyter/"),
+            route_relation("kf.example.com", tls_enabled=True),
         }
     )
     out = ctx.run(ctx.on.config_changed(), base)
     env = out.get_container(web_app.CONTAINER).plan.services[web_app.SERVICE].environment
     assert env["APP_SECURE_COOKIES"] == "true"
+
+
+def test_user_header_from_the_route_restarts_the_web_app(ctx, kube):
+    out = settle(ctx, state())
+    (route,) = [r for r in out.relations if r.endpoint == "istio-ingress-route"]
+    told = dataclasses.replace(
+        route,
+        remote_app_data={
+            **route.remote_app_data,
+            "kubeflow_user_header": "x-auth-user",
+            "kubeflow_user_prefix": "oidc:",
+        },
+    )
+
+    again = ctx.run(
+        ctx.on.relation_changed(told),
+        dataclasses.replace(out, relations=(out.relations - {route}) | {told}),
+    )
+
+    env = again.get_container(web_app.CONTAINER).plan.services[web_app.SERVICE].environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("x-auth-user", "oidc:")
+    controller_plan = again.get_container(controller.CONTAINER).plan
+    assert controller_plan == out.get_container(controller.CONTAINER).plan
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"kubeflow_user_prefix": "with space"},
+            "istio-ingress-route: kubeflow_user_prefix must be at most 128 printable",
+        ),
+        ({"external_host": "a/b"}, "istio-ingress-route: external_host 'a/b' is not a host"),
+    ],
+)
+def test_invalid_route_data_blocks_and_changes_nothing(ctx, kube, data, message):
+    out = settle(ctx, state())
+    writes = len(kube.writes)
+    (route,) = [r for r in out.relations if r.endpoint == "istio-ingress-route"]
+    bad = dataclasses.replace(route, remote_app_data={**route.remote_app_data, **data})
+
+    again = ctx.run(
+        ctx.on.relation_changed(bad),
+        dataclasses.replace(out, relations=(out.relations - {route}) | {bad}),
+    )
+
+    assert again.unit_status.name == "blocked"
+    assert again.unit_status.message.startswith(message)
+    assert again.app_status == again.unit_status
+    assert len(kube.writes) == writes
+    assert again.containers == out.containers
+    assert again.get_relation(route.id).local_app_data == route.local_app_data
 
 
 def test_culling_sets_the_controller_environment(ctx, kube):
@@ -205,8 +259,8 @@ def test_non_leader_runs_the_workloads_but_applies_nothing(ctx, kube):
     assert kube.writes == []
     assert out.get_container(controller.CONTAINER).plan.services
     assert out.get_container(web_app.CONTAINER).plan.services
-    ing = next(r for r in out.relations if r.endpoint == "ingress")
-    assert ing.local_app_data == {}
+    route = next(r for r in out.relations if r.endpoint == "istio-ingress-route")
+    assert route.local_app_data == {}
 
 
 def test_non_leader_settles_active(ctx, kube):
@@ -255,19 +309,21 @@ def test_stopped_service_is_started_again(ctx, kube):
     assert w.service_statuses[web_app.SERVICE] == ops.pebble.ServiceStatus.ACTIVE
 
 
-def test_without_ingress_is_blocked(ctx, kube):
+def test_without_a_route_is_blocked(ctx, kube):
     out = settle(ctx, state(relations={testing.PeerRelation(PEERS)}))
-    assert out.unit_status == ops.BlockedStatus("the web app is not reachable: relate ingress")
+    assert out.unit_status == ops.BlockedStatus(
+        "the web app is not reachable: relate istio-ingress-route"
+    )
 
 
-def test_ingress_without_url_is_waiting(ctx, kube):
-    base = state(relations={testing.PeerRelation(PEERS), ingress_relation(None)})
+def test_route_without_url_is_waiting(ctx, kube):
+    base = state(relations={testing.PeerRelation(PEERS), route_relation(None)})
     out = settle(ctx, base)
-    assert out.unit_status == ops.WaitingStatus("waiting for the ingress URL")
+    assert out.unit_status == ops.WaitingStatus("waiting for the route's URL")
 
 
 def test_without_peer_relation_waits_and_applies_nothing(ctx, kube):
-    out = settle(ctx, state(relations={ingress_relation()}))
+    out = settle(ctx, state(relations={route_relation()}))
     assert out.unit_status == ops.WaitingStatus("waiting for the peer relation")
     assert kube.writes == []
 

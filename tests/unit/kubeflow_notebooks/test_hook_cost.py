@@ -1,8 +1,9 @@
-"""A settled update-status hook stays light: no lightkube, nothing written anywhere.
+"""A settled update-status hook stays light: no lightkube, no route library, nothing written.
 
 It runs in a fresh interpreter, because this test session itself imports
-lightkube. The model is settled first with the cluster writes stubbed out
-(so lightkube is never imported).
+both. The model is settled first with the cluster writes stubbed out (so
+lightkube is never imported), and the route's config as the charm wrote it
+in an earlier hook (so the route library is not either).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ SCRIPT = r"""
 import dataclasses, json, sys
 import ops
 from ops import testing
-from unit.kubeflow_notebooks.helpers import CHARM, checks_up, links_relation, state
+from unit.kubeflow_notebooks.helpers import (
+    CHARM, PEERS, checks_up, links_relation, route_relation, state,
+)
 from kubeflow_charms import kubernetes
 
-base = state()
-base = dataclasses.replace(base, relations=set(base.relations) | {links_relation()})
+route = route_relation(local_app_data={"config": sys.stdin.read()})
+base = state(relations={testing.PeerRelation(PEERS), route, links_relation()})
 ctx = testing.Context(CHARM.NotebooksCharm)
 applied = []
 kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
@@ -36,6 +39,7 @@ plans = all(again.get_container(c.name).plan == c.plan for c in out.containers)
 print(json.dumps({
     "before": before,
     "lightkube": "lightkube" in sys.modules,
+    "charmlibs": sorted(m for m in sys.modules if m.startswith("charmlibs")),
     "first_applies": first,
     "applies": len(applied) - first,
     "relations_unchanged": again.relations == out.relations,
@@ -47,12 +51,18 @@ print(json.dumps({
 
 
 def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
-    outcome = run_fresh(SCRIPT)
+    from kubeflow_interfaces import istio_ingress_route
+
+    route = istio_ingress_route.config_json(
+        app="kubeflow-notebooks", prefix="/jupyter", port=5000, rewrite="/"
+    )
+    outcome = run_fresh(SCRIPT, stdin=route)
 
     assert outcome["before"] is False
     assert outcome["first_applies"] == 2  # the settling hook applied both scopes
     assert outcome["applies"] == 0
     assert outcome["lightkube"] is False
+    assert outcome["charmlibs"] == []
     assert outcome["relations_unchanged"] is True
     assert outcome["plans_unchanged"] is True
     assert outcome["pebble_writes"] == []

@@ -20,7 +20,7 @@ from charm_loader import load_charm
 from charmlibs.interfaces.oauth import ClientConfig, OAuthProvider
 from ops import testing
 
-from kubeflow_interfaces import ingress, ingress_auth
+from kubeflow_interfaces import istio_ingress_route
 
 CHARM = load_charm("oidc-gateway")
 # The charm's workload module, as the charm imported it (the tests import it from here).
@@ -29,8 +29,10 @@ import oauth2_proxy  # noqa: E402, F401
 APP = "oidc-gateway"
 MODEL = "kubeflow"
 CONTAINER = "oauth2-proxy"
-ORIGIN = "https://kubeflow.example.com"
-INGRESS_URL = f"{ORIGIN}/oauth2/"
+GATEWAY_HOST = "kubeflow.example.com"
+ORIGIN = f"https://{GATEWAY_HOST}"
+# The applications istio routes behind the login, as it lists them on forward-auth.
+PROTECTED_APPS = ["kubeflow-dashboard", "kubeflow-notebooks"]
 CALLBACK = f"{ORIGIN}/oauth2/callback"
 COOKIE_SECRET = base64.urlsafe_b64encode(b"0123456789abcdef0123456789abcdef").decode()
 DEX_APP = "dex"
@@ -170,12 +172,29 @@ def dex_relation(
     return relation, secret
 
 
-def ingress_relation(url: str | None = INGRESS_URL) -> testing.Relation:
-    return ingress.relation_for_requirer(url=url, remote_app_name="istio")
+def route_relation(
+    external_host: str | None = GATEWAY_HOST, *, tls_enabled: bool = True, **kwargs: Any
+) -> testing.Relation:
+    """The route to /oauth2 as istio answers it (None: not served yet)."""
+    return istio_ingress_route.relation_for_requirer(
+        external_host=external_host, tls_enabled=tls_enabled, remote_app_name="istio", **kwargs
+    )
 
 
-def ingress_auth_relation() -> testing.Relation:
-    return ingress_auth.relation_for_provider(remote_app_name="istio")
+def forward_auth_relation(apps: list[str] | None = None, **kwargs: Any) -> testing.Relation:
+    """The forward-auth relation as the gateway sees it: the apps istio routes.
+
+    `ingress_app_names` is the requirer's key of the forward_auth interface
+    (charmlibs-interfaces-forward-auth 1.0.0, `ForwardAuthRequirerConfig`).
+    """
+    data = {"ingress_app_names": json.dumps(PROTECTED_APPS if apps is None else apps)}
+    return testing.Relation(
+        "forward-auth",
+        interface="forward_auth",
+        remote_app_name="istio",
+        remote_app_data=data,
+        **kwargs,
+    )
 
 
 def cookie_secret(value: str = COOKIE_SECRET, *, owner: str | None = "app") -> testing.Secret:
@@ -209,13 +228,13 @@ def proxy_container(tmp_path: Path, *, can_connect: bool = True) -> testing.Cont
 
 
 def dex_state(tmp_path: Path, **kwargs: Any) -> testing.State:
-    """A leader with Dex related and its client issued, the ingress URL known, nothing run."""
+    """A leader with Dex related and its client issued, the route's URL known, nothing run."""
     oauth, secret = dex_relation(registered=kwargs.pop("registered", True))
     defaults: dict[str, Any] = {
         "leader": True,
         "model": testing.Model(name=MODEL),
         "containers": {proxy_container(tmp_path)},
-        "relations": {oauth, ingress_relation(), ingress_auth_relation()},
+        "relations": {oauth, route_relation(), forward_auth_relation()},
         "secrets": {secret, cookie_secret()},
     }
     defaults.update(kwargs)
@@ -223,14 +242,14 @@ def dex_state(tmp_path: Path, **kwargs: Any) -> testing.State:
 
 
 def external_state(tmp_path: Path, **kwargs: Any) -> testing.State:
-    """A leader configured for an external provider, the ingress URL known."""
+    """A leader configured for an external provider, the route's URL known."""
     secret = external_secret()
     defaults: dict[str, Any] = {
         "leader": True,
         "model": testing.Model(name=MODEL),
         "config": external_config(secret),
         "containers": {proxy_container(tmp_path)},
-        "relations": {ingress_relation(), ingress_auth_relation()},
+        "relations": {route_relation(), forward_auth_relation()},
         "secrets": {secret, cookie_secret()},
     }
     defaults.update(kwargs)

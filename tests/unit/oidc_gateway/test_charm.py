@@ -33,17 +33,18 @@ from unit.oidc_gateway.helpers import (
     external_config,
     external_secret,
     external_state,
-    ingress_relation,
+    forward_auth_relation,
     mode,
     oauth2_proxy,
     provider_reads,
     registration,
+    route_relation,
     stamps,
     toml_config,
     written,
 )
 
-from kubeflow_interfaces import ingress
+from kubeflow_interfaces import istio_ingress_route
 
 WORKLOAD_WRITES = (
     "Container.push",
@@ -150,7 +151,7 @@ def test_dex_proxy_configuration_field_by_field(ctx, tmp_path):
     assert out.app_status == testing.ActiveStatus(f"login via {DEX_APP} at {ORIGIN}")
 
 
-def test_dex_registration_derived_from_the_ingress_url(ctx, tmp_path):
+def test_dex_registration_derived_from_the_route_url(ctx, tmp_path):
     state = dex_state(tmp_path, registered=False)
     oauth, _ = dex_relation(client=False, registered=False)
     state = _replace_relation(state, oauth)
@@ -172,12 +173,11 @@ def test_dex_registration_derived_from_the_ingress_url(ctx, tmp_path):
     assert out.get_container(CONTAINER).plan.services == {}
 
 
-def test_dex_registration_follows_the_ingress_url(ctx, tmp_path):
+def test_dex_registration_follows_the_route_url(ctx, tmp_path):
     first = ctx.run(ctx.on.config_changed(), dex_state(tmp_path))
-    moved = ingress.relation_for_requirer(
-        url="http://10.64.140.43/oauth2/",
-        remote_app_name="istio",
-        id=_relation(first, "ingress").id,
+    moved = dataclasses.replace(
+        _relation(first, "istio-ingress-route"),
+        remote_app_data={"external_host": "10.64.140.43", "tls_enabled": "False"},
     )
     out = ctx.run(ctx.on.relation_changed(moved), _replace_relation(first, moved))
 
@@ -192,9 +192,7 @@ def test_dex_registration_refused_by_the_library_blocks(ctx, tmp_path):
     # The library takes an https redirect URI only on a dotted host name or an IP address.
     state = dex_state(tmp_path, registered=False)
     oauth, _ = dex_relation(client=False, registered=False)
-    local = ingress.relation_for_requirer(
-        url="https://localhost/oauth2/", remote_app_name="istio", id=_relation(state, "ingress").id
-    )
+    local = route_relation("localhost", id=_relation(state, "istio-ingress-route").id)
     state = _replace_relation(_replace_relation(state, oauth), local)
     out = ctx.run(ctx.on.config_changed(), state)
 
@@ -385,7 +383,8 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
             {"userid-header": "X-Kubeflow-User"},
             lambda alpha, cfg, auth: (
                 alpha["injectResponseHeaders"][0]["name"] == "X-Kubeflow-User"
-                and json.loads(auth["headers-to-upstream"])[0] == "x-kubeflow-user"
+                and json.loads(auth["headers"])[0] == "x-kubeflow-user"
+                and json.loads(auth["kubeflow_user_header"]) == "x-kubeflow-user"
             ),
         ),
         (
@@ -393,6 +392,7 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
             lambda alpha, cfg, auth: (
                 alpha["injectResponseHeaders"][0]["values"]
                 == [{"claimSource": {"claim": "user", "prefix": "oidc:"}}]
+                and json.loads(auth["kubeflow_user_prefix"]) == "oidc:"
             ),
         ),
         (
@@ -405,14 +405,14 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
             {"groups-header": "x-groups"},
             lambda alpha, cfg, auth: (
                 alpha["injectResponseHeaders"][1]["name"] == "x-groups"
-                and json.loads(auth["headers-to-upstream"]) == ["kubeflow-userid", "x-groups"]
+                and json.loads(auth["headers"]) == ["kubeflow-userid", "x-groups"]
             ),
         ),
         (
             {"groups-header": ""},
             lambda alpha, cfg, auth: (
                 len(alpha["injectResponseHeaders"]) == 1
-                and json.loads(auth["headers-to-upstream"]) == ["kubeflow-userid"]
+                and json.loads(auth["headers"]) == ["kubeflow-userid"]
             ),
         ),
         (
@@ -436,7 +436,7 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
 )
 def test_valid_option_reaches_the_proxy(ctx, tmp_path, config, check):
     out = ctx.run(ctx.on.config_changed(), dex_state(tmp_path, config=config))
-    auth = _relation(out, "ingress-auth").local_app_data
+    auth = _relation(out, "forward-auth").local_app_data
     assert check(alpha_config(tmp_path), toml_config(tmp_path), auth)
     assert out.unit_status.name == "active"
 
@@ -466,6 +466,7 @@ INVALID = [
     ({"userid-header": "Cookie"}, "userid-header: 'Cookie' is a header the gateway needs"),
     ({"userid-prefix": "a\nb"}, "userid-prefix: must be at most 64 printable ASCII"),
     ({"userid-prefix": "p" * 65}, "userid-prefix: must be at most 64 printable ASCII"),
+    ({"userid-prefix": "a b"}, "userid-prefix: must be at most 64 printable ASCII characters wi"),
     ({"userid-claim": "1email"}, "userid-claim: '1email' is not a claim name"),
     ({"userid-claim": "e mail"}, "userid-claim:"),
     ({"groups-header": "bad header"}, "groups-header: 'bad header' is not a header name"),
@@ -534,65 +535,124 @@ def test_client_secret_id_alone_blocks(ctx, tmp_path):
     )
 
 
-# --- ingress and ingress-auth --------------------------------------------------------------------
+# --- the route and forward-auth ------------------------------------------------------------------
 
 
-def test_ingress_request_is_unauthenticated_oauth2_prefix(ctx, tmp_path):
+def test_route_request_is_the_oauth2_prefix_kept_as_it_is(ctx, tmp_path):
     out = ctx.run(ctx.on.config_changed(), dex_state(tmp_path))
-    assert _relation(out, "ingress").local_app_data == {
-        "prefix": "/oauth2/",
-        "service": APP,
-        "namespace": MODEL,
-        "port": "4180",
-        "auth": "false",
+    # What Canonical's charms write for the same route, with the ecosystem's models;
+    # the gateway says TLS is enabled, so the listener is 443.
+    assert _relation(out, "istio-ingress-route").local_app_data == {
+        "config": istio_ingress_route.config_json(
+            app=APP, model=MODEL, prefix="/oauth2", port=4180, listener_port=443
+        )
     }
 
 
-def test_ingress_auth_data_published(ctx, tmp_path):
+def test_forward_auth_data_published(ctx, tmp_path):
     state = dex_state(tmp_path)
-    auth = _relation(state, "ingress-auth")
+    auth = _relation(state, "forward-auth")
     out = ctx.run(ctx.on.relation_created(auth), state)
     data = out.get_relation(auth.id).local_app_data
-    assert data["service"] == APP
-    assert data["namespace"] == MODEL
-    assert data["port"] == "4180"
-    assert json.loads(data["include-request-headers"]) == [
-        "authorization",
-        "cookie",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-    ]
-    assert json.loads(data["headers-to-upstream"]) == ["kubeflow-userid", "kubeflow-groups"]
-    assert json.loads(data["headers-to-downstream"]) == ["content-type", "location", "set-cookie"]
+    # The keys of the forward_auth interface (charmlibs-interfaces-forward-auth
+    # 1.0.0, ForwardAuthConfig); the address as Canonical's oauth2-proxy-k8s
+    # charm writes it (canonical/oauth2-proxy-k8s-operator src/charm.py,
+    # _forward_auth_config, at bda7196): the Service and port, no path.
+    assert data == {
+        "decisions_address": f"http://{APP}.{MODEL}.svc.cluster.local:4180",
+        "app_names": json.dumps(["kubeflow-dashboard", "kubeflow-notebooks"]),
+        "headers": json.dumps(["kubeflow-userid", "kubeflow-groups"]),
+        "kubeflow_user_header": json.dumps("kubeflow-userid"),
+        "kubeflow_user_prefix": json.dumps(""),
+    }
 
 
-def test_ingress_auth_published_before_an_identity_provider_exists(ctx, tmp_path):
+def test_forward_auth_follows_the_apps_the_mesh_lists(ctx, tmp_path):
+    first = ctx.run(ctx.on.config_changed(), dex_state(tmp_path))
+    listed = dataclasses.replace(
+        _relation(first, "forward-auth"),
+        remote_app_data={"ingress_app_names": json.dumps(["kubeflow-dashboard", "mlflow"])},
+    )
+    out = ctx.run(ctx.on.relation_changed(listed), _replace_relation(first, listed))
+    data = out.get_relation(listed.id).local_app_data
+    assert json.loads(data["app_names"]) == ["kubeflow-dashboard", "mlflow"]
+
+
+def test_forward_auth_before_the_mesh_lists_apps(ctx, tmp_path):
+    state = _replace_relation(dex_state(tmp_path), forward_auth_relation(apps=[]))
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert json.loads(_relation(out, "forward-auth").local_app_data["app_names"]) == []
+
+
+@pytest.mark.parametrize("sent", ["not json", '{"a": 1}', '["ok", 3]', '[""]'])
+def test_forward_auth_invalid_app_list_blocks_and_writes_nothing_there(ctx, tmp_path, sent):
+    bad = forward_auth_relation()
+    bad = dataclasses.replace(bad, remote_app_data={"ingress_app_names": sent})
+    state = _replace_relation(dex_state(tmp_path), bad)
+    out = ctx.run(ctx.on.relation_changed(bad), state)
+    assert out.get_relation(bad.id).local_app_data == {}
+    assert out.unit_status == testing.BlockedStatus(
+        "forward-auth: invalid data from istio: ingress_app_names is not a JSON list of names"
+    )
+    # The login itself still works for the routes already served.
+    assert out.get_container(CONTAINER).plan.services
+
+
+def test_forward_auth_published_before_an_identity_provider_exists(ctx, tmp_path):
     # The data depends on config alone; the mesh fails closed until the proxy answers.
     state = external_state(tmp_path, config={}, secrets=set())
-    out = ctx.run(ctx.on.relation_created(_relation(state, "ingress-auth")), state)
-    assert _relation(out, "ingress-auth").local_app_data["service"] == APP
+    out = ctx.run(ctx.on.relation_created(_relation(state, "forward-auth")), state)
+    data = _relation(out, "forward-auth").local_app_data
+    assert data["decisions_address"] == f"http://{APP}.{MODEL}.svc.cluster.local:4180"
 
 
-def test_missing_ingress_relation_blocks(ctx, tmp_path):
+def test_a_header_change_reaches_the_mesh_and_the_proxy(ctx, tmp_path):
+    first = ctx.run(ctx.on.config_changed(), dex_state(tmp_path))
+    config = {"userid-header": "x-user", "userid-prefix": "oidc:"}
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(first, config=config))
+    data = _relation(out, "forward-auth").local_app_data
+    assert json.loads(data["kubeflow_user_header"]) == "x-user"
+    assert json.loads(data["kubeflow_user_prefix"]) == "oidc:"
+    assert json.loads(data["headers"]) == ["x-user", "kubeflow-groups"]
+    assert alpha_config(tmp_path)["injectResponseHeaders"][0]["name"] == "x-user"
+
+
+def test_missing_route_relation_blocks(ctx, tmp_path):
     state = dex_state(tmp_path)
     state = dataclasses.replace(
-        state, relations={r for r in state.relations if r.endpoint != "ingress"}
+        state, relations={r for r in state.relations if r.endpoint != "istio-ingress-route"}
     )
     out = ctx.run(ctx.on.config_changed(), state)
     assert out.unit_status == testing.BlockedStatus(
-        "missing relation: ingress (the login callback needs a public URL)"
+        "missing relation: istio-ingress-route (the login callback needs a public URL)"
     )
     assert out.get_container(CONTAINER).plan.services == {}
 
 
-def test_ingress_url_not_served_yet_waits(ctx, tmp_path):
-    state = _replace_relation(dex_state(tmp_path, registered=False), ingress_relation(url=None))
+def test_route_url_not_served_yet_waits(ctx, tmp_path):
+    state = _replace_relation(dex_state(tmp_path, registered=False), route_relation(None))
     out = ctx.run(ctx.on.config_changed(), state)
-    assert out.unit_status == testing.WaitingStatus("waiting for the ingress URL from istio")
+    assert out.unit_status == testing.WaitingStatus("waiting for the route's URL from istio")
     # Nothing to register without the callback URL.
     assert _relation(out, "oauth").local_app_data == {}
     assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_invalid_route_host_blocks_and_changes_nothing(ctx, tmp_path, calls):
+    first = ctx.run(ctx.on.config_changed(), dex_state(tmp_path))
+    before = stamps(tmp_path)
+    bad = dataclasses.replace(
+        _relation(first, "istio-ingress-route"),
+        remote_app_data={"external_host": "bad host", "tls_enabled": "True"},
+    )
+    calls.clear()
+    out = ctx.run(ctx.on.relation_changed(bad), _replace_relation(first, bad))
+    assert out.unit_status == testing.BlockedStatus(
+        "istio-ingress-route: external_host 'bad host' is not a host name or address"
+    )
+    assert [c for c in calls.log if c in WORKLOAD_WRITES] == []
+    assert stamps(tmp_path) == before
+    assert _relation(out, "oauth").local_app_data == _relation(first, "oauth").local_app_data
 
 
 # --- leader and non-leader -----------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""A settled update-status hook stays light: the oauth library (and jsonschema) stay unloaded.
+"""A settled hook stays light: the ecosystem libraries load only where they are needed.
 
-Each case runs in a fresh interpreter: this test session imports the library
-itself (the test helpers run its provider side).
+A settled update-status loads none of them: not the oauth library (nor
+jsonschema under it), not the route and forward-auth libraries. A relation
+change on oauth loads the oauth library to read Dex, but with the route and
+forward-auth data already as wanted, not those two. Each case runs in a
+fresh interpreter: this test session imports them all itself.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from ops import testing
 
 charm = load_charm("oidc-gateway")
 import oauth2_proxy as proxy
-from kubeflow_interfaces import ingress
+from kubeflow_interfaces import istio_ingress_route
 
 origin = "https://kubeflow.example.com"
 dex = testing.Secret({"secret": "dex-issued-secret"})
@@ -62,7 +65,25 @@ oauth = testing.Relation(
         "token_endpoint_auth_method": "client_secret_basic",
     },
 )
-route = ingress.relation_for_requirer(url=f"{origin}/oauth2/", remote_app_name="istio")
+route = istio_ingress_route.relation_for_requirer(
+    external_host="kubeflow.example.com",
+    tls_enabled=True,
+    local_app_data={"config": sys.argv[2]},  # as the charm wrote it in an earlier hook
+)
+# The forward-auth data as the charm wrote it in an earlier hook.
+forward_auth = testing.Relation(
+    "forward-auth",
+    interface="forward_auth",
+    remote_app_name="istio",
+    remote_app_data={"ingress_app_names": '["kubeflow-dashboard"]'},
+    local_app_data={
+        "decisions_address": "http://oidc-gateway.kubeflow.svc.cluster.local:4180",
+        "app_names": '["kubeflow-dashboard"]',
+        "headers": '["kubeflow-userid", "kubeflow-groups"]',
+        "kubeflow_user_header": '"kubeflow-userid"',
+        "kubeflow_user_prefix": '""',
+    },
+)
 container = testing.Container(
     "oauth2-proxy",
     can_connect=True,
@@ -80,7 +101,7 @@ container = testing.Container(
 state = testing.State(
     leader=True,
     model=testing.Model(name="kubeflow"),
-    relations={oauth, route},
+    relations={oauth, route, forward_auth},
     secrets={dex, testing.Secret({"cookie-secret": cookie}, owner="app", label="cookie-secret")},
     containers={container},
     opened_ports={testing.TCPPort(4180)},
@@ -92,7 +113,12 @@ else:
     event = ctx.on.relation_changed(oauth)
 out = ctx.run(event, state)
 print(json.dumps({
+    "unchanged": all(
+        out.get_relation(r.id).local_app_data == r.local_app_data for r in (route, forward_auth)
+    ),
     "oauth library": "charmlibs.interfaces.oauth" in sys.modules,
+    "route library": "charmlibs.interfaces.istio_ingress_route" in sys.modules,
+    "forward-auth library": "charmlibs.interfaces.forward_auth" in sys.modules,
     "jsonschema": "jsonschema" in sys.modules,
     "status": f"{out.unit_status.name}: {out.unit_status.message}",
 }))
@@ -100,21 +126,32 @@ print(json.dumps({
 
 
 def _run(hook: str) -> dict[str, object]:
-    return run_fresh(SCRIPT, hook)
+    from kubeflow_interfaces import istio_ingress_route
+
+    route = istio_ingress_route.config_json(
+        app="oidc-gateway", prefix="/oauth2", port=4180, listener_port=443
+    )
+    return run_fresh(SCRIPT, hook, route)
 
 
-def test_settled_update_status_does_not_load_the_oauth_library():
+def test_settled_update_status_loads_no_ecosystem_library():
     assert _run("update-status") == {
+        "unchanged": True,
         "oauth library": False,
+        "route library": False,
+        "forward-auth library": False,
         "jsonschema": False,
         "status": "active: login via dex at https://kubeflow.example.com",
     }
 
 
-def test_a_relation_change_loads_it_to_read_dex():
+def test_a_relation_change_loads_the_oauth_library_to_read_dex_and_no_other():
     # The control: the same settled model, a hook whose inputs may have changed.
     assert _run("relation-changed") == {
+        "unchanged": True,
         "oauth library": True,
+        "route library": False,
+        "forward-auth library": False,
         "jsonschema": True,
         "status": "active: login via dex at https://kubeflow.example.com",
     }
