@@ -16,8 +16,8 @@ object-store charms interoperate. The keys that say which format a side
 speaks:
 
 - a v1 requirer lists `requested-secrets`; object-storage-charmlib (the
-  library of s3-integrator 2 and of Kubeflow's kfp and mlflow charms) also
-  writes `version`, and the interface's specification names `lib-version`.
+  library of s3-integrator 2 and of Kubeflow's kfp-api charm) also writes
+  `version`, and the interface's specification names `lib-version`.
 - a v0 requirer (data_platform_libs' `v0.s3` library) writes `bucket` alone
   and reads `access-key` and `secret-key` in clear from the provider's
   databag. Our provider never writes them, so it cannot serve such a

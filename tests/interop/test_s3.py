@@ -1,9 +1,9 @@
 """`s3`: the ecosystem's s3 libraries on the other side of our minio and mysql charms.
 
 - object-storage-charmlib (PyPI; module `object_storage`) is the s3 v1
-  library of s3-integrator 2 and of Kubeflow's kfp and mlflow charms. Its
-  requirer, in a tiny charm, asks our real minio charm for a bucket and
-  reaches its ready event with endpoint, bucket and keys; its provider, fed
+  library of s3-integrator 2 and of Kubeflow's kfp-api charm. Its requirer,
+  in a tiny charm, asks our real minio charm for a bucket and reaches its
+  ready event with endpoint, bucket and keys; its provider, fed
   what s3-integrator 2 gives it, answers our real mysql charm, which then
   backs up to that store.
 - s3-integrator 1 (the v0 format, keys in clear) still reaches mysql.
@@ -16,6 +16,10 @@ Facts read from, where not from the installed library itself:
   (`tls-ca-chain` config: base64 of a PEM file, split into PEM certificates),
   s3/src/events/provider.py (`set_storage_connection_info` with that dict,
   `path` resolved, `bucket` the requirer's when the config names none).
+- canonical/kfp-operators @ bbc97a3475fcd1295c59d1fd9b88567956e96492:
+  charms/kfp-api/src/charm.py (`object_storage.S3Requirer` on
+  `s3-credentials`), charms/kfp-api/src/services/s3.py (the `tls-ca-chain`
+  entries joined into a PEM file).
 - canonical/s3-integrator @ 051ef46bbb4ffe5df6aec37831b6b149193957bc
   (1.x, v0): src/charm.py (lists as JSON, `tls-ca-chain` PEM certificates,
   `access-key`/`secret-key` set in the databag).
@@ -255,8 +259,7 @@ def test_object_storage_requirer_reads_minio_pem_ca_chain(
     )
 
     (info,) = requirer.seen
-    # kfp-api joins these entries into a PEM file (kfp-operators,
-    # charms/kfp-api/src/services/s3.py): each must be a PEM certificate.
+    # kfp-api joins these entries into a PEM file: each must be a PEM certificate.
     bundle = "\n".join(info["tls-ca-chain"])
     (loaded,) = x509.load_pem_x509_certificates(bundle.encode())
     assert loaded == x509.load_pem_x509_certificate(ca.encode())
