@@ -4,17 +4,35 @@ Wire format (application databags, every value a string):
 
 - requirer: `bucket`, `path` (both optional: what it asks for),
   `requested-secrets` (JSON list, `["access-key", "secret-key"]`),
-  `lib-version`.
+  `version` (`1`) and `lib-version`.
 - provider: `bucket`, `path`, `endpoint`, `region`, `s3-uri-style`
   (`path`/`host`), `storage-class`, `s3-api-version`, `tls-ca-chain` (JSON
-  list, one certificate each: base64 of its PEM in v1; plain PEM is read
-  too), `attributes` (JSON list), `lib-version`, and
-  `secret-extra`: the URI of a Juju secret, granted to the relation, holding
-  `access-key` and `secret-key`.
+  list, one PEM certificate each), `attributes` (JSON list), `version`
+  (`1`), `lib-version`, and `secret-extra`: the URI of a Juju secret,
+  granted to the relation, holding `access-key` and `secret-key`.
 
 That is the ecosystem's `s3` v1 format, so the s3-integrator charm and other
-object-store charms interoperate. The requirer also accepts the older v0
-format, where `access-key` and `secret-key` travel in the databag itself.
+object-store charms interoperate. The keys that say which format a side
+speaks:
+
+- a v1 requirer lists `requested-secrets`; object-storage-charmlib (the
+  library of s3-integrator 2 and of Kubeflow's kfp-api charm) also writes
+  `version`, and the interface's specification names `lib-version`.
+- a v0 requirer (data_platform_libs' `v0.s3` library) writes `bucket` alone
+  and reads `access-key` and `secret-key` in clear from the provider's
+  databag. Our provider never writes them, so it cannot serve such a
+  requirer: `S3Provider.requirer_format` tells the charm, which says so.
+- object-storage-charmlib takes a provider that has written data without
+  `version` for a v0 provider and then asks for a bucket of its own
+  (`relation-<id>`), so our provider writes `version`.
+
+`tls-ca-chain` entries are written as PEM text, as s3-integrator 2 writes
+them and as kfp's charm reads them (it joins the entries into a PEM file).
+The specification's text asks for base64 of each certificate instead, so
+the requirer reads both: PEM entries and base64-encoded PEM entries.
+
+The requirer also accepts the older v0 provider format, where `access-key`
+and `secret-key` travel in the databag itself (s3-integrator 1).
 """
 
 from __future__ import annotations
@@ -35,6 +53,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LIB_VERSION = "1.0"
+# object-storage-charmlib's protocol key and its value for the v1 format.
+SCHEMA_VERSION = "1"
+REQUESTED_SECRETS_KEY = "requested-secrets"
 SECRET_FIELDS = ("access-key", "secret-key")
 _SECRET_LABEL = "{endpoint}-{relation_id}"  # noqa: S105 - a label, not a secret
 
@@ -49,6 +70,7 @@ class S3RequirerData(_databag.Databag):
     bucket: str | None = Field(default=None, min_length=3, max_length=63)
     path: str | None = None
     requested_secrets: list[str] | None = None
+    version: str | None = None
     lib_version: str | None = None
 
     _list = field_validator("requested_secrets", mode="before")(_databag.json_list)
@@ -74,6 +96,7 @@ class S3ProviderData(_databag.Databag):
     tls_ca_chain: list[str] | None = None
     attributes: list[str] | None = None
     secret_extra: str | None = None
+    version: str | None = None
     lib_version: str | None = None
     # v0 only: credentials in clear. Read, never written by our provider.
     access_key: str | None = Field(default=None, repr=False)
@@ -148,15 +171,13 @@ def _quiet_s3_client_loggers() -> None:
             client_logger.setLevel(logging.WARNING)
 
 
-def _cert_to_wire(pem: str) -> str:
-    """One certificate as the v1 format carries it: its PEM text, base64-encoded."""
-    if "-----BEGIN" not in pem:
-        return pem  # already encoded
-    return base64.b64encode(pem.strip().encode()).decode()
+def _cert_to_wire(cert: str) -> str:
+    """One certificate as the databag carries it: its PEM text (base64 input is decoded)."""
+    return _cert_from_wire(cert)
 
 
 def _cert_from_wire(value: str) -> str:
-    """A PEM certificate from the databag: v1 sends it base64-encoded, v0 as PEM text."""
+    """A PEM certificate from the databag, sent as PEM text or as base64 of it."""
     if "-----BEGIN" in value:
         return value.strip()
     try:
@@ -185,6 +206,8 @@ def _bare_secret_id(uri: str) -> str:
     return uri.rsplit("/", 1)[-1].removeprefix("secret:")
 
 
+RequirerFormat = Literal["none", "v0", "v1"]
+
 _PROVIDER_KEYS = {
     field.alias or name
     for name, field in S3ProviderData.model_fields.items()
@@ -210,6 +233,21 @@ class S3Provider:
             return S3RequirerData()
         return _load(S3RequirerData, relation.data[relation.app])
 
+    def requirer_format(self, relation: ops.Relation) -> RequirerFormat:
+        """Which format the requirer speaks, from what it has written.
+
+        `none` while its databag is empty; `v1` when it lists
+        `requested-secrets`; `v0` when it wrote anything without it (the v0
+        library writes `bucket` alone and expects keys in clear, which this
+        provider never writes).
+        """
+        if relation.app is None:
+            return "none"
+        data = relation.data[relation.app]
+        if REQUESTED_SECRETS_KEY in data:
+            return "v1"
+        return "v0" if len(data) else "none"
+
     def publish(
         self,
         relation: ops.Relation,
@@ -226,6 +264,7 @@ class S3Provider:
         wanted = data.model_copy(
             update={
                 "secret_extra": self._secret_uri(secret, databag),
+                "version": SCHEMA_VERSION,
                 "lib_version": LIB_VERSION,
                 "tls_ca_chain": [_cert_to_wire(c) for c in data.tls_ca_chain]
                 if data.tls_ca_chain
@@ -306,6 +345,7 @@ class S3Requirer:
             bucket=bucket,
             path=path,
             requested_secrets=list(SECRET_FIELDS),
+            version=SCHEMA_VERSION,
             lib_version=LIB_VERSION,
         )
 
@@ -374,14 +414,26 @@ def relation_for_provider(
     bucket: str | None = "bucket",
     path: str | None = None,
     remote_app_name: str = "requirer",
+    format_version: Literal["v1", "v0"] = "v1",
     **kwargs: Any,
 ) -> testing.Relation:
-    """A relation as the provider sees it: the requirer's request in the remote databag."""
+    """A relation as the provider sees it: the requirer's request in the remote databag.
+
+    With `format_version="v0"` the request is what the v0 library writes:
+    `bucket` alone.
+    """
     from ops import testing
 
-    request = S3RequirerData(
-        bucket=bucket, path=path, requested_secrets=list(SECRET_FIELDS), lib_version=LIB_VERSION
-    )
+    if format_version == "v0":
+        request = S3RequirerData(bucket=bucket or "relation-1")
+    else:
+        request = S3RequirerData(
+            bucket=bucket,
+            path=path,
+            requested_secrets=list(SECRET_FIELDS),
+            version=SCHEMA_VERSION,
+            lib_version=LIB_VERSION,
+        )
     return testing.Relation(
         endpoint,
         interface="s3",
@@ -420,7 +472,8 @@ def relation_for_requirer(
         endpoint=endpoint_url,
         region=region,
         s3_uri_style=uri_style,
-        lib_version=LIB_VERSION,
+        version=SCHEMA_VERSION if format_version == "v1" else None,
+        lib_version=LIB_VERSION if format_version == "v1" else None,
     ).dump()
     secret = None
     if format_version == "v1":

@@ -150,6 +150,7 @@ def test_requirer_request_is_what_the_provider_reads(
         "bucket": "mlpipeline",
         "path": "artifacts/",
         "requested-secrets": '["access-key", "secret-key"]',
+        "version": "1",
         "lib-version": s3.LIB_VERSION,
     }
 
@@ -516,15 +517,55 @@ def test_test_helpers_build_consistent_relations():
     assert "region" not in data
 
 
-def test_ca_chain_travels_base64_and_reads_back_as_pem():
+def test_ca_chain_travels_as_pem_and_base64_entries_read_back_as_pem():
     import base64
 
     from kubeflow_interfaces.s3 import _cert_from_wire, _cert_to_wire
 
-    wire = _cert_to_wire(CA_PEM)
-    assert "-----BEGIN" not in wire
-    assert base64.b64decode(wire).decode() == CA_PEM.strip()
-    assert _cert_from_wire(wire) == CA_PEM.strip()
-    assert _cert_from_wire(CA_PEM) == CA_PEM.strip()  # v0: plain PEM
+    encoded = base64.b64encode(CA_PEM.encode()).decode()
+    assert _cert_to_wire(CA_PEM + "\n") == CA_PEM
+    assert _cert_to_wire(encoded) == CA_PEM  # base64 in, PEM out
+    assert _cert_from_wire(CA_PEM) == CA_PEM
+    assert _cert_from_wire(encoded) == CA_PEM  # the spec's wording: base64 of the PEM
     with pytest.raises(s3.InvalidS3DataError, match="tls-ca-chain"):
         _cert_from_wire("bm90IGEgY2VydA==")  # base64, but not a certificate
+    with pytest.raises(s3.InvalidS3DataError, match="tls-ca-chain"):
+        _cert_from_wire("not base64 at all!")
+
+
+def test_provider_publishes_pem_entries(provider_ctx: testing.Context):
+    relation = s3.relation_for_provider()
+    answered = provider_ctx.run(
+        provider_ctx.on.relation_changed(relation),
+        testing.State(leader=True, relations={relation}),
+    )
+    published = answered.get_relation(relation.id).local_app_data
+    assert json.loads(published["tls-ca-chain"]) == [CA_PEM]
+    assert published["version"] == s3.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("remote_app_data", "expected"),
+    [
+        ({}, "none"),
+        ({"bucket": "relation-4"}, "v0"),
+        # object-storage-charmlib writes requested-secrets on relation-created,
+        # before it asks for anything else.
+        ({"requested-secrets": '["access-key", "secret-key"]'}, "v1"),
+        (s3.relation_for_provider(bucket=None).remote_app_data, "v1"),
+        (s3.relation_for_provider(format_version="v0").remote_app_data, "v0"),
+    ],
+)
+def test_requirer_format_from_its_databag(remote_app_data: dict[str, str], expected: str):
+    class Charm(ops.CharmBase):
+        pass
+
+    ctx = testing.Context(Charm, meta=PROVIDER_META)
+    relation = testing.Relation(
+        "s3-credentials", interface="s3", remote_app_data=dict(remote_app_data)
+    )
+    with ctx(ctx.on.update_status(), testing.State(relations={relation})) as manager:
+        provider = s3.S3Provider(manager.charm)
+        assert provider.requirer_format(manager.charm.model.get_relation("s3-credentials")) == (
+            expected
+        )

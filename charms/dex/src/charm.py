@@ -151,6 +151,7 @@ class DexCharm(ops.CharmBase):
         self._route = RouteRequirer(self, ROUTE, prefix=ISSUER_PATH, port=HTTP_PORT)
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
+        self._dropped: list[str] = []
 
         on = self.on
         for event in (
@@ -314,6 +315,7 @@ class DexCharm(ops.CharmBase):
         """Every registered client Dex can serve; the refused ones are kept for status."""
         registrations: list[tuple[ops.Relation, Registration]] = []
         refused: list[str] = []
+        dropped: list[str] = []
         for relation in self._oauth.relations:
             app = relation.app.name if relation.app else "?"
             try:
@@ -323,7 +325,10 @@ class DexCharm(ops.CharmBase):
                 continue
             if registration is not None:
                 registrations.append((relation, registration))
+                if registration.dropped:
+                    dropped.append(f"{app}: {registration.dropped}")
         self._refused = refused
+        self._dropped = dropped
         return registrations
 
     def _reconcile_clients(self, issuer: str) -> list[dict[str, object]]:
@@ -450,7 +455,11 @@ class DexCharm(ops.CharmBase):
                 ops.BlockedStatus(f"oauth client refused: {'; '.join(self._refused)}")
             )
         issued = sum(1 for r in self._oauth.relations if r.data[self.app].get("client_id"))
-        event.add_status(ops.ActiveStatus(f"{issued} oauth client(s)"))
+        message = f"{issued} oauth client(s)"
+        if self._dropped:
+            # Served without them: Dex refuses these scopes and grant types in requests.
+            message += f"; not served by Dex, dropped: {'; '.join(self._dropped)}"
+        event.add_status(ops.ActiveStatus(message))
 
 
 if __name__ == "__main__":  # pragma: nocover

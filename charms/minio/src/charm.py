@@ -135,6 +135,14 @@ def _user_credentials(option: str, secret: ops.Secret) -> s3.S3Credentials:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Unanswered:
+    """Why a relation gets no answer: an invalid request, a v0 requirer, or no request yet."""
+
+    kind: Literal["invalid", "v0", "pending"]
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
 class _Inputs:
     """What one hook knows: the config, the credentials to serve, what is missing."""
 
@@ -314,14 +322,19 @@ class MinioCharm(ops.CharmBase):
 
     def _answer(
         self, relation: ops.Relation, config: MinioConfig
-    ) -> tuple[s3.S3ProviderData | None, str | None]:
+    ) -> tuple[s3.S3ProviderData | None, _Unanswered | None]:
         """Return what to publish on a relation, or None and why it cannot be answered."""
+        app = relation.app.name if relation.app else "?"
+        speaks = self._provider.requirer_format(relation)
+        if speaks == "none":
+            return None, _Unanswered("pending", app)
+        if speaks == "v0":
+            return None, _Unanswered("v0", app)
         try:
             request = self._provider.request(relation)
         except s3.InvalidS3DataError:
             asked = relation.data[relation.app].get("bucket", "") if relation.app else ""
-            app = relation.app.name if relation.app else "?"
-            return None, f"{app} asked for bucket {asked!r}"
+            return None, _Unanswered("invalid", f"{app} asked for bucket {asked!r}")
         bucket = request.bucket or config.default_bucket
         if config.mode == "server":
             data = s3.S3ProviderData(
@@ -442,20 +455,33 @@ class MinioCharm(ops.CharmBase):
             event.add_status(
                 ops.BlockedStatus("server mode runs one unit: scale the application to 1")
             )
-        invalid: list[str] = []
+        unanswered: dict[str, list[str]] = {"invalid": [], "v0": [], "pending": []}
         pending: list[str] = []
         for relation in self._provider.relations:
-            wanted, problem = self._answer(relation, config)
-            if problem:
-                invalid.append(problem)
+            wanted, why = self._answer(relation, config)
+            if why is not None:
+                unanswered[why.kind].append(why.text)
             elif wanted is not None and not self._is_answered(relation, wanted):
                 app = relation.app.name if relation.app else "?"
                 pending.append(f"{wanted.bucket!r} for {app}")
-        if invalid:
-            event.add_status(ops.BlockedStatus(f"invalid bucket name: {'; '.join(invalid)}"))
+        blocked: list[str] = []
+        if unanswered["invalid"]:
+            blocked.append(f"invalid bucket name: {'; '.join(unanswered['invalid'])}")
+        if unanswered["v0"]:
+            apps = ", ".join(unanswered["v0"])
+            uses = "uses" if len(unanswered["v0"]) == 1 else "use"
+            blocked.append(
+                f"{RELATION}: {apps} {uses} the s3 v0 interface, which needs keys in clear "
+                "in the databag; use an s3 v1 requirer"
+            )
+        if blocked:
+            event.add_status(ops.BlockedStatus("; ".join(blocked)))
         if pending:
             event.add_status(ops.WaitingStatus(f"preparing bucket {', '.join(pending)}"))
-        served = len(self._provider.relations) - len(invalid) - len(pending)
+        if unanswered["pending"]:
+            apps = ", ".join(unanswered["pending"])
+            event.add_status(ops.WaitingStatus(f"waiting for the s3 request of {apps}"))
+        served = len(self._provider.relations) - sum(map(len, unanswered.values())) - len(pending)
         event.add_status(ops.ActiveStatus(f"{served} bucket request(s) served"))
 
 

@@ -253,12 +253,9 @@ def test_new_leader_reissues_a_removed_secret(ctx: testing.Context):
     ("data", "why"),
     [
         (
-            registration(grant_types=("authorization_code", "client_credentials")),
-            "grant types Dex does not serve: client_credentials",
-        ),
-        (
-            registration(scope="openid email kubeflow:admin"),
-            "scopes Dex does not serve: kubeflow:admin",
+            registration(redirect_uri=[], grant_types=("client_credentials",)),
+            "no grant type Dex serves (asked for: client_credentials; Dex serves "
+            "authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code)",
         ),
         ({"scope": "openid", "grant_types": "not json"}, "its registration does not parse"),
         (
@@ -280,6 +277,60 @@ def test_refused_registration_blocks_the_app_only(
     assert "client_id" not in state_out.get_relation(bad.id).local_app_data
     clients = dex_config(ctx, state_out)["staticClients"]
     assert [c["id"] for c in clients] == [f"good-app-{good.id}"]
+
+
+def test_unserved_scopes_and_grant_types_are_dropped_and_said(ctx: testing.Context):
+    # A Hydra-style registration: scopes and a grant type Dex (v2.45) does not serve.
+    relation = oauth_relation(
+        "hydra-app",
+        data=registration(
+            scope="openid email phone address",
+            grant_types=("authorization_code", "client_credentials", "refresh_token"),
+        ),
+    )
+
+    state_out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), with_oauth(relation))
+
+    data = state_out.get_relation(relation.id).local_app_data
+    assert json.loads(data["dropped-scopes"]) == ["phone", "address"]
+    assert json.loads(data["dropped-grant-types"]) == ["client_credentials"]
+    (client,) = dex_config(ctx, state_out)["staticClients"]
+    assert client["id"] == f"hydra-app-{relation.id}"
+    info = provider_info_seen_by_requirer(state_out, relation)
+    assert info is not None
+    assert info.client_id == client["id"]
+    assert info.client_secret == client["secret"]
+    assert state_out.app_status == testing.ActiveStatus(
+        "1 oauth client(s); not served by Dex, dropped: hydra-app: scope phone, address "
+        "and grant type client_credentials"
+    )
+    # A settled hook writes nothing more.
+    again = ctx.run(ctx.on.update_status(), state_out)
+    assert again.get_relation(relation.id).local_app_data == data
+
+
+def test_dropped_keys_go_when_the_registration_asks_only_for_what_dex_serves(
+    ctx: testing.Context,
+):
+    relation = oauth_relation(data=registration(scope="openid phone"))
+    first = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), with_oauth(relation))
+    assert json.loads(first.get_relation(relation.id).local_app_data["dropped-scopes"]) == [
+        "phone"
+    ]
+    secret = client_secret_of(first, relation)
+
+    fixed = dataclasses.replace(first.get_relation(relation.id), remote_app_data=registration())
+    out = ctx.run(
+        ctx.on.relation_changed(fixed, remote_unit=0),
+        dataclasses.replace(
+            first, relations={r for r in first.relations if r.id != relation.id} | {fixed}
+        ),
+    )
+
+    data = out.get_relation(relation.id).local_app_data
+    assert "dropped-scopes" not in data and "dropped-grant-types" not in data
+    assert client_secret_of(out, relation) == secret
+    assert out.app_status == testing.ActiveStatus("1 oauth client(s)")
 
 
 def test_cross_client_and_federated_scopes_are_served(ctx: testing.Context):

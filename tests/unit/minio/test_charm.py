@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 from typing import Any
@@ -430,6 +429,9 @@ def test_relation_gets_bucket_and_credentials(ctx: testing.Context, local_minio:
     assert data["s3-uri-style"] == "path"
     assert "tls-ca-chain" not in data
     assert "access-key" not in data and "secret-key" not in data
+    # The v1 format's markers: object-storage-charmlib reads `version`.
+    assert data["version"] == "1"
+    assert data["lib-version"] == s3.LIB_VERSION
     secret = relation_secret(state_out, relation)
     assert secret.latest_content == root_content(state_out)
     assert secret.remote_grants == {relation.id: {"kfp"}}
@@ -487,6 +489,82 @@ def test_invalid_bucket_request_blocks_and_is_not_answered(ctx: testing.Context,
         "invalid bucket name: kfp asked for bucket 'Bad_Bucket'"
     )
     assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
+V0_MESSAGE = (
+    "s3-credentials: {apps} the s3 v0 interface, which needs keys in clear in the databag; "
+    "use an s3 v1 requirer"
+)
+
+
+def test_v0_requirer_blocks_naming_it_and_gets_nothing(ctx: testing.Context, local_minio: Any):
+    good = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    # What data_platform_libs' v0 s3 requirer writes: `bucket` alone.
+    old = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp", format_version="v0")
+    assert dict(old.remote_app_data) == {"bucket": "mlpipeline"}
+
+    state_out = ctx.run(ctx.on.relation_changed(old), make_state(relations=(good, old)))
+
+    assert state_out.get_relation(old.id).local_app_data == {}
+    assert not any(s.label == f"s3-credentials-{old.id}" for s in state_out.secrets)
+    assert local_minio.buckets() == {"mlflow"}
+    assert state_out.get_relation(good.id).local_app_data["bucket"] == "mlflow"
+    assert state_out.app_status == testing.BlockedStatus(V0_MESSAGE.format(apps="kfp uses"))
+    assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
+def test_v0_requirers_and_invalid_requests_share_one_blocked_status(
+    ctx: testing.Context, local_minio: Any
+):
+    kfp = s3.relation_for_provider(remote_app_name="kfp", format_version="v0")
+    mlflow = s3.relation_for_provider(remote_app_name="mlflow", format_version="v0")
+    template = s3.relation_for_provider(remote_app_name="katib")
+    bad = dataclasses.replace(
+        template, remote_app_data={**template.remote_app_data, "bucket": "Bad_Bucket"}
+    )
+
+    state_out = ctx.run(ctx.on.update_status(), make_state(relations=(kfp, mlflow, bad)))
+
+    assert state_out.app_status == testing.BlockedStatus(
+        "invalid bucket name: katib asked for bucket 'Bad_Bucket'; "
+        + V0_MESSAGE.format(apps="kfp, mlflow use")
+    )
+    assert local_minio.buckets() == set()
+    assert all(r.local_app_data == {} for r in state_out.relations)
+
+
+def test_v0_requirer_settled_hook_writes_nothing(ctx: testing.Context, local_minio: Any):
+    old = s3.relation_for_provider(remote_app_name="kfp", format_version="v0")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(old,)))
+
+    state_out = ctx.run(ctx.on.update_status(), settled)
+
+    assert state_out.relations == settled.relations
+    assert secret_writes(state_out) == secret_writes(settled)
+    assert isinstance(state_out.app_status, testing.BlockedStatus)
+
+
+def test_requirer_that_has_said_nothing_is_waited_for(ctx: testing.Context, local_minio: Any):
+    silent = testing.Relation("s3-credentials", interface="s3", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+
+    waiting = ctx.run(
+        ctx.on.relation_joined(silent), dataclasses.replace(settled, relations={silent})
+    )
+
+    assert waiting.get_relation(silent.id).local_app_data == {}
+    assert local_minio.buckets() == set()
+    assert waiting.app_status == testing.WaitingStatus("waiting for the s3 request of kfp")
+    # Its request arrives: it is answered.
+    asked = dataclasses.replace(
+        waiting.get_relation(silent.id),
+        remote_app_data=s3.relation_for_provider(bucket="mlpipeline").remote_app_data,
+    )
+    answered = ctx.run(
+        ctx.on.relation_changed(asked), dataclasses.replace(waiting, relations={asked})
+    )
+    assert answered.get_relation(silent.id).local_app_data["bucket"] == "mlpipeline"
+    assert answered.app_status == testing.ActiveStatus("1 bucket request(s) served")
 
 
 def test_unreachable_minio_leaves_relation_unanswered(
@@ -572,9 +650,8 @@ def test_external_mode_publishes_the_external_store(ctx: testing.Context, local_
     assert data["region"] == "eu-west-1"
     assert data["s3-uri-style"] == "host"
     assert data["bucket"] == "mlpipeline"
-    # v1 carries each certificate base64-encoded.
-    (encoded,) = json.loads(data["tls-ca-chain"])
-    assert base64.b64decode(encoded).decode() == CA_PEM.strip()
+    # Each certificate as PEM text, as s3-integrator 2 writes them and kfp reads them.
+    assert json.loads(data["tls-ca-chain"]) == [CA_PEM.strip()]
     assert relation_secret(state_out, relation).latest_content == {
         "access-key": "AKIAEXTERNAL",
         "secret-key": "external-secret-key",

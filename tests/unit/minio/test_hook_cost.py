@@ -38,6 +38,7 @@ if answered:
         region="us-east-1",
         s3_uri_style="path",
         secret_extra=shared.id,
+        version=s3.SCHEMA_VERSION,
         lib_version=s3.LIB_VERSION,
     ).dump()
 relation = testing.Relation(
