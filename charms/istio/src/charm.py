@@ -58,15 +58,13 @@ HASH_KEY = "manifest-hash"
 ROUTES_KEY = "served-routes"
 REQUESTS_KEY = "route-requests"  # the requests as last read, and the digest of their source
 ADDRESS_KEY = "gateway-address"
-# The provider's answer on istio_ingress_route (the ecosystem library's keys).
-EXTERNAL_HOST_KEY = "external_host"
-TLS_ENABLED_KEY = "tls_enabled"
-ANSWER_KEYS = {
-    EXTERNAL_HOST_KEY,
-    TLS_ENABLED_KEY,
+# The provider's answer on istio_ingress_route: the ecosystem library's keys and ours.
+ANSWER_KEYS = (
+    istio_ingress_route.EXTERNAL_HOST_KEY,
+    istio_ingress_route.TLS_ENABLED_KEY,
     istio_ingress_route.USER_HEADER_KEY,
     istio_ingress_route.USER_PREFIX_KEY,
-}
+)
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 KINDS = (
@@ -557,7 +555,11 @@ class IstioCharm(ops.CharmBase):
         if inputs.requests_digest is None:
             return None
         requests = [inputs.requests[i].to_dict() for i in sorted(inputs.requests)]
-        record = {"digest": inputs.requests_digest, "requests": requests, "invalid": inputs.invalid}
+        record = {
+            "digest": inputs.requests_digest,
+            "requests": requests,
+            "invalid": inputs.invalid,
+        }
         return json.dumps(record, sort_keys=True)
 
     def _answer(
@@ -576,12 +578,9 @@ class IstioCharm(ops.CharmBase):
         )
         host = base.split("://", 1)[1]
         header, prefix = inputs.user_header
-        answer = {
-            EXTERNAL_HOST_KEY: host,
-            TLS_ENABLED_KEY: str(inputs.tls is not None),
-            istio_ingress_route.USER_HEADER_KEY: header,
-            istio_ingress_route.USER_PREFIX_KEY: prefix,
-        }
+        answer = dict(
+            zip(ANSWER_KEYS, (host, str(inputs.tls is not None), header, prefix), strict=True)
+        )
         protected: set[str] = set()
         for endpoint, relation in self._route_relations():
             databag = relation.data[self.app]

@@ -23,17 +23,29 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from kubeflow_interfaces import istio_ingress_route
+
 DECISIONS_ADDRESS = "decisions_address"
 APP_NAMES = "app_names"
 HEADERS = "headers"
-USER_HEADER = "kubeflow_user_header"
-USER_PREFIX = "kubeflow_user_prefix"
+# Ours, on the same databag: the same keys, and defaults, as on istio_ingress_route.
+USER_HEADER = istio_ingress_route.USER_HEADER_KEY
+USER_PREFIX = istio_ingress_route.USER_PREFIX_KEY
+DEFAULT_USER_HEADER = istio_ingress_route.DEFAULT_USER_HEADER
 INGRESS_APP_NAMES = "ingress_app_names"  # what the requirer (the gateway) writes
-DEFAULT_USER_HEADER = "kubeflow-userid"
 
-# What the gateway sends to the decision service and passes back to a browser it denies.
-INCLUDE_REQUEST_HEADERS = ("authorization", "cookie")
-HEADERS_TO_DOWNSTREAM_ON_DENY = ("location", "set-cookie")
+# The wire format says nothing of these: what the gateway sends to the decision
+# service (credentials, and where the browser was going so that a login can send it
+# back), and which headers of a denial reach the browser (the redirect to the
+# identity provider and the cookie set with it).
+INCLUDE_REQUEST_HEADERS = (
+    "authorization",
+    "cookie",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+)
+HEADERS_TO_DOWNSTREAM_ON_DENY = ("content-type", "location", "set-cookie")
 
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 _HOST = re.compile(

@@ -278,27 +278,7 @@ def _http_route(route: Any, model: str) -> HttpRoute:
         if not _HOSTNAME.match(host):
             raise RefusedError(f"hostname {host!r} is not a DNS name")
     matches = tuple(_match(m) for m in (route.matches or [])) or (Match(kind="prefix", path="/"),)
-    replace_prefix = replace_full = rewrite_host = None
-    for f in route.filters or []:
-        kind = getattr(f.type, "value", f.type)
-        if kind != "URLRewrite":
-            raise RefusedError(f"route {name!r}: {kind} filters are not served")
-        spec = f.urlRewrite
-        if spec.hostname is not None:
-            if not _HOSTNAME.match(spec.hostname) or spec.hostname.startswith("*."):
-                raise RefusedError(f"rewrite hostname {spec.hostname!r} is not a DNS name")
-            rewrite_host = spec.hostname
-        if spec.path is not None:
-            modifier = getattr(spec.path.type, "value", spec.path.type)
-            value = check_path(spec.path.value)
-            if modifier == "ReplacePrefixMatch":
-                replace_prefix = value
-            else:
-                if any(m.kind != "exact" for m in matches):
-                    raise RefusedError(
-                        f"route {name!r}: ReplaceFullPath is served on Exact matches only"
-                    )
-                replace_full = value
+    replace_prefix, replace_full, rewrite_host = _rewrite(name, route.filters or [], matches)
     return HttpRoute(
         name=name,
         matches=matches,
@@ -308,6 +288,32 @@ def _http_route(route: Any, model: str) -> HttpRoute:
         replace_full=replace_full,
         rewrite_host=rewrite_host,
     )
+
+
+def _rewrite(
+    name: str, filters: list[Any], matches: tuple[Match, ...]
+) -> tuple[str | None, str | None, str | None]:
+    """A route's URLRewrite filters: (ReplacePrefixMatch, ReplaceFullPath, hostname)."""
+    replace_prefix = replace_full = rewrite_host = None
+    for f in filters:
+        kind = getattr(f.type, "value", f.type)
+        if kind != "URLRewrite":
+            raise RefusedError(f"route {name!r}: {kind} filters are not served")
+        spec = f.urlRewrite
+        if spec.hostname is not None:
+            if not _HOSTNAME.match(spec.hostname) or spec.hostname.startswith("*."):
+                raise RefusedError(f"rewrite hostname {spec.hostname!r} is not a DNS name")
+            rewrite_host = spec.hostname
+        if spec.path is None:
+            continue
+        value = check_path(spec.path.value)
+        if getattr(spec.path.type, "value", spec.path.type) == "ReplacePrefixMatch":
+            replace_prefix = value
+        elif any(m.kind != "exact" for m in matches):
+            raise RefusedError(f"route {name!r}: ReplaceFullPath is served on Exact matches only")
+        else:
+            replace_full = value
+    return replace_prefix, replace_full, rewrite_host
 
 
 def _match(match: Any) -> Match:

@@ -12,7 +12,6 @@ from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
 from ops import testing
 
-
 CHARM = load_charm("istio")
 istiod = CHARM.istiod  # the charm's workload module, as the charm imported it
 

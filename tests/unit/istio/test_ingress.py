@@ -36,7 +36,7 @@ def _deny(kube):
 
 
 def _open_paths(*prefixes):
-    return sorted([p for p in prefixes] + [f"{p}/*" for p in prefixes])
+    return sorted([*prefixes, *(f"{p}/*" for p in prefixes)])
 
 
 def _assert_denies_all_but(kube, *open_prefixes):
@@ -144,9 +144,15 @@ def test_login_check_guards_every_authenticated_path_and_only_those(ctx, kube):
         "envoyExtAuthzHttp": {
             "service": "oidc-gateway.kubeflow.svc.cluster.local",
             "port": 4180,
-            "includeRequestHeadersInCheck": ["authorization", "cookie"],
+            "includeRequestHeadersInCheck": [
+                "authorization",
+                "cookie",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+            ],
             "headersToUpstreamOnAllow": ["kubeflow-userid", "kubeflow-groups"],
-            "headersToDownstreamOnDeny": ["location", "set-cookie"],
+            "headersToDownstreamOnDeny": ["content-type", "location", "set-cookie"],
         },
     }
     assert _deny(kube) is None
@@ -178,7 +184,9 @@ def test_open_routes_drop_the_default_user_header_without_a_login(ctx, kube):
 
 def test_a_login_that_does_not_set_the_user_header_is_refused(ctx, kube):
     base = with_relations(
-        state(), route("dashboard", "/", auth=True), auth_relation(headers=("x-auth-request-user",))
+        state(),
+        route("dashboard", "/", auth=True),
+        auth_relation(headers=("x-auth-request-user",)),
     )
     out = settle(ctx, base)
     assert out.unit_status == testing.BlockedStatus(
@@ -329,7 +337,9 @@ def test_unsupported_listeners_and_filters_are_refused(ctx, kube):
         ],
     )
     odd = testing.Relation(
-        "istio-ingress-route", remote_app_name="odd", remote_app_data={"config": config.model_dump_json()}
+        "istio-ingress-route",
+        remote_app_name="odd",
+        remote_app_data={"config": config.model_dump_json()},
     )
     out = settle(ctx, with_relations(state(), odd, auth_relation()))
     assert out.unit_status.message == (

@@ -60,7 +60,10 @@ def test_an_open_prefix_may_not_be_the_parent_of_an_authenticated_path():
     assert routes.clash(_request(1, "dex", "/dex"), _request(2, "k", "/dexter", auth=True)) is None
     assert routes.clash(_request(1, "dex", "/dex"), _request(2, "d", "/", auth=True)) is None
     # An exact open path opens nothing below it.
-    assert routes.clash(_request(1, "p", "/p", exact=True), _request(2, "k", "/p/x", auth=True)) is None
+    assert (
+        routes.clash(_request(1, "p", "/p", exact=True), _request(2, "k", "/p/x", auth=True))
+        is None
+    )
 
 
 def test_auth_rules_close_everything_but_the_open_routes():
