@@ -126,10 +126,9 @@ class DexRegistration:
         relation.data[self._charm.app][ROTATION_KEY] = token
         return token
 
-    @staticmethod
-    def rotation_pending(relation: ops.Relation) -> bool:
+    def rotation_pending(self, relation: ops.Relation) -> bool:
         """Whether we asked for a new client secret that the provider has not confirmed."""
-        asked = relation.data[relation.model.app].get(ROTATION_KEY)
+        asked = relation.data[self._charm.app].get(ROTATION_KEY)
         done = relation.data[relation.app].get(ROTATION_KEY) if relation.app else None
         return bool(asked) and asked != done
 
