@@ -4,8 +4,8 @@ With istio, dex and oidc-gateway related, every route that needs a login
 goes through the OIDC gateway, the login pages do not, and without the
 gateway no such route is served at all (fail closed).
 
-Two route-probe test charms ask the mesh for a route each: `/probe/` with a
-login, `/open/` without.
+Two route-probe test charms ask the mesh for a route each: `/probe` with a
+login, `/open` without.
 """
 
 from __future__ import annotations
@@ -25,17 +25,14 @@ GATEWAY = "oidc-gateway.kubeflow.svc.cluster.local"
 
 def _with_probes() -> dict:
     bundle = copy.deepcopy(load_bundle(BUNDLE))
-    bundle["applications"]["probe"] = {
-        "charm": "route-probe",
-        "options": {"prefix": "/probe/", "auth": True},
-    }
+    bundle["applications"]["probe"] = {"charm": "route-probe", "options": {"prefix": "/probe"}}
     bundle["applications"]["open-probe"] = {
         "charm": "route-probe",
-        "options": {"prefix": "/open/", "auth": False},
+        "options": {"prefix": "/open"},
     }
     bundle["relations"] += [
-        ["istio:ingress", "probe:ingress"],
-        ["istio:ingress", "open-probe:ingress"],
+        ["istio:istio-ingress-route", "probe:istio-ingress-route"],
+        ["istio:istio-ingress-route-unauthenticated", "open-probe:istio-ingress-route"],
     ]
     return bundle
 
@@ -46,12 +43,13 @@ def model(s3_endpoint: str, tmp_path: Path) -> Model:
 
 
 def _routes(model: Model) -> dict[str, dict]:
-    """Served routes by prefix: the VirtualServices in the cluster."""
+    """Served routes by path (`/a/` and exactly `/a` both under `/a`): the VirtualServices."""
     routes = {}
     for vs in model.workloads.kubernetes.of_kind("VirtualService"):
         for http in vs["spec"]["http"]:
             for match in http["match"]:
-                routes[match["uri"]["prefix"]] = http
+                uri = match["uri"]
+                routes.setdefault(uri.get("exact") or uri["prefix"].rstrip("/") or "/", http)
     return routes
 
 
@@ -85,14 +83,14 @@ def _checked_by(model: Model, path: str) -> list[dict]:
 def test_everything_settles_active(model: Model):
     for name, status in {**model.statuses, **model.app_statuses}.items():
         assert status.name == "active", f"{name}: {status.message}"
-    assert model.statuses["probe/0"].message.endswith("/probe/")
+    assert model.statuses["probe/0"].message.endswith("/probe")
     assert model.workloads.kubernetes.rejected == []
     assert model.leaks() == []
 
 
 def test_login_routes_go_through_the_gateway_and_login_pages_do_not(model: Model):
     routes = _routes(model)
-    assert {"/probe/", "/open/", "/dex/", "/oauth2/"} <= set(routes)
+    assert {"/probe", "/open", "/dex", "/oauth2"} <= set(routes)
 
     (provider,) = _checked_by(model, "/probe/notebooks/lab")
     ext = provider["envoyExtAuthzHttp"]
@@ -101,18 +99,21 @@ def test_login_routes_go_through_the_gateway_and_login_pages_do_not(model: Model
     assert "cookie" in ext["includeRequestHeadersInCheck"]
     assert {"location", "set-cookie"} <= set(ext["headersToDownstreamOnDeny"])
 
-    for path in ("/open/x", "/dex/auth", "/oauth2/callback"):
+    for path in ("/open/x", "/open", "/dex/auth", "/oauth2/callback"):
         assert _checked_by(model, path) == [], path
+    # A client's copy of the user header never reaches a service through an open route.
+    assert "kubeflow-userid" in routes["/open"]["headers"]["request"]["remove"]
+    assert "headers" not in routes["/probe"]
     # Closed by default: a path no ingress route claims (the notebook
     # controller's own routes, say) needs a login too.
     assert len(_checked_by(model, "/notebook/alice/lab/")) == 1
 
 
 def test_without_the_gateway_no_login_route_is_open(model: Model):
-    model.remove_relation("istio:ingress-auth", "oidc-gateway:ingress-auth")
+    model.remove_relation("istio:forward-auth", "oidc-gateway:forward-auth")
     routes = _routes(model)
-    assert "/probe/" not in routes  # fail closed: not served at all
-    assert {"/open/", "/dex/", "/oauth2/"} <= set(routes)
+    assert "/probe" not in routes  # fail closed: not served at all
+    assert {"/open", "/dex", "/oauth2"} <= set(routes)
     assert not any(_checked_by(model, p) for p in ("/probe/", "/open/", "/x/"))
     # Everything but the open routes is denied at the gateway.
     for path in ("/probe/x", "/notebook/alice/lab/", "/"):
@@ -122,8 +123,8 @@ def test_without_the_gateway_no_login_route_is_open(model: Model):
     mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
     assert not mesh.get("extensionProviders")
     istio = model.statuses["istio/0"]
-    assert istio.name != "active" or "ingress-auth" in istio.message, istio
-    assert "ingress-auth" in (istio.message + model.app_statuses["istio"].message)
+    assert istio.name != "active" or "forward-auth" in istio.message, istio
+    assert "forward-auth" in (istio.message + model.app_statuses["istio"].message)
 
 
 def test_rotating_the_gateway_secrets_reaches_dex_in_one_round(model: Model):

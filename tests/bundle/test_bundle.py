@@ -128,7 +128,9 @@ def test_overlay_merges_options_onto_the_bundle():
 
 def test_removing_a_required_relation_says_what_is_missing(s3_endpoint, tmp_path):
     model = _settled(s3_endpoint, tmp_path)
-    model.remove_relation("istio:ingress", "oidc-gateway:ingress")
+    model.remove_relation(
+        "istio:istio-ingress-route-unauthenticated", "oidc-gateway:istio-ingress-route"
+    )
     status = model.statuses["oidc-gateway/0"]
     assert status.name in ("blocked", "waiting"), status
-    assert "ingress" in status.message
+    assert "istio-ingress-route" in status.message

@@ -329,6 +329,28 @@ async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: O
     assert forged.is_redirect
 
 
+async def test_an_open_route_at_the_root_is_refused(ops_test: OpsTest):
+    """A route asked for without login at / would open every path: istio refuses it."""
+    assert ops_test.model is not None
+    name = "open-root-probe"
+    await ops_test.model.deploy(PROBE_CHARM, application_name=name, config={"prefix": "/"})
+    await ops_test.model.integrate(
+        f"{name}:istio-ingress-route", "istio:istio-ingress-route-unauthenticated"
+    )
+    await ops_test.model.wait_for_idle(apps=["istio"], status="blocked", timeout=10 * 60)
+    status = ops_test.model.applications["istio"].status_message
+    assert "route refused: open-root-probe" in status, status
+    assert "may not claim /" in status, status
+    # The login still guards everything: the earlier route is not opened.
+    import requests
+
+    address = gateway_address(ops_test.model.name)
+    answer = requests.get(f"http://{address}/echo/", allow_redirects=False, timeout=30)
+    assert answer.is_redirect
+    await ops_test.model.remove_application(name, block_until_done=True)
+    await ops_test.model.wait_for_idle(apps=["istio"], status="active", timeout=10 * 60)
+
+
 # --- a user's workspace ------------------------------------------------------------
 
 NOTEBOOK = "integration-nb"
