@@ -54,7 +54,9 @@ class DashboardLike(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self.ingress = route_lib.IstioIngressRouteRequirer(self, relation_name="istio-ingress-route")
+        self.ingress = route_lib.IstioIngressRouteRequirer(
+            self, relation_name="istio-ingress-route"
+        )
         framework.observe(self.on.config_changed, self._submit)
         framework.observe(self.ingress.on.ready, self._submit)
 
@@ -68,9 +70,7 @@ class DashboardLike(ops.CharmBase):
                 route_lib.HTTPRoute(
                     name="http-ingress",
                     listener=listener,
-                    matches=[
-                        route_lib.HTTPRouteMatch(path=route_lib.HTTPPathMatch(value="/"))
-                    ],
+                    matches=[route_lib.HTTPRouteMatch(path=route_lib.HTTPPathMatch(value="/"))],
                     backends=[route_lib.BackendRef(service=self.app.name, port=8082)],
                 )
             ],
@@ -89,7 +89,9 @@ def _provider_with_login() -> testing.Relation:
     """A forward-auth provider's data, written by the ecosystem's provider library."""
     ctx = testing.Context(AuthProvider, meta=AUTH_META)
     relation = testing.Relation("forward-auth", interface="forward_auth", remote_app_name="istio")
-    out = ctx.run(ctx.on.relation_created(relation), testing.State(leader=True, relations={relation}))
+    out = ctx.run(
+        ctx.on.relation_created(relation), testing.State(leader=True, relations={relation})
+    )
     data = out.get_relation(relation.id).local_app_data
     return testing.Relation(
         "forward-auth",
@@ -242,7 +244,10 @@ def test_a_controller_reads_the_gateway_metadata(kube):
     data = out.get_relation(relation.id).local_app_data
 
     back = testing.Relation(
-        "gateway-metadata", interface="gateway_metadata", remote_app_name="istio", remote_app_data=dict(data)
+        "gateway-metadata",
+        interface="gateway_metadata",
+        remote_app_name="istio",
+        remote_app_data=dict(data),
     )
     meta = {"name": "reader", "requires": {"gateway-metadata": {"interface": "gateway_metadata"}}}
     ctx = testing.Context(MetadataReader, meta=meta)
@@ -270,7 +275,9 @@ def test_an_ingress_v2_requirer_as_the_spec_shows_is_served(kube):
         interface="ingress",
         remote_app_name="grafana",
         remote_app_data={"model": '"kubeflow"', "name": '"grafana"', "port": "4242"},
-        remote_units_data={0: {"host": '"grafana-0.grafana-endpoints.kubeflow.svc.cluster.local"'}},
+        remote_units_data={
+            0: {"host": '"grafana-0.grafana-endpoints.kubeflow.svc.cluster.local"'}
+        },
     )
     out = _settle_istio(relation, _provider_with_login())
     assert out.unit_status.name == "active", out.unit_status

@@ -22,9 +22,9 @@ from unit.dex.helpers import (
     CHARM,
     admin_secret,
     dex_config,
-    ingress_relation,
     make_state,
     peers,
+    route_relation,
 )
 
 REQUIRER_META = {"name": "hydra-app", "requires": {"oauth": {"interface": "oauth", "limit": 1}}}
@@ -74,7 +74,7 @@ def _dex_answers(
     ours = testing.Relation(
         "oauth", interface="oauth", remote_app_name="hydra-app", remote_app_data=registration
     )
-    state = make_state(relations=(ingress_relation(), peers(), ours), secrets=(admin_secret(),))
+    state = make_state(relations=(route_relation(), peers(), ours), secrets=(admin_secret(),))
     out = ctx.run(ctx.on.relation_changed(ours, remote_unit=0), state)
     return out, ours
 
