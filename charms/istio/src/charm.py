@@ -78,6 +78,7 @@ KINDS = (
     Kind("networking.istio.io/v1", "Gateway", "gateways"),
     Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
     Kind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
+    Kind("networking.istio.io/v1alpha3", "EnvoyFilter", "envoyfilters"),
 )
 
 _HOSTNAME = re.compile(
@@ -658,6 +659,7 @@ class IstioCharm(ops.CharmBase):
             "virtual_services": routes.virtual_services(served, inputs.identity_headers),
             "auth": inputs.ext_authz,
             "auth_rules": routes.auth_rules(served),
+            "strip_identity_lua": routes.strip_headers_lua(inputs.identity_headers),
         }
 
     def _resources(self, scope: str) -> Resources:
@@ -816,8 +818,8 @@ class IstioCharm(ops.CharmBase):
 
 
 def _set(databag: ops.RelationDataContent, key: str, value: str | None) -> None:
-    """Write a key only when it changes; None removes it."""
-    if value is None:
+    """Write a key only when it changes; None or "" removes it (Juju keeps no empty value)."""
+    if not value:
         if key in databag:
             del databag[key]
     elif databag.get(key) != value:

@@ -39,6 +39,7 @@ INGRESS_APP_NAMES = "ingress_app_names"  # what the requirer (the gateway) write
 # back), and which headers of a denial reach the browser (the redirect to the
 # identity provider and the cookie set with it).
 INCLUDE_REQUEST_HEADERS = (
+    "accept",  # oauth2-proxy answers 401, not a redirect, to a script's request
     "authorization",
     "cookie",
     "x-forwarded-for",

@@ -212,7 +212,14 @@ def check_request(request: Request) -> Request:
     if not request.routes:
         raise RefusedError("no HTTP route asked for")
     for route in request.routes:
+        if not request.auth and route.hostnames:
+            # The login check sees paths only: a condition would open the path to all.
+            raise RefusedError("an unauthenticated route may not be limited to hostnames")
         for match in route.matches:
+            if not request.auth and (match.method or match.headers):
+                raise RefusedError(
+                    "an unauthenticated route may match by path only (no method or headers)"
+                )
             if match.kind == "prefix" and match.path == "/" and not request.auth:
                 raise RefusedError("an unauthenticated route may not claim /")
             if under(match.path, RESERVED_PREFIX) or (
@@ -529,16 +536,13 @@ def _dir(value: str | None) -> str | None:
 
 
 def _destinations(backends: tuple[Backend, ...]) -> list[dict[str, Any]]:
+    """The backends; several share the traffic in proportion to their weights (1 if unset)."""
     if len(backends) == 1:
         b = backends[0]
         return [{"destination": {"host": b.host, "port": {"number": b.port}}}]
-    weights = [b.weight or 1 for b in backends]
-    total = sum(weights)
-    shares = [w * 100 // total for w in weights]
-    shares[0] += 100 - sum(shares)  # Istio wants the weights to add up to 100
     return [
-        {"destination": {"host": b.host, "port": {"number": b.port}}, "weight": share}
-        for b, share in zip(backends, shares, strict=True)
+        {"destination": {"host": b.host, "port": {"number": b.port}}, "weight": b.weight or 1}
+        for b in backends
     ]
 
 
@@ -563,3 +567,14 @@ def auth_rules(routes: Mapping[int, Request]) -> list[dict[str, list[str]]]:
     if open_paths:
         rule["notPaths"] = sorted(open_paths)
     return [rule]
+
+
+def strip_headers_lua(headers: Iterable[str]) -> str:
+    """A Lua filter body that removes the headers from every request (names already checked)."""
+    lines = [
+        "function envoy_on_request(request_handle)",
+        "  local headers = request_handle:headers()",
+    ]
+    lines += [f'  headers:remove("{h}")' for h in sorted({h.lower() for h in headers})]
+    lines.append("end")
+    return "\n".join(lines) + "\n"

@@ -200,7 +200,10 @@ def _claim_header(name: str, claim: str, prefix: str = "") -> dict[str, Any]:
 
 def render_alpha_config(settings: ProxySettings) -> str:
     """The alpha YAML configuration: server, static upstream, headers, provider; no secret."""
-    headers = [_claim_header(settings.userid_header, "user", settings.userid_prefix)]
+    # The session's `email` holds the claim named by `userIDClaim` (with `emailClaim` left
+    # at "email", oauth2-proxy v7.15.3 providers/providers.go fills the e-mail from it);
+    # its `user` is always the token's opaque `sub`, which no profile is named after.
+    headers = [_claim_header(settings.userid_header, "email", settings.userid_prefix)]
     if settings.groups_header:
         headers.append(_claim_header(settings.groups_header, "groups"))
     config: dict[str, Any] = {

@@ -145,6 +145,7 @@ def test_login_check_guards_every_authenticated_path_and_only_those(ctx, kube):
             "service": "oidc-gateway.kubeflow.svc.cluster.local",
             "port": 4180,
             "includeRequestHeadersInCheck": [
+                "accept",
                 "authorization",
                 "cookie",
                 "x-forwarded-for",
@@ -168,11 +169,37 @@ def test_open_routes_drop_the_clients_identity_headers(ctx, kube):
     out = settle(ctx, base)
     served = virtual_services(kube)
     assert served["/dex"]["headers"] == {"request": {"remove": ["x-groups", "x-user"]}}
-    # On authenticated routes the login's answer replaces them: nothing to drop there.
+    # Authenticated routes keep what the login's answer set (the strip filter ran first).
     assert "headers" not in served["/"]
     dashboard = next(r for r in out.relations if getattr(r, "remote_app_name", "") == "dashboard")
     assert dashboard.local_app_data["kubeflow_user_header"] == "x-user"
     assert dashboard.local_app_data["kubeflow_user_prefix"] == "oidc:"
+
+
+def _strip_filter(kube):
+    envoy_filter = kube.get("EnvoyFilter", "istio-ingressgateway-strip-identity-headers", MODEL)
+    (patch,) = envoy_filter["spec"]["configPatches"]
+    return envoy_filter, patch
+
+
+def test_every_request_loses_the_clients_identity_headers_before_the_login_check(ctx, kube):
+    # oauth2-proxy leaves a header out of its answer when the claim is empty (no groups,
+    # say), and ext_authz only overwrites what the answer carries: so the client's copies
+    # go first, on every route, and only the login's answer sets them again.
+    base = with_relations(
+        state(), route("dashboard", "/"), auth_relation(headers=("kubeflow-userid", "x-groups"))
+    )
+    settle(ctx, base)
+    envoy_filter, patch = _strip_filter(kube)
+    assert envoy_filter["spec"]["workloadSelector"] == {"labels": {"istio": "ingressgateway"}}
+    assert patch["applyTo"] == "HTTP_FILTER"
+    assert patch["match"]["context"] == "GATEWAY"
+    assert patch["patch"]["operation"] == "INSERT_FIRST"  # before ext_authz
+    value = patch["patch"]["value"]
+    assert value["name"] == "envoy.filters.http.lua"
+    lua = value["typed_config"]["default_source_code"]["inline_string"]
+    assert 'headers:remove("kubeflow-userid")' in lua
+    assert 'headers:remove("x-groups")' in lua
 
 
 def test_open_routes_drop_the_default_user_header_without_a_login(ctx, kube):
@@ -180,6 +207,9 @@ def test_open_routes_drop_the_default_user_header_without_a_login(ctx, kube):
     assert virtual_services(kube)["/dex"]["headers"] == {
         "request": {"remove": ["kubeflow-userid"]}
     }
+    _, patch = _strip_filter(kube)
+    lua = patch["patch"]["value"]["typed_config"]["default_source_code"]["inline_string"]
+    assert 'headers:remove("kubeflow-userid")' in lua
 
 
 def test_a_login_that_does_not_set_the_user_header_is_refused(ctx, kube):

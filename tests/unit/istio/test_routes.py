@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from unit.istio.helpers import CHARM
 
@@ -79,7 +81,7 @@ def test_auth_rules_close_everything_but_the_open_routes():
     assert routes.auth_rules({}) == [{"paths": ["/*"]}]
 
 
-def test_weighted_backends_add_up_to_a_hundred():
+def test_weighted_backends_keep_their_weights():
     route = routes.HttpRoute(
         name="r",
         matches=(routes.Match(kind="prefix", path="/m"),),
@@ -90,8 +92,9 @@ def test_weighted_backends_add_up_to_a_hundred():
     )
     request = routes.Request(relation_id=1, endpoint="e", app="m", auth=True, routes=(route,))
     (vs,) = routes.virtual_services({1: request}, [])
+    # Istio shares traffic in proportion: weight/(sum of weights); nothing is rescaled.
     weights = [d["weight"] for d in vs["http"][0]["route"]]
-    assert weights == [34, 66]
+    assert weights == [1, 2]
 
 
 def test_routes_with_hostnames_get_their_own_virtual_service():
@@ -130,3 +133,38 @@ def test_paths_that_walk_or_hide_segments_are_refused(path):
 @pytest.mark.parametrize("path", ["/", "/a", "/a/b-c_d.e~f", "/a%20b", "/model:v1", "/a/"])
 def test_ordinary_paths_pass(path):
     assert routes.check_path(path) == path
+
+
+def test_the_strip_filter_removes_each_identity_header_once():
+    lua = routes.strip_headers_lua(["Kubeflow-Userid", "kubeflow-groups", "kubeflow-userid"])
+    assert lua == (
+        "function envoy_on_request(request_handle)\n"
+        "  local headers = request_handle:headers()\n"
+        '  headers:remove("kubeflow-groups")\n'
+        '  headers:remove("kubeflow-userid")\n'
+        "end\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("match", "hostnames"),
+    [
+        ({"method": "GET"}, ()),
+        ({"headers": (("x-a", "1"),)}, ()),
+        ({}, ("a.example.com",)),
+    ],
+)
+def test_unauthenticated_routes_match_by_path_only(match, hostnames):
+    # The login check sees paths only: a conditional open route would leave the
+    # same path open for every other method, header or host.
+    route = routes.HttpRoute(
+        name="r",
+        matches=(routes.Match(kind="prefix", path="/open", **match),),
+        backends=(routes.Backend(host="a", port=1),),
+        hostnames=hostnames,
+    )
+    request = routes.Request(relation_id=1, endpoint="e", app="o", auth=False, routes=(route,))
+    with pytest.raises(routes.RefusedError, match="unauthenticated route may"):
+        routes.check_request(request)
+    # Behind the login the same conditions are fine.
+    assert routes.check_request(dataclasses.replace(request, auth=True))

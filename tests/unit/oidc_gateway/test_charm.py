@@ -95,7 +95,7 @@ def test_dex_proxy_configuration_field_by_field(ctx, tmp_path):
         "upstreams": [{"id": "static", "path": "/", "static": True, "staticCode": 200}]
     }
     assert alpha["injectResponseHeaders"] == [
-        {"name": "kubeflow-userid", "values": [{"claimSource": {"claim": "user"}}]},
+        {"name": "kubeflow-userid", "values": [{"claimSource": {"claim": "email"}}]},
         {"name": "kubeflow-groups", "values": [{"claimSource": {"claim": "groups"}}]},
     ]
     assert alpha["providers"] == [
@@ -391,7 +391,7 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
             {"userid-prefix": "oidc:"},
             lambda alpha, cfg, auth: (
                 alpha["injectResponseHeaders"][0]["values"]
-                == [{"claimSource": {"claim": "user", "prefix": "oidc:"}}]
+                == [{"claimSource": {"claim": "email", "prefix": "oidc:"}}]
                 and json.loads(auth["kubeflow_user_prefix"]) == "oidc:"
             ),
         ),
