@@ -6,8 +6,10 @@ Python process, imports included, with the environment Juju gives a hook and
 fake hook tools and a fake Pebble (`bench/fakejuju.py`) answering from a
 settled model: the charm has done its work already, so a correct charm
 changes nothing. For each charm it prints the median wall time and peak RSS
-over N runs beside the budget, where the import time goes, and every write
-the hook did (hook tools that change the model, Pebble calls that change the
+over N runs beside the budget, where the import time goes, which heavy
+modules (ecosystem charm libraries, pydantic, lightkube, cryptography, boto3)
+the hook loads and from which of the charm's calls, and every write the hook
+did (hook tools that change the model, Pebble calls that change the
 container): there should be none.
 
     PYTHONPATH=lib python bench/hooks.py [--runs 7] [--charm mysql]
@@ -16,9 +18,10 @@ container): there should be none.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
-import datetime as dt
+import functools
 import hashlib
 import importlib.util
 import json
@@ -27,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import ops
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,13 +47,7 @@ import stage  # noqa: E402
 from fakejuju import Container, FakePebble, Model, Relation, Secret  # noqa: E402
 
 from kubeflow_charms import certificates, kubernetes  # noqa: E402
-from kubeflow_interfaces import (  # noqa: E402
-    dashboard_links,
-    ingress,
-    ingress_auth,
-    kubernetes_manifests,
-    s3,
-)
+from kubeflow_interfaces import s3  # noqa: E402
 
 BUDGET_SECONDS = 0.5
 BUDGET_MIB = 60.0
@@ -73,6 +71,31 @@ def _get_fake_pebble(self, socket_path):
 ops.model._ModelBackend.get_pebble = _get_fake_pebble
 sys.argv = [{charm!r}]
 runpy.run_path({charm!r}, run_name="__main__")
+"""
+
+# The modules a settled hook should not need: the ecosystem's charm libraries
+# (pydantic models, jsonschema), pydantic, lightkube, cryptography, boto3.
+HEAVY = ("charmlibs", "dpcharmlibs", "pydantic", "lightkube", "cryptography", "boto3")
+# Put before PRELUDE in one more run of each hook, not measured: an audit hook
+# notes, for each heavy module (each charmlibs.interfaces.* library apart), the
+# frames of the charm's own code (src/ and lib/) that first imported it, and
+# prints them on stderr at exit.
+TRACER = """\
+import atexit, json, sys, traceback
+_heavy, _root, _first = {heavy!r}, {charm_dir!r} + "/", {{}}
+def _audit(event, args):
+    if event != "import" or not isinstance(args[0], str):
+        return
+    parts = args[0].split(".")
+    if parts[0] not in _heavy or (parts[0] == "charmlibs" and len(parts) < 3):
+        return
+    key = ".".join(parts[:3]) if parts[0] == "charmlibs" else parts[0]
+    if key in _first:
+        return
+    frames = [f for f in traceback.extract_stack()[:-1] if f.filename.startswith(_root)]
+    _first[key] = [f"{{f.filename[len(_root):]}}:{{f.lineno}} {{f.name}}" for f in frames]
+sys.addaudithook(_audit)
+atexit.register(lambda: print("heavy-imports " + json.dumps(_first), file=sys.stderr))
 """
 
 # Peak RSS survives exec: a child forked (or vforked) from this process would
@@ -132,21 +155,425 @@ def load_charm(charm_dir: Path) -> ModuleType:
     return module
 
 
-# --- the settled models ----------------------------------------------------------------
+# --- charm code run in the bench's process -------------------------------------------------
 #
-# Built from the charms' own modules wherever the charm derives the content
-# (config files, Pebble layers, relation databags), so that what is already
-# there is exactly what the charm would write.
+# A settled model is what the charms' own code leaves behind. What a charm
+# derives on its own (config files, Pebble layers) comes from its modules;
+# what it and its neighbours write on their relations and keep in secrets
+# comes from running their code here, on `ModelView`, a stand-in for ops'
+# model that holds names, the leader unit, relations with their application
+# databags, and secrets. A `World` of related applications runs pass after
+# pass of every application's code, as hooks follow one another on a real
+# model, until a pass writes nothing; Kubernetes answers as a cluster that
+# holds every object already (`cluster_holds_everything`).
 
 
+class Databag(collections.UserDict):  # type: ignore[type-arg]
+    """An application databag as ops gives it to charm code: setting "" deletes the key."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if value == "":
+            self.pop(key, None)
+        else:
+            super().__setitem__(key, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Named:
+    """An application, unit or model as charm code reads it: by its name.
+
+    An application of a `World` makes secrets as ops' Application does.
+    """
+
+    name: str
+    world: World | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def add_secret(
+        self, content: dict[str, str], *, label: str | None = None, description: str | None = None
+    ) -> SecretView:
+        """A new secret owned by this application."""
+        assert self.world is not None
+        return self.world.add_secret(self.name, content, label=label, description=description)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaderUnit:
+    """The unit a `ModelView`'s code runs as: the leader."""
+
+    name: str
+
+    def is_leader(self) -> bool:
+        """Always: the bench's models are of leaders."""
+        return True
+
+    def set_ports(self, *ports: Any) -> None:
+        """Nothing to record: the bench's models list the ports as opened already."""
+
+
+@dataclasses.dataclass(eq=False)
+class RelationView:
+    """A relation as charm code reads it off ops' model."""
+
+    name: str
+    id: int
+    app: Named
+    units: set[Named]
+    data: dict[Named, Databag]
+
+
+@dataclasses.dataclass
+class SecretRecord:
+    """A secret as Juju keeps it: owner, content, label, and the applications granted it."""
+
+    bare: str
+    owner: str
+    content: dict[str, str]
+    label: str | None = None
+    description: str | None = None
+    granted: set[str] = dataclasses.field(default_factory=set)
+
+
+class SecretView:
+    """A secret as ops hands it to charm code.
+
+    Just made, its id is the `secret:<id>` form; found by label it has none,
+    and its info gives the `secret://<model>/<id>` form ops makes of the bare
+    id `secret-info-get` answers with, as in a real hook.
+    """
+
+    def __init__(self, record: SecretRecord, id: str | None):
+        self._record = record
+        self.id = id
+        self.label = record.label
+
+    def get_content(self, *, refresh: bool = False) -> dict[str, str]:
+        """The latest content."""
+        return dict(self._record.content)
+
+    def set_content(self, content: dict[str, str]) -> None:
+        """A new revision."""
+        self._record.content = dict(content)
+
+    def grant(self, relation: RelationView, *, unit: Any = None) -> None:
+        """Let the relation's other application read it."""
+        self._record.granted.add(relation.app.name)
+
+    def get_info(self) -> Any:
+        """Its metadata: only the id is read."""
+        return SimpleNamespace(id=f"secret://{MODEL_UUID}/{self._record.bare}")
+
+
+def bare_secret_id(uri: str) -> str:
+    """`secret://<model>/<id>`, `secret:<id>` and `<id>` all to `<id>`."""
+    return uri.rsplit("/", 1)[-1].removeprefix("secret:")
+
+
+class ModelView:
+    """ops' model as one leader unit's charm code uses it, held in plain Python."""
+
+    def __init__(self, world: World, app: str, relations: Iterable[RelationView]):
+        self.name = MODEL_NAME
+        self.uuid = MODEL_UUID
+        self.app = Named(app, world)
+        self.unit = LeaderUnit(f"{app}/0")
+        self.relations: dict[str, list[RelationView]] = collections.defaultdict(list)
+        for relation in relations:
+            self.relations[relation.name].append(relation)
+        self._world = world
+
+    def get_relation(
+        self, relation_name: str, relation_id: int | None = None
+    ) -> RelationView | None:
+        """The relation on an endpoint (the one with this id)."""
+        for relation in self.relations[relation_name]:
+            if relation_id is None or relation.id == relation_id:
+                return relation
+        return None
+
+    def get_secret(self, *, id: str | None = None, label: str | None = None) -> SecretView:
+        """A secret this application owns (by label or id) or was granted (by id)."""
+        return self._world.get_secret(self.app.name, id=id, label=label)
+
+
+@dataclasses.dataclass
+class Link:
+    """A relation seen from both ends: its id, each application's endpoint and databag.
+
+    A peer relation has one end, and one application databag, the one its
+    units share.
+    """
+
+    id: int
+    ends: dict[str, str]
+    bags: dict[str, Databag] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for app in self.ends:
+            self.bags.setdefault(app, Databag())
+
+    def other(self, app: str) -> str:
+        """The application at the other end (`app` itself on a peer relation)."""
+        return next((a for a in self.ends if a != app), app)
+
+    def view(self, app: str) -> RelationView:
+        """The relation as `app`'s code sees it."""
+        other = self.other(app)
+        units = set() if other == app else {Named(f"{other}/0")}
+        data = {Named(a): bag for a, bag in self.bags.items()}
+        return RelationView(self.ends[app], self.id, Named(other), units, data)
+
+    def relation(self, app: str) -> Relation:
+        """The relation in `app`'s model for the bench's hook tools."""
+        other = self.other(app)
+        if other == app:
+            return Relation.peer(self.ends[app], self.id, app, dict(self.bags[app]))
+        return Relation(
+            self.ends[app],
+            self.id,
+            other,
+            [f"{other}/0"],
+            local_app_data=dict(self.bags[app]),
+            remote_app_data=dict(self.bags[other]),
+        )
+
+
+class World:
+    """Applications related to one another: their relations, and the secrets they made."""
+
+    def __init__(self, first_secret: int):
+        self.links: dict[int, Link] = {}
+        self.secrets: dict[str, SecretRecord] = {}
+        self._next_secret = first_secret
+
+    def link(self, relation_id: int, ends: dict[str, str]) -> Link:
+        """Relate applications (application -> its endpoint)."""
+        self.links[relation_id] = Link(relation_id, ends)
+        return self.links[relation_id]
+
+    def model(self, app: str, *relation_ids: int) -> ModelView:
+        """`app`'s model, with these of its relations."""
+        return ModelView(self, app, [self.links[i].view(app) for i in relation_ids])
+
+    def relations(self, app: str, *relation_ids: int) -> list[Relation]:
+        """These relations, in `app`'s model for the bench's hook tools."""
+        return [self.links[i].relation(app) for i in relation_ids]
+
+    def bag(self, relation_id: int, app: str) -> Databag:
+        """`app`'s application databag on a relation."""
+        return self.links[relation_id].bags[app]
+
+    def add_secret(
+        self, owner: str, content: dict[str, str], *, label: str | None, description: str | None
+    ) -> SecretView:
+        """A new secret owned by `owner`, as `secret-add` makes one."""
+        bare = secret_id(self._next_secret)
+        self._next_secret += 1
+        self.secrets[bare] = SecretRecord(bare, owner, dict(content), label, description)
+        return SecretView(self.secrets[bare], f"secret:{bare}")
+
+    def get_secret(self, app: str, *, id: str | None, label: str | None) -> SecretView:
+        """A secret `app` owns (by label or id) or was granted (by id), as ops finds it."""
+        for record in self.secrets.values():
+            if id is not None:
+                readable = record.owner == app or app in record.granted
+                if record.bare == bare_secret_id(id) and readable:
+                    return SecretView(record, id)
+            elif record.owner == app and record.label == label:
+                return SecretView(record, None)
+        raise ops.SecretNotFoundError(id or label)
+
+    def bench_secrets(self, app: str) -> list[Secret]:
+        """The secrets `app` reads in the bench's model: its own, and those granted to it."""
+        out = []
+        for r in self.secrets.values():
+            if r.owner == app:
+                out.append(Secret(r.bare, r.content, label=r.label, description=r.description))
+            elif app in r.granted:
+                out.append(Secret(r.bare, r.content, owner=None))
+        return out
+
+    def state(self) -> str:
+        """Every databag and secret, as text to compare."""
+        bags = {i: {a: dict(b) for a, b in link.bags.items()} for i, link in self.links.items()}
+        secrets = {
+            b: [r.owner, r.content, r.label, sorted(r.granted)] for b, r in self.secrets.items()
+        }
+        return json.dumps([bags, secrets], sort_keys=True)
+
+    def settle(self, one_pass: Callable[[], object], what: str) -> None:
+        """Run `one_pass` (every application's code, once) until a pass writes nothing."""
+        for _ in range(5):
+            before = self.state()
+            one_pass()
+            if self.state() == before:
+                return
+        raise RuntimeError(f"{what}: the charms' code still writes after 5 passes")
+
+
+def charm_view(cls: type, model: ModelView, options: Any) -> Any:
+    """An object of a charm's class on `model`, made without ops' framework.
+
+    Its methods run as written; `load_config` gives `options`. The caller
+    sets what else of the charm's `__init__` the code it runs reads (the
+    charm's relation helpers, made with the same arguments).
+    """
+    this = cls.__new__(cls)
+    this.framework = SimpleNamespace(model=model)
+    this.load_config = lambda *_, **__: options
+    return this
+
+
+class Unreachable:
+    """A workload container the code run here does not reach: its state is the bench's."""
+
+    name = "unreachable"
+
+    def can_connect(self) -> bool:
+        """Never: the container's settled state is built for the bench's Pebble instead."""
+        return False
+
+
+# The ingress gateway's load-balancer address, once Kubernetes gave it one.
+GATEWAY_ADDRESS = "10.64.140.43"
+# The profile namespaces the dispatcher found when it last applied.
+PROFILE_NAMESPACES = ["team-a"]
+
+
+@contextlib.contextmanager
+def cluster_holds_everything(*modules: ModuleType):
+    """Kubernetes (and MinIO) as the modules' code finds them once everything is applied.
+
+    `apply_stages` returns the hash of the stages, as it does when nothing
+    changed; the gateway Service has its address; the profile namespaces
+    are those known; buckets exist.
+    """
+    stubs: dict[str, Callable[..., Any]] = {
+        "apply_stages": lambda stages, last_hash, *, force=False: kubernetes.stages_hash(stages),
+        "load_balancer_address": lambda service, namespace: GATEWAY_ADDRESS,
+        "profile_namespaces": lambda *_, **__: list(PROFILE_NAMESPACES),
+        "ensure_bucket": lambda credentials, bucket: False,
+    }
+    saved = []
+    for module in modules:
+        for name, stub in stubs.items():
+            if hasattr(module, name):
+                saved.append((module, name, getattr(module, name)))
+                setattr(module, name, stub)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def staged(name: str, stage_dir: Path) -> ModuleType:
+    """A charm of the bundle, staged in `stage_dir` (once) and imported."""
+    charm_dir = stage_dir / name
+    if not (charm_dir / "src" / "charm.py").exists():
+        charm_dir = stage.stage(name, stage_dir)
+    return load_charm(charm_dir)
+
+
+def default_options(charm: ModuleType, options: type) -> Any:
+    """A charm's config dataclass with every option at its default, as load_config makes it."""
+    unified = yaml.safe_load((Path(charm.__file__).parents[1] / "charmcraft.yaml").read_text())
+    config = fakejuju.config_defaults(unified)
+    return options(**{key.replace("-", "_"): value for key, value in config.items()})
+
+
+def workload_container(name: str, layer: dict[str, Any], *services: str) -> Container:
+    """A container whose plan holds the layer's services and checks, the services running."""
+    plan = {"services": layer["services"], "checks": layer.get("checks", {})}
+    return Container(name, plan=plan, running=set(services))
+
+
+# --- the data layer: mysql, minio and the resource dispatcher --------------------------------
+#
+# Related as in bundle/bundle.yaml: mysql's backups go to a bucket on minio;
+# minio hands the dispatcher the objects to keep in every profile namespace.
+
+MYSQL_S3_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID, DISPATCHER_PEERS_ID = 5, 26, 27, 23
 # Where charmcraft.yaml mounts the mysql charm's `database` storage.
 STORAGE_LOCATION = "/var/lib/mysql"
+
+
+def minio_credentials(server: ModuleType) -> s3.S3Credentials:
+    """The root credentials the minio charm made (its minio_server module given)."""
+    return s3.S3Credentials(
+        access_key=fake_key("access", server.ACCESS_KEY_LENGTH),
+        secret_key=fake_key("secret", server.SECRET_KEY_LENGTH),
+    )
+
+
+@dataclasses.dataclass
+class DataLayer:
+    """The data layer's relations and secrets, and the charm objects that wrote them."""
+
+    world: World
+    dispatcher: Any
+
+
+@functools.cache
+def data_layer(stage_dir: Path) -> DataLayer:
+    """Run mysql's s3 request, minio's answers and the dispatcher's apply until settled."""
+    mysql = staged("mysql", stage_dir)
+    minio = staged("minio", stage_dir)
+    dispatcher = staged("resource-dispatcher", stage_dir)
+    import minio_server
+
+    world = World(first_secret=30)
+    world.link(MYSQL_S3_ID, {"mysql": "s3-parameters", "minio": minio.RELATION})
+    world.link(MINIO_SECRETS_ID, {"minio": minio.SECRETS, "resource-dispatcher": "secrets"})
+    world.link(
+        MINIO_POD_DEFAULTS_ID, {"minio": minio.POD_DEFAULTS, "resource-dispatcher": "pod-defaults"}
+    )
+    world.link(DISPATCHER_PEERS_ID, {"resource-dispatcher": dispatcher.PEERS})
+
+    # Each object with the relation helpers its charm's __init__ makes.
+    backups = charm_view(mysql.MySQLCharm, world.model("mysql", MYSQL_S3_ID), None)
+    backups._s3 = s3.S3Requirer(backups, "s3-parameters", bucket=mysql.BACKUP_BUCKET)
+    options = default_options(minio, minio.MinioConfig)
+    store = charm_view(
+        minio.MinioCharm,
+        world.model("minio", MYSQL_S3_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID),
+        options,
+    )
+    store._provider = s3.S3Provider(store, minio.RELATION)
+    store._manifests = {
+        e: minio.ManifestsRequirer(store, e) for e in (minio.SECRETS, minio.POD_DEFAULTS)
+    }
+    hands = charm_view(
+        dispatcher.ResourceDispatcherCharm,
+        world.model(
+            "resource-dispatcher", MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID, DISPATCHER_PEERS_ID
+        ),
+        None,
+    )
+    hands._providers = {
+        e: dispatcher.ManifestsProvider(hands, e) for e in dispatcher.ENDPOINT_KINDS
+    }
+    hands._plan = hands._bundle = hands._kubernetes_error = None
+    hands._apply = lambda *_: None  # the cluster holds the objects already
+    credentials = minio_credentials(minio_server)
+
+    def one_pass() -> None:
+        backups._s3.publish_request()
+        store._reconcile_relations(options, credentials, running=True)
+        store._publish_manifests(options, credentials)
+        bundle = hands._certificates()
+        assert bundle is not None
+        hands._reconcile_cluster(bundle, force=False, routine=False)
+
+    with cluster_holds_everything(minio_server, dispatcher):
+        world.settle(one_pass, "mysql, minio and the resource dispatcher")
+    return DataLayer(world, hands)
 
 
 def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import mysql_server as server
 
+    world = data_layer(charm_dir.parent).world
     config = fakejuju.config_defaults(metadata)
     options = charm.MySQLConfig(**{k.replace("-", "_"): v for k, v in config.items()})
     passwords = {key: fake_key(key, 32) for key in charm.PASSWORD_KEYS.values()}
@@ -166,8 +593,8 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     container.add_file(server.CONFIG_FILE, server.render_config(options.server_config()))
     container.add_file(server.CLIENT_OPTIONS_FILE, admin.client_options(), permissions=0o600)
 
-    database_id, s3_id = 3, 5
-    user_secret, s3_secret = secret_id(2), secret_id(3)
+    database_id = 3
+    user_secret = secret_id(2)
     request = {"resource": "kfp", "request-id": "req-kfp", "salt": fake_key("salt", 16)}
     endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:{server.PORT}"
     # Only "is this databag non-empty" is read in a settled update-status.
@@ -189,27 +616,6 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         },
         remote_app_data={"version": "v1", "requests": json.dumps([request])},
     )
-    s3_request = s3.S3RequirerData(
-        bucket=charm.BACKUP_BUCKET,
-        requested_secrets=list(s3.SECRET_FIELDS),
-        lib_version=s3.LIB_VERSION,
-    )
-    s3_answer = s3.S3ProviderData(
-        bucket=charm.BACKUP_BUCKET,
-        endpoint=f"http://minio.{MODEL_NAME}.svc.cluster.local:9000",
-        region="us-east-1",
-        s3_uri_style="path",
-        secret_extra=f"secret:{s3_secret}",
-        lib_version=s3.LIB_VERSION,
-    )
-    backups = Relation(
-        "s3-parameters",
-        s3_id,
-        "minio",
-        ["minio/0"],
-        local_app_data=s3_request.dump(),
-        remote_app_data=s3_answer.dump(),
-    )
     model = Model(
         unit="mysql/0",
         model_name=MODEL_NAME,
@@ -217,7 +623,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         leader=True,
         config=config,
         endpoints=fakejuju.endpoints(metadata),
-        relations=[database, backups],
+        relations=[database, *world.relations("mysql", MYSQL_S3_ID)],
         secrets=[
             Secret(
                 secret_id(1),
@@ -230,11 +636,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
                 {"username": f"relation-{database_id}", "password": fake_key("kfp", 32)},
                 label=f"database.{database_id}.user.secret",
             ),
-            Secret(
-                s3_secret,
-                s3.S3Credentials(access_key="minio-root", secret_key=fake_key("s3", 40)).dump(),
-                owner=None,
-            ),
+            *world.bench_secrets("mysql"),  # minio's, granted: the bucket's credentials
         ],
         storages={"database/0": STORAGE_LOCATION},
         opened_ports=[f"{server.PORT}/tcp"],
@@ -243,18 +645,11 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     return model, [container]
 
 
-def minio_credentials(server: ModuleType) -> s3.S3Credentials:
-    """The root credentials the minio charm made (its minio_server module given)."""
-    return s3.S3Credentials(
-        access_key=fake_key("access", server.ACCESS_KEY_LENGTH),
-        secret_key=fake_key("secret", server.SECRET_KEY_LENGTH),
-    )
-
-
 def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import minio_server as server
 
+    world = data_layer(charm_dir.parent).world
     credentials = minio_credentials(server)
     layer = server.pebble_layer(credentials).to_dict()
     container = Container(
@@ -264,18 +659,7 @@ def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     )
     container.add_dir(server.DATA_DIR)
 
-    relation_id, shared = 7, secret_id(5)
-    request = s3.S3RequirerData(
-        bucket="mlpipeline", requested_secrets=list(s3.SECRET_FIELDS), lib_version=s3.LIB_VERSION
-    )
-    answer = s3.S3ProviderData(
-        bucket="mlpipeline",
-        endpoint=f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}",
-        region=server.REGION,
-        s3_uri_style=server.URI_STYLE,
-        secret_extra=f"secret:{shared}",
-        lib_version=s3.LIB_VERSION,
-    )
+    url = f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}"
     model = Model(
         unit="minio/0",
         model_name=MODEL_NAME,
@@ -283,16 +667,7 @@ def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         leader=True,
         config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[
-            Relation(
-                charm.RELATION,
-                relation_id,
-                "kfp",
-                ["kfp/0"],
-                local_app_data=answer.dump(),
-                remote_app_data=request.dump(),
-            )
-        ],
+        relations=world.relations("minio", MYSQL_S3_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID),
         secrets=[
             Secret(
                 secret_id(4),
@@ -300,72 +675,91 @@ def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
                 label=charm.ROOT_SECRET_LABEL,
                 description="MinIO root credentials",
             ),
-            Secret(
-                shared,
-                credentials.dump(),
-                label=f"{charm.RELATION}-{relation_id}",
-                description=f"S3 credentials for relation {relation_id}",
-            ),
+            *world.bench_secrets("minio"),
         ],
         storages={"data/0": server.DATA_DIR},
         opened_ports=[f"{server.API_PORT}/tcp", f"{server.CONSOLE_PORT}/tcp"],
-        unit_status=("active", f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}"),
+        unit_status=("active", url),
         app_status=("active", "1 bucket request(s) served"),
     )
     return model, [container]
 
 
-# --- the platform layer: istio, dex and oidc-gateway ---------------------------------------
-#
-# These three are related to one another (bundle/bundle.yaml), so each one's
-# settled model holds what the others wrote. A databag seen from both sides
-# is built once, by the code of the charm that writes it: that charm is
-# staged and imported beside the one measured (`neighbour`).
+def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import namespace_watch
+    import webhook
 
-# The ingress gateway's load-balancer address, once Kubernetes gave it one.
-GATEWAY_ADDRESS = "10.64.140.43"
+    layer = data_layer(charm_dir.parent)
+    world, hands = layer.world, layer.dispatcher
+    _, bundle = certificates.load(hands.model, charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
+    hook = workload_container(
+        webhook.CONTAINER, webhook.pebble_layer(bundle.serial), webhook.SERVICE
+    )
+    hook.add_file(webhook.CERT_FILE, bundle.tls_cert, permissions=0o644)
+    hook.add_file(webhook.KEY_FILE, bundle.tls_key, permissions=0o600)
+    watch = workload_container(
+        namespace_watch.CONTAINER, namespace_watch.pebble_layer(), namespace_watch.SERVICE
+    )
+
+    plan = hands._current_plan()
+    message = (
+        f"{len(plan.objects)} app(s) dispatched to {len(PROFILE_NAMESPACES)} profile namespace(s)"
+    )
+    model = Model(
+        unit=f"{metadata['name']}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(
+            "resource-dispatcher", DISPATCHER_PEERS_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID
+        ),
+        secrets=world.bench_secrets("resource-dispatcher"),
+        unit_status=("active", message),
+        app_status=("active", message),
+    )
+    return model, [hook, watch]
+
+
+# --- the platform and its UIs: istio, dex, oidc-gateway, the dashboard, notebooks -----------
+#
+# Related as in bundle/bundle.yaml: every UI asks istio for its route over
+# istio-ingress-route (dex and the gateway's login pages on the
+# unauthenticated endpoint, the dashboard and the notebooks behind the
+# login), istio asks the gateway about every authenticated request over
+# forward-auth, the gateway is Dex's oauth client, and the notebooks give
+# the dashboard their link.
+
 # Where the gateway serves every route, with istio's default config (a
 # LoadBalancer Service, no external-hostname, no certificate): the origin of
-# every ingress URL, Dex's issuer and the login callback.
+# every route's URL, Dex's issuer and the login callback.
 PLATFORM_URL = f"http://{GATEWAY_ADDRESS}"
-# The dashboard's route, behind the login: what the kubeflow-dashboard charm
-# asks for (its IngressRequirer's arguments; it leaves the rewrite unset).
-DASHBOARD = "kubeflow-dashboard"
-DASHBOARD_REQUEST = ingress.IngressRequest(
-    prefix="/", service=DASHBOARD, namespace=MODEL_NAME, port=8082, auth=True
-)
+DASHBOARD, NOTEBOOKS = "kubeflow-dashboard", "kubeflow-notebooks"
 # Relation ids are the model's: one relation has the same id on both sides.
-ISTIO_PEERS_ID, DEX_PEERS_ID = 11, 12
-DEX_INGRESS_ID, GATEWAY_INGRESS_ID, DASHBOARD_INGRESS_ID = 13, 14, 15
-INGRESS_AUTH_ID, OAUTH_ID = 16, 17
-# Secret ids: istiod's certificates, Dex's admin user, the client secret Dex
-# issued to the gateway (Dex's secret, granted to the gateway), the gateway's
-# cookie key.
-CERTS_SECRET, ADMIN_SECRET, CLIENT_SECRET, COOKIE_SECRET = (secret_id(n) for n in range(10, 14))
+ISTIO_PEERS_ID, DEX_PEERS_ID, DASHBOARD_PEERS_ID, NOTEBOOKS_PEERS_ID = 11, 12, 21, 22
+DEX_ROUTE_ID, GATEWAY_ROUTE_ID, DASHBOARD_ROUTE_ID, NOTEBOOKS_ROUTE_ID = 13, 14, 15, 25
+FORWARD_AUTH_ID, OAUTH_ID, LINKS_ID = 16, 17, 24
+ISTIO_RELATIONS = (
+    ISTIO_PEERS_ID,
+    DEX_ROUTE_ID,
+    GATEWAY_ROUTE_ID,
+    DASHBOARD_ROUTE_ID,
+    NOTEBOOKS_ROUTE_ID,
+    FORWARD_AUTH_ID,
+)
+# Secret ids: Dex's admin user, the client secret Dex issued to the gateway
+# (Dex's secret, granted to the gateway), the gateway's cookie key.
+ADMIN_SECRET, CLIENT_SECRET, COOKIE_SECRET = (secret_id(n) for n in range(11, 14))
 # What Dex made with secrets.token_urlsafe(32).
 DEX_CLIENT_SECRET = fake_key("dex-client-secret", 43)
 
 
 def neighbour(name: str, charm_dir: Path) -> ModuleType:
     """Another charm of the bundle, staged beside `charm_dir` and imported."""
-    staged = charm_dir.parent / name
-    if not (staged / "src" / "charm.py").exists():
-        staged = stage.stage(name, charm_dir.parent)
-    return load_charm(staged)
-
-
-def default_options(charm: ModuleType, options: type) -> Any:
-    """A charm's config dataclass with every option at its default, as load_config makes it."""
-    unified = yaml.safe_load((Path(charm.__file__).parents[1] / "charmcraft.yaml").read_text())
-    config = fakejuju.config_defaults(unified)
-    return options(**{key.replace("-", "_"): value for key, value in config.items()})
-
-
-@dataclasses.dataclass(frozen=True)
-class Named:
-    """An application or a model as some charm code reads it: by its name alone."""
-
-    name: str
+    return staged(name, charm_dir.parent)
 
 
 def as_charm(app: str) -> Any:
@@ -373,37 +767,8 @@ def as_charm(app: str) -> Any:
     return SimpleNamespace(app=Named(app), model=Named(MODEL_NAME))
 
 
-def dex_request(dex: ModuleType) -> ingress.IngressRequest:
-    """The route the dex charm asks for (its IngressRequirer's arguments)."""
-    return ingress.IngressRequest(
-        prefix=dex.INGRESS_PREFIX,
-        rewrite=dex.INGRESS_PREFIX,
-        service="dex",
-        namespace=MODEL_NAME,
-        port=dex.HTTP_PORT,
-        auth=False,
-    )
-
-
-def gateway_request(oidc_gateway: ModuleType) -> ingress.IngressRequest:
-    """The route the oidc-gateway charm asks for (its IngressRequirer's arguments)."""
-    return ingress.IngressRequest(
-        prefix=oidc_gateway.INGRESS_PREFIX,
-        service="oidc-gateway",
-        namespace=MODEL_NAME,
-        port=oidc_gateway.PORT,
-        auth=False,
-    )
-
-
-def gateway_auth_data(oidc_gateway: ModuleType) -> ingress_auth.IngressAuthData:
-    """What the oidc-gateway charm publishes on ingress-auth, at its default config."""
-    config = default_options(oidc_gateway, oidc_gateway.GatewayConfig)
-    return oidc_gateway.OidcGatewayCharm._auth_data(as_charm("oidc-gateway"), config)
-
-
 def gateway_callback(oidc_gateway: ModuleType) -> str:
-    """The login callback the gateway registers: its ingress URL's origin, then the path."""
+    """The login callback the gateway registers: its route URL's origin, then the path."""
     return PLATFORM_URL + oidc_gateway.CALLBACK_PATH
 
 
@@ -422,8 +787,8 @@ def gateway_registration(oidc_gateway: ModuleType) -> dict[str, str]:
 
 
 def dex_issuer(dex: ModuleType) -> str:
-    """Dex's issuer, from the URL istio answers its route with."""
-    issuer = dex.issuer_from_url(PLATFORM_URL + dex.INGRESS_PREFIX)
+    """Dex's issuer, from the URL istio serves its route at."""
+    issuer = dex.issuer_from_url(PLATFORM_URL + dex.ISSUER_PATH)
     assert issuer is not None
     return issuer
 
@@ -440,6 +805,7 @@ def dex_answer(dex: ModuleType, oidc_gateway: ModuleType) -> dict[str, str]:
 
     The provider info as the dex charm has the library write it, then the
     client's id and its secret's URI, as the library writes them on issuing.
+    The gateway asks only for scopes Dex serves, so nothing is dropped.
     """
     from dex_server import service_url
     from oauth_clients import provider_info
@@ -451,111 +817,163 @@ def dex_answer(dex: ModuleType, oidc_gateway: ModuleType) -> dict[str, str]:
     }
 
 
+def forward_auth_library(charm: Any, endpoint: str) -> Any:
+    """The forward-auth library's provider for a charm object of the bench's.
+
+    The gateway's ForwardAuthProvider writes the interface's own keys through
+    it. Made without its `__init__`, which only observes relation events
+    through ops' framework; writing reads the model and the endpoint alone.
+    """
+    from charmlibs.interfaces.forward_auth import ForwardAuthProvider
+
+    library = ForwardAuthProvider.__new__(ForwardAuthProvider)
+    library.framework = charm.framework
+    library.charm = charm
+    library._relation_name = endpoint
+    library.forward_auth_config = None
+    return library
+
+
+@dataclasses.dataclass
+class Platform:
+    """The platform's relations and secrets, and the charm objects that wrote them."""
+
+    world: World
+    charms: dict[str, Any]
+
+
+@functools.cache
+def platform(stage_dir: Path) -> Platform:
+    """Run every UI's route request, the gateway's forward-auth and istio until settled."""
+    istio = staged("istio", stage_dir)
+    dex = staged("dex", stage_dir)
+    gateway = staged("oidc-gateway", stage_dir)
+    dashboard = staged(DASHBOARD, stage_dir)
+    notebooks = staged(NOTEBOOKS, stage_dir)
+
+    world = World(first_secret=40)
+    world.link(DEX_ROUTE_ID, {"istio": istio.ROUTE_OPEN, "dex": dex.ROUTE})
+    world.link(GATEWAY_ROUTE_ID, {"istio": istio.ROUTE_OPEN, "oidc-gateway": gateway.ROUTE})
+    world.link(DASHBOARD_ROUTE_ID, {"istio": istio.ROUTE, DASHBOARD: dashboard.ROUTE})
+    world.link(NOTEBOOKS_ROUTE_ID, {"istio": istio.ROUTE, NOTEBOOKS: notebooks.ROUTE})
+    world.link(
+        FORWARD_AUTH_ID, {"istio": istio.FORWARD_AUTH, "oidc-gateway": gateway.FORWARD_AUTH}
+    )
+    world.link(OAUTH_ID, {"dex": dex.OAUTH, "oidc-gateway": gateway.OAUTH})
+    world.link(LINKS_ID, {DASHBOARD: dashboard.LINKS, NOTEBOOKS: notebooks.DASHBOARD_LINKS})
+    for rid, app, endpoint in (
+        (ISTIO_PEERS_ID, "istio", istio.PEERS),
+        (DASHBOARD_PEERS_ID, DASHBOARD, dashboard.PEERS),
+        (NOTEBOOKS_PEERS_ID, NOTEBOOKS, notebooks.PEERS),
+    ):
+        world.link(rid, {app: endpoint})
+    # The oauth library's data, issued and registered (see dex_answer).
+    world.bag(OAUTH_ID, "dex").update(dex_answer(dex, gateway))
+    world.bag(OAUTH_ID, "oidc-gateway").update(gateway_registration(gateway))
+
+    # Each object with what its charm's __init__ makes that the code run reads;
+    # the workload containers are left to the bench's Pebble.
+    mesh = charm_view(
+        istio.IstioCharm,
+        world.model("istio", *ISTIO_RELATIONS),
+        default_options(istio, istio.IstioConfig),
+    )
+    mesh._container = Unreachable()
+    mesh._tls = mesh._inputs = mesh._plan = mesh._kubernetes_error = mesh._bundle = None
+
+    idp = charm_view(
+        dex.DexCharm,
+        world.model("dex", DEX_ROUTE_ID, OAUTH_ID),
+        default_options(dex, dex.DexConfig),
+    )
+    idp._route = dex.RouteRequirer(idp, dex.ROUTE, prefix=dex.ISSUER_PATH, port=dex.HTTP_PORT)
+
+    login = charm_view(
+        gateway.OidcGatewayCharm,
+        world.model("oidc-gateway", GATEWAY_ROUTE_ID, FORWARD_AUTH_ID, OAUTH_ID),
+        default_options(gateway, gateway.GatewayConfig),
+    )
+    login._route = gateway.RouteRequirer(
+        login, gateway.ROUTE, prefix=gateway.PROXY_PREFIX, port=gateway.PORT
+    )
+    login._forward_auth = gateway.ForwardAuthProvider(login, gateway.FORWARD_AUTH)
+    login._forward_auth._library = forward_auth_library(login, gateway.FORWARD_AUTH)
+
+    board = charm_view(
+        dashboard.KubeflowDashboardCharm,
+        world.model(DASHBOARD, DASHBOARD_ROUTE_ID, LINKS_ID, DASHBOARD_PEERS_ID),
+        default_options(dashboard, dashboard.DashboardConfig),
+    )
+    board._workloads = []
+    board._links = dashboard.DashboardLinksProvider(board, dashboard.LINKS)
+    board._route = dashboard.RouteRequirer(
+        board, dashboard.ROUTE, prefix="/", port=dashboard.DASHBOARD_PORT
+    )
+    board._inputs = board._kubernetes_error = None
+
+    books = charm_view(
+        notebooks.NotebooksCharm,
+        world.model(NOTEBOOKS, NOTEBOOKS_ROUTE_ID, LINKS_ID, NOTEBOOKS_PEERS_ID),
+        default_options(notebooks, notebooks.NotebooksConfig),
+    )
+    books._controller = books._web_app = SimpleNamespace(container=Unreachable())
+    web_app = notebooks.jupyter_web_app
+    books._route = notebooks.RouteRequirer(
+        books, notebooks.ROUTE, prefix=web_app.PREFIX, rewrite="/", port=web_app.PORT
+    )
+    books._links = notebooks.DashboardLinksRequirer(
+        books, notebooks.LINKS, notebooks.DASHBOARD_LINKS
+    )
+    books._inputs = books._kubernetes_error = None
+
+    def one_pass() -> None:
+        # What each charm's reconcile writes on these relations (the dashboard's,
+        # the notebooks' and istio's reconcile as a whole; event None is neither
+        # an upgrade nor an update-status).
+        idp._route.publish()
+        login._route.publish()
+        login._publish_forward_auth(login.load_config())
+        board._reconcile(None)
+        books._reconcile(None)
+        mesh._reconcile(None)
+
+    with cluster_holds_everything(istio, dashboard, notebooks):
+        world.settle(one_pass, "the platform")
+    charms = {
+        "istio": mesh,
+        "dex": idp,
+        "oidc-gateway": login,
+        DASHBOARD: board,
+        NOTEBOOKS: books,
+    }
+    for app in ("dex", "oidc-gateway", DASHBOARD, NOTEBOOKS):
+        url = charms[app]._route.url
+        assert url is not None and url.startswith(PLATFORM_URL), (app, url)
+    return Platform(world, charms)
+
+
 def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
-    import gateway
     import istiod
 
-    dex = neighbour("dex", charm_dir)
-    oidc_gateway = neighbour("oidc-gateway", charm_dir)
+    settled = platform(charm_dir.parent)
+    world, mesh = settled.world, settled.charms["istio"]
     app, unit = metadata["name"], f"{metadata['name']}/0"
-    this = as_charm(app)
-    config = fakejuju.config_defaults(metadata)
-    options = default_options(charm, charm.IstioConfig)
-
-    # Made an hour ago, with the charm's validities: the serving certificate is
-    # due for renewal in eight months, the CA in over six years.
-    made = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    bundle = certificates.new_bundle(
-        charm.IstioCharm._ca_name(this), istiod.dns_names(MODEL_NAME), now=made
-    )
-    assert bundle.renewal_due() is None
-
-    # ext_authz as the charm reads it from the gateway's databag.
-    auth = ingress_auth.IngressAuthData.model_validate(gateway_auth_data(oidc_gateway).dump())
-    ext_authz = istiod.ExtAuthz(
-        service=auth.target,
-        port=auth.port,
-        include_request_headers=tuple(auth.include_request_headers),
-        headers_to_upstream=tuple(auth.headers_to_upstream),
-        headers_to_downstream=tuple(auth.headers_to_downstream),
-    )
-    asked = {
-        DEX_INGRESS_ID: ("dex", dex_request(dex)),
-        GATEWAY_INGRESS_ID: ("oidc-gateway", gateway_request(oidc_gateway)),
-        DASHBOARD_INGRESS_ID: (DASHBOARD, DASHBOARD_REQUEST),
-    }
-    requests = {
-        rid: gateway.Route(
-            relation_id=rid,
-            app=requirer,
-            prefix=r.prefix,
-            rewrite=r.rewrite,
-            service=r.service,
-            namespace=r.namespace,
-            port=r.port,
-            auth=r.auth,
-        )
-        for rid, (requirer, r) in asked.items()
-    }
-    inputs = charm._Inputs(config=options, ext_authz=ext_authz, requests=requests)
-    plan = gateway.plan_routes(requests, {})
-    assert not plan.conflicts
-    served = charm.IstioCharm._served(plan, inputs)
-    assert served.keys() == requests.keys()
-
-    # The manifests the leader applied last, hashed as the charm hashes them.
-    context = charm.IstioCharm._context(this, inputs, bundle, served)
-    stages = [
-        (
-            charm.IstioCharm._resources(this, "crds"),
-            kubernetes.render(charm.TEMPLATES, ["crds.yaml.j2"], context),
-        ),
-        (
-            charm.IstioCharm._resources(this, "mesh"),
-            kubernetes.render(
-                charm.TEMPLATES, ["istiod.yaml.j2", "gateway.yaml.j2", "routes.yaml.j2"], context
-            ),
-        ),
-    ]
-    peers = Relation.peer(
-        charm.PEERS,
-        ISTIO_PEERS_ID,
-        app,
-        {
-            charm.HASH_KEY: kubernetes.stages_hash(stages),
-            charm.ROUTES_KEY: gateway.dump_routes(served),
-            charm.ADDRESS_KEY: GATEWAY_ADDRESS,
-        },
-    )
-    base = gateway.base_url(
-        tls=False,
-        external_hostname=options.external_hostname,
-        lb_address=GATEWAY_ADDRESS,
-        namespace=MODEL_NAME,
-    )
-    assert base == PLATFORM_URL
-    routes = [
-        Relation(
-            charm.INGRESS,
-            rid,
-            requirer,
-            [f"{requirer}/0"],
-            local_app_data=ingress.IngressResponse(url=base + request.prefix).dump(),
-            remote_app_data=request.dump(),
-        )
-        for rid, (requirer, request) in asked.items()
-    ]
-    auth_relation = Relation(
-        charm.INGRESS_AUTH,
-        INGRESS_AUTH_ID,
-        "oidc-gateway",
-        ["oidc-gateway/0"],
-        remote_app_data=auth.dump(),
-    )
+    inputs = mesh._read_inputs()
+    assert inputs.config is not None and inputs.ext_authz is not None and not inputs.invalid
+    # Routes with and without a login, served; the reading of their requests kept.
+    stored = world.bag(ISTIO_PEERS_ID, app)
+    served = charm.routes.load_requests(stored[charm.ROUTES_KEY])
+    assert {r.auth for r in served.values()} == {True, False}, served
+    assert json.loads(stored[charm.REQUESTS_KEY])["digest"] == inputs.requests_digest
+    _, bundle = certificates.load(mesh.model, charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
 
     files = istiod.files(
-        namespace=MODEL_NAME, proxy_image=options.proxy_image, ext_authz=ext_authz, bundle=bundle
+        namespace=MODEL_NAME,
+        proxy_image=inputs.config.proxy_image,
+        ext_authz=inputs.ext_authz,
+        bundle=bundle,
     )
     layer = istiod.pebble_layer(
         namespace=MODEL_NAME,
@@ -576,16 +994,12 @@ def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         model_name=MODEL_NAME,
         model_uuid=MODEL_UUID,
         leader=True,
-        config=config,
+        config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, *routes, auth_relation],
-        secrets=[
-            Secret(
-                CERTS_SECRET, bundle.to_content(), label=charm.CERTS_LABEL, description="istiod CA"
-            )
-        ],
-        unit_status=("active", base),
-        app_status=("active", base),
+        relations=world.relations(app, *ISTIO_RELATIONS),
+        secrets=world.bench_secrets(app),
+        unit_status=("active", PLATFORM_URL),
+        app_status=("active", PLATFORM_URL),
     )
     return model, [container]
 
@@ -595,9 +1009,9 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
     import dex_server
     import identities
 
+    world = platform(charm_dir.parent).world
     oidc_gateway = neighbour("oidc-gateway", charm_dir)
     app = metadata["name"]
-    config = fakejuju.config_defaults(metadata)
     options = default_options(charm, charm.DexConfig)
     admin = options.admin
     assert admin is not None
@@ -642,30 +1056,14 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
             charm.ISSUED_CLIENTS_KEY: json.dumps(issued),
         },
     )
-    route = Relation(
-        charm.INGRESS,
-        DEX_INGRESS_ID,
-        "istio",
-        ["istio/0"],
-        local_app_data=dex_request(charm).dump(),
-        remote_app_data=ingress.IngressResponse(url=PLATFORM_URL + charm.INGRESS_PREFIX).dump(),
-    )
-    oauth = Relation(
-        charm.OAUTH,
-        OAUTH_ID,
-        "oidc-gateway",
-        ["oidc-gateway/0"],
-        local_app_data=dex_answer(charm, oidc_gateway),
-        remote_app_data=gateway_registration(oidc_gateway),
-    )
     model = Model(
         unit=f"{app}/0",
         model_name=MODEL_NAME,
         model_uuid=MODEL_UUID,
         leader=True,
-        config=config,
+        config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, route, oauth],
+        relations=[peers, *world.relations(app, DEX_ROUTE_ID, OAUTH_ID)],
         secrets=[
             Secret(
                 ADMIN_SECRET,
@@ -693,11 +1091,10 @@ def oidc_gateway_settled(
     from charmlibs.interfaces.oauth import OauthProviderConfig
     from oauth_registration import DexRegistration
 
-    dex = neighbour("dex", charm_dir)
+    world = platform(charm_dir.parent).world
     app = metadata["name"]
-    config = fakejuju.config_defaults(metadata)
     options = default_options(charm, charm.GatewayConfig)
-    answer = dex_answer(dex, charm)
+    answer = dict(world.bag(OAUTH_ID, "dex"))
     cookie = proxy.generate_cookie_secret()
 
     # Dex's answer as the charm turns it into oauth2-proxy's provider: its own
@@ -725,38 +1122,15 @@ def oidc_gateway_settled(
         owner = "nonroot" if f.secret else "root"
         container.add_file(f.path, f.content, permissions=f.permissions, user=owner, group=owner)
 
-    oauth = Relation(
-        charm.OAUTH,
-        OAUTH_ID,
-        "dex",
-        ["dex/0"],
-        local_app_data=gateway_registration(charm),
-        remote_app_data=answer,
-    )
-    route = Relation(
-        charm.INGRESS,
-        GATEWAY_INGRESS_ID,
-        "istio",
-        ["istio/0"],
-        local_app_data=gateway_request(charm).dump(),
-        remote_app_data=ingress.IngressResponse(url=PLATFORM_URL + charm.INGRESS_PREFIX).dump(),
-    )
-    auth = Relation(
-        charm.INGRESS_AUTH,
-        INGRESS_AUTH_ID,
-        "istio",
-        ["istio/0"],
-        local_app_data=gateway_auth_data(charm).dump(),
-    )
     message = f"login via dex at {PLATFORM_URL}"
     model = Model(
         unit=f"{app}/0",
         model_name=MODEL_NAME,
         model_uuid=MODEL_UUID,
         leader=True,
-        config=config,
+        config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[oauth, route, auth],
+        relations=world.relations(app, OAUTH_ID, GATEWAY_ROUTE_ID, FORWARD_AUTH_ID),
         secrets=[
             Secret(
                 COOKIE_SECRET,
@@ -774,86 +1148,17 @@ def oidc_gateway_settled(
     return model, [container]
 
 
-# --- the user-facing layer: kubeflow-dashboard, kubeflow-notebooks, resource-dispatcher ----
-#
-# Related to one another and to the platform layer: the dashboard shows the
-# notebooks' link, both are routed by istio, and the dispatcher keeps what
-# minio hands it in every profile namespace.
-
-DASHBOARD_PEERS_ID, NOTEBOOKS_PEERS_ID, DISPATCHER_PEERS_ID = 21, 22, 23
-LINKS_ID, NOTEBOOKS_INGRESS_ID, MINIO_SECRETS_ID, MINIO_POD_DEFAULTS_ID = 24, 25, 26, 27
-# The dispatcher's webhook certificates; minio's manifests secrets, one a relation.
-WEBHOOK_CERTS_SECRET, MINIO_SECRETS_SECRET, MINIO_POD_DEFAULTS_SECRET = (
-    secret_id(n) for n in range(14, 17)
-)
-# The profile namespaces the dispatcher found when it last applied.
-PROFILE_NAMESPACES = ["team-a"]
-
-
-def leader_view(cls: type, app: str) -> tuple[Any, dict[str, str]]:
-    """A charm object with only the model a leader's cluster reconcile reads, and its peer bag.
-
-    The object is of the charm's own class, made without ops' framework: its
-    methods and properties run as written, on a model that has the
-    application's and the model's names and one peer relation whose
-    application databag starts empty.
-    """
-    databag: dict[str, str] = {}
-    named = Named(app)
-    peer = SimpleNamespace(data={named: databag})
-    model = SimpleNamespace(name=MODEL_NAME, app=named, get_relation=lambda endpoint: peer)
-    this = cls.__new__(cls)
-    this.framework = SimpleNamespace(model=model)
-    return this, databag
-
-
-def applied_peer_data(cls: type, app: str, *args: Any, **kwargs: Any) -> dict[str, str]:
-    """What a charm's leader keeps in its peer databag once the cluster holds its objects.
-
-    Runs the charm's own `_reconcile_cluster` with applying left out:
-    `apply_stages` returns the hash of the stages, as it does when nothing
-    changed, so the databag gets the hash exactly as the charm computes it.
-    """
-    this, databag = leader_view(cls, app)
-    module = sys.modules[cls.__module__]
-    apply_stages = module.apply_stages
-    module.apply_stages = lambda stages, last_hash, *, force=False: kubernetes.stages_hash(stages)
-    try:
-        cls._reconcile_cluster(this, *args, **kwargs)
-    finally:
-        module.apply_stages = apply_stages
-    return databag
-
-
-def workload_container(name: str, layer: dict[str, Any], *services: str) -> Container:
-    """A container whose plan holds the layer's services and checks, the services running."""
-    plan = {"services": layer["services"], "checks": layer.get("checks", {})}
-    return Container(name, plan=plan, running=set(services))
-
-
 def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    charm = load_charm(charm_dir)
+    load_charm(charm_dir)
     import dashboard_services as services
 
-    notebooks = neighbour("kubeflow-notebooks", charm_dir)
+    settled = platform(charm_dir.parent)
+    world, board = settled.world, settled.charms[DASHBOARD]
     app = metadata["name"]
-    config = fakejuju.config_defaults(metadata)
-    options = default_options(charm, charm.DashboardConfig)
-    assert services.DASHBOARD_PORT == DASHBOARD_REQUEST.port
-
-    # The notebooks' links as the dashboard reads them off the relation, then
-    # those of `additional-links`, as the charm's _read_inputs lists them.
-    offered = dashboard_links.dump(notebooks.LINKS)
-    inputs = charm._Inputs(
-        config=options, links=dashboard_links.parse(offered, "kubeflow-notebooks") + options.links
-    )
-    cls = charm.KubeflowDashboardCharm
-    peers = Relation.peer(
-        charm.PEERS, DASHBOARD_PEERS_ID, app, applied_peer_data(cls, app, inputs, force=False)
-    )
-
-    this, _ = leader_view(cls, app)
-    settings = cls._settings(this, options)
+    inputs = board._read_inputs()
+    assert inputs.config is not None and inputs.url is not None and not inputs.bad_links
+    assert inputs.links, "the notebooks' link, as the dashboard reads it"
+    settings = board._settings(inputs)
     containers = []
     for name in services.CONTAINERS:
         container = workload_container(name, services.layer(name, settings), name)
@@ -861,90 +1166,50 @@ def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
             container.add_file(f.path, f.content)
         containers.append(container)
 
-    links = Relation(
-        charm.LINKS,
-        LINKS_ID,
-        "kubeflow-notebooks",
-        ["kubeflow-notebooks/0"],
-        remote_app_data={dashboard_links.FIELD: offered},
-    )
-    url = PLATFORM_URL + DASHBOARD_REQUEST.prefix
-    route = Relation(
-        charm.INGRESS,
-        DASHBOARD_INGRESS_ID,
-        "istio",
-        ["istio/0"],
-        local_app_data=DASHBOARD_REQUEST.dump(),
-        remote_app_data=ingress.IngressResponse(url=url).dump(),
-    )
     model = Model(
         unit=f"{app}/0",
         model_name=MODEL_NAME,
         model_uuid=MODEL_UUID,
         leader=True,
-        config=config,
+        config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, links, route],
+        relations=world.relations(app, DASHBOARD_PEERS_ID, LINKS_ID, DASHBOARD_ROUTE_ID),
         opened_ports=[f"{services.DASHBOARD_PORT}/tcp"],
-        unit_status=("active", url),
-        app_status=("active", url),
+        unit_status=("active", inputs.url),
+        app_status=("active", inputs.url),
     )
     return model, containers
 
 
 def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    charm = load_charm(charm_dir)
+    load_charm(charm_dir)
     import jupyter_web_app as web_app
     import notebook_controller as controller
     import spawner_config
     from pebble_workload import File, files_hash
 
+    settled = platform(charm_dir.parent)
+    world, books = settled.world, settled.charms[NOTEBOOKS]
     app = metadata["name"]
-    config = fakejuju.config_defaults(metadata)
-    options = default_options(charm, charm.NotebooksConfig)
-    cls = charm.NotebooksCharm
-    peers = Relation.peer(
-        charm.PEERS, NOTEBOOKS_PEERS_ID, app, applied_peer_data(cls, app, force=False)
-    )
-
-    # The route the charm asks for (its IngressRequirer's arguments), and istio's answer.
-    request = ingress.IngressRequest(
-        prefix=charm.INGRESS_PREFIX,
-        rewrite="/",
-        service=app,
-        namespace=MODEL_NAME,
-        port=web_app.PORT,
-        auth=True,
-    )
-    url = PLATFORM_URL + charm.INGRESS_PREFIX
-    route = Relation(
-        charm.INGRESS,
-        NOTEBOOKS_INGRESS_ID,
-        "istio",
-        ["istio/0"],
-        local_app_data=request.dump(),
-        remote_app_data=ingress.IngressResponse(url=url).dump(),
-    )
-    links = Relation(
-        charm.DASHBOARD_LINKS,
-        LINKS_ID,
-        DASHBOARD,
-        [f"{DASHBOARD}/0"],
-        local_app_data={dashboard_links.FIELD: dashboard_links.dump(charm.LINKS)},
-    )
+    inputs = books._read_inputs()
+    assert inputs.config is not None and inputs.url is not None
+    header, prefix = inputs.user_header
 
     ctl = workload_container(
         controller.CONTAINER,
         controller.pebble_layer(
-            namespace=MODEL_NAME, culling_idle_minutes=options.culling_idle_minutes
+            namespace=MODEL_NAME, culling_idle_minutes=inputs.config.culling_idle_minutes
         ),
         controller.SERVICE,
     )
-    files = [File(web_app.CONFIG_FILE, spawner_config.render(options))]
+    files = [File(web_app.CONFIG_FILE, spawner_config.render(inputs.config))]
     web = workload_container(
         web_app.CONTAINER,
         web_app.pebble_layer(
-            secure_cookies=url.startswith("https://"), config_hash=files_hash(files)
+            secure_cookies=inputs.url.startswith("https://"),
+            config_hash=files_hash(files),
+            userid_header=header,
+            userid_prefix=prefix,
         ),
         web_app.SERVICE,
     )
@@ -956,119 +1221,12 @@ def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
         model_name=MODEL_NAME,
         model_uuid=MODEL_UUID,
         leader=True,
-        config=config,
+        config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, route, links],
+        relations=world.relations(app, NOTEBOOKS_PEERS_ID, NOTEBOOKS_ROUTE_ID, LINKS_ID),
         opened_ports=[f"{web_app.PORT}/tcp"],
     )
     return model, [ctl, web]
-
-
-def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    charm = load_charm(charm_dir)
-    import dispatch
-    import namespace_watch
-    import webhook
-
-    minio = neighbour("minio", charm_dir)
-    import minio_server
-    import profile_manifests
-
-    app = metadata["name"]
-
-    # Made an hour ago, with the charm's validities: nothing is due for years.
-    made = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    bundle = certificates.new_bundle(
-        f"{app} webhook CA ({MODEL_NAME})", webhook.dns_names(app, MODEL_NAME), now=made
-    )
-    assert bundle.renewal_due() is None
-
-    # What minio hands over on each endpoint, in the secret it grants the
-    # relation, as its ManifestsRequirer writes it.
-    credentials = minio_credentials(minio_server)
-    endpoint = f"http://minio.{MODEL_NAME}.svc.cluster.local:{minio_server.API_PORT}"
-    handed = {
-        minio.SECRETS: (
-            MINIO_SECRETS_ID,
-            MINIO_SECRETS_SECRET,
-            [profile_manifests.credentials_secret(credentials)],
-        ),
-        minio.POD_DEFAULTS: (
-            MINIO_POD_DEFAULTS_ID,
-            MINIO_POD_DEFAULTS_SECRET,
-            [profile_manifests.pod_default(endpoint, minio_server.REGION)],
-        ),
-    }
-    relations, secrets, offers = [], [], []
-    for name, (rid, sid, objects) in handed.items():
-        content = {kubernetes_manifests.CONTENT_KEY: json.dumps(objects, sort_keys=True)}
-        relations.append(
-            Relation(
-                name,
-                rid,
-                "minio",
-                ["minio/0"],
-                remote_app_data={
-                    kubernetes_manifests.MANIFESTS_FIELD: f"secret:{sid}",
-                    kubernetes_manifests.IS_SECRET_FIELD: "true",
-                },
-            )
-        )
-        secrets.append(Secret(sid, content, owner=None))
-        parsed = kubernetes_manifests.parse(content[kubernetes_manifests.CONTENT_KEY], "minio")
-        offers.append(dispatch.Offer(name, "minio", tuple(parsed)))
-
-    # The peer databag as the leader's last apply left it: the hash of its own
-    # objects and minio's in each profile namespace known then, those
-    # namespaces, the apps applied.
-    plan = dispatch.plan(offers)
-    assert not dispatch.problems(plan)
-    this, _ = leader_view(charm.ResourceDispatcherCharm, app)
-    own = charm.ResourceDispatcherCharm._own_manifests(this, bundle)
-    peers = Relation.peer(
-        charm.PEERS,
-        DISPATCHER_PEERS_ID,
-        app,
-        {
-            charm.HASH_KEY: charm._hash(own, plan, PROFILE_NAMESPACES),
-            charm.NAMESPACES_KEY: json.dumps(PROFILE_NAMESPACES),
-            charm.APPS_KEY: json.dumps(sorted(plan.objects)),
-        },
-    )
-    secrets.append(
-        Secret(
-            WEBHOOK_CERTS_SECRET,
-            bundle.to_content(),
-            label=charm.CERTS_LABEL,
-            description="webhook certificates",
-        )
-    )
-
-    hook = workload_container(
-        webhook.CONTAINER, webhook.pebble_layer(bundle.serial), webhook.SERVICE
-    )
-    hook.add_file(webhook.CERT_FILE, bundle.tls_cert, permissions=0o644)
-    hook.add_file(webhook.KEY_FILE, bundle.tls_key, permissions=0o600)
-    watch = workload_container(
-        namespace_watch.CONTAINER, namespace_watch.pebble_layer(), namespace_watch.SERVICE
-    )
-
-    message = (
-        f"{len(plan.objects)} app(s) dispatched to {len(PROFILE_NAMESPACES)} profile namespace(s)"
-    )
-    model = Model(
-        unit=f"{app}/0",
-        model_name=MODEL_NAME,
-        model_uuid=MODEL_UUID,
-        leader=True,
-        config=fakejuju.config_defaults(metadata),
-        endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, *relations],
-        secrets=secrets,
-        unit_status=("active", message),
-        app_status=("active", message),
-    )
-    return model, [hook, watch]
 
 
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
@@ -1146,13 +1304,13 @@ class Hook:
     scratch: Path
     launcher: Launcher
 
-    def run(self, *extra_flags: str) -> Run:
-        """Run the hook once; `extra_flags` go to the interpreter."""
+    def run(self, *extra_flags: str, prelude: str = "") -> Run:
+        """Run the hook once; `extra_flags` go to the interpreter, `prelude` before the hook's."""
         self.logs.reset()
         for pebble in self.pebbles:
             pebble.reset()
         err = self.scratch / "stderr"
-        argv = [self.argv[0], *extra_flags, *self.argv[1:]]
+        argv = [self.argv[0], *extra_flags, *self.argv[1:-1], prelude + self.argv[-1]]
         seconds, mib, returncode = self.launcher.spawn(
             argv, self.env, self.charm_dir, self.scratch / "stdout", err
         )
@@ -1267,6 +1425,7 @@ class Result:
     name: str
     runs: list[Run]
     imports: Imports
+    heavy: dict[str, list[str]]  # heavy module -> the charm's frames that first imported it
 
     @property
     def seconds(self) -> float:
@@ -1295,18 +1454,29 @@ def bench(name: str, work: Path, runs: int, launcher: Launcher) -> Result:
             run = hook.run("-X", "importtime")
             check(run, name)
             traced.append(import_times(run.stderr))
-    return Result(name, measured, min(traced, key=lambda i: i.total_ms))
+        run = hook.run(prelude=TRACER.format(heavy=HEAVY, charm_dir=str(hook.charm_dir)))
+        check(run, name)
+    return Result(name, measured, min(traced, key=lambda i: i.total_ms), heavy_imports(run.stderr))
+
+
+def heavy_imports(stderr: str) -> dict[str, list[str]]:
+    """What TRACER printed: each heavy module the hook loaded, and from where."""
+    for line in stderr.splitlines():
+        if line.startswith("heavy-imports "):
+            return json.loads(line.removeprefix("heavy-imports "))
+    raise RuntimeError("the traced hook printed no heavy-imports line")
 
 
 def _mark(value: float, budget: float) -> str:
     return "ok" if value <= budget else "OVER"
 
 
-def _table(results: list[Result]) -> None:
+def _table(results: list[Result], floor: tuple[float, float]) -> None:
     width = max([len("charm"), *(len(r.name) for r in results)])
     header = (
         f"{'charm':<{width}} {'wall (median)':>13} {'budget':>8}     {'range':>13}  "
-        f"{'peak RSS (median)':>17} {'budget':>8}     {'tools':>5} {'pebble':>6} {'writes':>6}"
+        f"{'x bare':>6}  {'peak RSS (median)':>17} {'budget':>8}     "
+        f"{'tools':>5} {'pebble':>6} {'writes':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -1316,15 +1486,18 @@ def _table(results: list[Result]) -> None:
         print(
             f"{r.name:<{width}} {r.seconds:>11.3f} s {BUDGET_SECONDS:>6.1f} s "
             f"{_mark(r.seconds, BUDGET_SECONDS):<4} {min(times):.3f}-{max(times):.3f} s  "
-            f"{r.mib:>13.1f} MiB {BUDGET_MIB:>4.0f} MiB "
+            f"{r.seconds / floor[0]:>6.1f}  {r.mib:>13.1f} MiB {BUDGET_MIB:>4.0f} MiB "
             f"{_mark(r.mib, BUDGET_MIB):<4} {last.tool_calls:>5} {last.pebble_calls:>6} "
             f"{len(last.writes):>6}"
         )
     print(
-        "tools: hook-tool processes the hook started (juju-log included); pebble: Pebble API "
-        "requests;\nwrites: hook-tool calls and Pebble requests that change the model or the "
-        "container"
+        "x bare: wall time over a bare interpreter start's; tools: hook-tool processes the hook "
+        "started\n(juju-log included); pebble: Pebble API requests; writes: hook-tool calls and "
+        "Pebble requests\nthat change the model or the container"
     )
+    print(f"\nheavy modules each settled hook loads ({', '.join(HEAVY)}):")
+    for r in results:
+        print(f"{r.name:<{width}}  {', '.join(sorted(r.heavy)) or 'none'}")
 
 
 def _details(r: Result) -> None:
@@ -1338,6 +1511,12 @@ def _details(r: Result) -> None:
         print(f"    {ms:>6.0f} ms  {module}")
     packages = ", ".join(f"{name} {ms:.0f} ms" for name, ms in r.imports.packages)
     print(f"  by package (own time of its modules): {packages}")
+    if r.heavy:
+        print("  heavy modules, each with the charm's frames that first imported it:")
+        for module, frames in sorted(r.heavy.items()):
+            print(f"    {module}:")
+            for frame in frames:
+                print(f"      {frame}")
     last = r.runs[-1]
     if any(x.writes != last.writes for x in r.runs):
         print("  the writes differ between runs; those of the last run:")
@@ -1367,7 +1546,7 @@ def report(
         f"median of {runs} runs after one warm-up run.\n"
         f"For scale, a bare interpreter start: {floor[0]:.3f} s, {floor[1]:.1f} MiB.\n"
     )
-    _table(results)
+    _table(results, floor)
     for r in results:
         _details(r)
     if missing:
