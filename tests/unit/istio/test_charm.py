@@ -35,6 +35,11 @@ ISTIO_KINDS = {
     "EnvoyFilter",
     "ServiceEntry",
     "Sidecar",
+    "WorkloadEntry",
+    "WorkloadGroup",
+    "ProxyConfig",
+    "Telemetry",
+    "WasmPlugin",
 }
 
 
@@ -78,7 +83,7 @@ def test_first_start_makes_certificates_starts_istiod_and_applies_the_mesh(ctx, 
 
     assert kube.rejected == []
     kinds = _kinds(kube)
-    assert len(kinds["CustomResourceDefinition"]) == 9
+    assert len(kinds["CustomResourceDefinition"]) == len(ISTIO_KINDS)
     assert {"Deployment", "Service", "Gateway", "MutatingWebhookConfiguration"} <= set(kinds)
     assert "VirtualService" not in kinds
     # No auth service yet: the gateway denies every path (fail closed).
@@ -100,6 +105,14 @@ def test_crds_serve_the_versions_the_platform_uses(ctx, kube):
         assert spec["scope"] == "Namespaced"
         if kind == "EnvoyFilter":
             assert served == {"v1alpha3"} and storage == ["v1alpha3"]
+        elif kind == "ProxyConfig":
+            assert served == {"v1beta1"} and storage == ["v1beta1"]
+        elif kind == "Telemetry":
+            assert spec["group"] == "telemetry.istio.io"
+            assert served == {"v1", "v1alpha1"} and storage == ["v1alpha1"]
+        elif kind == "WasmPlugin":
+            assert spec["group"] == "extensions.istio.io"
+            assert served == {"v1alpha1"} and storage == ["v1alpha1"]
         elif spec["group"] == "networking.istio.io":
             assert served == {"v1", "v1beta1", "v1alpha3"} and storage == ["v1"]
         else:
