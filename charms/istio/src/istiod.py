@@ -204,7 +204,6 @@ def pebble_layer(
                     "INJECTION_WEBHOOK_CONFIG_NAME": "",
                     "VALIDATION_WEBHOOK_CONFIG_NAME": "",
                     "PILOT_ENABLE_ANALYSIS": "false",
-                    "ISTIOD_ADDR": f"{istiod_host(namespace)}:{XDS_PORT}",
                     "CHARM_FILES_HASH": files_hash,
                 },
             }
