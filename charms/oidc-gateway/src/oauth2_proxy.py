@@ -53,6 +53,11 @@ COOKIE_SECRET_FILE = f"{SECRETS_DIR}/cookie-secret"
 CLIENT_SECRET_FILE = f"{SECRETS_DIR}/client-secret"
 COMMAND = f"/bin/oauth2-proxy --config={CONFIG_FILE} --alpha-config={ALPHA_CONFIG_FILE}"
 
+# oauth2-proxy expands `$NAME` and `${NAME}` in the alpha configuration from its
+# environment before it parses it, and reads `$$` as a `$`; a `$` before a digit it
+# keeps as it is (it doubles that one itself first).
+_EXPANDED_DOLLAR = re.compile(r"\$(?!\d)")
+
 # oauth2-proxy takes an AES key of 16, 24 or 32 bytes, given as URL-safe
 # base64 (padding optional); 32 bytes selects AES-256.
 COOKIE_SECRET_BYTES = 32
@@ -198,6 +203,17 @@ def _claim_header(name: str, claim: str, prefix: str = "") -> dict[str, Any]:
     return {"name": name, "values": [{"claimSource": source}]}
 
 
+def _unexpanded(value: Any) -> Any:
+    """`value` with every string written so that oauth2-proxy reads it back as it is."""
+    if isinstance(value, str):
+        return _EXPANDED_DOLLAR.sub("$$", value)
+    if isinstance(value, dict):
+        return {k: _unexpanded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unexpanded(v) for v in value]
+    return value
+
+
 def render_alpha_config(settings: ProxySettings) -> str:
     """The alpha YAML configuration: server, static upstream, headers, provider; no secret."""
     # The session's `email` holds the claim named by `userIDClaim` (with `emailClaim` left
@@ -217,7 +233,8 @@ def render_alpha_config(settings: ProxySettings) -> str:
         "providers": [_provider_entry(settings.provider, settings.userid_claim)],
     }
     header = "# Written by the oidc-gateway charm: changes here are overwritten.\n"
-    return header + yaml.safe_dump(config, sort_keys=False)
+    # A `$` in a value (the user-id prefix may hold one) must not be taken for a variable.
+    return header + yaml.safe_dump(_unexpanded(config), sort_keys=False)
 
 
 def workload_files(settings: ProxySettings) -> list[WorkloadFile]:
