@@ -41,6 +41,7 @@ CONTROLLER_PROBE_PORT = 9876  # the manager's /healthz and /readyz
 NAMESPACE_LABELS_FILE = "/etc/profile-controller/namespace-labels.yaml"
 # The central dashboard image's WORKDIR: `npm start` needs its package.json.
 DASHBOARD_WORKDIR = "/usr/src/app"
+GO_WORKDIR = "/"  # the profile controller's and KFAM's images: binaries at the root
 # Who each image runs as (its Dockerfile's USER): `node`, and distroless' nonroot.
 DASHBOARD_USER = "node"
 NONROOT_ID = 65532
@@ -164,6 +165,7 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
         service = {
             "summary": "Kubeflow profile controller",
             "command": " ".join(command),
+            "working-dir": GO_WORKDIR,
             "user-id": NONROOT_ID,
             "group-id": NONROOT_ID,
             "environment": {
@@ -181,6 +183,7 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
         service = {
             "summary": "Kubeflow access management (KFAM)",
             "command": " ".join(command),
+            "working-dir": GO_WORKDIR,
             "user-id": NONROOT_ID,
             "group-id": NONROOT_ID,
             "environment": _principals(settings, notebook_controller=False),
