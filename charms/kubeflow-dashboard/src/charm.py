@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import dashboard_config
+import dashboard_services as services
+import gateway_identity
 import ops
 import profile_admin as profiles
 from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
+from gateway_identity import Gateway, InvalidGatewayMetadataError
 
 from kubeflow_charms.kubernetes import (
     Kind,
@@ -40,6 +43,12 @@ logger = logging.getLogger(__name__)
 PEERS = "dashboard-peers"
 LINKS = "links"
 ROUTE = "istio-ingress-route"
+GATEWAY = "gateway-metadata"
+# The mesh identities let into profile namespaces besides the gateway's, unless
+# config names others: the bundle's applications of these names in this model
+# (a Juju application's pods run as a service account of its name).
+NOTEBOOK_CONTROLLER_APP = "kubeflow-notebooks"
+KFP_UI_APP = "kfp-ui"
 TEMPLATES = Path(__file__).parent / "templates"
 HASH_KEY = "manifest-hash"  # peer app databag: what the leader applied last
 
@@ -48,6 +57,8 @@ KINDS = (
     Kind("v1", "ConfigMap"),
     Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
     Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    Kind("rbac.authorization.k8s.io/v1", "Role"),
+    Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
 )
 
 
@@ -60,6 +71,10 @@ class _Inputs:
     # The user-id header and its prefix, as the mesh passes them on from the login.
     user_header: tuple[str, str] = (DEFAULT_USER_HEADER, DEFAULT_USER_PREFIX)
     url: str | None = None
+    # The ingress gateway, from istio; until then why not (the profile controller
+    # and KFAM wait for it: without it they would shut the gateway out).
+    gateway: Gateway | None = None
+    no_gateway: ops.StatusBase | None = None
     links: list[DashboardLink] = dataclasses.field(default_factory=list)
     bad_links: str | None = None  # a related app's links: the ConfigMap is left as it is
 
@@ -120,6 +135,9 @@ class KubeflowDashboardCharm(ops.CharmBase):
             on[ROUTE].relation_created,
             on[ROUTE].relation_changed,
             on[ROUTE].relation_broken,
+            on[GATEWAY].relation_created,
+            on[GATEWAY].relation_changed,
+            on[GATEWAY].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         for container in CONTAINERS:
@@ -145,6 +163,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self.unit.set_ports(DASHBOARD_PORT)
         settings = self._settings(inputs)
         for workload in self._workloads:
+            if services.needs_gateway(workload.name) and settings.gateway_principal is None:
+                continue  # left as it is until istio says where its gateway runs
             if workload.container.can_connect() and workload.configure(settings):
                 logger.info("%s (re)started with its new configuration", workload.name)
         if self.unit.is_leader() and inputs.bad_links is None:
@@ -161,7 +181,17 @@ class KubeflowDashboardCharm(ops.CharmBase):
             user_header, url = self._route.user_header, self._route.url
         except InvalidRouteDataError as e:
             return _Inputs(config=config, blocked=f"{ROUTE}: {e}")
-        inputs = _Inputs(config=config, user_header=user_header, url=url)
+        try:
+            gateway, no_gateway = self._read_gateway()
+        except InvalidGatewayMetadataError as e:
+            return _Inputs(config=config, blocked=f"{GATEWAY}: {e}")
+        inputs = _Inputs(
+            config=config,
+            user_header=user_header,
+            url=url,
+            gateway=gateway,
+            no_gateway=no_gateway,
+        )
         try:
             by_app = self._links.links()
         except InvalidLinksError as e:
@@ -171,17 +201,41 @@ class KubeflowDashboardCharm(ops.CharmBase):
         inputs.links += config.links
         return inputs
 
+    def _read_gateway(self) -> tuple[Gateway | None, ops.StatusBase | None]:
+        """The gateway istio names, or the status saying why there is none yet.
+
+        InvalidGatewayMetadataError when istio's data cannot be used.
+        """
+        relation = self.model.get_relation(GATEWAY)
+        if relation is None:
+            return None, ops.BlockedStatus(
+                f"add the {GATEWAY} relation to istio: "
+                "the profile controller and KFAM need the gateway's identity"
+            )
+        text = relation.data[relation.app].get(gateway_identity.KEY) if relation.app else None
+        if not text:
+            return None, ops.WaitingStatus(f"waiting for istio's {GATEWAY}")
+        return gateway_identity.parse(text), None
+
     def _settings(self, inputs: _Inputs) -> Settings:
         config = inputs.config
         assert config is not None
         header, prefix = inputs.user_header
+        gateway = inputs.gateway
+        model = self.model.name
         return Settings(
-            namespace=self.model.name,
+            namespace=model,
             configmap=self._configmap_name,
             userid_header=header,
             userid_prefix=prefix,
             registration_flow=config.registration_flow,
             workload_identity=config.workload_identity,
+            gateway_principal=(
+                services.principal(gateway.namespace, gateway.service_account) if gateway else None
+            ),
+            notebook_controller_principal=config.notebook_controller_principal
+            or services.principal(model, NOTEBOOK_CONTROLLER_APP),
+            kfp_ui_principal=config.kfp_ui_principal or services.principal(model, KFP_UI_APP),
         )
 
     @property
@@ -202,6 +256,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
             "namespace": self.model.name,
             "service_account": self.app.name,
             "cluster_role": f"{self.app.name}-{self.model.name}",
+            "leader_election_role": f"{self.app.name}-leader-election",
+            "leader_election_id": services.LEADER_ELECTION_ID,
             "configmap": self._configmap_name,
             "links": dashboard_config.links_json(links),
             "settings": dashboard_config.SETTINGS,
@@ -286,18 +342,23 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
         def work() -> None:
             params = event.load_params(AddContributorParams)
-            try:
-                header, prefix = self._route.user_header
-            except InvalidRouteDataError as e:
-                raise ValueError(f"{ROUTE}: {e}") from None
+            inputs = self._read_inputs()
+            if inputs.blocked:
+                raise ValueError(inputs.blocked)
+            settings = self._settings(inputs)
+            if settings.gateway_principal is None:
+                assert inputs.no_gateway is not None
+                raise ValueError(inputs.no_gateway.message)
             name, mesh = profiles.add_contributor(
                 api,
                 params.profile,
                 params.user,
                 params.role,
                 self.model.name,
-                userid_header=header,
-                userid_prefix=prefix,
+                userid_header=settings.userid_header,
+                userid_prefix=settings.userid_prefix,
+                # Who may carry the contributor's requests in, as KFAM lets them.
+                principals=(settings.gateway_principal, settings.kfp_ui_principal),
             )
             logger.info("added a contributor to profile %s (%s)", params.profile, params.role)
             event.set_results(
@@ -347,9 +408,17 @@ class KubeflowDashboardCharm(ops.CharmBase):
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))
             return
+        if inputs.no_gateway is not None:
+            event.add_status(inputs.no_gateway)
         for workload in self._workloads:
+            if inputs.gateway is None and services.needs_gateway(workload.name):
+                continue  # said above
             if not workload.container.can_connect():
                 event.add_status(ops.WaitingStatus(f"waiting for the {workload.name} container"))
+            elif workload.failed:
+                event.add_status(
+                    ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}")
+                )
             elif not workload.is_running():
                 event.add_status(ops.MaintenanceStatus(f"starting {workload.name}"))
             elif not workload.is_ready():
@@ -364,6 +433,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))
             return
+        if inputs.no_gateway is not None:
+            event.add_status(inputs.no_gateway)
         for status in self._cluster_problems(inputs):
             event.add_status(status)
         event.add_status(ops.ActiveStatus(self._active_message()))

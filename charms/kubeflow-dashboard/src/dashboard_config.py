@@ -29,6 +29,12 @@ SECTIONS = {
 }
 _LINK = re.compile(r"^(/|https?://)\S*$")
 _GCP_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")
+# A mesh identity: <trust domain>/ns/<namespace>/sa/<service account>.
+_PRINCIPAL = re.compile(
+    r"^[A-Za-z0-9._-]+"
+    r"/ns/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"/sa/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"
+)
 
 
 def _yaml_list(text: str, what: str) -> list[Any]:
@@ -88,6 +94,8 @@ class DashboardConfig:
     workload_identity: str = ""
     additional_links: str = ""
     menu_order: str = ""
+    notebook_controller_principal: str = ""
+    kfp_ui_principal: str = ""
 
     def __post_init__(self):
         if self.workload_identity and not _GCP_ACCOUNT.match(self.workload_identity):
@@ -95,6 +103,13 @@ class DashboardConfig:
                 "workload-identity: must be a GCP service account "
                 "(name@project.iam.gserviceaccount.com) or empty"
             )
+        for option in ("notebook-controller-principal", "kfp-ui-principal"):
+            value = getattr(self, option.replace("-", "_"))
+            if value and not _PRINCIPAL.match(value):
+                raise ValueError(
+                    f"{option}: must be a mesh identity "
+                    "(cluster.local/ns/<namespace>/sa/<service account>) or empty"
+                )
         for option, parse in (("additional-links", parse_links), ("menu-order", parse_order)):
             try:
                 parse(getattr(self, option.replace("-", "_")))

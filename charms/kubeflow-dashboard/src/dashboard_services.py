@@ -1,21 +1,33 @@
 """The three workloads of the charm's pod under Pebble: dashboard, profile controller, KFAM.
 
-Each runs in its own container from its upstream image, with a ready check
-Pebble polls. Their settings are flags and environment from the charm's
-config; the profile controller also reads the labels it puts on every
-profile namespace from a file the charm writes.
+Each runs in its own container from its upstream image, as the image's
+Dockerfile runs it (its working directory and user), with a ready check
+Pebble polls on the endpoint the upstream manifests probe. Their settings
+are flags and environment from the charm's config and relations; the
+profile controller also reads the labels it puts on every profile namespace
+from a file the charm writes.
+
+The profile controller and KFAM write Istio AuthorizationPolicies that let
+requests from the ingress gateway (and from the pipelines UI, and for
+culling the notebook controller) into profile namespaces: they name those
+workloads by their mesh identity, `<trust domain>/ns/<namespace>/sa/<service
+account>`, from environment variables; upstream's defaults name
+`istio-system` and `kubeflow`, which are not where our charms run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import shlex
 
 import ops
 import yaml
 
 from kubeflow_charms.pebble import plan_has
+
+logger = logging.getLogger(__name__)
 
 DASHBOARD = "dashboard"
 PROFILE_CONTROLLER = "profile-controller"
@@ -25,7 +37,16 @@ CONTAINERS = (DASHBOARD, PROFILE_CONTROLLER, KFAM)
 DASHBOARD_PORT = 8082
 KFAM_PORT = 8081
 CONTROLLER_METRICS_PORT = 8080
+CONTROLLER_PROBE_PORT = 9876  # the manager's /healthz and /readyz
 NAMESPACE_LABELS_FILE = "/etc/profile-controller/namespace-labels.yaml"
+# The central dashboard image's WORKDIR: `npm start` needs its package.json.
+DASHBOARD_WORKDIR = "/usr/src/app"
+GO_WORKDIR = "/"  # the profile controller's and KFAM's images: binaries at the root
+# Who each image runs as (its Dockerfile's USER): `node`, and distroless' nonroot.
+DASHBOARD_USER = "node"
+NONROOT_ID = 65532
+# The Lease the profile controller's replicas (one per unit) elect a leader with.
+LEADER_ELECTION_ID = "kubeflow-profile-controller"
 
 # Every profile namespace: sidecars injected, and picked up by the resource dispatcher.
 NAMESPACE_LABELS = {
@@ -47,6 +68,11 @@ class Settings:
     userid_prefix: str
     registration_flow: bool
     workload_identity: str
+    # Mesh identities let into profile namespaces. None: the gateway's is not known
+    # yet, and the profile controller and KFAM wait for it.
+    gateway_principal: str | None
+    notebook_controller_principal: str
+    kfp_ui_principal: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +91,16 @@ def _check(url: str) -> ops.pebble.CheckDict:
         "threshold": 3,
         "http": {"url": url},
     }
+
+
+def principal(namespace: str, service_account: str) -> str:
+    """A workload's mesh identity (SPIFFE path) in the `cluster.local` trust domain."""
+    return f"cluster.local/ns/{namespace}/sa/{service_account}"
+
+
+def needs_gateway(container: str) -> bool:
+    """Whether a container's service needs the gateway's identity to be configured."""
+    return container in (PROFILE_CONTROLLER, KFAM)
 
 
 def check_name(container: str) -> str:
@@ -99,7 +135,9 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
         service: ops.pebble.ServiceDict = {
             "summary": "Kubeflow central dashboard",
             "command": "npm start",
-            "working-dir": "/app",
+            "working-dir": DASHBOARD_WORKDIR,
+            "user": DASHBOARD_USER,
+            "group": DASHBOARD_USER,
             "environment": {
                 "USERID_HEADER": settings.userid_header,
                 "USERID_PREFIX": settings.userid_prefix,
@@ -120,21 +158,37 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
             _flag("userid-prefix", settings.userid_prefix),
             _flag("workload-identity", settings.workload_identity),
             _flag("namespace-labels-path", NAMESPACE_LABELS_FILE),
+            # One controller per unit: only the one holding the Lease reconciles.
+            "-leader-elect",
+            _flag("leader-election-namespace", settings.namespace),
         ]
         service = {
             "summary": "Kubeflow profile controller",
             "command": " ".join(command),
-            "environment": {"FILES_HASH": _files_hash(files(container))},
+            "working-dir": GO_WORKDIR,
+            "user-id": NONROOT_ID,
+            "group-id": NONROOT_ID,
+            "environment": {
+                **_principals(settings, notebook_controller=True),
+                "FILES_HASH": _files_hash(files(container)),
+            },
         }
-        check = _check(f"http://localhost:{CONTROLLER_METRICS_PORT}/metrics")
+        check = _check(f"http://localhost:{CONTROLLER_PROBE_PORT}/readyz")
     elif container == KFAM:
         command = [
             "/access-management",
             _flag("userid-header", settings.userid_header),
             _flag("userid-prefix", settings.userid_prefix),
         ]
-        service = {"summary": "Kubeflow access management (KFAM)", "command": " ".join(command)}
-        check = _check(f"http://localhost:{KFAM_PORT}/kfam/metrics")
+        service = {
+            "summary": "Kubeflow access management (KFAM)",
+            "command": " ".join(command),
+            "working-dir": GO_WORKDIR,
+            "user-id": NONROOT_ID,
+            "group-id": NONROOT_ID,
+            "environment": _principals(settings, notebook_controller=False),
+        }
+        check = _check(f"http://localhost:{KFAM_PORT}/metrics")
     else:
         raise ValueError(f"no workload in container {container!r}")
     service.update({"override": "replace", "startup": "enabled"})
@@ -145,15 +199,32 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
     }
 
 
+def _principals(settings: Settings, *, notebook_controller: bool) -> dict[str, str]:
+    if settings.gateway_principal is None:
+        raise ValueError("the gateway's identity is not known yet")
+    env = {
+        "ISTIO_INGRESS_GATEWAY_PRINCIPAL": settings.gateway_principal,
+        "KFP_UI_PRINCIPAL": settings.kfp_ui_principal,
+    }
+    if notebook_controller:
+        env["NOTEBOOK_CONTROLLER_PRINCIPAL"] = settings.notebook_controller_principal
+    return env
+
+
 class Workload:
     """One service in its container: the service and the container share a name."""
 
     def __init__(self, container: ops.Container):
         self.container = container
         self.name = container.name
+        self.failed: str | None = None  # why the service did not start in this hook
 
     def configure(self, settings: Settings) -> bool:
-        """Write files and (re)start the service when anything changed; whether it did."""
+        """Write files and (re)start the service when anything changed; whether it did.
+
+        A service that fails to start does not stop the others: the failure is
+        logged and kept in `failed`, and the next hook tries again.
+        """
         wanted = layer(self.name, settings)
         running = self.is_running()
         if running and plan_has(self.container.get_plan(), wanted):
@@ -161,7 +232,12 @@ class Workload:
         for f in files(self.name):
             self.container.push(f.path, f.content, make_dirs=True)
         self.container.add_layer(self.name, wanted, combine=True)
-        self.container.replan()
+        try:
+            self.container.replan()
+        except ops.pebble.ChangeError as e:
+            self.failed = str(e.err).splitlines()[0] if e.err else "see the Pebble logs"
+            logger.error("%s failed to start: %s", self.name, e)
+            return False
         return True
 
     def is_running(self) -> bool:

@@ -3,9 +3,9 @@
 A Profile (kubeflow.org/v1, cluster-scoped) names its owner; the profile
 controller makes its namespace, of the same name, with the owner as admin.
 A contributor is a RoleBinding in that namespace to `kubeflow-edit` or
-`kubeflow-view`, named and annotated (`user`, `role`) as KFAM names its own,
-so the dashboard's "Manage contributors" page and these actions see the
-same members.
+`kubeflow-view` and an Istio AuthorizationPolicy, both named and annotated
+(`user`, `role`) as KFAM names its own, so the dashboard's "Manage
+contributors" page and these actions see, and can remove, the same members.
 
 Every function checks everything first and then writes: a failed check
 changes nothing. lightkube is imported here only, when an action runs.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -29,7 +30,7 @@ RESERVED = frozenset(
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)([mkMGTPE]|[KMGTPE]i)?$")
 _USER = re.compile(r"^\S{1,200}$")
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
 
 
 class ProfileError(Exception):
@@ -84,8 +85,15 @@ def check_user(user: str, what: str = "user") -> None:
 
 
 def binding_name(user: str, role: str) -> str:
-    """The RoleBinding name KFAM gives a contributor."""
-    raw = f"User-{_NOT_ALNUM.sub('-', user)}-ClusterRole-kubeflow-{role}".lower()
+    """The RoleBinding (and AuthorizationPolicy) name KFAM gives a contributor.
+
+    KFAM joins the subject's kind, its name with every run of characters
+    other than ASCII letters and digits made '-', the role's kind and the
+    role as the dashboard names it (`edit`, `view`), lower-cases that and
+    makes '-' of those runs again. The dashboard's "Manage contributors"
+    finds a contributor's binding by this name to remove it.
+    """
+    raw = "-".join(("User", _NOT_ALNUM.sub("-", user), "ClusterRole", role)).lower()
     return _NOT_ALNUM.sub("-", raw)
 
 
@@ -158,11 +166,15 @@ def create_profile(api: Any, name: str, owner: str, quota: Quota, model: str) ->
     return spec
 
 
-def _mesh_policy(name: str, profile: str, user: str, role: str, userid: str) -> Any:
+def _mesh_policy(
+    name: str, profile: str, user: str, role: str, userid: str, principals: Sequence[str]
+) -> Any:
     """An AuthorizationPolicy letting the contributor's requests reach the profile's workloads.
 
-    The sidecars in a profile namespace only let through requests whose
-    user-id header (set by the OIDC gateway) names a member, as KFAM does.
+    As KFAM's: the sidecars in a profile namespace let through requests
+    whose user-id header (set by the OIDC gateway) names the contributor,
+    coming from the ingress gateway or the pipelines UI (their mesh
+    identities): no other workload can claim to be the user.
     """
     from lightkube.generic_resource import create_namespaced_resource
 
@@ -178,7 +190,14 @@ def _mesh_policy(name: str, profile: str, user: str, role: str, userid: str) -> 
                 "namespace": profile,
                 "annotations": {"user": user, "role": role},
             },
-            "spec": {"rules": [{"when": [{"key": userid, "values": [user]}]}]},
+            "spec": {
+                "rules": [
+                    {
+                        "from": [{"source": {"principals": list(principals)}}],
+                        "when": [{"key": userid, "values": [user]}],
+                    }
+                ]
+            },
         }
     )
 
@@ -206,6 +225,7 @@ def add_contributor(
     *,
     userid_header: str = "kubeflow-userid",
     userid_prefix: str = "",
+    principals: Sequence[str],
 ) -> tuple[str, str]:
     """Bind a user to a profile's namespace as editor or viewer.
 
@@ -251,7 +271,7 @@ def add_contributor(
     )
     userid = f"request.headers[{userid_header}]"
     mesh = _grant_mesh_access(
-        api, _mesh_policy(name, profile, f"{userid_prefix}{user}", role, userid)
+        api, _mesh_policy(name, profile, f"{userid_prefix}{user}", role, userid, principals)
     )
     return name, mesh
 

@@ -20,10 +20,17 @@ services = sys.modules["dashboard_services"]  # the charm's workload module, as 
 
 profiles = sys.modules["profile_admin"]  # the charm's profile module, as it imported it
 
+gateway_identity = sys.modules["gateway_identity"]
+
 MODEL = "kubeflow"
 APP = "kubeflow-dashboard"
 PEERS = "dashboard-peers"
+GATEWAY = "gateway-metadata"
 CONTAINERS = services.CONTAINERS
+# Where the bundle's istio charm runs its gateway, and as whom (its gateway-metadata).
+ISTIO_MODEL = "istio-system-model"
+GATEWAY_ACCOUNT = "istio-ingressgateway"
+GATEWAY_PRINCIPAL = f"cluster.local/ns/{ISTIO_MODEL}/sa/{GATEWAY_ACCOUNT}"
 
 
 def containers(*, can_connect: bool = True) -> set[testing.Container]:
@@ -34,6 +41,9 @@ def checks_up(out: testing.State) -> testing.State:
     """Pebble reports every ready check up, as it does once the services serve."""
     ready = set()
     for c in out.containers:
+        if services.check_name(c.name) not in c.plan.checks:
+            ready.add(c)  # not configured (yet): no check to report
+            continue
         info = testing.CheckInfo(
             services.check_name(c.name),
             level=ops.pebble.CheckLevel.READY,
@@ -47,15 +57,42 @@ def peers(**local_app_data: str) -> testing.PeerRelation:
     return testing.PeerRelation(PEERS, local_app_data=local_app_data)
 
 
+def gateway_metadata(**fields: str) -> str:
+    """The `metadata` value istio publishes, made by the ecosystem's own model.
+
+    The wire format is charmlibs-interfaces-gateway-metadata's (1.0.1):
+    GatewayMetadata.model_dump_json() under the app databag key `metadata`.
+    """
+    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
+
+    values = {
+        "namespace": ISTIO_MODEL,
+        "gateway_name": "kubeflow-gateway",
+        "deployment_name": GATEWAY_ACCOUNT,
+        "service_account": GATEWAY_ACCOUNT,
+    }
+    values.update(fields)
+    return GatewayMetadata(**values).model_dump_json()
+
+
+def gateway_relation(metadata: str | None = None, **kw: Any) -> testing.Relation:
+    """The gateway-metadata relation, as istio fills it (or `metadata` as given)."""
+    data = {"metadata": gateway_metadata() if metadata is None else metadata}
+    return testing.Relation(
+        GATEWAY, interface="gateway_metadata", remote_app_name="istio", remote_app_data=data, **kw
+    )
+
+
 def state(**kwargs: Any) -> testing.State:
-    """A leader with its containers and peer relation, in model `kubeflow`."""
+    """A leader with its containers, peer and gateway-metadata relations, in model `kubeflow`."""
     defaults: dict[str, Any] = {
         "leader": True,
         "containers": containers(),
-        "relations": {peers()},
         "model": testing.Model(name=MODEL),
     }
     defaults.update(kwargs)
+    if "relations" not in defaults:
+        defaults["relations"] = {peers(), gateway_relation()}
     return testing.State(**defaults)
 
 

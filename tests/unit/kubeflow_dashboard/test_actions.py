@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
+    GATEWAY_PRINCIPAL,
     MODEL,
     istio_authorization_policy_crd,
     namespace,
@@ -18,6 +21,7 @@ from unit.kubeflow_dashboard.helpers import (
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = "Carol.Smith@example.com"
+KFP_UI = f"cluster.local/ns/{MODEL}/sa/kfp-ui"
 
 
 @pytest.fixture
@@ -142,7 +146,10 @@ def test_create_profile_refuses_the_models_namespace(ctx, cluster):
 
 def test_add_contributor_binds_as_kfam_does(ctx, cluster):
     _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
-    name = "user-bob-example-com-clusterrole-kubeflow-edit"
+    # KFAM's name for the dashboard's binding {User bob, ClusterRole edit} (kubeflow/kubeflow
+    # v1.10.0 components/access-management/kfam/bindings.go getBindingName; the dashboard
+    # sends the role as `edit`, app/api_workgroup.ts): its Delete looks the binding up by it.
+    name = "user-bob-example-com-clusterrole-edit"
     assert ctx.action_results == {
         "profile": "team-a",
         "role": "edit",
@@ -159,10 +166,17 @@ def test_add_contributor_binds_as_kfam_does(ctx, cluster):
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": BOB}
     ]
-    # The mesh lets the contributor's requests (the gateway's user-id header) through.
+    # The mesh lets the contributor's requests (the gateway's user-id header) through,
+    # from the gateway or the pipelines UI only, as KFAM's policy (bindings.go).
     policy = cluster.get("AuthorizationPolicy", name, "team-a")
+    assert policy["metadata"]["annotations"] == {"user": BOB, "role": "edit"}
     assert policy["spec"] == {
-        "rules": [{"when": [{"key": "request.headers[kubeflow-userid]", "values": [BOB]}]}]
+        "rules": [
+            {
+                "from": [{"source": {"principals": [GATEWAY_PRINCIPAL, KFP_UI]}}],
+                "when": [{"key": "request.headers[kubeflow-userid]", "values": [BOB]}],
+            }
+        ]
     }
 
 
@@ -175,9 +189,24 @@ def test_add_contributor_uses_the_user_header_the_route_passes_on(ctx, cluster):
         with_relations(state(), route),
     )
     policy = cluster.get("AuthorizationPolicy", ctx.action_results["binding"], "team-a")
-    assert policy["spec"] == {
-        "rules": [{"when": [{"key": "request.headers[x-auth-user]", "values": [f"oidc:{BOB}"]}]}]
-    }
+    (rule,) = policy["spec"]["rules"]
+    assert rule["when"] == [{"key": "request.headers[x-auth-user]", "values": [f"oidc:{BOB}"]}]
+
+
+def test_add_contributor_without_the_gateway_fails_and_changes_nothing(ctx, cluster):
+    before = _snapshot(cluster)
+    base = state()
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(
+            ctx.on.action(
+                "add-contributor", params={"profile": "team-a", "user": BOB, "role": "edit"}
+            ),
+            dataclasses.replace(
+                base, relations={r for r in base.relations if r.endpoint != "gateway-metadata"}
+            ),
+        )
+    assert failed.value.message.startswith("add the gateway-metadata relation to istio")
+    assert _snapshot(cluster) == before
 
 
 def test_add_contributor_with_invalid_route_data_fails_and_changes_nothing(ctx, cluster):
@@ -221,10 +250,40 @@ def test_without_istio_the_contributor_gets_rbac_and_the_result_says_so(ctx, kub
 
 def test_binding_names_follow_kfams_rule(ctx, cluster):
     _run(ctx, "add-contributor", profile="team-a", user=CAROL, role="view")
-    # Anything but a-z0-9 becomes '-', before and after lower-casing.
-    assert cluster.get(
-        "RoleBinding", "user-arol-mith-example-com-clusterrole-kubeflow-view", "team-a"
+    # Each run of characters other than ASCII letters and digits becomes '-', then the
+    # name is lower-cased (getBindingName, kfam/bindings.go, kubeflow/kubeflow v1.10.0).
+    name = "user-carol-smith-example-com-clusterrole-view"
+    assert ctx.action_results["binding"] == name
+    assert cluster.get("RoleBinding", name, "team-a")
+    assert cluster.get("AuthorizationPolicy", name, "team-a")
+
+
+def test_a_contributor_added_under_the_old_name_is_still_removed(ctx, cluster):
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    old = "user-bob-example-com-clusterrole-kubeflow-edit"
+    cluster.client().create(
+        RoleBinding.from_dict(
+            {
+                "metadata": {
+                    "name": old,
+                    "namespace": "team-a",
+                    "annotations": {"user": BOB, "role": "edit"},
+                },
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "kubeflow-edit",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": BOB}
+                ],
+            }
+        )
     )
+    _run(ctx, "remove-contributor", profile="team-a", user=BOB)
+    assert ctx.action_results == {"profile": "team-a", "removed-role": "edit"}
+    assert cluster.get("RoleBinding", old, "team-a") is None
 
 
 def test_several_users_share_a_profile_and_one_joins_several(ctx, cluster):

@@ -11,9 +11,13 @@ from ops import testing
 from unit.kubeflow_dashboard.helpers import (
     APP,
     CONTAINERS,
+    GATEWAY,
+    GATEWAY_PRINCIPAL,
     MODEL,
     checks_up,
     containers,
+    gateway_metadata,
+    gateway_relation,
     peer_data,
     route_relation,
     services,
@@ -52,6 +56,8 @@ def test_first_start_runs_the_three_services_and_applies_every_object(ctx, kube)
             "kubeflow-kubernetes-view",
         },
         "ClusterRoleBinding": {f"{APP}-{MODEL}"},
+        "Role": {f"{APP}-leader-election"},
+        "RoleBinding": {f"{APP}-leader-election"},
         "ConfigMap": {f"{APP}-config"},
     }
     for stored in kube.objects.values():
@@ -65,7 +71,10 @@ def test_dashboard_service(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
     service = out.get_container("dashboard").plan.services["dashboard"]
     assert service.command == "npm start"
-    assert service.working_dir == "/app"
+    # The image's WORKDIR and USER (kubeflow/kubeflow v1.10.0,
+    # components/centraldashboard/Dockerfile): `npm start` needs package.json there.
+    assert service.working_dir == "/usr/src/app"
+    assert (service.user, service.group) == ("node", "node")
     assert service.environment == {
         "USERID_HEADER": "kubeflow-userid",
         "USERID_PREFIX": "",
@@ -90,7 +99,16 @@ def test_profile_controller_and_kfam_services(ctx, kube):
         "-userid-prefix=''",
         "-workload-identity=''",
         "-namespace-labels-path=/etc/profile-controller/namespace-labels.yaml",
+        "-leader-elect",
+        f"-leader-election-namespace={MODEL}",
     ]
+    service = controller.plan.services["profile-controller"]
+    assert (service.user_id, service.group_id) == (65532, 65532)
+    # The manager's probe address (kubeflow/kubeflow v1.10.0,
+    # components/profile-controller/main.go: health-probe-bind-address :9876).
+    assert controller.plan.checks["profile-controller-ready"].http == {
+        "url": "http://localhost:9876/readyz"
+    }
     labels = yaml.safe_load(
         (
             controller.get_filesystem(ctx) / "etc/profile-controller/namespace-labels.yaml"
@@ -104,7 +122,159 @@ def test_profile_controller_and_kfam_services(ctx, kube):
         "-userid-header=kubeflow-userid",
         "-userid-prefix=''",
     ]
-    assert kfam.checks["kfam-ready"].http == {"url": "http://localhost:8081/kfam/metrics"}
+    # KFAM serves /metrics, not under /kfam (kubeflow/kubeflow v1.10.0,
+    # components/access-management/kfam/routers.go).
+    assert kfam.checks["kfam-ready"].http == {"url": "http://localhost:8081/metrics"}
+    assert (kfam.services["kfam"].user_id, kfam.services["kfam"].group_id) == (65532, 65532)
+
+
+def test_the_gateways_identity_from_istio_reaches_the_controller_and_kfam(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), state())
+    # Read with os.Getenv by profile_controller.go and kfam/bindings.go (kubeflow/kubeflow
+    # v1.10.0); their defaults name istio-system and kubeflow, not where ours run.
+    controller = out.get_container("profile-controller").plan.services["profile-controller"]
+    assert controller.environment["ISTIO_INGRESS_GATEWAY_PRINCIPAL"] == GATEWAY_PRINCIPAL
+    assert controller.environment["NOTEBOOK_CONTROLLER_PRINCIPAL"] == (
+        f"cluster.local/ns/{MODEL}/sa/kubeflow-notebooks"
+    )
+    assert controller.environment["KFP_UI_PRINCIPAL"] == f"cluster.local/ns/{MODEL}/sa/kfp-ui"
+    kfam = out.get_container("kfam").plan.services["kfam"]
+    assert kfam.environment == {
+        "ISTIO_INGRESS_GATEWAY_PRINCIPAL": GATEWAY_PRINCIPAL,
+        "KFP_UI_PRINCIPAL": f"cluster.local/ns/{MODEL}/sa/kfp-ui",
+    }
+
+
+def test_a_moved_gateway_restarts_the_controller_and_kfam(ctx, kube):
+    out = settle(ctx, state())
+    (relation,) = [r for r in out.relations if r.endpoint == GATEWAY]
+    moved = dataclasses.replace(
+        relation,
+        remote_app_data={"metadata": gateway_metadata(namespace="mesh", service_account="gw")},
+    )
+    changed = ctx.run(
+        ctx.on.relation_changed(moved),
+        dataclasses.replace(out, relations=(out.relations - {relation}) | {moved}),
+    )
+    for name in ("profile-controller", "kfam"):
+        env = changed.get_container(name).plan.services[name].environment
+        assert env["ISTIO_INGRESS_GATEWAY_PRINCIPAL"] == "cluster.local/ns/mesh/sa/gw"
+    assert changed.get_container("dashboard").plan == out.get_container("dashboard").plan
+
+
+def test_principals_from_config(ctx, kube):
+    config = {
+        "notebook-controller-principal": "cluster.local/ns/nb/sa/controller",
+        "kfp-ui-principal": "cluster.local/ns/kfp/sa/ml-pipeline-ui",
+    }
+    out = ctx.run(ctx.on.config_changed(), state(config=config))
+    env = out.get_container("profile-controller").plan.services["profile-controller"].environment
+    assert env["NOTEBOOK_CONTROLLER_PRINCIPAL"] == "cluster.local/ns/nb/sa/controller"
+    assert env["KFP_UI_PRINCIPAL"] == "cluster.local/ns/kfp/sa/ml-pipeline-ui"
+    env = out.get_container("kfam").plan.services["kfam"].environment
+    assert env["KFP_UI_PRINCIPAL"] == "cluster.local/ns/kfp/sa/ml-pipeline-ui"
+
+
+def _without_gateway(**kw) -> testing.State:
+    base = state(**kw)
+    return dataclasses.replace(
+        base, relations={r for r in base.relations if r.endpoint != GATEWAY}
+    )
+
+
+def test_without_the_gateway_relation_only_the_dashboard_runs_and_the_charm_blocks(ctx, kube):
+    out = settle(ctx, _without_gateway())
+    message = (
+        "add the gateway-metadata relation to istio: "
+        "the profile controller and KFAM need the gateway's identity"
+    )
+    assert out.unit_status == ops.BlockedStatus(message)
+    assert out.app_status == ops.BlockedStatus(message)
+    dashboard = out.get_container("dashboard")
+    assert dashboard.service_statuses["dashboard"] == ops.pebble.ServiceStatus.ACTIVE
+    for name in ("profile-controller", "kfam"):
+        assert out.get_container(name).plan.services == {}
+    # The cluster side does not wait: the CRD and RBAC are there for when they start.
+    assert kube.get("ConfigMap", f"{APP}-config", MODEL) is not None
+
+
+def test_related_but_no_metadata_yet_waits(ctx, kube):
+    empty = gateway_relation()
+    empty = dataclasses.replace(empty, remote_app_data={})
+    base = _without_gateway()
+    out = settle(ctx, dataclasses.replace(base, relations=set(base.relations) | {empty}))
+    assert out.unit_status == ops.WaitingStatus("waiting for istio's gateway-metadata")
+    for name in ("profile-controller", "kfam"):
+        assert out.get_container(name).plan.services == {}
+    # Then istio answers: both start.
+    answered = dataclasses.replace(empty, remote_app_data={"metadata": gateway_metadata()})
+    again = ctx.run(
+        ctx.on.relation_changed(answered),
+        dataclasses.replace(out, relations=(out.relations - {empty}) | {answered}),
+    )
+    for name in ("profile-controller", "kfam"):
+        service = again.get_container(name).plan.services[name]
+        assert service.environment["ISTIO_INGRESS_GATEWAY_PRINCIPAL"] == GATEWAY_PRINCIPAL
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("not json", "gateway-metadata: metadata is not JSON"),
+        ("[1]", "gateway-metadata: metadata is not a JSON object"),
+        (
+            '{"namespace": "Istio System", "service_account": "gw"}',
+            "gateway-metadata: namespace 'Istio System' is not a namespace name",
+        ),
+        (
+            '{"namespace": "istio"}',
+            "gateway-metadata: service_account None is not a service account name",
+        ),
+    ],
+)
+def test_invalid_gateway_metadata_blocks_and_changes_nothing(ctx, kube, metadata, message):
+    out = settle(ctx, state())
+    writes = len(kube.writes)
+    (relation,) = [r for r in out.relations if r.endpoint == GATEWAY]
+    bad = dataclasses.replace(relation, remote_app_data={"metadata": metadata})
+    again = ctx.run(
+        ctx.on.relation_changed(bad),
+        dataclasses.replace(out, relations=(out.relations - {relation}) | {bad}),
+    )
+    assert again.unit_status == ops.BlockedStatus(message)
+    assert again.app_status == ops.BlockedStatus(message)
+    assert len(kube.writes) == writes
+    assert again.containers == out.containers
+
+
+def test_a_service_that_fails_to_start_does_not_keep_the_others_down(ctx, kube, monkeypatch):
+    # As the dashboard did with a working directory its image does not have: Pebble's
+    # replan fails. The profile controller and KFAM, configured after it, still start.
+    replan = ops.Container.replan
+
+    def failing(self):
+        if self.name == "dashboard":
+            change = ops.pebble.Change.from_dict(
+                {
+                    "id": "1",
+                    "kind": "replan",
+                    "summary": "",
+                    "status": "Error",
+                    "ready": True,
+                    "spawn-time": "2025-01-01T00:00:00Z",
+                    "err": "cannot start service: chdir /app: no such file or directory",
+                }
+            )
+            raise ops.pebble.ChangeError(change.err or "", change)
+        replan(self)
+
+    monkeypatch.setattr(ops.Container, "replan", failing)
+    out = ctx.run(ctx.on.config_changed(), state())
+    for name in ("profile-controller", "kfam"):
+        assert out.get_container(name).service_statuses[name] == ops.pebble.ServiceStatus.ACTIVE
+    assert out.unit_status == ops.BlockedStatus(
+        "dashboard failed to start: cannot start service: chdir /app: no such file or directory"
+    )
 
 
 def test_crd_serves_v1_and_validates_the_owner(ctx, kube):
@@ -284,7 +454,7 @@ def test_checks_not_up_yet_waits(ctx, kube):
 
 
 def test_no_peer_relation_waits_and_applies_nothing(ctx, kube):
-    out = ctx.run(ctx.on.config_changed(), state(relations=set()))
+    out = ctx.run(ctx.on.config_changed(), state(relations={gateway_relation()}))
     assert kube.objects == {}
     assert out.app_status == ops.WaitingStatus("waiting for the peer relation")
 
@@ -337,3 +507,49 @@ def test_a_unit_leaving_deletes_nothing(ctx, kube):
     count = len(kube.objects)
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=1))
     assert len(kube.objects) == count
+
+
+def _grants(role: dict) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role.get("rules", [])
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_kubeflow_roles_grant_what_kubeflows_own_do(ctx, kube):
+    # Parts of Kubeflow's roles the charm's roles once left out (kubeflow/manifests
+    # v1.10.0 common/kubeflow-roles/base/cluster-roles.yaml): the full comparison is in
+    # tests/conformance/test_kubeflow_dashboard.py.
+    settle(ctx, state())
+    admin = _grants(kube.get("ClusterRole", "kubeflow-kubernetes-admin"))
+    edit = _grants(kube.get("ClusterRole", "kubeflow-kubernetes-edit"))
+    view = _grants(kube.get("ClusterRole", "kubeflow-kubernetes-view"))
+    assert ("authorization.k8s.io", "localsubjectaccessreviews", "create") in admin
+    assert ("rbac.authorization.k8s.io", "roles", "deletecollection") in admin
+    assert ("", "secrets", "get") in edit  # notebooks mount the profile's secrets
+    assert ("", "serviceaccounts", "impersonate") in edit
+    assert ("networking.k8s.io", "networkpolicies", "create") in edit
+    assert ("autoscaling", "horizontalpodautoscalers", "update") in edit
+    assert ("", "namespaces", "list") in view
+    assert ("policy", "poddisruptionbudgets", "get") in view
+    assert ("", "secrets", "get") not in view
+
+
+def test_the_profile_controller_may_hold_its_lease(ctx, kube):
+    # controller-runtime v0.12.1 (the profile controller's, go.mod at kubeflow/kubeflow
+    # v1.10.0) elects with a coordination.k8s.io Lease in the namespace it is given.
+    settle(ctx, state())
+    name = f"{APP}-leader-election"
+    role = kube.get("Role", name, MODEL)
+    assert ("coordination.k8s.io", "leases", "update") in _grants(role)
+    assert ("", "events", "create") in _grants(role)
+    binding = kube.get("RoleBinding", name, MODEL)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": name,
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": APP, "namespace": MODEL}]

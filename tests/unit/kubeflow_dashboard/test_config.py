@@ -16,6 +16,9 @@ VALID = [
     ("additional-links", ""),
     ("menu-order", "[Notebooks, Pipelines]"),
     ("menu-order", "- Notebooks\n"),
+    ("notebook-controller-principal", "cluster.local/ns/notebooks/sa/notebook-controller"),
+    ("kfp-ui-principal", "cluster.local/ns/kubeflow/sa/ml-pipeline-ui"),
+    ("kfp-ui-principal", ""),
 ]
 
 INVALID = [
@@ -32,6 +35,10 @@ INVALID = [
     ("menu-order", "Notebooks"),
     ("menu-order", "[Notebooks, Notebooks]"),
     ("menu-order", "[1, {a: b}]"),
+    ("notebook-controller-principal", "kubeflow-notebooks"),
+    ("notebook-controller-principal", "cluster.local/ns/Bad_NS/sa/x"),
+    ("kfp-ui-principal", "cluster.local/ns/kubeflow/sa/"),
+    ("kfp-ui-principal", "spiffe://cluster.local/ns/kubeflow/sa/ml-pipeline-ui"),
 ]
 
 

@@ -1,11 +1,14 @@
-"""A settled update-status hook does not import lightkube or the route library, writes nothing.
+"""A settled update-status hook does not import lightkube or ecosystem libraries, writes nothing.
 
 It runs in a fresh interpreter, because this test session itself imports
-both. The model is settled first with the cluster writes stubbed out, and
-the route's config as the charm wrote it in an earlier hook.
+them. The model is settled first with the cluster writes stubbed out, the
+route's config as the charm wrote it in an earlier hook and the gateway's
+metadata as istio's library writes it (made here, before the run).
 """
 
 from __future__ import annotations
+
+import json
 
 from charm_loader import run_fresh
 
@@ -13,14 +16,19 @@ SCRIPT = r"""
 import json, sys
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
-    APP, CHARM, checks_up, route_relation, link, state, ui, with_relations,
+    APP, CHARM, checks_up, gateway_relation, route_relation, link, peers, state, ui,
+    with_relations,
 )
 from kubeflow_charms import kubernetes
 
+given = json.loads(sys.stdin.read())
 base = with_relations(
-    state(config={"additional-links": "[{text: Docs, link: /docs/, location: documentation}]"}),
+    state(
+        config={"additional-links": "[{text: Docs, link: /docs/, location: documentation}]"},
+        relations={peers(), gateway_relation(metadata=given["metadata"])},
+    ),
     ui("notebooks", link("Notebooks")),
-    route_relation(local_app_data={"config": sys.stdin.read()}),
+    route_relation(local_app_data={"config": given["route"]}),
 )
 ctx = testing.Context(CHARM.KubeflowDashboardCharm, app_name=APP)
 applied = []
@@ -43,12 +51,15 @@ print(json.dumps({
 
 
 def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
+    from unit.kubeflow_dashboard.helpers import gateway_metadata
+
     from kubeflow_interfaces import istio_ingress_route
 
     route = istio_ingress_route.config_json(
         app="kubeflow-dashboard", prefix="/", port=8082, listener_port=443
     )
-    outcome = run_fresh(SCRIPT, stdin=route)
+    given = {"route": route, "metadata": gateway_metadata()}
+    outcome = run_fresh(SCRIPT, stdin=json.dumps(given))
 
     assert outcome["before"] is False
     assert outcome["first_applies"] == ["crds", "dashboard"]

@@ -1,0 +1,54 @@
+"""The ingress gateway's mesh identity, from istio's `gateway-metadata` relation.
+
+The provider (the ecosystem's `gateway_metadata` interface) puts one key in
+its application databag, `metadata`: a JSON object with the gateway's
+`namespace`, `gateway_name`, `deployment_name` and `service_account`. The
+profile controller and KFAM need the gateway's identity, made of the
+namespace and the service account, to let its requests into profile
+namespaces.
+
+The value is read here with `json` alone: a settled hook parses a few
+hundred bytes and does not load the ecosystem library (and pydantic) to do
+it. What is checked is what the identity is made of, both Kubernetes names;
+the other keys are the provider's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+KEY = "metadata"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+
+
+class InvalidGatewayMetadataError(ValueError):
+    """The provider's metadata cannot be used; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Gateway:
+    """Where the gateway runs and as whom."""
+
+    namespace: str
+    service_account: str
+
+
+def parse(text: str) -> Gateway:
+    """The gateway from the `metadata` value; InvalidGatewayMetadataError when it is unusable."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidGatewayMetadataError(f"{KEY} is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidGatewayMetadataError(f"{KEY} is not a JSON object")
+    namespace, account = data.get("namespace"), data.get("service_account")
+    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+        raise InvalidGatewayMetadataError(f"namespace {namespace!r} is not a namespace name")
+    if not isinstance(account, str) or not _DNS_SUBDOMAIN.match(account):
+        raise InvalidGatewayMetadataError(
+            f"service_account {account!r} is not a service account name"
+        )
+    return Gateway(namespace=namespace, service_account=account)
