@@ -225,6 +225,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
             "ca_bundle": base64.b64encode(bundle.ca_cert.encode()).decode(),
             "profile_label": namespace_watch.PROFILE_LABEL,
             "profile_value": namespace_watch.PROFILE_VALUE,
+            "admission_review_versions": list(webhook.ADMISSION_REVIEW_VERSIONS),
         }
         return {
             CRDS_SCOPE: render(TEMPLATES, ["crds.yaml.j2"], context),
