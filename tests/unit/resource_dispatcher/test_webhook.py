@@ -231,3 +231,22 @@ def test_every_pod_default_field_is_kept_by_the_crd(ctx, kube):
     }
 
     assert _pruned(spec, schema) == spec
+
+
+def test_profile_users_may_read_pod_defaults_until_the_app_goes(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+
+    role = kube.get("ClusterRole", "kubeflow-poddefaults-view")
+    assert role is not None
+    label = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-view"
+    assert role["metadata"]["labels"][label] == "true"
+    assert role["rules"] == [
+        {"apiGroups": ["kubeflow.org"], "resources": ["poddefaults"], "verbs": ["get", "list", "watch"]}
+    ]
+
+    ctx.run(ctx.on.remove(), dataclasses.replace(settled, planned_units=0))
+
+    assert kube.get("ClusterRole", "kubeflow-poddefaults-view") is None
+    assert kube.of_kind("MutatingWebhookConfiguration") == []
+    # The users' own PodDefaults live on: the CRD stays.
+    assert kube.get("CustomResourceDefinition", "poddefaults.kubeflow.org") is not None
