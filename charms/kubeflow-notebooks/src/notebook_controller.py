@@ -44,6 +44,7 @@ def pebble_layer(*, namespace: str, culling_idle_minutes: int) -> ops.pebble.Lay
                     f"/manager --metrics-addr=:{METRICS_PORT} --probe-addr=:{PROBE_PORT}"
                     " --enable-leader-election"
                 ),
+                "working-dir": "/",
                 "startup": "enabled",
                 "environment": environment,
             }

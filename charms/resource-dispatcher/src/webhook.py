@@ -60,6 +60,7 @@ def pebble_layer(serial: str) -> ops.pebble.LayerDict:
                     f"/webhook --tlsCertFile={CERT_FILE} --tlsKeyFile={KEY_FILE}"
                     f" --webhookPort={PORT}"
                 ),
+                "working-dir": "/",
                 "startup": "enabled",
                 "environment": {"TLS_SERIAL": serial},
             }
