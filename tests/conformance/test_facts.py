@@ -28,14 +28,21 @@ def test_every_charm_has_cited_facts(charm):
         ({}, "non-empty map of workloads"),
         ({"w": {"image": {"value": "x"}}}, "needs value and source"),
         (
-            {"w": {"image": {"value": "x", "source": {"repo": "a/b", "ref": "main", "path": "p"}}}},
+            {
+                "w": {
+                    "image": {"value": "x", "source": {"repo": "a/b", "ref": "main", "path": "p"}}
+                }
+            },
             "not a release tag or commit",
         ),
         (
             {"w": {"image": {"value": "x", "source": {"repo": "ab", "ref": "v1.0", "path": "p"}}}},
             "not owner/name",
         ),
-        ({"w": {"image": {"value": "x", "source": {"repo": "a/b"}}}}, "exactly repo, ref and path"),
+        (
+            {"w": {"image": {"value": "x", "source": {"repo": "a/b"}}}},
+            "exactly repo, ref and path",
+        ),
     ],
 )
 def test_a_fact_without_a_pinned_source_is_refused(raw, problem):

@@ -126,7 +126,7 @@ def test_rbac_covers_what_the_workloads_do(ctx, kube):
 
 
 def _grants(kube, aggregate: str) -> set[tuple[str, str]]:
-    """(resource, verb) in kubeflow.org that the roles aggregated into kubeflow-<aggregate> give."""
+    """(resource, verb) in kubeflow.org given by the roles aggregated into kubeflow-<aggregate>."""
     key = f"rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{aggregate}"
     return {
         (resource, verb)

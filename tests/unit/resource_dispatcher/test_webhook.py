@@ -241,7 +241,11 @@ def test_profile_users_may_read_pod_defaults_until_the_app_goes(ctx, kube):
     label = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-view"
     assert role["metadata"]["labels"][label] == "true"
     assert role["rules"] == [
-        {"apiGroups": ["kubeflow.org"], "resources": ["poddefaults"], "verbs": ["get", "list", "watch"]}
+        {
+            "apiGroups": ["kubeflow.org"],
+            "resources": ["poddefaults"],
+            "verbs": ["get", "list", "watch"],
+        }
     ]
 
     ctx.run(ctx.on.remove(), dataclasses.replace(settled, planned_units=0))
