@@ -18,6 +18,7 @@ READY_CHECK = "jupyter-web-app-up"
 PORT = 5000
 PREFIX = "/jupyter"
 CONFIG_FILE = "/etc/config/spawner_ui_config.yaml"
+READY_PATH = "/healthz/readiness"  # answered without a user header
 
 
 def pebble_layer(
@@ -52,7 +53,7 @@ def pebble_layer(
                 "level": "ready",
                 "period": "10s",
                 "threshold": 3,
-                "tcp": {"port": PORT},
+                "http": {"url": f"http://localhost:{PORT}{READY_PATH}"},
             }
         },
     }

@@ -14,12 +14,13 @@ CONTAINER = "notebook-controller"
 SERVICE = "notebook-controller"
 READY_CHECK = "notebook-controller-up"
 METRICS_PORT = 8080
+PROBE_PORT = 8081  # /healthz and /readyz
 CLUSTER_DOMAIN = "cluster.local"
 GATEWAY = "kubeflow-gateway"  # the istio charm's Gateway, in the same model
 
 
 def pebble_layer(*, namespace: str, culling_idle_minutes: int) -> ops.pebble.LayerDict:
-    """The controller's service and its check (its metrics endpoint answers once it runs)."""
+    """The controller's service and its check (its readiness endpoint)."""
     culling = culling_idle_minutes > 0
     environment = {
         "USE_ISTIO": "true",
@@ -39,7 +40,11 @@ def pebble_layer(*, namespace: str, culling_idle_minutes: int) -> ops.pebble.Lay
                 "override": "replace",
                 "summary": "Kubeflow notebook controller",
                 # Leader election: one controller acts while the app has several units.
-                "command": f"/manager --metrics-addr=:{METRICS_PORT} --enable-leader-election",
+                "command": (
+                    f"/manager --metrics-addr=:{METRICS_PORT} --probe-addr=:{PROBE_PORT}"
+                    " --enable-leader-election"
+                ),
+                "working-dir": "/",
                 "startup": "enabled",
                 "environment": environment,
             }
@@ -50,7 +55,7 @@ def pebble_layer(*, namespace: str, culling_idle_minutes: int) -> ops.pebble.Lay
                 "level": "ready",
                 "period": "30s",
                 "threshold": 3,
-                "http": {"url": f"http://localhost:{METRICS_PORT}/metrics"},
+                "http": {"url": f"http://localhost:{PROBE_PORT}/readyz"},
             }
         },
     }

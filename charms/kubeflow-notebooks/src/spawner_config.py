@@ -15,14 +15,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The example notebook server images the Kubeflow 1.10.0 release publishes and
+# offers by default (its web app's spawner config), and the same GPU vendors.
 IMAGE_TAG = "v1.10.0"
-_SERVERS = "kubeflownotebookswg"
+_SERVERS = "ghcr.io/kubeflow/kubeflow/notebook-servers"
 DEFAULT_JUPYTER_IMAGES = [
     f"{_SERVERS}/{name}:{IMAGE_TAG}"
     for name in (
         "jupyter-scipy",
         "jupyter-pytorch-full",
         "jupyter-pytorch-cuda-full",
+        "jupyter-pytorch-gaudi-full",
         "jupyter-tensorflow-full",
         "jupyter-tensorflow-cuda-full",
     )
@@ -32,6 +35,7 @@ DEFAULT_RSTUDIO_IMAGES = [f"{_SERVERS}/rstudio-tidyverse:{IMAGE_TAG}"]
 DEFAULT_GPU_VENDORS = [
     {"limitsKey": "nvidia.com/gpu", "uiName": "NVIDIA"},
     {"limitsKey": "amd.com/gpu", "uiName": "AMD"},
+    {"limitsKey": "habana.ai/gaudi", "uiName": "Intel Gaudi"},
 ]
 GPU_COUNTS = (0, 1, 2, 4, 8)  # what the form offers; 0 is "none"
 WORKSPACE_MOUNT = "/home/jovyan"
@@ -267,6 +271,9 @@ def spawner_defaults(config: NotebooksConfig) -> dict[str, Any]:
         "imageGroupOne": {"value": vscode[0], "options": vscode},
         "imageGroupTwo": {"value": rstudio[0], "options": rstudio},
         "allowCustomImage": True,
+        # The form shows images without their registry, with their tag.
+        "hideRegistry": True,
+        "hideTag": False,
         "imagePullPolicy": {"value": "IfNotPresent", "readOnly": False},
         "cpu": {
             "value": config.cpu_default,

@@ -41,12 +41,14 @@ APPS_KEY = "applied-apps"
 # Scopes of the charm's own objects: a dot never appears in a namespace name.
 CRDS_SCOPE = "dispatcher.crds"
 WEBHOOK_SCOPE = "dispatcher.webhook"
+RBAC_SCOPE = "dispatcher.rbac"
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 WEBHOOK_KINDS = (
     Kind("v1", "Service"),
     Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
 )
+RBAC_KINDS = (Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),)
 DISPATCHED_KINDS = (
     Kind("v1", "Secret"),
     Kind("v1", "ServiceAccount"),
@@ -225,10 +227,12 @@ class ResourceDispatcherCharm(ops.CharmBase):
             "ca_bundle": base64.b64encode(bundle.ca_cert.encode()).decode(),
             "profile_label": namespace_watch.PROFILE_LABEL,
             "profile_value": namespace_watch.PROFILE_VALUE,
+            "admission_review_versions": list(webhook.ADMISSION_REVIEW_VERSIONS),
         }
         return {
             CRDS_SCOPE: render(TEMPLATES, ["crds.yaml.j2"], context),
             WEBHOOK_SCOPE: render(TEMPLATES, ["webhook.yaml.j2"], context),
+            RBAC_SCOPE: render(TEMPLATES, ["rbac.yaml.j2"], context),
         }
 
     def _apply(
@@ -236,6 +240,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
     ) -> None:
         self._resources(CRDS_SCOPE, CRD_KINDS).reconcile(own[CRDS_SCOPE])
         self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).reconcile(own[WEBHOOK_SCOPE])
+        self._resources(RBAC_SCOPE, RBAC_KINDS).reconcile(own[RBAC_SCOPE])
         for app in plan.objects:
             for ns in namespaces:
                 scope = dispatch.scope(app, ns)
@@ -251,7 +256,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
     # --- remove ------------------------------------------------------------------------
 
     def _on_remove(self, _: ops.RemoveEvent) -> None:
-        """The application goes: remove the webhook and what it put in profile namespaces.
+        """The application goes: remove the webhook, the users' role and what it put in namespaces.
 
         The PodDefault CRD stays: deleting it would delete the users' own PodDefaults.
         """
@@ -265,6 +270,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
                 for ns in namespaces:
                     self._resources(dispatch.scope(app, ns), DISPATCHED_KINDS).delete()
             self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).delete()
+            self._resources(RBAC_SCOPE, RBAC_KINDS).delete()
         except KubernetesError as e:
             logger.error("deleting the Kubernetes objects failed: %s", e)
 

@@ -1,10 +1,16 @@
 """The PodDefault admission webhook under Pebble: its certificate files, command and checks.
 
-The upstream image serves `/apply-poddefault` over HTTPS on port 4443 with
-the certificate and key named by `--tlsCertFile` and `--tlsKeyFile`. The
-charm writes both into the container; the serving certificate's serial is
-part of the Pebble layer, so a new certificate changes the plan and the
-webhook restarts to read it.
+The upstream image serves `/apply-poddefault` over HTTPS on the port named
+by `--webhookPort` (4443) with the certificate and key named by
+`--tlsCertFile` and `--tlsKeyFile`. The charm writes both into the
+container; the serving certificate's serial is part of the Pebble layer, so
+a new certificate changes the plan and the webhook restarts to read it.
+
+The webhook answers an AdmissionReview without `apiVersion` and `kind`. The
+API server accepts that only for `admission.k8s.io/v1beta1` reviews (it
+checks both on `v1` answers), and it sends the first version of
+`admissionReviewVersions` it knows: the configuration must list `v1beta1`
+first.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ PATH = "/apply-poddefault"
 CERT_DIR = "/etc/webhook/certs"
 CERT_FILE = f"{CERT_DIR}/tls.crt"
 KEY_FILE = f"{CERT_DIR}/tls.key"
+# In this order: the API server sends a review of the first version it knows.
+ADMISSION_REVIEW_VERSIONS = ("v1beta1", "v1")
 
 
 def service_name(app: str) -> str:
@@ -48,7 +56,11 @@ def pebble_layer(serial: str) -> ops.pebble.LayerDict:
             SERVICE: {
                 "override": "replace",
                 "summary": "PodDefault admission webhook",
-                "command": f"/webhook --tlsCertFile={CERT_FILE} --tlsKeyFile={KEY_FILE}",
+                "command": (
+                    f"/webhook --tlsCertFile={CERT_FILE} --tlsKeyFile={KEY_FILE}"
+                    f" --webhookPort={PORT}"
+                ),
+                "working-dir": "/",
                 "startup": "enabled",
                 "environment": {"TLS_SERIAL": serial},
             }

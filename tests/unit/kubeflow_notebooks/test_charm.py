@@ -40,12 +40,14 @@ def test_leader_starts_both_workloads_and_applies_the_objects(ctx, kube):
     service = c.plan.services[controller.SERVICE]
     assert service.command.startswith("/manager ")
     assert "--enable-leader-election" in service.command
+    assert "--probe-addr=:8081" in service.command
     assert service.environment["USE_ISTIO"] == "true"
     assert service.environment["ISTIO_GATEWAY"] == f"{MODEL}/kubeflow-gateway"
     assert service.environment["CLUSTER_DOMAIN"] == "cluster.local"
     assert service.environment["ENABLE_CULLING"] == "false"
     assert c.service_statuses[controller.SERVICE] == ops.pebble.ServiceStatus.ACTIVE
-    assert c.plan.checks[controller.READY_CHECK].http == {"url": "http://localhost:8080/metrics"}
+    # Its readiness endpoint (kubeflow/kubeflow v1.10.0, components/notebook-controller/main.go).
+    assert c.plan.checks[controller.READY_CHECK].http == {"url": "http://localhost:8081/readyz"}
 
     w = out.get_container(web_app.CONTAINER)
     service = w.plan.services[web_app.SERVICE]
@@ -56,7 +58,11 @@ def test_leader_starts_both_workloads_and_applies_the_objects(ctx, kube):
     assert service.environment["USERID_PREFIX"] == ""
     assert service.environment["APP_SECURE_COOKIES"] == "false"  # the route's URL is http
     assert w.service_statuses[web_app.SERVICE] == ops.pebble.ServiceStatus.ACTIVE
-    assert w.plan.checks[web_app.READY_CHECK].tcp == {"port": 5000}
+    # Served without a user header (kubeflow/kubeflow v1.10.0,
+    # components/crud-web-apps/common/backend/kubeflow/kubeflow/crud_backend/probes.py).
+    assert w.plan.checks[web_app.READY_CHECK].http == {
+        "url": "http://localhost:5000/healthz/readiness"
+    }
     assert "spawnerFormDefaults" in yaml.safe_load(spawner_file(ctx, out))
     assert testing.TCPPort(5000) in out.opened_ports
 
@@ -68,6 +74,8 @@ def test_leader_starts_both_workloads_and_applies_the_objects(ctx, kube):
         "kubeflow-notebook-ui-admin",
         "kubeflow-notebook-ui-edit",
         "kubeflow-notebook-ui-view",
+        "kubeflow-notebooks-edit",
+        "kubeflow-notebooks-view",
     }
     binding = kube.get("ClusterRoleBinding", f"kubeflow-notebooks-{MODEL}")
     assert binding["subjects"] == [
@@ -105,10 +113,50 @@ def test_rbac_covers_what_the_workloads_do(ctx, kube):
         ("coordination.k8s.io", "leases", "update"),
     ]:
         assert needed in allowed, needed
-    for role, aggregate in (("edit", "edit"), ("view", "view"), ("admin", "admin")):
-        labels = kube.get("ClusterRole", f"kubeflow-notebook-ui-{role}")["metadata"]["labels"]
+    for name, aggregate in (
+        ("kubeflow-notebook-ui-edit", "edit"),
+        ("kubeflow-notebook-ui-view", "view"),
+        ("kubeflow-notebook-ui-admin", "admin"),
+        ("kubeflow-notebooks-edit", "edit"),
+        ("kubeflow-notebooks-view", "view"),
+    ):
+        labels = kube.get("ClusterRole", name)["metadata"]["labels"]
         key = f"rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{aggregate}"
         assert labels[key] == "true"
+
+
+def _grants(kube, aggregate: str) -> set[tuple[str, str]]:
+    """(resource, verb) in kubeflow.org given by the roles aggregated into kubeflow-<aggregate>."""
+    key = f"rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{aggregate}"
+    return {
+        (resource, verb)
+        for role in kube.of_kind("ClusterRole")
+        if role["metadata"].get("labels", {}).get(key) == "true"
+        for rule in role["rules"]
+        if "kubeflow.org" in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_profile_users_get_what_upstream_gives_them(ctx, kube):
+    ctx.run(ctx.on.config_changed(), state())
+
+    # kubeflow/manifests v1.10.0: the web app's kubeflow-notebook-ui-* roles
+    # (apps/jupyter/jupyter-web-app/upstream/base/cluster-role.yaml) and the
+    # controller's kubeflow-notebooks-* roles
+    # (apps/jupyter/notebook-controller/upstream/rbac/user_cluster_roles.yaml).
+    edit = _grants(kube, "edit")
+    for verb in ("get", "list", "watch", "create", "delete", "deletecollection", "patch"):
+        assert ("notebooks", verb) in edit, verb
+        assert ("notebooks/status", verb) in edit, verb
+    for verb in ("get", "list", "create", "delete"):
+        assert ("poddefaults", verb) in edit, verb
+        assert ("notebooks/finalizers", verb) in edit, verb
+    view = _grants(kube, "view")
+    assert {v for r, v in view if r == "notebooks/status"} == {"get", "list", "watch"}
+    assert {v for r, v in view if r == "notebooks"} == {"get", "list", "watch"}
+    assert not {v for _, v in view} - {"get", "list", "watch"}
 
 
 def test_a_notebook_of_each_version_is_accepted(ctx, kube):

@@ -133,18 +133,34 @@ def _form(ctx, config=None) -> dict:
 def test_default_form_has_what_the_web_app_reads(ctx, kube):
     form = _form(ctx)
 
-    tag = "v1.10.0"
-    assert form["image"]["value"] == f"kubeflownotebookswg/jupyter-scipy:{tag}"
-    assert form["image"]["options"][0] == form["image"]["value"]
-    assert len(form["image"]["options"]) == 5
+    # The images Kubeflow 1.10.0 publishes (kubeflow/kubeflow v1.10.0,
+    # .github/workflows/example_notebook_servers_publish_TEMPLATE.yaml) and offers
+    # (kubeflow/manifests v1.10.0,
+    # apps/jupyter/jupyter-web-app/upstream/base/configs/spawner_ui_config.yaml).
+    servers, tag = "ghcr.io/kubeflow/kubeflow/notebook-servers", "v1.10.0"
+    assert form["image"] == {
+        "value": f"{servers}/jupyter-scipy:{tag}",
+        "options": [
+            f"{servers}/{name}:{tag}"
+            for name in (
+                "jupyter-scipy",
+                "jupyter-pytorch-full",
+                "jupyter-pytorch-cuda-full",
+                "jupyter-pytorch-gaudi-full",
+                "jupyter-tensorflow-full",
+                "jupyter-tensorflow-cuda-full",
+            )
+        ],
+    }
     assert form["imageGroupOne"] == {
-        "value": f"kubeflownotebookswg/codeserver-python:{tag}",
-        "options": [f"kubeflownotebookswg/codeserver-python:{tag}"],
+        "value": f"{servers}/codeserver-python:{tag}",
+        "options": [f"{servers}/codeserver-python:{tag}"],
     }
     assert form["imageGroupTwo"] == {
-        "value": f"kubeflownotebookswg/rstudio-tidyverse:{tag}",
-        "options": [f"kubeflownotebookswg/rstudio-tidyverse:{tag}"],
+        "value": f"{servers}/rstudio-tidyverse:{tag}",
+        "options": [f"{servers}/rstudio-tidyverse:{tag}"],
     }
+    assert form["hideRegistry"] is True and form["hideTag"] is False
     assert form["cpu"] == {"value": "0.5", "limitFactor": "1.2", "readOnly": False}
     assert form["memory"] == {"value": "1Gi", "limitFactor": "1.2", "readOnly": False}
     assert form["workspaceVolume"] == {
@@ -168,6 +184,7 @@ def test_default_form_has_what_the_web_app_reads(ctx, kube):
             "vendors": [
                 {"limitsKey": "nvidia.com/gpu", "uiName": "NVIDIA"},
                 {"limitsKey": "amd.com/gpu", "uiName": "AMD"},
+                {"limitsKey": "habana.ai/gaudi", "uiName": "Intel Gaudi"},
             ],
         },
         "readOnly": False,

@@ -60,7 +60,8 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     outcome = run_fresh(SCRIPT, stdin=content)
 
     assert outcome["before"] == {"lightkube": False, "cryptography": False}
-    assert outcome["first_applies"] == 3  # the CRD, the webhook, minio in team-a
+    # The CRD, the webhook, the users' PodDefault role, minio in team-a.
+    assert outcome["first_applies"] == 4
     assert outcome["applies"] == 0
     assert outcome["lightkube"] is False
     assert outcome["cryptography"] is False

@@ -158,3 +158,99 @@ def test_kubernetes_forbidden_asks_for_trust(ctx, kube, monkeypatch):
         "run `juju trust resource-dispatcher --scope=cluster`"
     )
     assert isinstance(out.app_status, ops.StatusBase)
+
+
+def _hook(kube) -> dict:
+    (config,) = kube.of_kind("MutatingWebhookConfiguration")
+    (hook,) = config["webhooks"]
+    return hook
+
+
+def test_the_api_server_sends_a_review_the_webhook_can_answer(ctx, kube):
+    ctx.run(ctx.on.config_changed(), state())
+
+    hook = _hook(kube)
+    # The API server sends a review of the first version it knows in the list, and
+    # refuses a v1 answer without apiVersion/kind (kubernetes/apiserver v0.31.0,
+    # pkg/admission/plugin/webhook/request/admissionreview.go). The upstream webhook
+    # answers without them (kubeflow/kubeflow v1.10.0,
+    # components/admission-webhook/main.go#serve): only v1beta1 reviews pass.
+    sent = next(v for v in hook["admissionReviewVersions"] if v in ("v1", "v1beta1"))
+    assert sent == "v1beta1"
+    assert hook["admissionReviewVersions"] == ["v1beta1", "v1"]
+    assert hook["failurePolicy"] == "Fail"
+
+
+def test_the_webhook_is_called_once_per_pod(ctx, kube):
+    ctx.run(ctx.on.config_changed(), state())
+
+    # A second call would append the PodDefaults' envFrom entries again (upstream's
+    # mergeEnvFrom appends without checking): no reinvocation, as upstream's default.
+    assert _hook(kube)["reinvocationPolicy"] == "Never"
+
+
+def _pruned(value, schema: dict):
+    """What the API server keeps of `value` under a structural schema (unknown fields dropped)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return value
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        return {k: _pruned(v, props[k]) for k, v in value.items() if k in props}
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return {k: _pruned(v, schema["additionalProperties"]) for k, v in value.items()}
+    if isinstance(value, list) and "items" in schema:
+        return [_pruned(v, schema["items"]) for v in value]
+    return value
+
+
+def test_every_pod_default_field_is_kept_by_the_crd(ctx, kube):
+    ctx.run(ctx.on.config_changed(), state())
+    crd = kube.get("CustomResourceDefinition", "poddefaults.kubeflow.org")
+    (version,) = crd["spec"]["versions"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    container = {"name": "side", "image": "busybox"}
+    # Every field of PodDefaultSpec (kubeflow/kubeflow v1.10.0,
+    # components/admission-webhook/pkg/apis/settings/v1alpha1/poddefault_types.go).
+    spec = {
+        "selector": {"matchLabels": {"access-ml-pipeline": "true"}},
+        "desc": "pull from the private registry",
+        "serviceAccountName": "default-editor",
+        "automountServiceAccountToken": True,
+        "annotations": {"a": "b"},
+        "labels": {"c": "d"},
+        "args": ["--x"],
+        "command": ["/bin/true"],
+        "env": [{"name": "A", "value": "1"}],
+        "envFrom": [{"secretRef": {"name": "s"}}],
+        "volumes": [{"name": "v", "emptyDir": {}}],
+        "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+        "tolerations": [{"key": "sku", "operator": "Exists"}],
+        "initContainers": [container],
+        "sidecars": [container],
+        "imagePullSecrets": [{"name": "registry-credentials"}],
+    }
+
+    assert _pruned(spec, schema) == spec
+
+
+def test_profile_users_may_read_pod_defaults_until_the_app_goes(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+
+    role = kube.get("ClusterRole", "kubeflow-poddefaults-view")
+    assert role is not None
+    label = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-view"
+    assert role["metadata"]["labels"][label] == "true"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["kubeflow.org"],
+            "resources": ["poddefaults"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+
+    ctx.run(ctx.on.remove(), dataclasses.replace(settled, planned_units=0))
+
+    assert kube.get("ClusterRole", "kubeflow-poddefaults-view") is None
+    assert kube.of_kind("MutatingWebhookConfiguration") == []
+    # The users' own PodDefaults live on: the CRD stays.
+    assert kube.get("CustomResourceDefinition", "poddefaults.kubeflow.org") is not None
