@@ -404,7 +404,7 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
     body = {
         "name": NOTEBOOK,
         "namespace": profile,
-        "image": "kubeflownotebookswg/jupyter-scipy:v1.10.0",
+        "image": "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0",
         "imagePullPolicy": "IfNotPresent",
         "serverType": "jupyter",
         "cpu": "0.5",
