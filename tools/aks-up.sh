@@ -12,7 +12,11 @@
 # Every step checks what already exists, so the script can be run again
 # after a failure. Settings are environment variables (defaults below), e.g.
 #
-#   LOCATION=westeurope GPU_MAX=2 tools/aks-up.sh
+#   LOCATION=westeurope GPU_MAX=2 tools/aks-up.sh [--yes]
+#
+# It lists what it will create and asks before creating anything Azure
+# bills; --yes skips the question. Without --yes and a terminal to ask on, it
+# stops before doing anything. --help prints the usage and does nothing else.
 #
 # Needs: az (logged in: az login), juju 3.6, python3 with PyYAML, and, unless
 # PACK=0, charmcraft (see tools/pack.py). Not run in CI.
@@ -56,9 +60,111 @@ PACK=${PACK:-1}                                      # 0: deploy what is already
 DESTRUCTIVE_MODE=${DESTRUCTIVE_MODE:-0}              # 1: pack on this Ubuntu 24.04 host
 DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-3600}
 
+ASSUME_YES=0                                         # 1 with --yes: do not ask
+
 # --- helpers ----------------------------------------------------------------
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat <<EOF
+Usage: tools/aks-up.sh [--yes]
+
+Create an AKS cluster (a system pool and autoscaling CPU, GPU and ARM64 user
+pools), a highly available Juju controller on Azure VMs, a model on the
+cluster, and deploy the bundle with bundle/overlays/aks.yaml (docs/aks.md).
+Every step checks what already exists, so it can be run again after a failure.
+
+Options:
+  -y, --yes    create the Azure resources without asking first
+  -h, --help   print this help and exit; nothing is checked or created
+
+Without --yes it lists what it will create and asks before creating anything
+Azure bills; with no terminal to ask on, it stops before doing anything.
+
+Settings are environment variables (current values in brackets):
+  AZURE_SUBSCRIPTION_ID   [${AZURE_SUBSCRIPTION_ID:-the current az subscription}]
+  LOCATION                [${LOCATION}]
+  RESOURCE_GROUP          [${RESOURCE_GROUP}]
+  CLUSTER                 [${CLUSTER}]
+  K8S_VERSION             [${K8S_VERSION:-the AKS default}]
+  AKS_TIER                [${AKS_TIER}]
+  SYSTEM_VM_SIZE, SYSTEM_NODES           [${SYSTEM_VM_SIZE}, ${SYSTEM_NODES}]
+  CPU_VM_SIZE, CPU_MIN, CPU_MAX          [${CPU_VM_SIZE}, ${CPU_MIN}, ${CPU_MAX}]
+  GPU_VM_SIZE, GPU_MIN, GPU_MAX          [${GPU_VM_SIZE}, ${GPU_MIN}, ${GPU_MAX}]
+  ARM64_VM_SIZE, ARM64_MIN, ARM64_MAX    [${ARM64_VM_SIZE}, ${ARM64_MIN}, ${ARM64_MAX}]
+  POOL_LABEL              [${POOL_LABEL}]
+  JUJU_CONTROLLER         [${JUJU_CONTROLLER}]
+  JUJU_CREDENTIAL         [${JUJU_CREDENTIAL}]
+  JUJU_SP_NAME, JUJU_SP_ROLE             [${JUJU_SP_NAME}, ${JUJU_SP_ROLE}]
+  CONTROLLER_CONSTRAINTS  [${CONTROLLER_CONSTRAINTS}]
+  CONTROLLER_UNITS        [${CONTROLLER_UNITS}]
+  K8S_CLOUD               [${K8S_CLOUD}]
+  MODEL                   [${MODEL}]
+  KUBECONFIG_FILE         [${KUBECONFIG_FILE}]
+  PYTHON                  [${PYTHON}]
+  PACK                    [${PACK}]  0: deploy the charms already in build/
+  DESTRUCTIVE_MODE        [${DESTRUCTIVE_MODE}]  1: pack on this Ubuntu 24.04 host
+  DEPLOY_TIMEOUT          [${DEPLOY_TIMEOUT}]  seconds to wait for active
+
+Needs: az (logged in: az login), juju 3.6, python3 with PyYAML, and, unless
+PACK=0, charmcraft (see tools/pack.py).
+EOF
+}
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      -y | --yes) ASSUME_YES=1 ;;
+      *)
+        printf 'error: unknown argument: %s (see tools/aks-up.sh --help)\n' "$1" >&2
+        exit 2
+        ;;
+    esac
+    shift
+  done
+}
+
+# Before anything runs: nobody to ask and no --yes means stop here.
+check_can_confirm() {
+  if [[ ${ASSUME_YES} == 1 || -t 0 ]]; then
+    return
+  fi
+  die "this creates Azure resources that are billed, and stdin is not a terminal to ask on.
+Run it in a terminal to confirm, or pass --yes to go ahead without asking.
+Nothing was checked or created."
+}
+
+# List what is about to be created; ask unless --yes was given.
+confirm() {
+  step "About to create in subscription ${AZURE_SUBSCRIPTION_ID}, region ${LOCATION}"
+  cat <<EOF
+  resource group   ${RESOURCE_GROUP}
+  AKS cluster      ${CLUSTER} (tier ${AKS_TIER})
+    system pool    ${SYSTEM_NODES} x ${SYSTEM_VM_SIZE}
+    cpu pool       ${CPU_VM_SIZE}, ${CPU_MIN} to ${CPU_MAX} nodes
+    gpu pool       ${GPU_VM_SIZE}, ${GPU_MIN} to ${GPU_MAX} nodes
+    arm64 pool     ${ARM64_VM_SIZE}, ${ARM64_MIN} to ${ARM64_MAX} nodes
+  service principal ${JUJU_SP_NAME} (${JUJU_SP_ROLE} on the subscription)
+  Juju controller  ${JUJU_CONTROLLER}: ${CONTROLLER_UNITS} VMs (${CONTROLLER_CONSTRAINTS})
+  Juju model       ${MODEL} on the cluster, and the bundle with the AKS overlay
+What exists already is kept. Azure bills these resources until they are deleted.
+EOF
+  if [[ ${ASSUME_YES} == 1 ]]; then
+    echo "--yes: going ahead"
+    return
+  fi
+  local answer=""
+  read -r -p "Create them? [y/N] " answer || true
+  case ${answer} in
+    y | Y | yes | Yes | YES) ;;
+    *) die "not confirmed; nothing was created" ;;
+  esac
+}
 
 require() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"
@@ -265,7 +371,10 @@ deploy_bundle() {
 }
 
 main() {
+  parse_args "$@"
+  check_can_confirm
   check_tools
+  confirm
   create_cluster
   create_user_pools
   add_azure_credential

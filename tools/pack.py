@@ -100,7 +100,9 @@ def all_charms() -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("charms", nargs="*", help="charm names (default: every charm)")
     parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default: build)")
     parser.add_argument(

@@ -74,7 +74,9 @@ def stage(name: str, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Stage the named charms, or all of them."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("charms", nargs="*", help="charm names (default: every charm)")
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="staging folder")
     args = parser.parse_args(argv)

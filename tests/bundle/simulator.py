@@ -60,19 +60,183 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_bundle(bundle: Path = BUNDLE, overlays: Iterable[Path] = ()) -> dict[str, Any]:
-    """The bundle with its overlays applied; relations of overlays are added."""
-    data = yaml.safe_load(bundle.read_text())
-    relations = [list(r) for r in data.get("relations", [])]
-    for path in overlays:
-        overlay = yaml.safe_load(Path(path).read_text()) or {}
-        data["applications"] = _merge(
-            data.get("applications", {}), overlay.get("applications") or {}
+class BundleError(Exception):
+    """A bundle or overlay file that is missing, not YAML, or not shaped like a bundle.
+
+    The message is one line that names the file and the problem.
+    """
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in a file; a BundleError when it cannot be read or parsed."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: the {what} is not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = e.problem or e.context or "unreadable"
+        raise BundleError(f"{path}: the {what} is not valid YAML: {problem}{where}") from None
+    except yaml.YAMLError as e:
+        flat = " ".join(str(e).split())
+        raise BundleError(f"{path}: the {what} is not valid YAML: {flat}") from None
+
+
+def _kind(value: Any) -> str:
+    """How a YAML value reads to a user: a list, a string, a number..."""
+    names = {list: "a list", str: "a string", int: "a number", float: "a number"}
+    names |= {bool: "true/false", dict: "a mapping"}
+    return "empty" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _check_application(path: Path, name: Any, spec: Any, *, overlay: bool) -> None:
+    """One application's settings, as far as the simulation reads them."""
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{path}: application names must be strings, not {name!r}")
+    where = f"{path}: applications.{name}"
+    if spec is None and overlay:
+        return  # an overlay removes the application
+    if not isinstance(spec, dict):
+        raise BundleError(f"{where} must be a mapping (charm:, options:, ...), not {_kind(spec)}")
+    charm = spec.get("charm")
+    if "charm" in spec and (not isinstance(charm, str) or not charm.strip()):
+        raise BundleError(f"{where}.charm must be a charm name or path, not {charm!r}")
+    if not overlay and "charm" not in spec:
+        raise BundleError(f"{where} has no charm")
+    options = spec.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise BundleError(f"{where}.options must be a mapping of option: value")
+    for key in ("scale", "num_units"):
+        value = spec.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise BundleError(f"{where}.{key} must be a whole number of units, not {value!r}")
+    if spec.get("constraints") is not None and not isinstance(spec["constraints"], str):
+        raise BundleError(f"{where}.constraints must be a string like 'arch=amd64'")
+    if "trust" in spec and not isinstance(spec["trust"], bool):
+        raise BundleError(f"{where}.trust must be true or false, not {spec['trust']!r}")
+
+
+def _check_relations(path: Path, relations: Any) -> list[list[str]]:
+    """The relations of one file, each a pair of `application:endpoint` strings."""
+    if relations is None:
+        return []
+    if not isinstance(relations, list):
+        raise BundleError(f"{path}: relations must be a list of pairs, not {_kind(relations)}")
+    pairs = []
+    for pair in relations:
+        ends = pair if isinstance(pair, list) else [pair]
+        well_formed = len(ends) == 2 and all(
+            isinstance(end, str) and len(end.split(":")) == 2 and all(end.split(":"))
+            for end in ends
         )
-        relations += [list(r) for r in overlay.get("relations", [])]
-    apps = data.get("applications", {})
-    data["relations"] = [r for r in relations if all(end.split(":")[0] in apps for end in r)]
+        if not well_formed:
+            raise BundleError(
+                f"{path}: relation {pair!r} must be a pair [app:endpoint, app:endpoint]"
+                " (the simulation does not guess endpoints)"
+            )
+        pairs.append(list(ends))
+    return pairs
+
+
+def _check_file(path: Path, data: Any, *, overlay: bool) -> dict[str, Any]:
+    """A bundle's or an overlay's top level; the mapping, empty for an empty overlay."""
+    what = "overlay" if overlay else "bundle"
+    if data is None and overlay:
+        return {}
+    if not isinstance(data, dict):
+        raise BundleError(
+            f"{path}: the {what} must be a mapping with applications: and relations:,"
+            f" not {_kind(data)}"
+        )
+    if overlay and "applications" not in data and "relations" not in data:
+        keys = ", ".join(map(str, data)) or "nothing"
+        raise BundleError(
+            f"{path}: the overlay has neither applications: nor relations: (it has {keys})"
+        )
+    apps = data.get("applications")
+    if apps is None and overlay:
+        apps = {}
+    if not isinstance(apps, dict) or not (apps or overlay):
+        raise BundleError(f"{path}: applications must be a mapping of name: settings")
+    for name, spec in apps.items():
+        _check_application(path, name, spec, overlay=overlay)
     return data
+
+
+def load_bundle(bundle: Path = BUNDLE, overlays: Iterable[Path] = ()) -> dict[str, Any]:
+    """The bundle with its overlays applied, as `juju deploy --overlay` reads them.
+
+    Overlays merge into the bundle's applications (null removes one, with its
+    relations) and add their relations. A file that is missing, not YAML, or
+    not shaped like a bundle or an overlay raises BundleError naming it, as
+    does an application whose charm is not in the repository, an option its
+    charm does not have, or a relation to an application nobody deploys.
+    """
+    bundle = Path(bundle)
+    data = _check_file(bundle, _read_yaml(bundle, "bundle"), overlay=False)
+    relations = [(bundle, r) for r in _check_relations(bundle, data.get("relations"))]
+    origin = dict.fromkeys(data["applications"], bundle)  # who named each charm
+    settings = [(bundle, name, spec) for name, spec in data["applications"].items()]
+    removed: set[str] = set()
+    for path in map(Path, overlays):
+        overlay = _check_file(path, _read_yaml(path, "overlay"), overlay=True)
+        apps = overlay.get("applications") or {}
+        for name, spec in apps.items():
+            if spec is None:
+                removed.add(name)
+                continue
+            removed.discard(name)
+            if "charm" in spec or name not in data["applications"]:
+                origin[name] = path
+            settings.append((path, name, spec))
+        data["applications"] = _merge(data["applications"], apps)
+        relations += [(path, r) for r in _check_relations(path, overlay.get("relations"))]
+    apps = data["applications"]
+    for name, spec in apps.items():
+        _check_charm(origin[name], name, spec)
+    for path, name, spec in settings:
+        if name in apps:
+            _check_options(path, name, spec, charm_name(apps[name]))
+    kept = []
+    for path, pair in relations:
+        names = [end.split(":")[0] for end in pair]
+        unknown = [n for n in names if n not in apps and n not in removed]
+        if unknown:
+            raise BundleError(
+                f"{path}: relation {' - '.join(pair)} names {unknown[0]!r},"
+                " which is not an application of the bundle"
+            )
+        if all(n in apps for n in names):
+            kept.append(pair)
+    data["relations"] = kept
+    return data
+
+
+def _check_charm(path: Path, name: str, spec: dict[str, Any]) -> None:
+    """The application's charm is one the simulation can run: one of the repository's."""
+    if "charm" not in spec:
+        raise BundleError(f"{path}: applications.{name} is not in the bundle and has no charm")
+    charm = charm_name(spec)
+    try:
+        charm_dir(charm)
+    except FileNotFoundError:
+        raise BundleError(
+            f"{path}: applications.{name}.charm {spec['charm']!r} is not a charm of this"
+            f" repository (no charms/{charm} or tests/charms/{charm})"
+        ) from None
+
+
+def _check_options(path: Path, name: str, spec: dict[str, Any], charm: str) -> None:
+    """Every option a file sets is one the charm declares."""
+    declared = (charm_meta(charm).get("config") or {}).get("options") or {}
+    for option in spec.get("options") or {}:
+        if option not in declared:
+            raise BundleError(f"{path}: applications.{name}.options: {charm} has no {option!r}")
 
 
 def charm_name(spec: dict[str, Any]) -> str:

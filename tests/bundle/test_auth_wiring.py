@@ -10,21 +10,20 @@ login, `/open` without.
 
 from __future__ import annotations
 
-import copy
 import fnmatch
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from bundle.simulator import BUNDLE, Model, load_bundle, simulate
-from bundle.workloads import Workloads
+from bundle.simulator import Model
 
 MESH_FILE = "/etc/istio/config/mesh"
 GATEWAY = "oidc-gateway.kubeflow.svc.cluster.local"
 
 
-def _with_probes() -> dict:
-    bundle = copy.deepcopy(load_bundle(BUNDLE))
+def with_probes(bundle: dict) -> dict:
+    """The bundle with the two route probes related to the mesh."""
     bundle["applications"]["probe"] = {"charm": "route-probe", "options": {"prefix": "/probe"}}
     bundle["applications"]["open-probe"] = {
         "charm": "route-probe",
@@ -38,8 +37,15 @@ def _with_probes() -> dict:
 
 
 @pytest.fixture
-def model(s3_endpoint: str, tmp_path: Path) -> Model:
-    return simulate(_with_probes(), Workloads(s3_endpoint), tmp_path)
+def model(settled_models) -> Iterator[Model]:
+    """The settled bundle with the probes, shared by the tests that only read it."""
+    yield from settled_models.shared(variant=with_probes)
+
+
+@pytest.fixture
+def own_model(settled_models, tmp_path: Path) -> Model:
+    """A copy of the settled bundle with the probes, for the test alone to change."""
+    return settled_models.own(tmp_path, variant=with_probes)
 
 
 def _routes(model: Model) -> dict[str, dict]:
@@ -109,7 +115,8 @@ def test_login_routes_go_through_the_gateway_and_login_pages_do_not(model: Model
     assert len(_checked_by(model, "/notebook/alice/lab/")) == 1
 
 
-def test_without_the_gateway_no_login_route_is_open(model: Model):
+def test_without_the_gateway_no_login_route_is_open(own_model: Model):
+    model = own_model
     model.remove_relation("istio:forward-auth", "oidc-gateway:forward-auth")
     routes = _routes(model)
     assert "/probe" not in routes  # fail closed: not served at all
@@ -127,7 +134,9 @@ def test_without_the_gateway_no_login_route_is_open(model: Model):
     assert "forward-auth" in (istio.message + model.app_statuses["istio"].message)
 
 
-def test_rotating_the_gateway_secrets_reaches_dex_in_one_round(model: Model):
+def test_rotating_the_gateway_secrets_reaches_dex_in_one_round(own_model: Model):
+    model = own_model
+
     def client_secret() -> str:
         (record,) = [
             r for r in model.secrets.values() if r.owner_app == "dex" and "secret" in r.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,26 @@ OVERLAYS = sorted((BUNDLE.parent / "overlays").glob("*.yaml"))
 CASES = [pytest.param([], id="bundle")] + [pytest.param([o], id=o.stem) for o in OVERLAYS]
 
 
-def _settled(s3_endpoint: str, tmp_path: Path, overlays=(), bundle=None) -> Model:
-    data = bundle if bundle is not None else load_bundle(BUNDLE, overlays)
-    return simulate(data, Workloads(s3_endpoint), tmp_path)
+def _settled(s3_endpoint: str, tmp_path: Path, bundle: dict) -> Model:
+    """A bundle of the test's own, simulated for it alone."""
+    return simulate(bundle, Workloads(s3_endpoint), tmp_path)
+
+
+@pytest.fixture
+def model(settled_models) -> Iterator[Model]:
+    """The settled bundle, shared by the tests that only read it."""
+    yield from settled_models.shared()
+
+
+@pytest.fixture
+def own_model(settled_models, tmp_path: Path) -> Model:
+    """A copy of the settled bundle for the test alone, to change."""
+    return settled_models.own(tmp_path)
 
 
 @pytest.mark.parametrize("overlays", CASES)
-def test_bundle_settles_all_active(s3_endpoint, tmp_path, figures, overlays):
-    model = _settled(s3_endpoint, tmp_path, overlays)
+def test_bundle_settles_all_active(settled_models, tmp_path, figures, overlays):
+    model = settled_models.own(tmp_path, overlays)
     name = overlays[0].stem if overlays else "bundle"
     figures.append(f"{name}: {len(model.hooks)} hooks, settled in {model.settle_seconds:.2f} s")
     assert set(model.apps) >= {"mysql", "minio"}
@@ -34,8 +47,7 @@ def test_bundle_settles_all_active(s3_endpoint, tmp_path, figures, overlays):
     assert model.workloads.kubernetes.rejected == []
 
 
-def test_relations_join_matching_interfaces(s3_endpoint, tmp_path):
-    model = _settled(s3_endpoint, tmp_path)
+def test_relations_join_matching_interfaces(model: Model):
     assert model.check_interfaces() == []
     assert model.relations, "the bundle relates its applications"
     for record in model.relations.values():
@@ -46,18 +58,16 @@ def test_mismatched_relation_is_refused(s3_endpoint, tmp_path):
     bundle = copy.deepcopy(load_bundle(BUNDLE))
     bundle["relations"].append(["mysql:database", "minio:s3-credentials"])
     with pytest.raises(SimulationError, match="differ in interface"):
-        _settled(s3_endpoint, tmp_path, bundle=bundle)
+        _settled(s3_endpoint, tmp_path, bundle)
 
 
-def test_no_credential_leaves_its_secret(s3_endpoint, tmp_path):
-    model = _settled(s3_endpoint, tmp_path)
+def test_no_credential_leaves_its_secret(model: Model):
     values = model.secret_values()
     assert len(values) >= 4  # mysql's two passwords, minio's keys, the relation's copy
     assert model.leaks() == []
 
 
-def test_relation_secret_reaches_the_other_side(s3_endpoint, tmp_path):
-    model = _settled(s3_endpoint, tmp_path)
+def test_relation_secret_reaches_the_other_side(model: Model):
     (record,) = [r for r in model.relations.values() if r.interface == "s3"]
     (secret,) = [s for s in model.secrets.values() if s.label == f"s3-credentials-{record.id}"]
     assert secret.owner_app == "minio"
@@ -79,17 +89,16 @@ def test_relation_secret_reaches_the_other_side(s3_endpoint, tmp_path):
         ("oidc-gateway", {"scopes": "profile email"}, "scopes"),
     ],
 )
-def test_invalid_option_blocks_with_a_message(s3_endpoint, tmp_path, app, options, message):
-    model = _settled(s3_endpoint, tmp_path)
-    model.set_config(app, **options)
-    model.settle()
-    status = model.statuses[f"{app}/0"]
+def test_invalid_option_blocks_with_a_message(own_model: Model, app, options, message):
+    own_model.set_config(app, **options)
+    own_model.settle()
+    status = own_model.statuses[f"{app}/0"]
     assert status.name == "blocked"
     assert message in status.message
 
 
-def test_removing_the_s3_relation_leaves_backups_unavailable(s3_endpoint, tmp_path):
-    model = _settled(s3_endpoint, tmp_path)
+def test_removing_the_s3_relation_leaves_backups_unavailable(own_model: Model):
+    model = own_model
     secrets_before = len(model.secrets)
     model.remove_relation("mysql:s3-parameters", "minio:s3-credentials")
     assert model.statuses["mysql/0"].name == "active"
@@ -102,7 +111,7 @@ def test_removing_the_s3_relation_leaves_backups_unavailable(s3_endpoint, tmp_pa
 def test_second_mysql_unit_says_replication_is_not_supported(s3_endpoint, tmp_path):
     bundle = copy.deepcopy(load_bundle(BUNDLE))
     bundle["applications"]["mysql"]["scale"] = 2
-    model = _settled(s3_endpoint, tmp_path, bundle=bundle)
+    model = _settled(s3_endpoint, tmp_path, bundle)
     assert model.statuses["mysql/0"].name == "active"
     second = model.statuses["mysql/1"]
     assert second.name == "blocked"
@@ -126,8 +135,8 @@ def test_overlay_merges_options_onto_the_bundle():
     assert small["applications"]["mysql"]["options"] != base["applications"]["mysql"]["options"]
 
 
-def test_removing_a_required_relation_says_what_is_missing(s3_endpoint, tmp_path):
-    model = _settled(s3_endpoint, tmp_path)
+def test_removing_a_required_relation_says_what_is_missing(own_model: Model):
+    model = own_model
     model.remove_relation(
         "istio:istio-ingress-route-unauthenticated", "oidc-gateway:istio-ingress-route"
     )

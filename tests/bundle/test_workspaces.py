@@ -7,22 +7,36 @@ of hooks, through the dispatcher's namespace watch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from bundle.simulator import BUNDLE, Model, load_bundle, simulate
-from bundle.workloads import Workloads
+from bundle.simulator import BUNDLE, Model
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "istio-injection": "enabled"}
 NOTICE = "kubeflow.org/profile-namespace"
+AKS = BUNDLE.parent / "overlays" / "aks.yaml"
 
 
 @pytest.fixture
-def model(s3_endpoint: str, tmp_path: Path) -> Model:
-    return simulate(load_bundle(BUNDLE), Workloads(s3_endpoint), tmp_path)
+def model(settled_models, tmp_path: Path) -> Model:
+    """A copy of the settled bundle for the test alone: workspaces change it."""
+    return settled_models.own(tmp_path)
+
+
+@pytest.fixture
+def shared_model(settled_models) -> Iterator[Model]:
+    """The settled bundle, shared by the tests that only read it."""
+    yield from settled_models.shared()
+
+
+@pytest.fixture
+def aks_model(settled_models) -> Iterator[Model]:
+    """The settled bundle with the AKS overlay, shared by the tests that only read it."""
+    yield from settled_models.shared([AKS])
 
 
 def _namespace(model: Model, name: str, labels: dict[str, str]) -> None:
@@ -77,10 +91,8 @@ def test_removing_the_relation_takes_the_objects_back(model: Model):
     assert "PodDefault/access-minio" in _in(model, "alice")
 
 
-def test_aks_overlay_offers_the_gpu_and_arm64_pools_in_the_spawner(s3_endpoint, tmp_path):
-    bundle = load_bundle(BUNDLE, [BUNDLE.parent / "overlays" / "aks.yaml"])
-    model = simulate(bundle, Workloads(s3_endpoint), tmp_path)
-    text = model.container_file(
+def test_aks_overlay_offers_the_gpu_and_arm64_pools_in_the_spawner(aks_model: Model):
+    text = aks_model.container_file(
         "kubeflow-notebooks/0", "jupyter-web-app", "/etc/config/spawner_ui_config.yaml"
     )
     form = yaml.safe_load(text)["spawnerFormDefaults"]
@@ -118,9 +130,11 @@ def test_a_profile_made_with_the_action_becomes_a_served_workspace(model: Model)
     assert {"Secret/minio-credentials", "PodDefault/access-minio"} <= set(_in(model, "alice"))
 
 
-def test_the_dashboard_menu_links_to_notebooks(model: Model):
+def test_the_dashboard_menu_links_to_notebooks(shared_model: Model):
     (config,) = [
-        c for c in model.workloads.kubernetes.of_kind("ConfigMap") if "links" in c.get("data", {})
+        c
+        for c in shared_model.workloads.kubernetes.of_kind("ConfigMap")
+        if "links" in c.get("data", {})
     ]
     links = json.loads(config["data"]["links"])
     assert {"text": "Notebooks", "link": "/jupyter/"}.items() <= links["menuLinks"][0].items()
