@@ -34,6 +34,7 @@ from kubeflow_charms.kubernetes import (
     load_balancer_address,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status
 from kubeflow_interfaces import istio_ingress_route
 
 logger = logging.getLogger(__name__)
@@ -751,6 +752,7 @@ class IstioCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

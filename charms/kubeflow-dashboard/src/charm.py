@@ -23,6 +23,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
     DashboardLinksProvider,
@@ -360,6 +361,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._active_message()))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

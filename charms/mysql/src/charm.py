@@ -30,6 +30,7 @@ from mysql_server import (
 )
 
 from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.status import add_leader_unit_status
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
 
@@ -374,6 +375,7 @@ class MySQLCharm(ops.CharmBase):
         return problems
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         if self.app.planned_units() > 1:
             event.add_status(ops.ActiveStatus("one unit serves; replication is not supported yet"))
         else:

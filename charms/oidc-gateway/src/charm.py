@@ -28,6 +28,7 @@ from oauth_registration import (
     RegistrationError,
 )
 
+from kubeflow_charms.status import add_leader_unit_status
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
@@ -537,6 +538,7 @@ class OidcGatewayCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._active_message()))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         for status in self._problems():
             event.add_status(status)
         event.add_status(ops.ActiveStatus(self._active_message()))

@@ -27,6 +27,7 @@ from kubeflow_charms.kubernetes import (
     manifest_hash,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
 logger = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         for status in self._cluster_problems():
             event.add_status(status)
         event.add_status(ops.ActiveStatus(self._active_message()))
