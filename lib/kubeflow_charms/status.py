@@ -7,12 +7,19 @@ collect-unit-status handler will say and, when that is worse than active,
 adds it to the application's candidates: the worse of the two wins, and a
 Blocked leader unit makes the application Blocked with the same message.
 
+ops collects the application's statuses first, then the unit's. The unit
+handler, decorated with :func:`collected_once`, does its work (Pebble calls,
+reads) the first time only and gives the same statuses the second time.
+
 Nothing here sets a status: the charm's collect-status handlers decide.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import ops
 
@@ -20,6 +27,11 @@ import ops
 _PRIORITY = {"error": 5, "blocked": 4, "maintenance": 3, "waiting": 2, "active": 1}
 
 CollectStatusHandler = Callable[[ops.CollectStatusEvent], None]
+_Charm = TypeVar("_Charm", bound=ops.CharmBase)
+# The unit statuses a charm object collected, by charm object (one per hook).
+_COLLECTED: weakref.WeakKeyDictionary[ops.CharmBase, list[ops.StatusBase]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _UnitStatusCollector(ops.CollectStatusEvent):
@@ -34,6 +46,29 @@ class _UnitStatusCollector(ops.CollectStatusEvent):
         if not isinstance(status, ops.StatusBase):
             raise TypeError(f"status should be a StatusBase, not {type(status).__name__}")
         self.statuses.append(status)
+
+
+def collected_once(
+    handler: Callable[[_Charm, ops.CollectStatusEvent], None],
+) -> Callable[[_Charm, ops.CollectStatusEvent], None]:
+    """Decorate a collect-unit-status handler to run once per charm object (once a hook).
+
+    The first call collects what the handler adds; every call, the first
+    included, adds those same statuses to its event. The leader calls it
+    first through :func:`add_leader_unit_status`, ops second.
+    """
+
+    @functools.wraps(handler)
+    def once(charm: _Charm, event: ops.CollectStatusEvent) -> None:
+        statuses = _COLLECTED.get(charm)
+        if statuses is None:
+            collector = _UnitStatusCollector()
+            handler(charm, collector)
+            statuses = _COLLECTED[charm] = collector.statuses
+        for status in statuses:
+            event.add_status(status)
+
+    return once
 
 
 def worst(statuses: Iterable[ops.StatusBase]) -> ops.StatusBase | None:

@@ -9,6 +9,7 @@ from ops import testing
 from kubeflow_charms import status
 
 META = {"name": "probe"}
+CALLS: list[ops.CharmBase] = []  # the charm objects whose unit handler did its work
 
 
 class ProbeCharm(ops.CharmBase):
@@ -22,7 +23,9 @@ class ProbeCharm(ops.CharmBase):
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(self.on.collect_app_status, self._on_collect_app_status)
 
+    @status.collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        CALLS.append(self)
         for s in self.unit_statuses:
             event.add_status(s)
 
@@ -32,6 +35,7 @@ class ProbeCharm(ops.CharmBase):
 
 
 def _run(unit_statuses, app_own=None, *, leader=True) -> testing.State:
+    CALLS.clear()
     ProbeCharm.unit_statuses = tuple(unit_statuses)
     ProbeCharm.app_own = app_own or ops.ActiveStatus("app")
     ctx = testing.Context(ProbeCharm, meta=META)
@@ -114,3 +118,15 @@ def test_unit_status_sets_nothing_and_refuses_non_statuses():
 
     with pytest.raises(TypeError):
         status.unit_status(bad)
+
+
+@pytest.mark.parametrize("leader", [True, False])
+def test_the_unit_handler_does_its_work_once_a_hook(leader):
+    # The leader asks it for the app's status, then ops for the unit's: one run.
+    out = _run([ops.WaitingStatus("no pebble")], leader=leader)
+    assert len(CALLS) == 1
+    assert out.unit_status == testing.WaitingStatus("no pebble")
+    # The next hook is a new charm object: the handler works again, nothing is reused.
+    out = _run([ops.BlockedStatus("bad config")], leader=leader)
+    assert len(CALLS) == 1
+    assert out.unit_status == testing.BlockedStatus("bad config")

@@ -23,7 +23,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     render,
 )
-from kubeflow_charms.status import add_leader_unit_status
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
     DashboardLinksProvider,
@@ -343,6 +343,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:

@@ -30,7 +30,7 @@ from mysql_server import (
 )
 
 from kubeflow_charms.pebble import plan_has
-from kubeflow_charms.status import add_leader_unit_status
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
 
@@ -316,6 +316,7 @@ class MySQLCharm(ops.CharmBase):
 
     # --- status ------------------------------------------------------------------
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._unit_problems():
             event.add_status(status)

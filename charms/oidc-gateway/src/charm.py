@@ -28,7 +28,7 @@ from oauth_registration import (
     RegistrationError,
 )
 
-from kubeflow_charms.status import add_leader_unit_status
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
@@ -523,6 +523,7 @@ class OidcGatewayCharm(ops.CharmBase):
                 problems.append(f"{FORWARD_AUTH}: invalid data from {app}: {e}")
         return problems
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         problems = self._problems()
         for status in problems:

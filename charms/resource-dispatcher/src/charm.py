@@ -27,7 +27,7 @@ from kubeflow_charms.kubernetes import (
     manifest_hash,
     render,
 )
-from kubeflow_charms.status import add_leader_unit_status
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
 logger = logging.getLogger(__name__)
@@ -307,6 +307,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     # --- status ------------------------------------------------------------------------
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._workload_problems():
             event.add_status(status)
