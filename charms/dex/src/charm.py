@@ -32,6 +32,7 @@ from identities import (
 )
 from oauth_clients import ROTATION_KEY, InvalidRegistrationError, OAuthClients, Registration
 
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
@@ -424,6 +425,7 @@ class DexCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -444,6 +446,7 @@ class DexCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus(inputs.issuer))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

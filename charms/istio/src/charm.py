@@ -34,6 +34,7 @@ from kubeflow_charms.kubernetes import (
     load_balancer_address,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import istio_ingress_route
 
 logger = logging.getLogger(__name__)
@@ -736,6 +737,7 @@ class IstioCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -751,6 +753,7 @@ class IstioCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

@@ -26,6 +26,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
     DashboardLinksProvider,
@@ -403,6 +404,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -429,6 +431,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._active_message()))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

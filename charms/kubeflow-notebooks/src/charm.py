@@ -23,6 +23,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksRequirer
 from kubeflow_interfaces.istio_ingress_route import (
     DEFAULT_USER_HEADER,
@@ -209,6 +210,7 @@ class NotebooksCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -222,6 +224,7 @@ class NotebooksCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

@@ -16,6 +16,7 @@ import ops
 import profile_manifests
 from minio_server import API_PORT, CONSOLE_PORT, BucketError, MinioServer
 
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.kubernetes_manifests import ManifestsRequirer
 
@@ -424,6 +425,7 @@ class MinioCharm(ops.CharmBase):
             self._inputs = self._read_inputs()
         return self._inputs
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -445,6 +447,7 @@ class MinioCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._service_url))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))

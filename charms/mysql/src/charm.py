@@ -30,6 +30,7 @@ from mysql_server import (
 )
 
 from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
 
@@ -315,6 +316,7 @@ class MySQLCharm(ops.CharmBase):
 
     # --- status ------------------------------------------------------------------
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._unit_problems():
             event.add_status(status)
@@ -374,6 +376,7 @@ class MySQLCharm(ops.CharmBase):
         return problems
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         if self.app.planned_units() > 1:
             event.add_status(ops.ActiveStatus("one unit serves; replication is not supported yet"))
         else:

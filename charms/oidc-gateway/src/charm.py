@@ -28,6 +28,7 @@ from oauth_registration import (
     RegistrationError,
 )
 
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 
 logger = logging.getLogger(__name__)
@@ -522,6 +523,7 @@ class OidcGatewayCharm(ops.CharmBase):
                 problems.append(f"{FORWARD_AUTH}: invalid data from {app}: {e}")
         return problems
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         problems = self._problems()
         for status in problems:
@@ -537,6 +539,7 @@ class OidcGatewayCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._active_message()))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         for status in self._problems():
             event.add_status(status)
         event.add_status(ops.ActiveStatus(self._active_message()))

@@ -27,6 +27,7 @@ from kubeflow_charms.kubernetes import (
     manifest_hash,
     render,
 )
+from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
 logger = logging.getLogger(__name__)
@@ -312,6 +313,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     # --- status ------------------------------------------------------------------------
 
+    @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._workload_problems():
             event.add_status(status)
@@ -323,6 +325,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
         for status in self._cluster_problems():
             event.add_status(status)
         event.add_status(ops.ActiveStatus(self._active_message()))

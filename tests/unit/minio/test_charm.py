@@ -327,7 +327,10 @@ def test_pebble_not_ready(ctx: testing.Context, local_minio: Any):
     # The leader still prepares the credentials, but cannot answer without MinIO.
     assert root_content(state_out)
     assert state_out.get_relation(relation.id).local_app_data == {}
-    assert state_out.app_status == testing.WaitingStatus("preparing bucket 'mlpipeline' for kfp")
+    # The app waits too, for the leader unit's reason first.
+    assert state_out.app_status == testing.WaitingStatus(
+        "waiting for Pebble in the minio container"
+    )
     assert local_minio.buckets() == set()
 
 
