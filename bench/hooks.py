@@ -741,7 +741,7 @@ DASHBOARD, NOTEBOOKS = "kubeflow-dashboard", "kubeflow-notebooks"
 # Relation ids are the model's: one relation has the same id on both sides.
 ISTIO_PEERS_ID, DEX_PEERS_ID, DASHBOARD_PEERS_ID, NOTEBOOKS_PEERS_ID = 11, 12, 21, 22
 DEX_ROUTE_ID, GATEWAY_ROUTE_ID, DASHBOARD_ROUTE_ID, NOTEBOOKS_ROUTE_ID = 13, 14, 15, 25
-FORWARD_AUTH_ID, OAUTH_ID, LINKS_ID = 16, 17, 24
+FORWARD_AUTH_ID, OAUTH_ID, LINKS_ID, GATEWAY_METADATA_ID = 16, 17, 24, 28
 ISTIO_RELATIONS = (
     ISTIO_PEERS_ID,
     DEX_ROUTE_ID,
@@ -749,6 +749,7 @@ ISTIO_RELATIONS = (
     DASHBOARD_ROUTE_ID,
     NOTEBOOKS_ROUTE_ID,
     FORWARD_AUTH_ID,
+    GATEWAY_METADATA_ID,
 )
 # Secret ids: Dex's admin user, the client secret Dex issued to the gateway
 # (Dex's secret, granted to the gateway), the gateway's cookie key.
@@ -861,6 +862,9 @@ def platform(stage_dir: Path) -> Platform:
     )
     world.link(OAUTH_ID, {"dex": dex.OAUTH, "oidc-gateway": gateway.OAUTH})
     world.link(LINKS_ID, {DASHBOARD: dashboard.LINKS, NOTEBOOKS: notebooks.DASHBOARD_LINKS})
+    world.link(
+        GATEWAY_METADATA_ID, {"istio": istio.GATEWAY_METADATA, DASHBOARD: dashboard.GATEWAY}
+    )
     for rid, app, endpoint in (
         (ISTIO_PEERS_ID, "istio", istio.PEERS),
         (DASHBOARD_PEERS_ID, DASHBOARD, dashboard.PEERS),
@@ -901,7 +905,9 @@ def platform(stage_dir: Path) -> Platform:
 
     board = charm_view(
         dashboard.KubeflowDashboardCharm,
-        world.model(DASHBOARD, DASHBOARD_ROUTE_ID, LINKS_ID, DASHBOARD_PEERS_ID),
+        world.model(
+            DASHBOARD, DASHBOARD_ROUTE_ID, LINKS_ID, DASHBOARD_PEERS_ID, GATEWAY_METADATA_ID
+        ),
         default_options(dashboard, dashboard.DashboardConfig),
     )
     board._workloads = []
@@ -1173,7 +1179,9 @@ def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
         leader=True,
         config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=world.relations(app, DASHBOARD_PEERS_ID, LINKS_ID, DASHBOARD_ROUTE_ID),
+        relations=world.relations(
+            app, DASHBOARD_PEERS_ID, LINKS_ID, DASHBOARD_ROUTE_ID, GATEWAY_METADATA_ID
+        ),
         opened_ports=[f"{services.DASHBOARD_PORT}/tcp"],
         unit_status=("active", inputs.url),
         app_status=("active", inputs.url),

@@ -183,6 +183,15 @@ def test_controller_rbac(out, kube):
                 assert need in allowed, f"{need}: {fact.source}"
 
 
+def test_controller_may_hold_both_locks_its_election_takes(out, kube):
+    allowed = _allowed(kube.get("ClusterRole", f"kubeflow-notebooks-{MODEL}"))
+    lock = CONTROLLER["leader-election-lock"]
+    groups = {"configmaps": "", "leases": "coordination.k8s.io"}
+    for resource in lock.value:
+        for verb in ("get", "create", "update"):
+            assert (groups[resource], resource, verb) in allowed, f"{resource}: {lock.source}"
+
+
 def test_notebook_crd(out, kube):
     crd_fact = CONTROLLER["crd"]
     crd = kube.get("CustomResourceDefinition", crd_fact.value["name"])

@@ -158,9 +158,10 @@ def layer(container: str, settings: Settings) -> ops.pebble.LayerDict:
             _flag("userid-prefix", settings.userid_prefix),
             _flag("workload-identity", settings.workload_identity),
             _flag("namespace-labels-path", NAMESPACE_LABELS_FILE),
-            # One controller per unit: only the one holding the Lease reconciles.
+            # One controller per unit: only the one holding the Lease reconciles. The Lease
+            # lives in the pod's own namespace (the model): the release parses
+            # -leader-election-namespace but never hands it to the manager.
             "-leader-elect",
-            _flag("leader-election-namespace", settings.namespace),
         ]
         service = {
             "summary": "Kubeflow profile controller",

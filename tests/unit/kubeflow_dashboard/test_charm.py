@@ -100,7 +100,6 @@ def test_profile_controller_and_kfam_services(ctx, kube):
         "-workload-identity=''",
         "-namespace-labels-path=/etc/profile-controller/namespace-labels.yaml",
         "-leader-elect",
-        f"-leader-election-namespace={MODEL}",
     ]
     service = controller.plan.services["profile-controller"]
     assert (service.user_id, service.group_id) == (65532, 65532)
