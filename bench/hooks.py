@@ -49,7 +49,9 @@ from fakejuju import Container, FakePebble, Model, Relation, Secret  # noqa: E40
 from kubeflow_charms import certificates, kubernetes  # noqa: E402
 from kubeflow_interfaces import s3  # noqa: E402
 
-BUDGET_SECONDS = 0.5
+# A settled hook may cost at most this many times a fresh `python -c "import ops"`
+# measured in the same run (absolute times on a shared machine are noise), and this much memory.
+BUDGET_RATIO = 1.5
 BUDGET_MIB = 60.0
 JUJU_VERSION = "3.6.4"
 MODEL_NAME = "kubeflow"
@@ -1482,8 +1484,8 @@ def _mark(value: float, budget: float) -> str:
 def _table(results: list[Result], floor: tuple[float, float]) -> None:
     width = max([len("charm"), *(len(r.name) for r in results)])
     header = (
-        f"{'charm':<{width}} {'wall (median)':>13} {'budget':>8}     {'range':>13}  "
-        f"{'x ops':>6}  {'peak RSS (median)':>17} {'budget':>8}     "
+        f"{'charm':<{width}} {'wall (median)':>13} {'range':>15}  "
+        f"{'x ops':>6} {'budget':>6}      {'peak RSS (median)':>17} {'budget':>8}     "
         f"{'tools':>5} {'pebble':>6} {'writes':>6}"
     )
     print(header)
@@ -1492,9 +1494,10 @@ def _table(results: list[Result], floor: tuple[float, float]) -> None:
         times = [x.seconds for x in r.runs]
         last = r.runs[-1]
         print(
-            f"{r.name:<{width}} {r.seconds:>11.3f} s {BUDGET_SECONDS:>6.1f} s "
-            f"{_mark(r.seconds, BUDGET_SECONDS):<4} {min(times):.3f}-{max(times):.3f} s  "
-            f"{r.seconds / floor[0]:>6.2f}  {r.mib:>13.1f} MiB {BUDGET_MIB:>4.0f} MiB "
+            f"{r.name:<{width}} {r.seconds:>11.3f} s {min(times):.3f}-{max(times):.3f} s  "
+            f"{r.seconds / floor[0]:>6.2f} {BUDGET_RATIO:>6.1f} "
+            f"{_mark(r.seconds / floor[0], BUDGET_RATIO):<4} "
+            f"{r.mib:>13.1f} MiB {BUDGET_MIB:>4.0f} MiB "
             f"{_mark(r.mib, BUDGET_MIB):<4} {last.tool_calls:>5} {last.pebble_calls:>6} "
             f"{len(last.writes):>6}"
         )
