@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from charm_loader import CHARMS
 from conformance import facts
 from ops import testing
@@ -17,13 +15,6 @@ FACTS = facts.load("kubeflow-notebooks")
 CONTROLLER = FACTS["notebook-controller"]
 WEB_APP = FACTS["jupyter-web-app"]
 META = yaml.safe_load((CHARMS / "kubeflow-notebooks" / "charmcraft.yaml").read_text())
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
-    assert fake.rejected == []
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
+from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import CHARMS
 from conformance import facts
 from ops import testing
@@ -17,13 +16,6 @@ FACTS = facts.load("resource-dispatcher")
 WEBHOOK = FACTS["poddefaults-webhook"]
 WATCH = FACTS["namespace-watch"]
 META = yaml.safe_load((CHARMS / "resource-dispatcher" / "charmcraft.yaml").read_text())
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
-    assert fake.rejected == []
 
 
 @pytest.fixture

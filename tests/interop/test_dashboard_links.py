@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
-import pytest
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from ops import testing
 from unit.kubeflow_dashboard.helpers import APP, CHARM, dashboard_config, settle, state
 from unit.kubeflow_dashboard.helpers import with_relations as with_dashboard_relations
 
 FIELDS = ("text", "link", "location", "icon", "type", "desc")
 LOCATIONS = ("menu", "external", "quick", "documentation")
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
-    assert fake.rejected == []
 
 
 def _as_canonicals_library_writes(*links: dict[str, str]) -> dict[str, str]:

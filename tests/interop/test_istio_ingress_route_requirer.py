@@ -11,13 +11,12 @@ charm asks again with the listener on 443, and the provider reads that too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ops
 import pytest
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from charm_loader import load_charm
 from charmlibs.interfaces.istio_ingress_route import (
     IstioIngressRouteConfig,
@@ -176,13 +175,6 @@ CASES = [
         lambda out, _: out.unit_status == ops.ActiveStatus(f"https://{HOST}/probe"),
     ),
 ]
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    """The fake cluster the dashboard and notebooks charms apply their objects to."""
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
 
 
 def _route_of(state: testing.State) -> testing.Relation:

@@ -17,20 +17,12 @@ from collections.abc import Iterator
 
 import ops
 import pytest
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from charmlibs.interfaces import forward_auth, gateway_metadata
 from charmlibs.interfaces import istio_ingress_route as route_lib
 from ops import testing
 from unit.istio.helpers import CHARM, FILES, checks_up, state, virtual_services, with_relations
 
 MODEL = "kubeflow"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
-    assert fake.rejected == []
 
 
 @pytest.fixture(autouse=True)

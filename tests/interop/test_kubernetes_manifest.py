@@ -34,13 +34,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jinja2
 import pytest
 import yaml
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from charm_loader import load_charm
 from ops import testing
 from unit.resource_dispatcher.helpers import CHARM as DISPATCHER
@@ -48,13 +46,6 @@ from unit.resource_dispatcher.helpers import add_namespace, names, state
 
 MINIO = load_charm("minio")
 INTERFACE = "kubernetes_manifest"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    with routed_lightkube(FakeKubernetes()) as fake:
-        yield fake
-    assert fake.rejected == []
 
 
 # --- Canonical's requirers, as their library writes the databag ------------------------------
