@@ -779,7 +779,7 @@ class IstioCharm(ops.CharmBase):
             return [ops.WaitingStatus("waiting for the leader to make istiod's certificates")]
         if not self._istiod.is_running():
             return [ops.MaintenanceStatus("starting istiod")]
-        if not self._istiod.is_ready():
+        if not self._istiod.ready_check_passes():
             return [ops.WaitingStatus("istiod is not ready yet")]
         return []
 
