@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -144,6 +145,33 @@ def test_hash_is_stable_and_sensitive(templates):
     assert kubernetes.manifest_hash(a) == kubernetes.manifest_hash(_configmaps(templates, a="1"))
     assert kubernetes.manifest_hash(a) != kubernetes.manifest_hash(_configmaps(templates, a="2"))
     assert kubernetes.manifest_hash("x", "y") != kubernetes.manifest_hash("xy")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Login:
+    host: str
+    headers: tuple[str, ...] = ()
+
+
+def test_render_digest_is_stable_and_covers_names_templates_and_context(templates):
+    names = ["configmaps.yaml.j2"]
+    context = {"items": {"a": "1"}, "namespace": "kubeflow", "login": _Login("auth", ("x",))}
+    first = kubernetes.render_digest(templates, names, context)
+
+    same = {"login": _Login("auth", ("x",)), "namespace": "kubeflow", "items": {"a": "1"}}
+    assert kubernetes.render_digest(templates, names, same) == first
+    assert kubernetes.render_digest(templates, names, {**context, "namespace": "x"}) != first
+    other_login = {**context, "login": _Login("auth", ("y",))}
+    assert kubernetes.render_digest(templates, names, other_login) != first
+    assert kubernetes.render_digest(templates, ["widget.yaml.j2"], context) != first
+    # Any template file counts, named or not (one may include another).
+    (templates / "widget.yaml.j2").write_text(WIDGET + "# changed\n")
+    assert kubernetes.render_digest(templates, names, context) != first
+
+
+def test_render_digest_refuses_values_without_a_stable_form(templates):
+    with pytest.raises(TypeError, match="set"):
+        kubernetes.render_digest(templates, ["configmaps.yaml.j2"], {"items": {"a", "b"}})
 
 
 # --- apply, prune, delete ------------------------------------------------------------------

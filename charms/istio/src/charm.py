@@ -33,6 +33,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     load_balancer_address,
     render,
+    render_digest,
 )
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import istio_ingress_route
@@ -54,8 +55,14 @@ TLS_RELATION = "certificates"
 CERTS_LABEL = "istiod-certificates"
 TEMPLATES = Path(__file__).parent / "templates"
 SERVICE_TYPES = ("LoadBalancer", "NodePort", "ClusterIP")
+# The templates of each scope, applied in this order (the CRDs before objects of their kinds).
+STAGES = (
+    ("crds", ("crds.yaml.j2",)),
+    ("mesh", ("istiod.yaml.j2", "gateway.yaml.j2", "routes.yaml.j2")),
+)
 # Peer app databag keys: what the leader applied last.
 HASH_KEY = "manifest-hash"
+INPUTS_KEY = "manifest-inputs"  # the digest of what the manifests in HASH_KEY were rendered from
 ROUTES_KEY = "served-routes"
 REQUESTS_KEY = "route-requests"  # the requests as last read, and the digest of their source
 ADDRESS_KEY = "gateway-address"
@@ -526,26 +533,26 @@ class IstioCharm(ops.CharmBase):
         )
         served = self._served(plan, inputs)
         context = self._context(inputs, bundle, served)
-        stages = [
-            (self._resources("crds"), render(TEMPLATES, ["crds.yaml.j2"], context)),
-            (
-                self._resources("mesh"),
-                render(
-                    TEMPLATES, ["istiod.yaml.j2", "gateway.yaml.j2", "routes.yaml.j2"], context
-                ),
-            ),
-        ]
-        try:
-            applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
-        except KubernetesError as e:
-            self._kubernetes_error = e
-            logger.error("applying the Kubernetes objects failed: %s", e)
-            return
+        digest = render_digest(TEMPLATES, [n for _, names in STAGES for n in names], context)
+        if force or digest != stored.get(INPUTS_KEY) or not stored.get(HASH_KEY):
+            stages = [
+                (self._resources(scope), render(TEMPLATES, names, context))
+                for scope, names in STAGES
+            ]
+            try:
+                applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
+            except KubernetesError as e:
+                self._kubernetes_error = e
+                logger.error("applying the Kubernetes objects failed: %s", e)
+                return
+        else:
+            applied = stored[HASH_KEY]  # the same inputs render the manifests applied last
         if applied != stored.get(HASH_KEY):
             logger.info("applied the Kubernetes objects (%d routes)", len(served))
         served_text = routes.dump_requests(served)
         address = self._gateway_address(config, previous[2], refresh=not routine)
         _set(stored, HASH_KEY, applied)
+        _set(stored, INPUTS_KEY, digest)
         _set(stored, ROUTES_KEY, served_text)
         _set(stored, ADDRESS_KEY, address)
         _set(stored, REQUESTS_KEY, self._requests_record(inputs))
@@ -772,7 +779,7 @@ class IstioCharm(ops.CharmBase):
             return [ops.WaitingStatus("waiting for the leader to make istiod's certificates")]
         if not self._istiod.is_running():
             return [ops.MaintenanceStatus("starting istiod")]
-        if not self._istiod.is_ready():
+        if not self._istiod.ready_check_passes():
             return [ops.WaitingStatus("istiod is not ready yet")]
         return []
 

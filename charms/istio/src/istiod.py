@@ -249,9 +249,7 @@ class Istiod:
         service = self._container.get_services(SERVICE).get(SERVICE)
         return service is not None and service.is_running()
 
-    def is_ready(self) -> bool:
-        """Whether the service runs and its ready check passes."""
-        if not self.is_running():
-            return False
+    def ready_check_passes(self) -> bool:
+        """Whether the ready check passes (the service runs: ask `is_running` first)."""
         check = self._container.get_checks(READY_CHECK).get(READY_CHECK)
         return check is not None and check.status == ops.pebble.CheckStatus.UP

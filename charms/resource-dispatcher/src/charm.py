@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import dispatch
 import namespace_watch
@@ -26,6 +27,7 @@ from kubeflow_charms.kubernetes import (
     error_status,
     manifest_hash,
     render,
+    render_digest,
 )
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
@@ -37,12 +39,18 @@ CERTS_LABEL = "webhook-certificates"
 TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag keys: what the leader applied last (names only, never objects).
 HASH_KEY = "manifest-hash"
+INPUTS_KEY = "manifest-inputs"  # the digest of what the objects in HASH_KEY were made from
 NAMESPACES_KEY = "namespaces"
 APPS_KEY = "applied-apps"
 # Scopes of the charm's own objects: a dot never appears in a namespace name.
 CRDS_SCOPE = "dispatcher.crds"
 WEBHOOK_SCOPE = "dispatcher.webhook"
 RBAC_SCOPE = "dispatcher.rbac"
+OWN_TEMPLATES = {
+    CRDS_SCOPE: "crds.yaml.j2",
+    WEBHOOK_SCOPE: "webhook.yaml.j2",
+    RBAC_SCOPE: "rbac.yaml.j2",
+}
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 WEBHOOK_KINDS = (
@@ -173,9 +181,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
     def _reconcile_cluster(self, bundle: CertificateBundle, *, force: bool, routine: bool) -> None:
         """Leader: apply the CRD, the webhook and every app's objects in each profile namespace.
 
-        A routine hook (update-status) checks what it would apply against the hash of
-        what was applied last, with the namespaces known then, and does not talk to
-        the cluster when they match: the namespace watch reports new namespaces.
+        A routine hook (update-status) checks what it would apply against what was
+        applied last, with the namespaces known then, and does not talk to the
+        cluster when they match: the namespace watch reports new namespaces.
+        Objects are rendered only when their inputs differ from those of the
+        objects applied last (their digest is kept beside the objects' hash).
         """
         peer = self.model.get_relation(PEERS)
         if peer is None:
@@ -185,27 +195,34 @@ class ResourceDispatcherCharm(ops.CharmBase):
         previous_apps = set(json.loads(stored.get(APPS_KEY) or "[]"))
         related = {app for _, app in self._related_apps()}
         gone = sorted(previous_apps - related)
-        own = self._own_manifests(bundle)
-        if routine and not gone and not force:
+        context = self._own_context(bundle)
+        settled = bool(stored.get(HASH_KEY)) and not force and not gone
+        if routine and settled:
             known = json.loads(stored.get(NAMESPACES_KEY) or "[]")
-            if _hash(own, plan, known) == stored.get(HASH_KEY):
+            if _inputs_digest(context, plan, known) == stored.get(INPUTS_KEY):
                 return
         try:
             namespaces = profile_namespaces()
-            wanted = _hash(own, plan, namespaces)
-            if wanted != stored.get(HASH_KEY) or force or gone:
-                self._apply(own, plan, namespaces, gone)
-                logger.info(
-                    "applied %d app(s)' objects in %d profile namespace(s)",
-                    len(plan.objects),
-                    len(namespaces),
-                )
+            digest = _inputs_digest(context, plan, namespaces)
+            if settled and digest == stored.get(INPUTS_KEY):
+                wanted = stored[HASH_KEY]  # the same inputs make the objects applied last
+            else:
+                own = self._own_manifests(context)
+                wanted = _hash(own, plan, namespaces)
+                if wanted != stored.get(HASH_KEY) or force or gone:
+                    self._apply(own, plan, namespaces, gone)
+                    logger.info(
+                        "applied %d app(s)' objects in %d profile namespace(s)",
+                        len(plan.objects),
+                        len(namespaces),
+                    )
         except KubernetesError as e:
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
         applied = sorted((previous_apps | set(plan.objects)) - set(gone))
         _set(stored, HASH_KEY, wanted)
+        _set(stored, INPUTS_KEY, digest)
         _set(stored, NAMESPACES_KEY, json.dumps(namespaces))
         _set(stored, APPS_KEY, json.dumps(applied) if applied else None)
 
@@ -217,8 +234,8 @@ class ResourceDispatcherCharm(ops.CharmBase):
             if relation.app is not None
         ]
 
-    def _own_manifests(self, bundle: CertificateBundle) -> dict[str, str]:
-        context = {
+    def _own_context(self, bundle: CertificateBundle) -> dict[str, Any]:
+        return {
             "app": self.app.name,
             "namespace": self.model.name,
             "service": webhook.service_name(self.app.name),
@@ -230,11 +247,10 @@ class ResourceDispatcherCharm(ops.CharmBase):
             "profile_value": namespace_watch.PROFILE_VALUE,
             "admission_review_versions": list(webhook.ADMISSION_REVIEW_VERSIONS),
         }
-        return {
-            CRDS_SCOPE: render(TEMPLATES, ["crds.yaml.j2"], context),
-            WEBHOOK_SCOPE: render(TEMPLATES, ["webhook.yaml.j2"], context),
-            RBAC_SCOPE: render(TEMPLATES, ["rbac.yaml.j2"], context),
-        }
+
+    @staticmethod
+    def _own_manifests(context: dict[str, Any]) -> dict[str, str]:
+        return {scope: render(TEMPLATES, [name], context) for scope, name in OWN_TEMPLATES.items()}
 
     def _apply(
         self, own: dict[str, str], plan: Plan, namespaces: list[str], gone: list[str]
@@ -370,6 +386,12 @@ def _hash(own: dict[str, str], plan: Plan, namespaces: list[str]) -> str:
     parts += [f"{scope}\0{text}" for scope, text in sorted(own.items())]
     parts += [f"{s}\0{t}" for s, t in sorted(dispatch.hashable(plan, namespaces).items())]
     return manifest_hash(*parts)
+
+
+def _inputs_digest(context: dict[str, Any], plan: Plan, namespaces: list[str]) -> str:
+    """A digest of everything `_hash` covers is made from: the same digest, the same hash."""
+    inputs = {"context": context, "objects": plan.objects, "namespaces": namespaces}
+    return render_digest(TEMPLATES, sorted(OWN_TEMPLATES.values()), inputs)
 
 
 def _set(databag: ops.RelationDataContent, key: str, value: str | None) -> None:

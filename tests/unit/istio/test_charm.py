@@ -430,6 +430,47 @@ def test_settled_update_status_writes_nothing(ctx, kube, monkeypatch):
     assert again.unit_status == testing.ActiveStatus("http://kf.example.com")
 
 
+def test_unchanged_inputs_are_not_rendered_again(ctx, kube, charm, monkeypatch):
+    out = settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
+    rendered: list[tuple[str, ...]] = []
+    render = charm.render
+    monkeypatch.setattr(
+        charm, "render", lambda d, names, c: rendered.append(tuple(names)) or render(d, names, c)
+    )
+    writes = list(kube.writes)
+
+    again = ctx.run(ctx.on.update_status(), out)
+    assert rendered == []
+    assert again.relations == out.relations
+
+    changed = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"gateway-replicas": 3})
+    )
+    assert len(rendered) == 2  # both scopes, from the new inputs
+    deployment = kube.get("Deployment", "istio-ingressgateway", MODEL)
+    assert deployment is not None and deployment["spec"]["replicas"] == 3
+    assert len(kube.writes) > len(writes)
+    peer = next(r for r in changed.relations if r.endpoint == "istio-peers")
+    assert peer.local_app_data["manifest-inputs"] != peers_data(out)["manifest-inputs"]
+
+
+def test_upgrade_renders_and_reapplies_unchanged_inputs(ctx, kube, charm, monkeypatch):
+    out = settle(ctx, state())
+    rendered: list[tuple[str, ...]] = []
+    render = charm.render
+    monkeypatch.setattr(
+        charm, "render", lambda d, names, c: rendered.append(tuple(names)) or render(d, names, c)
+    )
+    kube.objects.clear()
+    ctx.run(ctx.on.upgrade_charm(), out)
+    assert len(rendered) == 2
+    assert kube.get("Deployment", "istio-ingressgateway", MODEL) is not None
+
+
+def peers_data(out: testing.State) -> dict[str, str]:
+    return next(r for r in out.relations if r.endpoint == "istio-peers").local_app_data
+
+
 def test_upgrade_reapplies_even_when_unchanged(ctx, kube):
     out = settle(ctx, state())
     kube.objects.clear()

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from ops import testing
 from unit.resource_dispatcher.helpers import (
+    CHARM,
     add_namespace,
     add_object,
     changed_secret,
@@ -344,3 +345,27 @@ def test_non_leader_applies_nothing(ctx, kube):
     assert out.unit_status == testing.WaitingStatus(
         "waiting for the leader to make the certificate"
     )
+
+
+def test_unchanged_inputs_are_not_rendered_again(ctx, kube, monkeypatch):
+    add_namespace(kube, "team-a")
+    relation, secret = _minio()
+    settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
+    rendered: list[str] = []
+    render = CHARM.render
+    monkeypatch.setattr(
+        CHARM, "render", lambda d, names, c: rendered.extend(names) or render(d, names, c)
+    )
+    writes = list(kube.writes)
+
+    again = ctx.run(ctx.on.update_status(), settled)
+    again = ctx.run(ctx.on.relation_changed(relation), again)
+    assert rendered == []
+    assert kube.writes == writes
+    assert again.relations == settled.relations
+
+    # A new namespace is a new input: everything is made again and applied there.
+    add_namespace(kube, "team-b")
+    ctx.run(ctx.on.relation_changed(relation), again)
+    assert sorted(rendered) == ["crds.yaml.j2", "rbac.yaml.j2", "webhook.yaml.j2"]
+    assert ("team-b", "minio-credentials") in names(kube, "Secret")
