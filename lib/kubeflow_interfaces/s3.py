@@ -39,16 +39,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 import ops
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from kubeflow_interfaces import _databag
 
 if TYPE_CHECKING:
     from ops import testing
+
+    from kubeflow_interfaces._s3_models import (
+        S3ConnectionInfo,
+        S3Credentials,
+        S3ProviderData,
+        S3RequirerData,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -60,104 +65,20 @@ SECRET_FIELDS = ("access-key", "secret-key")
 _SECRET_LABEL = "{endpoint}-{relation_id}"  # noqa: S105 - a label, not a secret
 
 
+_MODELS = ("S3RequirerData", "S3ProviderData", "S3Credentials", "S3ConnectionInfo")
+
+
+def __getattr__(name: str) -> Any:
+    """The pydantic models, imported on first use (a settled hook needs none)."""
+    if name in _MODELS:
+        from kubeflow_interfaces import _s3_models
+
+        return getattr(_s3_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class InvalidS3DataError(Exception):
     """The other side's databag does not parse."""
-
-
-class S3RequirerData(_databag.Databag):
-    """What a requirer writes: the bucket and path it would like."""
-
-    bucket: str | None = Field(default=None, min_length=3, max_length=63)
-    path: str | None = None
-    requested_secrets: list[str] | None = None
-    version: str | None = None
-    lib_version: str | None = None
-
-    _list = field_validator("requested_secrets", mode="before")(_databag.json_list)
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket_name(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_bucket_name(value):
-            raise ValueError(f"invalid bucket name {value!r}")
-        return value
-
-
-class S3ProviderData(_databag.Databag):
-    """What a provider writes; credentials only by secret reference (v1)."""
-
-    bucket: str | None = None
-    path: str | None = None
-    endpoint: str | None = None
-    region: str | None = None
-    s3_uri_style: Literal["path", "host"] | None = None
-    storage_class: str | None = None
-    s3_api_version: str | None = None
-    tls_ca_chain: list[str] | None = None
-    attributes: list[str] | None = None
-    secret_extra: str | None = None
-    version: str | None = None
-    lib_version: str | None = None
-    # v0 only: credentials in clear. Read, never written by our provider.
-    access_key: str | None = Field(default=None, repr=False)
-    secret_key: str | None = Field(default=None, repr=False)
-
-    _lists = field_validator("tls_ca_chain", "attributes", mode="before")(_databag.json_list)
-
-    @field_validator("s3_uri_style", mode="before")
-    @classmethod
-    def _unknown_style(cls, value: Any) -> Any:
-        return value if value in ("path", "host") else None
-
-
-class S3Credentials(_databag.Databag):
-    """Content of the secret named by `secret-extra`."""
-
-    access_key: str = Field(min_length=1, repr=False)
-    secret_key: str = Field(min_length=1, repr=False)
-
-
-class S3ConnectionInfo(BaseModel):
-    """Everything a client needs to reach the bucket; what requirers consume."""
-
-    model_config = ConfigDict(frozen=True)
-
-    endpoint: str | None
-    bucket: str
-    access_key: str = Field(repr=False)
-    secret_key: str = Field(repr=False)
-    path: str = ""
-    region: str | None = None
-    uri_style: Literal["path", "host"] | None = None
-    tls_ca_chain: tuple[str, ...] = ()
-    storage_class: str | None = None
-
-    def client(self, *, ca_bundle_path: str | None = None) -> Any:
-        """A boto3 S3 client for this connection (boto3 imported only here).
-
-        `ca_bundle_path` is a file holding `tls_ca_chain`, when there is one.
-        """
-        import boto3
-        from botocore.config import Config
-
-        # ops sends every DEBUG record to juju-log, and botocore's DEBUG records
-        # carry signed request headers (the access key id among them).
-        _quiet_s3_client_loggers()
-        config = Config(
-            s3={"addressing_style": self.uri_style or "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
-        )
-        return boto3.Session().client(
-            "s3",
-            endpoint_url=self.endpoint or None,
-            region_name=self.region or "us-east-1",
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=config,
-            verify=ca_bundle_path if ca_bundle_path else None,
-        )
 
 
 _S3_CLIENT_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
@@ -197,10 +118,6 @@ def is_valid_bucket_name(name: str) -> bool:
     return set(name) <= allowed and name[0].isalnum() and name[-1].isalnum()
 
 
-def _load(model: type[_databag.T], data: ops.RelationDataContent) -> _databag.T:
-    return _databag.load(model, data, InvalidS3DataError, "s3")
-
-
 def _bare_secret_id(uri: str) -> str:
     """`secret://<model>/<id>`, `secret:<id>` and `<id>` all to `<id>`."""
     return uri.rsplit("/", 1)[-1].removeprefix("secret:")
@@ -208,11 +125,48 @@ def _bare_secret_id(uri: str) -> str:
 
 RequirerFormat = Literal["none", "v0", "v1"]
 
-_PROVIDER_KEYS = {
-    field.alias or name
-    for name, field in S3ProviderData.model_fields.items()
-    if name not in ("access_key", "secret_key")
-}
+# What the requirer reads of the provider's databag. Every value is a string
+# but the lists (JSON text, a bare string being one element); an unknown
+# `s3-uri-style` reads as None. Read without the models, so that checking the
+# relation (every hook's status) does not import pydantic.
+_PROVIDER_LISTS = ("tls-ca-chain", "attributes")
+
+
+def _json_list(value: str) -> Any:
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return [value] if value else []
+    return decoded if isinstance(decoded, list) else [value]
+
+
+def _read_provider_data(data: ops.RelationDataContent) -> dict[str, Any]:
+    """The provider's databag, lists decoded; InvalidS3DataError names what does not parse."""
+    read: dict[str, Any] = dict(data)
+    bad = []
+    for key in _PROVIDER_LISTS:
+        if key in read:
+            read[key] = _json_list(read[key])
+            if not all(isinstance(item, str) for item in read[key]):
+                bad.append(key)
+    if bad:
+        raise InvalidS3DataError(f"invalid s3 relation data ({', '.join(sorted(bad))})")
+    if read.get("s3-uri-style") not in ("path", "host"):
+        read["s3-uri-style"] = None
+    return read
+
+
+def _request_databag(bucket: str | None, path: str | None) -> dict[str, str]:
+    """What a v1 requirer writes; ValueError for an invalid bucket name."""
+    if bucket is not None and not is_valid_bucket_name(bucket):
+        raise ValueError(f"invalid bucket name {bucket!r}")
+    wanted = {"bucket": bucket, "path": path}
+    return {
+        **{key: value for key, value in wanted.items() if value is not None},
+        REQUESTED_SECRETS_KEY: json.dumps(list(SECRET_FIELDS)),
+        "version": SCHEMA_VERSION,
+        "lib-version": LIB_VERSION,
+    }
 
 
 class S3Provider:
@@ -229,9 +183,11 @@ class S3Provider:
 
     def request(self, relation: ops.Relation) -> S3RequirerData:
         """The requirer's wishes; raises InvalidS3DataError when they do not parse."""
+        from kubeflow_interfaces import _s3_models
+
         if relation.app is None:
-            return S3RequirerData()
-        return _load(S3RequirerData, relation.data[relation.app])
+            return _s3_models.S3RequirerData()
+        return _s3_models.load(_s3_models.S3RequirerData, relation.data[relation.app])
 
     def requirer_format(self, relation: ops.Relation) -> RequirerFormat:
         """Which format the requirer speaks, from what it has written.
@@ -259,6 +215,8 @@ class S3Provider:
         Returns whether anything was written (a reconcile with nothing to
         change writes nothing).
         """
+        from kubeflow_interfaces import _databag, _s3_models
+
         secret, changed = self._ensure_secret(relation, credentials.dump())
         databag = relation.data[self._charm.app]
         wanted = data.model_copy(
@@ -272,7 +230,7 @@ class S3Provider:
             }
         ).dump()
         before = dict(databag)
-        _databag.write(databag, wanted, _PROVIDER_KEYS)
+        _databag.write(databag, wanted, _s3_models.PROVIDER_KEYS)
         return changed or dict(databag) != before
 
     def update_credentials(self, credentials: S3Credentials) -> None:
@@ -341,13 +299,7 @@ class S3Requirer:
     ):
         self._charm = charm
         self._endpoint = endpoint
-        self._request = S3RequirerData(
-            bucket=bucket,
-            path=path,
-            requested_secrets=list(SECRET_FIELDS),
-            version=SCHEMA_VERSION,
-            lib_version=LIB_VERSION,
-        )
+        self._request = _request_databag(bucket, path)
 
     @property
     def relation(self) -> ops.Relation | None:
@@ -359,8 +311,10 @@ class S3Requirer:
         relation = self.relation
         if relation is None or not self._charm.unit.is_leader():
             return
-        wanted = self._request.dump()
-        _databag.write(relation.data[self._charm.app], wanted, set(wanted))
+        databag = relation.data[self._charm.app]
+        for key, value in self._request.items():
+            if databag.get(key) != value:
+                databag[key] = value
 
     def connection_info(self) -> S3ConnectionInfo | None:
         """The provider's connection data, or None while it is incomplete.
@@ -368,41 +322,56 @@ class S3Requirer:
         Raises InvalidS3DataError when the provider's data does not parse or
         its credentials secret cannot be read.
         """
+        fields = self._connection_fields()
+        if fields is None:
+            return None
+        from kubeflow_interfaces._s3_models import S3ConnectionInfo
+
+        return S3ConnectionInfo(**fields)
+
+    def check(self) -> None:
+        """Raise InvalidS3DataError where `connection_info` would, without building it.
+
+        As cheap as reading the databag and the secret: for a status check on
+        every hook.
+        """
+        self._connection_fields()
+
+    def _connection_fields(self) -> dict[str, Any] | None:
         relation = self.relation
         if relation is None or relation.app is None:
             return None
-        data: S3ProviderData = _load(S3ProviderData, relation.data[relation.app])
-        if not data.bucket:
+        data = _read_provider_data(relation.data[relation.app])
+        if not data.get("bucket"):
             return None
-        if data.secret_extra:
-            credentials = self._read_secret(data.secret_extra)
-        elif data.access_key and data.secret_key:
-            credentials = S3Credentials(access_key=data.access_key, secret_key=data.secret_key)
+        if data.get("secret-extra"):
+            access_key, secret_key = self._read_secret(data["secret-extra"])
+        elif data.get("access-key") and data.get("secret-key"):
+            access_key, secret_key = data["access-key"], data["secret-key"]
         else:
             return None
-        return S3ConnectionInfo(
-            endpoint=data.endpoint,
-            bucket=data.bucket,
-            path=(data.path or "").strip("/"),
-            region=data.region,
-            uri_style=data.s3_uri_style,
-            tls_ca_chain=tuple(_cert_from_wire(c) for c in data.tls_ca_chain or ()),
-            storage_class=data.storage_class,
-            access_key=credentials.access_key,
-            secret_key=credentials.secret_key,
-        )
+        return {
+            "endpoint": data.get("endpoint"),
+            "bucket": data["bucket"],
+            "path": (data.get("path") or "").strip("/"),
+            "region": data.get("region"),
+            "uri_style": data["s3-uri-style"],
+            "tls_ca_chain": tuple(_cert_from_wire(c) for c in data.get("tls-ca-chain") or ()),
+            "storage_class": data.get("storage-class"),
+            "access_key": access_key,
+            "secret_key": secret_key,
+        }
 
-    def _read_secret(self, uri: str) -> S3Credentials:
+    def _read_secret(self, uri: str) -> tuple[str, str]:
+        """The access key and secret key in the credentials secret."""
         try:
             content = self._charm.model.get_secret(id=uri).get_content(refresh=True)
         except (ops.SecretNotFoundError, ops.ModelError) as e:
             raise InvalidS3DataError("the s3 credentials secret cannot be read") from e
-        try:
-            return S3Credentials.model_validate(content)
-        except ValidationError as e:
-            raise InvalidS3DataError(
-                "the s3 credentials secret lacks access-key/secret-key"
-            ) from e
+        access_key, secret_key = (content.get(key) for key in SECRET_FIELDS)
+        if not access_key or not secret_key:
+            raise InvalidS3DataError("the s3 credentials secret lacks access-key/secret-key")
+        return access_key, secret_key
 
 
 # --- helpers for charm tests -------------------------------------------------
@@ -423,6 +392,8 @@ def relation_for_provider(
     `bucket` alone.
     """
     from ops import testing
+
+    from kubeflow_interfaces._s3_models import S3RequirerData
 
     if format_version == "v0":
         request = S3RequirerData(bucket=bucket or "relation-1")
@@ -464,6 +435,8 @@ def relation_for_requirer(
     `State(secrets=...)`.
     """
     from ops import testing
+
+    from kubeflow_interfaces._s3_models import S3Credentials, S3ProviderData
 
     credentials = S3Credentials(access_key=access_key, secret_key=secret_key)
     data = S3ProviderData(

@@ -370,7 +370,7 @@ class MySQLCharm(ops.CharmBase):
             elif requests:
                 problems.append(ops.WaitingStatus(f"creating the database of {app}"))
         try:
-            self._s3.connection_info()
+            self._s3.check()
         except s3.InvalidS3DataError as e:
             problems.append(ops.BlockedStatus(f"s3-parameters: {e}"))
         return problems
