@@ -74,12 +74,13 @@ def _gpu_vendor(item: Any) -> GpuVendor:
     if not isinstance(item, dict):
         raise ValueError(": must be a map with limitsKey and uiName")
     values: dict[str, Any] = {}
-    for key, value in item.items():
-        name = _GPU_VENDOR_KEYS.get(key, key)  # the form's names, or the field names
-        if name not in _GPU_VENDOR_KEYS.values():
+    for key, value in item.items():  # the form's names, or the field names
+        if key in _GPU_VENDOR_KEYS:
+            values[_GPU_VENDOR_KEYS[key]] = value
+        elif key in _GPU_VENDOR_KEYS.values():
+            values.setdefault(key, value)
+        else:
             raise ValueError(f".{key}: unknown key (limitsKey and uiName only)")
-        if key in _GPU_VENDOR_KEYS or name not in values:
-            values[name] = value
     for alias, name in _GPU_VENDOR_KEYS.items():
         value = values.get(name)
         if name not in values:
