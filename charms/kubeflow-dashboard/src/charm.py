@@ -166,7 +166,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         for workload in self._workloads:
             if services.needs_gateway(workload.name) and settings.gateway_principal is None:
                 continue  # left as it is until istio says where its gateway runs
-            if workload.container.can_connect() and workload.configure(settings):
+            if workload.configure(settings):
                 logger.info("%s (re)started with its new configuration", workload.name)
         if self.unit.is_leader() and inputs.bad_links is None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
@@ -415,15 +415,16 @@ class KubeflowDashboardCharm(ops.CharmBase):
         for workload in self._workloads:
             if inputs.gateway is None and services.needs_gateway(workload.name):
                 continue  # said above
-            if not workload.container.can_connect():
+            running = workload.running()
+            if running is None:
                 event.add_status(ops.WaitingStatus(f"waiting for the {workload.name} container"))
             elif workload.failed:
                 event.add_status(
                     ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}")
                 )
-            elif not workload.is_running():
+            elif not running:
                 event.add_status(ops.MaintenanceStatus(f"starting {workload.name}"))
-            elif not workload.is_ready():
+            elif not workload.check_is_up():
                 event.add_status(ops.WaitingStatus(f"{workload.name} is not ready yet"))
         if self.unit.is_leader():
             for status in self._cluster_problems(inputs):

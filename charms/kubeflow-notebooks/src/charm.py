@@ -168,8 +168,6 @@ class NotebooksCharm(ops.CharmBase):
             logger.info("applied the Notebook kind and the RBAC")
 
     def _reconcile_controller(self, config: NotebooksConfig) -> None:
-        if not self._controller.container.can_connect():
-            return
         layer = notebook_controller.pebble_layer(
             namespace=self.model.name, culling_idle_minutes=config.culling_idle_minutes
         )
@@ -177,8 +175,6 @@ class NotebooksCharm(ops.CharmBase):
             logger.info("notebook controller (re)started")
 
     def _reconcile_web_app(self, inputs: _Inputs) -> None:
-        if not self._web_app.container.can_connect():
-            return
         assert inputs.config is not None
         files = [File(jupyter_web_app.CONFIG_FILE, spawner_config.render(inputs.config))]
         header, prefix = inputs.user_header
@@ -239,13 +235,14 @@ class NotebooksCharm(ops.CharmBase):
             ("notebook controller", self._controller),
             ("Jupyter web app", self._web_app),
         ):
-            if not workload.container.can_connect():
+            running = workload.running()
+            if running is None:
                 problems.append(
                     ops.WaitingStatus(f"waiting for the {workload.container.name} container")
                 )
-            elif not workload.is_running():
+            elif not running:
                 problems.append(ops.MaintenanceStatus(f"starting the {name}"))
-            elif not workload.is_ready():
+            elif not workload.check_is_up():
                 problems.append(ops.WaitingStatus(f"the {name} is not ready yet"))
         return problems
 
