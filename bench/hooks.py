@@ -924,7 +924,10 @@ def platform(stage_dir: Path) -> Platform:
         world.model(NOTEBOOKS, NOTEBOOKS_ROUTE_ID, LINKS_ID, NOTEBOOKS_PEERS_ID),
         default_options(notebooks, notebooks.NotebooksConfig),
     )
-    books._controller = books._web_app = SimpleNamespace(container=Unreachable())
+    # Their containers are the bench's: configuring them here does nothing.
+    books._controller = books._web_app = SimpleNamespace(
+        container=Unreachable(), configure=lambda *_: False
+    )
     web_app = notebooks.jupyter_web_app
     books._route = notebooks.RouteRequirer(
         books, notebooks.ROUTE, prefix=web_app.PREFIX, rewrite="/", port=web_app.PORT

@@ -6,16 +6,20 @@ application databag, `dashboard_links`: a JSON list of objects with `text`,
 `type` (usually `item`) and `desc`. The provider (the dashboard) writes
 nothing. Links with an unknown location are dropped by the reader, not
 refused, so a newer requirer does not break an older dashboard.
+
+A link is six strings, checked here by hand rather than by a pydantic
+model: the dashboard reads every related UI's links on every hook, and
+importing pydantic would cost a settled hook about a third of `import ops`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 import ops
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from ops import testing
@@ -31,10 +35,17 @@ class InvalidLinksError(Exception):
     """A requirer's links do not parse."""
 
 
-class DashboardLink(BaseModel):
-    """One link on the dashboard."""
+class InvalidLinkError(ValueError):
+    """One link's data is not a link; `field` names the first wrong field ("" for the whole)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class DashboardLink:
+    """One link on the dashboard; InvalidLinkError when a field is not as described."""
 
     text: str
     link: str
@@ -42,6 +53,32 @@ class DashboardLink(BaseModel):
     icon: str = "icons:link"
     type: str = "item"
     desc: str = ""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if not isinstance(getattr(self, field.name), str):
+                raise InvalidLinkError(f"{field.name} must be a string", field.name)
+            if field.name == "location" and self.location not in LOCATIONS:
+                raise InvalidLinkError(
+                    f"location must be one of {', '.join(LOCATIONS)}", "location"
+                )
+
+    @classmethod
+    def model_validate(cls, data: Any) -> DashboardLink:
+        """A link from a JSON object; keys other than the fields are ignored."""
+        if not isinstance(data, dict):
+            raise InvalidLinkError("a link must be an object")
+        fields = dataclasses.fields(cls)
+        for field in fields:  # the first wrong field, in order, is the one named
+            if field.name not in data and field.default is dataclasses.MISSING:
+                raise InvalidLinkError(f"{field.name} is missing", field.name)
+            if field.name in data and not isinstance(data[field.name], str):
+                raise InvalidLinkError(f"{field.name} must be a string", field.name)
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
+
+    def model_dump(self) -> dict[str, str]:
+        """The link as a JSON object, every field included."""
+        return dataclasses.asdict(self)
 
 
 class DashboardLinksProvider:
@@ -112,7 +149,7 @@ def parse(raw: str, app: str = "the requirer") -> list[DashboardLink]:
             continue
         try:
             links.append(DashboardLink.model_validate(item))
-        except ValidationError:
+        except InvalidLinkError:
             raise InvalidLinksError(f"{app} sent a dashboard link that does not parse") from None
     return links
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from kubeflow_charms.kubernetes import (
     apply_stages,
     delete_all,
     error_status,
+    manifest_hash,
     render,
 )
 from kubeflow_charms.status import add_leader_unit_status, collected_once
@@ -51,7 +53,8 @@ GATEWAY = "gateway-metadata"
 NOTEBOOK_CONTROLLER_APP = "kubeflow-notebooks"
 KFP_UI_APP = "kfp-ui"
 TEMPLATES = Path(__file__).parent / "templates"
-HASH_KEY = "manifest-hash"  # peer app databag: what the leader applied last
+# Peer app databag: the hash of the templates and values the leader applied last.
+HASH_KEY = "manifest-hash"
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 KINDS = (
@@ -166,7 +169,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
         for workload in self._workloads:
             if services.needs_gateway(workload.name) and settings.gateway_principal is None:
                 continue  # left as it is until istio says where its gateway runs
-            if workload.container.can_connect() and workload.configure(settings):
+            if workload.configure(settings):
                 logger.info("%s (re)started with its new configuration", workload.name)
         if self.unit.is_leader() and inputs.bad_links is None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
@@ -263,21 +266,25 @@ class KubeflowDashboardCharm(ops.CharmBase):
             "links": dashboard_config.links_json(links),
             "settings": dashboard_config.SETTINGS,
         }
+        templates = {"crds": ["crds.yaml.j2"], "dashboard": ["rbac.yaml.j2", "config.yaml.j2"]}
+        # What is rendered follows from the templates and the values alone: when
+        # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
+        # as the rest of its work) and nothing is applied.
+        wanted = _templates_hash(templates, context)
+        if stored.get(HASH_KEY) == wanted and not force:
+            return
         stages = [
-            (self._resources("crds"), render(TEMPLATES, ["crds.yaml.j2"], context)),
-            (
-                self._resources("dashboard"),
-                render(TEMPLATES, ["rbac.yaml.j2", "config.yaml.j2"], context),
-            ),
+            (self._resources(scope), render(TEMPLATES, names, context))
+            for scope, names in templates.items()
         ]
         try:
-            applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
+            apply_stages(stages, None)
         except KubernetesError as e:
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
-        if stored.get(HASH_KEY) != applied:
-            stored[HASH_KEY] = applied
+        if stored.get(HASH_KEY) != wanted:
+            stored[HASH_KEY] = wanted
             logger.info("applied the Kubernetes objects (%d links)", len(inputs.links))
 
     def _resources(self, scope: str) -> Resources:
@@ -415,15 +422,16 @@ class KubeflowDashboardCharm(ops.CharmBase):
         for workload in self._workloads:
             if inputs.gateway is None and services.needs_gateway(workload.name):
                 continue  # said above
-            if not workload.container.can_connect():
+            running = workload.running()
+            if running is None:
                 event.add_status(ops.WaitingStatus(f"waiting for the {workload.name} container"))
             elif workload.failed:
                 event.add_status(
                     ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}")
                 )
-            elif not workload.is_running():
+            elif not running:
                 event.add_status(ops.MaintenanceStatus(f"starting {workload.name}"))
-            elif not workload.is_ready():
+            elif not workload.check_is_up():
                 event.add_status(ops.WaitingStatus(f"{workload.name} is not ready yet"))
         if self.unit.is_leader():
             for status in self._cluster_problems(inputs):
@@ -455,6 +463,16 @@ class KubeflowDashboardCharm(ops.CharmBase):
     def _active_message(self) -> str:
         url = self._current_inputs().url
         return url if url else f"no route: serving on port {DASHBOARD_PORT}"
+
+
+def _templates_hash(templates: dict[str, list[str]], context: dict[str, Any]) -> str:
+    """A hash of each scope's templates, in order, and of the values they are rendered with."""
+    texts = [
+        f"{scope}\0{name}\0{(TEMPLATES / name).read_text()}"
+        for scope, names in templates.items()
+        for name in names
+    ]
+    return manifest_hash(*texts, json.dumps(context, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from kubeflow_interfaces.dashboard_links import LOCATIONS, DashboardLink
+from kubeflow_interfaces.dashboard_links import LOCATIONS, DashboardLink, InvalidLinkError
 
 LINK_KEYS = frozenset({"text", "link", "location", "icon", "desc", "type"})
 SECTIONS = {
@@ -65,8 +64,8 @@ def parse_links(text: str) -> list[DashboardLink]:
             raise ValueError(f"{where}: location must be one of {', '.join(LOCATIONS)}")
         try:
             link = DashboardLink.model_validate(item)
-        except ValidationError as e:
-            field = ".".join(str(p) for p in e.errors()[0]["loc"]) or "link"
+        except InvalidLinkError as e:
+            field = e.field or "link"
             raise ValueError(f"{where}: {field} must be a string") from None
         if not link.text.strip():
             raise ValueError(f"{where}: text must not be empty")

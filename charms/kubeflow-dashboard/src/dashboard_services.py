@@ -224,11 +224,12 @@ class Workload:
         """Write files and (re)start the service when anything changed; whether it did.
 
         A service that fails to start does not stop the others: the failure is
-        logged and kept in `failed`, and the next hook tries again.
+        logged and kept in `failed`, and the next hook tries again. A container
+        whose Pebble cannot be reached is left as it is.
         """
         wanted = layer(self.name, settings)
-        running = self.is_running()
-        if running and plan_has(self.container.get_plan(), wanted):
+        running = self.running()
+        if running is None or (running and plan_has(self.container.get_plan(), wanted)):
             return False
         for f in files(self.name):
             self.container.push(f.path, f.content, make_dirs=True)
@@ -241,15 +242,24 @@ class Workload:
             return False
         return True
 
+    def running(self) -> bool | None:
+        """Whether the service runs; None when the container's Pebble cannot be reached.
+
+        One request answers both, where `can_connect()` and then the service
+        would take two.
+        """
+        try:
+            return self.is_running()
+        except (ops.pebble.ConnectionError, FileNotFoundError):
+            return None
+
     def is_running(self) -> bool:
         """Whether the service runs."""
         service = self.container.get_services(self.name).get(self.name)
         return service is not None and service.is_running()
 
-    def is_ready(self) -> bool:
-        """Whether the service runs and its ready check passes."""
-        if not self.is_running():
-            return False
+    def check_is_up(self) -> bool:
+        """Whether the service's ready check passes (ask once the service runs)."""
         name = check_name(self.name)
         check = self.container.get_checks(name).get(name)
         return check is not None and check.status == ops.pebble.CheckStatus.UP

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from kubeflow_charms.kubernetes import (
     apply_stages,
     delete_all,
     error_status,
+    manifest_hash,
     render,
 )
 from kubeflow_charms.status import add_leader_unit_status, collected_once
@@ -38,7 +40,8 @@ PEERS = "notebooks-peers"
 ROUTE = "istio-ingress-route"
 DASHBOARD_LINKS = "dashboard-links"
 TEMPLATES = Path(__file__).parent / "templates"
-HASH_KEY = "manifest-hash"  # peer app databag: the hash of what the leader applied last
+# Peer app databag: the hash of the templates and values the leader applied last.
+HASH_KEY = "manifest-hash"
 SCOPES = ("crds", "rbac")
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
@@ -153,23 +156,28 @@ class NotebooksCharm(ops.CharmBase):
             "role_name": f"{self.app.name}-{self.model.name}",
             "service_account": self.app.name,
         }
+        templates = {"crds": ["crds.yaml.j2"], "rbac": ["rbac.yaml.j2"]}
+        # What is rendered follows from the templates and the values alone: when
+        # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
+        # as the rest of its work) and nothing is applied.
+        wanted = _templates_hash(templates, context)
+        if stored.get(HASH_KEY) == wanted and not force:
+            return
         stages = [
-            (self._resources("crds"), render(TEMPLATES, ["crds.yaml.j2"], context)),
-            (self._resources("rbac"), render(TEMPLATES, ["rbac.yaml.j2"], context)),
+            (self._resources(scope), render(TEMPLATES, names, context))
+            for scope, names in templates.items()
         ]
         try:
-            applied = apply_stages(stages, stored.get(HASH_KEY), force=force)
+            apply_stages(stages, None)
         except KubernetesError as e:
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
-        if stored.get(HASH_KEY) != applied:
-            stored[HASH_KEY] = applied
+        if stored.get(HASH_KEY) != wanted:
+            stored[HASH_KEY] = wanted
             logger.info("applied the Notebook kind and the RBAC")
 
     def _reconcile_controller(self, config: NotebooksConfig) -> None:
-        if not self._controller.container.can_connect():
-            return
         layer = notebook_controller.pebble_layer(
             namespace=self.model.name, culling_idle_minutes=config.culling_idle_minutes
         )
@@ -177,8 +185,6 @@ class NotebooksCharm(ops.CharmBase):
             logger.info("notebook controller (re)started")
 
     def _reconcile_web_app(self, inputs: _Inputs) -> None:
-        if not self._web_app.container.can_connect():
-            return
         assert inputs.config is not None
         files = [File(jupyter_web_app.CONFIG_FILE, spawner_config.render(inputs.config))]
         header, prefix = inputs.user_header
@@ -239,13 +245,14 @@ class NotebooksCharm(ops.CharmBase):
             ("notebook controller", self._controller),
             ("Jupyter web app", self._web_app),
         ):
-            if not workload.container.can_connect():
+            running = workload.running()
+            if running is None:
                 problems.append(
                     ops.WaitingStatus(f"waiting for the {workload.container.name} container")
                 )
-            elif not workload.is_running():
+            elif not running:
                 problems.append(ops.MaintenanceStatus(f"starting the {name}"))
-            elif not workload.is_ready():
+            elif not workload.check_is_up():
                 problems.append(ops.WaitingStatus(f"the {name} is not ready yet"))
         return problems
 
@@ -263,6 +270,16 @@ class NotebooksCharm(ops.CharmBase):
         elif not self._current_inputs().url:
             problems.append(ops.WaitingStatus("waiting for the route's URL"))
         return problems
+
+
+def _templates_hash(templates: dict[str, list[str]], context: dict[str, str]) -> str:
+    """A hash of each scope's templates, in order, and of the values they are rendered with."""
+    texts = [
+        f"{scope}\0{name}\0{(TEMPLATES / name).read_text()}"
+        for scope, names in templates.items()
+        for name in names
+    ]
+    return manifest_hash(*texts, json.dumps(context, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: nocover

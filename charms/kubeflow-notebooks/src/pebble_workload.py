@@ -38,10 +38,11 @@ class PebbleWorkload:
     def configure(self, layer: ops.pebble.LayerDict, files: Sequence[File] = ()) -> bool:
         """Write the files and (re)start the service when the plan differs; whether it did.
 
-        With the plan as wanted and the service running, nothing is written.
+        With the plan as wanted and the service running, nothing is written; a
+        container whose Pebble cannot be reached is left as it is.
         """
-        running = self.is_running()
-        if running and plan_has(self.container.get_plan(), layer):
+        running = self.running()
+        if running is None or (running and plan_has(self.container.get_plan(), layer)):
             return False
         for f in files:
             self.container.push(f.path, f.content, make_dirs=True)
@@ -52,14 +53,23 @@ class PebbleWorkload:
             self.container.replan()
         return True
 
+    def running(self) -> bool | None:
+        """Whether the service runs; None when the container's Pebble cannot be reached.
+
+        One request answers both, where `can_connect()` and then the service
+        would take two.
+        """
+        try:
+            return self.is_running()
+        except (ops.pebble.ConnectionError, FileNotFoundError):
+            return None
+
     def is_running(self) -> bool:
         """Whether the service runs."""
         service = self.container.get_services(self.service).get(self.service)
         return service is not None and service.is_running()
 
-    def is_ready(self) -> bool:
-        """Whether the service runs and its ready check is up."""
-        if not self.is_running():
-            return False
+    def check_is_up(self) -> bool:
+        """Whether the ready check is up (ask once the service runs)."""
         check = self.container.get_checks(self.check).get(self.check)
         return check is not None and check.status == ops.pebble.CheckStatus.UP

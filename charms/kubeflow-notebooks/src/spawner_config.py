@@ -13,7 +13,6 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # The example notebook server images the Kubeflow 1.10.0 release publishes and
 # offers by default (its web app's spawner config), and the same GPU vendors.
@@ -46,57 +45,61 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _RESOURCE_NAME = re.compile(
     r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
 )
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 # --- the items of the list options ----------------------------------------------------
 
 
-class _Item(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+@dataclasses.dataclass(frozen=True)
+class GpuVendor:
+    """A GPU vendor the form offers: the resource limit it sets and its name in the form.
+
+    Checked by hand, not by a pydantic model: the default `gpu-vendors` is read
+    on every hook, and the other options' models load only when they are set.
+    """
+
+    limits_key: str
+    ui_name: str
+
+    def dump(self) -> dict[str, str]:
+        """The vendor as the web app reads it."""
+        return {"limitsKey": self.limits_key, "uiName": self.ui_name}
 
 
-class GpuVendor(_Item):
-    """A GPU vendor the form offers: the resource limit it sets and its name in the form."""
-
-    limits_key: str = Field(alias="limitsKey", pattern=_RESOURCE_NAME.pattern)
-    ui_name: str = Field(alias="uiName", min_length=1, max_length=64)
+_GPU_VENDOR_KEYS = {"limitsKey": "limits_key", "uiName": "ui_name"}
 
 
-class _Affinity(_Item):
-    node_affinity: dict[str, Any] | None = Field(None, alias="nodeAffinity")
-    pod_affinity: dict[str, Any] | None = Field(None, alias="podAffinity")
-    pod_anti_affinity: dict[str, Any] | None = Field(None, alias="podAntiAffinity")
-
-
-class AffinityOption(_Item):
-    """A choice of node (or pod) affinity the form offers."""
-
-    config_key: str = Field(alias="configKey", pattern=_KEY.pattern)
-    display_name: str = Field(alias="displayName", min_length=1, max_length=128)
-    affinity: _Affinity
-
-
-class Toleration(_Item):
-    """One toleration of a pod, as Kubernetes writes it."""
-
-    key: str = ""
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
-    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = ""
-    toleration_seconds: int | None = Field(None, alias="tolerationSeconds")
-
-
-class TolerationGroup(_Item):
-    """A named set of tolerations the form offers."""
-
-    group_key: str = Field(alias="groupKey", pattern=_KEY.pattern)
-    display_name: str = Field(alias="displayName", min_length=1, max_length=128)
-    tolerations: list[Toleration] = Field(min_length=1)
+def _gpu_vendor(item: Any) -> GpuVendor:
+    """One `gpu-vendors` item; ValueError("<where>: <why>") names its first wrong key."""
+    if not isinstance(item, dict):
+        raise ValueError(": must be a map with limitsKey and uiName")
+    values: dict[str, Any] = {}
+    for key, value in item.items():  # the form's names, or the field names
+        if key in _GPU_VENDOR_KEYS:
+            values[_GPU_VENDOR_KEYS[key]] = value
+        elif key in _GPU_VENDOR_KEYS.values():
+            values.setdefault(key, value)
+        else:
+            raise ValueError(f".{key}: unknown key (limitsKey and uiName only)")
+    for alias, name in _GPU_VENDOR_KEYS.items():
+        value = values.get(name)
+        if name not in values:
+            raise ValueError(f".{alias}: missing")
+        if not isinstance(value, str):
+            raise ValueError(f".{alias}: must be a string")
+    if not _RESOURCE_NAME.match(values["limits_key"]):
+        raise ValueError(".limitsKey: must be a resource name like nvidia.com/gpu")
+    if not 1 <= len(values["ui_name"]) <= 64:
+        raise ValueError(".uiName: must be 1 to 64 characters")
+    return GpuVendor(**values)
 
 
 def _dump(items: list[Any]) -> list[dict[str, Any]]:
-    return [i.model_dump(by_alias=True, exclude_none=True) for i in items]
+    return [i.dump() if isinstance(i, GpuVendor) else _dump_model(i) for i in items]
+
+
+def _dump_model(item: Any) -> dict[str, Any]:
+    return item.model_dump(by_alias=True, exclude_none=True)
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -129,8 +132,14 @@ def parse_images(option: str, text: str) -> list[str]:
     return images
 
 
-def _parse_items(option: str, text: str, model: type[_Item], key: str) -> list[Any]:
+def _parse_items(option: str, text: str, model_name: str, key: str) -> list[Any]:
     raw = _yaml_list(option, text)
+    if not raw:
+        return []
+    import spawner_items  # pydantic: only for an option that lists items
+    from pydantic import ValidationError
+
+    model = getattr(spawner_items, model_name)
     items = []
     for index, item in enumerate(raw):
         try:
@@ -147,17 +156,26 @@ def _parse_items(option: str, text: str, model: type[_Item], key: str) -> list[A
 
 def parse_gpu_vendors(text: str) -> list[GpuVendor]:
     """The `gpu-vendors` option."""
-    return _parse_items("gpu-vendors", text, GpuVendor, "limits_key")
+    vendors = []
+    for index, item in enumerate(_yaml_list("gpu-vendors", text)):
+        try:
+            vendors.append(_gpu_vendor(item))
+        except ValueError as e:
+            raise ValueError(f"gpu-vendors: item {index}{e}") from None
+    keys = [v.limits_key for v in vendors]
+    if len(set(keys)) != len(keys):
+        raise ValueError("gpu-vendors: two items have the same limitsKey")
+    return vendors
 
 
-def parse_affinity_options(text: str) -> list[AffinityOption]:
-    """The `affinity-options` option."""
-    return _parse_items("affinity-options", text, AffinityOption, "config_key")
+def parse_affinity_options(text: str) -> list[Any]:
+    """The `affinity-options` option (spawner_items.AffinityOption)."""
+    return _parse_items("affinity-options", text, "AffinityOption", "config_key")
 
 
-def parse_toleration_groups(text: str) -> list[TolerationGroup]:
-    """The `toleration-groups` option."""
-    groups = _parse_items("toleration-groups", text, TolerationGroup, "group_key")
+def parse_toleration_groups(text: str) -> list[Any]:
+    """The `toleration-groups` option (spawner_items.TolerationGroup)."""
+    groups = _parse_items("toleration-groups", text, "TolerationGroup", "group_key")
     for group in groups:
         for t in group.tolerations:
             if t.operator == "Exists" and t.value:

@@ -40,6 +40,7 @@ print(json.dumps({
     "before": before,
     "lightkube": "lightkube" in sys.modules,
     "charmlibs": sorted(m for m in sys.modules if m.startswith("charmlibs")),
+    "pydantic": "pydantic" in sys.modules,
     "first_applies": first,
     "applies": len(applied) - first,
     "relations_unchanged": again.relations == out.relations,
@@ -63,6 +64,7 @@ def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
     assert outcome["applies"] == 0
     assert outcome["lightkube"] is False
     assert outcome["charmlibs"] == []
+    assert outcome["pydantic"] is False  # neither the links nor the config need it
     assert outcome["relations_unchanged"] is True
     assert outcome["plans_unchanged"] is True
     assert outcome["pebble_writes"] == []
