@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import ops
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kubeflow_interfaces import _databag
 from kubeflow_interfaces.s3 import (
-    InvalidS3DataError,
     _quiet_s3_client_loggers,  # pyright: ignore[reportPrivateUsage]
     is_valid_bucket_name,
 )
@@ -66,13 +64,6 @@ class S3ProviderData(_databag.Databag):
         return value if value in ("path", "host") else None
 
 
-class S3Credentials(_databag.Databag):
-    """Content of the secret named by `secret-extra`."""
-
-    access_key: str = Field(min_length=1, repr=False)
-    secret_key: str = Field(min_length=1, repr=False)
-
-
 class S3ConnectionInfo(BaseModel):
     """Everything a client needs to reach the bucket; what requirers consume."""
 
@@ -114,16 +105,3 @@ class S3ConnectionInfo(BaseModel):
             config=config,
             verify=ca_bundle_path if ca_bundle_path else None,
         )
-
-
-def load(model: type[_databag.T], data: ops.RelationDataContent) -> _databag.T:
-    """Parse a databag into `model`; InvalidS3DataError names the fields that did not parse."""
-    return _databag.load(model, data, InvalidS3DataError, "s3")
-
-
-# The keys a provider writes: the credentials in clear (v0) are read, never written.
-PROVIDER_KEYS = {
-    field.alias or name
-    for name, field in S3ProviderData.model_fields.items()
-    if name not in ("access_key", "secret_key")
-}

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import ops
@@ -48,12 +50,7 @@ import ops
 if TYPE_CHECKING:
     from ops import testing
 
-    from kubeflow_interfaces._s3_models import (
-        S3ConnectionInfo,
-        S3Credentials,
-        S3ProviderData,
-        S3RequirerData,
-    )
+    from kubeflow_interfaces._s3_models import S3ConnectionInfo, S3ProviderData
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +62,15 @@ SECRET_FIELDS = ("access-key", "secret-key")
 _SECRET_LABEL = "{endpoint}-{relation_id}"  # noqa: S105 - a label, not a secret
 
 
-_MODELS = ("S3RequirerData", "S3ProviderData", "S3Credentials", "S3ConnectionInfo")
+_MODELS = ("S3RequirerData", "S3ProviderData", "S3ConnectionInfo")
 
 
 def __getattr__(name: str) -> Any:
-    """The pydantic models, imported on first use (a settled hook needs none)."""
+    """The pydantic models, imported on first use (a settled hook needs none).
+
+    A settled provider reads and compares with the plain classes below
+    (`S3Request`, `S3ProviderInfo`, `S3Credentials`) instead.
+    """
     if name in _MODELS:
         from kubeflow_interfaces import _s3_models
 
@@ -156,6 +157,129 @@ def _read_provider_data(data: ops.RelationDataContent) -> dict[str, Any]:
     return read
 
 
+# The keys a provider writes: the credentials in clear (v0) are read, never written.
+PROVIDER_KEYS = frozenset(
+    {
+        "bucket",
+        "path",
+        "endpoint",
+        "region",
+        "s3-uri-style",
+        "storage-class",
+        "s3-api-version",
+        "tls-ca-chain",
+        "attributes",
+        "secret-extra",
+        "version",
+        "lib-version",
+    }
+)
+_URI_STYLES = ("path", "host")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class S3Credentials:
+    """Content of the secret named by `secret-extra`: `access-key` and `secret-key`."""
+
+    access_key: str = dataclasses.field(repr=False)
+    secret_key: str = dataclasses.field(repr=False)
+
+    def __post_init__(self):
+        bad = [key for key, value in self.dump().items() if not _non_empty(value)]
+        if bad:
+            raise ValueError(f"invalid s3 credentials ({', '.join(bad)})")
+
+    @classmethod
+    def from_content(cls, content: Mapping[str, str]) -> S3Credentials:
+        """Read a secret's content; ValueError when a key is missing or empty."""
+        return cls(
+            access_key=content.get("access-key", ""), secret_key=content.get("secret-key", "")
+        )
+
+    def dump(self) -> dict[str, str]:
+        """The secret's content."""
+        return {"access-key": self.access_key, "secret-key": self.secret_key}
+
+
+def _non_empty(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class S3Request:
+    """What a requirer asked for, as read from its databag."""
+
+    bucket: str | None = None
+    path: str | None = None
+    requested_secrets: tuple[str, ...] | None = None
+    version: str | None = None
+    lib_version: str | None = None
+
+
+def _read_request(data: Mapping[str, str]) -> S3Request:
+    """The requirer's databag; InvalidS3DataError names the keys that do not parse."""
+    bad: list[str] = []
+    bucket = data.get("bucket")
+    if bucket is not None and not is_valid_bucket_name(bucket):
+        bad.append("bucket")
+    requested = None
+    if REQUESTED_SECRETS_KEY in data:
+        decoded = _json_list(data[REQUESTED_SECRETS_KEY])
+        if all(isinstance(item, str) for item in decoded):
+            requested = tuple(decoded)
+        else:
+            bad.append(REQUESTED_SECRETS_KEY)
+    if bad:
+        raise InvalidS3DataError(f"invalid s3 relation data ({', '.join(sorted(bad))})")
+    return S3Request(
+        bucket=bucket,
+        path=data.get("path"),
+        requested_secrets=requested,
+        version=data.get("version"),
+        lib_version=data.get("lib-version"),
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class S3ProviderInfo:
+    """What a provider publishes on a relation, but the credentials (they go in a secret)."""
+
+    bucket: str | None = None
+    path: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    s3_uri_style: Literal["path", "host"] | None = None
+    storage_class: str | None = None
+    s3_api_version: str | None = None
+    tls_ca_chain: tuple[str, ...] | None = None
+    attributes: tuple[str, ...] | None = None
+
+    def dump(self) -> dict[str, str]:
+        """Databag strings, dashed keys; unset fields and an unknown uri style left out."""
+        out: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None or (field.name == "s3_uri_style" and value not in _URI_STYLES):
+                continue
+            key = field.name.replace("_", "-")
+            out[key] = json.dumps(list(value)) if isinstance(value, tuple) else str(value)
+        return out
+
+
+def _write_owned(databag: ops.RelationDataContent, wanted: dict[str, str]) -> bool:
+    """Make the provider's keys in `databag` hold `wanted`, writing only what changed."""
+    changed = False
+    for key in PROVIDER_KEYS - wanted.keys():
+        if key in databag:
+            del databag[key]
+            changed = True
+    for key, value in wanted.items():
+        if databag.get(key) != value:
+            databag[key] = value
+            changed = True
+    return changed
+
+
 def _request_databag(bucket: str | None, path: str | None) -> dict[str, str]:
     """What a v1 requirer writes; ValueError for an invalid bucket name."""
     if bucket is not None and not is_valid_bucket_name(bucket):
@@ -181,13 +305,11 @@ class S3Provider:
         """Every relation on the endpoint, in id order."""
         return sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
 
-    def request(self, relation: ops.Relation) -> S3RequirerData:
+    def request(self, relation: ops.Relation) -> S3Request:
         """The requirer's wishes; raises InvalidS3DataError when they do not parse."""
-        from kubeflow_interfaces import _s3_models
-
         if relation.app is None:
-            return _s3_models.S3RequirerData()
-        return _s3_models.load(_s3_models.S3RequirerData, relation.data[relation.app])
+            return S3Request()
+        return _read_request(relation.data[relation.app])
 
     def requirer_format(self, relation: ops.Relation) -> RequirerFormat:
         """Which format the requirer speaks, from what it has written.
@@ -207,7 +329,7 @@ class S3Provider:
     def publish(
         self,
         relation: ops.Relation,
-        data: S3ProviderData,
+        data: S3ProviderInfo | S3ProviderData,
         credentials: S3Credentials,
     ) -> bool:
         """Write connection data and the credentials secret; leader only.
@@ -215,22 +337,21 @@ class S3Provider:
         Returns whether anything was written (a reconcile with nothing to
         change writes nothing).
         """
-        from kubeflow_interfaces import _databag, _s3_models
-
         secret, changed = self._ensure_secret(relation, credentials.dump())
         databag = relation.data[self._charm.app]
-        wanted = data.model_copy(
-            update={
-                "secret_extra": self._secret_uri(secret, databag),
+        wanted = data.dump()
+        wanted.pop("tls-ca-chain", None)
+        if data.tls_ca_chain:
+            wanted["tls-ca-chain"] = json.dumps([_cert_to_wire(c) for c in data.tls_ca_chain])
+        wanted.update(
+            {
+                "secret-extra": self._secret_uri(secret, databag),
                 "version": SCHEMA_VERSION,
-                "lib_version": LIB_VERSION,
-                "tls_ca_chain": [_cert_to_wire(c) for c in data.tls_ca_chain]
-                if data.tls_ca_chain
-                else None,
+                "lib-version": LIB_VERSION,
             }
-        ).dump()
+        )
         before = dict(databag)
-        _databag.write(databag, wanted, _s3_models.PROVIDER_KEYS)
+        _write_owned(databag, wanted)
         return changed or dict(databag) != before
 
     def update_credentials(self, credentials: S3Credentials) -> None:
@@ -436,7 +557,7 @@ def relation_for_requirer(
     """
     from ops import testing
 
-    from kubeflow_interfaces._s3_models import S3Credentials, S3ProviderData
+    from kubeflow_interfaces._s3_models import S3ProviderData
 
     credentials = S3Credentials(access_key=access_key, secret_key=secret_key)
     data = S3ProviderData(

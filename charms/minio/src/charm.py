@@ -128,7 +128,7 @@ def _user_credentials(option: str, secret: ops.Secret) -> s3.S3Credentials:
             f"{option}: cannot read the secret; grant it to this application"
         ) from None
     try:
-        return s3.S3Credentials.model_validate(content)
+        return s3.S3Credentials.from_content(content)
     except ValueError:
         raise ValueError(
             f"{option}: the secret needs the keys access-key and secret-key"
@@ -281,7 +281,7 @@ class MinioCharm(ops.CharmBase):
         except ops.SecretNotFoundError:
             return None, None
         try:
-            return secret, s3.S3Credentials.model_validate(content)
+            return secret, s3.S3Credentials.from_content(content)
         except ValueError:
             logger.warning("the %s secret is malformed; it will be replaced", ROOT_SECRET_LABEL)
             return secret, None
@@ -323,7 +323,7 @@ class MinioCharm(ops.CharmBase):
 
     def _answer(
         self, relation: ops.Relation, config: MinioConfig
-    ) -> tuple[s3.S3ProviderData | None, _Unanswered | None]:
+    ) -> tuple[s3.S3ProviderInfo | None, _Unanswered | None]:
         """Return what to publish on a relation, or None and why it cannot be answered."""
         app = relation.app.name if relation.app else "?"
         speaks = self._provider.requirer_format(relation)
@@ -338,7 +338,7 @@ class MinioCharm(ops.CharmBase):
             return None, _Unanswered("invalid", f"{app} asked for bucket {asked!r}")
         bucket = request.bucket or config.default_bucket
         if config.mode == "server":
-            data = s3.S3ProviderData(
+            data = s3.S3ProviderInfo(
                 bucket=bucket,
                 path=request.path or None,
                 endpoint=self._service_url,
@@ -346,17 +346,17 @@ class MinioCharm(ops.CharmBase):
                 s3_uri_style=minio_server.URI_STYLE,
             )
         else:
-            data = s3.S3ProviderData(
+            data = s3.S3ProviderInfo(
                 bucket=bucket,
                 path=request.path or None,
                 endpoint=config.endpoint,
                 region=config.external_region,
                 s3_uri_style=config.external_uri_style,
-                tls_ca_chain=config.ca_chain or None,
+                tls_ca_chain=tuple(config.ca_chain) or None,
             )
         return data, None
 
-    def _is_answered(self, relation: ops.Relation, wanted: s3.S3ProviderData) -> bool:
+    def _is_answered(self, relation: ops.Relation, wanted: s3.S3ProviderInfo) -> bool:
         """Whether this relation already has this bucket on this endpoint published."""
         ours = relation.data[self.app]
         return (

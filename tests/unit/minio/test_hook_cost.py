@@ -96,3 +96,87 @@ def test_unanswered_relation_loads_boto3_to_make_its_bucket():
 
     assert outcome["boto3"] is True
     assert outcome["unchanged"] is True  # nothing listens there, so nothing is answered
+
+
+# The same settled hook, its model built from plain databags: nothing here loads pydantic,
+# so whether the hook does shows.
+SETTLED_SCRIPT = r"""
+import json, sys
+from charm_loader import load_charm
+from ops import testing
+from kubeflow_interfaces import s3
+
+charm = load_charm("minio")
+import minio_server
+
+minio_server.LOCAL_ENDPOINT = "http://127.0.0.1:9"  # nothing there: never reached
+creds = s3.S3Credentials(access_key="rootaccess", secret_key="rootsecret-123")
+root = testing.Secret(tracked_content=creds.dump(), owner="app", label="root-credentials")
+request = {
+    "bucket": "mlpipeline",
+    s3.REQUESTED_SECRETS_KEY: json.dumps(list(s3.SECRET_FIELDS)),
+    "version": s3.SCHEMA_VERSION,
+    "lib-version": s3.LIB_VERSION,
+}
+relation = testing.Relation("s3-credentials", interface="s3", remote_app_name="kfp")
+shared = testing.Secret(
+    tracked_content=creds.dump(),
+    owner="app",
+    label=f"s3-credentials-{relation.id}",
+    remote_grants={relation.id: {"kfp"}},
+)
+local = {
+    "bucket": "mlpipeline",
+    "endpoint": "http://minio.kubeflow.svc.cluster.local:9000",
+    "region": "us-east-1",
+    "s3-uri-style": "path",
+    "secret-extra": shared.id,
+    "version": s3.SCHEMA_VERSION,
+    "lib-version": s3.LIB_VERSION,
+}
+relation = testing.Relation(
+    "s3-credentials",
+    interface="s3",
+    id=relation.id,
+    remote_app_name="kfp",
+    remote_app_data=request,
+    local_app_data=local,
+)
+container = testing.Container(
+    "minio",
+    can_connect=True,
+    layers={"minio": minio_server.pebble_layer(creds)},
+    service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+)
+state = testing.State(
+    leader=True,
+    relations={relation},
+    secrets={root, shared},
+    containers={container},
+    storages={testing.Storage("data")},
+    opened_ports={testing.TCPPort(9000), testing.TCPPort(9001)},
+    model=testing.Model(name="kubeflow"),
+)
+before = "pydantic" in sys.modules
+ctx = testing.Context(charm.MinioCharm)
+out = ctx.run(ctx.on.update_status(), state)
+print(json.dumps({
+    "before": before,
+    "pydantic": "pydantic" in sys.modules,
+    "unchanged": out.get_relation(relation.id).local_app_data == local,
+    "secrets_unchanged": out.secrets == state.secrets,
+    "app_status": f"{out.app_status.name}: {out.app_status.message}",
+}))
+"""
+
+
+def test_settled_update_status_does_not_load_pydantic():
+    outcome = run_fresh(SETTLED_SCRIPT)
+
+    assert outcome == {
+        "before": False,
+        "pydantic": False,
+        "unchanged": True,
+        "secrets_unchanged": True,
+        "app_status": "active: 1 bucket request(s) served",
+    }
