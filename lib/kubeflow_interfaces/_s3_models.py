@@ -1,8 +1,9 @@
 """The pydantic models of the `s3` interface (see `kubeflow_interfaces.s3`).
 
-Apart from `s3` so that a hook which only checks the relation (a settled
-update-status) does not import pydantic: `s3` loads this module on first
-use of a model.
+Apart from `s3` so that a settled hook does not import pydantic: the
+requirer checks the relation and the provider reads requests and publishes
+with plain classes in `s3`, which loads this module on first use of a model
+(the connection info with its S3 client, the test helpers).
 """
 
 from __future__ import annotations
