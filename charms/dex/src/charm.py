@@ -163,6 +163,8 @@ class DexCharm(ops.CharmBase):
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
         self._dropped: list[str] = []
+        # The admin secret and its content as this hook last read or wrote them.
+        self._admin: tuple[ops.Secret | None, dict[str, str] | None] | None = None
         self._reread = False  # read the registrations again, not from the peer record
 
         on = self.on
@@ -287,7 +289,15 @@ class DexCharm(ops.CharmBase):
         return issuer_from_url(url) if url else None
 
     def _admin_secret(self) -> tuple[ops.Secret | None, dict[str, str] | None]:
-        """Return the admin's secret and its content, where it exists and is whole."""
+        """Return the admin's secret and its content, where it exists and is whole.
+
+        Read once a hook: the status check after the reconcile asks again.
+        """
+        if self._admin is None:
+            self._admin = self._read_admin_secret()
+        return self._admin
+
+    def _read_admin_secret(self) -> tuple[ops.Secret | None, dict[str, str] | None]:
         try:
             secret = self.model.get_secret(label=ADMIN_SECRET_LABEL)
             content = secret.get_content(refresh=True)
@@ -320,6 +330,7 @@ class DexCharm(ops.CharmBase):
                 peers.data[self.app][ADMIN_SECRET_KEY] = secret.id
         else:
             secret.set_content(content)
+        self._admin = None  # read it again, as Juju has it now
         logger.info("generated the password of the Dex admin user")
         return content["hash"]
 
