@@ -1054,10 +1054,14 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
     )
 
     # What the leader keeps in the peer databag: the admin secret it made, the
-    # clients it issued.
+    # clients it issued, the registrations as it read them from the gateway's data.
     issued = [
         {"relation-id": OAUTH_ID, "client-id": client.client_id, "secret-id": client_secret_uri}
     ]
+    from oauth_clients import registrations_digest, registrations_record
+
+    registered = dict(world.bag(OAUTH_ID, "oidc-gateway"))
+    digest = registrations_digest([(OAUTH_ID, "oidc-gateway", registered)])
     peers = Relation.peer(
         charm.PEERS,
         DEX_PEERS_ID,
@@ -1065,6 +1069,7 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
         {
             charm.ADMIN_SECRET_KEY: f"secret:{ADMIN_SECRET}",
             charm.ISSUED_CLIENTS_KEY: json.dumps(issued),
+            charm.REGISTRATIONS_KEY: registrations_record(digest, [client], []),
         },
     )
     model = Model(

@@ -30,7 +30,14 @@ from identities import (
     parse_static_users,
     resolve_connectors,
 )
-from oauth_clients import ROTATION_KEY, InvalidRegistrationError, OAuthClients, Registration
+from oauth_clients import (
+    ROTATION_KEY,
+    InvalidRegistrationError,
+    OAuthClients,
+    Registration,
+    load_registrations_record,
+    registrations_record,
+)
 
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
@@ -47,6 +54,9 @@ ADMIN_SECRET_LABEL = "admin-credentials"  # noqa: S105 - a label, not a password
 ISSUED_CLIENTS_KEY = "oauth-clients"
 # Peer app databag: the admin user's secret, once the leader has made it.
 ADMIN_SECRET_KEY = "admin-secret-id"  # noqa: S105 - a key name, not a secret
+# Peer app databag: the registrations as the leader last read them, with the
+# digest of the requirer data they were read from (see _registrations).
+REGISTRATIONS_KEY = "oauth-registrations"
 NO_LOGIN = "no way to log in: set connectors, static-users-secret-id or admin-username"
 
 
@@ -153,6 +163,9 @@ class DexCharm(ops.CharmBase):
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
         self._dropped: list[str] = []
+        # The admin secret and its content as this hook last read or wrote them.
+        self._admin: tuple[ops.Secret | None, dict[str, str] | None] | None = None
+        self._reread = False  # read the registrations again, not from the peer record
 
         on = self.on
         for event in (
@@ -180,8 +193,10 @@ class DexCharm(ops.CharmBase):
 
     # --- reconcile --------------------------------------------------------------------
 
-    def _reconcile(self, _: ops.EventBase | None = None) -> None:
+    def _reconcile(self, event: ops.EventBase | None = None) -> None:
         """Bring Dex, its clients and the relations to what the inputs say."""
+        # New charm code may read the same registrations differently.
+        self._reread = isinstance(event, ops.UpgradeCharmEvent)
         self._route.publish()
         inputs = self._read_inputs()
         self._inputs = inputs
@@ -274,7 +289,15 @@ class DexCharm(ops.CharmBase):
         return issuer_from_url(url) if url else None
 
     def _admin_secret(self) -> tuple[ops.Secret | None, dict[str, str] | None]:
-        """Return the admin's secret and its content, where it exists and is whole."""
+        """Return the admin's secret and its content, where it exists and is whole.
+
+        Read once a hook: the status check after the reconcile asks again.
+        """
+        if self._admin is None:
+            self._admin = self._read_admin_secret()
+        return self._admin
+
+    def _read_admin_secret(self) -> tuple[ops.Secret | None, dict[str, str] | None]:
         try:
             secret = self.model.get_secret(label=ADMIN_SECRET_LABEL)
             content = secret.get_content(refresh=True)
@@ -307,16 +330,36 @@ class DexCharm(ops.CharmBase):
                 peers.data[self.app][ADMIN_SECRET_KEY] = secret.id
         else:
             secret.set_content(content)
+        self._admin = None  # read it again, as Juju has it now
         logger.info("generated the password of the Dex admin user")
         return content["hash"]
 
     # --- oauth clients ----------------------------------------------------------------
 
     def _registrations(self) -> list[tuple[ops.Relation, Registration]]:
-        """Every registered client Dex can serve; the refused ones are kept for status."""
-        registrations: list[tuple[ops.Relation, Registration]] = []
+        """Every registered client Dex can serve; the refused ones are kept for status.
+
+        Reading a registration needs the oauth library, whose import costs about
+        as much as a settled hook: while the requirers' data is what the leader
+        last read (the same digest), every unit takes the registrations from the
+        leader's record in the peer databag instead.
+        """
+        relations = {relation.id: relation for relation in self._oauth.relations}
+        digest = self._oauth.digest()
+        record = None if self._reread else self._read_registrations(digest)
+        if record is None:
+            record = self._parse_registrations()
+            if self.unit.is_leader():
+                self._write_registrations(digest, *record)
+        parsed, refused = record
+        self._refused = refused
+        self._dropped = [f"{r.app}: {r.dropped}" for r in parsed if r.dropped]
+        return [(relations[r.relation_id], r) for r in parsed if r.relation_id in relations]
+
+    def _parse_registrations(self) -> tuple[list[Registration], list[str]]:
+        """Read every relation's registration with the library; the refused ones, why."""
+        registrations: list[Registration] = []
         refused: list[str] = []
-        dropped: list[str] = []
         for relation in self._oauth.relations:
             app = relation.app.name if relation.app else "?"
             try:
@@ -325,12 +368,36 @@ class DexCharm(ops.CharmBase):
                 refused.append(f"{app}: {e}")
                 continue
             if registration is not None:
-                registrations.append((relation, registration))
-                if registration.dropped:
-                    dropped.append(f"{app}: {registration.dropped}")
-        self._refused = refused
-        self._dropped = dropped
-        return registrations
+                registrations.append(registration)
+        return registrations, refused
+
+    def _read_registrations(self, digest: str) -> tuple[list[Registration], list[str]] | None:
+        """The leader's record of the registrations, if it was read from this very data."""
+        relation = self.model.get_relation(PEERS)
+        text = relation.data[self.app].get(REGISTRATIONS_KEY) if relation else None
+        if not text:
+            return None
+        try:
+            return load_registrations_record(text, digest)
+        except ValueError:
+            logger.warning("the peer record of oauth registrations does not parse")
+            return None
+
+    def _write_registrations(
+        self, digest: str | None, parsed: list[Registration], refused: list[str]
+    ) -> None:
+        """Leader: record the registrations as read, for the next hooks; None removes it."""
+        relation = self.model.get_relation(PEERS)
+        if relation is None:
+            return
+        databag = relation.data[self.app]
+        if digest is None:
+            if REGISTRATIONS_KEY in databag:
+                del databag[REGISTRATIONS_KEY]
+            return
+        wanted = registrations_record(digest, parsed, refused)
+        if databag.get(REGISTRATIONS_KEY) != wanted:
+            databag[REGISTRATIONS_KEY] = wanted
 
     def _reconcile_clients(self, issuer: str) -> list[dict[str, object]]:
         """Dex's static clients; the leader issues credentials to new ones first."""
@@ -353,6 +420,8 @@ class DexCharm(ops.CharmBase):
                     entry["rotation"] = rotation  # a rotated secret keeps its id: wake the others
                 issued.append(entry)
             self._write_issued_clients(issued)
+            if not relations:
+                self._write_registrations(None, [], [])
         else:
             listed = self._read_issued_clients()
             for relation, registration in registrations:

@@ -27,14 +27,21 @@ Each key is present only while something is dropped. Only a registration
 Dex cannot serve at all is refused: one that does not parse, that the
 library's own checks reject (an invalid redirect URI), or that asks for no
 grant type Dex serves.
+
+Parsing a registration is what needs the library; `digest` of the raw
+requirer data lets the charm keep the registrations it read last and read
+them again only when that data changes. The client secrets are read through
+ops, so a hook that issues nothing does not need the library at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import ops
@@ -46,6 +53,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLIENT_SECRET_BYTES = 32
+# How the library labels the client secret it makes for a relation, and the
+# key of the secret in it (charmlibs-interfaces-oauth 1.2.0, _oauth.py:
+# OAuthProvider._get_secret_label, CLIENT_SECRET_FIELD).
+CLIENT_SECRET_LABEL = "client_secret_{}"  # noqa: S105 - a label, not a secret
+CLIENT_SECRET_FIELD = "secret"  # noqa: S105 - a key name, not a secret
 
 
 class InvalidRegistrationError(Exception):
@@ -76,6 +88,27 @@ class Registration:
         if self.dropped_grant_types:
             parts.append(f"grant type {', '.join(self.dropped_grant_types)}")
         return " and ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The registration as plain JSON data; `from_dict` reads it back."""
+        return {
+            "relation-id": self.relation_id,
+            "app": self.app,
+            "redirect-uris": list(self.redirect_uris),
+            "dropped-scopes": list(self.dropped_scopes),
+            "dropped-grant-types": list(self.dropped_grant_types),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Registration:
+        """A registration `to_dict` wrote; KeyError or TypeError when it is not one."""
+        return cls(
+            relation_id=int(data["relation-id"]),
+            app=str(data["app"]),
+            redirect_uris=tuple(str(u) for u in data["redirect-uris"]),
+            dropped_scopes=tuple(str(s) for s in data["dropped-scopes"]),
+            dropped_grant_types=tuple(str(g) for g in data["dropped-grant-types"]),
+        )
 
     def static_client(self, client_secret: str) -> dict[str, Any]:
         """The client as Dex's staticClients lists it."""
@@ -126,6 +159,13 @@ class OAuthClients:
         """Every relation on the endpoint, in id order."""
         return sorted(self._charm.model.relations[self._endpoint], key=lambda r: r.id)
 
+    def digest(self) -> str:
+        """A short digest of every registration as the requirers wrote it, with relation ids."""
+        return registrations_digest(
+            (r.id, r.app.name if r.app else None, dict(r.data[r.app]) if r.app else {})
+            for r in self.relations
+        )
+
     def registration(self, relation: ops.Relation) -> Registration | None:
         """The client the requirer registered, None while it has registered none.
 
@@ -161,8 +201,15 @@ class OAuthClients:
         )
 
     def client_secret(self, relation: ops.Relation) -> str | None:
-        """The client secret issued on this relation, if there is one yet."""
-        return self._lib.get_client_secret(relation)
+        """The client secret issued on this relation, if there is one yet.
+
+        Read as the library reads it (`OAuthProvider.get_client_secret`), through ops.
+        """
+        try:
+            secret = self._charm.model.get_secret(label=CLIENT_SECRET_LABEL.format(relation.id))
+        except ops.SecretNotFoundError:
+            return None
+        return secret.get_content(refresh=True).get(CLIENT_SECRET_FIELD)
 
     def publish_provider_info(self, issuer: str, internal: str) -> bool:
         """Leader: give every requirer the issuer and endpoints; write only what changed."""
@@ -220,6 +267,41 @@ class OAuthClients:
     def forget(self, relation: ops.Relation) -> None:
         """Leader, relation gone: remove its client secret."""
         self._lib.remove_secret(relation)
+
+
+def registrations_digest(sources: Iterable[tuple[int, str | None, dict[str, str]]]) -> str:
+    """A short digest of (relation id, requirer app, its app databag) of each relation."""
+    text = json.dumps([list(source) for source in sources], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def registrations_record(
+    digest: str, registrations: Iterable[Registration], refused: Iterable[str]
+) -> str:
+    """The registrations as read, and the refusals, with the digest of what they came from."""
+    record = {
+        "digest": digest,
+        "registrations": [r.to_dict() for r in registrations],
+        "refused": list(refused),
+    }
+    return json.dumps(record, sort_keys=True)
+
+
+def load_registrations_record(
+    text: str, digest: str
+) -> tuple[list[Registration], list[str]] | None:
+    """The registrations and refusals a record holds; None if read from other data.
+
+    Raises ValueError when the text is not such a record.
+    """
+    try:
+        record = json.loads(text)
+        if record["digest"] != digest:
+            return None
+        registrations = [Registration.from_dict(r) for r in record["registrations"]]
+        return registrations, [str(r) for r in record["refused"]]
+    except (TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"not a record of registrations: {e!r}") from None
 
 
 def _unique(items: Any) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ route = istio_ingress_route.relation_for_requirer(
     local_app_data={"config": route_config} if case != "first-run" else {},
 )
 relations = {route, testing.PeerRelation("dex-peers")}
-if case == "oauth":
+if case in ("oauth", "oauth-settled"):
     relations.add(
         testing.Relation(
             "oauth",
@@ -70,6 +70,10 @@ heavy = (
 if case != "first-run":
     # Settle, then the hook that matters: update-status with nothing to change.
     state = ctx.run(ctx.on.config_changed(), state)
+    if case == "oauth-settled":
+        # Settling read the registration with the library: forget it was imported.
+        for name in [m for m in sys.modules if m.startswith(heavy)]:
+            del sys.modules[name]
     out = ctx.run(ctx.on.update_status(), state)
     unchanged = out.relations == state.relations and out.secrets == state.secrets
 else:
@@ -114,6 +118,21 @@ def test_settled_hook_with_oauth_relation_loads_the_oauth_library_only():
     assert outcome["charmlibs.interfaces.istio_ingress_route"] is False
     assert outcome["bcrypt"] is False
     assert outcome["unchanged"] is True
+
+
+def test_settled_hook_with_oauth_relation_does_not_load_the_oauth_library():
+    # The registration is taken from the leader's record, the client secret read through ops.
+    outcome = _run("oauth-settled")
+
+    assert outcome == {
+        "charmlibs.interfaces.oauth": False,
+        "charmlibs.interfaces.istio_ingress_route": False,
+        "jsonschema": False,
+        "bcrypt": False,
+        "jinja2": False,
+        "unchanged": True,
+        "unit_status": "active: http://10.64.140.43/dex",
+    }
 
 
 def test_first_run_loads_bcrypt_to_hash_the_admin_password():
