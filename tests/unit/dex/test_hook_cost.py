@@ -111,9 +111,10 @@ def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
     }
 
 
-def test_settled_hook_with_oauth_relation_loads_the_oauth_library_only():
+def test_settled_hook_with_oauth_relation_loads_neither_the_route_library_nor_bcrypt():
     outcome = _run("oauth")
 
+    # Settling in this process issued the client, which loaded the oauth library.
     assert outcome["charmlibs.interfaces.oauth"] is True
     assert outcome["charmlibs.interfaces.istio_ingress_route"] is False
     assert outcome["bcrypt"] is False
