@@ -9,7 +9,9 @@ some, the `options` offered). This module checks the charm's options
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+from fractions import Fraction
 from typing import Any, Literal
 
 import yaml
@@ -41,6 +43,17 @@ WORKSPACE_MOUNT = "/home/jovyan"
 
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
 _QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_SUFFIXES = {
+    "": Fraction(1),
+    "m": Fraction(1, 1000),
+    **{s: Fraction(1000**n) for n, s in enumerate("kMGTPE", start=1)},
+    **{f"{s}i": Fraction(1024**n) for n, s in enumerate("KMGTPE", start=1)},
+}
+# Kubernetes holds no quantity greater than the largest int64 in its base unit
+# (bytes, or cores); a longer text than this is no quantity it would hold either.
+MAX_QUANTITY = 2**63 - 1
+_MAX_QUANTITY_CHARS = 64
+_FACTOR = re.compile(r"^\d{1,12}(\.\d{1,12})?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _RESOURCE_NAME = re.compile(
     r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
@@ -187,26 +200,41 @@ def parse_toleration_groups(text: str) -> list[Any]:
                     f"toleration-groups: {group.group_key}: a toleration without a key "
                     "must use operator Exists"
                 )
+            if t.toleration_seconds is not None and t.effect != "NoExecute":
+                raise ValueError(
+                    f"toleration-groups: {group.group_key}: a toleration with "
+                    "tolerationSeconds must have effect NoExecute"
+                )
     return groups
 
 
 def _quantity(option: str, value: str, *, cpu: bool = False) -> str:
-    if not _QUANTITY.match(value) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
+    match = _QUANTITY.match(value) if len(value) <= _MAX_QUANTITY_CHARS else None
+    amount = _quantity_amount(match) if match else Fraction(0)
+    if amount <= 0:
         example = "0.5 or 500m" if cpu else "5Gi"
         raise ValueError(f"{option}: must be a positive Kubernetes quantity like {example}")
     if value.endswith("m") and not cpu:
         raise ValueError(f"{option}: must be a quantity of bytes like 5Gi, not {value!r}")
+    if amount > MAX_QUANTITY:
+        unit = "cores" if cpu else "bytes"
+        raise ValueError(f"{option}: must be at most 2^63-1 {unit} (Kubernetes' largest quantity)")
     return value
+
+
+def _quantity_amount(match: re.Match[str]) -> Fraction:
+    """The exact value of a quantity `_QUANTITY` matched, in its base unit."""
+    number, suffix = match.group(1), match.group(3) or ""
+    return Fraction(number) * _SUFFIXES[suffix]
 
 
 def _limit_factor(option: str, value: str) -> str:
     if value == "none":
         return value
-    try:
-        factor = float(value)
-    except ValueError:
-        factor = 0.0
-    if factor < 1:
+    # Plain decimals only: the web app reads the factor with Python's float() on the
+    # server and Number() in the browser, which disagree on forms such as "1_0".
+    factor = float(value) if _FACTOR.match(value) else math.nan
+    if not (math.isfinite(factor) and factor >= 1):
         raise ValueError(f"{option}: must be a number of at least 1 (e.g. 1.2), or none")
     return value
 

@@ -38,7 +38,10 @@ class Toleration(_Item):
     operator: Literal["Equal", "Exists"] = "Equal"
     value: str = ""
     effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = ""
-    toleration_seconds: int | None = Field(None, alias="tolerationSeconds")
+    # An int64 in Kubernetes, which reads a negative one as 0: evict at once.
+    toleration_seconds: int | None = Field(
+        None, alias="tolerationSeconds", strict=True, ge=0, le=2**63 - 1
+    )
 
 
 class TolerationGroup(_Item):

@@ -81,13 +81,93 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("option", "value"), VALID)
+# Values the earlier checks let through: a factor that is not a finite number, a
+# quantity past what Kubernetes holds and a toleration Kubernetes would refuse or
+# read as "evict at once".
+# Kubernetes quantities: kubernetes/apimachinery pkg/api/resource/quantity.go (commit
+# eed236ce) documents that no quantity may be greater than 2^63-1 and caps a binary one
+# (math.go: maxAllowed is the largest int64), so 8Ei (2^63) and beyond are refused here.
+# Tolerations: kubernetes/kubernetes pkg/apis/core/validation/validation.go (commit
+# 000f2605) ValidateTolerations requires effect NoExecute when tolerationSeconds is set;
+# it accepts a negative tolerationSeconds, which the field's API description (core/v1
+# Toleration) says is treated as 0, "evict immediately", so the charm refuses it.
+_TOLERATION = "- {{groupKey: g, displayName: G, tolerations: [{{key: k, {}}}]}}\n"
+BAD_VALUES = [
+    ("cpu-limit-factor", "nan", "at least 1"),
+    ("cpu-limit-factor", "NaN", "at least 1"),
+    ("cpu-limit-factor", "inf", "at least 1"),
+    ("cpu-limit-factor", "Infinity", "at least 1"),
+    ("cpu-limit-factor", "1e400", "at least 1"),
+    ("cpu-limit-factor", "1" + "0" * 400, "at least 1"),
+    ("cpu-limit-factor", "-1", "at least 1"),
+    ("cpu-limit-factor", "-inf", "at least 1"),
+    ("cpu-limit-factor", "0", "at least 1"),
+    # The web app reads the factor with float() (kubeflow/kubeflow v1.10.0, components/
+    # crud-web-apps/jupyter/backend/apps/common/form.py) and Number() (frontend/src/app/
+    # pages/form/form-new/utils.ts): 10 for one, NaN for the other.
+    ("cpu-limit-factor", "1_0", "at least 1"),
+    ("cpu-limit-factor", " 2 ", "at least 1"),
+    ("memory-limit-factor", "nan", "at least 1"),
+    ("memory-limit-factor", "inf", "at least 1"),
+    ("memory-limit-factor", "1e400", "at least 1"),
+    ("workspace-volume-size", "99999999999999999999Ei", "at most 2^63-1"),
+    ("workspace-volume-size", "8Ei", "at most 2^63-1"),
+    ("workspace-volume-size", "9223372036854775808", "at most 2^63-1"),
+    ("workspace-volume-size", "9223372036854775.808k", "at most 2^63-1"),
+    ("workspace-volume-size", "1" * 5000 + "Gi", "positive Kubernetes quantity"),
+    ("memory-default", "99999999999999999999Ei", "at most 2^63-1"),
+    ("cpu-default", "9223372036854775808", "at most 2^63-1"),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: -1"),
+        "tolerationSeconds",
+    ),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: 9223372036854775808"),
+        "tolerationSeconds",
+    ),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoSchedule, tolerationSeconds: 60"),
+        "NoExecute",
+    ),
+    ("toleration-groups", _TOLERATION.format("tolerationSeconds: 60"), "NoExecute"),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: '60'"),
+        "tolerationSeconds",
+    ),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: true"),
+        "tolerationSeconds",
+    ),
+]
+BORDER_VALUES = [
+    ("workspace-volume-size", "7Ei"),
+    ("workspace-volume-size", "9223372036854775807"),
+    ("memory-default", "8191Pi"),
+    ("cpu-limit-factor", "1"),
+    ("cpu-limit-factor", "12.5"),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: 0"),
+    ),
+    (
+        "toleration-groups",
+        _TOLERATION.format("effect: NoExecute, tolerationSeconds: 300"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), VALID + BORDER_VALUES)
 def test_valid_option_settles_active(ctx, kube, option, value):
     out = settle(ctx, state(config={option: value}))
     assert out.unit_status == ops.ActiveStatus()
 
 
-@pytest.mark.parametrize(("option", "value", "message"), INVALID)
+@pytest.mark.parametrize(("option", "value", "message"), INVALID + BAD_VALUES)
 def test_invalid_option_blocks_naming_it_and_applies_nothing(ctx, kube, option, value, message):
     out = ctx.run(ctx.on.config_changed(), state(config={option: value}))
 
@@ -107,6 +187,24 @@ def test_invalid_config_keeps_the_running_workloads(ctx, kube):
     )
     assert bad.get_container(web_app.CONTAINER).plan == plan
     assert bad.unit_status.name == "blocked"
+
+
+@pytest.mark.parametrize(("option", "value", "message"), BAD_VALUES)
+def test_bad_value_on_a_running_unit_blocks_and_changes_nothing(ctx, kube, option, value, message):
+    settled = settle(ctx, state())
+    writes = len(kube.writes)
+
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(settled, config={option: value}))
+
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(f"invalid config: {option}: ")
+    assert message in out.unit_status.message
+    assert len(kube.writes) == writes
+    for c in out.containers:
+        assert c.plan == settled.get_container(c.name).plan
+    # Each run starts the container's filesystem empty: a push would leave the file there.
+    files = out.get_container(web_app.CONTAINER).get_filesystem(ctx)
+    assert not (files / web_app.CONFIG_FILE.lstrip("/")).exists()
 
 
 def test_charmcraft_defaults_match_the_config_class():
