@@ -81,7 +81,8 @@ class Quota:
 
 def check_quantity(field: str, value: str) -> None:
     """A quota must be a Kubernetes quantity that Kubernetes keeps as given."""
-    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    text = value if isinstance(value, str) else str(value)
+    shown = repr(text if len(text) <= 40 else text[:40] + "...")
     match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise ProfileError(f"{field}: {shown} is not a Kubernetes quantity (e.g. 4, 500m, 16Gi)")

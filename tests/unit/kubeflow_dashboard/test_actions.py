@@ -175,6 +175,11 @@ def test_a_gpu_quota_is_a_count_whatever_reaches_the_charm(gpu):
         profiles.Quota(gpu=gpu)
 
 
+def test_a_quantity_that_is_not_text_is_refused_by_name():
+    with pytest.raises(profiles.ProfileError, match=r"^memory: '16' is not a Kubernetes quantity"):
+        profiles.Quota(memory=16)  # type: ignore[arg-type]
+
+
 def test_create_profile_refuses_an_existing_namespace(ctx, cluster):
     namespace(cluster, "taken")
     _fails(
