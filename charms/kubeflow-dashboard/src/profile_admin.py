@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import yaml
@@ -28,7 +29,16 @@ RESERVED = frozenset(
     {"default", "kubeflow", "kube-system", "kube-public", "kube-node-lease", "istio-system"}
 )
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)([mkMGTPE]|[KMGTPE]i)?$")
+_QUANTITY = re.compile(r"([0-9]+(\.[0-9]+)?|\.[0-9]+)([mkMGTPE]|[KMGTPE]i)?")
+_SUFFIXES = {
+    "": 1,
+    "m": Fraction(1, 1000),
+    **{s: 1000**n for n, s in enumerate("kMGTPE", start=1)},
+    **{f"{s}i": 1024**n for n, s in enumerate("KMGTPE", start=1)},
+}
+# A Kubernetes quantity holds at most 2^63-1 with at most 3 decimal places; the
+# API server caps or rounds up anything else, silently.
+MAX_QUANTITY = 2**63 - 1
 _USER = re.compile(r"^\S{1,200}$")
 _NOT_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
 
@@ -49,12 +59,14 @@ class Quota:
     def __post_init__(self):
         for field in ("cpu", "memory", "storage"):
             value = getattr(self, field)
-            if value is not None and not _QUANTITY.match(value):
-                raise ProfileError(
-                    f"{field}: {value!r} is not a Kubernetes quantity (e.g. 4, 500m, 16Gi)"
-                )
-        if self.gpu is not None and (isinstance(self.gpu, bool) or self.gpu < 0):
-            raise ProfileError("gpu: must be a count of GPUs, 0 or more")
+            if value is not None:
+                check_quantity(field, value)
+        if self.gpu is not None and (
+            not isinstance(self.gpu, int)
+            or isinstance(self.gpu, bool)
+            or not 0 <= self.gpu <= MAX_QUANTITY
+        ):
+            raise ProfileError(f"gpu: must be a count of GPUs, 0 to {MAX_QUANTITY}")
 
     def hard(self) -> dict[str, str]:
         """The ResourceQuota's `hard` limits."""
@@ -65,6 +77,23 @@ class Quota:
             "requests.storage": self.storage,
         }
         return {k: v for k, v in hard.items() if v is not None}
+
+
+def check_quantity(field: str, value: str) -> None:
+    """A quota must be a Kubernetes quantity that Kubernetes keeps as given."""
+    text = value if isinstance(value, str) else str(value)
+    shown = repr(text if len(text) <= 40 else text[:40] + "...")
+    match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ProfileError(f"{field}: {shown} is not a Kubernetes quantity (e.g. 4, 500m, 16Gi)")
+    number, suffix = match.group(1), match.group(3) or ""
+    # Anything longer is beyond the range or the precision below.
+    exact = Fraction(number) * _SUFFIXES[suffix] if len(number) <= 40 else None
+    if exact is None or exact > MAX_QUANTITY or (exact * 1000).denominator != 1:
+        raise ProfileError(
+            f"{field}: {shown} is beyond what Kubernetes keeps: at most {MAX_QUANTITY} (2^63-1), "
+            "to 3 decimal places (1m)"
+        )
 
 
 def check_name(name: str, model: str) -> None:

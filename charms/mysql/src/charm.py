@@ -18,6 +18,8 @@ from mysql_server import (
     CONFIG_FILE,
     DATA_DIR,
     INIT_FILE,
+    MAX_BUFFER_POOL_SIZE,
+    MIN_BUFFER_POOL_SIZE,
     PORT,
     SERVICE,
     MySQLServer,
@@ -43,7 +45,8 @@ BACKUP_BUCKET = "mysql-backups"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
 RELATION_USER = "relation-{id}"
 READY_CHECK = "mysqld-ready"
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+# At most 20 digits: the largest size mysqld takes, 2^64-1, has 20.
+_SIZE = re.compile(r"\s*([0-9]{1,20})\s*([KMG]?)i?B?\s*", re.IGNORECASE)
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -54,9 +57,10 @@ def generate_password(length: int = 32) -> str:
 
 def parse_size(value: str) -> int:
     """`256M`, `2G`, `1048576` to bytes; ValueError when it is none of those."""
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value)
     if not match:
-        raise ValueError(f"{value!r} is not a size like 512M or 2G")
+        shown = value if len(value) <= 32 else value[:32] + "..."
+        raise ValueError(f"{shown!r} is not a size like 512M or 2G")
     number, unit = int(match.group(1)), match.group(2).upper()
     return number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
@@ -73,8 +77,13 @@ class MySQLConfig:
             size = parse_size(self.buffer_pool_size)
         except ValueError as e:
             raise ValueError(f"buffer-pool-size: {e}") from None
-        if size < 5 << 20:
+        if size < MIN_BUFFER_POOL_SIZE:
             raise ValueError("buffer-pool-size: must be at least 5M")
+        if size > MAX_BUFFER_POOL_SIZE:
+            raise ValueError(
+                f"buffer-pool-size: {self.buffer_pool_size!r} is more than mysqld takes "
+                f"({MAX_BUFFER_POOL_SIZE} bytes, 2^64-1); give bytes or K, M, G, e.g. 2G"
+            )
         if not 10 <= self.max_connections <= 100_000:
             raise ValueError("max-connections: must be between 10 and 100000")
 

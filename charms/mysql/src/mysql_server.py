@@ -42,6 +42,7 @@ RESERVED_USERS = frozenset(
 )
 
 MIN_BUFFER_POOL_SIZE = 5 * 1024 * 1024  # InnoDB's own minimum on MySQL 8.4
+MAX_BUFFER_POOL_SIZE = 2**64 - 1  # InnoDB's maximum on 64-bit systems, MySQL 8.4
 MAX_CONNECTIONS_LIMIT = 100_000  # the server's upper bound for max_connections
 
 QUERY_TIMEOUT = 120.0  # seconds for one batch of administrative SQL
@@ -141,10 +142,13 @@ class ServerConfig:
     max_connections: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.buffer_pool_size, int) or (
-            self.buffer_pool_size < MIN_BUFFER_POOL_SIZE
+        if not isinstance(self.buffer_pool_size, int) or not (
+            MIN_BUFFER_POOL_SIZE <= self.buffer_pool_size <= MAX_BUFFER_POOL_SIZE
         ):
-            raise ValueError(f"buffer_pool_size must be at least {MIN_BUFFER_POOL_SIZE} bytes")
+            raise ValueError(
+                f"buffer_pool_size must be between {MIN_BUFFER_POOL_SIZE} "
+                f"and {MAX_BUFFER_POOL_SIZE} bytes"
+            )
         if not isinstance(self.max_connections, int) or not (
             1 <= self.max_connections <= MAX_CONNECTIONS_LIMIT
         ):

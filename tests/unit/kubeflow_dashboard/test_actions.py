@@ -13,6 +13,7 @@ from unit.kubeflow_dashboard.helpers import (
     istio_authorization_policy_crd,
     namespace,
     profile_crd,
+    profiles,
     route_relation,
     state,
     with_relations,
@@ -93,6 +94,23 @@ def test_create_profile_with_every_quota(ctx, cluster):
     )
 
 
+@pytest.mark.parametrize(
+    ("quota", "hard"),
+    [
+        ({"cpu": "9223372036854775807"}, {"cpu": "9223372036854775807"}),
+        ({"cpu": "0.001"}, {"cpu": "0.001"}),
+        ({"cpu": ".5"}, {"cpu": ".5"}),
+        ({"memory": "7Ei"}, {"memory": "7Ei"}),
+        ({"storage": "0"}, {"requests.storage": "0"}),
+        ({"gpu": 0}, {"requests.nvidia.com/gpu": "0"}),
+        ({"gpu": 2**63 - 1}, {"requests.nvidia.com/gpu": "9223372036854775807"}),
+    ],
+)
+def test_create_profile_takes_quotas_up_to_the_kubernetes_limits(ctx, cluster, quota, hard):
+    _run(ctx, "create-profile", name="edge", owner=BOB, **quota)
+    assert cluster.get("Profile", "edge")["spec"]["resourceQuotaSpec"] == {"hard": hard}
+
+
 def test_create_profile_with_some_quota(ctx, cluster):
     _run(ctx, "create-profile", name="small", owner=BOB, cpu="500m")
     assert cluster.get("Profile", "small")["spec"]["resourceQuotaSpec"] == {
@@ -124,10 +142,42 @@ def test_one_user_owns_several_profiles(ctx, cluster):
         ({"name": "team-b", "owner": BOB, "memory": "-1Gi"}, "memory: '-1Gi' is not"),
         ({"name": "team-b", "owner": BOB, "storage": "10GB"}, "storage: '10GB' is not"),
         ({"name": "team-b", "owner": BOB, "gpu": -1}, "gpu: must be a count"),
+        # Kubernetes keeps a quantity up to 2^63-1, to 3 decimal places, and caps or
+        # rounds up the rest (kubernetes/apimachinery pkg/api/resource/quantity.go,
+        # the Quantity doc comment, at eed236ce).
+        (
+            {"name": "team-b", "owner": BOB, "cpu": "99999999999999999999999"},
+            "cpu: '99999999999999999999999' is beyond what Kubernetes keeps: at most "
+            "9223372036854775807 (2^63-1), to 3 decimal places (1m)",
+        ),
+        ({"name": "team-b", "owner": BOB, "cpu": "9223372036854775808"}, "cpu: '92233720368547"),
+        ({"name": "team-b", "owner": BOB, "cpu": "9223372036854776k"}, "cpu: '9223372036854776k"),
+        ({"name": "team-b", "owner": BOB, "memory": "8Ei"}, "memory: '8Ei' is beyond what Kub"),
+        ({"name": "team-b", "owner": BOB, "memory": "10E"}, "memory: '10E' is beyond what Kub"),
+        ({"name": "team-b", "owner": BOB, "storage": "1" * 500}, "storage: '1111111111111111"),
+        ({"name": "team-b", "owner": BOB, "cpu": "0.0001"}, "to 3 decimal places (1m)"),
+        ({"name": "team-b", "owner": BOB, "cpu": "1.5m"}, "cpu: '1.5m' is beyond what Kuber"),
+        ({"name": "team-b", "owner": BOB, "cpu": "10^12"}, "cpu: '10^12' is not a Kubernetes"),
+        ({"name": "team-b", "owner": BOB, "cpu": "1e3 "}, "cpu: '1e3 ' is not a Kubernetes"),
+        ({"name": "team-b", "owner": BOB, "cpu": "\u0664"}, "is not a Kubernetes quantity"),
+        ({"name": "team-b", "owner": BOB, "gpu": 2**63}, "gpu: must be a count of GPUs, 0 to"),
     ],
 )
 def test_create_profile_refuses(ctx, cluster, params, message):
     _fails(ctx, cluster, "create-profile", message, **params)
+
+
+@pytest.mark.parametrize("gpu", ["10^12", "2", 1.5, True, [2]])
+def test_a_gpu_quota_is_a_count_whatever_reaches_the_charm(gpu):
+    # Juju (and ops.testing) check the integer type before the charm runs; the
+    # quota checks it again, with the same message rather than a TypeError.
+    with pytest.raises(profiles.ProfileError, match=r"^gpu: must be a count of GPUs"):
+        profiles.Quota(gpu=gpu)
+
+
+def test_a_quantity_that_is_not_text_is_refused_by_name():
+    with pytest.raises(profiles.ProfileError, match=r"^memory: '16' is not a Kubernetes quantity"):
+        profiles.Quota(memory=16)  # type: ignore[arg-type]
 
 
 def test_create_profile_refuses_an_existing_namespace(ctx, cluster):

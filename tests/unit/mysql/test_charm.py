@@ -79,6 +79,14 @@ def test_existing_data_is_not_initialised_again(ctx, tmp_path):
         ({"buffer-pool-size": "lots"}, "buffer-pool-size"),
         ({"buffer-pool-size": "1M"}, "buffer-pool-size: must be at least 5M"),
         ({"buffer-pool-size": "-5G"}, "buffer-pool-size"),
+        # MySQL 8.4 takes at most 2^64-1 bytes on 64-bit systems (the reference
+        # manual's innodb_buffer_pool_size entry); these are beyond it.
+        ({"buffer-pool-size": "99999999999G"}, "buffer-pool-size: '99999999999G' is more than"),
+        ({"buffer-pool-size": "17179869184G"}, "buffer-pool-size: '17179869184G' is more than"),
+        ({"buffer-pool-size": "18446744073709551616"}, "(18446744073709551615 bytes, 2^64-1)"),
+        ({"buffer-pool-size": "1" + "0" * 5000}, f"buffer-pool-size: '1{'0' * 31}...' is not"),
+        ({"buffer-pool-size": "\u0665G"}, "is not a size like 512M or 2G"),
+        ({"buffer-pool-size": "2G 2G"}, "is not a size like 512M or 2G"),
         ({"max-connections": 5}, "max-connections: must be between 10 and 100000"),
         ({"max-connections": 1_000_000}, "max-connections"),
     ],
@@ -95,7 +103,15 @@ def test_invalid_config_blocks_and_leaves_mysqld_alone(ctx, tmp_path, config, me
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"), [("512M", 512 << 20), ("2G", 2 << 30), ("8388608", 8 << 20)]
+    ("size", "expected"),
+    [
+        ("512M", 512 << 20),
+        ("2G", 2 << 30),
+        ("8388608", 8 << 20),
+        ("64GiB", 64 << 30),
+        ("17179869183G", 17179869183 << 30),
+        ("18446744073709551615", 2**64 - 1),
+    ],
 )
 def test_valid_config_reaches_mysqld(ctx, tmp_path, size, expected):
     out = ctx.run(

@@ -420,6 +420,14 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
             lambda alpha, cfg, auth: cfg["email_domains"] == ["example.com", "example.org"],
         ),
         (
+            {"email-domains": " .example.com ,Example-1.org"},
+            lambda alpha, cfg, auth: cfg["email_domains"] == [".example.com", "Example-1.org"],
+        ),
+        (
+            {"email-domains": " * "},
+            lambda alpha, cfg, auth: cfg["email_domains"] == ["*"],
+        ),
+        (
             {"scopes": "openid  email"},
             lambda alpha, cfg, auth: alpha["providers"][0]["scope"] == "openid email",
         ),
@@ -431,6 +439,8 @@ def test_no_identity_provider_blocks(ctx, tmp_path):
         "groups-header",
         "no-groups",
         "email-domains",
+        "email-subdomains",
+        "email-anyone",
         "scopes",
     ],
 )
@@ -475,6 +485,19 @@ INVALID = [
     ({"email-domains": ""}, "email-domains: must be * or domains separated by commas"),
     ({"email-domains": "*,example.com"}, "email-domains: must be * or domains"),
     ({"email-domains": "exa_mple.com"}, "email-domains: must be * or domains"),
+    (
+        {"email-domains": "exa mple.com"},
+        "email-domains: must be * or domains separated by commas ('exa mple.com' is not a domain)",
+    ),
+    ({"email-domains": "example.com, exa mple.org"}, "email-domains: must be * or domains se"),
+    ({"email-domains": "example.com example.org"}, "email-domains: must be * or domains sep"),
+    ({"email-domains": "example.com,,example.org"}, "email-domains: must be * or domains s"),
+    ({"email-domains": "example.com,"}, "email-domains: must be * or domains separated by c"),
+    ({"email-domains": "* *"}, "email-domains: must be * or domains separated by"),
+    ({"email-domains": "a" * 64 + ".example.com"}, "email-domains: must be * or domains separ"),
+    ({"email-domains": ("a" * 63 + ".") * 4 + "com"}, "email-domains: must be * or domains"),
+    ({"email-domains": "example.com\nexample.org"}, "email-domains: must be * or domains"),
+    ({"email-domains": "user@example.com"}, "email-domains: must be * or domains"),
     ({"scopes": "profile email"}, "scopes: must include openid"),
     ({"scopes": 'openid "email"'}, "scopes: must be scope names separated by spaces"),
     ({"issuer-url": "ftp://idp.example.com"}, "issuer-url: must be an http:// or https:// URL"),
