@@ -653,13 +653,16 @@ def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
 
     world = data_layer(charm_dir.parent).world
     credentials = minio_credentials(server)
-    layer = server.pebble_layer(credentials).to_dict()
+    layer = server.pebble_layer().to_dict()
     container = Container(
         charm.CONTAINER,
         plan={"services": layer["services"], "checks": layer["checks"]},
         running={server.SERVICE},
     )
     container.add_dir(server.DATA_DIR)
+    container.add_dir(server.KEYS_DIR, permissions=0o700)
+    container.add_file(server.ROOT_USER_FILE, credentials.access_key, permissions=0o600)
+    container.add_file(server.ROOT_PASSWORD_FILE, credentials.secret_key, permissions=0o600)
 
     url = f"http://minio.{MODEL_NAME}.svc.cluster.local:{server.API_PORT}"
     model = Model(

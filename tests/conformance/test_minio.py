@@ -25,8 +25,6 @@ META = yaml.safe_load((charm_dir("minio") / "charmcraft.yaml").read_text())
 # The charm's workload module, as the charm imports it (its src/ is on the path now).
 import minio_server  # noqa: E402
 
-CREDENTIALS = s3.S3Credentials(access_key="rootaccess", secret_key="rootsecret-123")
-
 
 def fact(name: str):
     return FACTS[name].value
@@ -37,7 +35,7 @@ def why(name: str) -> str:
 
 
 def _service() -> dict:
-    return minio_server.pebble_layer(CREDENTIALS).to_dict()["services"][minio_server.SERVICE]
+    return minio_server.pebble_layer().to_dict()["services"][minio_server.SERVICE]
 
 
 def _flag(argv: list[str], name: str) -> str:
@@ -62,11 +60,7 @@ def test_charm_platforms_are_built_for_by_the_release():
 
 @pytest.mark.parametrize("layer", ["server", "disabled"])
 def test_command_is_minio_server_on_the_data_dir(layer):
-    rendered = (
-        minio_server.pebble_layer(CREDENTIALS)
-        if layer == "server"
-        else minio_server.disabled_layer()
-    )
+    rendered = minio_server.pebble_layer() if layer == "server" else minio_server.disabled_layer()
     argv = shlex.split(rendered.to_dict()["services"][minio_server.SERVICE]["command"])
     assert argv[:2] == fact("command"), why("command")
     # The directory first, then the flags, as the release's chart runs it.
@@ -104,7 +98,7 @@ def test_storage_is_mounted_on_the_data_dir():
     ],
 )
 def test_checks_probe_the_health_endpoints(name, check, level):
-    checks = minio_server.pebble_layer(CREDENTIALS).to_dict()["checks"]
+    checks = minio_server.pebble_layer().to_dict()["checks"]
     url = urlsplit(checks[check]["http"]["url"])
     assert url.path == fact(name), why(name)
     assert url.port == fact("api-port"), why("api-port")
@@ -114,31 +108,62 @@ def test_checks_probe_the_health_endpoints(name, check, level):
 # --- root credentials ------------------------------------------------------------------------
 
 
-def test_root_credentials_go_in_the_variables_minio_reads():
+def test_root_credentials_are_named_by_the_file_variables_minio_reads():
     env = _service()["environment"]
-    names = fact("root-credentials-env")
-    assert env == {names["user"]: "rootaccess", names["password"]: "rootsecret-123"}, why(
-        "root-credentials-env"
-    )
+    names = fact("root-credentials-file-env")
+    assert env == {
+        names["user"]: minio_server.ROOT_USER_FILE,
+        names["password"]: minio_server.ROOT_PASSWORD_FILE,
+    }, why("root-credentials-file-env")
+    # Absolute, so read as given (not from the working directory), and not
+    # where Kubernetes mounts its own secrets under /run/secrets.
+    for path in env.values():
+        assert posixpath.isabs(path), why("root-credentials-file-read")
+        assert not path.startswith("/kubernetes.io/"), why("root-credentials-file-read")
+
+
+def test_plan_holds_no_root_key_variable():
+    names = set(fact("root-credentials-env").values())
+    assert not names & set(_service()["environment"]), why("root-credentials-env")
 
 
 def test_disabled_layer_carries_no_credentials():
     service = minio_server.disabled_layer().to_dict()["services"][minio_server.SERVICE]
     names = set(fact("root-credentials-env").values())
+    names |= set(fact("root-credentials-file-env").values())
     assert not names & set(service.get("environment", {})), why("root-credentials-env")
 
 
 def test_the_images_credential_files_cannot_shadow_ours():
     # The image names files (relative to the working directory) that would
-    # override the credentials in the environment. In the data directory a
-    # client could make one: a bucket named config.env is a directory there.
-    # MinIO must not run from it; and the layer sets none of those variables.
+    # override the credentials. In the data directory a client could make one:
+    # a bucket named config.env is a directory there. MinIO must not run from
+    # it; the variables the layer does set name absolute paths outside it.
     service = _service()
     working_dir = service.get("working-dir")
     if working_dir is not None:
         relative = posixpath.relpath(working_dir, fact("data-dir"))
         assert relative.startswith(".."), why("image-file-env")
-    assert not set(fact("image-file-env")) & set(service["environment"]), why("image-file-env")
+    ours = set(fact("root-credentials-file-env").values())
+    set_here = set(fact("image-file-env")) & set(service["environment"])
+    assert set_here == ours, why("image-file-env")
+    for name in set_here:
+        path = service["environment"][name]
+        assert posixpath.isabs(path), why("root-credentials-file-read")
+        assert posixpath.relpath(path, fact("data-dir")).startswith(".."), why("image-file-env")
+
+
+def test_root_keys_are_refused_when_minio_would_trim_them():
+    # MinIO trims whitespace around the keys it reads from files: such a key
+    # would not be the one handed to clients.
+    for access_key, secret_key in (
+        ("rootaccess ", "rootsecret-123"),
+        ("rootaccess", "\trootsecret"),
+    ):
+        credentials = s3.S3Credentials(access_key=access_key, secret_key=secret_key)
+        assert minio_server.root_credentials_problem(credentials), why(
+            "root-credentials-file-read"
+        )
 
 
 def _credential_cases() -> list[tuple[str, str, bool]]:
@@ -187,4 +212,6 @@ def test_server_mode_opens_the_api_and_console_ports():
     argv = shlex.split(plan.services[minio_server.SERVICE].command)
     assert argv[:2] == fact("command"), why("command")
     env = plan.services[minio_server.SERVICE].environment
-    assert set(fact("root-credentials-env").values()) <= set(env), why("root-credentials-env")
+    assert set(fact("root-credentials-file-env").values()) <= set(env), why(
+        "root-credentials-file-env"
+    )

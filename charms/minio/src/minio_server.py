@@ -1,4 +1,4 @@
-"""The MinIO workload: its Pebble layer and environment, root credentials, buckets.
+"""The MinIO workload: its Pebble layer, root credential files, buckets.
 
 Nothing here sets status or reads config: the charm decides, this module
 does. boto3 is imported only by :func:`ensure_bucket`, so hooks that have no
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+import unicodedata
 from typing import Any
 
 import ops
@@ -34,6 +35,20 @@ URI_STYLE = "path"
 # it at another S3 server.
 LOCAL_ENDPOINT = f"http://localhost:{API_PORT}"
 
+# The root keys go in files that MinIO reads at start (MINIO_ROOT_USER_FILE and
+# MINIO_ROOT_PASSWORD_FILE hold their absolute paths), so the Pebble plan holds
+# no key. They live in the container's own filesystem, outside the data
+# directory, readable by MinIO's user only.
+KEYS_DIR = "/etc/minio/root"
+ROOT_USER_FILE = f"{KEYS_DIR}/access-key"
+ROOT_PASSWORD_FILE = f"{KEYS_DIR}/secret-key"
+ROOT_USER_FILE_ENV = "MINIO_ROOT_USER_FILE"
+ROOT_PASSWORD_FILE_ENV = "MINIO_ROOT_PASSWORD_FILE"  # noqa: S105 - a variable name
+# MinIO runs as root: the user Pebble runs as in this container (charmcraft.yaml
+# sets no uid). The layer says so, and the key files belong to that user.
+RUN_AS_UID = 0
+RUN_AS_GID = 0
+
 ACCESS_KEY_LENGTH = 20
 SECRET_KEY_LENGTH = 40
 _ALPHABET = string.ascii_letters + string.digits
@@ -53,7 +68,20 @@ def generate_credentials() -> s3.S3Credentials:
 
 
 def root_credentials_problem(credentials: s3.S3Credentials) -> str | None:
-    """Why MinIO would refuse these as root credentials, or None when it would not."""
+    """Why MinIO would refuse these as root credentials, or None when it would not.
+
+    Besides MinIO's own limits: MinIO trims whitespace around the keys it reads
+    from files, and a line break or other control character has no place in a
+    key, so neither may appear.
+    """
+    for name, key in (
+        ("access-key", credentials.access_key),
+        ("secret-key", credentials.secret_key),
+    ):
+        if any(unicodedata.category(c) == "Cc" for c in key):
+            return f"{name} must not contain line breaks or other control characters"
+        if key != key.strip():
+            return f"{name} must not start or end with whitespace"
     if len(credentials.access_key) < 3:
         return "access-key must be at least 3 characters"
     if _RESERVED & set(credentials.access_key):
@@ -86,8 +114,8 @@ def _command() -> str:
     return f"minio server {DATA_DIR} --address :{API_PORT} --console-address :{CONSOLE_PORT}"
 
 
-def pebble_layer(credentials: s3.S3Credentials) -> ops.pebble.Layer:
-    """MinIO serving /data, with the root credentials in its environment."""
+def pebble_layer() -> ops.pebble.Layer:
+    """MinIO serving /data, told where its root keys are (the keys are not in the layer)."""
     return ops.pebble.Layer(
         {
             "summary": "MinIO object storage",
@@ -97,9 +125,11 @@ def pebble_layer(credentials: s3.S3Credentials) -> ops.pebble.Layer:
                     "summary": "MinIO S3 server",
                     "command": _command(),
                     "startup": "enabled",
+                    "user-id": RUN_AS_UID,
+                    "group-id": RUN_AS_GID,
                     "environment": {
-                        "MINIO_ROOT_USER": credentials.access_key,
-                        "MINIO_ROOT_PASSWORD": credentials.secret_key,
+                        ROOT_USER_FILE_ENV: ROOT_USER_FILE,
+                        ROOT_PASSWORD_FILE_ENV: ROOT_PASSWORD_FILE,
                     },
                     "on-check-failure": {ALIVE_CHECK: "restart"},
                 }
@@ -110,7 +140,7 @@ def pebble_layer(credentials: s3.S3Credentials) -> ops.pebble.Layer:
 
 
 def disabled_layer() -> ops.pebble.Layer:
-    """MinIO switched off: not started, no credentials in the plan, checks off."""
+    """MinIO switched off: not started, no credential files named, checks off."""
     return ops.pebble.Layer(
         {
             "summary": "MinIO object storage (disabled: external mode)",
@@ -134,17 +164,65 @@ class MinioServer:
         self._container = container
 
     def configure(self, credentials: s3.S3Credentials) -> bool:
-        """Run MinIO with these root credentials; replan only when the plan changes.
+        """Run MinIO with these root credentials; restart it only when they or the plan change.
 
-        Returns whether anything changed. The container must be reachable.
+        The keys are written to their files before MinIO starts: without them
+        MinIO would start with its default credentials. Returns whether
+        anything changed. The container must be reachable.
         """
-        layer = pebble_layer(credentials)
-        if plan_has(self._container.get_plan(), layer) and self.is_running():
+        keys_changed = self._write_keys(credentials)
+        layer = pebble_layer()
+        plan_changed = not plan_has(self._container.get_plan(), layer)
+        running = self.is_running()
+        if not (keys_changed or plan_changed or not running):
             return False
-        self._container.add_layer(SERVICE, layer, combine=True)
-        self._container.replan()
+        if plan_changed:
+            self._container.add_layer(SERVICE, layer, combine=True)
+        if plan_changed or not running:
+            self._container.replan()
+        else:
+            # Same plan, new keys: only a restart makes MinIO read them.
+            self._container.restart(SERVICE)
         logger.info("MinIO (re)started with its current configuration")
         return True
+
+    def _write_keys(self, credentials: s3.S3Credentials) -> bool:
+        """Make the key files hold these keys (0600, MinIO's user); return whether any changed."""
+        wanted = {
+            ROOT_USER_FILE: credentials.access_key,
+            ROOT_PASSWORD_FILE: credentials.secret_key,
+        }
+        stale = [path for path, key in wanted.items() if self._read(path) != key]
+        if not stale:
+            return False
+        if not self._container.exists(KEYS_DIR):
+            self._container.make_dir(
+                KEYS_DIR,
+                make_parents=True,
+                permissions=0o700,
+                user_id=RUN_AS_UID,
+                group_id=RUN_AS_GID,
+            )
+        for path in stale:
+            self._container.push(
+                path, wanted[path], permissions=0o600, user_id=RUN_AS_UID, group_id=RUN_AS_GID
+            )
+        logger.info("wrote the MinIO root key files")
+        return True
+
+    def _read(self, path: str) -> str | None:
+        try:
+            return self._container.pull(path).read()
+        except ops.pebble.PathError:
+            return None
+
+    def _remove_keys(self) -> bool:
+        present = [p for p in (ROOT_USER_FILE, ROOT_PASSWORD_FILE) if self._container.exists(p)]
+        for path in present:
+            self._container.remove_path(path)
+        if present:
+            logger.info("removed the MinIO root key files")
+        return bool(present)
 
     def disable(self) -> bool:
         """Stop MinIO and its checks, if it was ever planned; returns whether anything changed."""
@@ -166,6 +244,8 @@ class MinioServer:
         ]
         if running_checks:
             self._container.stop_checks(*running_checks)
+            changed = True
+        if self._remove_keys():
             changed = True
         if changed:
             logger.info("MinIO stopped (external mode)")

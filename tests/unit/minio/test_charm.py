@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pathlib
 from typing import Any
 
 import ops
@@ -21,8 +22,21 @@ CA_PEM = (
 SERVICE_URL = "http://minio.kubeflow.svc.cluster.local:9000"
 
 
+KEYS_DIR = "/etc/minio/root"  # where the charm writes MinIO's root keys
+_KEYS_ROOT: list[pathlib.Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _keys_root(tmp_path: pathlib.Path):
+    _KEYS_ROOT[:] = [tmp_path]
+
+
 def container(**kwargs: Any) -> testing.Container:
+    """The workload container; its key directory is a mount, so it outlives one run."""
     kwargs.setdefault("can_connect", True)
+    source = _KEYS_ROOT[0] / "keys"  # one per test: equal containers stay equal
+    source.mkdir(exist_ok=True)
+    kwargs.setdefault("mounts", {"keys": testing.Mount(location=KEYS_DIR, source=source)})
     return testing.Container("minio", **kwargs)
 
 
@@ -74,9 +88,28 @@ def root_content(state: testing.State) -> dict[str, str]:
     return dict(secret_by_label(state, "root-credentials").latest_content or {})
 
 
-def minio_env(state: testing.State) -> dict[str, str]:
-    plan = state.get_container("minio").plan
-    return dict(plan.services["minio"].environment)
+def keys_dir(state: testing.State) -> pathlib.Path:
+    return pathlib.Path(state.get_container("minio").mounts["keys"].source)
+
+
+def minio_keys(state: testing.State) -> dict[str, str]:
+    """The root keys MinIO reads from its key files."""
+    return {name: (keys_dir(state) / name).read_text() for name in ("access-key", "secret-key")}
+
+
+@pytest.fixture
+def pebble_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...], dict]]:
+    """Record the charm's writes to Pebble (name, args, keyword args), then let them happen."""
+    calls: list[tuple[str, tuple[Any, ...], dict]] = []
+    for name in ("push", "make_dir", "remove_path", "add_layer", "replan", "restart", "stop"):
+        original = getattr(ops.Container, name)
+
+        def spy(self: ops.Container, *args: Any, _name=name, _original=original, **kwargs: Any):
+            calls.append((_name, args, kwargs))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ops.Container, name, spy)
+    return calls
 
 
 def secret_writes(state: testing.State) -> set[tuple[Any, ...]]:
@@ -205,10 +238,7 @@ def test_root_secret_id_used_as_root_credentials(ctx: testing.Context):
         "access-key": "admin-user",
         "secret-key": "admin-password-1",
     }
-    assert minio_env(state_out) == {
-        "MINIO_ROOT_USER": "admin-user",
-        "MINIO_ROOT_PASSWORD": "admin-password-1",
-    }
+    assert minio_keys(state_out) == {"access-key": "admin-user", "secret-key": "admin-password-1"}
     assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
 
 
@@ -220,6 +250,11 @@ def test_root_secret_id_used_as_root_credentials(ctx: testing.Context):
         ({"access-key": "ab", "secret-key": "long-enough"}, "at least 3"),
         ({"access-key": "a=b", "secret-key": "long-enough"}, "must not contain"),
         ({"access-key": "admin", "secret-key": "short"}, "at least 8"),
+        ({"access-key": "admin\nuser", "secret-key": "long-enough"}, "line breaks"),
+        ({"access-key": "admin", "secret-key": "long-enough\n"}, "line breaks"),
+        ({"access-key": "admin", "secret-key": "long\r\nenough"}, "line breaks"),
+        ({"access-key": " admin", "secret-key": "long-enough"}, "whitespace"),
+        ({"access-key": "admin", "secret-key": "long-enough "}, "whitespace"),
     ],
 )
 def test_root_secret_id_malformed_blocks(ctx: testing.Context, content: dict[str, str], why: str):
@@ -235,6 +270,32 @@ def test_root_secret_id_malformed_blocks(ctx: testing.Context, content: dict[str
     assert why in state_out.unit_status.message
     assert state_out.get_container("minio").plan.services == {}
     assert not any(s.label == "root-credentials" for s in state_out.secrets)
+
+
+def test_root_key_with_a_newline_blocks_and_leaves_minio_alone(
+    ctx: testing.Context, pebble_writes: list[Any]
+):
+    keys = user_secret("admin-user", "admin-password-1")
+    settled = ctx.run(
+        ctx.on.config_changed(), make_state(config={"root-secret-id": keys.id}, secrets=(keys,))
+    )
+    bad = dataclasses.replace(
+        settled.get_secret(id=keys.id),
+        latest_content={"access-key": "admin-user", "secret-key": "admin-password-2\n"},
+    )
+    state_in = dataclasses.replace(
+        settled, secrets=(settled.secrets - {settled.get_secret(id=keys.id)}) | {bad}
+    )
+    pebble_writes.clear()
+
+    state_out = ctx.run(ctx.on.secret_changed(bad), state_in)
+
+    assert state_out.unit_status == testing.BlockedStatus(
+        "root-secret-id: secret-key must not contain line breaks or other control characters"
+    )
+    assert pebble_writes == []
+    assert minio_keys(state_out) == {"access-key": "admin-user", "secret-key": "admin-password-1"}
+    assert root_content(state_out) == root_content(settled)
 
 
 def test_root_secret_id_not_granted_blocks(ctx: testing.Context):
@@ -260,7 +321,7 @@ def test_root_secret_id_change_updates_root_secret(ctx: testing.Context):
     )
 
     assert root_content(state_out)["access-key"] == "admin-user"
-    assert minio_env(state_out)["MINIO_ROOT_USER"] == "admin-user"
+    assert minio_keys(state_out)["access-key"] == "admin-user"
 
 
 def test_unsetting_root_secret_id_keeps_current_credentials(ctx: testing.Context):
@@ -272,7 +333,7 @@ def test_unsetting_root_secret_id_keeps_current_credentials(ctx: testing.Context
         "access-key": "admin-user",
         "secret-key": "admin-password-1",
     }
-    assert minio_env(state_out)["MINIO_ROOT_USER"] == "admin-user"
+    assert minio_keys(state_out)["access-key"] == "admin-user"
 
 
 # --- server mode ------------------------------------------------------------------
@@ -291,9 +352,10 @@ def test_server_mode_first_start(ctx: testing.Context):
     assert service.command == "minio server /data --address :9000 --console-address :9001"
     assert service.startup == "enabled"
     assert dict(service.environment) == {
-        "MINIO_ROOT_USER": content["access-key"],
-        "MINIO_ROOT_PASSWORD": content["secret-key"],
+        "MINIO_ROOT_USER_FILE": f"{KEYS_DIR}/access-key",
+        "MINIO_ROOT_PASSWORD_FILE": f"{KEYS_DIR}/secret-key",
     }
+    assert minio_keys(state_out) == content
     checks = out.plan.checks
     assert checks["minio-alive"].level == ops.pebble.CheckLevel.ALIVE
     assert checks["minio-alive"].http == {"url": "http://localhost:9000/minio/health/live"}
@@ -332,6 +394,83 @@ def test_pebble_not_ready(ctx: testing.Context, local_minio: Any):
         "waiting for Pebble in the minio container"
     )
     assert local_minio.buckets() == set()
+
+
+@pytest.mark.parametrize("source", ["generated", "root-secret-id"])
+def test_plan_holds_no_root_key(ctx: testing.Context, source: str):
+    keys = user_secret("admin-user", "admin-password-1")
+    config = {"root-secret-id": keys.id} if source == "root-secret-id" else {}
+
+    state_out = ctx.run(
+        ctx.on.pebble_ready(container()), make_state(config=config, secrets=(keys,))
+    )
+
+    out = state_out.get_container("minio")
+    rendered = out.plan.to_yaml() + "".join(layer.to_yaml() for layer in out.layers.values())
+    content = root_content(state_out)
+    assert minio_keys(state_out) == content
+    for key in content.values():
+        assert key not in rendered
+
+
+def test_key_files_are_private_to_minios_user(ctx: testing.Context, pebble_writes: list[Any]):
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state())
+
+    service = state_out.get_container("minio").plan.services["minio"]
+    pushed = {args[0]: kwargs for name, args, kwargs in pebble_writes if name == "push"}
+    assert set(pushed) == {f"{KEYS_DIR}/access-key", f"{KEYS_DIR}/secret-key"}
+    for kwargs in pushed.values():
+        assert kwargs["permissions"] == 0o600
+        assert (kwargs["user_id"], kwargs["group_id"]) == (service.user_id, service.group_id)
+    for name in ("access-key", "secret-key"):
+        assert (keys_dir(state_out) / name).stat().st_mode & 0o777 == 0o600
+    # Keys are pushed before MinIO starts: without them it would use its defaults.
+    names = [name for name, _, _ in pebble_writes]
+    assert names.index("replan") > max(i for i, n in enumerate(names) if n == "push")
+
+
+def test_key_directory_is_made_private(ctx: testing.Context, pebble_writes: list[Any]):
+    # Without a mount there, the charm makes the directory itself.
+    workload = container(mounts={})
+
+    state_out = ctx.run(ctx.on.pebble_ready(workload), make_state(workload=workload))
+
+    (made,) = [(a, k) for name, a, k in pebble_writes if name == "make_dir"]
+    assert made[0] == (KEYS_DIR,)
+    assert made[1]["permissions"] == 0o700
+    root = state_out.get_container("minio").get_filesystem(ctx)
+    assert (root / KEYS_DIR[1:]).stat().st_mode & 0o777 == 0o700
+
+
+def test_upgrade_takes_the_keys_out_of_an_old_plan(ctx: testing.Context):
+    old_layer = ops.pebble.Layer(
+        {
+            "services": {
+                "minio": {
+                    "override": "replace",
+                    "command": "minio server /data --address :9000 --console-address :9001",
+                    "startup": "enabled",
+                    "environment": {
+                        "MINIO_ROOT_USER": "rootaccess",
+                        "MINIO_ROOT_PASSWORD": "rootsecret-123",
+                    },
+                }
+            }
+        }
+    )
+    workload = container(
+        layers={"minio": old_layer},
+        service_statuses={"minio": ops.pebble.ServiceStatus.ACTIVE},
+    )
+
+    state_out = ctx.run(
+        ctx.on.upgrade_charm(), make_state(secrets=(root_secret(),), workload=workload)
+    )
+
+    out = state_out.get_container("minio")
+    assert "rootaccess" not in out.plan.to_yaml()
+    assert "rootsecret-123" not in out.plan.to_yaml()
+    assert minio_keys(state_out) == {"access-key": "rootaccess", "secret-key": "rootsecret-123"}
 
 
 def test_minio_restarted_when_not_running(ctx: testing.Context):
@@ -373,10 +512,7 @@ def test_non_leader_runs_minio_with_leader_credentials(ctx: testing.Context):
 
     state_out = ctx.run(ctx.on.config_changed(), state_in)
 
-    assert minio_env(state_out) == {
-        "MINIO_ROOT_USER": "rootaccess",
-        "MINIO_ROOT_PASSWORD": "rootsecret-123",
-    }
+    assert minio_keys(state_out) == {"access-key": "rootaccess", "secret-key": "rootsecret-123"}
     assert state_out.unit_status == testing.ActiveStatus(SERVICE_URL)
     assert state_out.get_relation(relation.id).local_app_data == {}
 
@@ -390,7 +526,7 @@ def test_non_leader_ignores_root_secret_id(ctx: testing.Context):
 
     state_out = ctx.run(ctx.on.config_changed(), state_in)
 
-    assert minio_env(state_out)["MINIO_ROOT_USER"] == "rootaccess"
+    assert minio_keys(state_out)["access-key"] == "rootaccess"
 
 
 def test_leader_elected_adopts_existing_root_secret(ctx: testing.Context):
@@ -399,7 +535,7 @@ def test_leader_elected_adopts_existing_root_secret(ctx: testing.Context):
     state_out = ctx.run(ctx.on.leader_elected(), make_state(secrets=(existing,)))
 
     assert state_out.secrets == {existing}
-    assert minio_env(state_out)["MINIO_ROOT_USER"] == "rootaccess"
+    assert minio_keys(state_out)["access-key"] == "rootaccess"
 
 
 def test_malformed_root_secret_is_replaced(ctx: testing.Context):
@@ -409,7 +545,7 @@ def test_malformed_root_secret_is_replaced(ctx: testing.Context):
 
     content = root_content(state_out)
     assert set(content) == {"access-key", "secret-key"}
-    assert minio_env(state_out)["MINIO_ROOT_USER"] == content["access-key"]
+    assert minio_keys(state_out)["access-key"] == content["access-key"]
 
 
 # --- relations (server mode) ----------------------------------------------------------
@@ -685,6 +821,7 @@ def test_switch_to_external_stops_minio(ctx: testing.Context, local_minio: Any):
     service = out.plan.services["minio"]
     assert service.startup == "disabled"
     assert dict(service.environment) == {}
+    assert list(keys_dir(state_out).iterdir()) == []
     assert {c.name: c.status for c in out.check_infos} == {
         "minio-alive": ops.pebble.CheckStatus.INACTIVE,
         "minio-ready": ops.pebble.CheckStatus.INACTIVE,
@@ -767,7 +904,7 @@ def test_external_mode_pebble_not_ready_still_answers(ctx: testing.Context):
 
 
 def test_user_root_secret_rotation_reaches_minio_and_relations(
-    ctx: testing.Context, local_minio: Any
+    ctx: testing.Context, local_minio: Any, pebble_writes: list[Any]
 ):
     keys = user_secret("admin-user", "admin-password-1")
     relation = s3.relation_for_provider(bucket="mlpipeline")
@@ -784,7 +921,8 @@ def test_user_root_secret_rotation_reaches_minio_and_relations(
     state_out = ctx.run(ctx.on.secret_changed(rotated), state_in)
 
     assert root_content(state_out) == new_content
-    assert minio_env(state_out)["MINIO_ROOT_PASSWORD"] == "rotated-password-2"
+    assert minio_keys(state_out)["secret-key"] == "rotated-password-2"
+    assert ("restart", ("minio",), {}) in pebble_writes
     assert relation_secret(state_out, relation).latest_content == new_content
 
 
@@ -817,11 +955,12 @@ def test_secret_remove_drops_the_old_revision(ctx: testing.Context):
 # --- rotate-credentials ----------------------------------------------------------------
 
 
-def test_rotate_credentials(ctx: testing.Context, local_minio: Any):
+def test_rotate_credentials(ctx: testing.Context, local_minio: Any, pebble_writes: list[Any]):
     kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
     mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
     settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
     old = root_content(settled)
+    pebble_writes.clear()
 
     state_out = ctx.run(ctx.on.action("rotate-credentials"), settled)
 
@@ -829,10 +968,10 @@ def test_rotate_credentials(ctx: testing.Context, local_minio: Any):
     assert new != old
     assert new["access-key"] != old["access-key"]
     assert new["secret-key"] != old["secret-key"]
-    assert minio_env(state_out) == {
-        "MINIO_ROOT_USER": new["access-key"],
-        "MINIO_ROOT_PASSWORD": new["secret-key"],
-    }
+    assert minio_keys(state_out) == new
+    # Same plan, new key files: MinIO is restarted to read them.
+    assert [name for name, _, _ in pebble_writes] == ["push", "push", "restart"]
+    assert state_out.get_container("minio").plan == settled.get_container("minio").plan
     assert relation_secret(state_out, kfp).latest_content == new
     assert relation_secret(state_out, mlflow).latest_content == new
     results = ctx.action_results or {}
@@ -916,11 +1055,14 @@ def test_rotate_credentials_pebble_not_ready_fails(ctx: testing.Context):
 
 
 @pytest.mark.parametrize("leader", [True, False])
-def test_noop_reconcile_writes_nothing(ctx: testing.Context, local_minio: Any, leader: bool):
+def test_noop_reconcile_writes_nothing(
+    ctx: testing.Context, local_minio: Any, leader: bool, pebble_writes: list[Any]
+):
     kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
     mlflow = s3.relation_for_provider(bucket=None, remote_app_name="mlflow")
     settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
     settled = dataclasses.replace(settled, leader=leader)
+    pebble_writes.clear()
 
     state_out = ctx.run(ctx.on.update_status(), settled)
 
@@ -929,6 +1071,7 @@ def test_noop_reconcile_writes_nothing(ctx: testing.Context, local_minio: Any, l
     assert state_out.get_container("minio").layers == settled.get_container("minio").layers
     assert state_out.get_container("minio").plan == settled.get_container("minio").plan
     assert state_out.opened_ports == settled.opened_ports
+    assert pebble_writes == []
 
 
 def test_noop_reconcile_external_mode_writes_nothing(ctx: testing.Context):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from charm_loader import run_fresh
 
 SCRIPT = r"""
-import json, sys
+import json, pathlib, sys, tempfile
 from charm_loader import load_charm
 from ops import testing
 from kubeflow_interfaces import s3
@@ -49,11 +49,15 @@ relation = testing.Relation(
     remote_app_data=relation.remote_app_data,
     local_app_data=local,
 )
+keys = pathlib.Path(tempfile.mkdtemp())  # MinIO's key files, as the charm wrote them
+(keys / "access-key").write_text(creds.access_key)
+(keys / "secret-key").write_text(creds.secret_key)
 container = testing.Container(
     "minio",
     can_connect=True,
-    layers={"minio": minio_server.pebble_layer(creds)},
+    layers={"minio": minio_server.pebble_layer()},
     service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+    mounts={"keys": testing.Mount(location=minio_server.KEYS_DIR, source=keys)},
 )
 state = testing.State(
     leader=True,
@@ -101,7 +105,7 @@ def test_unanswered_relation_loads_boto3_to_make_its_bucket():
 # The same settled hook, its model built from plain databags: nothing here loads pydantic,
 # so whether the hook does shows.
 SETTLED_SCRIPT = r"""
-import json, sys
+import json, pathlib, sys, tempfile
 from charm_loader import load_charm
 from ops import testing
 from kubeflow_interfaces import s3
@@ -142,11 +146,15 @@ relation = testing.Relation(
     remote_app_data=request,
     local_app_data=local,
 )
+keys = pathlib.Path(tempfile.mkdtemp())  # MinIO's key files, as the charm wrote them
+(keys / "access-key").write_text(creds.access_key)
+(keys / "secret-key").write_text(creds.secret_key)
 container = testing.Container(
     "minio",
     can_connect=True,
-    layers={"minio": minio_server.pebble_layer(creds)},
+    layers={"minio": minio_server.pebble_layer()},
     service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+    mounts={"keys": testing.Mount(location=minio_server.KEYS_DIR, source=keys)},
 )
 state = testing.State(
     leader=True,
