@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -66,6 +68,8 @@ INPUTS_KEY = "manifest-inputs"  # the digest of what the manifests in HASH_KEY w
 ROUTES_KEY = "served-routes"
 REQUESTS_KEY = "route-requests"  # the requests as last read, and the digest of their source
 ADDRESS_KEY = "gateway-address"
+# The gateway certificate and key that passed the check: their digest and the leaf's expiry.
+TLS_CHECKED_KEY = "gateway-tls-checked"
 # The provider's answer on istio_ingress_route: the ecosystem library's keys and ours.
 ANSWER_KEYS = (
     istio_ingress_route.EXTERNAL_HOST_KEY,
@@ -183,6 +187,7 @@ class _Inputs:
     blocked: str | None = None  # nothing is applied while set
     tls: GatewayTLS | None = None
     tls_waiting: str | None = None
+    tls_checked: str | None = None  # the record of the check `tls` passed (TLS_CHECKED_KEY)
     login: LoginCheck | None = None
     auth_problem: ops.StatusBase | None = None
     requests: dict[int, Request] = dataclasses.field(default_factory=dict)
@@ -421,7 +426,8 @@ class IstioCharm(ops.CharmBase):
                     "and tls-key (PEM private key)"
                 )
                 return
-            inputs.tls = GatewayTLS(cert=cert.strip() + "\n", key=key.strip() + "\n")
+            tls = GatewayTLS(cert=cert.strip() + "\n", key=key.strip() + "\n")
+            self._check_tls(inputs, tls, "tls-secret-id")
             return
         if relation is not None and self._tls is not None and self.unit.is_leader():
             # App mode: the leader holds the key and applies the gateway's Secret.
@@ -432,7 +438,39 @@ class IstioCharm(ops.CharmBase):
                 return
             leaf = str(certificate.certificate).strip()
             pems = [leaf] + [str(c).strip() for c in certificate.chain if str(c).strip() != leaf]
-            inputs.tls = GatewayTLS(cert="\n".join(pems) + "\n", key=str(key).strip() + "\n")
+            tls = GatewayTLS(cert="\n".join(pems) + "\n", key=str(key).strip() + "\n")
+            self._check_tls(inputs, tls, f"certificates relation with {provider}")
+
+    def _check_tls(self, inputs: _Inputs, tls: GatewayTLS, source: str) -> None:
+        """Take `tls` if the key is the certificate's, the chain holds and it has not expired.
+
+        Parsing needs `cryptography`, too heavy for a settled hook: the leader
+        records the digest of the certificate and key that passed, with the
+        leaf's expiry, and a hook that finds the same digest checks only the
+        recorded expiry.
+        """
+        digest = hashlib.sha256(f"{tls.cert}\0{tls.key}".encode()).hexdigest()
+        peer = self.model.get_relation(PEERS)
+        record = _load_json(peer.data[self.app].get(TLS_CHECKED_KEY)) if peer else None
+        not_after = None
+        if isinstance(record, dict) and record.get("digest") == digest:
+            try:
+                not_after = dt.datetime.fromisoformat(str(record.get("not-after")))
+            except ValueError:
+                not_after = None
+        if not_after is None or not_after.tzinfo is None:
+            try:
+                not_after = gateway.check_tls(tls.cert, tls.key)
+            except ValueError as e:
+                inputs.blocked = f"{source}: {e}"
+                return
+        if not_after <= dt.datetime.now(dt.timezone.utc):
+            inputs.blocked = f"{source}: the certificate expired at {not_after.isoformat()}"
+            return
+        inputs.tls = tls
+        inputs.tls_checked = json.dumps(
+            {"digest": digest, "not-after": not_after.isoformat()}, sort_keys=True
+        )
 
     def _read_auth(self, inputs: _Inputs) -> None:
         relation = self.model.get_relation(FORWARD_AUTH)
@@ -556,6 +594,7 @@ class IstioCharm(ops.CharmBase):
         _set(stored, ROUTES_KEY, served_text)
         _set(stored, ADDRESS_KEY, address)
         _set(stored, REQUESTS_KEY, self._requests_record(inputs))
+        _set(stored, TLS_CHECKED_KEY, inputs.tls_checked)
         if routine and (applied, served_text, address) == previous:
             return  # the answers written last time still hold
         self._answer(inputs, config, served, address)

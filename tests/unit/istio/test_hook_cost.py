@@ -3,7 +3,8 @@
 Each case runs in a fresh interpreter, because this test session itself
 imports lightkube and cryptography. The model is settled first with the
 cluster writes stubbed out (so lightkube is never imported), with
-certificates made beforehand by the test (so cryptography is not either).
+certificates made beforehand by the test (so cryptography is not either);
+with a user's gateway certificate, its check is stubbed while settling.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 
 import pytest
 from charm_loader import run_fresh
+from cryptography import x509
 
 from kubeflow_charms import certificates
 
@@ -21,10 +23,17 @@ from ops import testing
 from unit.istio.helpers import CHARM, checks_up, route, auth_relation, state, with_relations
 from kubeflow_charms import kubernetes
 
-content = json.loads(sys.stdin.read())
-secret = testing.Secret(tracked_content=content, owner="app", label="istiod-certificates")
+given = json.loads(sys.stdin.read())
+secret = testing.Secret(tracked_content=given["bundle"], owner="app", label="istiod-certificates")
+config, secrets = {"external-hostname": "kf.example.com"}, {secret}
+if sys.argv[1].startswith("tls"):
+    user = testing.Secret(tracked_content=given["tls"])
+    config["tls-secret-id"], secrets = user.id, {secret, user}
+    check = CHARM.gateway.check_tls
+    not_after = CHARM.dt.datetime.fromisoformat(given["not-after"])
+    CHARM.gateway.check_tls = lambda cert, key: not_after
 base = with_relations(
-    state(config={"external-hostname": "kf.example.com"}, secrets={secret}),
+    state(config=config, secrets=secrets),
     route("dex", "/dex", auth=False),
     route("dashboard", "/", auth=True),
     auth_relation(),
@@ -40,6 +49,14 @@ if sys.argv[1] == "due":
     aged = dict(secret.latest_content, **{"not-before": "2000-01-01T00:00:00+00:00"})
     secret = dataclasses.replace(secret, tracked_content=aged, latest_content=aged)
     out = dataclasses.replace(out, secrets={secret})
+if sys.argv[1].startswith("tls"):
+    CHARM.gateway.check_tls = check
+if sys.argv[1] == "tls-changed":
+    # The user put another certificate in the secret: it is checked, with cryptography.
+    changed = dataclasses.replace(
+        user, tracked_content=given["other"], latest_content=given["other"]
+    )
+    out = dataclasses.replace(out, secrets={s for s in out.secrets if s.id != user.id} | {changed})
 settled_applies = len(applied)
 parsed = []
 parse = CHARM.routes.from_istio_ingress_route
@@ -67,7 +84,18 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def content() -> str:
     bundle = certificates.new_bundle("test CA", ["istiod.kubeflow.svc"])
-    return json.dumps(bundle.to_content())
+    ca = certificates.generate_ca("user CA")
+    pairs = [certificates.generate_serving(*ca, ["kf.example.com"]) for _ in range(2)]
+    tls, other = ({"tls-cert": cert + ca[0], "tls-key": key} for cert, key in pairs)
+    not_after = x509.load_pem_x509_certificate(pairs[0][0].encode()).not_valid_after_utc
+    return json.dumps(
+        {
+            "bundle": bundle.to_content(),
+            "tls": tls,
+            "other": other,
+            "not-after": not_after.isoformat(),
+        }
+    )
 
 
 def _run(case: str, content: str) -> dict[str, object]:
@@ -86,6 +114,24 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     assert outcome["tls_lib"] is False
     assert outcome["relations_unchanged"] is True
     assert outcome["status"] == "active: http://kf.example.com"
+
+
+def test_settled_update_status_with_a_user_certificate_does_not_check_it_again(content):
+    outcome = _run("tls", content)
+
+    assert outcome["before"] == {"lightkube": False, "cryptography": False}
+    assert outcome["applies"] == 0
+    assert outcome["cryptography"] is False
+    assert outcome["relations_unchanged"] is True
+    assert outcome["status"] == "active: https://kf.example.com"
+
+
+def test_a_changed_user_certificate_is_checked_with_cryptography(content):
+    # The control: new secret content is parsed, the pair and the chain checked.
+    outcome = _run("tls-changed", content)
+
+    assert outcome["cryptography"] is True
+    assert outcome["status"] == "active: https://kf.example.com"
 
 
 def test_renewal_due_is_what_loads_cryptography(content):

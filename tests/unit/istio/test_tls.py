@@ -15,6 +15,7 @@ import ops
 import pytest
 from ops import testing
 from unit.istio.helpers import (
+    CHARM,
     MODEL,
     certificates_secret,
     file_text,
@@ -33,10 +34,58 @@ HOST = "kubeflow.example.com"
 
 
 @pytest.fixture(scope="module")
-def user_cert() -> tuple[str, str]:
-    ca_cert, ca_key = certificates.generate_ca("user CA")
-    cert, key = certificates.generate_serving(ca_cert, ca_key, [HOST])
-    return cert, key
+def user_ca() -> tuple[str, str]:
+    return certificates.generate_ca("user CA")
+
+
+@pytest.fixture(scope="module")
+def user_cert(user_ca) -> tuple[str, str]:
+    return certificates.generate_serving(*user_ca, [HOST])
+
+
+@pytest.fixture(scope="module")
+def bad_pairs(user_ca, user_cert) -> dict[str, tuple[tuple[str, str], str]]:
+    """Each way a certificate and key can be wrong: the pair, and the message it gets."""
+    cert, key = user_cert
+    ca_cert, ca_key = user_ca
+    _, other_key = certificates.generate_serving(ca_cert, ca_key, [HOST])
+    other_ca, _ = certificates.generate_ca("another CA")
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    expired_cert, expired_key = certificates.generate_serving(
+        ca_cert, ca_key, [HOST], validity=dt.timedelta(days=1), now=long_ago
+    )
+    expired_at = (long_ago - dt.timedelta(minutes=1)).replace(microsecond=0) + dt.timedelta(days=1)
+    # PEM markers around bytes that are not DER: the markers alone pass for a certificate.
+    damaged = "AAAA" + "Zm9v" * 40
+    bogus_cert = f"-----BEGIN CERTIFICATE-----\n{damaged}\n-----END CERTIFICATE-----\n"
+    bogus_key = f"-----BEGIN PRIVATE KEY-----\n{damaged}\n-----END PRIVATE KEY-----\n"
+    return {
+        "bogus cert": (
+            (bogus_cert, key),
+            "the certificate is not readable PEM (a damaged certificate?)",
+        ),
+        "bogus key": (
+            (cert, bogus_key),
+            "the key is not a readable, unencrypted PEM private key (a damaged key?)",
+        ),
+        "key of another certificate": (
+            (cert, other_key),
+            "the key does not match the certificate (the first in the chain)",
+        ),
+        "chain with the wrong CA": (
+            (cert + other_ca, key),
+            "certificate 1 of the chain is not signed by certificate 2 (the chain goes from "
+            "the server's certificate to the root, in order)",
+        ),
+        "chain in the wrong order": (
+            (ca_cert + cert, key),
+            "the key does not match the certificate (the first in the chain)",
+        ),
+        "expired": (
+            (expired_cert, expired_key),
+            f"the certificate expired at {expired_at.isoformat()}",
+        ),
+    }
 
 
 def _tls_secret(cert: str, key: str) -> testing.Secret:
@@ -101,6 +150,87 @@ def test_a_bad_user_secret_blocks_and_applies_nothing(ctx, kube, content):
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith("tls-secret-id: the secret needs tls-cert")
     assert kube.writes == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bogus cert",
+        "bogus key",
+        "key of another certificate",
+        "chain with the wrong CA",
+        "chain in the wrong order",
+        "expired",
+    ],
+)
+def test_a_wrong_certificate_or_key_blocks_and_applies_nothing(ctx, kube, bad_pairs, case):
+    (cert, key), message = bad_pairs[case]
+    secret = _tls_secret(cert, key)
+    out = ctx.run(
+        ctx.on.config_changed(), state(config={"tls-secret-id": secret.id}, secrets={secret})
+    )
+    assert out.unit_status == testing.BlockedStatus(f"tls-secret-id: {message}")
+    assert kube.writes == []
+
+
+def test_a_wrong_key_for_a_served_certificate_changes_nothing(ctx, kube, user_cert, bad_pairs):
+    secret = _tls_secret(*user_cert)
+    out = settle(ctx, state(config={"tls-secret-id": secret.id}, secrets={secret}))
+    writes, peer_data = list(kube.writes), out.get_relations("istio-peers")[0].local_app_data
+    (_, wrong_key), message = bad_pairs["key of another certificate"]
+    content = {"tls-cert": user_cert[0], "tls-key": wrong_key}
+    changed = dataclasses.replace(secret, tracked_content=content, latest_content=content)
+    out = ctx.run(ctx.on.secret_changed(changed), dataclasses.replace(out, secrets={changed}))
+    assert out.unit_status == testing.BlockedStatus(f"tls-secret-id: {message}")
+    assert kube.writes == writes
+    assert out.get_relations("istio-peers")[0].local_app_data == peer_data
+    _, tls = _gateway_tls(kube)
+    assert tls is not None
+    assert base64.b64decode(tls["data"]["tls.key"]).decode().strip() == user_cert[1].strip()
+
+
+def test_https_with_a_chain_to_the_ca(ctx, kube, user_ca, user_cert):
+    cert, key = user_cert
+    secret = _tls_secret(cert + user_ca[0], key)
+    out = settle(ctx, state(config={"tls-secret-id": secret.id}, secrets={secret}))
+    _, tls = _gateway_tls(kube)
+    assert tls is not None
+    assert base64.b64decode(tls["data"]["tls.crt"]).decode() == cert.strip() + "\n" + user_ca[0]
+    assert out.unit_status == testing.ActiveStatus(
+        "https://istio-ingressgateway.kubeflow.svc.cluster.local (no load-balancer address yet)"
+    )
+
+
+def test_a_checked_pair_is_not_parsed_again_but_its_expiry_still_counts(
+    ctx, kube, user_cert, monkeypatch
+):
+    secret = _tls_secret(*user_cert)
+    out = settle(ctx, state(config={"tls-secret-id": secret.id}, secrets={secret}))
+    peer = out.get_relations("istio-peers")[0]
+    record = json.loads(peer.local_app_data[CHARM.TLS_CHECKED_KEY])
+    checks: list[str] = []
+    original = CHARM.gateway.check_tls
+    monkeypatch.setattr(
+        CHARM.gateway, "check_tls", lambda c, k: (checks.append(c), original(c, k))[1]
+    )
+    writes = list(kube.writes)
+
+    again = ctx.run(ctx.on.update_status(), out)
+    assert checks == [] and again.unit_status.name == "active"
+    assert again.get_relations("istio-peers")[0].local_app_data == peer.local_app_data
+
+    # The recorded expiry passes: blocked without parsing the certificate again.
+    past = dict(record, **{"not-after": "2020-01-01T00:00:00+00:00"})
+    aged = dataclasses.replace(
+        peer,
+        local_app_data={**peer.local_app_data, CHARM.TLS_CHECKED_KEY: json.dumps(past)},
+    )
+    out = ctx.run(ctx.on.update_status(), replace_relation(out, aged))
+    assert checks == []
+    assert out.unit_status == testing.BlockedStatus(
+        "tls-secret-id: the certificate expired at 2020-01-01T00:00:00+00:00"
+    )
+    assert kube.writes == writes
 
 
 def test_an_unreadable_user_secret_blocks(ctx, kube):
@@ -178,6 +308,26 @@ def test_https_from_the_certificates_relation(ctx, kube):
     assert urls(out) == {"dex": f"https://{HOST}"}
     assert out.unit_status == testing.ActiveStatus(f"https://{HOST}")
     assert kube.rejected == []
+
+
+def test_a_broken_chain_from_the_certificates_relation_blocks(ctx, kube, user_ca):
+    relation = _certificates_relation()
+    base = with_relations(state(config={"external-hostname": HOST}), relation)
+    out = settle(ctx, ctx.run(ctx.on.relation_created(relation), base))
+    writes = list(kube.writes)
+    answered, cert = _issue(out, relation.id)
+    # The chain runs from the leaf to the root, each signed by the next: read from
+    # charmlibs-interfaces-tls-certificates 1.12.0, _tls_certificates.py, chain_has_valid_order.
+    (answer,) = json.loads(answered.remote_app_data["certificates"])
+    answer["chain"] = [cert, user_ca[0]]
+    broken = dataclasses.replace(answered, remote_app_data={"certificates": json.dumps([answer])})
+    out = ctx.run(ctx.on.relation_changed(broken), replace_relation(out, broken))
+    assert out.unit_status == testing.BlockedStatus(
+        "certificates relation with self-signed-certificates: certificate 1 of the chain is "
+        "not signed by certificate 2 (the chain goes from the server's certificate to the "
+        "root, in order)"
+    )
+    assert kube.writes == writes
 
 
 def test_two_certificate_sources_block_naming_both(ctx, kube, user_cert):
