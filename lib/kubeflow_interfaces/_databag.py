@@ -13,6 +13,10 @@ from typing import Any, TypeVar
 import ops
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kubeflow_interfaces._bags import write
+
+__all__ = ["Databag", "json_list", "load", "write"]
+
 T = TypeVar("T", bound="Databag")
 
 
@@ -67,20 +71,3 @@ def load(
     except ValidationError as e:
         fields = ", ".join(sorted({str(err["loc"][0]) for err in e.errors() if err["loc"]}))
         raise error(f"invalid {interface} relation data ({fields or 'unknown field'})") from e
-
-
-def write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: set[str]) -> bool:
-    """Make `databag` hold `wanted` for the keys we own, writing only what changed.
-
-    Returns whether anything was written.
-    """
-    changed = False
-    for key in owned - wanted.keys():
-        if key in databag:
-            del databag[key]
-            changed = True
-    for key, value in wanted.items():
-        if databag.get(key) != value:
-            databag[key] = value
-            changed = True
-    return changed

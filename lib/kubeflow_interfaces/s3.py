@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ops
 
+from kubeflow_interfaces import _bags
+
 if TYPE_CHECKING:
     from ops import testing
 
@@ -266,20 +268,6 @@ class S3ProviderInfo:
         return out
 
 
-def _write_owned(databag: ops.RelationDataContent, wanted: dict[str, str]) -> bool:
-    """Make the provider's keys in `databag` hold `wanted`, writing only what changed."""
-    changed = False
-    for key in PROVIDER_KEYS - wanted.keys():
-        if key in databag:
-            del databag[key]
-            changed = True
-    for key, value in wanted.items():
-        if databag.get(key) != value:
-            databag[key] = value
-            changed = True
-    return changed
-
-
 def _request_databag(bucket: str | None, path: str | None) -> dict[str, str]:
     """What a v1 requirer writes; ValueError for an invalid bucket name."""
     if bucket is not None and not is_valid_bucket_name(bucket):
@@ -351,7 +339,7 @@ class S3Provider:
             }
         )
         before = dict(databag)
-        _write_owned(databag, wanted)
+        _bags.write(databag, wanted, PROVIDER_KEYS)
         return changed or dict(databag) != before
 
     def update_credentials(self, credentials: S3Credentials) -> None:
