@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import ops
 
 
-def write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: set[str]) -> bool:
+def write(databag: ops.RelationDataContent, wanted: dict[str, str], owned: Set[str]) -> bool:
     """Make `databag` hold `wanted` for the keys we own, writing only what changed.
 
     Returns whether anything was written.
