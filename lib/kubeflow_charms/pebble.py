@@ -26,5 +26,18 @@ def plan_has(plan: ops.pebble.Plan, layer: ops.pebble.Layer | ops.pebble.LayerDi
     return True
 
 
+def service_running(container: ops.Container, name: str) -> bool | None:
+    """Whether the service runs; None when the container's Pebble cannot be reached.
+
+    One request answers both, where `can_connect()` and then the service
+    would take two.
+    """
+    try:
+        service = container.get_services(name).get(name)
+    except (ops.pebble.ConnectionError, FileNotFoundError):
+        return None
+    return service is not None and service.is_running()
+
+
 def _contains(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return all(current.get(k) == v for k, v in wanted.items() if k != "override")

@@ -41,3 +41,20 @@ def test_changed_command_or_missing_check_is_noticed():
     no_check = _plan({"srv": {"command": "srv --port 1", "startup": "enabled"}})
     assert not plan_has(no_check, LAYER)
     assert not plan_has(_plan(), LAYER)
+
+
+def test_service_running_answers_none_when_pebble_cannot_be_reached():
+    from ops import testing
+
+    from kubeflow_charms.pebble import service_running
+
+    class Charm(ops.CharmBase):
+        pass
+
+    meta = {"name": "c", "containers": {"w": {}}}
+    for can_connect, expected in ((False, None), (True, False)):
+        ctx = testing.Context(Charm, meta=meta)
+        state = testing.State(containers={testing.Container("w", can_connect=can_connect)})
+        with ctx(ctx.on.update_status(), state) as manager:
+            container = manager.charm.unit.get_container("w")
+            assert service_running(container, "svc") is expected

@@ -25,7 +25,7 @@ import shlex
 import ops
 import yaml
 
-from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.pebble import plan_has, service_running
 
 logger = logging.getLogger(__name__)
 
@@ -243,20 +243,8 @@ class Workload:
         return True
 
     def running(self) -> bool | None:
-        """Whether the service runs; None when the container's Pebble cannot be reached.
-
-        One request answers both, where `can_connect()` and then the service
-        would take two.
-        """
-        try:
-            return self.is_running()
-        except (ops.pebble.ConnectionError, FileNotFoundError):
-            return None
-
-    def is_running(self) -> bool:
-        """Whether the service runs."""
-        service = self.container.get_services(self.name).get(self.name)
-        return service is not None and service.is_running()
+        """Whether the service runs; None when the container's Pebble cannot be reached."""
+        return service_running(self.container, self.name)
 
     def check_is_up(self) -> bool:
         """Whether the service's ready check passes (ask once the service runs)."""

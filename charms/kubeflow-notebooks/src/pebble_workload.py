@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import ops
 
-from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.pebble import plan_has, service_running
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,20 +54,8 @@ class PebbleWorkload:
         return True
 
     def running(self) -> bool | None:
-        """Whether the service runs; None when the container's Pebble cannot be reached.
-
-        One request answers both, where `can_connect()` and then the service
-        would take two.
-        """
-        try:
-            return self.is_running()
-        except (ops.pebble.ConnectionError, FileNotFoundError):
-            return None
-
-    def is_running(self) -> bool:
-        """Whether the service runs."""
-        service = self.container.get_services(self.service).get(self.service)
-        return service is not None and service.is_running()
+        """Whether the service runs; None when the container's Pebble cannot be reached."""
+        return service_running(self.container, self.service)
 
     def check_is_up(self) -> bool:
         """Whether the ready check is up (ask once the service runs)."""
