@@ -45,9 +45,7 @@ class Consumer(ops.CharmBase):
         except InvalidManifestsError as e:
             self.unit.status = ops.BlockedStatus(str(e))
             return
-        self.unit.status = ops.ActiveStatus(
-            "none" if names is None else json.dumps(sorted(names))
-        )
+        self.unit.status = ops.ActiveStatus("none" if names is None else json.dumps(sorted(names)))
 
 
 DISPATCHER_META = {
@@ -86,9 +84,7 @@ def test_leader_writes_sorted_names_on_every_relation_of_the_endpoint():
     out = ctx.run(ctx.on.config_changed(), state)
 
     for rel in (a, b, c):
-        assert out.get_relation(rel.id).local_app_data == {
-            NAMESPACES_FIELD: '["alice", "bob"]'
-        }
+        assert out.get_relation(rel.id).local_app_data == {NAMESPACES_FIELD: '["alice", "bob"]'}
     # An endpoint nobody published on is left alone.
     assert out.get_relation(other.id).local_app_data == {}
 
@@ -112,9 +108,7 @@ def test_unchanged_names_write_nothing_and_a_change_is_written():
             config={"namespaces": "alice carol"},
         ),
     )
-    assert changed.get_relation(rel.id).local_app_data == {
-        NAMESPACES_FIELD: '["alice", "carol"]'
-    }
+    assert changed.get_relation(rel.id).local_app_data == {NAMESPACES_FIELD: '["alice", "carol"]'}
     # No profile left: an empty list, not a missing key (the requirer can tell the two apart).
     empty = ctx.run(
         ctx.on.config_changed(),
@@ -155,9 +149,7 @@ def test_requirer_reads_what_the_provider_wrote():
     written = dict(out.get_relation(rel.id).local_app_data)
 
     ctx = _consumer()
-    seen = testing.Relation(
-        "secrets", interface="kubernetes_manifest", remote_app_data=written
-    )
+    seen = testing.Relation("secrets", interface="kubernetes_manifest", remote_app_data=written)
     result = ctx.run(ctx.on.update_status(), testing.State(relations={seen}))
     assert result.unit_status == testing.ActiveStatus('["alice", "bob"]')
 

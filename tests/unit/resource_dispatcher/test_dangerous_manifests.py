@@ -243,8 +243,6 @@ def test_blocked_state_keeps_the_stored_record(ctx, kube):
     assert isinstance(blocked.unit_status, testing.BlockedStatus)
 
     out = ctx.run(ctx.on.relation_broken(blocked.get_relation(relation.id)), blocked)
-    gone = dataclasses.replace(
-        out, relations={r for r in out.relations if r.id != relation.id}
-    )
+    gone = dataclasses.replace(out, relations={r for r in out.relations if r.id != relation.id})
     ctx.run(ctx.on.update_status(), gone)
     assert kube.of_kind("Secret") == []
