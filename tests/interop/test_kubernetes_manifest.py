@@ -14,6 +14,13 @@ its wire format, read from:
   LIBPATCH 1 requirers write, at d76732e^ of the same file). `src/charm.py`
   there writes each object to `<folder>/<metadata.namespace or _global>/
   <metadata.name>.yaml`, refusing two with the same namespace and name.
+  The library, lines 348-477: their requirer (`KubernetesManifestRequirerWrapper.
+  send_data`, which `KubernetesManifestsRequirer` calls) touches only its own
+  application databag and reads nothing the provider writes; their provider
+  (lines 174-347) reads the requirer's databag and writes nothing to its own,
+  nor does their `src/charm.py`.
+  So the `profile-namespaces` key our dispatcher adds is never read by their
+  requirers, and our requirers related to their dispatcher find no list.
 - canonical/resource-dispatcher-image @ 5d752a4dfcd8f90db580565898a8325c210e9a4b,
   `resource_dispatcher/src/server.py`: for each namespace carrying the
   target label, every file is rendered as a Jinja2 template with
@@ -37,12 +44,16 @@ import json
 from typing import Any
 
 import jinja2
+import ops
 import pytest
 import yaml
 from charm_loader import load_charm
 from ops import testing
 from unit.resource_dispatcher.helpers import CHARM as DISPATCHER
 from unit.resource_dispatcher.helpers import add_namespace, names, state
+
+from kubeflow_interfaces import kubernetes_manifests
+from kubeflow_interfaces.kubernetes_manifests import ManifestsRequirer
 
 MINIO = load_charm("minio")
 INTERFACE = "kubernetes_manifest"
@@ -271,3 +282,119 @@ def test_minio_hands_canonical_dispatcher_every_object_in_a_secret():
     assert pod_default["kind"] == "PodDefault"
     assert pod_default["metadata"] == {"name": "access-minio", "namespace": "alice"}
     assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": "minio-credentials"}}]
+
+
+# --- the profile namespaces our dispatcher adds, next to Canonical's charms ----------------------
+
+CANONICAL_KEYS = {"kubernetes_manifests", "is_secret"}
+
+
+class CanonicalRequirer(ops.CharmBase):
+    """What their requirer library does on each event, as its wire format says (see above).
+
+    send_data: a secret labelled `manifest.<endpoint>.<relation id>` holding the
+    objects, granted to the relation, and the two keys in its own databag. It
+    looks at nothing the provider wrote.
+    """
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        framework.observe(self.on["secrets"].relation_changed, self._send)
+
+    def _send(self, event: ops.RelationChangedEvent) -> None:
+        content = {"manifests": json.dumps([kfp_secret("minio", "minio-secret")])}
+        label = f"manifest.{event.relation.name}.{event.relation.id}"
+        try:
+            secret = self.model.get_secret(label=label)
+            secret.set_content(content)
+        except ops.SecretNotFoundError:
+            secret = self.app.add_secret(content, label=label)
+        secret.grant(event.relation)
+        event.relation.data[self.app].update(
+            {"kubernetes_manifests": secret.id or "", "is_secret": "true"}
+        )
+
+
+def test_canonical_requirer_is_served_beside_the_profile_namespaces_key(kube):
+    add_namespace(kube, "alice")
+    add_namespace(kube, "bob")
+    secrets, secret = in_secret(
+        "secrets", "kfp-profile-controller", [kfp_secret("minio", "minio-secret")]
+    )
+    ctx = testing.Context(DISPATCHER.ResourceDispatcherCharm)
+    out = ctx.run(ctx.on.relation_changed(secrets), state(secrets, secrets={secret}))
+
+    ours = dict(out.get_relation(secrets.id).local_app_data)
+    assert ours == {"profile-namespaces": '["alice", "bob"]'}
+    assert CANONICAL_KEYS.isdisjoint(ours)
+
+    # Their requirer, with our key in the provider's databag, sends as it always does ...
+    requirer = testing.Context(
+        CanonicalRequirer,
+        meta={
+            "name": "kfp-profile-controller",
+            "requires": {"secrets": {"interface": INTERFACE}},
+        },
+    )
+    theirs = testing.Relation(
+        "secrets",
+        interface=INTERFACE,
+        remote_app_name="resource-dispatcher",
+        remote_app_data=ours,
+    )
+    sent = requirer.run(
+        requirer.on.relation_changed(theirs), testing.State(leader=True, relations={theirs})
+    )
+    data = dict(sent.get_relation(theirs.id).local_app_data)
+    assert set(data) == CANONICAL_KEYS
+    (their_secret,) = sent.secrets
+
+    # ... and the dispatcher dispatches what it sent.
+    again = dataclasses.replace(out.get_relation(secrets.id), remote_app_data=data)
+    handed = testing.Secret(tracked_content=their_secret.tracked_content, id=their_secret.id)
+    result = ctx.run(
+        ctx.on.relation_changed(again),
+        dataclasses.replace(
+            out,
+            relations=(out.relations - {out.get_relation(secrets.id)}) | {again},
+            secrets={s for s in out.secrets if s.id != secret.id} | {handed},
+        ),
+    )
+    assert result.unit_status == testing.ActiveStatus(
+        "1 app(s) dispatched to 2 profile namespace(s)"
+    )
+    assert names(kube, "Secret") == {
+        ("alice", "mlpipeline-minio-artifact"),
+        ("bob", "mlpipeline-minio-artifact"),
+    }
+
+
+class OurRequirer(ops.CharmBase):
+    """Our requirer library reading the profile namespaces into its status."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        framework.observe(self.on.update_status, self._read)
+
+    def _read(self, _: ops.EventBase) -> None:
+        found = ManifestsRequirer(self, "secrets").profile_namespaces()
+        self.unit.status = ops.ActiveStatus(
+            "no list" if found is None else ",".join(sorted(found))
+        )
+
+
+def test_our_requirer_finds_no_list_beside_canonical_dispatcher():
+    # Their provider writes nothing to its own databag: the relation's provider side is empty.
+    ctx = testing.Context(
+        OurRequirer, meta={"name": "minio", "requires": {"secrets": {"interface": INTERFACE}}}
+    )
+    canonical = kubernetes_manifests.relation_for_requirer(remote_app_name="dispatcher")
+    ours = kubernetes_manifests.relation_for_requirer(
+        remote_app_name="resource-dispatcher", namespaces=["alice"]
+    )
+
+    alone = ctx.run(ctx.on.update_status(), testing.State(relations={canonical}))
+    both = ctx.run(ctx.on.update_status(), testing.State(relations={canonical, ours}))
+
+    assert alone.unit_status == testing.ActiveStatus("no list")
+    assert both.unit_status == testing.ActiveStatus("alice")

@@ -203,6 +203,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
                 return
         try:
             namespaces = profile_namespaces()
+            self._publish_namespaces(namespaces)
             digest = _inputs_digest(context, plan, namespaces)
             if settled and digest == stored.get(INPUTS_KEY):
                 wanted = stored[HASH_KEY]  # the same inputs make the objects applied last
@@ -225,6 +226,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
         _set(stored, INPUTS_KEY, digest)
         _set(stored, NAMESPACES_KEY, json.dumps(namespaces))
         _set(stored, APPS_KEY, json.dumps(applied) if applied else None)
+
+    def _publish_namespaces(self, namespaces: list[str]) -> None:
+        """Tell every requirer which profile namespaces exist (written only when changed)."""
+        for provider in self._providers.values():
+            provider.publish_namespaces(namespaces)
 
     def _related_apps(self) -> list[tuple[str, str]]:
         return [

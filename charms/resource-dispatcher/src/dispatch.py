@@ -1,10 +1,11 @@
 """What to keep in each profile namespace: the related apps' objects, checked and planned.
 
 Pure logic, no Kubernetes: the charm reads every relation's manifests, this
-module refuses kinds an endpoint does not carry, finds names two apps both
-claim, and says which apps' objects are applied. An app that is refused or
-in a conflict is not applied at all: what it had in the namespaces stays
-as it was until the problem is fixed.
+module refuses kinds an endpoint does not carry and objects that would give
+a profile's users more than the dispatcher should hand out (see `danger`),
+finds names two apps both claim, and says which apps' objects are applied.
+An app that is refused or in a conflict is not applied at all: what it had
+in the namespaces stays as it was until the problem is fixed.
 
 An object without a namespace goes to every profile namespace; one pinned
 to a namespace goes only there (and only while it is a profile namespace),
@@ -30,6 +31,12 @@ ENDPOINT_KINDS: dict[str, tuple[str, str]] = {
     "service-accounts": ("v1", "ServiceAccount"),
     "config-maps": ("v1", "ConfigMap"),
 }
+# A Secret of this type is filled by Kubernetes with a token of the service account
+# its annotation names (kubernetes/api v0.32.3, core/v1/types.go:7434).
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105 - a type name
+# PodDefault fields holding containers the webhook adds to each pod it selects
+# (kubeflow/kubeflow v1.10.0, components/admission-webhook: poddefault_types.go:43,47).
+POD_DEFAULT_CONTAINERS = ("initContainers", "sidecars")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +101,10 @@ def plan(offers: Iterable[Offer]) -> Plan:
                 f"(only {allowed[1]} is accepted there)"
             )
             continue
+        dangers = [d for d in map(danger, offer.manifests) if d]
+        if dangers:
+            refused[offer.app] = dangers[0]
+            continue
         objects[offer.app].extend(offer.manifests)
     owners: dict[tuple[str | None, str, str], str] = {}
     conflicts: list[Conflict] = []
@@ -118,6 +129,44 @@ def plan(offers: Iterable[Offer]) -> Plan:
         refused=refused,
         conflicts=tuple(conflicts),
     )
+
+
+def danger(manifest: Manifest) -> str | None:
+    """Why an object must not go to the profile namespaces, or None.
+
+    - a Secret of type `kubernetes.io/service-account-token`: Kubernetes would
+      put a token of the service account it names in every profile namespace,
+      readable by the profile's users;
+    - a PodDefault with a `hostPath` volume: the webhook adds its volumes to
+      every pod it selects, so users' pods would mount the node's files;
+    - a PodDefault whose init or sidecar container is privileged: it would run
+      in users' pods with the node's devices and no isolation.
+
+    The other kinds accepted (ServiceAccount, ConfigMap) grant nothing by
+    themselves, and no kind with a pod template or rights (Role, RoleBinding)
+    is accepted at all.
+    """
+    what = f"{manifest.app}'s {manifest.kind} {manifest.name}"
+    body = manifest.body
+    if manifest.kind == "Secret" and body.get("type") == SERVICE_ACCOUNT_TOKEN:
+        return f"{what} is a service account token (type {SERVICE_ACCOUNT_TOKEN})"
+    spec = body.get("spec")
+    if manifest.kind != "PodDefault" or not isinstance(spec, dict):
+        return None
+    for volume in _dicts(spec.get("volumes")):
+        if volume.get("hostPath") is not None:
+            return f"{what} mounts a hostPath volume ({volume.get('name', '?')})"
+    for field in POD_DEFAULT_CONTAINERS:
+        for container in _dicts(spec.get(field)):
+            context = container.get("securityContext")
+            if isinstance(context, dict) and context.get("privileged") is True:
+                return f"{what} adds a privileged container ({container.get('name', '?')})"
+    return None
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings of a list (anything else is left to the API server's schema check)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def render(result: Plan, app: str, namespace: str) -> str:

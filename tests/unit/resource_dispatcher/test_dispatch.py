@@ -129,7 +129,7 @@ def test_removed_relation_removes_its_objects(ctx, kube):
     settled = ctx.run(ctx.on.relation_changed(minio), base)
     assert names(kube, "Secret") == {("team-a", "minio-credentials"), ("team-a", "kfp-token")}
 
-    out = ctx.run(ctx.on.relation_broken(minio), settled)
+    out = ctx.run(ctx.on.relation_broken(settled.get_relation(minio.id)), settled)
 
     assert names(kube, "Secret") == {("team-a", "kfp-token")}
     peer = out.get_relation(next(r for r in out.relations if r.endpoint == "dispatcher-peers").id)
@@ -229,7 +229,7 @@ def test_pinned_object_takes_the_place_of_an_unpinned_one(ctx, kube, pinning, un
     assert b is not None and b["stringData"] == {"key": "all"}
 
     # The pinning app goes: the unpinned object comes back in its place.
-    out = ctx.run(ctx.on.relation_broken(override), out)
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(override.id)), out)
     ctx.run(ctx.on.update_status(), without_relation(out, override))
     a = kube.get("Secret", "shared", "team-a")
     assert a is not None and a["stringData"] == {"key": "all"}
@@ -306,10 +306,11 @@ def test_unreadable_databag_blocks_and_keeps_what_was_there(ctx, kube, data, mes
     relation, secret = offer("secrets", "kfp", [secret_object("kfp-token")])
     settled = ctx.run(ctx.on.relation_changed(relation), state(relation, secrets={secret}))
 
-    broken = dataclasses.replace(relation, remote_app_data=data)
+    current = settled.get_relation(relation.id)
+    broken = dataclasses.replace(current, remote_app_data=data)
     out = ctx.run(
         ctx.on.relation_changed(broken),
-        dataclasses.replace(settled, relations=(settled.relations - {relation}) | {broken}),
+        dataclasses.replace(settled, relations=(settled.relations - {current}) | {broken}),
     )
 
     assert out.unit_status == testing.BlockedStatus(f"not dispatched: {message}")
@@ -359,13 +360,13 @@ def test_unchanged_inputs_are_not_rendered_again(ctx, kube, monkeypatch):
     writes = list(kube.writes)
 
     again = ctx.run(ctx.on.update_status(), settled)
-    again = ctx.run(ctx.on.relation_changed(relation), again)
+    again = ctx.run(ctx.on.relation_changed(again.get_relation(relation.id)), again)
     assert rendered == []
     assert kube.writes == writes
     assert again.relations == settled.relations
 
     # A new namespace is a new input: everything is made again and applied there.
     add_namespace(kube, "team-b")
-    ctx.run(ctx.on.relation_changed(relation), again)
+    ctx.run(ctx.on.relation_changed(again.get_relation(relation.id)), again)
     assert sorted(rendered) == ["crds.yaml.j2", "rbac.yaml.j2", "webhook.yaml.j2"]
     assert ("team-b", "minio-credentials") in names(kube, "Secret")
