@@ -81,6 +81,28 @@ class MySQLProvider:
         """Whether we have published anything on this relation (cheap: no wire parsing)."""
         return bool(relation.data[self._charm.app])
 
+    def answers_all(self, relation: ops.Relation) -> bool:
+        """Whether every database the requirer names has an answer from us.
+
+        Cheap (JSON only, no wire models): it compares the names in the
+        requirer's databag (v1: `resource` of each of `requests`; v0:
+        `database`) with those we answered with a `secret-user`. Anything it
+        cannot read counts as unanswered, for the full parse to report.
+        """
+        ours = relation.data[self._charm.app]
+        if not ours or relation.app is None:
+            return False
+        theirs = relation.data[relation.app]
+        if theirs.get("version") == "v1":
+            asked = _resources(theirs.get("requests"))
+            answered = _resources(ours.get("requests"), answered=True)
+        else:
+            asked = {theirs["database"]} if theirs.get("database") else set()
+            answered = (
+                {ours["database"]} if ours.get("database") and ours.get("secret-user") else set()
+            )
+        return asked is not None and answered is not None and asked <= answered
+
     def requests(self, relation: ops.Relation) -> list[DatabaseRequest]:
         """The databases the requirer asks for; raises InvalidRequestError if malformed."""
         from pydantic import ValidationError
@@ -104,6 +126,25 @@ class MySQLProvider:
             return set()
         return {r.resource for r in responses if r.resource and r.secret_user}
 
+    def published_credentials(self, relation: ops.Relation) -> tuple[str, str] | None:
+        """The username and password already handed out on this relation, or None.
+
+        Read back from the secret of an earlier answer, so that a further
+        database on the same relation goes to the same user and password.
+        """
+        if not self.is_answered(relation):
+            return None
+        from dpcharmlibs.interfaces import ResourceProviderModel
+
+        try:
+            responses = self._get_handler().responses(relation, ResourceProviderModel)
+        except (ValueError, TypeError, ops.SecretNotFoundError, ops.ModelError):
+            return None
+        for response in responses:
+            if response.secret_user and response.username and response.password:
+                return str(response.username), str(response.password)
+        return None
+
     def publish(
         self,
         request: DatabaseRequest,
@@ -117,6 +158,7 @@ class MySQLProvider:
         from dpcharmlibs.interfaces import ResourceProviderModel
 
         raw = request._raw
+        before = set(self._published_secrets(request.relation))
         response = ResourceProviderModel(
             salt=raw.salt,
             request_id=request.request_id,
@@ -135,14 +177,20 @@ class MySQLProvider:
         original = getattr(raw, "original_field", "")
         if original:
             request.relation.data[self._charm.app][original] = request.database
+        # A v0 requirer that names another database gets a new secret in place
+        # of the old one: the old one must not outlive its answer.
+        self._remove_secrets(before - set(self._published_secrets(request.relation)))
 
-    def revoke(self, relation: ops.Relation) -> None:
-        """Remove the credentials secrets we published on a relation that is going away."""
-        for uri in self._published_secrets(relation):
+    def _remove_secrets(self, uris: set[str]) -> None:
+        for uri in sorted(uris):
             try:
                 self._charm.model.get_secret(id=uri).remove_all_revisions()
             except (ops.SecretNotFoundError, ops.ModelError):
-                logger.debug("secret of relation %d already gone", relation.id)
+                logger.debug("secret %s already gone", uri)
+
+    def revoke(self, relation: ops.Relation) -> None:
+        """Remove the credentials secrets we published on a relation that is going away."""
+        self._remove_secrets(set(self._published_secrets(relation)))
 
     def _published_secrets(self, relation: ops.Relation) -> list[str]:
         data = relation.data[self._charm.app]
@@ -167,6 +215,21 @@ class MySQLProvider:
                 self._charm, self._endpoint, RequirerCommonModel
             )
         return self._handler
+
+
+def _resources(raw: str | None, *, answered: bool = False) -> set[str] | None:
+    """The `resource` names in a v1 `requests` list (answers only: with a `secret-user`)."""
+    try:
+        items = json.loads(raw or "[]")
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return None
+    return {
+        i["resource"]
+        for i in items
+        if isinstance(i.get("resource"), str) and (not answered or i.get("secret-user"))
+    }
 
 
 class MySQLRequirer:

@@ -220,6 +220,8 @@ def test_initialises_only_a_data_directory_without_the_marker(tmp_path, initiali
         containers={container},
         storages={storage()},
         secrets={credentials_secret()},
+        # The first leader records itself in the peer data, then initialises.
+        relations={testing.PeerRelation("mysql-peers")},
     )
     ctx.run(ctx.on.pebble_ready(container), state)
     ran = [c for c in commands_run(ctx) if fact("initialise-flag") in c]

@@ -23,6 +23,8 @@ from mysql_server import (
     pebble_layer,
     quote_identifier,
     quote_string,
+    relation_id_of,
+    relation_user,
     render_config,
 )
 from workload.helpers import connect_as
@@ -125,6 +127,83 @@ def test_drop_user_removes_access_and_keeps_data(
     assert access_denied(error)
     assert admin.query("SELECT SUM(i) FROM `keep-me`.t;") == [["3"]]
     assert admin.query("SELECT COUNT(*) FROM mysql.user WHERE User = 'relation-3';") == [["0"]]
+
+
+def test_a_second_database_goes_to_the_same_user_and_password(
+    admin: MySQLServer, mariadb: MariaDB, executor: LocalExecutor
+):
+    """What the charm does when a relation asks for a further database."""
+    for name in ("kfp", "mlmd", "someone-else"):
+        admin.ensure_database(name)
+    admin.ensure_user("relation-8", AWKWARD_PASSWORD, "kfp")
+    app = connect_as(mariadb, executor, "relation-8", AWKWARD_PASSWORD)
+    app.execute("CREATE TABLE kfp.runs (i INT); INSERT INTO kfp.runs VALUES (1);")
+
+    admin.ensure_user("relation-8", AWKWARD_PASSWORD, "mlmd")
+
+    # The first database's credentials still work, and now reach both databases.
+    app.execute("CREATE TABLE mlmd.artifacts (i INT); INSERT INTO mlmd.artifacts VALUES (2);")
+    assert app.query("SELECT i FROM kfp.runs;") == [["1"]]
+    assert app.user_databases() == ["kfp", "mlmd"]
+    with pytest.raises(WorkloadError) as error:
+        app.execute("CREATE TABLE `someone-else`.t (i INT);")
+    assert "command denied" in str(error.value)
+    accounts = admin.query("SELECT Host FROM mysql.user WHERE User = 'relation-8';")
+    assert accounts == [["%"]]
+
+
+def test_only_the_users_of_gone_relations_are_dropped(
+    admin: MySQLServer, mariadb: MariaDB, executor: LocalExecutor
+):
+    admin.ensure_database("kept")
+    ours = {"relation-0": 0, "relation-5": 5, "relation-12": 12}
+    for user in ours:
+        admin.ensure_user(user, "pw-" + user, "kept")
+    # Accounts the charm did not make, by their names or their host.
+    for user, host in [("relation-x", "%"), ("relation-007", "%"), ("relation-12", "localhost")]:
+        admin.ensure_user(user, "pw-" + user, "kept", host=host)
+    admin.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'pw'; CREATE ROLE `relation-3`;")
+    try:
+        _drop_only_gone_relation_users(admin, mariadb, executor, ours)
+    finally:
+        admin.execute("DROP ROLE `relation-3`;")  # the workload reset drops accounts only
+
+
+def _drop_only_gone_relation_users(
+    admin: MySQLServer, mariadb: MariaDB, executor: LocalExecutor, ours: dict[str, int]
+) -> None:
+    admin.execute("CREATE TABLE kept.t (i INT); INSERT INTO kept.t VALUES (1);")
+    assert admin.relation_users() == ours
+    dropped, failed = admin.drop_stale_relation_users({5, 99})
+    assert (dropped, failed) == (["relation-0", "relation-12"], [])
+
+    def accounts() -> list[list[str]]:
+        return admin.query(
+            "SELECT User, Host FROM mysql.user WHERE User LIKE 'relation-%' OR User = 'app' "
+            "ORDER BY User, Host;"
+        )
+
+    assert accounts() == [
+        ["app", "%"],
+        ["relation-007", "%"],
+        ["relation-12", "localhost"],
+        ["relation-3", ""],
+        ["relation-5", "%"],
+        ["relation-x", "%"],
+    ]
+    assert connect_as(mariadb, executor, "relation-5", "pw-relation-5").is_ready()
+    assert admin.query("SELECT i FROM kept.t;") == [["1"]]  # the data stays
+    assert admin.drop_stale_relation_users({5}) == ([], [])  # nothing more, one query
+
+
+@pytest.mark.parametrize("relation_id", [0, 7, 123456789])
+def test_relation_user_names_round_trip(relation_id: int):
+    assert relation_id_of(relation_user(relation_id)) == relation_id
+
+
+@pytest.mark.parametrize("name", ["relation-", "relation-07", "relation--1", "Relation-1", "root"])
+def test_names_the_charm_did_not_make_have_no_relation(name: str):
+    assert relation_id_of(name) is None
 
 
 def test_ensure_user_changes_the_password(

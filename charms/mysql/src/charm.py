@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import secrets
@@ -28,6 +29,7 @@ from mysql_server import (
     initialise_sql,
     is_valid_database_name,
     pebble_layer,
+    relation_user,
     render_config,
 )
 
@@ -40,10 +42,15 @@ logger = logging.getLogger(__name__)
 
 CONTAINER = "mysql"
 STORAGE = "database"
+PEERS = "mysql-peers"
+# Peer app data: the unit whose data directory holds the databases; and the
+# ids of the `database` relations as of the last look at the relation users
+# (every `relation-<id>` account on the server has its id in that list).
+DATA_UNIT_KEY = "data-unit"
+USERS_CHECKED_KEY = "relation-users-checked"
 CREDENTIALS_LABEL = "admin-credentials"
 BACKUP_BUCKET = "mysql-backups"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
-RELATION_USER = "relation-{id}"
 READY_CHECK = "mysqld-ready"
 # At most 20 digits: the largest size mysqld takes, 2^64-1, has 20.
 _SIZE = re.compile(r"\s*([0-9]{1,20})\s*([KMG]?)i?B?\s*", re.IGNORECASE)
@@ -123,6 +130,9 @@ class MySQLCharm(ops.CharmBase):
             on.secret_changed,
             on["database"].relation_changed,
             on["database"].relation_broken,
+            on[PEERS].relation_created,
+            on[PEERS].relation_changed,
+            on[PEERS].relation_departed,
             on["s3-parameters"].relation_created,
             on["s3-parameters"].relation_changed,
         ):
@@ -139,14 +149,28 @@ class MySQLCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring mysqld, its users and the relations to what the inputs say."""
+        if (
+            isinstance(event, ops.RelationBrokenEvent)
+            and event.relation.name == "database"
+            and self.unit.is_leader()
+        ):
+            # The credentials secrets go now, whatever state mysqld is in; the
+            # user goes with the next look at the relation users (below).
+            self._database.revoke(event.relation)
         config = self._load_config()
         if config is None or not self._container.can_connect():
             return
         if not self.unit.is_leader():
-            self._keep_stopped()
+            self._reconcile_follower(config)
             return
         credentials = self._ensure_credentials()
         if not self.model.storages[STORAGE]:
+            return
+        data_unit = self._claim_data_unit()
+        if data_unit != self.unit.name:
+            # The databases live on another unit (or nowhere yet): starting
+            # mysqld here would serve an empty server. Collect-status says why.
+            self._keep_stopped()
             return
         self.unit.set_ports(PORT)
         self._s3.publish_request()
@@ -160,18 +184,71 @@ class MySQLCharm(ops.CharmBase):
             logger.info("mysqld is not ready yet; relations will be served later")
             return
         try:
-            if isinstance(event, ops.RelationBrokenEvent) and event.relation.name == "database":
-                server.drop_user(RELATION_USER.format(id=event.relation.id))
-                self._database.revoke(event.relation)
-                logger.info("dropped the user of removed relation %d", event.relation.id)
+            self._check_relation_users(server, relation_event=isinstance(event, ops.RelationEvent))
             if self._needs_database_work(event):
-                self._serve_databases(
-                    server, drop_stale_users=isinstance(event, ops.RelationEvent)
-                )
+                self._serve_databases(server)
         except WorkloadError as e:
             # Say mysqld is still starting: relations not answered yet are
             # retried on the next event (update-status at the latest).
             logger.warning("serving the database relations failed: %s", e)
+
+    def _reconcile_follower(self, config: MySQLConfig) -> None:
+        """A unit that does not lead runs mysqld only if the data lives on it.
+
+        It keeps serving the relations it answered while it led (their
+        endpoints name it); new relations wait until it leads again.
+        """
+        if self._data_unit() != self.unit.name or not self.model.storages[STORAGE]:
+            self._keep_stopped()
+            return
+        try:
+            credentials = self.model.get_secret(label=CREDENTIALS_LABEL).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return
+        try:
+            self._configure(config, credentials, self._server(credentials))
+        except WorkloadError as e:
+            logger.error("configuring mysqld failed: %s", e)
+
+    # --- which unit holds the data
+
+    def _peers(self) -> ops.Relation | None:
+        return self.model.get_relation(PEERS)
+
+    def _data_unit(self) -> str | None:
+        """The unit whose data directory holds the databases, as the leader recorded it."""
+        peers = self._peers()
+        if peers is None:
+            return None
+        return peers.data[self.app].get(DATA_UNIT_KEY) or None
+
+    def _has_data(self) -> bool:
+        return self._container.exists(f"{DATA_DIR}/mysql")
+
+    def _claim_data_unit(self) -> str | None:
+        """On the leader: which unit holds the data, recording this one when none is yet.
+
+        The first leader with storage records itself before it initialises
+        its data directory; a leader from before the record existed records
+        itself if its data directory is there. Without the peer relation
+        (only early in a unit's life) nothing can be recorded: a leader that
+        has data serves it, one that has none waits.
+        """
+        recorded = self._data_unit()
+        if recorded is not None:
+            return recorded
+        peers = self._peers()
+        if peers is None:
+            return self.unit.name if self._has_data() else None
+        peers.data[self.app][DATA_UNIT_KEY] = self.unit.name
+        logger.info("the data directory of %s holds the databases", self.unit.name)
+        return self.unit.name
+
+    def _data_unit_present(self, name: str) -> bool:
+        if name == self.unit.name:
+            return True
+        peers = self._peers()
+        return peers is not None and any(u.name == name for u in peers.units)
 
     def _load_config(self) -> MySQLConfig | None:
         try:
@@ -269,20 +346,23 @@ class MySQLCharm(ops.CharmBase):
         """Whether the database relations may need anything.
 
         Their inputs change only with relation, leadership and upgrade events,
-        or when mysqld comes up; on update-status only relations we have not
-        answered yet (say mysqld was still starting) need another look.
+        or when mysqld comes up; on update-status only relations with a
+        database we have not answered yet (say mysqld was still starting)
+        need another look.
         """
         if not isinstance(event, ops.UpdateStatusEvent):
             return True
-        return any(not self._database.is_answered(r) for r in self._database.relations)
+        return any(not self._database.answers_all(r) for r in self._database.relations)
 
-    def _serve_databases(self, server: MySQLServer, *, drop_stale_users: bool) -> None:
-        relations = self._database.relations
-        if not relations and not drop_stale_users:
-            return
-        endpoint = self._endpoint()
-        version = server.version()
-        for relation in relations:
+    def _serve_databases(self, server: MySQLServer) -> None:
+        """Answer every request not answered yet: one user and one password per relation.
+
+        A relation asking for a further database gets it granted to the user
+        it already has, with the password it already has (read back from
+        the secret it was given): no answer it holds goes stale.
+        """
+        version = None
+        for relation in self._database.relations:
             try:
                 requests = self._database.requests(relation)
             except InvalidRequestError:
@@ -292,8 +372,18 @@ class MySQLCharm(ops.CharmBase):
             todo = [r for r in valid if r.database not in answered]
             if not todo:
                 continue
-            username = RELATION_USER.format(id=relation.id)
-            password = generate_password()
+            username = relation_user(relation.id)
+            published = self._database.published_credentials(relation)
+            if published is not None and published[0] == username:
+                password = published[1]
+            else:
+                if published is not None or answered:
+                    logger.warning(
+                        "relation %d: earlier password unreadable, new one", relation.id
+                    )
+                password = generate_password()
+            if version is None:
+                version = server.version()
             for request in todo:
                 server.ensure_database(request.database)
                 server.ensure_user(username, password, request.database)
@@ -301,23 +391,59 @@ class MySQLCharm(ops.CharmBase):
                     request,
                     username=username,
                     password=password,
-                    endpoints=[endpoint],
+                    endpoints=[self._endpoint()],
                     version=version,
                 )
                 logger.info("database %s served to %s", request.database, request.app_name)
-        if drop_stale_users:
-            self._drop_stale_users(server, {r.id for r in relations})
 
-    def _drop_stale_users(self, server: MySQLServer, live_ids: set[int]) -> None:
-        """Drop the users of relations that are gone; their databases stay."""
-        rows = server.query(
-            "SELECT DISTINCT user FROM mysql.user WHERE user LIKE 'relation-%' ORDER BY user"
-        )
-        for user, *_ in rows:
-            suffix = user.removeprefix("relation-")
-            if suffix.isdigit() and int(suffix) not in live_ids:
-                server.drop_user(user)
-                logger.info("dropped user %s of a removed relation", user)
+    def _users_checked(self) -> set[int] | None:
+        """The relation ids recorded at the last look at the relation users, if readable."""
+        peers = self._peers()
+        raw = peers.data[self.app].get(USERS_CHECKED_KEY) if peers is not None else None
+        if raw is None:
+            return None
+        try:
+            ids = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+            return None
+        return set(ids)
+
+    def _check_relation_users(self, server: MySQLServer, *, relation_event: bool) -> None:
+        """Drop the users of relations that are gone, when one may be gone.
+
+        Peer app data records the relation ids as of the last look; every
+        relation user on the server belongs to one of them. Only when one of
+        those relations is gone (its relation-broken hook may have come while
+        mysqld was down) does the server get asked, one query, and the stale
+        users dropped; their databases stay. A new relation only adds its id.
+        So a settled hook asks the server nothing and writes nothing. With
+        no record yet (or no peer relation) the server is asked; without the
+        peer relation, only on relation events.
+        """
+        live = {r.id for r in self._database.relations}
+        checked = self._users_checked()
+        peers = self._peers()
+        if checked is not None and checked <= live:
+            if checked != live:
+                self._record_users_checked(live)
+            return
+        if peers is None and not relation_event:
+            return
+        dropped, failed = server.drop_stale_relation_users(live)
+        for user in dropped:
+            logger.info("dropped user %s of a removed relation", user)
+        if failed:
+            # Tried again on the next hook: the record keeps the gone ids.
+            logger.warning("could not drop the users of removed relations: %s", ", ".join(failed))
+            return
+        self._record_users_checked(live)
+
+    def _record_users_checked(self, live: set[int]) -> None:
+        peers = self._peers()
+        if peers is not None:
+            peers.data[self.app][USERS_CHECKED_KEY] = json.dumps(sorted(live))
 
     def _endpoint(self) -> str:
         unit = self.unit.name.replace("/", "-")
@@ -329,7 +455,10 @@ class MySQLCharm(ops.CharmBase):
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._unit_problems():
             event.add_status(status)
-        event.add_status(ops.ActiveStatus("primary" if self.unit.is_leader() else ""))
+        if self.unit.is_leader():
+            event.add_status(ops.ActiveStatus("primary"))
+        else:
+            event.add_status(ops.ActiveStatus("primary; new relations wait until this unit leads"))
 
     def _unit_problems(self) -> list[ops.StatusBase]:
         if self._problems is not None:
@@ -339,12 +468,17 @@ class MySQLCharm(ops.CharmBase):
         if error := self._config_error():
             problems.append(ops.BlockedStatus(f"invalid config: {error}"))
             return problems
-        if not self.unit.is_leader():
+        leader = self.unit.is_leader()
+        data_unit = self._data_unit()
+        if not leader and data_unit != self.unit.name:
             problems.append(
                 ops.BlockedStatus(
                     "replication is not supported yet: this unit keeps mysqld stopped"
                 )
             )
+            return problems
+        if data_unit is not None and data_unit != self.unit.name:
+            problems.append(ops.BlockedStatus(self._elsewhere_message(data_unit)))
             return problems
         if not self._container.can_connect():
             problems.append(ops.WaitingStatus("waiting for the mysql container"))
@@ -352,19 +486,35 @@ class MySQLCharm(ops.CharmBase):
         if not self.model.storages[STORAGE]:
             problems.append(ops.WaitingStatus("waiting for the database storage"))
             return problems
+        if data_unit is None and self._peers() is None and not self._has_data():
+            problems.append(ops.WaitingStatus("waiting for the peer relation"))
+            return problems
         services = self._container.get_services(SERVICE)
         if not services or not services[SERVICE].is_running():
             problems.append(ops.MaintenanceStatus("starting mysqld"))
             return problems
         if not self._mysqld_ready():
             problems.append(ops.WaitingStatus("mysqld is not ready yet"))
-        problems.extend(self._relation_problems())
+        if leader:
+            problems.extend(self._relation_problems())
         return problems
+
+    def _elsewhere_message(self, data_unit: str) -> str:
+        """Why a leader that does not hold the data serves nothing."""
+        if self._data_unit_present(data_unit):
+            return (
+                f"data lives on {data_unit}; replication is not supported yet, "
+                "so this leader serves no new relation"
+            )
+        return (
+            f"data lived on {data_unit}, which is gone; replication is not supported yet: "
+            "deploy a new mysql and restore a backup into it"
+        )
 
     def _relation_problems(self) -> list[ops.StatusBase]:
         problems: list[ops.StatusBase] = []
         for relation in self._database.relations:
-            if self._database.is_answered(relation):
+            if self._database.answers_all(relation):
                 continue
             app = relation.app.name if relation.app else "unknown"
             try:

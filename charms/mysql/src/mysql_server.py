@@ -40,6 +40,10 @@ ADMIN_USER = "charm-admin"
 RESERVED_USERS = frozenset(
     {"root", ADMIN_USER, "mysql.sys", "mysql.session", "mysql.infoschema", "mariadb.sys"}
 )
+# The charm makes one account per `database` relation, `relation-<id>`@`%`, and
+# no other account by that name: those it may drop when the relation is gone.
+RELATION_USER_HOST = "%"
+_RELATION_USER = re.compile(r"relation-(0|[1-9][0-9]{0,17})")
 
 MIN_BUFFER_POOL_SIZE = 5 * 1024 * 1024  # InnoDB's own minimum on MySQL 8.4
 MAX_BUFFER_POOL_SIZE = 2**64 - 1  # InnoDB's maximum on 64-bit systems, MySQL 8.4
@@ -72,6 +76,19 @@ def is_valid_database_name(name: str) -> bool:
 def is_valid_user_name(name: str) -> bool:
     """Whether `name` is an account name the charm may use (1-32 of [A-Za-z0-9_.-])."""
     return isinstance(name, str) and _USER_NAME.fullmatch(name) is not None
+
+
+def relation_user(relation_id: int) -> str:
+    """The account name the charm gives the user of `database` relation `relation_id`."""
+    if not isinstance(relation_id, int) or isinstance(relation_id, bool) or relation_id < 0:
+        raise ValueError(f"invalid relation id {relation_id!r}")
+    return f"relation-{relation_id}"
+
+
+def relation_id_of(user: str) -> int | None:
+    """The relation id in a name `relation_user` made, or None for any other name."""
+    match = _RELATION_USER.fullmatch(user) if isinstance(user, str) else None
+    return int(match.group(1)) if match else None
 
 
 def quote_identifier(name: str) -> str:
@@ -410,9 +427,11 @@ class MySQLServer:
         )
 
     def ensure_user(self, user: str, password: str, database: str, host: str = "%") -> None:
-        """Make `user`@`host` exist with `password` and every privilege on `database` alone.
+        """Make `user`@`host` exist with `password` and every privilege on `database`.
 
-        Safe to repeat: an existing account gets the password set again.
+        Safe to repeat: an existing account gets the password set again and
+        keeps the databases granted before, so one account with one password
+        can be given several databases, one call each.
         """
         _check_user(user)
         _check_host(host)
@@ -439,6 +458,42 @@ class MySQLServer:
         _check_user(user)
         _check_host(host)
         self.execute(f"DROP USER IF EXISTS {_account(user, host)};")
+
+    def relation_users(self) -> dict[str, int]:
+        """The relation accounts on the server: `relation-<id>`@`%`, by name, with their id.
+
+        Any other account, `relation-x`, `relation-007` or `relation-1`@`localhost`
+        among them, is not one the charm made and is left out.
+        """
+        # mysql.user is a table in MySQL 8.4 and a view in MariaDB (whose roles
+        # have an empty Host, so never match).
+        rows = self.query(
+            "SELECT User FROM mysql.user WHERE Host = '%' AND User LIKE 'relation-%';"
+        )
+        found = {}
+        for row in rows:
+            if len(row) == 1 and (relation_id := relation_id_of(row[0])) is not None:
+                found[row[0]] = relation_id
+        return found
+
+    def drop_stale_relation_users(self, live: set[int]) -> tuple[list[str], list[str]]:
+        """Drop the relation accounts whose relation is not in `live`; their databases stay.
+
+        Returns the accounts dropped and those that could not be (MySQL 8.4
+        refuses to drop the DEFINER of a stored routine, view, trigger or
+        event), each sorted. One query when nothing is stale.
+        """
+        dropped, failed = [], []
+        for user, relation_id in sorted(self.relation_users().items()):
+            if relation_id in live:
+                continue
+            try:
+                self.drop_user(user, RELATION_USER_HOST)
+            except WorkloadError:
+                failed.append(user)
+            else:
+                dropped.append(user)
+        return dropped, failed
 
     def set_password(self, user: str, password: str) -> None:
         """Set the password of `user` on every host it exists on.

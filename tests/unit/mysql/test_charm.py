@@ -42,8 +42,12 @@ def _file(ctx, out, path: str) -> str:
 
 def test_first_start_initialises_and_starts_mysqld(ctx, tmp_path):
     container = mysql_container(tmp_path, initialised=False, running=False)
-    state = testing.State(leader=True, containers={container}, storages={storage()})
+    peers = testing.PeerRelation("mysql-peers")
+    state = testing.State(
+        leader=True, containers={container}, storages={storage()}, relations={peers}
+    )
     out = ctx.run(ctx.on.pebble_ready(container), state)
+    assert out.get_relation(peers.id).local_app_data["data-unit"] == "mysql/0"
 
     (secret,) = [s for s in out.secrets if s.label == "admin-credentials"]
     assert set(secret.tracked_content) == {"root-password", "admin-password"}
@@ -256,7 +260,10 @@ def test_malformed_request_blocks(ctx, tmp_path):
 
 def test_relation_broken_drops_the_user_and_keeps_the_data(ctx, tmp_path):
     relation = mysql_client.relation_for_provider(database="kfp", remote_app_name="kfp")
-    out = ctx.run(ctx.on.relation_broken(relation), _state(tmp_path, relations={relation}))
+    # The server lists the relation's user among the relation users.
+    container = mysql_container(tmp_path, mysql_stdout=f"relation-{relation.id}\n")
+    state = _state(tmp_path, container=container, relations={relation})
+    out = ctx.run(ctx.on.relation_broken(relation), state)
     sql = sql_sent(ctx)
     assert f"DROP USER IF EXISTS 'relation-{relation.id}'@'%'" in sql
     assert "DROP DATABASE" not in sql
