@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from bundle.simulator import BUNDLE, Model, SimulationError, load_bundle, simulate
 from bundle.workloads import Workloads
 
@@ -143,3 +144,27 @@ def test_removing_a_required_relation_says_what_is_missing(own_model: Model):
     status = model.statuses["oidc-gateway/0"]
     assert status.name in ("blocked", "waiting"), status
     assert "istio-ingress-route" in status.message
+
+
+def test_dex_runs_untrusted_on_its_mysql_database(model: Model):
+    assert model.apps["dex"].trust is False
+    (record,) = [r for r in model.relations.values() if set(r.apps) == {"dex", "mysql"}]
+    assert record.interface == "mysql_client"
+    assert record.endpoints[record.side("dex")] == "relational-db"
+    (secret,) = [
+        s for s in model.secrets.values() if s.owner_app == "mysql" and record.id in s.grants
+    ]
+    config = yaml.safe_load(model.container_file("dex/0", "dex", "/etc/dex/config.yaml"))
+    storage = config["storage"]
+    assert storage["type"] == "mysql"
+    assert storage["config"]["database"] == "dex"
+    assert storage["config"]["user"] == secret.content["username"]
+    assert storage["config"]["password"] == secret.content["password"]
+    plan = model.apps["dex"].units[0].state.get_container("dex").plan
+    assert secret.content["password"] not in repr(plan)
+
+
+def test_removing_dexs_database_blocks_dex(own_model: Model):
+    own_model.remove_relation("dex:relational-db", "mysql:database")
+    assert own_model.statuses["dex/0"].name == "blocked"
+    assert own_model.statuses["dex/0"].message == "missing relation relational-db"

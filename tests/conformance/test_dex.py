@@ -1,8 +1,9 @@
 """The dex charm against Dex v2.45.1: the image, the command, the config file, ports and checks.
 
 The charm runs under ops.testing with a connector, a static user, the admin
-user and an oauth client, so its config file holds every kind of entry it
-writes; that file and the Pebble plan are compared with facts/dex.yaml.
+user, an oauth client and its MySQL database, so its config file holds every
+kind of entry it writes; that file and the Pebble plan are compared with
+facts/dex.yaml.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def test_config_uses_dex_keys(settled):
         ("telemetry-keys", config["telemetry"]),
         ("oauth2-keys", config["oauth2"]),
         ("logger-keys", config["logger"]),
-        ("kubernetes-storage-keys", config["storage"]["config"]),
+        ("mysql-storage-keys", config["storage"]["config"]),
+        ("mysql-ssl-keys", config["storage"]["config"]["ssl"]),
     ):
         fact = DEX[key]
         unknown = sorted(set(part) - set(fact.value))
@@ -108,7 +110,40 @@ def test_config_uses_dex_keys(settled):
     assert config["logger"]["format"] in formats.value, str(formats.source)
     storage = DEX["storage-types"]
     assert config["storage"]["type"] in storage.value, str(storage.source)
-    assert config["storage"]["type"] == "kubernetes"
+    assert config["storage"]["type"] == "mysql", storage.note
+
+
+def _keys(value: Any) -> set[str]:
+    """Every mapping key anywhere in a parsed YAML document."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_mysql_storage_is_what_dex_and_its_driver_read(settled):
+    _, config = settled
+    storage = config["storage"]["config"]
+    engine = DEX["sql-engine"]
+    assert engine.value["flag"] not in _service(settled[0]).environment, str(engine.source)
+    port = storage["port"]
+    assert isinstance(port, int) and 0 < port < 2**16, str(DEX["mysql-storage-keys"].note)
+    modes, default = DEX["mysql-tls-modes"], DEX["mysql-ssl-default"]
+    mode = storage["ssl"]["mode"]
+    assert mode in modes.value, str(modes.source)
+    # Dex's default verifies a certificate the mysql charm does not have: we set the mode.
+    assert mode and mode != default.value, str(default.source)
+    user = DEX["mysql-dsn-user"]
+    assert user.value["separator"] not in storage["user"], str(user.source)
+    assert all(isinstance(storage[k], str) and storage[k] for k in ("host", "database", "user"))
+
+
+def test_nothing_asks_dex_for_the_kubernetes_api(settled):
+    _, config = settled
+    api, keys = DEX["kubernetes-api"], DEX["kubernetes-storage-keys"]
+    assert config["storage"]["type"] != "kubernetes", str(api.source)
+    assert not _keys(config) & set(keys.value), str(keys.source)
 
 
 def test_entries_use_dex_keys(settled):

@@ -364,7 +364,7 @@ def _charmcraft(name: str) -> dict:
     return yaml.safe_load((CHARMS / name / "charmcraft.yaml").read_text())
 
 
-TRUSTED = {"istio", "dex", "kubeflow-notebooks", "resource-dispatcher", "kubeflow-dashboard"}
+TRUSTED = {"istio", "kubeflow-notebooks", "resource-dispatcher", "kubeflow-dashboard"}
 
 
 def test_bundle_points_at_what_pack_produces():
@@ -377,7 +377,7 @@ def test_bundle_points_at_what_pack_produces():
         assert spec["charm"] == f"../build/{name}_amd64.charm"
         assert spec["scale"] == 1
         # Trust exactly where a charm manages cluster objects (istio: CRDs, webhook,
-        # gateway, routes; dex: its storage is Kubernetes custom resources).
+        # gateway, routes). Dex faces users before login and keeps its state in mysql.
         assert spec.get("trust", False) is (name in TRUSTED), name
         upstream = {k: v["upstream-source"] for k, v in meta["resources"].items()}
         assert spec["resources"] == upstream

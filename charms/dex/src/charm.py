@@ -9,10 +9,12 @@ import logging
 from urllib.parse import urlsplit
 
 import ops
+from database import DatabaseAnswerError, read_connection, request_written
 from dex_server import (
     HTTP_PORT,
     ISSUER_PATH,
     LOG_LEVELS,
+    DexDatabase,
     DexServer,
     DexSettings,
     render_config,
@@ -41,6 +43,7 @@ from oauth_clients import (
 
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
+from kubeflow_interfaces.mysql_client import MySQLRequirer
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ CONTAINER = "dex"
 OAUTH = "oauth"
 ROUTE = "istio-ingress-route"
 PEERS = "dex-peers"
+DATABASE = "relational-db"
 ADMIN_SECRET_LABEL = "admin-credentials"  # noqa: S105 - a label, not a password
 # Peer app databag: the oauth clients the leader has issued credentials for,
 # so the other units render the same static clients (and hear when to).
@@ -148,6 +152,9 @@ class _Inputs:
     static_users: tuple[StaticUser, ...] = ()
     admin: AdminLogin | None = None
     issuer: str | None = None
+    database: DexDatabase | None = None
+    # Why there is no database yet: Blocked (no relation, a bad answer) or Waiting.
+    database_status: ops.StatusBase | None = None
 
 
 class DexCharm(ops.CharmBase):
@@ -160,6 +167,13 @@ class DexCharm(ops.CharmBase):
         self._oauth = OAuthClients(self, OAUTH)
         # Dex serves under its issuer's path: the route keeps the path as it is.
         self._route = RouteRequirer(self, ROUTE, prefix=ISSUER_PATH, port=HTTP_PORT)
+        # The library writes our request for a database (named after the
+        # application) when the relation is created. It loads pydantic, so it
+        # is built only while the request is not yet written; the answer is
+        # read without it (database.py).
+        self._database_requirer: MySQLRequirer | None = None
+        if self._database_request_pending():
+            self._database_requirer = MySQLRequirer(self, DATABASE, self.app.name)
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
         self._dropped: list[str] = []
@@ -183,6 +197,8 @@ class DexCharm(ops.CharmBase):
             on[ROUTE].relation_broken,
             on[OAUTH].relation_changed,
             on[PEERS].relation_changed,
+            on[DATABASE].relation_changed,
+            on[DATABASE].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on[OAUTH].relation_broken, self._on_oauth_relation_broken)
@@ -212,11 +228,14 @@ class DexCharm(ops.CharmBase):
             return
         if inputs.admin is not None and admin_hash is None:
             return  # the leader has not made the admin user yet
+        if inputs.database is None:
+            return  # no database to keep Dex's state in: Dex is left as it is
         static_users = list(inputs.static_users)
         if inputs.admin is not None and admin_hash is not None:
             static_users.insert(0, inputs.admin.static_user(admin_hash))
         settings = DexSettings(
             issuer=inputs.issuer,
+            database=inputs.database,
             log_level=inputs.config.log_level,
             connectors=tuple(c.to_dex(inputs.issuer) for c in inputs.connectors),
             static_passwords=tuple(u.to_dex() for u in static_users),
@@ -256,13 +275,45 @@ class DexCharm(ops.CharmBase):
             issuer = config.issuer or self._route_issuer()
         except InvalidRouteDataError as e:
             return _Inputs(config=config, blocked=f"{ROUTE}: {e}")
+        database, database_status = self._read_database()
         return _Inputs(
             config=config,
             connectors=connectors,
             static_users=static_users,
             admin=config.admin,
             issuer=issuer,
+            database=database,
+            database_status=database_status,
         )
+
+    def _database_request_pending(self) -> bool:
+        """Whether the leader has yet to ask the related MySQL charm for a database."""
+        relation = self.model.get_relation(DATABASE)
+        return (
+            relation is not None
+            and self.unit.is_leader()
+            and not request_written(relation, self.app)
+        )
+
+    def _read_database(self) -> tuple[DexDatabase | None, ops.StatusBase | None]:
+        """Dex's database as the provider answered; else why there is none."""
+        relation = self.model.get_relation(DATABASE)
+        if relation is None:
+            return None, ops.BlockedStatus(f"missing relation {DATABASE}")
+        app = relation.app.name if relation.app else "the database"
+        try:
+            connection = read_connection(self.model, relation, self.app.name)
+        except DatabaseAnswerError as e:
+            return None, ops.BlockedStatus(f"{DATABASE}: {app}: {e}")
+        if connection is None:
+            return None, ops.WaitingStatus(f"waiting for {app} to create the database")
+        return DexDatabase(
+            host=connection.host,
+            port=connection.port,
+            name=connection.database,
+            user=connection.username,
+            password=connection.password,
+        ), None
 
     @staticmethod
     def _static_users(config: DexConfig) -> tuple[StaticUser, ...]:
@@ -499,6 +550,8 @@ class DexCharm(ops.CharmBase):
         inputs = self._current_inputs()
         if inputs.blocked:
             event.add_status(ops.BlockedStatus(inputs.blocked))
+        elif inputs.database_status is not None:
+            event.add_status(inputs.database_status)
         elif inputs.issuer is None:
             event.add_status(ops.WaitingStatus("waiting for the route's URL (or set issuer-url)"))
         elif not self._container.can_connect():
@@ -508,9 +561,7 @@ class DexCharm(ops.CharmBase):
         elif not self._server.is_running():
             event.add_status(ops.MaintenanceStatus("starting Dex"))
         elif self._server.is_ready() is False:
-            event.add_status(
-                ops.WaitingStatus("waiting for Dex to be ready (it needs `juju trust`)")
-            )
+            event.add_status(ops.WaitingStatus("waiting for Dex to be ready"))
         else:
             event.add_status(ops.ActiveStatus(inputs.issuer))
 

@@ -35,6 +35,10 @@ READY_CHECK = "dex-ready"
 ALIVE_PATH = "/healthz/live"
 READY_PATH = "/healthz"
 LOG_LEVELS = ("debug", "info", "warn", "error")
+# The MySQL driver's TLS setting: encrypt when the server offers TLS, without
+# verifying its certificate (the mysql charm serves a self-signed one, or none).
+# Dex's default, an empty mode, would demand a certificate the system trusts.
+MYSQL_SSL_MODE = "preferred"
 
 # The grant types this Dex release serves that the oauth interface offers.
 GRANT_TYPES = (
@@ -82,10 +86,22 @@ def endpoints(issuer: str, internal: str) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DexDatabase:
+    """Where Dex keeps its state: a MySQL database and the user that owns it."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DexSettings:
     """Everything Dex's config file says, already checked."""
 
     issuer: str
+    database: DexDatabase
     log_level: str = "info"
     connectors: tuple[dict[str, Any], ...] = ()
     static_passwords: tuple[dict[str, Any], ...] = ()
@@ -94,21 +110,32 @@ class DexSettings:
     def __repr__(self) -> str:
         # The fields hold client secrets, connector secrets and hashes.
         return (
-            f"DexSettings(issuer={self.issuer!r}, connectors={len(self.connectors)}, "
+            f"DexSettings(issuer={self.issuer!r}, database={self.database!r}, "
+            f"connectors={len(self.connectors)}, "
             f"static_passwords={len(self.static_passwords)}, "
             f"static_clients={len(self.static_clients)})"
         )
 
 
 def render_config(settings: DexSettings) -> str:
-    """Dex's config file.
+    """Dex's config file, the database password in it: push it readable by Dex alone.
 
-    Storage is Kubernetes custom resources in the model's namespace, shared
-    by every unit; Dex reaches the API with the pod's service account.
+    Storage is the MySQL database every unit shares; Dex creates its tables.
     """
+    database = settings.database
     config: dict[str, Any] = {
         "issuer": settings.issuer,
-        "storage": {"type": "kubernetes", "config": {"inCluster": True}},
+        "storage": {
+            "type": "mysql",
+            "config": {
+                "host": database.host,
+                "port": database.port,
+                "database": database.name,
+                "user": database.user,
+                "password": database.password,
+                "ssl": {"mode": MYSQL_SSL_MODE},
+            },
+        },
         "web": {"http": f"0.0.0.0:{HTTP_PORT}"},
         "telemetry": {"http": f"0.0.0.0:{TELEMETRY_PORT}"},
         "logger": {"level": settings.log_level, "format": "json"},

@@ -8,6 +8,7 @@ what the dex charm answers is read back the way a real requirer reads it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from charm_loader import load_charm
 from charmlibs.interfaces.oauth import ClientConfig, OauthProviderConfig, OAuthRequirer
 from ops import testing
 
-from kubeflow_interfaces import istio_ingress_route
+from kubeflow_interfaces import istio_ingress_route, mysql_client
 
 CHARM = load_charm("dex")
 import dex_server  # noqa: E402 - the workload module, as the charm imported it
@@ -30,6 +31,9 @@ ADMIN_PASSWORD = "Adm1nPassw0rdForTests123"
 # Cost 10, the least Dex logs in with: quick to make and to check in tests.
 ADMIN_HASH = bcrypt.hashpw(ADMIN_PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
 CALLBACK = "https://kubeflow.example.com/oauth2/callback"
+DB_USER = "relation-7"
+DB_PASSWORD = "Db-Passw0rd-For-Tests-9c1e"
+DB_HOST = "mysql-0.mysql-endpoints.kubeflow.svc.cluster.local"
 
 
 def bcrypt_hash(password: str) -> str:
@@ -71,6 +75,31 @@ def route_relation(
     )
 
 
+def our_request(database: str = "dex") -> dict[str, str]:
+    """Our databag once the mysql_client library wrote the request (v1)."""
+    request = {"resource": database, "request-id": f"req-{database}", "salt": "s" * 16}
+    return {"version": "v1", "requests": json.dumps([request])}
+
+
+def database_relation(
+    *, answered: bool = True, password: str = DB_PASSWORD, **kwargs: Any
+) -> tuple[testing.Relation, testing.Secret | None]:
+    """The relational-db relation after our request; answered by mysql, or not yet."""
+    kwargs.setdefault("local_app_data", our_request())
+    if not answered:
+        relation = testing.Relation(
+            "relational-db", interface="mysql_client", remote_app_name="mysql", **kwargs
+        )
+        return relation, None
+    return mysql_client.relation_for_requirer(
+        database="dex",
+        username=DB_USER,
+        password=password,
+        endpoints=f"{DB_HOST}:3306",
+        **kwargs,
+    )
+
+
 def peers(**local_app_data: str) -> testing.PeerRelation:
     return testing.PeerRelation("dex-peers", local_app_data=local_app_data)
 
@@ -82,11 +111,20 @@ def make_state(
     relations: tuple[testing.RelationBase, ...] | None = None,
     secrets: tuple[testing.Secret, ...] = (),
     container: testing.Container | None = None,
+    database: bool = True,
     **kwargs: Any,
 ) -> testing.State:
-    """A dex unit with its route answered and its peer relation, unless told otherwise."""
+    """A dex unit with its route answered and its peer relation, unless told otherwise.
+
+    Its database relation, answered, is added unless `database` is False or
+    the relations given hold one.
+    """
     if relations is None:
         relations = (route_relation(), peers())
+    if database and not any(r.endpoint == "relational-db" for r in relations):
+        relation, secret = database_relation()
+        relations = (*relations, relation)
+        secrets = (*secrets, *([secret] if secret else []))
     return testing.State(
         leader=leader,
         config=config or {},

@@ -2,8 +2,9 @@
 
 The oauth library (and jsonschema under it) loads only when there is an oauth
 relation; bcrypt only when the admin password is generated; the route library
-only when the route's config is written. Each case runs in a fresh
-interpreter, because this test session imports them all.
+only when the route's config is written; the mysql_client library (and
+pydantic under it) only while the database request is not yet written. Each
+case runs in a fresh interpreter, because this test session imports them all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from charm_loader import load_charm
 from ops import testing
 
 charm = load_charm("dex")
-from kubeflow_interfaces import istio_ingress_route
+from kubeflow_interfaces import istio_ingress_route, mysql_client
 
 case = sys.argv[1]
 issuer = "http://10.64.140.43/dex"
@@ -37,7 +38,15 @@ route = istio_ingress_route.relation_for_requirer(
     external_host="10.64.140.43",
     local_app_data={"config": route_config} if case != "first-run" else {},
 )
-relations = {route, testing.PeerRelation("dex-peers")}
+request = {"resource": "dex", "request-id": "req-dex", "salt": "s" * 16}
+database, database_secret = mysql_client.relation_for_requirer(
+    database="dex",
+    local_app_data={} if case == "first-run" else {
+        "version": "v1", "requests": json.dumps([request])
+    },
+)
+secrets.add(database_secret)
+relations = {route, testing.PeerRelation("dex-peers"), database}
 if case in ("oauth", "oauth-settled"):
     relations.add(
         testing.Relation(
@@ -66,6 +75,9 @@ heavy = (
     "jsonschema",
     "bcrypt",
     "jinja2",
+    "dpcharmlibs",
+    "pydantic",
+    "lightkube",
 )
 if case != "first-run":
     # Settle, then the hook that matters: update-status with nothing to change.
@@ -106,6 +118,9 @@ def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
         "jsonschema": False,
         "bcrypt": False,
         "jinja2": False,
+        "dpcharmlibs": False,
+        "pydantic": False,
+        "lightkube": False,
         "unchanged": True,
         "unit_status": "active: http://10.64.140.43/dex",
     }
@@ -131,6 +146,9 @@ def test_settled_hook_with_oauth_relation_does_not_load_the_oauth_library():
         "jsonschema": False,
         "bcrypt": False,
         "jinja2": False,
+        "dpcharmlibs": False,
+        "pydantic": False,
+        "lightkube": False,
         "unchanged": True,
         "unit_status": "active: http://10.64.140.43/dex",
     }
@@ -144,3 +162,7 @@ def test_first_run_loads_bcrypt_to_hash_the_admin_password():
     assert outcome["charmlibs.interfaces.oauth"] is False
     # and the route's first config is validated and serialised by the library.
     assert outcome["charmlibs.interfaces.istio_ingress_route"] is True
+    # The database request is not written yet: the mysql_client library is built to write it.
+    assert outcome["dpcharmlibs"] is True
+    # Dex keeps its state in MySQL: the charm never talks to Kubernetes.
+    assert outcome["lightkube"] is False
