@@ -149,7 +149,11 @@ def test_the_secrets_role_of_earlier_versions_is_removed(ctx, kube):
             {
                 "metadata": meta,
                 "rules": [
-                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}
+                    {
+                        "apiGroups": [""],
+                        "resources": ["secrets"],
+                        "verbs": ["get", "watch", "list"],
+                    }
                 ],
             }
         )
