@@ -328,12 +328,73 @@ def test_gateway_volumes(settled):
         assert merged[key] == value, f"{key}: {run_as.source}"
 
 
-def test_gateway_reads_its_tls_secrets(settled):
-    role = settled.kube.get("Role", "istio-ingressgateway-sds", MODEL)
-    fact = GATEWAY["sds-role"]
-    (rule,) = role["rules"]
-    assert rule["resources"] == fact.value["resources"], str(fact.source)
-    assert sorted(rule["verbs"]) == sorted(fact.value["verbs"]), str(fact.source)
+def _allows(rule: dict[str, Any], verb: str, resource: str, name: str | None) -> bool:
+    """Whether an RBAC rule allows a request, as the API server decides a SubjectAccessReview."""
+    names = rule.get("resourceNames") or []
+    return (
+        bool({"", "*"} & set(rule.get("apiGroups", [])))
+        and bool({resource, "*"} & set(rule.get("resources", [])))
+        and bool({verb, "*"} & set(rule.get("verbs", [])))
+        and (not names or name in names)
+    )
+
+
+@pytest.fixture(scope="module")
+def with_tls(tmp_path_factory) -> Iterator[Settled]:
+    """The charm settled serving HTTPS with a user secret's certificate."""
+    from kubeflow_charms import certificates
+
+    before = dict(FILES)
+    FILES["root"] = tmp_path_factory.mktemp("istiod-tls")
+    cert, key = certificates.generate_serving(
+        *certificates.generate_ca("user CA"), ["kubeflow.example.com"]
+    )
+    secret = testing.Secret(tracked_content={"tls-cert": cert, "tls-key": key})
+    ctx = testing.Context(CHARM.IstioCharm)
+    with routed_lightkube(FakeKubernetes()) as kube:
+        base = state(config={"tls-secret-id": secret.id}, secrets={secret})
+        out = settle(ctx, base)
+        assert kube.rejected == []
+        yield Settled(ctx, out, kube)
+    FILES.clear()
+    FILES.update(before)
+
+
+def test_gateway_account_fails_istiods_secret_check(with_tls):
+    fact = GATEWAY["sds-authorization"]
+    verb, resource, name = fact.value["verb"], fact.value["resource"], fact.value["name"]
+    # The check lets the gateway chart's Role through and not one limited to a name.
+    chart_rule = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}
+    assert _allows(chart_rule, verb, resource, name)
+    assert not _allows({**chart_rule, "resourceNames": [CHARM.TLS_SECRET]}, verb, resource, name)
+    # Ours must fail it: passing it would mean reading every Secret of the model's namespace.
+    kube = with_tls.kube
+    rules = []
+    for binding in kube.of_kind("RoleBinding") + kube.of_kind("ClusterRoleBinding"):
+        subjects = binding.get("subjects") or []
+        if any(s.get("name") == "istio-ingressgateway" for s in subjects):
+            ref = binding["roleRef"]
+            role = kube.get(ref["kind"], ref["name"], MODEL if ref["kind"] == "Role" else None)
+            rules += (role or {}).get("rules", [])
+    assert not [r for r in rules if _allows(r, verb, resource, name)], str(fact.source)
+
+
+def test_gateway_reads_its_certificate_from_files(with_tls):
+    fact = GATEWAY["tls-files"]
+    gateway = with_tls.kube.get("Gateway", "kubeflow-gateway", MODEL)
+    (https,) = [s for s in gateway["spec"]["servers"] if s["port"]["number"] == 443]
+    assert "credentialName" not in https["tls"], str(GATEWAY["sds-authorization"].source)
+    assert set(fact.value["fields"]) <= set(https["tls"]), str(fact.source)
+    # Both files are in the volume of the Secret the charm writes.
+    container = _gateway_container(with_tls)
+    deployment = with_tls.kube.get("Deployment", "istio-ingressgateway", MODEL)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    for field in fact.value["fields"]:
+        folder, file = posixpath.split(https["tls"][field])
+        secret_name = mounts[folder]["secret"]["secretName"]
+        secret = with_tls.kube.get("Secret", secret_name, MODEL)
+        assert secret is not None and file in secret["data"], str(fact.source)
 
 
 # --- the sidecar injection template -------------------------------------------------------

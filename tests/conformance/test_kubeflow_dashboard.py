@@ -234,6 +234,21 @@ def test_profile_controller_environment_names_our_gateway(rendered):
     assert gateway != default, why(w, "gateway-principal-default")
 
 
+def test_owner_policy_trusts_the_header_only_from_the_gateway_and_pipelines_ui(rendered):
+    out, _, _ = rendered
+    w = "profile-controller"
+    env = _service(out, w).environment
+    wanted = fact(w, "owner-policy").value["header-rule-principals"]
+    # The identities the owner's header is trusted from are the gateway's, as istio names it,
+    # and the pipelines UI's: set, and not a wildcard.
+    principals = [env[variable] for variable in wanted]
+    assert principals == [
+        f"cluster.local/ns/{ISTIO_MODEL}/sa/{GATEWAY_ACCOUNT}",
+        f"cluster.local/ns/{MODEL}/sa/kfp-ui",
+    ], why(w, "owner-policy")
+    assert not any("*" in p for p in principals), why(w, "owner-policy")
+
+
 def test_profile_controller_elects_a_leader_it_may_hold(rendered):
     out, kube, _ = rendered
     w = "profile-controller"

@@ -20,7 +20,7 @@ import ops
 import routes
 import yaml
 from forward_auth import LoginCheck
-from gateway import GATEWAY, GATEWAY_NAME, TLS_SECRET
+from gateway import GATEWAY, GATEWAY_NAME, TLS_MOUNT, TLS_SECRET
 from istiod import ExtAuthz, Istiod
 from routes import Conflict, RefusedError, Request, RoutePlan
 
@@ -84,6 +84,8 @@ KINDS = (
     Kind("v1", "ServiceAccount"),
     Kind("v1", "Secret"),
     Kind("apps/v1", "Deployment"),
+    # None rendered any more: kept so that the gateway's Role on Secrets, which earlier
+    # versions made, is pruned on upgrade.
     Kind("rbac.authorization.k8s.io/v1", "Role"),
     Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
     Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
@@ -703,6 +705,7 @@ class IstioCharm(ops.CharmBase):
             "service_annotations": config.service_annotations,
             "tls": gateway.tls_context(inputs.tls.cert, inputs.tls.key) if inputs.tls else None,
             "tls_secret_name": TLS_SECRET,
+            "tls_mount_path": TLS_MOUNT,
             "virtual_services": routes.virtual_services(served, inputs.identity_headers),
             "auth": inputs.ext_authz,
             "auth_rules": routes.auth_rules(served),

@@ -9,6 +9,7 @@ import itertools
 GATEWAY = "kubeflow-gateway"  # the Gateway every route binds to
 GATEWAY_NAME = "istio-ingressgateway"  # its Deployment, Service and ServiceAccount
 TLS_SECRET = "kubeflow-gateway-tls"  # noqa: S105 - a Secret's name
+TLS_MOUNT = "/etc/istio/gateway-tls"  # where the gateway's pods find it, as files
 
 
 def base_url(*, tls: bool, external_hostname: str, lb_address: str | None, namespace: str) -> str:

@@ -63,7 +63,10 @@ KINDS = (
     Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     Kind("rbac.authorization.k8s.io/v1", "Role"),
     Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    Kind("networking.k8s.io/v1", "NetworkPolicy"),
 )
+# The ingress gateway's pods, as the istio charm labels them (in the gateway's namespace).
+GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 
 
 @dataclasses.dataclass
@@ -265,8 +268,18 @@ class KubeflowDashboardCharm(ops.CharmBase):
             "configmap": self._configmap_name,
             "links": dashboard_config.links_json(links),
             "settings": dashboard_config.SETTINGS,
+            "dashboard_port": DASHBOARD_PORT,
+            "kfam_port": services.KFAM_PORT,
+            "metrics_port": services.CONTROLLER_METRICS_PORT,
+            "probe_port": services.CONTROLLER_PROBE_PORT,
+            "gateway_pod_labels": GATEWAY_POD_LABELS,
+            # Istio's gateway runs in this model unless it said otherwise.
+            "gateway_namespace": inputs.gateway.namespace if inputs.gateway else self.model.name,
         }
-        templates = {"crds": ["crds.yaml.j2"], "dashboard": ["rbac.yaml.j2", "config.yaml.j2"]}
+        templates = {
+            "crds": ["crds.yaml.j2"],
+            "dashboard": ["rbac.yaml.j2", "config.yaml.j2", "network.yaml.j2"],
+        }
         # What is rendered follows from the templates and the values alone: when
         # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
         # as the rest of its work) and nothing is applied.

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import jupyter_web_app
 import notebook_controller
@@ -48,7 +49,10 @@ CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 RBAC_KINDS = (
     Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
     Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    Kind("networking.k8s.io/v1", "NetworkPolicy"),
 )
+# The ingress gateway's pods, as the istio charm labels them (in this model's namespace).
+GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 LINKS = [
     DashboardLink(
         text="Notebooks", link=f"{jupyter_web_app.PREFIX}/", location="menu", icon="book"
@@ -151,12 +155,18 @@ class NotebooksCharm(ops.CharmBase):
         if peer is None:
             return
         stored = peer.data[self.app]
-        context = {
+        context: dict[str, Any] = {
+            "app": self.app.name,
             "namespace": self.model.name,
             "role_name": f"{self.app.name}-{self.model.name}",
             "service_account": self.app.name,
+            "web_app_port": jupyter_web_app.PORT,
+            "metrics_port": notebook_controller.METRICS_PORT,
+            "probe_port": notebook_controller.PROBE_PORT,
+            "gateway_pod_labels": GATEWAY_POD_LABELS,
         }
-        templates = {"crds": ["crds.yaml.j2"], "rbac": ["rbac.yaml.j2"]}
+        # The network policy shares the `rbac` scope: objects keep the scope they were made in.
+        templates = {"crds": ["crds.yaml.j2"], "rbac": ["rbac.yaml.j2", "network.yaml.j2"]}
         # What is rendered follows from the templates and the values alone: when
         # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
         # as the rest of its work) and nothing is applied.
@@ -272,7 +282,7 @@ class NotebooksCharm(ops.CharmBase):
         return problems
 
 
-def _templates_hash(templates: dict[str, list[str]], context: dict[str, str]) -> str:
+def _templates_hash(templates: dict[str, list[str]], context: dict[str, Any]) -> str:
     """A hash of each scope's templates, in order, and of the values they are rendered with."""
     texts = [
         f"{scope}\0{name}\0{(TEMPLATES / name).read_text()}"

@@ -125,7 +125,13 @@ def test_https_from_a_user_secret(ctx, kube, user_cert):
     http, https = gateway["spec"]["servers"]
     assert http["port"]["number"] == 80 and http["tls"] == {"httpsRedirect": True}
     assert https["port"] == {"number": 443, "name": "https", "protocol": "HTTPS"}
-    assert https["tls"] == {"mode": "SIMPLE", "credentialName": "kubeflow-gateway-tls"}
+    # The certificate reaches the proxy as files the kubelet mounts, not through istiod
+    # (which would need the gateway to be able to list every Secret: see test_gateway_rbac).
+    assert https["tls"] == {
+        "mode": "SIMPLE",
+        "serverCertificate": "/etc/istio/gateway-tls/tls.crt",
+        "privateKey": "/etc/istio/gateway-tls/tls.key",
+    }
     assert tls is not None and tls["type"] == "kubernetes.io/tls"
     assert base64.b64decode(tls["data"]["tls.crt"]).decode().strip() == cert.strip()
     assert base64.b64decode(tls["data"]["tls.key"]).decode().strip() == key.strip()

@@ -59,6 +59,7 @@ def test_first_start_runs_the_three_services_and_applies_every_object(ctx, kube)
         "Role": {f"{APP}-leader-election"},
         "RoleBinding": {f"{APP}-leader-election"},
         "ConfigMap": {f"{APP}-config"},
+        "NetworkPolicy": {f"{APP}-ingress"},
     }
     for stored in kube.objects.values():
         labels = stored.body["metadata"]["labels"]
