@@ -146,7 +146,9 @@ class _Statement:
         self.previous: tuple[str, str] | None = None
         self.before_previous: tuple[str, str] | None = None
 
-    def add(self, kind: str, text: str) -> None:
+    def add(self, kind: str, text: str, line: int) -> None:
+        if not self.count:
+            self.line = line
         self.count += 1
         # Only an INSERT's rows can make a statement huge; nothing after its
         # first tokens matters beyond the checks made on every token.
@@ -300,25 +302,25 @@ def _statements(source) -> Iterator[_Statement]:  # noqa: C901 - one lexer, kept
             quote = token[:1]
             if len(token) < 2 or not token.endswith(quote) or _ends_escaped(token):
                 raise DumpRefusedError(f"the dump has an unterminated string (line {line})")
-            statement.add("string", _unquote_string(token))
+            statement.add("string", _unquote_string(token), line)
             continue
         if kind == "ident":
             if len(token) < 2 or not token.endswith(b"`"):
                 raise DumpRefusedError(f"the dump has an unterminated name (line {line})")
             if b"\\" in token:
                 raise statement.refuse("a backslash in a quoted name")
-            statement.add("ident", token[1:-1].replace(b"``", b"`").decode("utf-8", "replace"))
+            statement.add("ident", token[1:-1].replace(b"``", b"`").decode("utf-8", "replace"), line)
             continue
         if kind == "variable":
-            statement.add("variable", token.decode("ascii", "replace").upper())
+            statement.add("variable", token.decode("ascii", "replace").upper(), line)
             continue
         if kind == "word":
-            statement.add("word", token.decode("utf-8", "replace").upper())
+            statement.add("word", token.decode("utf-8", "replace").upper(), line)
             continue
         # punct
         if token == b"\\":
             raise statement.refuse("a backslash outside a string (a mysql client command)")
-        statement.add("punct", token.decode("latin-1"))
+        statement.add("punct", token.decode("latin-1"), line)
     if in_exec_comment:
         raise DumpRefusedError("the dump ends inside a versioned comment")
     if statement.count:
@@ -364,10 +366,16 @@ def _name_of(token: tuple[str, str] | None) -> str | None:
 def _check_database(
     statement: _Statement, tokens: list[tuple[str, str]], databases: frozenset[str]
 ) -> None:
-    name = _name_of(tokens[0] if tokens else None)
+    token = tokens[0] if tokens else None
+    name = _name_of(token)
     if name is None:
         raise statement.refuse("a database statement without a database name")
-    if name not in databases:
+    if token and token[0] == "word":
+        # Bare words are kept upper-cased; the account's rights are exact anyway.
+        known = name.lower() in {d.lower() for d in databases}
+    else:
+        known = name in databases
+    if not known:
         raise statement.refuse(f"a statement on database {name!r}, which is not in this backup")
 
 
