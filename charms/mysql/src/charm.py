@@ -420,7 +420,9 @@ class MySQLCharm(ops.CharmBase):
             if not create:
                 return None
             if not self.unit.is_leader():
-                raise ActionFailedError("run this action on the leader unit (the primary)")
+                raise ActionFailedError(
+                    "run this action on the leader unit (the primary)"
+                ) from None
             content = {BACKUP_KEY_FIELD: generate_key()}
             self.app.add_secret(
                 content, label=BACKUP_KEY_LABEL, description="Key that authenticates backups"

@@ -27,7 +27,8 @@ refuses the whole dump when any statement:
   the client character set to one whose multi-byte characters can end in a
   backslash (big5, cp932, gbk, gb18030, sjis), so this reading stays the
   server's; a top-level SET may not call functions;
-- holds a backslash outside a string (a `mysql` client command such as `\\!`),
+- holds a backslash outside a string (the `mysql` client reads one as a
+  command of its own, a shell escape among them),
   a backslash inside a backquoted name, or a DELIMITER other than `;` and `;;`.
 
 Refusing is cheap to undo (restore by hand, see the README); running a forged
@@ -106,7 +107,16 @@ _REFUSED_PAIRS = {
 }
 _REFUSED_VARIABLE_PREFIXES = ("@@GLOBAL.", "@@PERSIST.", "@@PERSIST_ONLY.")
 _REFUSED_SQL_MODES = frozenset(
-    {"ANSI", "ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL"}
+    {
+        "ANSI",
+        "ANSI_QUOTES",
+        "NO_BACKSLASH_ESCAPES",
+        "DB2",
+        "MAXDB",
+        "MSSQL",
+        "ORACLE",
+        "POSTGRESQL",
+    }
 )
 _REFUSED_CHARSETS = frozenset({"BIG5", "CP932", "GBK", "GB18030", "SJIS"})
 _DELIMITERS = (b";", b";;")
@@ -309,7 +319,9 @@ def _statements(source) -> Iterator[_Statement]:  # noqa: C901 - one lexer, kept
                 raise DumpRefusedError(f"the dump has an unterminated name (line {line})")
             if b"\\" in token:
                 raise statement.refuse("a backslash in a quoted name")
-            statement.add("ident", token[1:-1].replace(b"``", b"`").decode("utf-8", "replace"), line)
+            statement.add(
+                "ident", token[1:-1].replace(b"``", b"`").decode("utf-8", "replace"), line
+            )
             continue
         if kind == "variable":
             statement.add("variable", token.decode("ascii", "replace").upper(), line)
@@ -422,7 +434,7 @@ def _has_definer(tokens: list[tuple[str, str]]) -> bool:
 
 
 def _is_placeholder_view(tokens: list[tuple[str, str]]) -> bool:
-    """mysqldump's stand-in for a view: `VIEW v AS SELECT NULL|1 AS c, ...` and nothing else."""
+    """Whether this is the stand-in mysqldump writes for a view: `AS SELECT NULL|1 AS c, ...`."""
     words = _words(tokens)
     if "SELECT" not in words:
         return False

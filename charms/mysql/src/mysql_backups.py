@@ -50,7 +50,6 @@ from executor import WorkloadError
 from mysql_server import MySQLServer, is_valid_database_name, quote_identifier, quote_string
 
 if TYPE_CHECKING:
-
     from kubeflow_interfaces.s3 import S3ConnectionInfo
 
 logger = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ def new_mac(key: bytes) -> hmac.HMAC:
 
 
 def finish_mac(mac: hmac.HMAC, metadata: dict[str, Any], dump_size: int) -> str:
-    """Return the hex MAC of a dump already fed to `mac` and its metadata (`mac` is not changed)."""
+    """Return the hex MAC of a dump already fed to `mac`, and of its metadata (`mac` unchanged)."""
     mac = mac.copy()
     signed = signed_metadata(metadata)
     mac.update(signed)
@@ -169,9 +168,8 @@ def finish_mac(mac: hmac.HMAC, metadata: dict[str, Any], dump_size: int) -> str:
 def mac_message(dump: bytes, metadata: dict[str, Any]) -> bytes:
     """Return the whole message the MAC is computed over (for tests and checks by hand)."""
     signed = signed_metadata(metadata)
-    return (
-        MAC_CONTEXT + dump + signed + len(signed).to_bytes(8, "big") + len(dump).to_bytes(8, "big")
-    )
+    lengths = len(signed).to_bytes(8, "big") + len(dump).to_bytes(8, "big")
+    return MAC_CONTEXT + dump + signed + lengths
 
 
 def is_valid_backup_id(backup_id: str) -> bool:
@@ -387,6 +385,7 @@ class BackupRepository:
                 started_at=_timestamp(started),
                 finished_at=_timestamp(_utc(None)),
                 databases=tuple(databases),
+                signed=True,
             )
             self._write_metadata(backup, sha256=digest, server=server, mac=mac)
         except BaseException as e:

@@ -123,7 +123,9 @@ def test_backup_list_restore_round_trip(ctx, tmp_path, s3_endpoint, bucket):
     assert "INSERT INTO `runs` VALUES (1),(2),(3);" in sql
     # The dump ran as a restore account with rights on its databases only,
     # made before and dropped after.
-    restore = [c for c in commands_run(ctx) if "--defaults-extra-file=/etc/mysql/charm-restore.cnf" in c]
+    restore = [
+        c for c in commands_run(ctx) if "--defaults-extra-file=/etc/mysql/charm-restore.cnf" in c
+    ]
     assert len(restore) == 1
     account = "'charm-restore'@'localhost'"
     assert f"CREATE USER {account} IDENTIFIED BY" in sql

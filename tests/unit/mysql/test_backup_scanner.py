@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import dump_scanner
 import pytest
+from dump_scanner import DumpRefusedError, scan_dump
 from unit.mysql.helpers import CHARM  # noqa: F401 - puts the charm's modules on sys.path
-
-import dump_scanner  # noqa: E402
-from dump_scanner import DumpRefusedError, scan_dump  # noqa: E402
 
 # The shape of a dump by MariaDB 10.11's dump tool with the charm's options
 # (taken from a run in the workload tests), objects owned by a relation user.
-MARIADB_DUMP = r"""/*M!999999\- enable the sandbox mode */ 
+MARIADB_DUMP = r"""/*M!999999\- enable the sandbox mode */
 -- MariaDB dump 10.19  Distrib 10.11.19-MariaDB
 /*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
 /*!40101 SET NAMES utf8mb4 */;
@@ -36,7 +35,8 @@ CREATE TABLE `customers` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 LOCK TABLES `customers` WRITE;
 /*!40000 ALTER TABLE `customers` DISABLE KEYS */;
-INSERT INTO `customers` VALUES (1,'GRANT ALL ON *.* TO x; -- \' USE mysql','it\'s "q" \\ /* no */'),
+INSERT INTO `customers` VALUES (1,'GRANT ALL ON *.* TO x; -- \' USE mysql',
+'it\'s "q" \\ /* no */'),
 (2,'line\nbreak;','DEFINER=`root`@`localhost`'),(3,'a'';b',0x5A52);
 /*!40000 ALTER TABLE `customers` ENABLE KEYS */;
 UNLOCK TABLES;
@@ -46,7 +46,8 @@ DELIMITER ;;
   BEFORE INSERT ON shop.orders FOR EACH ROW SET NEW.status = COALESCE(NEW.status, 'new') */;;
 DELIMITER ;
 DELIMITER ;;
-CREATE DEFINER=`relation-7`@`%` FUNCTION `with_vat`(amount DECIMAL(12, 2)) RETURNS decimal(12,2)
+CREATE DEFINER=`relation-7`@`%` FUNCTION `with_vat`(amount DECIMAL(12, 2))
+    RETURNS decimal(12,2)
     DETERMINISTIC
 BEGIN
   DECLARE x INT; SET x = 1; RETURN amount * 1.2;
