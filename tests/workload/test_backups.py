@@ -619,3 +619,60 @@ def test_failure_after_the_upload_removes_the_dump(
     assert backup.status == "failed" and "AccessDenied" in (backup.error or "")
     listing = client.list_objects_v2(Bucket=repo.bucket, Prefix=f"{repo.prefix}/")
     assert [o["Key"].rsplit("/", 1)[1] for o in listing["Contents"]] == [METADATA_OBJECT]
+
+
+class RecordingClient:
+    """A boto3 client that notes which S3 operations are called, and on which bucket."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls: set[tuple[str, str]] = set()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name == "get_paginator":
+            return attribute
+
+        def call(*args, **kwargs):
+            self.calls.add((name, kwargs.get("Bucket", "")))
+            return attribute(*args, **kwargs)
+
+        return call
+
+    def get_paginator(self, name):
+        paginator = self._client.get_paginator(name)
+        outer = self
+
+        class Recording:
+            def paginate(self, **kwargs):
+                outer.calls.add((name, kwargs.get("Bucket", "")))
+                return paginator.paginate(**kwargs)
+
+        return Recording()
+
+
+def test_backups_use_object_operations_on_their_own_bucket_only(
+    admin: MySQLServer, mariadb: MariaDB, s3_info: S3ConnectionInfo, tmp_path: Path
+):
+    # What a key scoped to the bucket (and prefix) must allow; no bucket-level
+    # operation such as CreateBucket or ListBuckets is ever needed.
+    make_shop(mariadb, customers=50, orders=50, events=50)
+    client = RecordingClient(s3_info.client())
+    repo = BackupRepository(
+        s3_info, model="m", app="a", key=KEY, client=client, workdir=str(tmp_path)
+    )
+    backup = repo.create(admin, now=T0)
+    repo.list()
+    repo.restore(admin, backup.id)
+    operations = {name for name, _ in client.calls}
+    assert {bucket for _, bucket in client.calls} == {s3_info.bucket}
+    assert operations <= {
+        "list_objects_v2",
+        "get_object",
+        "put_object",
+        "create_multipart_upload",
+        "upload_part",
+        "complete_multipart_upload",
+        "abort_multipart_upload",
+        "delete_object",
+    }

@@ -73,6 +73,10 @@ _UNSIGNED_FIELDS = frozenset({"mac"})
 # The account a restore runs as: made for one restore, dropped after it.
 RESTORE_USER = "charm-restore"
 RESTORE_OPTIONS_FILE = "charm-restore.cnf"  # beside the admin's option file
+# The global rights to create objects owned by another account: MySQL 8.4's
+# dynamic privileges, and MariaDB's (the workload tests' server) one.
+MYSQL_DEFINER_PRIVILEGES = ("SET_ANY_DEFINER", "ALLOW_NONEXISTENT_DEFINER")
+MARIADB_DEFINER_PRIVILEGE = "SET USER"
 
 DUMP_OBJECT = "dump.sql.gz"
 CHECKSUM_OBJECT = "dump.sql.gz.sha256"
@@ -703,7 +707,9 @@ class BackupRepository:
         )
         try:
             mariadb = "mariadb" in server.version().lower()
-            definer = "SET USER" if mariadb else "SET_ANY_DEFINER, ALLOW_NONEXISTENT_DEFINER"
+            definer = (
+                MARIADB_DEFINER_PRIVILEGE if mariadb else ", ".join(MYSQL_DEFINER_PRIVILEGES)
+            )
             server.execute(
                 "\n".join(
                     [
