@@ -707,9 +707,7 @@ class BackupRepository:
         )
         try:
             mariadb = "mariadb" in server.version().lower()
-            definer = (
-                MARIADB_DEFINER_PRIVILEGE if mariadb else ", ".join(MYSQL_DEFINER_PRIVILEGES)
-            )
+            definer = MARIADB_DEFINER_PRIVILEGE if mariadb else ", ".join(MYSQL_DEFINER_PRIVILEGES)
             server.execute(
                 "\n".join(
                     [
