@@ -263,3 +263,9 @@ def test_restore_refuses_a_dump_without_mysqldumps_trailer():
     assert mysql_backups._DUMP_TRAILER == fact("mysqldump-trailer").encode(), why(
         "mysqldump-trailer"
     )
+
+
+def test_restore_account_names_definers_with_the_servers_own_privileges():
+    known = set(fact("definer-privileges"))
+    for name in mysql_backups.MYSQL_DEFINER_PRIVILEGES:
+        assert name in known, why("definer-privileges")

@@ -8,7 +8,7 @@ count.
 
 Job: {"action": "backup" | "restore", "backup_id": ..., "workdir": ...,
 "server": MySQLServer keyword arguments, "s3": S3ConnectionInfo fields,
-"model": ..., "app": ...}.
+"model": ..., "app": ..., "key": the backup key as hex}.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def rss_mib() -> float:
 def main() -> int:
     job = json.load(sys.stdin)
 
-    from mysql_backups import BackupRepository
+    from mysql_backups import BackupRepository, parse_key
     from mysql_server import MySQLServer
     from workload.local_executor import LocalExecutor
 
@@ -63,7 +63,11 @@ def main() -> int:
     executor = LocalExecutor(job["workdir"])
     server = MySQLServer(executor, **job["server"])
     repository = BackupRepository(
-        S3ConnectionInfo(**job["s3"]), model=job["model"], app=job["app"], workdir=job["workdir"]
+        S3ConnectionInfo(**job["s3"]),
+        model=job["model"],
+        app=job["app"],
+        key=parse_key(job["key"]),
+        workdir=job["workdir"],
     )
     repository.client  # noqa: B018 - boto3 loaded before the baseline is taken
     baseline = rss_mib()

@@ -52,8 +52,14 @@ def connect_as(mariadb: MariaDB, executor: LocalExecutor, user: str, password: s
 
 # --- data sets -----------------------------------------------------------------
 
+# The views, triggers, routines and events belong to a relation user, as an
+# application's own objects do: a restore accepts no other DEFINER.
+SHOP_OWNER = "relation-1"
 SHOP_SQL = """
 SET SESSION max_recursive_iterations = 1000000;
+CREATE USER IF NOT EXISTS 'relation-1'@'%' IDENTIFIED BY 'shop-owner-password';
+GRANT ALL PRIVILEGES ON `shop`.* TO 'relation-1'@'%';
+GRANT ALL PRIVILEGES ON `metrics-2`.* TO 'relation-1'@'%';
 CREATE DATABASE shop;
 CREATE TABLE shop.customers (
   id INT AUTO_INCREMENT PRIMARY KEY,
@@ -88,11 +94,12 @@ WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {or
 SELECT 1 + n % {customers}, n / 100, ELT(1 + n % 3, 'new', 'paid', 'shipped'),
   '2024-02-01' + INTERVAL n MINUTE
 FROM seq;
-CREATE VIEW shop.big_spenders AS
+CREATE DEFINER = 'relation-1'@'%' VIEW shop.big_spenders AS
   SELECT customer_id, SUM(amount) AS total FROM shop.orders GROUP BY customer_id;
-CREATE TRIGGER shop.orders_default_status BEFORE INSERT ON shop.orders
+CREATE DEFINER = 'relation-1'@'%' TRIGGER shop.orders_default_status BEFORE INSERT ON shop.orders
   FOR EACH ROW SET NEW.status = COALESCE(NEW.status, 'new');
-CREATE FUNCTION shop.with_vat(amount DECIMAL(12, 2)) RETURNS DECIMAL(12, 2)
+CREATE DEFINER = 'relation-1'@'%' FUNCTION shop.with_vat(amount DECIMAL(12, 2))
+  RETURNS DECIMAL(12, 2)
   DETERMINISTIC RETURN amount * 1.2;
 CREATE DATABASE `metrics-2`;
 CREATE TABLE `metrics-2`.events (
@@ -107,7 +114,7 @@ WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {ev
 SELECT NULL, ELT(1 + n % 3, 'view', 'click', 'buy'), JSON_OBJECT('n', n, 's', REPEAT('x', n % 20)),
   '2024-03-01' + INTERVAL n SECOND
 FROM seq;
-CREATE EVENT `metrics-2`.purge_old ON SCHEDULE EVERY 1 DAY DISABLE
+CREATE DEFINER = 'relation-1'@'%' EVENT `metrics-2`.purge_old ON SCHEDULE EVERY 1 DAY DISABLE
   DO DELETE FROM `metrics-2`.events WHERE at < NOW() - INTERVAL 1 YEAR;
 """
 
@@ -180,6 +187,8 @@ def make_blobs(mariadb: MariaDB, *, mib: int) -> int:
 # --- a backup or restore in a process of its own -----------------------------------
 
 PROBE = Path(__file__).resolve().parent / "backup_probe.py"
+# The backup key of the probe runs (a test value: the charm makes a random one).
+PROBE_KEY = "5a" * 32
 
 
 def probe_job(
@@ -191,6 +200,7 @@ def probe_job(
     backup_id: str | None = None,
     model: str = "kubeflow",
     app: str = "mysql",
+    key: str = PROBE_KEY,
 ) -> dict[str, Any]:
     """Describe a backup or restore for `run_probe`, with `server`'s account and options file."""
     return {
@@ -199,6 +209,7 @@ def probe_job(
         "workdir": str(workdir),
         "model": model,
         "app": app,
+        "key": key,
         "server": {
             "user": server.user,
             "password": server._password,

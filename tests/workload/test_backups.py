@@ -8,6 +8,7 @@ snapshot for every database in the dump.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import subprocess
 import threading
@@ -21,28 +22,57 @@ from mysql_backups import (
     CHECKSUM_OBJECT,
     DUMP_OBJECT,
     METADATA_OBJECT,
+    RESTORE_USER,
     BackupError,
     BackupRepository,
+    key_id,
+    mac_message,
+    parse_key,
 )
 from mysql_server import MySQLServer
-from workload.helpers import CLIENT, checksums, make_shop, max_ids
+from workload.helpers import CLIENT, PROBE_KEY, SHOP_OWNER, checksums, make_shop, max_ids
 from workload.local_executor import LocalExecutor
 from workload.servers import MariaDB, free_port
 
 from kubeflow_interfaces.s3 import S3ConnectionInfo
 
 T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=timezone.utc)
+KEY = parse_key(PROBE_KEY)
 
 
 @pytest.fixture
 def repository(s3_info: S3ConnectionInfo, tmp_path: Path) -> BackupRepository:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    return BackupRepository(s3_info, model="kubeflow", app="mysql", workdir=str(workdir))
+    return BackupRepository(s3_info, model="kubeflow", app="mysql", key=KEY, workdir=str(workdir))
 
 
 def restore_commands(executor: LocalExecutor, server: MySQLServer) -> list[list[str]]:
-    return [argv for argv in executor.commands if argv == server.restore_argv()]
+    """The commands that fed a dump to the server (as the restore account)."""
+    options = str(Path(server.options_file).parent / "charm-restore.cnf")
+    return [
+        argv
+        for argv in executor.commands
+        if argv[:2] == [server.restore_argv()[0], f"--defaults-extra-file={options}"]
+    ]
+
+
+def accounts(mariadb: MariaDB) -> set[str]:
+    return set(mariadb.sql("SELECT CONCAT(User, '@', Host) FROM mysql.user;").split())
+
+
+class WatchingExecutor(LocalExecutor):
+    """Notes the restore account's grants at the moment the dump is fed."""
+
+    def __init__(self, root: Path, mariadb: MariaDB):
+        super().__init__(root)
+        self._mariadb = mariadb
+        self.grants: list[str] = []
+
+    def feed_input(self, argv, source, *, env=None):
+        rows = self._mariadb.sql(f"SHOW GRANTS FOR '{RESTORE_USER}'@'localhost';")
+        self.grants = [line for line in rows.splitlines() if line]
+        return super().feed_input(argv, source, env=env)
 
 
 class Inserter(threading.Thread):
@@ -122,6 +152,7 @@ def test_backup_while_writing_then_restore(
 
     restored = repository.restore(admin, backup.id)
     assert restored == backup
+    assert restored.signed
     assert checksums(mariadb, before) == expected
 
     # One snapshot across both databases: every restored live order has its event.
@@ -160,6 +191,44 @@ def test_backup_while_writing_then_restore(
         == "1"
     )
     assert len(restore_commands(executor, admin)) == 1
+    # Their owner is still the relation user, and the restore account is gone.
+    assert (
+        mariadb.scalar("SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'shop';")
+        == f"{SHOP_OWNER}@%"
+    )
+    assert not any(a.startswith(f"{RESTORE_USER}@") for a in accounts(mariadb))
+
+
+def test_restore_runs_as_a_restore_account_with_the_databases_rights_only(
+    admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, tmp_path: Path
+):
+    make_shop(mariadb, customers=200, orders=200, events=200)
+    backup = repository.create(admin, now=T0)
+    (tmp_path / "watch").mkdir()
+    watching = WatchingExecutor(tmp_path / "watch", mariadb)
+    server = MySQLServer(
+        watching,
+        user=admin.user,
+        password=admin._password,
+        socket=admin.socket,
+        options_file=admin.options_file,
+        client=CLIENT,
+    )
+    before = accounts(mariadb)
+    live = checksums(mariadb)
+
+    repository.restore(server, backup.id)
+
+    assert checksums(mariadb) == live
+    grants = "\n".join(watching.grants)
+    assert "GRANT ALL PRIVILEGES ON `shop`.*" in grants
+    assert "GRANT ALL PRIVILEGES ON `metrics-2`.*" in grants
+    assert "GRANT SET USER ON *.*" in grants  # MariaDB's name for "may name a DEFINER"
+    assert "GRANT OPTION" not in grants
+    assert len(watching.grants) == 3  # nothing on any other database, nothing else global
+    assert len(restore_commands(watching, server)) == 1
+    assert accounts(mariadb) == before
+    assert not (Path(admin.options_file).parent / "charm-restore.cnf").exists()
 
 
 def test_backup_layout_and_checksum(
@@ -195,6 +264,11 @@ def test_backup_layout_and_checksum(
     assert meta["status"] == "completed" and meta["databases"] == ["metrics-2", "shop"]
     assert meta["sha256"] == hashlib.sha256(dump).hexdigest()
     assert "MariaDB" in meta["server_version"]
+    # The MAC covers the dump and every other field, as mac_message lays them out.
+    assert meta["format"] == 2 and meta["authentication"] == "hmac-sha256/v1"
+    assert meta["key_id"] == key_id(KEY)
+    expected = hmac.new(KEY, mac_message(dump, meta), hashlib.sha256).hexdigest()
+    assert meta["mac"] == expected
     assert backup.to_dict()["started-at"] == "2025-03-01T10:00:00Z"
 
 
@@ -230,14 +304,6 @@ def flip_bytes(repo, backup_id):
     _put(repo, backup_id, DUMP_OBJECT, bytes(dump))
 
 
-def change_checksum(repo, backup_id):
-    _put(repo, backup_id, CHECKSUM_OBJECT, f"{'0' * 64}  {DUMP_OBJECT}\n".encode())
-
-
-def remove_checksum(repo, backup_id):
-    repo.client.delete_object(Bucket=repo.bucket, Key=repo.key(backup_id, CHECKSUM_OBJECT))
-
-
 def flip_bytes_and_forge_checksums(repo, backup_id):
     flip_bytes(repo, backup_id)
     _forge_checksums(repo, backup_id, _get(repo, backup_id, DUMP_OBJECT))
@@ -261,15 +327,68 @@ def remove_dump(repo, backup_id):
     repo.client.delete_object(Bucket=repo.bucket, Key=repo.key(backup_id, DUMP_OBJECT))
 
 
+def _sign(repo: BackupRepository, backup_id: str, dump: bytes, key: bytes, **changes) -> None:
+    """Upload `dump` with metadata made to match it and a MAC computed with `key`."""
+    meta = json.loads(_get(repo, backup_id, METADATA_OBJECT))
+    meta.update(size=len(dump), sha256=hashlib.sha256(dump).hexdigest(), **changes)
+    meta["mac"] = hmac.new(key, mac_message(dump, meta), hashlib.sha256).hexdigest()
+    _put(repo, backup_id, DUMP_OBJECT, dump)
+    digest = hashlib.sha256(dump).hexdigest()
+    _put(repo, backup_id, CHECKSUM_OBJECT, f"{digest}  {DUMP_OBJECT}\n".encode())
+    _put(repo, backup_id, METADATA_OBJECT, json.dumps(meta).encode())
+
+
+def _rewritten_sql(repo: BackupRepository, backup_id: str) -> bytes:
+    """The backup's own SQL with different data: what someone holding the bucket keys would put."""
+    sql = zlib.decompress(_get(repo, backup_id, DUMP_OBJECT), wbits=31)
+    forged = sql.replace(b"'customer 1'", b"'forged customer'", 1)
+    assert forged != sql
+    return forged
+
+
+def _gzip(sql: bytes) -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return compressor.compress(sql) + compressor.flush()
+
+
+def forge_everything(repo, backup_id):
+    """New dump, its checksum file and metadata all rewritten to agree; the old MAC kept."""
+    dump = _gzip(_rewritten_sql(repo, backup_id))
+    _put(repo, backup_id, DUMP_OBJECT, dump)
+    _forge_checksums(repo, backup_id, dump)
+
+
+def forge_and_sign_with_another_key(repo, backup_id):
+    """The forger signs with a key of their own, keeping the key id of the real one."""
+    _sign(repo, backup_id, _gzip(_rewritten_sql(repo, backup_id)), b"forger's key".ljust(32, b"!"))
+
+
+def strip_the_mac(repo, backup_id):
+    """Forge everything and drop the MAC: the backup then looks like an old one."""
+    forge_everything(repo, backup_id)
+    meta = json.loads(_get(repo, backup_id, METADATA_OBJECT))
+    for field in ("mac", "authentication", "key_id"):
+        meta.pop(field)
+    _put(repo, backup_id, METADATA_OBJECT, json.dumps(meta).encode())
+
+
+def change_the_metadata_only(repo, backup_id):
+    meta = json.loads(_get(repo, backup_id, METADATA_OBJECT))
+    meta["databases"] = ["shop"]
+    _put(repo, backup_id, METADATA_OBJECT, json.dumps(meta).encode())
+
+
 DAMAGE = {
-    truncate: "is damaged",
-    flip_bytes: "checksum does not match",
-    change_checksum: "checksum does not match|checksum and metadata disagree",
-    remove_checksum: "has no checksum",
-    flip_bytes_and_forge_checksums: "is damaged",
-    truncate_and_forge_checksums: "truncated",
-    replace_with_an_unfinished_dump: "incomplete",
+    truncate: "is damaged or forged",
+    flip_bytes: "does not verify",
+    flip_bytes_and_forge_checksums: "does not verify",
+    truncate_and_forge_checksums: "does not verify",
+    replace_with_an_unfinished_dump: "does not verify",
     remove_dump: "missing",
+    forge_everything: "does not verify",
+    forge_and_sign_with_another_key: "does not verify",
+    strip_the_mac: "is not authenticated",
+    change_the_metadata_only: "does not verify",
 }
 
 
@@ -293,6 +412,48 @@ def test_damaged_backup_is_refused_and_data_untouched(
     assert checksums(mariadb) == live
     assert restore_commands(executor, admin) == []
     assert list(Path(repository._workdir).iterdir()) == []  # no temp files left
+
+
+def test_checksum_file_is_not_what_a_restore_trusts(
+    admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository
+):
+    # Anyone who can write the bucket can write it; the MAC decides.
+    make_shop(mariadb, customers=100, orders=100, events=100)
+    backup = repository.create(admin, now=T0)
+    _put(repository, backup.id, CHECKSUM_OBJECT, f"{'0' * 64}  {DUMP_OBJECT}\n".encode())
+    assert repository.restore(admin, backup.id) == backup
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        b"GRANT ALL PRIVILEGES ON *.* TO 'relation-1'@'%' WITH GRANT OPTION;",
+        b"CREATE USER 'intruder'@'%' IDENTIFIED BY 'intruder-password';",
+        b"INSERT INTO `mysql`.`global_priv` VALUES ('%', 'intruder', '{}');",
+        b"CREATE DEFINER=`charm-admin`@`localhost` PROCEDURE shop.p() SELECT 1;",
+    ],
+    ids=["grant", "create-user", "mysql-schema", "admin-definer"],
+)
+def test_authenticated_dump_with_forbidden_sql_is_refused(
+    statement, admin: MySQLServer, mariadb: MariaDB, repository: BackupRepository, executor
+):
+    # Signed with the real key (as if the key had leaked, or a database's
+    # content had been crafted): the scan is the second line.
+    make_shop(mariadb, customers=300, orders=300, events=300)
+    backup = repository.create(admin, now=T0)
+    mariadb.sql("DELETE FROM shop.orders WHERE id % 2 = 0;")
+    live = checksums(mariadb)
+    before = accounts(mariadb)
+    sql = zlib.decompress(_get(repository, backup.id, DUMP_OBJECT), wbits=31)
+    sql = sql.replace(b"\n-- Dump completed", b"\n" + statement + b"\n-- Dump completed")
+    _sign(repository, backup.id, _gzip(sql), KEY)
+
+    with pytest.raises(BackupError, match="is refused: the dump holds"):
+        repository.restore(admin, backup.id)
+
+    assert checksums(mariadb) == live
+    assert accounts(mariadb) == before
+    assert restore_commands(executor, admin) == []
 
 
 def test_restore_of_unknown_or_invalid_id(
@@ -394,7 +555,9 @@ def test_list_newest_first_with_failed_backups(
         "finished-at",
         "databases",
         "error",
+        "signed",
     }
+    assert result["signed"] == "yes"
 
 
 def test_nothing_to_back_up(admin: MySQLServer, repository: BackupRepository):
@@ -410,7 +573,7 @@ def test_unreachable_s3_is_a_clear_error(admin: MySQLServer, mariadb: MariaDB, t
         access_key="a",
         secret_key="b",
     )
-    repo = BackupRepository(info, model="m", app="a", workdir=str(tmp_path))
+    repo = BackupRepository(info, model="m", app="a", key=KEY, workdir=str(tmp_path))
     with pytest.raises(BackupError, match="S3 error while"):
         repo.create(admin)
 
@@ -447,10 +610,69 @@ def test_failure_after_the_upload_removes_the_dump(
 ):
     make_shop(mariadb, customers=100, orders=100, events=100)
     client = FailingChecksumWrites(s3_info.client())
-    repo = BackupRepository(s3_info, model="m", app="a", client=client, workdir=str(tmp_path))
+    repo = BackupRepository(
+        s3_info, model="m", app="a", key=KEY, client=client, workdir=str(tmp_path)
+    )
     with pytest.raises(BackupError, match="S3 error while writing the checksum: AccessDenied"):
         repo.create(admin, now=T0)
     [backup] = repo.list()
     assert backup.status == "failed" and "AccessDenied" in (backup.error or "")
     listing = client.list_objects_v2(Bucket=repo.bucket, Prefix=f"{repo.prefix}/")
     assert [o["Key"].rsplit("/", 1)[1] for o in listing["Contents"]] == [METADATA_OBJECT]
+
+
+class RecordingClient:
+    """A boto3 client that notes which S3 operations are called, and on which bucket."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls: set[tuple[str, str]] = set()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name == "get_paginator":
+            return attribute
+
+        def call(*args, **kwargs):
+            self.calls.add((name, kwargs.get("Bucket", "")))
+            return attribute(*args, **kwargs)
+
+        return call
+
+    def get_paginator(self, name):
+        paginator = self._client.get_paginator(name)
+        outer = self
+
+        class Recording:
+            def paginate(self, **kwargs):
+                outer.calls.add((name, kwargs.get("Bucket", "")))
+                return paginator.paginate(**kwargs)
+
+        return Recording()
+
+
+def test_backups_use_object_operations_on_their_own_bucket_only(
+    admin: MySQLServer, mariadb: MariaDB, s3_info: S3ConnectionInfo, tmp_path: Path
+):
+    # What a key scoped to the bucket (and prefix) must allow; no bucket-level
+    # operation such as CreateBucket or ListBuckets is ever needed.
+    make_shop(mariadb, customers=50, orders=50, events=50)
+    client = RecordingClient(s3_info.client())
+    repo = BackupRepository(
+        s3_info, model="m", app="a", key=KEY, client=client, workdir=str(tmp_path)
+    )
+    backup = repo.create(admin, now=T0)
+    repo.list()
+    repo.restore(admin, backup.id)
+    operations = {name for name, _ in client.calls}
+    assert {bucket for _, bucket in client.calls} == {s3_info.bucket}
+    assert operations <= {
+        "list_objects_v2",
+        "get_object",
+        "put_object",
+        "create_multipart_upload",
+        "upload_part",
+        "complete_multipart_upload",
+        "abort_multipart_upload",
+        "delete_object",
+    }

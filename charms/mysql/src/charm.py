@@ -49,6 +49,10 @@ PEERS = "mysql-peers"
 DATA_UNIT_KEY = "data-unit"
 USERS_CHECKED_KEY = "relation-users-checked"
 CREDENTIALS_LABEL = "admin-credentials"
+# The key that signs backups: an app secret of its own, made by the leader with
+# the first backup, so set-password and the relation code never touch it.
+BACKUP_KEY_LABEL = "backup-key"
+BACKUP_KEY_FIELD = "backup-key"
 BACKUP_BUCKET = "mysql-backups"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
 READY_CHECK = "mysqld-ready"
@@ -556,7 +560,30 @@ class MySQLCharm(ops.CharmBase):
             raise ActionFailedError("mysqld is not up: check `juju status` and the unit's logs")
         return self._server(credentials)
 
-    def _backups(self) -> Any:
+    def _backup_key(self, *, create: bool) -> bytes | None:
+        """The application's backup key from its secret; the leader makes it when `create`."""
+        from mysql_backups import generate_key, parse_key
+
+        try:
+            content = self.model.get_secret(label=BACKUP_KEY_LABEL).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            if not create:
+                return None
+            if not self.unit.is_leader():
+                raise ActionFailedError(
+                    "run this action on the leader unit (the primary)"
+                ) from None
+            content = {BACKUP_KEY_FIELD: generate_key()}
+            self.app.add_secret(
+                content, label=BACKUP_KEY_LABEL, description="Key that authenticates backups"
+            )
+            logger.info("made the backup key")
+        try:
+            return parse_key(content.get(BACKUP_KEY_FIELD, ""))
+        except ValueError as e:
+            raise ActionFailedError(f"the {BACKUP_KEY_LABEL} secret is unusable: {e}") from None
+
+    def _backups(self, *, create_key: bool = False) -> Any:
         try:
             info = self._s3.connection_info()
         except s3.InvalidS3DataError as e:
@@ -571,7 +598,13 @@ class MySQLCharm(ops.CharmBase):
         # sees it), not to the container's small root filesystem.
         storages = self.model.storages[STORAGE]
         workdir = str(storages[0].location) if storages else None
-        return BackupRepository(info, model=self.model.name, app=self.app.name, workdir=workdir)
+        return BackupRepository(
+            info,
+            model=self.model.name,
+            app=self.app.name,
+            key=self._backup_key(create=create_key),
+            workdir=workdir,
+        )
 
     def _run_action(self, event: ops.ActionEvent, action) -> None:
         """Run an action body; any failure becomes a clear action failure."""
@@ -591,8 +624,8 @@ class MySQLCharm(ops.CharmBase):
 
     def _on_create_backup(self, event: ops.ActionEvent) -> None:
         def create():
-            repo = self._backups()
             server = self._ready_server()
+            repo = self._backups(create_key=True)
             event.log("streaming the dump to S3")
             backup = repo.create(server)
             return {"backup-id": backup.id, "size": backup.size}
@@ -604,8 +637,11 @@ class MySQLCharm(ops.CharmBase):
             if not self.unit.is_leader():
                 raise ActionFailedError("run this action on the leader unit (the primary)")
             backups = self._backups().list()
-            rows = [f"{'backup-id':<24} {'size':>14}  status"]
-            rows += [f"{b.id:<24} {b.size:>14}  {b.status}" for b in backups]
+            rows = [f"{'backup-id':<24} {'size':>14}  {'signed':<6}  status"]
+            rows += [
+                f"{b.id:<24} {b.size:>14}  {'yes' if b.signed else 'no':<6}  {b.status}"
+                for b in backups
+            ]
             return {
                 "backups": "\n".join(rows),
                 "count": len(backups),
@@ -619,8 +655,8 @@ class MySQLCharm(ops.CharmBase):
             backup_id = str(event.params.get("backup-id", "")).strip()
             if not backup_id:
                 raise ActionFailedError("give backup-id=<id> (see list-backups)")
-            repo = self._backups()
             server = self._ready_server()
+            repo = self._backups()
             event.log(f"verifying backup {backup_id}")
             backup = repo.restore(server, backup_id)
             return {"backup-id": backup.id, "databases": ",".join(backup.databases)}

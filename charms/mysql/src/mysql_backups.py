@@ -7,36 +7,49 @@ memory stays flat however large the databases grow. Objects, under
 `[<path>/]mysql-backups/<model>/<app>/<id>/`:
 
 - `dump.sql.gz`: the compressed dump;
-- `dump.sql.gz.sha256`: its SHA-256, in `sha256sum` format;
+- `dump.sql.gz.sha256`: its SHA-256, in `sha256sum` format (for a check
+  by hand; anyone who can write the bucket can rewrite it, so a restore
+  does not rely on it);
 - `backup.json`: what the backup holds and how it went (written last, also
-  when the backup failed).
+  when the backup failed), and its MAC.
 
 A backup's id is the UTC time it started, `YYYY-MM-DDTHH-MM-SSZ` (with `-2`,
-`-3`... if that id is taken). A restore downloads and checks the whole backup
-before the server sees a byte of it: a missing, truncated or altered backup
-is refused with the live data untouched.
+`-3`... if that id is taken).
+
+Authentication: each backup carries an HMAC-SHA256 keyed with a key only the
+application holds (in its Juju secret, never in the bucket). It is computed
+while the dump streams up and covers the compressed dump and every field of
+`backup.json` but the MAC itself, encoded as `mac_message` says. A restore
+downloads the whole backup, verifies the MAC, decompresses it, checks its SQL
+(`dump_scanner`) and only then feeds it to the server, as a restore account
+that holds rights on the backup's databases only and is dropped afterwards.
+A backup without a MAC, with one that does not verify, or whose SQL is
+refused is not restored and the live data is untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import io
 import json
 import logging
 import os
+import posixpath
 import re
+import secrets
 import tempfile
 import weakref
 import zlib
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from dump_scanner import DumpRefusedError, scan_dump
 from executor import WorkloadError
+from mysql_server import MySQLServer, is_valid_database_name, quote_identifier, quote_string
 
 if TYPE_CHECKING:
-    from mysql_server import MySQLServer
-
     from kubeflow_interfaces.s3 import S3ConnectionInfo
 
 logger = logging.getLogger(__name__)
@@ -46,7 +59,24 @@ READ_CHUNK = 1024 * 1024
 # zlib level 6 (gzip's default) would cost about three times the CPU for a
 # few percent smaller backups.
 COMPRESSION_LEVEL = 1
-METADATA_FORMAT = 1
+METADATA_FORMAT = 2
+
+# The MAC: HMAC-SHA256 over MAC_CONTEXT, the compressed dump, the signed
+# metadata (canonical JSON), then the metadata's and the dump's lengths as
+# 8-byte big-endian integers. Read from the end, the lengths split the
+# message one way only. The scheme's name is itself in the signed metadata.
+MAC_SCHEME = "hmac-sha256/v1"
+MAC_CONTEXT = b"kubeflow-operators mysql backup\x00v1\x00"
+_KEY_ID_CONTEXT = b"kubeflow-operators mysql backup key id\x00"
+KEY_BYTES = 32
+_UNSIGNED_FIELDS = frozenset({"mac"})
+# The account a restore runs as: made for one restore, dropped after it.
+RESTORE_USER = "charm-restore"
+RESTORE_OPTIONS_FILE = "charm-restore.cnf"  # beside the admin's option file
+# The global rights to create objects owned by another account: MySQL 8.4's
+# dynamic privileges, and MariaDB's (the workload tests' server) one.
+MYSQL_DEFINER_PRIVILEGES = ("SET_ANY_DEFINER", "ALLOW_NONEXISTENT_DEFINER")
+MARIADB_DEFINER_PRIVILEGE = "SET USER"
 
 DUMP_OBJECT = "dump.sql.gz"
 CHECKSUM_OBJECT = "dump.sql.gz.sha256"
@@ -55,7 +85,6 @@ METADATA_OBJECT = "backup.json"
 ID_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 _ID = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)(?:-([1-9]\d{0,3}))?")
 _MAX_ID_SUFFIX = 9999
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _GZIP = 16 + zlib.MAX_WBITS  # zlib's window bits for a gzip wrapper
 # The last line mysqldump writes (MySQL and MariaDB alike) when it got to the end.
 _DUMP_TRAILER = b"-- Dump completed"
@@ -79,6 +108,7 @@ class Backup:
     finished_at: str | None
     databases: tuple[str, ...]
     error: str | None = None
+    signed: bool = False  # it carries a MAC; only a restore verifies it
 
     def to_dict(self) -> dict[str, str]:
         """Return the backup as action results: hyphenated keys, text values, no empty fields."""
@@ -88,12 +118,62 @@ class Backup:
             "size": str(self.size),
             "started-at": self.started_at,
             "databases": ",".join(self.databases),
+            "signed": "yes" if self.signed else "no",
         }
         if self.finished_at:
             out["finished-at"] = self.finished_at
         if self.error:
             out["error"] = self.error
         return out
+
+
+def generate_key() -> str:
+    """Return a new backup key as text (hex), for the application's secret."""
+    return secrets.token_hex(KEY_BYTES)
+
+
+def parse_key(text: str) -> bytes:
+    """Return the key bytes of `generate_key()` text; ValueError when it is not one."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except (ValueError, AttributeError):
+        raise ValueError("the backup key is not hex text") from None
+    if len(key) < KEY_BYTES:
+        raise ValueError(f"the backup key is shorter than {KEY_BYTES} bytes")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """Return a short public name of `key` (an HMAC of a constant: it tells keys apart)."""
+    return hmac.new(key, _KEY_ID_CONTEXT, hashlib.sha256).hexdigest()[:16]
+
+
+def signed_metadata(metadata: dict[str, Any]) -> bytes:
+    """Return the metadata bytes the MAC covers: canonical JSON of every field but the MAC."""
+    fields = {k: v for k, v in metadata.items() if k not in _UNSIGNED_FIELDS}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def new_mac(key: bytes) -> hmac.HMAC:
+    """Start the MAC of a backup; feed it the compressed dump, then call `finish_mac`."""
+    return hmac.new(key, MAC_CONTEXT, hashlib.sha256)
+
+
+def finish_mac(mac: hmac.HMAC, metadata: dict[str, Any], dump_size: int) -> str:
+    """Return the hex MAC of a dump already fed to `mac`, and of its metadata (`mac` unchanged)."""
+    mac = mac.copy()
+    signed = signed_metadata(metadata)
+    mac.update(signed)
+    mac.update(len(signed).to_bytes(8, "big"))
+    mac.update(dump_size.to_bytes(8, "big"))
+    return mac.hexdigest()
+
+
+def mac_message(dump: bytes, metadata: dict[str, Any]) -> bytes:
+    """Return the whole message the MAC is computed over (for tests and checks by hand)."""
+    signed = signed_metadata(metadata)
+    lengths = len(signed).to_bytes(8, "big") + len(dump).to_bytes(8, "big")
+    return MAC_CONTEXT + dump + signed + lengths
 
 
 def is_valid_backup_id(backup_id: str) -> bool:
@@ -173,7 +253,8 @@ class BackupRepository:
     `client` is a boto3 S3 client to use instead of one made from `s3` (made
     lazily, so merely building a repository imports nothing heavy).
     Downloads for a restore and the CA bundle go to `workdir` (the system's
-    temp directory by default).
+    temp directory by default). `key` (see `parse_key`) signs new backups and
+    verifies them on restore: without it nothing can be created or restored.
     """
 
     def __init__(
@@ -182,9 +263,13 @@ class BackupRepository:
         *,
         model: str,
         app: str,
+        key: bytes | None = None,
         client: Any = None,
         workdir: str | None = None,
     ):
+        if key is not None and len(key) < KEY_BYTES:
+            raise ValueError(f"a backup key has at least {KEY_BYTES} bytes")
+        self._key = key
         self._s3 = s3
         self.bucket = s3.bucket
         self.prefix = "/".join(p for p in (s3.path.strip("/"), "mysql-backups", model, app) if p)
@@ -272,6 +357,7 @@ class BackupRepository:
         `failed` and the reason is left, and BackupError is raised.
         """
         started = _utc(now)
+        key = self._require_key("make a backup")
         try:
             databases = server.user_databases()
         except WorkloadError as e:
@@ -279,15 +365,17 @@ class BackupRepository:
         if not databases:
             raise BackupError("there is no database to back up")
         backup_id = self._new_id(started)
-        key = self.key(backup_id, DUMP_OBJECT)
+        dump_key = self.key(backup_id, DUMP_OBJECT)
         extra = {"StorageClass": self._s3.storage_class} if self._s3.storage_class else {}
         with _S3Calls("starting the upload"):
             upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType="application/gzip", **extra
+                Bucket=self.bucket, Key=dump_key, ContentType="application/gzip", **extra
             )["UploadId"]
         logger.info("backup %s of %s started", backup_id, ", ".join(databases))
         try:
-            size, digest = self._upload_dump(server, databases, key, upload_id)
+            size, digest, mac = self._upload_dump(
+                server, databases, dump_key, upload_id, new_mac(key)
+            )
             self._put(
                 self.key(backup_id, CHECKSUM_OBJECT),
                 f"{digest}  {DUMP_OBJECT}\n".encode(),
@@ -301,11 +389,12 @@ class BackupRepository:
                 started_at=_timestamp(started),
                 finished_at=_timestamp(_utc(None)),
                 databases=tuple(databases),
+                signed=True,
             )
-            self._write_metadata(backup, sha256=digest, server=server)
+            self._write_metadata(backup, sha256=digest, server=server, mac=mac)
         except BaseException as e:
-            self._abort(key, upload_id)
-            self._delete(key)  # when the upload had completed before the failure
+            self._abort(dump_key, upload_id)
+            self._delete(dump_key)  # when the upload had completed before the failure
             failed = Backup(
                 id=backup_id,
                 status="failed",
@@ -326,10 +415,26 @@ class BackupRepository:
         logger.info("backup %s completed: %d bytes", backup_id, size)
         return backup
 
+    def _require_key(self, doing: str) -> bytes:
+        if self._key is None:
+            raise BackupError(
+                f"cannot {doing}: this application holds no backup key yet "
+                "(the leader makes one with the first backup)"
+            )
+        return self._key
+
     def _upload_dump(
-        self, server: MySQLServer, databases: list[str], key: str, upload_id: str
-    ) -> tuple[int, str]:
-        """Stream the dump through gzip into the multipart upload; return size and SHA-256."""
+        self,
+        server: MySQLServer,
+        databases: list[str],
+        key: str,
+        upload_id: str,
+        mac: hmac.HMAC,
+    ) -> tuple[int, str, hmac.HMAC]:
+        """Stream the dump through gzip into the multipart upload.
+
+        Return its size, its SHA-256 and `mac` fed with it.
+        """
         compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, _GZIP)
         digest = hashlib.sha256()
         # Compressed output waiting to go up: a list, so nothing is copied until
@@ -344,6 +449,7 @@ class BackupRepository:
             nonlocal pending_size, size
             if data:
                 digest.update(data)
+                mac.update(data)
                 size += len(data)
                 pending.append(data)
                 pending_size += len(data)
@@ -388,7 +494,7 @@ class BackupRepository:
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
-        return size, digest.hexdigest()
+        return size, digest.hexdigest(), mac
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -407,7 +513,12 @@ class BackupRepository:
             logger.warning("%s", e)
 
     def _write_metadata(
-        self, backup: Backup, *, sha256: str | None = None, server: MySQLServer | None = None
+        self,
+        backup: Backup,
+        *,
+        sha256: str | None = None,
+        server: MySQLServer | None = None,
+        mac: hmac.HMAC | None = None,
     ) -> None:
         data: dict[str, Any] = {
             "format": METADATA_FORMAT,
@@ -427,6 +538,10 @@ class BackupRepository:
                 data["server_version"] = server.version()
             except WorkloadError:
                 pass
+        if self._key is not None:
+            data["authentication"] = MAC_SCHEME
+            data["key_id"] = key_id(self._key)
+            data["mac"] = finish_mac(mac or new_mac(self._key), data, backup.size)
         body = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
         self._put(
             self.key(backup.id, METADATA_OBJECT), body, "application/json", "writing metadata"
@@ -480,11 +595,13 @@ class BackupRepository:
     def restore(self, server: MySQLServer, backup_id: str) -> Backup:
         """Put the databases of backup `backup_id` back into `server`.
 
-        The whole backup is downloaded to `workdir`, its checksum and its
-        compressed stream checked, and only then fed to the server. Each
-        database in it is dropped and recreated as it was; databases not in
-        the backup are left alone. Raises BackupError, with the server
-        untouched if the backup is missing, failed or damaged.
+        The whole backup is downloaded to `workdir` and its MAC verified over
+        the dump and the metadata; the dump is decompressed and its SQL
+        checked; only then is it fed to the server, as a restore account
+        with rights on the backup's databases only. Each database in it is
+        dropped and recreated as it was; databases not in the backup are left
+        alone. Raises BackupError, with the server untouched if the backup is
+        missing, failed, damaged, unauthenticated, forged or refused.
         """
         if not is_valid_backup_id(backup_id):
             raise BackupError(
@@ -499,7 +616,11 @@ class BackupRepository:
         if backup.status != "completed":
             reason = f": {backup.error}" if backup.error else ""
             raise BackupError(f"backup {backup_id} failed{reason}; it cannot be restored")
-        expected = self._expected_checksum(backup_id, raw)
+        metadata = json.loads(raw)
+        key = self._check_signature_fields(backup_id, metadata)
+        for name in backup.databases:
+            if not is_valid_database_name(name):
+                raise BackupError(f"backup {backup_id} names an invalid database {name!r}")
 
         try:
             workspace = tempfile.TemporaryDirectory(prefix="mysql-restore-", dir=self._workdir)
@@ -508,24 +629,127 @@ class BackupRepository:
         with workspace as tmp:
             compressed_path = os.path.join(tmp, DUMP_OBJECT)
             sql_path = os.path.join(tmp, "dump.sql")
-            size, digest = self._download(self.key(backup_id, DUMP_OBJECT), compressed_path)
+            size, mac = self._download(self.key(backup_id, DUMP_OBJECT), compressed_path, key)
             if size != backup.size:
                 raise BackupError(
-                    f"backup {backup_id} is damaged: the dump is {size} bytes, "
+                    f"backup {backup_id} is damaged or forged: the dump is {size} bytes, "
                     f"{backup.size} expected"
                 )
-            if digest != expected:
-                raise BackupError(f"backup {backup_id} is damaged: its checksum does not match")
+            if not hmac.compare_digest(finish_mac(mac, metadata, size), str(metadata["mac"])):
+                raise BackupError(
+                    f"backup {backup_id} does not verify: its dump or its metadata changed "
+                    "after it was made; refused, the server is untouched"
+                )
             _decompress(backup_id, compressed_path, sql_path)
             os.remove(compressed_path)
-            logger.info("restoring backup %s (%s)", backup_id, ", ".join(backup.databases))
             try:
-                with open(sql_path, "rb") as sql:
-                    server.executor.feed_input(server.restore_argv(), sql)
-            except WorkloadError as e:
-                raise BackupError(f"restore of backup {backup_id} failed: {_describe(e)}") from e
+                statements = scan_dump(sql_path, backup.databases)
+            except DumpRefusedError as e:
+                raise BackupError(
+                    f"backup {backup_id} is refused: {e}; the server is untouched"
+                ) from e
+            logger.info(
+                "restoring backup %s (%s, %d statements)",
+                backup_id,
+                ", ".join(backup.databases),
+                statements,
+            )
+            self._run_as_restore_account(server, backup, sql_path)
         logger.info("backup %s restored", backup_id)
         return backup
+
+    def _check_signature_fields(self, backup_id: str, metadata: dict[str, Any]) -> bytes:
+        """Refuse a backup that cannot be verified with this application's key; return the key."""
+        if not metadata.get("mac"):
+            raise BackupError(
+                f"backup {backup_id} is not authenticated (it has no MAC: made before "
+                "backups were signed, or the MAC was removed); it is refused. If you trust "
+                "it, restore it by hand as the README says"
+            )
+        key = self._require_key(f"verify backup {backup_id}")
+        if metadata.get("authentication") != MAC_SCHEME:
+            raise BackupError(
+                f"backup {backup_id} uses an unknown authentication scheme "
+                f"{str(metadata.get('authentication'))[:40]!r}; refused"
+            )
+        if metadata.get("key_id") != key_id(key):
+            raise BackupError(
+                f"backup {backup_id} was signed with another key than this application's "
+                "(another deployment, or forged); refused"
+            )
+        return key
+
+    def _run_as_restore_account(self, server: MySQLServer, backup: Backup, sql_path: str) -> None:
+        """Feed the dump to the server as a restore account made for this restore alone.
+
+        The account holds ALL PRIVILEGES (without GRANT OPTION) on each of the
+        backup's databases, which covers what a dump runs: DROP/CREATE
+        DATABASE, tables, data, LOCK TABLES, views, triggers, routines and
+        events. To recreate objects owned by the relation users it also
+        holds the right to name another DEFINER: MySQL 8.4's SET_ANY_DEFINER
+        and ALLOW_NONEXISTENT_DEFINER (the relation may be gone), MariaDB's
+        SET USER. `dump_scanner` lets only relation users through as
+        DEFINERs. Nothing else: no rights on other databases, on `mysql.*`,
+        on accounts, or global settings.
+        """
+        account = _account_sql(server)
+        password = secrets.token_hex(24)
+        options = posixpath.join(posixpath.dirname(server.options_file), RESTORE_OPTIONS_FILE)
+        restorer = MySQLServer(
+            server.executor,
+            user=RESTORE_USER,
+            password=password,
+            socket=server.socket,
+            host=server.host,
+            port=server.port,
+            options_file=options,
+            client=server.restore_argv()[0],
+        )
+        try:
+            mariadb = "mariadb" in server.version().lower()
+            definer = MARIADB_DEFINER_PRIVILEGE if mariadb else ", ".join(MYSQL_DEFINER_PRIVILEGES)
+            server.execute(
+                "\n".join(
+                    [
+                        f"DROP USER IF EXISTS {account};",
+                        f"CREATE USER {account} IDENTIFIED BY {quote_string(password)};",
+                        *(
+                            f"GRANT ALL PRIVILEGES ON {_grant_level(name)} TO {account};"
+                            for name in backup.databases
+                        ),
+                        f"GRANT {definer} ON *.* TO {account};",
+                    ]
+                )
+            )
+            restorer.write_client_options()
+        except WorkloadError as e:
+            self._drop_restore_account(server, account, options)
+            raise BackupError(f"cannot set up the restore account: {_describe(e)}") from e
+        try:
+            with open(sql_path, "rb") as sql:
+                server.executor.feed_input(restorer.restore_argv(), sql)
+        except WorkloadError as e:
+            self._drop_restore_account(server, account, options)
+            raise BackupError(f"restore of backup {backup.id} failed: {_describe(e)}") from e
+        if error := self._drop_restore_account(server, account, options):
+            raise BackupError(
+                f"backup {backup.id} was restored, but the restore account {RESTORE_USER} "
+                f"could not be dropped: {error}"
+            )
+
+    @staticmethod
+    def _drop_restore_account(server: MySQLServer, account: str, options: str) -> str | None:
+        error = None
+        try:
+            server.execute(f"DROP USER IF EXISTS {account};")
+        except WorkloadError as e:
+            error = _describe(e)
+            logger.error("cannot drop the restore account: %s", error)
+        try:
+            server.executor.remove(options)
+        except WorkloadError as e:
+            logger.warning("cannot remove %s: %s", options, _describe(e))
+        return error
 
     def _get_size(self, key: str) -> int | None:
         with _S3Calls("looking up a backup"):
@@ -535,21 +759,8 @@ class BackupRepository:
                 return int(obj["Size"])
         return None
 
-    def _expected_checksum(self, backup_id: str, metadata: bytes) -> str:
-        raw = self._get(self.key(backup_id, CHECKSUM_OBJECT), "reading the checksum")
-        if raw is None:
-            raise BackupError(f"backup {backup_id} has no checksum; it cannot be verified")
-        fields = raw.decode("ascii", "replace").split()
-        if not fields or not _SHA256.fullmatch(fields[0].lower()):
-            raise BackupError(f"backup {backup_id} has an unreadable checksum")
-        checksum = fields[0].lower()
-        recorded = json.loads(metadata).get("sha256")
-        if recorded is not None and recorded != checksum:
-            raise BackupError(f"backup {backup_id} is damaged: checksum and metadata disagree")
-        return checksum
-
-    def _download(self, key: str, path: str) -> tuple[int, str]:
-        digest = hashlib.sha256()
+    def _download(self, key: str, path: str, mac_key: bytes) -> tuple[int, hmac.HMAC]:
+        mac = new_mac(mac_key)
         size = 0
         with _S3Calls("downloading the backup"), open(path, "wb") as out:
             try:
@@ -559,10 +770,22 @@ class BackupRepository:
                     raise BackupError("the dump of this backup is missing") from e
                 raise
             for chunk in response["Body"].iter_chunks(READ_CHUNK):
-                digest.update(chunk)
+                mac.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
-        return size, digest.hexdigest()
+        return size, mac
+
+
+def _account_sql(server: MySQLServer) -> str:
+    """The restore account, on the host the server's own client connects from."""
+    host = "%" if server.host else "localhost"
+    return f"{quote_string(RESTORE_USER)}@{quote_string(host)}"
+
+
+def _grant_level(database: str) -> str:
+    """`db`.* matching that database only (`_` and `%` are wildcards in a GRANT)."""
+    pattern = database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return f"{quote_identifier(pattern)}.*"
 
 
 def _decompress(backup_id: str, source: str, target: str) -> None:
@@ -604,6 +827,7 @@ def _parse_metadata(backup_id: str, raw: bytes | None) -> Backup:
             finished_at=data.get("finished_at"),
             databases=tuple(str(d) for d in data.get("databases") or ()),
             error=data.get("error"),
+            signed=bool(data.get("mac")),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return Backup(

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
+import json
 import uuid
 
 import boto3
 import pytest
 from ops import testing
-from unit.mysql.helpers import credentials_secret, mysql_container, sql_sent, storage
+from unit.mysql.helpers import (
+    commands_run,
+    credentials_secret,
+    mysql_container,
+    sql_sent,
+    storage,
+)
 
 from kubeflow_interfaces import s3
 
@@ -65,11 +74,32 @@ def _objects(s3_endpoint: str, bucket: str) -> list[str]:
     return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
+def _key_secret(out: testing.State) -> testing.Secret:
+    (secret,) = [s for s in out.secrets if s.label == "backup-key"]
+    return secret
+
+
+def _with_secrets(state: testing.State, out: testing.State) -> testing.State:
+    """The input state with the secrets the last run left (the backup key among them)."""
+    return dataclasses.replace(state, secrets=out.secrets)
+
+
+def _client(s3_endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="access",
+        aws_secret_access_key="secret-value",
+    )
+
+
 def test_backup_list_restore_round_trip(ctx, tmp_path, s3_endpoint, bucket):
     state = _state(tmp_path, s3_endpoint, bucket)
-    ctx.run(ctx.on.action("create-backup"), state)
+    out = ctx.run(ctx.on.action("create-backup"), state)
     backup_id = ctx.action_results["backup-id"]
     assert int(ctx.action_results["size"]) > 0
+    state = _with_secrets(state, out)
 
     keys = _objects(s3_endpoint, bucket)
     prefix = f"team-a/mysql-backups/{state.model.name}/mysql/{backup_id}/"
@@ -82,20 +112,151 @@ def test_backup_list_restore_round_trip(ctx, tmp_path, s3_endpoint, bucket):
     item = ctx.action_results["items"]["backup-0"]
     assert item["id"] == backup_id
     assert item["status"] == "completed"
+    assert item["signed"] == "yes"
     assert backup_id in ctx.action_results["backups"]
 
     ctx.exec_history.clear()
     ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
     assert ctx.action_results["backup-id"] == backup_id
     assert ctx.action_results["databases"] == "kfp"
-    assert "INSERT INTO `runs` VALUES (1),(2),(3);" in sql_sent(ctx)
+    sql = sql_sent(ctx)
+    assert "INSERT INTO `runs` VALUES (1),(2),(3);" in sql
+    # The dump ran as a restore account with rights on its databases only,
+    # made before and dropped after.
+    restore = [
+        c for c in commands_run(ctx) if "--defaults-extra-file=/etc/mysql/charm-restore.cnf" in c
+    ]
+    assert len(restore) == 1
+    account = "'charm-restore'@'localhost'"
+    assert f"CREATE USER {account} IDENTIFIED BY" in sql
+    assert f"GRANT ALL PRIVILEGES ON `kfp`.* TO {account};" in sql
+    assert f"GRANT SET_ANY_DEFINER, ALLOW_NONEXISTENT_DEFINER ON *.* TO {account};" in sql
+    assert "GRANT OPTION" not in sql
+    assert sql.rstrip().endswith(f"DROP USER IF EXISTS {account};")
+
+
+def test_first_backup_makes_the_key_in_an_app_secret_once(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    secret = _key_secret(out)
+    assert secret.owner == "app"
+    key = secret.tracked_content["backup-key"]
+    assert len(bytes.fromhex(key)) == 32
+    for relation in out.relations:
+        assert key not in str(relation.local_app_data) + str(relation.local_unit_data)
+
+    again = ctx.run(ctx.on.action("create-backup"), _with_secrets(state, out))
+    assert _key_secret(again).tracked_content == {"backup-key": key}
+    assert len([s for s in again.secrets if s.label == "backup-key"]) == 1
+
+
+def test_restore_without_a_key_fails_and_touches_nothing(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    ctx.exec_history.clear()
+    # The key's secret is gone (say a new deployment reads an old bucket).
+    with pytest.raises(testing.ActionFailed, match="holds no backup key"):
+        ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
+    assert sql_sent(ctx) == ""
+
+
+def test_restore_with_another_key_is_refused(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    other = testing.Secret(
+        tracked_content={"backup-key": "ab" * 32}, owner="app", label="backup-key"
+    )
+    ctx.exec_history.clear()
+    with pytest.raises(testing.ActionFailed, match="signed with another key"):
+        ctx.run(
+            ctx.on.action("restore", params={"backup-id": backup_id}),
+            dataclasses.replace(state, secrets={*state.secrets, other}),
+        )
+    assert sql_sent(ctx) == ""
+
+
+def test_unusable_key_secret_fails_clearly(ctx, tmp_path, s3_endpoint, bucket):
+    broken = testing.Secret(
+        tracked_content={"backup-key": "not-hex"}, owner="app", label="backup-key"
+    )
+    state = _state(tmp_path, s3_endpoint, bucket)
+    state = dataclasses.replace(state, secrets={*state.secrets, broken})
+    with pytest.raises(testing.ActionFailed, match="the backup-key secret is unusable"):
+        ctx.run(ctx.on.action("create-backup"), state)
+    assert _objects(s3_endpoint, bucket) == []
+
+
+def _forge(s3_endpoint: str, bucket: str, prefix: str, sql: bytes, *, keep_mac: bool) -> None:
+    """Rewrite dump, checksum and metadata so that they agree with each other."""
+    client = _client(s3_endpoint)
+    dump = gzip.compress(sql)
+    digest = hashlib.sha256(dump).hexdigest()
+    client.put_object(Bucket=bucket, Key=prefix + "dump.sql.gz", Body=dump)
+    client.put_object(
+        Bucket=bucket, Key=prefix + "dump.sql.gz.sha256", Body=f"{digest}  dump.sql.gz\n".encode()
+    )
+    meta = json.loads(client.get_object(Bucket=bucket, Key=prefix + "backup.json")["Body"].read())
+    meta.update(size=len(dump), sha256=digest)
+    if not keep_mac:
+        for field in ("mac", "authentication", "key_id"):
+            meta.pop(field)
+    client.put_object(Bucket=bucket, Key=prefix + "backup.json", Body=json.dumps(meta).encode())
+
+
+FORGED = DUMP.replace("(1),(2),(3)", "(666)").encode()
+
+
+@pytest.mark.parametrize(
+    ("keep_mac", "message"),
+    [(True, "does not verify"), (False, "is not authenticated")],
+    ids=["forged", "mac-removed"],
+)
+def test_forged_backup_is_refused_before_the_server_sees_it(
+    ctx, tmp_path, s3_endpoint, bucket, keep_mac, message
+):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    state = _with_secrets(state, out)
+    prefix = f"team-a/mysql-backups/{state.model.name}/mysql/{backup_id}/"
+    _forge(s3_endpoint, bucket, prefix, FORGED, keep_mac=keep_mac)
+
+    ctx.exec_history.clear()
+    with pytest.raises(testing.ActionFailed, match=message) as failure:
+        ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
+    assert backup_id in failure.value.message
+    assert sql_sent(ctx) == ""
+    ctx.run(ctx.on.action("list-backups"), state)
+    expected = "yes" if keep_mac else "no"
+    assert ctx.action_results["items"]["backup-0"]["signed"] == expected
+
+
+def test_signed_dump_carrying_grant_is_refused(ctx, tmp_path, s3_endpoint, bucket):
+    # A dump of our own server that holds a GRANT (the key signs what mysqldump
+    # gave): the scan refuses it, before any account is made.
+    dump = DUMP.replace(
+        "-- Dump completed", "GRANT ALL PRIVILEGES ON *.* TO 'relation-9'@'%';\n-- Dump completed"
+    )
+    container = mysql_container(tmp_path, mysql_stdout="kfp\n", dump_stdout=dump)
+    state = _state(tmp_path, s3_endpoint, bucket, container=container)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    ctx.exec_history.clear()
+    with pytest.raises(testing.ActionFailed, match=r"is refused: the dump holds GRANT"):
+        ctx.run(
+            ctx.on.action("restore", params={"backup-id": backup_id}), _with_secrets(state, out)
+        )
+    assert sql_sent(ctx) == ""
 
 
 def test_backups_newest_first(ctx, tmp_path, s3_endpoint, bucket):
     state = _state(tmp_path, s3_endpoint, bucket)
     ids = []
     for _ in range(2):
-        ctx.run(ctx.on.action("create-backup"), state)
+        out = ctx.run(ctx.on.action("create-backup"), state)
+        state = _with_secrets(state, out)
         ids.append(ctx.action_results["backup-id"])
     ctx.run(ctx.on.action("list-backups"), state)
     items = ctx.action_results["items"]
