@@ -26,8 +26,16 @@ every profile namespace; with it (a "pinned" object) only to that namespace,
 while it is a profile namespace, and there it takes the place of an
 unpinned object of the same kind and name.
 
-Provider application databag: nothing. The dispatcher does not send the
-requirers the list of profile namespaces.
+Provider application databag (an addition of ours): `profile-namespaces`,
+the JSON list of the profile namespaces that exist, sorted, written by the
+dispatcher's leader on every relation of each endpoint, and rewritten only
+when it changes. A requirer that wants one object per profile (its own
+credentials, say) reads it and pins one object to each. Canonical's
+requirers never read the provider's databag (their library's requirer only
+writes `kubernetes_manifests` and `is_secret` to its own application
+databag, LIBPATCH 2 at canonical/resource-dispatcher 8b65532), so the extra
+key cannot upset them; Canonical's dispatcher writes no such key, so
+`ManifestsRequirer.profile_namespaces()` is None when related to it.
 
 What Canonical's dispatcher does with what our requirers send:
 
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +68,7 @@ INTERFACE = "kubernetes_manifest"
 MANIFESTS_FIELD = "kubernetes_manifests"
 IS_SECRET_FIELD = "is_secret"  # noqa: S105 - a databag key
 CONTENT_KEY = "manifests"
+NAMESPACES_FIELD = "profile-namespaces"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -93,6 +103,27 @@ class Manifest:
     def key(self) -> tuple[str, str, str]:
         """What two objects must not share in one namespace: apiVersion, kind, name."""
         return (str(self.body["apiVersion"]), self.kind, self.name)
+
+
+def is_namespace_name(name: object) -> bool:
+    """Whether `name` is a valid Kubernetes namespace name (an RFC 1123 label)."""
+    return isinstance(name, str) and bool(_NAMESPACE.match(name))
+
+
+def parse_namespaces(text: str, app: str) -> frozenset[str]:
+    """Profile namespaces from the wire (a JSON list of names); raises InvalidManifestsError."""
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidManifestsError(f"{app}'s profile namespaces are not JSON") from None
+    if not isinstance(names, list):
+        raise InvalidManifestsError(f"{app}'s profile namespaces are not a list")
+    bad = [n for n in names if not is_namespace_name(n)]
+    if bad:
+        raise InvalidManifestsError(
+            f"{app} sent invalid profile namespace names: {', '.join(map(repr, bad[:3]))}"
+        )
+    return frozenset(names)
 
 
 def parse(text: str, app: str) -> list[Manifest]:
@@ -151,6 +182,24 @@ class ManifestsProvider:
         text = content.get(CONTENT_KEY)
         return parse(text, app) if text else []
 
+    def publish_namespaces(self, namespaces: Iterable[str]) -> None:
+        """Leader: tell every relation on the endpoint which profile namespaces exist.
+
+        Writes the sorted JSON list only where it differs from what is there, so
+        an unchanged list writes nothing. Raises ValueError for an invalid name.
+        """
+        if not self._charm.unit.is_leader():
+            return
+        names = sorted(set(namespaces))
+        bad = [n for n in names if not is_namespace_name(n)]
+        if bad:
+            raise ValueError(f"invalid namespace names: {bad!r}")
+        value = json.dumps(names)
+        for relation in self.relations:
+            databag = relation.data[self._charm.app]
+            if databag.get(NAMESPACES_FIELD) != value:
+                databag[NAMESPACES_FIELD] = value
+
 
 class ManifestsRequirer:
     """Requirer side: hand over the objects, in a secret granted to each relation."""
@@ -183,6 +232,24 @@ class ManifestsRequirer:
                     databag[key] = value
                     wrote = True
         return wrote
+
+    def profile_namespaces(self) -> frozenset[str] | None:
+        """The profile namespaces the dispatcher(s) on the endpoint say exist.
+
+        The union over the endpoint's relations; None when there is no relation
+        or no dispatcher wrote the list (Canonical's dispatcher never does).
+        Raises InvalidManifestsError when a list is not JSON, not a list, or
+        holds a name that is not a valid namespace name.
+        """
+        found: set[str] | None = None
+        for relation in self._charm.model.relations[self._endpoint]:
+            if relation.app is None:
+                continue
+            text = relation.data[relation.app].get(NAMESPACES_FIELD)
+            if text is None:
+                continue
+            found = (found or set()) | parse_namespaces(text, relation.app.name)
+        return None if found is None else frozenset(found)
 
     def revoke(self, relation: ops.Relation) -> None:
         """Remove the secret of a relation that is going away."""
@@ -246,11 +313,27 @@ def relation_in_clear_for_provider(
 
 
 def relation_for_requirer(
-    endpoint: str = "secrets", *, remote_app_name: str = "resource-dispatcher", **kwargs: Any
+    endpoint: str = "secrets",
+    *,
+    remote_app_name: str = "resource-dispatcher",
+    namespaces: Iterable[str] | None = None,
+    **kwargs: Any,
 ) -> testing.Relation:
-    """A relation as a requirer sees it: the dispatcher writes nothing."""
+    """A relation as a requirer sees it.
+
+    With `namespaces`, the dispatcher has written them as the profile
+    namespaces (sorted, as it does); without, it has written nothing, as
+    Canonical's dispatcher. `remote_app_data` in kwargs is kept, the list added.
+    """
     from ops import testing
 
+    data = dict(kwargs.pop("remote_app_data", {}))
+    if namespaces is not None:
+        data[NAMESPACES_FIELD] = json.dumps(sorted(set(namespaces)))
     return testing.Relation(
-        endpoint, interface=INTERFACE, remote_app_name=remote_app_name, **kwargs
+        endpoint,
+        interface=INTERFACE,
+        remote_app_name=remote_app_name,
+        remote_app_data=data,
+        **kwargs,
     )
