@@ -48,7 +48,7 @@ def _root(out: testing.State) -> dict[str, str]:
 
 def _dispatcher(namespaces: list[str] | None, **kwargs: Any) -> testing.Relation:
     return kubernetes_manifests.relation_for_requirer(
-        "secrets", remote_app_name="dispatcher", profile_namespaces=namespaces, **kwargs
+        "secrets", remote_app_name="dispatcher", namespaces=namespaces, **kwargs
     )
 
 
@@ -144,7 +144,8 @@ def test_a_bad_namespace_list_blocks_and_changes_nothing(
     out = ctx.run(ctx.on.relation_changed(changed), state_in)
 
     assert isinstance(out.app_status, testing.BlockedStatus)
-    assert out.app_status.message.startswith("secrets: dispatcher's profile-namespaces is not")
+    assert out.app_status.message.startswith("secrets: dispatcher")
+    assert "profile namespace" in out.app_status.message
     assert minio_admin.users == users
     assert _objects(out, secrets) == _objects(settled, secrets)
 
