@@ -312,9 +312,10 @@ class MinioCharm(ops.CharmBase):
             for name in to_remove:
                 minio_users.remove_user(admin, name)
                 del recorded[name]
+            if any(n.startswith(minio_users.PROFILE_USER_PREFIX) for n in to_make):
+                # The bucket the profiles' policies name, before their keys go out.
+                minio_server.ensure_bucket(root, minio_users.PROFILE_BUCKET)
             for name in to_make:
-                if name.startswith(minio_users.PROFILE_USER_PREFIX):
-                    minio_server.ensure_bucket(root, minio_users.PROFILE_BUCKET)
                 key = users.get(name, {}).get("key") or minio_users.generate_secret_key()
                 minio_users.ensure_user(admin, name, key, wanted[name])
                 recorded[name] = {"key": key, "policy": digests[name]}
