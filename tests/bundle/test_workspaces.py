@@ -68,19 +68,28 @@ def test_a_new_profile_gets_the_object_store_credentials(model: Model):
     # Credentials travel only in the Secret, never in clear in the PodDefault.
     pod_default = json.dumps(objects["PodDefault/access-minio"])
     assert not any(value in pod_default for value in model.secret_values())
-    secret = json.dumps(objects["Secret/minio-credentials"])
-    minio_root = next(r for r in model.secrets.values() if r.label == "root-credentials")
-    assert minio_root.content["secret-key"] in secret
+    # The Secret holds the profile's own MinIO user, never the root keys.
+    _assert_own_keys(model, objects["Secret/minio-credentials"], "alice")
     assert model.statuses["resource-dispatcher/0"].name == "active"
+
+
+def _assert_own_keys(model: Model, secret: dict, namespace: str) -> None:
+    keys = secret["stringData"]
+    minio_root = next(r for r in model.secrets.values() if r.label == "root-credentials")
+    assert not set(minio_root.content.values()) & set(keys.values())
+    user = f"kf-profile-{namespace}"
+    assert keys["AWS_ACCESS_KEY_ID"] == user
+    assert keys["AWS_SECRET_ACCESS_KEY"] == model.workloads.minio_admin.users[user]
 
 
 def test_rotated_minio_credentials_reach_every_profile(model: Model):
     _namespace(model, "alice", PROFILE_LABELS)
     model.notify("resource-dispatcher/0", "namespace-watch", NOTICE, name="alice")
+    before = _in(model, "alice")["Secret/minio-credentials"]["stringData"]
     model.run_action("minio/0", "rotate-credentials")
-    minio_root = next(r for r in model.secrets.values() if r.label == "root-credentials")
-    secret = json.dumps(_in(model, "alice")["Secret/minio-credentials"])
-    assert minio_root.content["secret-key"] in secret
+    secret = _in(model, "alice")["Secret/minio-credentials"]
+    assert secret["stringData"] != before
+    _assert_own_keys(model, secret, "alice")
 
 
 def test_removing_the_relation_takes_the_objects_back(model: Model):

@@ -7,7 +7,8 @@
   --initialize` succeeds).
 - A Pebble check reports up once its service runs, as Pebble does.
 - MinIO's S3 API is a real S3 server on 127.0.0.1, so the minio charm makes
-  its buckets for real.
+  its buckets for real; MinIO's admin API (users and policies) is a fake
+  that keeps them in memory.
 - Kubernetes is `FakeKubernetes`: every lightkube client a charm makes talks
   to it, and it refuses objects the real schemas refuse.
 """
@@ -55,6 +56,7 @@ class Workloads:
 
     def __init__(self, s3_endpoint: str | None = None):
         self.s3_endpoint = s3_endpoint
+        self.minio_admin: Any = None
         self.kubernetes = FakeKubernetes()
         self._route_lightkube()
 
@@ -80,9 +82,11 @@ class Workloads:
         """The CharmBase subclass that `src/charm.py` runs."""
         module = load_charm(charm)
         if charm == "minio" and self.s3_endpoint:
-            import minio_server  # the charm's own module, loaded with it
+            import minio_server  # the charm's own modules, loaded with it
+            import minio_users
 
             minio_server.LOCAL_ENDPOINT = self.s3_endpoint
+            minio_users.connect = self._minio_admin  # type: ignore[assignment]
         classes = [
             obj
             for _, obj in inspect.getmembers(module, inspect.isclass)
@@ -90,6 +94,14 @@ class Workloads:
         ]
         assert len(classes) == 1, f"{charm}: expected one charm class, found {classes}"
         return classes[0].__name__
+
+    def _minio_admin(self, root: Any, endpoint: str) -> Any:
+        """MinIO's admin API for this model: users and policies kept in memory."""
+        from unit.minio.helpers import FakeMinioAdmin
+
+        if self.minio_admin is None:
+            self.minio_admin = FakeMinioAdmin()
+        return self.minio_admin
 
     def containers(
         self, charm: str, meta: dict[str, Any], unit_dir: Path

@@ -239,6 +239,7 @@ def canonical_workload_renders(files: dict[str, str], namespace: str) -> list[di
 
 
 def test_minio_hands_canonical_dispatcher_every_object_in_a_secret():
+    # Canonical's dispatcher sends no profile namespace list: no profile gets keys.
     secrets_rel = testing.Relation("secrets", interface=INTERFACE, remote_app_name="dispatcher")
     pod_defaults_rel = testing.Relation(
         "pod-defaults", interface=INTERFACE, remote_app_name="dispatcher"
@@ -270,13 +271,11 @@ def test_minio_hands_canonical_dispatcher_every_object_in_a_secret():
         with pytest.raises(json.JSONDecodeError):
             json.loads(data["kubernetes_manifests"])
 
-    (secret,) = canonical_workload_renders(canonical_files(read["secrets"]), "alice")
-    assert secret["kind"] == "Secret" and secret["metadata"] == {
-        "name": "minio-credentials",
-        "namespace": "alice",
-    }
-    assert secret["stringData"]["AWS_SECRET_ACCESS_KEY"] == root["secret-key"]
-    assert secret["stringData"]["AWS_ACCESS_KEY_ID"] == root["access-key"]
+    # No Secret, and never the root keys: the profiles wait for keys of their own.
+    assert canonical_workload_renders(canonical_files(read["secrets"]), "alice") == []
+    assert out.app_status == testing.ActiveStatus(
+        "0 bucket request(s) served; profile credentials wait for the dispatcher's namespace list"
+    )
 
     (pod_default,) = canonical_workload_renders(canonical_files(read["pod-defaults"]), "alice")
     assert pod_default["kind"] == "PodDefault"

@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from object_storage import S3Provider, S3Requirer
 from ops import testing
+from unit.minio.helpers import FakeMinioAdmin, fake_minio_admin
 from unit.mysql.helpers import credentials_secret, mysql_container, storage
 
 MINIO = load_charm("minio")
@@ -92,7 +93,15 @@ def _seen_by_other_side(secret: testing.Secret) -> testing.Secret:
 
 
 @pytest.fixture
-def local_minio(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def minio_admin(monkeypatch: pytest.MonkeyPatch) -> FakeMinioAdmin:
+    """MinIO's admin API, for the users the minio charm makes (moto has none)."""
+    return fake_minio_admin(monkeypatch)
+
+
+@pytest.fixture
+def local_minio(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, minio_admin: FakeMinioAdmin
+) -> str:
     """Point the minio charm's "local MinIO" at the test S3 server, emptied for this test."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setattr(minio_server, "LOCAL_ENDPOINT", s3_endpoint)
@@ -174,7 +183,11 @@ def _requirer_asks(relation: testing.Relation) -> testing.Relation:
     [("mlpipeline", "mlpipeline"), ("", "kubeflow")],  # no bucket asked: minio's default
 )
 def test_object_storage_requirer_gets_its_bucket_from_minio(
-    requirer: type[KfpLikeRequirer], local_minio: str, asked: str, served: str
+    requirer: type[KfpLikeRequirer],
+    local_minio: str,
+    minio_admin: FakeMinioAdmin,
+    asked: str,
+    served: str,
 ):
     requirer.bucket = asked
     theirs = _requirer_asks(testing.Relation("s3-credentials", remote_app_name="minio"))
@@ -207,8 +220,10 @@ def test_object_storage_requirer_gets_its_bucket_from_minio(
 
     assert out.unit_status == testing.ActiveStatus(f"{MINIO_URL}/{served}")
     (info,) = requirer.seen
-    assert root is not None
-    assert (info["access-key"], info["secret-key"]) == (root["access-key"], root["secret-key"])
+    # The relation's own MinIO user, not the root keys.
+    user = f"kf-s3-{ours.id}"
+    assert (info["access-key"], info["secret-key"]) == (user, minio_admin.users[user])
+    assert root is not None and info["secret-key"] != root["secret-key"]
     assert info["endpoint"] == MINIO_URL
     assert info["bucket"] == served
     assert info["region"] == "us-east-1"

@@ -3,6 +3,8 @@
 - `mariadb_server(tmp_path)`: MariaDB (standing in for MySQL 8.4) on a fresh
   data directory, a Unix socket and a free TCP port.
 - `s3_server()`: an S3 API (moto) on a free port.
+- `s3_server_enforcing_iam()`: moto in a process of its own, checking each
+  request against its IAM user's policies once auth is switched on.
 
 Both are context managers; the server is stopped by its PID (or shut down,
 for the in-process S3 server) when the block ends. A missing server binary is
@@ -19,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -232,3 +235,90 @@ def s3_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def s3_server_enforcing_iam() -> Iterator[str]:
+    """Run moto in its own process, able to enforce IAM policies on S3; yield its URL.
+
+    Auth starts off (so a test can make buckets, users and policies freely)
+    and is switched on by POSTing `0` to `<url>/moto-api/reset-auth`. Its
+    own process, because moto keeps that switch in a module global: the
+    in-process server of `s3_server()` must stay open to any key.
+    """
+    port = free_port()
+    tests_dir = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tests_dir), env.get("PYTHONPATH")]))
+    code = f"from workload.servers import serve_s3_enforcing_iam; serve_s3_enforcing_iam({port})"
+    process = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the S3 server exited with {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the S3 server did not listen within {START_TIMEOUT}s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def _string_like(expected: list[str] | str, actual: str) -> bool:
+    """IAM's StringLike: any of the patterns, `*` any run of characters, `?` one."""
+    import re
+
+    patterns = [expected] if isinstance(expected, str) else expected
+    for pattern in patterns:
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+        if re.fullmatch(regex, actual, flags=re.DOTALL):
+            return True
+    return False
+
+
+def serve_s3_enforcing_iam(port: int) -> None:
+    """Serve moto on `port` until stopped, with S3 listing conditions evaluated.
+
+    moto checks a policy's Action and Resource, but evaluates only the
+    StringEquals condition and gives S3 requests no condition values, so a
+    statement conditioned on `s3:prefix` would allow any listing. MinIO
+    gives `s3:prefix` the ListObjects `prefix` parameter (minio/minio
+    RELEASE.2025-09-07T16-13-09Z, cmd/bucket-policy.go getConditionValues;
+    minio/pkg v3.1.3 policy/condition/keyname.go) and evaluates StringLike
+    as a wildcard match, as AWS does. This adds both to moto, nothing else.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    from moto.iam import access_control, policy_conditions
+    from moto.server import ThreadedMotoServer
+
+    policy_conditions.CONDITION_OPERATIONS["StringLike"] = _string_like
+
+    def check_action_permitted(self, resource: str) -> None:
+        values = None
+        if self._action == "s3:ListBucket":
+            query = parse_qs(urlsplit(self._path).query, keep_blank_values=True)
+            values = {"s3:prefix": (query.get("prefix") or [""])[0]}
+        permitted = False
+        for policy in self._access_key.collect_policies():
+            result = access_control.IAMPolicy(policy).is_action_permitted(
+                self._action, resource, incoming_condition_values=values
+            )
+            if result == access_control.PermissionResult.DENIED:
+                self._raise_access_denied()
+            permitted = permitted or result == access_control.PermissionResult.PERMITTED
+        if not permitted:
+            self._raise_access_denied()
+
+    access_control.IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while not stop:
+        time.sleep(0.2)
+    server.stop()

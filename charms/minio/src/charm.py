@@ -6,19 +6,22 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import logging
 import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 import minio_server
+import minio_users
 import ops
 import profile_manifests
 from minio_server import API_PORT, CONSOLE_PORT, BucketError, MinioServer
+from minio_users import AdminError
 
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
-from kubeflow_interfaces.kubernetes_manifests import ManifestsRequirer
+from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsRequirer
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,10 @@ RELATION = "s3-credentials"
 SECRETS = "secrets"
 POD_DEFAULTS = "pod-defaults"
 ROOT_SECRET_LABEL = "root-credentials"  # noqa: S105 - a label, not a password
+# The scoped MinIO users the charm made: name -> secret key and policy digest.
+USERS_SECRET_LABEL = "scoped-users"  # noqa: S105 - a label, not a password
+USERS_KEY = "users"
+WAITING_FOR_NAMESPACES = "profile credentials wait for the dispatcher's namespace list"
 MODES = ("server", "external")
 URI_STYLES = ("path", "host")
 _PEM_CERT = re.compile(
@@ -79,6 +86,7 @@ class MinioConfig:
     external_ca_chain: str = ""
     root_secret_id: ops.Secret | None = None
     default_bucket: str = "kubeflow"
+    external_profile_credentials: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -166,6 +174,8 @@ class MinioCharm(ops.CharmBase):
         self._server = MinioServer(self._container)
         self._manifests = {e: ManifestsRequirer(self, e) for e in (SECRETS, POD_DEFAULTS)}
         self._inputs: _Inputs | None = None
+        # Set by a reconcile: why users could not be made or removed this hook.
+        self._admin_problem: str | None = None
         for event in (
             self.on.start,
             self.on.config_changed,
@@ -177,6 +187,7 @@ class MinioCharm(ops.CharmBase):
             self.on[RELATION].relation_joined,
             self.on[RELATION].relation_changed,
             self.on[SECRETS].relation_created,
+            self.on[SECRETS].relation_changed,
             self.on[POD_DEFAULTS].relation_created,
         ):
             framework.observe(event, self._reconcile)
@@ -211,10 +222,14 @@ class MinioCharm(ops.CharmBase):
             if self._container.can_connect():
                 self._server.disable()
         if self.unit.is_leader() and inputs.credentials:
-            self._reconcile_relations(config, inputs.credentials, running=running)
-            self._publish_manifests(config, inputs.credentials)
+            if config.mode == "server":
+                self._reconcile_server(config, inputs.credentials, running=running)
+            else:
+                self._reconcile_external(config, inputs.credentials)
 
     def _on_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
+        # The relation is gone from the model in this hook: the reconcile
+        # removes its MinIO user (or retries on a later hook if MinIO is down).
         if self.unit.is_leader():
             self._provider.revoke(event.relation)
         self._reconcile(event)
@@ -222,20 +237,179 @@ class MinioCharm(ops.CharmBase):
     def _on_manifests_broken(self, event: ops.RelationBrokenEvent) -> None:
         if self.unit.is_leader():
             self._manifests[event.relation.name].revoke(event.relation)
+        if event.relation.name == SECRETS:
+            self._reconcile(event)  # no profile keys are handed out: remove their users
 
-    def _publish_manifests(self, config: MinioConfig, credentials: s3.S3Credentials) -> None:
-        """Leader: the Secret and the PodDefault for every profile namespace (only changes)."""
-        if config.mode == "server":
-            endpoint, region = self._service_url, minio_server.REGION
-        else:
-            endpoint, region = config.endpoint, config.external_region
+    def _publish_manifests(
+        self, endpoint: str, region: str, secrets: list[dict[str, object]]
+    ) -> None:
+        """Leader: the Secrets and the PodDefault for the profile namespaces (only changes)."""
         wanted = {
-            SECRETS: [profile_manifests.credentials_secret(credentials)],
+            SECRETS: secrets,
             POD_DEFAULTS: [profile_manifests.pod_default(endpoint, region)],
         }
         for endpoint_name, objects in wanted.items():
             if self._manifests[endpoint_name].publish(objects):
                 logger.info("handed the resource dispatcher its %s", endpoint_name)
+
+    # --- scoped users -------------------------------------------------------
+
+    def _users(self) -> tuple[ops.Secret | None, dict[str, dict[str, str]]]:
+        """The app secret listing the scoped users made, and what it lists."""
+        try:
+            secret = self.model.get_secret(label=USERS_SECRET_LABEL)
+            content = secret.get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            return None, {}
+        try:
+            users = json.loads(content.get(USERS_KEY, "{}"))
+        except json.JSONDecodeError:
+            users = None
+        if not isinstance(users, dict) or not all(
+            isinstance(v, dict) and v.get("key") and v.get("policy") for v in users.values()
+        ):
+            logger.warning(
+                "the %s secret is malformed; its users are made again", USERS_SECRET_LABEL
+            )
+            return secret, {}
+        return secret, users
+
+    def _save_users(self, secret: ops.Secret | None, users: dict[str, dict[str, str]]) -> None:
+        content = {USERS_KEY: json.dumps(users, sort_keys=True)}
+        if secret is None:
+            self.app.add_secret(
+                content, label=USERS_SECRET_LABEL, description="Scoped MinIO users' keys"
+            )
+        else:
+            secret.set_content(content)
+
+    def _sync_users(
+        self, root: s3.S3Credentials, wanted: dict[str, dict[str, object]], *, running: bool
+    ) -> dict[str, str]:
+        """Leader, server mode: make MinIO hold exactly the wanted users and policies.
+
+        Returns the secret key of every wanted user that MinIO holds with its
+        wanted policy. Talks to MinIO only when something differs; a failure
+        leaves the rest for the next hook, and what was done is recorded.
+        """
+        secret, users = self._users()
+        digests = {name: minio_users.policy_digest(policy) for name, policy in wanted.items()}
+        ready = {
+            name: entry["key"]
+            for name, entry in users.items()
+            if digests.get(name) == entry["policy"]
+        }
+        to_make = sorted(name for name in wanted if name not in ready)
+        to_remove = sorted(name for name in users if name not in wanted)
+        if not (to_make or to_remove):
+            return ready
+        if not running:
+            self._admin_problem = "waiting for MinIO to run to change its users"
+            return ready
+        recorded = dict(users)
+        try:
+            admin = minio_users.connect(root, minio_server.LOCAL_ENDPOINT)
+            for name in to_remove:
+                minio_users.remove_user(admin, name)
+                del recorded[name]
+            if any(n.startswith(minio_users.PROFILE_USER_PREFIX) for n in to_make):
+                # The bucket the profiles' policies name, before their keys go out.
+                minio_server.ensure_bucket(root, minio_users.PROFILE_BUCKET)
+            for name in to_make:
+                key = users.get(name, {}).get("key") or minio_users.generate_secret_key()
+                minio_users.ensure_user(admin, name, key, wanted[name])
+                recorded[name] = {"key": key, "policy": digests[name]}
+                ready[name] = key
+        except (AdminError, BucketError) as e:
+            logger.warning("MinIO users: %s", e)
+            self._admin_problem = str(e)
+        finally:
+            if recorded != users:
+                self._save_users(secret, recorded)
+        return ready
+
+    def _profile_scope(self) -> tuple[frozenset[str] | None, str | None]:
+        """The namespaces to hand keys to (None: the dispatcher has not said), and a bad list."""
+        if not self.model.relations[SECRETS]:
+            return frozenset(), None
+        try:
+            return self._manifests[SECRETS].profile_namespaces(), None
+        except InvalidManifestsError as e:
+            return None, str(e)
+
+    def _reconcile_server(
+        self, config: MinioConfig, root: s3.S3Credentials, *, running: bool
+    ) -> None:
+        """Leader, server mode: a user per relation and per profile, then publish their keys."""
+        answers: dict[int, tuple[ops.Relation, s3.S3ProviderInfo]] = {}
+        wanted: dict[str, dict[str, object]] = {}
+        for relation in self._provider.relations:
+            info, _ = self._answer(relation, config)
+            if info is None:
+                continue
+            assert info.bucket is not None
+            answers[relation.id] = (relation, info)
+            wanted[minio_users.relation_user(relation.id)] = minio_users.relation_policy(
+                info.bucket, info.path
+            )
+        namespaces, invalid = self._profile_scope()
+        if invalid:
+            # A bad namespace list changes nothing: the profiles keep their users and keys.
+            namespaces = frozenset(
+                name.removeprefix(minio_users.PROFILE_USER_PREFIX)
+                for name in self._users()[1]
+                if name.startswith(minio_users.PROFILE_USER_PREFIX)
+            )
+        for namespace in namespaces or ():
+            wanted[minio_users.profile_user(namespace)] = minio_users.profile_policy(namespace)
+        ready = self._sync_users(root, wanted, running=running)
+        self._publish_answers(answers, ready, root=root, running=running)
+        if invalid:
+            return
+        profiles = []
+        for namespace in sorted(namespaces or ()):
+            name = minio_users.profile_user(namespace)
+            if name in ready:
+                credentials = s3.S3Credentials(access_key=name, secret_key=ready[name])
+                profiles.append(profile_manifests.credentials_secret(credentials, namespace))
+        self._publish_manifests(self._service_url, minio_server.REGION, profiles)
+
+    def _publish_answers(
+        self,
+        answers: dict[int, tuple[ops.Relation, s3.S3ProviderInfo]],
+        ready: dict[str, str],
+        *,
+        root: s3.S3Credentials,
+        running: bool,
+    ) -> None:
+        """Publish each relation whose user MinIO holds, once its bucket exists."""
+        for relation, info in answers.values():
+            name = minio_users.relation_user(relation.id)
+            if name not in ready:
+                continue
+            if not self._is_answered(relation, info):
+                if not running:
+                    continue
+                assert info.bucket is not None
+                try:
+                    minio_server.ensure_bucket(root, info.bucket)
+                except BucketError as e:
+                    logger.warning("relation %d: %s", relation.id, e)
+                    continue
+            credentials = s3.S3Credentials(access_key=name, secret_key=ready[name])
+            if self._provider.publish(relation, info, credentials):
+                logger.info("answered relation %d with bucket %r", relation.id, info.bucket)
+
+    def _reconcile_external(self, config: MinioConfig, credentials: s3.S3Credentials) -> None:
+        """Leader, external mode: the operator's keys, as they are, to every relation."""
+        for relation in self._provider.relations:
+            info, _ = self._answer(relation, config)
+            if info is not None and self._provider.publish(relation, info, credentials):
+                logger.info("answered relation %d with bucket %r", relation.id, info.bucket)
+        secrets: list[dict[str, object]] = []
+        if config.external_profile_credentials:
+            secrets = [profile_manifests.credentials_secret(credentials)]
+        self._publish_manifests(config.endpoint, config.external_region, secrets)
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         # An old revision of one of our (app-owned) secrets is tracked by no one.
@@ -302,25 +476,6 @@ class MinioCharm(ops.CharmBase):
             inputs, credentials=wanted, waiting=None, root_secret=secret, stored_root=wanted
         )
 
-    def _reconcile_relations(
-        self, config: MinioConfig, credentials: s3.S3Credentials, *, running: bool
-    ) -> None:
-        for relation in self._provider.relations:
-            wanted, _ = self._answer(relation, config)
-            if wanted is None:
-                continue
-            if config.mode == "server" and not self._is_answered(relation, wanted):
-                if not running:
-                    continue
-                assert wanted.bucket is not None
-                try:
-                    minio_server.ensure_bucket(credentials, wanted.bucket)
-                except BucketError as e:
-                    logger.warning("relation %d: %s", relation.id, e)
-                    continue
-            if self._provider.publish(relation, wanted, credentials):
-                logger.info("answered relation %d with bucket %r", relation.id, wanted.bucket)
-
     def _answer(
         self, relation: ops.Relation, config: MinioConfig
     ) -> tuple[s3.S3ProviderInfo | None, _Unanswered | None]:
@@ -362,6 +517,7 @@ class MinioCharm(ops.CharmBase):
         return (
             "secret-extra" in ours
             and ours.get("bucket") == wanted.bucket
+            and ours.get("path") == wanted.path
             and ours.get("endpoint") == wanted.endpoint
         )
 
@@ -382,39 +538,66 @@ class MinioCharm(ops.CharmBase):
             return
         if config.mode != "server":
             event.fail(
-                "the root credentials exist in server mode only; in external mode, rotate "
+                "the keys exist in server mode only; in external mode, rotate "
                 "the external store's keys and update the secret in external-secret-id"
             )
             return
-        if config.root_secret_id is not None:
-            event.fail(
-                "the root credentials come from the user secret in root-secret-id: "
-                "rotate that secret instead (juju update-secret)"
-            )
-            return
-        secret, _ = self._root_secret()
-        if secret is None:
+        root_secret, root = self._root_secret()
+        if root_secret is None or root is None:
             event.fail("there are no root credentials yet; wait for the charm to settle")
             return
         if not self._container.can_connect():
             event.fail("the minio container is not reachable yet; try again later")
             return
-        credentials = minio_server.generate_credentials()
-        secret.set_content(credentials.dump())
-        self._server.configure(credentials)
-        self._provider.update_credentials(credentials)
-        self._publish_manifests(config, credentials)
+        users_secret, users = self._users()
+        if users and not self._server.is_running():
+            event.fail("MinIO is not running yet; try again later")
+            return
+        rotated = dict(users)
+        try:
+            admin = minio_users.connect(root, minio_server.LOCAL_ENDPOINT) if users else None
+            for name in sorted(users):
+                assert admin is not None
+                key = minio_users.generate_secret_key()
+                minio_users.set_key(admin, name, key)
+                rotated[name] = {**users[name], "key": key}
+        except AdminError as e:
+            done = sum(rotated[n]["key"] != users[n]["key"] for n in users)
+            if done:
+                self._save_users(users_secret, rotated)
+                self._inputs = None
+                self._reconcile()  # hand out the keys that did change
+            event.fail(f"rotated {done} of {len(users)} users' keys, then: {e}; run it again")
+            return
+        if rotated != users:
+            self._save_users(users_secret, rotated)
+        rotate_root = config.root_secret_id is None
+        if rotate_root:
+            root_secret.set_content(minio_server.generate_credentials().dump())
+        self._inputs = None
+        self._reconcile()  # restarts MinIO on new root keys, hands out the new user keys
+        relations = {r.id: r for r in self._provider.relations}
         updated = [
             f"{relation.app.name if relation.app else '?'} ({RELATION}:{relation.id})"
-            for relation in self._provider.relations
-            if "secret-extra" in relation.data[self.app]
+            for rid, relation in sorted(relations.items())
+            if minio_users.relation_user(rid) in rotated
         ]
-        self._inputs = None
-        logger.info("rotated the MinIO root credentials (%d relations updated)", len(updated))
+        profiles = sorted(
+            name.removeprefix(minio_users.PROFILE_USER_PREFIX)
+            for name in rotated
+            if name.startswith(minio_users.PROFILE_USER_PREFIX)
+        )
+        logger.info(
+            "rotated %d scoped users' keys%s",
+            len(rotated),
+            " and the MinIO root credentials" if rotate_root else "",
+        )
         event.set_results(
             {
-                "restarted": "true",
+                "rotated-root": "true" if rotate_root else "false (set by root-secret-id)",
+                "restarted": "true" if rotate_root else "false",
                 "updated-relations": ", ".join(updated) if updated else "none",
+                "updated-profiles": ", ".join(profiles) if profiles else "none",
             }
         )
 
@@ -446,6 +629,19 @@ class MinioCharm(ops.CharmBase):
             return
         event.add_status(ops.ActiveStatus(self._service_url))
 
+    def _tally_relations(self, config: MinioConfig) -> tuple[dict[str, list[str]], list[str]]:
+        """The relations not answered, by why, and those still being prepared."""
+        unanswered: dict[str, list[str]] = {"invalid": [], "v0": [], "pending": []}
+        pending: list[str] = []
+        for relation in self._provider.relations:
+            wanted, why = self._answer(relation, config)
+            if why is not None:
+                unanswered[why.kind].append(why.text)
+            elif wanted is not None and not self._is_answered(relation, wanted):
+                app = relation.app.name if relation.app else "?"
+                pending.append(f"{wanted.bucket!r} for {app}")
+        return unanswered, pending
+
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
         add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
@@ -458,15 +654,7 @@ class MinioCharm(ops.CharmBase):
             event.add_status(
                 ops.BlockedStatus("server mode runs one unit: scale the application to 1")
             )
-        unanswered: dict[str, list[str]] = {"invalid": [], "v0": [], "pending": []}
-        pending: list[str] = []
-        for relation in self._provider.relations:
-            wanted, why = self._answer(relation, config)
-            if why is not None:
-                unanswered[why.kind].append(why.text)
-            elif wanted is not None and not self._is_answered(relation, wanted):
-                app = relation.app.name if relation.app else "?"
-                pending.append(f"{wanted.bucket!r} for {app}")
+        unanswered, pending = self._tally_relations(config)
         blocked: list[str] = []
         if unanswered["invalid"]:
             blocked.append(f"invalid bucket name: {'; '.join(unanswered['invalid'])}")
@@ -477,15 +665,27 @@ class MinioCharm(ops.CharmBase):
                 f"{RELATION}: {apps} {uses} the s3 v0 interface, which needs keys in clear "
                 "in the databag; use an s3 v1 requirer"
             )
+        # In server mode each profile gets keys of its own, once the dispatcher lists them.
+        server = config.mode == "server"
+        namespaces, invalid = self._profile_scope() if server else (frozenset(), None)
+        if invalid:
+            blocked.append(f"{SECRETS}: {invalid}")
         if blocked:
             event.add_status(ops.BlockedStatus("; ".join(blocked)))
+        if self._admin_problem:
+            event.add_status(
+                ops.WaitingStatus(f"MinIO users: {self._admin_problem}; retrying on the next hook")
+            )
         if pending:
             event.add_status(ops.WaitingStatus(f"preparing bucket {', '.join(pending)}"))
         if unanswered["pending"]:
             apps = ", ".join(unanswered["pending"])
             event.add_status(ops.WaitingStatus(f"waiting for the s3 request of {apps}"))
         served = len(self._provider.relations) - sum(map(len, unanswered.values())) - len(pending)
-        event.add_status(ops.ActiveStatus(f"{served} bucket request(s) served"))
+        message = f"{served} bucket request(s) served"
+        if namespaces is None and not invalid:
+            message += f"; {WAITING_FOR_NAMESPACES}"
+        event.add_status(ops.ActiveStatus(message))
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -2,8 +2,10 @@
 
 A Secret holding the keys (the only place they travel) and a PodDefault that
 gives pods labelled `access-minio: "true"` the endpoint in clear and the keys
-from that Secret. The resource dispatcher copies both into each profile
-namespace.
+from that Secret. The resource dispatcher copies the PodDefault into each
+profile namespace. In server mode each profile has keys of its own: the
+Secret is pinned to its namespace (`metadata.namespace`), one per profile,
+all under the same name, so the one PodDefault finds each profile's own.
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ POD_DEFAULT_NAME = "access-minio"
 SELECTOR_LABEL = "access-minio"
 
 
-def credentials_secret(credentials: s3.S3Credentials) -> dict[str, Any]:
-    """The Secret with the access and secret key under the names S3 clients look for."""
+def credentials_secret(
+    credentials: s3.S3Credentials, namespace: str | None = None
+) -> dict[str, Any]:
+    """The Secret with the access and secret key under the names S3 clients look for.
+
+    With `namespace`, the Secret is pinned there: the dispatcher puts it in
+    that profile namespace only.
+    """
+    metadata = {"name": SECRET_NAME}
+    if namespace is not None:
+        metadata["namespace"] = namespace
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": SECRET_NAME},
+        "metadata": metadata,
         "type": "Opaque",
         "stringData": {
             "AWS_ACCESS_KEY_ID": credentials.access_key,

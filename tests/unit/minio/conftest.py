@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from charm_loader import load_charm
 from ops import testing
+from unit.minio.helpers import FakeMinioAdmin
 from workload.servers import free_port
 
 CHARM = load_charm("minio")
 # The charm's workload module, as the charm imported it.
 import minio_server  # noqa: E402
+import minio_users  # noqa: E402
 
 
 @pytest.fixture
@@ -65,3 +67,16 @@ def unreachable_minio(monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setattr(minio_server, "LOCAL_ENDPOINT", url)
     return url
+
+
+@pytest.fixture(autouse=True)
+def minio_admin(monkeypatch: pytest.MonkeyPatch) -> FakeMinioAdmin:
+    """Every admin client the charm makes talks to this fake, whatever the test."""
+    fake = FakeMinioAdmin()
+
+    def connect(root: Any, endpoint: str) -> FakeMinioAdmin:
+        fake.connected_as.append(root.access_key)
+        return fake
+
+    monkeypatch.setattr(minio_users, "connect", connect)
+    return fake

@@ -7,6 +7,8 @@ import json
 import pathlib
 from typing import Any
 
+# The charm's module, on the path once conftest has loaded the charm.
+import minio_users
 import ops
 import pytest
 from ops import testing
@@ -552,7 +554,9 @@ def test_malformed_root_secret_is_replaced(ctx: testing.Context):
 
 
 @pytest.mark.parametrize("event", ["relation_joined", "relation_changed"])
-def test_relation_gets_bucket_and_credentials(ctx: testing.Context, local_minio: Any, event: str):
+def test_relation_gets_bucket_and_credentials(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any, event: str
+):
     relation = s3.relation_for_provider(bucket="mlpipeline", path="v2/", remote_app_name="kfp")
     settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
     state_in = dataclasses.replace(settled, relations={relation})
@@ -572,7 +576,11 @@ def test_relation_gets_bucket_and_credentials(ctx: testing.Context, local_minio:
     assert data["version"] == "1"
     assert data["lib-version"] == s3.LIB_VERSION
     secret = relation_secret(state_out, relation)
-    assert secret.latest_content == root_content(state_out)
+    # The relation's own MinIO user, scoped to the path it asked for: never the root keys.
+    user = f"kf-s3-{relation.id}"
+    assert secret.latest_content == {"access-key": user, "secret-key": minio_admin.users[user]}
+    assert secret.latest_content["secret-key"] not in root_content(state_out).values()
+    assert minio_admin.policy_of(user) == minio_users.relation_policy("mlpipeline", "v2/")
     assert secret.remote_grants == {relation.id: {"kfp"}}
     assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
 
@@ -751,6 +759,156 @@ def test_relation_broken_revokes_its_secret(ctx: testing.Context, local_minio: A
     assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
 
 
+def test_relation_broken_removes_its_user_and_policy(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+    assert set(minio_admin.users) == {f"kf-s3-{kfp.id}", f"kf-s3-{mlflow.id}"}
+
+    ctx.run(ctx.on.relation_broken(settled.get_relation(kfp.id)), settled)
+
+    assert set(minio_admin.users) == {f"kf-s3-{mlflow.id}"}
+    assert set(minio_admin.policies) == {f"kf-s3-{mlflow.id}"}
+
+
+def test_user_of_a_relation_broken_while_minio_was_down_goes_on_a_later_hook(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp,)))
+    minio_admin.down = True
+    broken = ctx.run(ctx.on.relation_broken(settled.get_relation(kfp.id)), settled)
+    assert f"kf-s3-{kfp.id}" in minio_admin.users
+    assert isinstance(broken.app_status, testing.WaitingStatus)
+    assert "retrying on the next hook" in broken.app_status.message
+
+    minio_admin.down = False
+    gone = dataclasses.replace(broken, relations=set())
+    out = ctx.run(ctx.on.update_status(), gone)
+
+    assert minio_admin.users == {}
+    assert minio_admin.policies == {}
+    assert out.app_status == testing.ActiveStatus("0 bucket request(s) served")
+
+
+def test_user_is_made_before_its_keys_are_published(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    minio_admin.fail_after = 1  # the policy is written, then MinIO goes away
+
+    state_out = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+
+    assert state_out.get_relation(relation.id).local_app_data == {}
+    assert not any(s.label == f"s3-credentials-{relation.id}" for s in state_out.secrets)
+    assert state_out.app_status == testing.WaitingStatus(
+        f"MinIO users: cannot reach MinIO to write user kf-s3-{relation.id}: MaxRetryError; "
+        "retrying on the next hook"
+    )
+
+
+def test_a_changed_path_rescopes_the_policy_and_keeps_the_key(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    relation = s3.relation_for_provider(bucket="mlpipeline", path="a/", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    user = f"kf-s3-{relation.id}"
+    key = minio_admin.users[user]
+    changed = dataclasses.replace(
+        settled.get_relation(relation.id),
+        remote_app_data=s3.relation_for_provider(bucket="mlpipeline", path="b/").remote_app_data,
+    )
+
+    state_out = ctx.run(
+        ctx.on.relation_changed(changed), dataclasses.replace(settled, relations={changed})
+    )
+
+    assert minio_admin.policy_of(user) == minio_users.relation_policy("mlpipeline", "b/")
+    assert minio_admin.users[user] == key
+    assert state_out.get_relation(relation.id).local_app_data["path"] == "b/"
+
+
+def test_an_old_relation_holding_the_root_keys_gets_its_own(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    # As answered before scoped users: the relation's secret holds the root keys.
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    root = root_secret()
+    old = testing.Secret(
+        tracked_content=dict(root.tracked_content),
+        owner="app",
+        label=f"s3-credentials-{relation.id}",
+        remote_grants={relation.id: {"kfp"}},
+    )
+    answered = dataclasses.replace(
+        relation,
+        local_app_data={
+            "bucket": "mlpipeline",
+            "endpoint": SERVICE_URL,
+            "region": "us-east-1",
+            "s3-uri-style": "path",
+            "secret-extra": old.id,
+            "version": "1",
+            "lib-version": s3.LIB_VERSION,
+        },
+    )
+    workload = container(service_statuses={"minio": ops.pebble.ServiceStatus.ACTIVE})
+
+    state_out = ctx.run(
+        ctx.on.upgrade_charm(),
+        make_state(relations=(answered,), secrets=(root, old), workload=workload),
+    )
+
+    content = relation_secret(state_out, relation).latest_content or {}
+    assert content["access-key"] == f"kf-s3-{relation.id}"
+    assert content["secret-key"] == minio_admin.users[f"kf-s3-{relation.id}"]
+    assert not set(content.values()) & set(root.tracked_content.values())
+
+
+def test_rotation_stopped_part_way_hands_out_what_rotated(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
+    old_root = root_content(settled)
+    minio_admin.fail_after = len(minio_admin.calls) + 1  # one key changes, then MinIO is gone
+
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("rotate-credentials"), settled)
+
+    assert failure.value.message.startswith("rotated 1 of 2 users' keys, then: cannot reach")
+    out = failure.value.state
+    # Every relation's secret holds the key MinIO holds for its user, rotated or not.
+    for relation in (kfp, mlflow):
+        user = f"kf-s3-{relation.id}"
+        assert (relation_secret(out, relation).latest_content or {})["secret-key"] == (
+            minio_admin.users[user]
+        )
+    assert root_content(out) == old_root  # root is left for a run that gets through
+
+
+def test_no_relation_or_log_ever_holds_the_root_keys(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
+):
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
+    rotated = ctx.run(ctx.on.action("rotate-credentials"), settled)
+
+    for state in (settled, rotated):
+        root = set(root_content(state).values())
+        for secret in state.secrets:
+            if secret.label in ("root-credentials", "scoped-users"):
+                continue
+            assert not root & set((secret.latest_content or {}).values()), secret.label
+        for rel in state.relations:
+            assert not root & set(rel.local_app_data.values())
+    logged = " ".join(entry.message for entry in ctx.juju_log)
+    assert not any(key in logged for key in minio_admin.users.values())
+
+
 def test_relation_broken_on_non_leader_changes_nothing(ctx: testing.Context, local_minio: Any):
     relation = s3.relation_for_provider(bucket="mlpipeline")
     settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(relation,)))
@@ -836,7 +994,7 @@ def test_switch_to_external_stops_minio(ctx: testing.Context, local_minio: Any):
 
 
 def test_switch_back_to_server_restarts_minio_and_makes_buckets(
-    ctx: testing.Context, local_minio: Any
+    ctx: testing.Context, local_minio: Any, minio_admin: Any
 ):
     relation = s3.relation_for_provider(bucket="mlpipeline")
     keys = user_secret("AKIAEXTERNAL", "external-secret-key")
@@ -855,7 +1013,11 @@ def test_switch_back_to_server_restarts_minio_and_makes_buckets(
     assert out.plan.services["minio"].startup == "enabled"
     data = state_out.get_relation(relation.id).local_app_data
     assert data["endpoint"] == SERVICE_URL
-    assert relation_secret(state_out, relation).latest_content == root_content(state_out)
+    user = f"kf-s3-{relation.id}"
+    assert relation_secret(state_out, relation).latest_content == {
+        "access-key": user,
+        "secret-key": minio_admin.users[user],
+    }
 
 
 @pytest.mark.parametrize(
@@ -903,7 +1065,7 @@ def test_external_mode_pebble_not_ready_still_answers(ctx: testing.Context):
 # --- secret rotation -------------------------------------------------------------------
 
 
-def test_user_root_secret_rotation_reaches_minio_and_relations(
+def test_user_root_secret_rotation_reaches_minio_not_relations(
     ctx: testing.Context, local_minio: Any, pebble_writes: list[Any]
 ):
     keys = user_secret("admin-user", "admin-password-1")
@@ -923,7 +1085,8 @@ def test_user_root_secret_rotation_reaches_minio_and_relations(
     assert root_content(state_out) == new_content
     assert minio_keys(state_out)["secret-key"] == "rotated-password-2"
     assert ("restart", ("minio",), {}) in pebble_writes
-    assert relation_secret(state_out, relation).latest_content == new_content
+    # The relation holds its own user's keys, which the root change does not touch.
+    assert relation_secret(state_out, relation) == relation_secret(settled, relation)
 
 
 def test_external_secret_rotation_reaches_relations(ctx: testing.Context):
@@ -955,32 +1118,43 @@ def test_secret_remove_drops_the_old_revision(ctx: testing.Context):
 # --- rotate-credentials ----------------------------------------------------------------
 
 
-def test_rotate_credentials(ctx: testing.Context, local_minio: Any, pebble_writes: list[Any]):
+def test_rotate_credentials(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any, pebble_writes: list[Any]
+):
     kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
     mlflow = s3.relation_for_provider(bucket="mlflow", remote_app_name="mlflow")
     settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp, mlflow)))
     old = root_content(settled)
+    old_users = dict(minio_admin.users)
     pebble_writes.clear()
 
     state_out = ctx.run(ctx.on.action("rotate-credentials"), settled)
 
     new = root_content(state_out)
-    assert new != old
     assert new["access-key"] != old["access-key"]
     assert new["secret-key"] != old["secret-key"]
     assert minio_keys(state_out) == new
     # Same plan, new key files: MinIO is restarted to read them.
     assert [name for name, _, _ in pebble_writes] == ["push", "push", "restart"]
     assert state_out.get_container("minio").plan == settled.get_container("minio").plan
-    assert relation_secret(state_out, kfp).latest_content == new
-    assert relation_secret(state_out, mlflow).latest_content == new
+    # Each relation's user has a new key, in MinIO and in its secret, and is still its own.
+    for relation in (kfp, mlflow):
+        user = f"kf-s3-{relation.id}"
+        assert minio_admin.users[user] != old_users[user]
+        assert relation_secret(state_out, relation).latest_content == {
+            "access-key": user,
+            "secret-key": minio_admin.users[user],
+        }
+    # Users rotate first, as the old root, while MinIO runs; then root and the restart.
+    assert minio_admin.connected_as[-1] == old["access-key"]
     results = ctx.action_results or {}
+    assert results["rotated-root"] == "true"
     assert results["updated-relations"] == (
         f"kfp (s3-credentials:{kfp.id}), mlflow (s3-credentials:{mlflow.id})"
     )
     shown = " ".join(str(v) for v in results.values())
     shown += " ".join(entry.message for entry in ctx.juju_log)
-    for value in (*old.values(), *new.values()):
+    for value in (*old.values(), *new.values(), *minio_admin.users.values()):
         assert value not in shown
 
 
@@ -1022,17 +1196,34 @@ def test_rotate_credentials_external_mode_fails(ctx: testing.Context):
     assert "server mode only" in _rotate_failure(ctx, state_in)
 
 
-def test_rotate_credentials_user_root_secret_fails(ctx: testing.Context):
+def test_rotate_credentials_with_user_root_secret_rotates_users_only(
+    ctx: testing.Context, local_minio: Any, minio_admin: Any, pebble_writes: list[Any]
+):
     keys = user_secret("admin-user", "admin-password-1")
+    relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
     settled = ctx.run(
-        ctx.on.config_changed(), make_state(config={"root-secret-id": keys.id}, secrets=(keys,))
+        ctx.on.pebble_ready(container()),
+        make_state(config={"root-secret-id": keys.id}, secrets=(keys,), relations=(relation,)),
     )
+    user = f"kf-s3-{relation.id}"
+    old_key = minio_admin.users[user]
+    pebble_writes.clear()
 
-    message = _rotate_failure(ctx, settled)
+    state_out = ctx.run(ctx.on.action("rotate-credentials"), settled)
 
-    assert "root-secret-id" in message
-    assert "rotate that secret instead" in message
-    assert root_content(settled)["access-key"] == "admin-user"
+    assert root_content(state_out) == {
+        "access-key": "admin-user",
+        "secret-key": "admin-password-1",
+    }
+    assert pebble_writes == []  # root unchanged: no restart
+    assert minio_admin.users[user] != old_key
+    assert relation_secret(state_out, relation).latest_content == {
+        "access-key": user,
+        "secret-key": minio_admin.users[user],
+    }
+    results = ctx.action_results or {}
+    assert results["rotated-root"] == "false (set by root-secret-id)"
+    assert results["restarted"] == "false"
 
 
 def test_rotate_credentials_invalid_config_fails(ctx: testing.Context):

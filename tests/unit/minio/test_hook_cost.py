@@ -1,4 +1,6 @@
-"""A settled update-status hook stays light: boto3 is loaded only to make a bucket.
+"""A settled update-status hook stays light: boto3 and the minio SDK stay unloaded.
+
+boto3 is loaded only to make a bucket, the minio SDK only to change MinIO's users.
 
 Each case runs in a fresh interpreter, because this test session itself
 imports boto3 (the S3 server fixture and the bucket tests).
@@ -16,17 +18,26 @@ from kubeflow_interfaces import s3
 
 charm = load_charm("minio")
 import minio_server
+import minio_users
 
 minio_server.LOCAL_ENDPOINT = "http://127.0.0.1:9"  # nothing there: never reached if answered
 answered = sys.argv[1] == "answered"
+user_made = sys.argv[1] != "new-user"
 creds = s3.S3Credentials(access_key="rootaccess", secret_key="rootsecret-123")
 root = testing.Secret(tracked_content=creds.dump(), owner="app", label="root-credentials")
 relation = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+name = minio_users.relation_user(relation.id)
+scoped = s3.S3Credentials(access_key=name, secret_key="scoped-secret-123")
+policy = minio_users.relation_policy("mlpipeline", None)
+users = {name: {"key": scoped.secret_key, "policy": minio_users.policy_digest(policy)}}
 secrets = {root}
+if user_made:
+    secrets.add(testing.Secret(
+        tracked_content={"users": json.dumps(users)}, owner="app", label="scoped-users"))
 local = {}
 if answered:
     shared = testing.Secret(
-        tracked_content=creds.dump(),
+        tracked_content=scoped.dump(),
         owner="app",
         label=f"s3-credentials-{relation.id}",
         remote_grants={relation.id: {"kfp"}},
@@ -73,6 +84,7 @@ out = ctx.run(ctx.on.update_status(), state)
 print(json.dumps({
     "boto3": "boto3" in sys.modules,
     "botocore": "botocore" in sys.modules,
+    "minio": "minio" in sys.modules,
     "unchanged": out.get_relation(relation.id).local_app_data == local,
     "app_status": f"{out.app_status.name}: {out.app_status.message}",
 }))
@@ -83,12 +95,13 @@ def _run(case: str) -> dict[str, object]:
     return run_fresh(SCRIPT, case)
 
 
-def test_answered_update_status_does_not_load_boto3():
+def test_answered_update_status_does_not_load_boto3_or_minio():
     outcome = _run("answered")
 
     assert outcome == {
         "boto3": False,
         "botocore": False,
+        "minio": False,
         "unchanged": True,
         "app_status": "active: 1 bucket request(s) served",
     }
@@ -99,7 +112,17 @@ def test_unanswered_relation_loads_boto3_to_make_its_bucket():
     outcome = _run("unanswered")
 
     assert outcome["boto3"] is True
+    assert outcome["minio"] is False  # its user is made already
     assert outcome["unchanged"] is True  # nothing listens there, so nothing is answered
+
+
+def test_relation_without_user_loads_the_minio_sdk_to_make_it():
+    # The control: a user to make loads the admin client (and MinIO is not there).
+    outcome = _run("new-user")
+
+    assert outcome["minio"] is True
+    assert outcome["unchanged"] is True
+    assert str(outcome["app_status"]).startswith("waiting: MinIO users: cannot reach MinIO")
 
 
 # The same settled hook, its model built from plain databags: nothing here loads pydantic,
@@ -112,6 +135,7 @@ from kubeflow_interfaces import s3
 
 charm = load_charm("minio")
 import minio_server
+import minio_users
 
 minio_server.LOCAL_ENDPOINT = "http://127.0.0.1:9"  # nothing there: never reached
 creds = s3.S3Credentials(access_key="rootaccess", secret_key="rootsecret-123")
@@ -123,8 +147,18 @@ request = {
     "lib-version": s3.LIB_VERSION,
 }
 relation = testing.Relation("s3-credentials", interface="s3", remote_app_name="kfp")
+name = minio_users.relation_user(relation.id)
+scoped = s3.S3Credentials(access_key=name, secret_key="scoped-secret-123")
+users = testing.Secret(
+    tracked_content={"users": json.dumps({name: {
+        "key": scoped.secret_key,
+        "policy": minio_users.policy_digest(minio_users.relation_policy("mlpipeline", None)),
+    }})},
+    owner="app",
+    label="scoped-users",
+)
 shared = testing.Secret(
-    tracked_content=creds.dump(),
+    tracked_content=scoped.dump(),
     owner="app",
     label=f"s3-credentials-{relation.id}",
     remote_grants={relation.id: {"kfp"}},
@@ -159,7 +193,7 @@ container = testing.Container(
 state = testing.State(
     leader=True,
     relations={relation},
-    secrets={root, shared},
+    secrets={root, users, shared},
     containers={container},
     storages={testing.Storage("data")},
     opened_ports={testing.TCPPort(9000), testing.TCPPort(9001)},
@@ -171,6 +205,7 @@ out = ctx.run(ctx.on.update_status(), state)
 print(json.dumps({
     "before": before,
     "pydantic": "pydantic" in sys.modules,
+    "minio": "minio" in sys.modules,
     "unchanged": out.get_relation(relation.id).local_app_data == local,
     "secrets_unchanged": out.secrets == state.secrets,
     "app_status": f"{out.app_status.name}: {out.app_status.message}",
@@ -184,6 +219,7 @@ def test_settled_update_status_does_not_load_pydantic():
     assert outcome == {
         "before": False,
         "pydantic": False,
+        "minio": False,
         "unchanged": True,
         "secrets_unchanged": True,
         "app_status": "active: 1 bucket request(s) served",
