@@ -163,9 +163,7 @@ def _user_problem(user: str) -> str | None:
         )
     for char in user:
         if char.isspace() or unicodedata.category(char)[0] in "CZ":
-            return (
-                f"it holds U+{ord(char):04X}, a space, control or invisible character"
-            )
+            return f"it holds U+{ord(char):04X}, a space, control or invisible character"
     for char in user:
         if not char.isascii():
             return (
@@ -246,11 +244,25 @@ def binding_name(user: str, role: str) -> str:
 # --- lightkube from here on
 
 
-def client(field_manager: str, namespace: str) -> Any:
-    """A lightkube Client."""
-    from lightkube import Client
+class _LazyClient:
+    """A lightkube Client made on first use: input refused before that needs no API."""
 
-    return Client(field_manager=field_manager, namespace=namespace)
+    def __init__(self, field_manager: str, namespace: str):
+        self._field_manager = field_manager
+        self._namespace = namespace
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from lightkube import Client
+
+            self._client = Client(field_manager=self._field_manager, namespace=self._namespace)
+        return getattr(self._client, name)
+
+
+def client(field_manager: str, namespace: str) -> Any:
+    """A lightkube Client, made (and its credentials read) when first called."""
+    return _LazyClient(field_manager, namespace)
 
 
 def _profile_type() -> Any:
