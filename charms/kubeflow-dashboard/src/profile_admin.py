@@ -134,8 +134,9 @@ def check_user(user: str, what: str = "user") -> None:
     - An e-mail address, `local@domain`, at most 254 characters: the local
       part is at most 64 ASCII letters, digits and `_ ' + -`, in dot-separated
       runs (RFC 5321's dot-string without the rarer symbols); the domain is
-      two or more labels of ASCII letters, digits and inner hyphens, 1 to 63
-      each, the last not all digits. An internationalised domain is given in
+      one or more labels of ASCII letters, digits and inner hyphens, 1 to 63
+      each, the last not all digits (no address literals; `localhost` and
+      `kubeflow.local` are names Dex's users may have). An internationalised domain is given in
       its `xn--` form, which must be valid IDNA 2008 and not mix Latin, Greek
       and Cyrillic letters in one label.
     - A user name (a `preferred_username` claim, say): 1 to 64 ASCII letters,
@@ -190,9 +191,9 @@ def _email_problem(address: str) -> str | None:
             "_ ' + -, in runs joined by single dots"
         )
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+    if len(domain) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         return (
-            f"{domain!r} is not a domain: two or more labels of ASCII letters, digits "
+            f"{domain!r} is not a domain: labels of 1 to 63 ASCII letters, digits "
             "and inner hyphens, joined by dots"
         )
     if labels[-1].isdigit():

@@ -43,7 +43,8 @@ REFUSED = [
     ("bob..smith@example.com", "in runs joined by single dots"),
     (".bob@example.com", "in runs joined by single dots"),
     ("a" * 65 + "@example.com", "1 to 64 ASCII letters"),
-    ("bob@localhost", "is not a domain"),
+    ("bob@", "is not a domain"),
+    ("bob@example..com", "is not a domain"),
     ("bob@-example.com", "is not a domain"),
     ("bob@10.0.0.1", "its last label is a number"),
     ("bob@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 60, "at most 254"),
@@ -58,6 +59,8 @@ ACCEPTED = [
     "Carol.Smith@example.com",
     "o'brien+kubeflow@mail.example.co.uk",
     "bob@xn--mnchen-3ya.de",  # münchen.de
+    "admin@kubeflow.local",  # the dex charm's admin
+    "bob@localhost",
     "jdoe",
     "j.doe_2-x",
     "a" * 64 + "@example.com",
