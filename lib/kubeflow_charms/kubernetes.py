@@ -243,6 +243,16 @@ def _resource_type(kind: Kind) -> Any:
     return create(group, version, kind.kind, kind.plural)
 
 
+def api_errors() -> contextlib.AbstractContextManager[None]:
+    """A block whose lightkube and transport errors are raised as KubernetesError.
+
+    For code that calls a lightkube Client itself, a charm's action say:
+    an API refusal, an unreachable API server and missing credentials then
+    end as one exception with a message fit to show. Other errors pass.
+    """
+    return _api_errors()
+
+
 @contextlib.contextmanager
 def _api_errors() -> Iterator[None]:
     """Turn lightkube's and the transport's errors into KubernetesError."""

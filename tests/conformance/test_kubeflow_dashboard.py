@@ -8,6 +8,7 @@ charm's own. Each assertion names the fact and where it was read.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from unit.kubeflow_dashboard.helpers import (
     MODEL,
     istio_authorization_policy_crd,
     namespace,
+    route_relation,
     services,
     settle,
     state,
@@ -352,6 +354,99 @@ def test_a_contributor_is_what_kfam_would_make(rendered):
     assert rule["when"][0]["key"] == wanted["key"].format(userid_header=header), why(
         "kfam", "policy"
     )
+
+
+def _annotated(kube: FakeKubernetes, kind: str, name: str, ns: str, user: str, role: str) -> None:
+    """A RoleBinding or AuthorizationPolicy annotated as KFAM and the profile controller do."""
+    from lightkube.generic_resource import create_namespaced_resource
+    from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+    metadata = {"name": name, "namespace": ns, "annotations": {"user": user, "role": role}}
+    if kind == "RoleBinding":
+        obj: Any = RoleBinding.from_dict(
+            {
+                "metadata": metadata,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"kubeflow-{role}",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            }
+        )
+    else:
+        policy = create_namespaced_resource(
+            "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+        )
+        obj = policy.from_dict(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "AuthorizationPolicy",
+                "metadata": metadata,
+                "spec": {"rules": [{"when": [{"key": "request.headers[x]", "values": [user]}]}]},
+            }
+        )
+    kube.client().create(obj)
+
+
+def test_a_contributor_is_removed_as_kfam_lists_them(rendered):
+    out, kube, ctx = rendered
+    from lightkube.generic_resource import create_global_resource
+    from lightkube.models.meta_v1 import ObjectMeta
+
+    istio_authorization_policy_crd(kube)
+    profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+    owner, user, ns = "owner@example.com", "member@example.com", "shared"
+    kube.client().create(
+        profile(metadata=ObjectMeta(name=ns), spec={"owner": {"kind": "User", "name": owner}})
+    )
+    namespace(kube, ns)
+    objects = fact("kfam", "owner-objects").value
+    _annotated(kube, "RoleBinding", objects["binding"], ns, owner, objects["role"])
+    _annotated(kube, "AuthorizationPolicy", objects["policy"], ns, owner, objects["role"])
+    prefixed = dataclasses.replace(
+        out, relations=set(out.relations) | {route_relation(user_prefix="oidc:")}
+    )
+    ctx.run(
+        ctx.on.action("add-contributor", params={"profile": ns, "user": user, "role": "edit"}),
+        prefixed,
+    )
+    policy = kube.get("AuthorizationPolicy", ctx.action_results["binding"], ns)
+    assert policy is not None
+    assert fact("kfam", "policy-annotations").value == "bare-user"
+    assert policy["metadata"]["annotations"]["user"] == user, why("kfam", "policy-annotations")
+    # A binding of every role KFAM lists, under names of its own.
+    for role in fact("kfam", "lists-bindings-by").value["roles"]:
+        _annotated(kube, "RoleBinding", f"by-hand-{role}", ns, user, role)
+    ctx.run(ctx.on.action("remove-contributor", params={"profile": ns, "user": user}), out)
+    left = {
+        (o["kind"], o["metadata"]["name"])
+        for kind in ("RoleBinding", "AuthorizationPolicy")
+        for o in kube.of_kind(kind)
+        if o["metadata"]["namespace"] == ns
+    }
+    assert left == {
+        ("RoleBinding", objects["binding"]),
+        ("AuthorizationPolicy", objects["policy"]),
+    }, why("kfam", "lists-bindings-by")
+
+
+@pytest.mark.parametrize("pattern", fact("kfam", "policy-wildcards").value)
+def test_no_user_id_is_a_mesh_wildcard(rendered, pattern):
+    out, kube, ctx = rendered
+    user = pattern.replace("abc", "member@example.com")
+    before = {k: repr(v.body) for k, v in kube.objects.items()}
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(
+            ctx.on.action(
+                "add-contributor", params={"profile": "x", "user": user, "role": "edit"}
+            ),
+            out,
+        )
+    assert "'*' is a wildcard" in failed.value.message, why("kfam", "policy-wildcards")
+    assert {k: repr(v.body) for k, v in kube.objects.items()} == before
 
 
 # --- the Profile CRD -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
     Resources,
+    api_errors,
     apply_stages,
     delete_all,
     error_status,
@@ -314,37 +316,37 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
     # --- actions -----------------------------------------------------------------------
 
-    def _api(self, event: ops.ActionEvent) -> Any:
-        """A lightkube client for a leader's action, or None after failing the action."""
+    def _run(self, event: ops.ActionEvent, work: Callable[[], None]) -> None:
+        """Run a leader's action; every error fails it with a clear message, no traceback.
+
+        The Kubernetes API refusing, unreachable (a transport error) or not
+        configured (no credentials outside a cluster) all end here.
+        """
         if not self.unit.is_leader():
             event.fail("run this action on the leader unit")
-            return None
-        return profiles.client(self.app.name, self.model.name)
-
-    def _run(self, event: ops.ActionEvent, work: Any) -> None:
-        """Run an action's work; its errors fail the action with a clear message."""
-        from lightkube.core.exceptions import ApiError, ConfigError
-
+            return
         try:
-            work()
+            with api_errors():
+                work()
         except (profiles.ProfileError, ValueError, TypeError) as e:
             event.fail(str(e))
-        except ApiError as e:
-            event.fail(f"the Kubernetes API refused: {e.status.message}")
-        except ConfigError as e:
-            event.fail(f"no Kubernetes API credentials: {e}")
+        except KubernetesError as e:
+            refused = "the Kubernetes API refused: " if e.status is not None else ""
+            event.fail(f"{refused}{e}")
+
+    def _client(self) -> Any:
+        """A lightkube client, made once an action's parameters are checked."""
+        return profiles.client(self.app.name, self.model.name)
 
     def _on_create_profile(self, event: ops.ActionEvent) -> None:
-        api = self._api(event)
-        if api is None:
-            return
-
         def work() -> None:
             params = event.load_params(CreateProfileParams)
             quota = profiles.Quota(
                 cpu=params.cpu, memory=params.memory, gpu=params.gpu, storage=params.storage
             )
-            profiles.create_profile(api, params.name, params.owner, quota, self.model.name)
+            profiles.create_profile(
+                self._client(), params.name, params.owner, quota, self.model.name
+            )
             logger.info("created profile %s", params.name)
             event.set_results(
                 {
@@ -357,10 +359,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self._run(event, work)
 
     def _on_add_contributor(self, event: ops.ActionEvent) -> None:
-        api = self._api(event)
-        if api is None:
-            return
-
         def work() -> None:
             params = event.load_params(AddContributorParams)
             inputs = self._read_inputs()
@@ -371,7 +369,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
                 assert inputs.no_gateway is not None
                 raise ValueError(inputs.no_gateway.message)
             name, mesh = profiles.add_contributor(
-                api,
+                self._client(),
                 params.profile,
                 params.user,
                 params.role,
@@ -394,25 +392,31 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self._run(event, work)
 
     def _on_remove_contributor(self, event: ops.ActionEvent) -> None:
-        api = self._api(event)
-        if api is None:
-            return
-
         def work() -> None:
             params = event.load_params(RemoveContributorParams)
-            role = profiles.remove_contributor(api, params.profile, params.user, self.model.name)
-            logger.info("removed a contributor from profile %s", params.profile)
-            event.set_results({"profile": params.profile, "removed-role": role})
+            removed = profiles.remove_contributor(
+                self._client(), params.profile, params.user, self.model.name
+            )
+            logger.info(
+                "removed a contributor from profile %s (%d bindings, %d policies)",
+                params.profile,
+                len(removed.bindings),
+                len(removed.policies),
+            )
+            event.set_results(
+                {
+                    "profile": params.profile,
+                    "removed-role": ", ".join(removed.roles) or "none",
+                    "removed-bindings": ", ".join(removed.bindings) or "none",
+                    "removed-policies": ", ".join(removed.policies) or "none",
+                }
+            )
 
         self._run(event, work)
 
     def _on_list_profiles(self, event: ops.ActionEvent) -> None:
-        api = self._api(event)
-        if api is None:
-            return
-
         def work() -> None:
-            found = profiles.list_profiles(api)
+            found = profiles.list_profiles(self._client())
             event.set_results({"count": len(found), "profiles": profiles.dump(found)})
 
         self._run(event, work)

@@ -6,6 +6,13 @@ A contributor is a RoleBinding in that namespace to `kubeflow-edit` or
 `kubeflow-view` and an Istio AuthorizationPolicy, both named and annotated
 (`user`, `role`) as KFAM names its own, so the dashboard's "Manage
 contributors" page and these actions see, and can remove, the same members.
+A user's bindings and policies are found by their `user` annotation, as
+KFAM finds them.
+
+A user id goes into an AuthorizationPolicy's header match, where Istio reads
+a leading or trailing `*` as a wildcard, and into the header the gateway
+sets: `check_user` takes only an e-mail address or a plain user name, in
+ASCII (see its docstring).
 
 Every function checks everything first and then writes: a failed check
 changes nothing. lightkube is imported here only, when an action runs.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -39,7 +47,20 @@ _SUFFIXES = {
 # A Kubernetes quantity holds at most 2^63-1 with at most 3 decimal places; the
 # API server caps or rounds up anything else, silently.
 MAX_QUANTITY = 2**63 - 1
-_USER = re.compile(r"^\S{1,200}$")
+# What the profile controller makes for the owner in each profile namespace,
+# annotated with the owner's id and role `admin` (kubeflow/kubeflow v1.10.0,
+# components/profile-controller/controllers/profile_controller.go): not a
+# contributor's, never removed here.
+CONTROLLER_BINDING = "namespaceAdmin"
+CONTROLLER_POLICY = "ns-owner-access-istio"
+# The roles KFAM names in a binding's `role` annotation (kfam/bindings.go's
+# roleBindingNameMap): a contributor made by KFAM may hold any of them.
+KFAM_ROLES = ("admin", "edit", "view")
+# User ids: see check_user.
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9_'+-]+(\.[A-Za-z0-9_'+-]+)*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC"})
 _NOT_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
 
 
@@ -108,9 +129,104 @@ def check_name(name: str, model: str) -> None:
 
 
 def check_user(user: str, what: str = "user") -> None:
-    """A user id: what the userid header carries, without spaces."""
-    if not _USER.match(user):
-        raise ProfileError(f"{what}: {user!r} is not a user id (1 to 200 characters, no spaces)")
+    """A user id the login can put in the user-id header: an e-mail address or a user name.
+
+    - An e-mail address, `local@domain`, at most 254 characters: the local
+      part is at most 64 ASCII letters, digits and `_ ' + -`, in dot-separated
+      runs (RFC 5321's dot-string without the rarer symbols); the domain is
+      one or more labels of ASCII letters, digits and inner hyphens, 1 to 63
+      each, the last not all digits (no address literals; `localhost` and
+      `kubeflow.local` are names Dex's users may have). An internationalised domain is given in
+      its `xn--` form, which must be valid IDNA 2008 and not mix Latin, Greek
+      and Cyrillic letters in one label.
+    - A user name (a `preferred_username` claim, say): 1 to 64 ASCII letters,
+      digits, `.`, `_` and `-`, starting with a letter or digit.
+
+    Everything else is refused: `*` (a wildcard to Istio), spaces, control,
+    invisible and other non-ASCII characters (names that look alike, or
+    break a header).
+    """
+    reason = _user_problem(user) if isinstance(user, str) else "it is not text"
+    if reason is not None:
+        text = user if isinstance(user, str) else str(user)
+        shown = repr(text if len(text) <= 60 else text[:60] + "...")
+        raise ProfileError(f"{what}: {shown} is not a user id: {reason}")
+
+
+def _user_problem(user: str) -> str | None:
+    """Why `user` is not a user id, or None when it is one."""
+    if not user:
+        return "give an e-mail address or a user name"
+    if "*" in user:
+        return (
+            "'*' is a wildcard in the mesh's policies and would let anyone in; "
+            "give one user's e-mail address or user name"
+        )
+    for char in user:
+        if char.isspace() or unicodedata.category(char)[0] in "CZ":
+            return f"it holds U+{ord(char):04X}, a space, control or invisible character"
+    for char in user:
+        if not char.isascii():
+            return (
+                f"it holds {char!r} (U+{ord(char):04X}): user ids are ASCII, so that "
+                "two cannot look alike; give an internationalised domain in its xn-- form"
+            )
+    if "@" not in user:
+        if _USER_NAME.fullmatch(user):
+            return None
+        return (
+            "a user name is 1 to 64 ASCII letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit; or give an e-mail address"
+        )
+    return _email_problem(user)
+
+
+def _email_problem(address: str) -> str | None:
+    local, _, domain = address.rpartition("@")
+    if len(address) > 254:
+        return "an e-mail address is at most 254 characters"
+    if not _LOCAL_PART.fullmatch(local) or len(local) > 64:
+        return (
+            "before the @, an e-mail address has 1 to 64 ASCII letters, digits and "
+            "_ ' + -, in runs joined by single dots"
+        )
+    labels = domain.split(".")
+    if len(domain) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return (
+            f"{domain!r} is not a domain: labels of 1 to 63 ASCII letters, digits "
+            "and inner hyphens, joined by dots"
+        )
+    if labels[-1].isdigit():
+        return f"{domain!r} is not a domain name: its last label is a number"
+    for label in labels:
+        problem = _label_problem(label)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _label_problem(label: str) -> str | None:
+    """An internationalised (xn--) label must be valid IDNA 2008 in one lookalike script."""
+    if label[2:4] != "--":
+        return None
+    if label[:4].lower() != "xn--":
+        return f"{label!r}: '--' in the third and fourth places is reserved for xn-- labels"
+    import idna
+
+    try:
+        text = idna.decode(label)
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        return f"{label!r} is not a valid internationalised domain label ({e})"
+    scripts = {
+        unicodedata.name(c, "").split(" ", 1)[0] for c in text if unicodedata.category(c)[0] == "L"
+    }
+    mixed = sorted(scripts & _LOOKALIKE_SCRIPTS)
+    if len(mixed) > 1:
+        return (
+            f"{label!r} ({text}) mixes {' and '.join(s.title() for s in mixed)} letters, "
+            "which look alike"
+        )
+    return None
 
 
 def binding_name(user: str, role: str) -> str:
@@ -129,11 +245,25 @@ def binding_name(user: str, role: str) -> str:
 # --- lightkube from here on
 
 
-def client(field_manager: str, namespace: str) -> Any:
-    """A lightkube Client."""
-    from lightkube import Client
+class _LazyClient:
+    """A lightkube Client made on first use: input refused before that needs no API."""
 
-    return Client(field_manager=field_manager, namespace=namespace)
+    def __init__(self, field_manager: str, namespace: str):
+        self._field_manager = field_manager
+        self._namespace = namespace
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from lightkube import Client
+
+            self._client = Client(field_manager=self._field_manager, namespace=self._namespace)
+        return getattr(self._client, name)
+
+
+def client(field_manager: str, namespace: str) -> Any:
+    """A lightkube Client, made (and its credentials read) when first called."""
+    return _LazyClient(field_manager, namespace)
 
 
 def _profile_type() -> Any:
@@ -164,17 +294,58 @@ def _owner(profile: Any) -> str:
     return str(((profile.get("spec") or {}).get("owner") or {}).get("name", ""))
 
 
-def _members(api: Any, namespace: str) -> dict[str, tuple[str, str]]:
-    """Contributors of a profile namespace: user -> (role, RoleBinding name)."""
+def _policy_type() -> Any:
+    from lightkube.generic_resource import create_namespaced_resource
+
+    return create_namespaced_resource(
+        "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
+    )
+
+
+def _user_of(obj: Any) -> tuple[str | None, str | None]:
+    """The (user, role) annotations KFAM puts on a contributor's binding and policy."""
+    annotations = obj.metadata.annotations or {}
+    return annotations.get("user"), annotations.get("role")
+
+
+def _members(api: Any, namespace: str) -> dict[str, list[tuple[str, str]]]:
+    """Contributors of a profile namespace: user -> [(role, RoleBinding name)], sorted.
+
+    Every RoleBinding KFAM would list (a `user` annotation and a `role` it
+    names) but the profile controller's own for the owner.
+    """
     from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
-    members = {}
+    members: dict[str, list[tuple[str, str]]] = {}
     for binding in api.list(RoleBinding, namespace=namespace):
-        annotations = binding.metadata.annotations or {}
-        user, role = annotations.get("user"), annotations.get("role")
-        if user and role in ROLES:
-            members[user] = (role, binding.metadata.name)
-    return members
+        user, role = _user_of(binding)
+        if user and role in KFAM_ROLES and binding.metadata.name != CONTROLLER_BINDING:
+            members.setdefault(user, []).append((role, binding.metadata.name))
+    return {user: sorted(found) for user, found in members.items()}
+
+
+def _policies_of(api: Any, namespace: str, user: str, names: Sequence[str]) -> list[str]:
+    """The AuthorizationPolicies of a user: annotated with them, or named as their bindings.
+
+    The names catch the policies earlier versions of the charm annotated with
+    the prefixed user id. None when Istio's kind is not installed.
+    """
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        policies = list(api.list(_policy_type(), namespace=namespace))
+    except ApiError as e:
+        if e.status.code == 404:
+            return []
+        raise
+    found = set()
+    for policy in policies:
+        name = policy.metadata.name
+        if name == CONTROLLER_POLICY:
+            continue
+        if _user_of(policy)[0] == user or name in names:
+            found.add(name)
+    return sorted(found)
 
 
 def create_profile(api: Any, name: str, owner: str, quota: Quota, model: str) -> dict[str, Any]:
@@ -196,21 +367,24 @@ def create_profile(api: Any, name: str, owner: str, quota: Quota, model: str) ->
 
 
 def _mesh_policy(
-    name: str, profile: str, user: str, role: str, userid: str, principals: Sequence[str]
+    name: str,
+    profile: str,
+    user: str,
+    role: str,
+    userid: str,
+    userid_prefix: str,
+    principals: Sequence[str],
 ) -> Any:
     """An AuthorizationPolicy letting the contributor's requests reach the profile's workloads.
 
     As KFAM's: the sidecars in a profile namespace let through requests
     whose user-id header (set by the OIDC gateway) names the contributor,
     coming from the ingress gateway or the pipelines UI (their mesh
-    identities): no other workload can claim to be the user.
+    identities): no other workload can claim to be the user. Annotated with
+    the bare user id, as the binding (KFAM's too): the header carries it
+    after the prefix.
     """
-    from lightkube.generic_resource import create_namespaced_resource
-
-    policy = create_namespaced_resource(
-        "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
-    )
-    return policy.from_dict(
+    return _policy_type().from_dict(
         {
             "apiVersion": "security.istio.io/v1",
             "kind": "AuthorizationPolicy",
@@ -223,7 +397,7 @@ def _mesh_policy(
                 "rules": [
                     {
                         "from": [{"source": {"principals": list(principals)}}],
-                        "when": [{"key": userid, "values": [user]}],
+                        "when": [{"key": userid, "values": [f"{userid_prefix}{user}"]}],
                     }
                 ]
             },
@@ -268,6 +442,12 @@ def add_contributor(
     check_user(user)
     if role not in ROLES:
         raise ProfileError(f"role: must be edit or view, not {role!r}")
+    if "*" in userid_prefix:
+        # Istio would read the policy's `<prefix><user>` as a wildcard match.
+        raise ProfileError(
+            f"the user-id prefix {userid_prefix!r} the mesh passes on holds '*', "
+            "which the mesh's policies read as a wildcard: set another userid-prefix"
+        )
     owner = _owner(_profile(api, profile))
     if user == owner:
         raise ProfileError(f"{user} owns profile {profile!r} already")
@@ -277,8 +457,14 @@ def add_contributor(
             f"the namespace of profile {profile!r} does not exist yet: try again shortly"
         )
     if user in members:
-        raise ProfileError(f"{user} is a contributor of {profile!r} already ({members[user][0]})")
+        roles = ", ".join(role for role, _ in members[user])
+        raise ProfileError(f"{user} is a contributor of {profile!r} already ({roles})")
     name = binding_name(user, role)
+    if _policies_of(api, profile, user, [name]):
+        raise ProfileError(
+            f"{user} has mesh access to {profile!r} left without a binding: "
+            "run remove-contributor first"
+        )
     api.create(
         RoleBinding.from_dict(
             {
@@ -300,38 +486,60 @@ def add_contributor(
     )
     userid = f"request.headers[{userid_header}]"
     mesh = _grant_mesh_access(
-        api, _mesh_policy(name, profile, f"{userid_prefix}{user}", role, userid, principals)
+        api, _mesh_policy(name, profile, user, role, userid, userid_prefix, principals)
     )
     return name, mesh
 
 
-def remove_contributor(api: Any, profile: str, user: str, model: str) -> str:
-    """Remove a contributor's RoleBinding; the role they had."""
+@dataclasses.dataclass(frozen=True)
+class Removed:
+    """What remove_contributor deleted."""
+
+    roles: tuple[str, ...]
+    bindings: tuple[str, ...]
+    policies: tuple[str, ...]
+
+
+def remove_contributor(api: Any, profile: str, user: str, model: str) -> Removed:
+    """Delete every RoleBinding and AuthorizationPolicy of a contributor in a profile.
+
+    Found by their `user` annotation, whatever their name or role, as KFAM
+    lists them; policies are also found by their bindings' names. An id that
+    is not a valid user id is refused, unless bindings or policies carry it
+    exactly (made before ids were checked): those are removed.
+    """
     from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
     check_name(profile, model)
-    check_user(user)
+    try:
+        check_user(user)
+        invalid = None
+    except ProfileError as e:
+        invalid = e
     owner = _owner(_profile(api, profile))
     if user == owner:
         raise ProfileError(f"{user} owns profile {profile!r}: an owner cannot be removed")
-    members = _members(api, profile)
-    if user not in members:
-        raise ProfileError(f"{user} is not a contributor of {profile!r}")
-    role, name = members[user]
-    api.delete(RoleBinding, name, namespace=profile)
-    _revoke_mesh_access(api, name, profile)
-    return role
+    bindings = _members(api, profile).get(user, [])
+    names = [name for _, name in bindings]
+    policies = _policies_of(api, profile, user, names)
+    if not bindings and not policies:
+        raise invalid or ProfileError(f"{user} is not a contributor of {profile!r}")
+    if invalid is not None:
+        logger.warning("removing the bindings of an invalid user id from %s", profile)
+    for name in names:
+        _delete(api, RoleBinding, name, profile)
+    for name in policies:
+        _delete(api, _policy_type(), name, profile)
+    roles = tuple(sorted({role for role, _ in bindings}))
+    return Removed(roles=roles, bindings=tuple(names), policies=tuple(policies))
 
 
-def _revoke_mesh_access(api: Any, name: str, profile: str) -> None:
+def _delete(api: Any, kind: Any, name: str, namespace: str) -> None:
+    """Delete an object; one already gone is fine."""
     from lightkube.core.exceptions import ApiError
-    from lightkube.generic_resource import create_namespaced_resource
 
-    policy = create_namespaced_resource(
-        "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"
-    )
     try:
-        api.delete(policy, name, namespace=profile)
+        api.delete(kind, name, namespace=namespace)
     except ApiError as e:
         if e.status.code != 404:
             raise
@@ -350,7 +558,9 @@ def list_profiles(api: Any) -> list[dict[str, Any]]:
                 "name": name,
                 "owner": _owner(profile),
                 "contributors": [
-                    {"user": user, "role": members[user][0]} for user in sorted(members)
+                    {"user": user, "role": role}
+                    for user in sorted(members)
+                    for role in sorted({role for role, _ in members[user]})
                 ],
                 "quota": dict((spec.get("resourceQuotaSpec") or {}).get("hard") or {}),
             }

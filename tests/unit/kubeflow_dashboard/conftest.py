@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import pytest
 from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from ops import testing
-from unit.kubeflow_dashboard.helpers import APP, CHARM
+from unit.kubeflow_dashboard.helpers import (
+    ALICE,
+    APP,
+    CHARM,
+    istio_authorization_policy_crd,
+    namespace,
+    profile_crd,
+)
 
 
 @pytest.fixture
@@ -25,3 +32,21 @@ def kube() -> Iterator[FakeKubernetes]:
     with routed_lightkube(FakeKubernetes()) as fake:
         yield fake
     assert fake.rejected == []
+
+
+@pytest.fixture
+def cluster(kube: FakeKubernetes) -> FakeKubernetes:
+    """A cluster with the Profile CRD and profile `team-a` (owner alice) and its namespace."""
+    profile_crd(kube)
+    istio_authorization_policy_crd(kube)
+    from lightkube.generic_resource import create_global_resource
+    from lightkube.models.meta_v1 import ObjectMeta
+
+    profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+    kube.client().create(
+        profile(
+            metadata=ObjectMeta(name="team-a"), spec={"owner": {"kind": "User", "name": ALICE}}
+        )
+    )
+    namespace(kube, "team-a")
+    return kube

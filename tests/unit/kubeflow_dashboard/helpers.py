@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import ops
+import pytest
 from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
 from ops import testing
@@ -31,6 +32,10 @@ CONTAINERS = services.CONTAINERS
 ISTIO_MODEL = "istio-system-model"
 GATEWAY_ACCOUNT = "istio-ingressgateway"
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{ISTIO_MODEL}/sa/{GATEWAY_ACCOUNT}"
+# Users of the profile actions' tests.
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = "Carol.Smith@example.com"
 
 
 def containers(*, can_connect: bool = True) -> set[testing.Container]:
@@ -163,3 +168,25 @@ def namespace(kube: FakeKubernetes, name: str) -> None:
     from lightkube.resources.core_v1 import Namespace
 
     kube.client().create(Namespace.from_dict({"metadata": {"name": name}}))
+
+
+def snapshot(kube: FakeKubernetes) -> dict[Any, str]:
+    """Every object in the fake cluster, to compare before and after."""
+    return {k: repr(v.body) for k, v in kube.objects.items()}
+
+
+def action_fails(
+    ctx: testing.Context,
+    kube: FakeKubernetes,
+    action: str,
+    message: str,
+    base: testing.State | None = None,
+    **params: Any,
+) -> str:
+    """Run an action that must fail with `message` in its message and change nothing."""
+    before = snapshot(kube)
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action(action, params=params), base or state())
+    assert message in failed.value.message
+    assert snapshot(kube) == before
+    return failed.value.message

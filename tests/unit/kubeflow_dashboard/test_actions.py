@@ -8,55 +8,26 @@ import pytest
 import yaml
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
+    ALICE,
+    BOB,
+    CAROL,
     GATEWAY_PRINCIPAL,
     MODEL,
-    istio_authorization_policy_crd,
+    action_fails,
     namespace,
     profile_crd,
     profiles,
     route_relation,
+    snapshot,
     state,
     with_relations,
 )
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
-CAROL = "Carol.Smith@example.com"
 KFP_UI = f"cluster.local/ns/{MODEL}/sa/kfp-ui"
-
-
-@pytest.fixture
-def cluster(kube):
-    """A cluster with the Profile CRD and profile `team-a` (owner alice) and its namespace."""
-    profile_crd(kube)
-    istio_authorization_policy_crd(kube)
-    from lightkube.generic_resource import create_global_resource
-    from lightkube.models.meta_v1 import ObjectMeta
-
-    profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
-    kube.client().create(
-        profile(
-            metadata=ObjectMeta(name="team-a"), spec={"owner": {"kind": "User", "name": ALICE}}
-        )
-    )
-    namespace(kube, "team-a")
-    return kube
-
-
-def _snapshot(kube) -> dict:
-    return {k: repr(v.body) for k, v in kube.objects.items()}
 
 
 def _run(ctx, action: str, **params):
     return ctx.run(ctx.on.action(action, params=params), state())
-
-
-def _fails(ctx, kube, action: str, message: str, **params) -> None:
-    before = _snapshot(kube)
-    with pytest.raises(testing.ActionFailed) as failed:
-        _run(ctx, action, **params)
-    assert message in failed.value.message
-    assert _snapshot(kube) == before
 
 
 # --- create-profile --------------------------------------------------------------------
@@ -164,7 +135,7 @@ def test_one_user_owns_several_profiles(ctx, cluster):
     ],
 )
 def test_create_profile_refuses(ctx, cluster, params, message):
-    _fails(ctx, cluster, "create-profile", message, **params)
+    action_fails(ctx, cluster, "create-profile", message, **params)
 
 
 @pytest.mark.parametrize("gpu", ["10^12", "2", 1.5, True, [2]])
@@ -182,13 +153,13 @@ def test_a_quantity_that_is_not_text_is_refused_by_name():
 
 def test_create_profile_refuses_an_existing_namespace(ctx, cluster):
     namespace(cluster, "taken")
-    _fails(
+    action_fails(
         ctx, cluster, "create-profile", "namespace 'taken' exists already", name="taken", owner=BOB
     )
 
 
 def test_create_profile_refuses_the_models_namespace(ctx, cluster):
-    _fails(ctx, cluster, "create-profile", "reserved", name=MODEL, owner=BOB)
+    action_fails(ctx, cluster, "create-profile", "reserved", name=MODEL, owner=BOB)
 
 
 # --- add-contributor / remove-contributor ------------------------------------------------
@@ -244,7 +215,7 @@ def test_add_contributor_uses_the_user_header_the_route_passes_on(ctx, cluster):
 
 
 def test_add_contributor_without_the_gateway_fails_and_changes_nothing(ctx, cluster):
-    before = _snapshot(cluster)
+    before = snapshot(cluster)
     base = state()
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(
@@ -256,11 +227,11 @@ def test_add_contributor_without_the_gateway_fails_and_changes_nothing(ctx, clus
             ),
         )
     assert failed.value.message.startswith("add the gateway-metadata relation to istio")
-    assert _snapshot(cluster) == before
+    assert snapshot(cluster) == before
 
 
 def test_add_contributor_with_invalid_route_data_fails_and_changes_nothing(ctx, cluster):
-    before = _snapshot(cluster)
+    before = snapshot(cluster)
     route = route_relation(user_header="bad header")
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(
@@ -272,7 +243,7 @@ def test_add_contributor_with_invalid_route_data_fails_and_changes_nothing(ctx, 
     assert failed.value.message == (
         "istio-ingress-route: kubeflow_user_header 'bad header' is not a header name"
     )
-    assert _snapshot(cluster) == before
+    assert snapshot(cluster) == before
 
 
 def test_remove_contributor_takes_mesh_access_away(ctx, cluster):
@@ -332,7 +303,12 @@ def test_a_contributor_added_under_the_old_name_is_still_removed(ctx, cluster):
         )
     )
     _run(ctx, "remove-contributor", profile="team-a", user=BOB)
-    assert ctx.action_results == {"profile": "team-a", "removed-role": "edit"}
+    assert ctx.action_results == {
+        "profile": "team-a",
+        "removed-role": "edit",
+        "removed-bindings": old,
+        "removed-policies": "none",
+    }
     assert cluster.get("RoleBinding", old, "team-a") is None
 
 
@@ -403,7 +379,13 @@ def test_list_with_no_profiles(ctx, kube):
 def test_remove_contributor(ctx, cluster):
     _run(ctx, "add-contributor", profile="team-a", user=BOB, role="view")
     _run(ctx, "remove-contributor", profile="team-a", user=BOB)
-    assert ctx.action_results == {"profile": "team-a", "removed-role": "view"}
+    name = "user-bob-example-com-clusterrole-view"
+    assert ctx.action_results == {
+        "profile": "team-a",
+        "removed-role": "view",
+        "removed-bindings": name,
+        "removed-policies": name,
+    }
     assert cluster.of_kind("RoleBinding") == []
 
 
@@ -427,12 +409,12 @@ def test_remove_contributor(ctx, cluster):
 )
 def test_add_contributor_refuses(ctx, cluster, params, message):
     _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
-    _fails(ctx, cluster, "add-contributor", message, **params)
+    action_fails(ctx, cluster, "add-contributor", message, **params)
 
 
 def test_add_contributor_waits_for_the_namespace(ctx, cluster):
     _run(ctx, "create-profile", name="fresh", owner=BOB)
-    _fails(
+    action_fails(
         ctx,
         cluster,
         "add-contributor",
@@ -454,7 +436,7 @@ def test_add_contributor_waits_for_the_namespace(ctx, cluster):
 )
 def test_remove_contributor_refuses(ctx, cluster, params, message):
     _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
-    _fails(ctx, cluster, "remove-contributor", message, **params)
+    action_fails(ctx, cluster, "remove-contributor", message, **params)
 
 
 # --- leader only, API errors -------------------------------------------------------------
@@ -470,11 +452,11 @@ def test_remove_contributor_refuses(ctx, cluster, params, message):
     ],
 )
 def test_actions_are_leader_only(ctx, cluster, action, params):
-    before = _snapshot(cluster)
+    before = snapshot(cluster)
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action(action, params=params), state(leader=False))
     assert failed.value.message == "run this action on the leader unit"
-    assert _snapshot(cluster) == before
+    assert snapshot(cluster) == before
 
 
 def test_no_profile_crd_fails_clearly(ctx, kube):
