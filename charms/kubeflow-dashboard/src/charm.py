@@ -190,6 +190,12 @@ class KubeflowDashboardCharm(ops.CharmBase):
             user_header, url = self._route.user_header, self._route.url
         except InvalidRouteDataError as e:
             return _Inputs(config=config, blocked=f"{ROUTE}: {e}")
+        if "*" in "".join(user_header):
+            # Istio would read it as a wildcard in every owner and contributor
+            # policy, opening each profile to other users.
+            return _Inputs(
+                config=config, blocked=f"{ROUTE}: the user-id header or prefix contains *"
+            )
         try:
             gateway, no_gateway = self._read_gateway()
         except InvalidGatewayMetadataError as e:

@@ -116,6 +116,11 @@ class GatewayConfig:
             raise ValueError(
                 "userid-prefix: must be at most 64 printable ASCII characters without spaces"
             )
+        if "*" in self.userid_prefix:
+            # Istio reads a leading or trailing `*` in a match value as a
+            # wildcard: a prefix ending in one would let every profile's
+            # policy match any user id.
+            raise ValueError("userid-prefix: must not contain *, which Istio reads as a wildcard")
         if not _CLAIM.match(self.userid_claim):
             raise ValueError(f"userid-claim: {self.userid_claim!r} is not a claim name")
         if self.groups_header:

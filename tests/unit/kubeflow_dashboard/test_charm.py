@@ -402,6 +402,11 @@ def test_user_header_from_the_route_reaches_all_three_services(ctx, kube):
             {"external_host": "http://kf/"},
             "istio-ingress-route: external_host 'http://kf/' is not a host name or address",
         ),
+        # Istio reads `*` at either end of a match value as a wildcard.
+        (
+            {"kubeflow_user_prefix": "*"},
+            "istio-ingress-route: the user-id header or prefix contains *",
+        ),
     ],
 )
 def test_invalid_route_data_blocks_and_changes_nothing(ctx, kube, data, message):

@@ -137,7 +137,8 @@ def test_a_prefix_with_a_wildcard_is_refused(ctx, cluster):
         ctx,
         cluster,
         "add-contributor",
-        "the user-id prefix '*' the mesh passes on holds '*'",
+        # The charm is Blocked on such a prefix, and the action says why.
+        "istio-ingress-route: the user-id header or prefix contains *",
         with_relations(state(), route),
         profile="team-a",
         user=BOB,

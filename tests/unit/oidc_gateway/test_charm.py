@@ -477,6 +477,8 @@ INVALID = [
     ({"userid-prefix": "a\nb"}, "userid-prefix: must be at most 64 printable ASCII"),
     ({"userid-prefix": "p" * 65}, "userid-prefix: must be at most 64 printable ASCII"),
     ({"userid-prefix": "a b"}, "userid-prefix: must be at most 64 printable ASCII characters wi"),
+    ({"userid-prefix": "*"}, "userid-prefix: must not contain *, which Istio reads"),
+    ({"userid-prefix": "oidc:*"}, "userid-prefix: must not contain *"),
     ({"userid-claim": "1email"}, "userid-claim: '1email' is not a claim name"),
     ({"userid-claim": "e mail"}, "userid-claim:"),
     ({"groups-header": "bad header"}, "groups-header: 'bad header' is not a header name"),
