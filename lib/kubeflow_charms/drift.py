@@ -116,17 +116,19 @@ def _metadata(kind: Kind, labels: str) -> Iterator[dict[str, Any]]:
         if status == 404:
             return  # the kind is not served (its CustomResourceDefinition is gone): no objects
         try:
-            data = json.loads(body or b"{}")
+            data = json.loads(body)
         except ValueError:
-            data = {}
-        if status != 200 or not isinstance(data, dict):
-            message = data.get("message") if isinstance(data, dict) else None
+            data = None
+        # An empty list may come as "items": null (Go's nil slice).
+        items = data.get("items", False) if isinstance(data, dict) else False
+        if status != 200 or not isinstance(items, (list, type(None))):
+            message = data.get("message") if isinstance(data, dict) else "not a list"
             raise KubernetesError(
                 f"listing {kind.kind} objects failed: HTTP {status} {message or ''}".rstrip(),
                 status=status,
             )
-        for item in data.get("items") or []:
-            yield (item or {}).get("metadata") or {}
+        for item in items or []:
+            yield (item if isinstance(item, dict) else {}).get("metadata") or {}
         token = (data.get("metadata") or {}).get("continue")
         if not token:
             return
