@@ -262,6 +262,7 @@ def api_server(tmp_path, monkeypatch) -> Iterator[list[tuple[str, str, str]]]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one round trip, not one per delayed ACK
 
         def do_GET(self) -> None:
             seen.append((self.path, self.headers["Authorization"], self.headers["Accept"]))
