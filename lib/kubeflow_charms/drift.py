@@ -115,16 +115,19 @@ def _metadata(kind: Kind, labels: str) -> Iterator[dict[str, Any]]:
         status, body = send("GET", f"{list_path(kind)}?{urlencode(query)}", {"Accept": ACCEPT})
         if status == 404:
             return  # the kind is not served (its CustomResourceDefinition is gone): no objects
+        data: Any
         try:
             data = json.loads(body)
         except ValueError:
             data = None
+        if not isinstance(data, dict):
+            data = {"message": "not a list"}
         # An empty list may come as "items": null (Go's nil slice).
-        items = data.get("items", False) if isinstance(data, dict) else False
+        items = data.get("items", False)
         if status != 200 or not isinstance(items, (list, type(None))):
-            message = data.get("message") if isinstance(data, dict) else "not a list"
+            message = data.get("message") or "not a list"
             raise KubernetesError(
-                f"listing {kind.kind} objects failed: HTTP {status} {message or ''}".rstrip(),
+                f"listing {kind.kind} objects failed: HTTP {status} {message}",
                 status=status,
             )
         for item in items or []:
