@@ -46,7 +46,7 @@ import fakejuju  # noqa: E402
 import stage  # noqa: E402
 from fakejuju import Container, FakePebble, Model, Relation, Secret  # noqa: E402
 
-from kubeflow_charms import certificates, kubernetes  # noqa: E402
+from kubeflow_charms import certificates, drift, kubernetes  # noqa: E402
 from kubeflow_interfaces import s3  # noqa: E402
 
 # A settled hook may cost at most this many times a fresh `python -c "import ops"`
@@ -73,6 +73,13 @@ def _get_fake_pebble(self, socket_path):
 ops.model._ModelBackend.get_pebble = _get_fake_pebble
 sys.argv = [{charm!r}]
 runpy.run_path({charm!r}, run_name="__main__")
+"""
+# For a charm that lists its own objects (kubeflow_charms.drift), before PRELUDE:
+# the service account's token and CA are the bench's, as a pod's are mounted. The
+# charm imports the module anyway, so importing it first adds nothing.
+API_PRELUDE = """\
+import pathlib, kubeflow_charms.drift
+kubeflow_charms.drift.SERVICE_ACCOUNT = pathlib.Path({account!r})
 """
 
 # The modules a settled hook should not need: the ecosystem's charm libraries
@@ -441,6 +448,87 @@ GATEWAY_ADDRESS = "10.64.140.43"
 PROFILE_NAMESPACES = ["team-a"]
 
 
+def api_answer(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """The API server's answer to a drift check's list: the metadata of two objects of the kind.
+
+    The same in the settled model (which records its digest) and in the hook.
+    """
+    plural = path.split("?", 1)[0].rsplit("/", 1)[-1]
+    items = [
+        {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": {
+                "name": f"{plural}-{n}",
+                "namespace": MODEL_NAME,
+                "uid": hashlib.sha256(f"{plural}{n}".encode()).hexdigest()[:36],
+                "resourceVersion": "4242",
+                "generation": n,
+            },
+        }
+        for n in (1, 2)
+    ]
+    body = {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadataList",
+        "metadata": {"resourceVersion": "4242"},
+        "items": items,
+    }
+    return 200, json.dumps(body).encode()
+
+
+@contextlib.contextmanager
+def api_server(work: Path):
+    """An HTTPS server on localhost answering `api_answer`, and the hook environment to reach it.
+
+    Yields the environment (KUBERNETES_SERVICE_HOST and _PORT) and the folder
+    standing in for the pod's service-account mount (token and CA).
+    """
+    import http.server
+    import ssl
+    import threading
+
+    account = work / "serviceaccount"
+    account.mkdir()
+    bundle = certificates.new_bundle("bench API CA", ["localhost"])
+    (account / "ca.crt").write_text(bundle.ca_cert)
+    (account / "token").write_text("bench-token\n")
+    (work / "api.pem").write_text(bundle.tls_cert + bundle.tls_key)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the API server
+        # Headers and body go out in two writes: without this, Nagle's algorithm
+        # holds the body until the client's delayed ACK, 40 ms a request.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            status, body = api_answer("GET", self.path, dict(self.headers))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(work / "api.pem"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        "KUBERNETES_SERVICE_HOST": "localhost",
+        "KUBERNETES_SERVICE_PORT": str(server.server_address[1]),
+    }
+    try:
+        yield env, account
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextlib.contextmanager
 def cluster_holds_everything(*modules: ModuleType):
     """Kubernetes (and MinIO) as the modules' code finds them once everything is applied.
@@ -454,9 +542,10 @@ def cluster_holds_everything(*modules: ModuleType):
         "load_balancer_address": lambda service, namespace: GATEWAY_ADDRESS,
         "profile_namespaces": lambda *_, **__: list(PROFILE_NAMESPACES),
         "ensure_bucket": lambda credentials, bucket: False,
+        "send": api_answer,  # what the drift check lists, and records after an apply
     }
     saved = []
-    for module in modules:
+    for module in (*modules, drift):
         for name, stub in stubs.items():
             if hasattr(module, name):
                 saved.append((module, name, getattr(module, name)))
@@ -1385,9 +1474,13 @@ def prepared(name: str, work: Path, launcher: Launcher):
             for c in containers
         ]
         prelude = PRELUDE.format(root=str(pebble_root), charm=str(charm_dir / "src" / "charm.py"))
+        env = hook_env(model, charm_dir, base / "bin")
+        if (charm_dir / "lib" / "kubeflow_charms" / "drift.py").exists():
+            api_env, account = stack.enter_context(api_server(base))
+            prelude = API_PRELUDE.format(account=str(account)) + prelude
+            env.update(api_env)
         # -P: no script directory or cwd on sys.path, as when Juju runs src/charm.py.
         argv = [sys.executable, "-P", "-c", prelude]
-        env = hook_env(model, charm_dir, base / "bin")
         yield Hook(name, charm_dir, env, argv, logs, pebbles, base, launcher)
 
 

@@ -3,8 +3,26 @@
 `FakeKubernetes().client()` is a real `lightkube.Client` whose HTTP goes to
 this object instead of a cluster. It answers what charms do with lightkube
 and `lightkube-extensions`' KubernetesResourceManager: server-side apply,
-create, get, list (all namespaces or one, with equality label selectors) and
-delete. Every object written is validated first:
+create, get, list (all namespaces or one, with label selectors of equality,
+inequality and existence, page by page with `limit` and `continue`, and as
+a PartialObjectMetadataList when the client asks for one) and delete.
+`FakeKubernetes.send` answers the raw requests of `kubeflow_charms.drift` the
+same way.
+
+Metadata follows the API server's rules: `uid` is set on create and kept;
+`resourceVersion` is a cluster-wide counter, moved on by every write that
+changes an object (a write that changes nothing is not stored, as the API
+server does not store a no-op update); `generation` starts at 1 and counts
+changes of the spec, only for the kinds whose registry strategy keeps it
+(read from kubernetes/kubernetes: pkg/registry/apps/deployment/strategy.go
+(spec or annotations), pkg/registry/admissionregistration/
+mutatingwebhookconfiguration/strategy.go (webhooks),
+staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/
+strategy.go (anything but metadata and status), the CustomResourceDefinition
+strategy (spec)); ConfigMaps, Secrets, Services, ServiceAccounts and RBAC
+objects have none (pkg/registry/rbac/clusterrole/strategy.go sets nothing).
+
+Every object written is validated first:
 
 - built-in kinds against the real Kubernetes OpenAPI schemas
   (`kubernetes-validate`, offline, strict: unknown fields are errors);
@@ -49,6 +67,19 @@ class Stored:
     body: dict[str, Any]
 
 
+# Kinds whose generation counts changes, and which part of the object it follows
+# (None: everything but metadata and status, as for custom resources).
+_GENERATION: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "metadata.annotations"),
+    "StatefulSet": ("spec",),
+    "DaemonSet": ("spec",),
+    "CustomResourceDefinition": ("spec",),
+    "MutatingWebhookConfiguration": ("webhooks",),
+    "ValidatingWebhookConfiguration": ("webhooks",),
+}
+PARTIAL_METADATA = "as=PartialObjectMetadataList"
+
+
 @dataclass
 class FakeKubernetes:
     """The cluster's objects, and the requests that changed them."""
@@ -56,6 +87,9 @@ class FakeKubernetes:
     objects: dict[tuple[str, str, str | None, str], Stored] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)  # verb, kind, name
     rejected: list[str] = field(default_factory=list)
+    revision: int = 0  # the last resourceVersion handed out
+    uids: int = 0
+    lists: int = 0  # list requests answered
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeKubernetes:
         # The cluster is one: a client that gets copied still talks to it.
@@ -113,7 +147,41 @@ class FakeKubernetes:
         """Every object of a kind."""
         return [s.body for s in self.objects.values() if s.body["kind"] == kind]
 
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """Delete an object behind every charm's back (as `kubectl delete` would); return it."""
+        for key, stored in list(self.objects.items()):
+            meta = stored.body["metadata"]
+            if (
+                stored.body["kind"] == kind
+                and meta["name"] == name
+                and meta.get("namespace") == namespace
+            ):
+                del self.objects[key]
+                return stored.body
+        raise KeyError(f"no {kind} {namespace}/{name}")
+
+    def edit(self, kind: str, name: str, namespace: str | None, change: Any) -> dict[str, Any]:
+        """Change an object behind every charm's back: `change(body)` edits a copy in place."""
+        for stored in self.objects.values():
+            meta = stored.body["metadata"]
+            if (
+                stored.body["kind"] == kind
+                and meta["name"] == name
+                and meta.get("namespace") == namespace
+            ):
+                body = copy.deepcopy(stored.body)
+                change(body)
+                self._store(stored.api_version, stored.plural, stored.namespace, body, stored)
+                return stored.body
+        raise KeyError(f"no {kind} {namespace}/{name}")
+
     # --- the HTTP side
+
+    def send(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        """`kubeflow_charms.drift.send`, answered by this cluster."""
+        request = httpx.Request(method, f"https://kubernetes.invalid{path}", headers=headers)
+        response = self.handle(request)
+        return response.status_code, response.content
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one API request."""
@@ -129,7 +197,13 @@ class FakeKubernetes:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
             return httpx.Response(200, json=stored.body)
         if request.method == "GET":
-            return self._list(api_version, plural, ns, query.get("labelSelector", [""])[0])
+            return self._list(
+                api_version,
+                plural,
+                ns,
+                query,
+                partial=PARTIAL_METADATA in request.headers.get("accept", ""),
+            )
         if request.method == "DELETE":
             stored = self.objects.pop((api_version, plural, ns, name or ""), None)
             if stored is None:
@@ -142,27 +216,48 @@ class FakeKubernetes:
         return _status(405, "MethodNotAllowed", request.method)
 
     def _list(
-        self, api_version: str, plural: str, ns: str | None, selector: str
+        self,
+        api_version: str,
+        plural: str,
+        ns: str | None,
+        query: dict[str, list[str]],
+        *,
+        partial: bool,
     ) -> httpx.Response:
-        wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+        self.lists += 1
+        try:
+            matches = _selector(query.get("labelSelector", [""])[0])
+        except ValueError as e:
+            return _status(400, "BadRequest", str(e))
         items = [
             s.body
             for (av, pl, namespace, _), s in sorted(self.objects.items(), key=lambda kv: kv[0][1:])
             if av == api_version
             and pl == plural
             and (ns is None or namespace == ns)
-            and all(s.body["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+            and matches(s.body["metadata"].get("labels") or {})
         ]
-        kind = items[0]["kind"] if items else ""
-        return httpx.Response(
-            200,
-            json={
-                "apiVersion": api_version,
-                "kind": f"{kind}List",
-                "metadata": {"resourceVersion": "1"},
-                "items": items,
-            },
-        )
+        start = int(query.get("continue", ["0"])[0])
+        limit = int(query.get("limit", ["0"])[0]) or len(items)
+        page, rest = items[start : start + limit], items[start + limit :]
+        meta: dict[str, Any] = {"resourceVersion": str(self.revision)}
+        if rest:
+            meta["continue"] = str(start + limit)
+        if partial:
+            listed = [
+                {
+                    "apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadata",
+                    "metadata": copy.deepcopy(i["metadata"]),
+                }
+                for i in page
+            ]
+            body = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList"}
+        else:
+            listed = page
+            kind = page[0]["kind"] if page else ""
+            body = {"apiVersion": api_version, "kind": f"{kind}List"}
+        return httpx.Response(200, json={**body, "metadata": meta, "items": listed})
 
     def _write(
         self,
@@ -180,7 +275,8 @@ class FakeKubernetes:
         if sub == "status":
             if existing is None:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
-            existing.body["status"] = body.get("status", {})
+            updated = {**copy.deepcopy(existing.body), "status": body.get("status", {})}
+            self._store(api_version, plural, ns, updated, existing)
             return httpx.Response(200, json=existing.body)
         if method == "POST" and existing is not None:
             return _status(409, "AlreadyExists", f'{plural} "{name}" already exists')
@@ -192,11 +288,44 @@ class FakeKubernetes:
         if problem:
             self.rejected.append(f"{obj.get('kind')}/{name}: {problem}")
             return _status(422, "Invalid", problem)
-        obj["metadata"].setdefault("uid", f"uid-{len(self.writes)}")
-        obj["metadata"]["resourceVersion"] = str(len(self.writes) + 1)
-        self.objects[key] = Stored(api_version, plural, ns, obj)
+        stored = self._store(api_version, plural, ns, obj, existing)
         self.writes.append(("apply" if method == "PATCH" else "create", obj["kind"], name))
-        return httpx.Response(201 if existing is None else 200, json=obj)
+        return httpx.Response(201 if existing is None else 200, json=stored.body)
+
+    def _store(
+        self,
+        api_version: str,
+        plural: str,
+        ns: str | None,
+        obj: dict[str, Any],
+        existing: Stored | None,
+    ) -> Stored:
+        """Keep `obj`, its uid, generation and resourceVersion as the API server sets them."""
+        meta = obj["metadata"]
+        for server_set in ("uid", "resourceVersion", "generation", "creationTimestamp"):
+            meta.pop(server_set, None)
+        key = (api_version, plural, ns, meta["name"])
+        if existing is None:
+            self.uids += 1
+            meta["uid"] = f"00000000-0000-4000-8000-{self.uids:012d}"
+            if _generation_of(obj) is not None:
+                meta["generation"] = 1
+        else:
+            old = existing.body
+            if "status" in old and "status" not in obj:
+                obj["status"] = copy.deepcopy(old["status"])  # an apply does not clear it
+            meta["uid"] = old["metadata"]["uid"]
+            if "generation" in old["metadata"]:
+                bump = _generation_of(obj) != _generation_of(old)
+                meta["generation"] = old["metadata"]["generation"] + int(bump)
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if obj == old:
+                return existing  # a no-op write is not stored
+        self.revision += 1
+        meta["resourceVersion"] = str(self.revision)
+        stored = Stored(api_version, plural, ns, obj)
+        self.objects[key] = stored
+        return stored
 
     # --- validation
 
@@ -232,6 +361,42 @@ class FakeKubernetes:
 
 
 _BUILTIN_GROUPS = {"apps", "batch", "policy", "autoscaling"}
+
+
+def _generation_of(obj: dict[str, Any]) -> Any:
+    """What an object's generation follows, or None for kinds that keep no generation."""
+    kind = obj.get("kind", "")
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    if kind in _GENERATION:
+        parts = []
+        for path in _GENERATION[kind]:
+            value: Any = obj
+            for step in path.split("."):
+                value = value.get(step) if isinstance(value, dict) else None
+            parts.append(value)
+        return parts
+    if "." in group and not group.endswith(".k8s.io"):  # a custom resource
+        return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return None
+
+
+def _selector(text: str) -> Any:
+    """A label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated) as a predicate."""
+    tests = []
+    for raw in filter(None, (part.strip() for part in text.split(","))):
+        if "!=" in raw:
+            key, value = raw.split("!=", 1)
+            tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
+        elif "=" in raw:
+            key, value = raw.replace("==", "=").split("=", 1)
+            tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
+        elif raw.startswith("!"):
+            tests.append(lambda labels, k=raw[1:]: k not in labels)
+        elif re.fullmatch(r"[A-Za-z0-9./_-]+", raw):
+            tests.append(lambda labels, k=raw: k in labels)
+        else:
+            raise ValueError(f"unable to parse requirement: {raw!r}")
+    return lambda labels: all(test(labels) for test in tests)
 
 
 def _validate_custom(obj: dict[str, Any], found: dict[str, Any]) -> str | None:
@@ -302,7 +467,11 @@ def routed_lightkube(
     """
     import lightkube
 
+    from kubeflow_charms import drift
+
     original = lightkube.Client.__init__
+    original_send = drift.send
+    drift.send = fake.send
 
     def routed(client: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("transport") is None:
@@ -315,3 +484,4 @@ def routed_lightkube(
         yield fake
     finally:
         lightkube.Client.__init__ = original  # type: ignore[method-assign]
+        drift.send = original_send

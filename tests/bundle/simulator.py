@@ -21,13 +21,15 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from charm_loader import CHARMS, charm_dir, load_charm
 from ops import testing
+
+from kubeflow_charms import drift
 
 logger = logging.getLogger(__name__)
 
@@ -562,6 +564,8 @@ class Model:
         state = self.state_for(unit)
         event = make_event(state)
         self.hooks.append(HookRecord(unit.name, label))
+        # The charms' raw API requests (drift checks) go to this model's cluster.
+        drift.send = self.workloads.kubernetes.send
         unit.ctx.juju_log.clear()
         try:
             out = unit.ctx.run(event, state)
@@ -867,28 +871,40 @@ class Model:
         }
 
     def leaks(self) -> list[str]:
-        """Places outside secrets where a secret's value shows: databags, config, status, logs."""
+        """Places outside secrets where a secret's value shows.
+
+        Databags, config, statuses, logs, every container's Pebble plan, and
+        every object in the cluster but Secrets (whose data holds credentials
+        by design): ConfigMaps, PodDefaults, Deployments, webhooks...
+        """
         values = self.secret_values()
-        found = []
+        return [where for where, text in self._public_places() if any(v in text for v in values)]
 
-        def scan(where: str, text: str) -> None:
-            for value in values:
-                if value in text:
-                    found.append(where)
-                    return
-
+    def _public_places(self) -> Iterator[tuple[str, str]]:
+        """Every place a credential must not be, and its text."""
         for record in self.relations.values():
             for app, data in record.app_data.items():
-                scan(f"relation {record.id} app data of {app}", repr(data))
+                yield f"relation {record.id} app data of {app}", repr(data)
             for unit, data in record.unit_data.items():
-                scan(f"relation {record.id} unit data of {unit}", repr(data))
+                yield f"relation {record.id} unit data of {unit}", repr(data)
         for app in self.apps.values():
-            scan(f"config of {app.name}", repr(app.config))
+            yield f"config of {app.name}", repr(app.config)
         for name, status in {**self.statuses, **self.app_statuses}.items():
-            scan(f"status of {name}", status.message)
+            yield f"status of {name}", status.message
         for unit, level, message in self.logs:
-            scan(f"{level} log line of {unit}", message)
-        return found
+            yield f"{level} log line of {unit}", message
+        for app in self.apps.values():
+            for unit in app.units:
+                for container in unit.state.containers:
+                    plan = yaml.safe_dump(container.plan.to_dict())
+                    yield f"Pebble plan of {unit.name} {container.name}", plan
+        for stored in self.workloads.kubernetes.objects.values():
+            body = stored.body
+            if body["kind"] == "Secret":
+                continue
+            meta = body["metadata"]
+            where = "/".join(filter(None, [meta.get("namespace"), meta["name"]]))
+            yield f"{body['kind']} {where}", yaml.safe_dump(body)
 
     def status_table(self) -> str:
         """A `juju status`-like table of applications, units and relations."""

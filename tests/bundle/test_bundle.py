@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import ops
 import pytest
 import yaml
 from bundle.simulator import BUNDLE, Model, SimulationError, load_bundle, simulate
@@ -66,6 +69,46 @@ def test_no_credential_leaves_its_secret(model: Model):
     values = model.secret_values()
     assert len(values) >= 4  # mysql's two passwords, minio's keys, the relation's copy
     assert model.leaks() == []
+
+
+def test_the_credential_scan_reads_plans_and_cluster_objects(own_model: Model):
+    model = own_model
+    cluster = model.workloads.kubernetes
+    (password, *_) = sorted(model.secret_values())
+    # A Secret holds credentials by design: not a leak.
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "held", "namespace": "kubeflow"},
+        "stringData": {"key": password},
+    }
+    request = httpx.Request(
+        "POST", "https://kubernetes.invalid/api/v1/namespaces/kubeflow/secrets", json=secret
+    )
+    assert cluster.handle(request).status_code == 201
+    assert model.leaks() == []
+    # A ConfigMap, a Deployment's pod template and a Pebble plan must not.
+    (config_map, *_) = cluster.of_kind("ConfigMap")
+    meta = config_map["metadata"]
+    cluster.edit(
+        "ConfigMap",
+        meta["name"],
+        meta.get("namespace"),
+        lambda body: body.setdefault("data", {}).update(leaked=password),
+    )
+    unit = model.apps["dex"].units[0]
+    (container, *_) = unit.state.containers
+    layer = ops.pebble.Layer(
+        {"services": {"leak": {"override": "replace", "command": f"run --key={password}"}}}
+    )
+    leaky = dataclasses.replace(container, layers={**container.layers, "leak": layer})
+    unit.state = dataclasses.replace(
+        unit.state, containers=(set(unit.state.containers) - {container}) | {leaky}
+    )
+    found = model.leaks()
+    where = "/".join(filter(None, [meta.get("namespace"), meta["name"]]))
+    assert f"ConfigMap {where}" in found
+    assert f"Pebble plan of dex/0 {container.name}" in found
 
 
 def test_relation_secret_reaches_the_other_side(model: Model):

@@ -26,6 +26,7 @@ from routes import Conflict, RefusedError, Request, RoutePlan
 
 from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -64,6 +65,7 @@ STAGES = (
 )
 # Peer app databag keys: what the leader applied last.
 HASH_KEY = "manifest-hash"
+OBJECTS_KEY = "owned-objects"  # the digest of the objects as listed after that apply
 INPUTS_KEY = "manifest-inputs"  # the digest of what the manifests in HASH_KEY were rendered from
 ROUTES_KEY = "served-routes"
 REQUESTS_KEY = "route-requests"  # the requests as last read, and the digest of their source
@@ -574,6 +576,11 @@ class IstioCharm(ops.CharmBase):
         served = self._served(plan, inputs)
         context = self._context(inputs, bundle, served)
         digest = render_digest(TEMPLATES, [n for _, names in STAGES for n in names], context)
+        owned = OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
+        )
+        if routine and stored.get(HASH_KEY) and not force:
+            force = owned.drifted()  # an object deleted or changed behind the charm's back
         if force or digest != stored.get(INPUTS_KEY) or not stored.get(HASH_KEY):
             stages = [
                 (self._resources(scope), render(TEMPLATES, names, context))
@@ -585,6 +592,8 @@ class IstioCharm(ops.CharmBase):
                 self._kubernetes_error = e
                 logger.error("applying the Kubernetes objects failed: %s", e)
                 return
+            if force or applied != stored.get(HASH_KEY):
+                owned.record()
         else:
             applied = stored[HASH_KEY]  # the same inputs render the manifests applied last
         if applied != stored.get(HASH_KEY):

@@ -19,6 +19,7 @@ from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
 from gateway_identity import Gateway, InvalidGatewayMetadataError
 
+from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -57,6 +58,7 @@ KFP_UI_APP = "kfp-ui"
 TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag: the hash of the templates and values the leader applied last.
 HASH_KEY = "manifest-hash"
+OBJECTS_KEY = "owned-objects"  # the digest of the objects as listed after that apply
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
 KINDS = (
@@ -178,7 +180,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
                 logger.info("%s (re)started with its new configuration", workload.name)
         if self.unit.is_leader() and inputs.bad_links is None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
-            self._reconcile_cluster(inputs, force=force)
+            routine = isinstance(event, ops.UpdateStatusEvent)
+            self._reconcile_cluster(inputs, force=force, routine=routine)
 
     def _read_inputs(self) -> _Inputs:
         """Config, the route and related apps' links as they are now; writes nothing."""
@@ -257,8 +260,12 @@ class KubeflowDashboardCharm(ops.CharmBase):
     def _configmap_name(self) -> str:
         return f"{self.app.name}-config"
 
-    def _reconcile_cluster(self, inputs: _Inputs, *, force: bool) -> None:
-        """Leader: apply the CRD, RBAC and the dashboard's ConfigMap if they changed."""
+    def _reconcile_cluster(self, inputs: _Inputs, *, force: bool, routine: bool = False) -> None:
+        """Leader: apply the CRD, RBAC and the dashboard's ConfigMap if they changed.
+
+        A routine hook (update-status) also applies them again when one was
+        deleted or changed behind the charm's back.
+        """
         peer = self.model.get_relation(PEERS)
         if peer is None:
             return
@@ -292,8 +299,12 @@ class KubeflowDashboardCharm(ops.CharmBase):
         # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
         # as the rest of its work) and nothing is applied.
         wanted = _templates_hash(templates, context)
+        owned = OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
+        )
         if stored.get(HASH_KEY) == wanted and not force:
-            return
+            if not (routine and owned.drifted()):
+                return
         stages = [
             (self._resources(scope), render(TEMPLATES, names, context))
             for scope, names in templates.items()
@@ -304,6 +315,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
+        owned.record()
         if stored.get(HASH_KEY) != wanted:
             stored[HASH_KEY] = wanted
             logger.info("applied the Kubernetes objects (%d links)", len(inputs.links))

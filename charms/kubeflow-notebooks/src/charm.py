@@ -16,6 +16,7 @@ import spawner_config
 from pebble_workload import File, PebbleWorkload, files_hash
 from spawner_config import NotebooksConfig
 
+from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -43,6 +44,7 @@ DASHBOARD_LINKS = "dashboard-links"
 TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag: the hash of the templates and values the leader applied last.
 HASH_KEY = "manifest-hash"
+OBJECTS_KEY = "owned-objects"  # the digest of the objects as listed after that apply
 SCOPES = ("crds", "rbac")
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
@@ -133,7 +135,7 @@ class NotebooksCharm(ops.CharmBase):
         self.unit.set_ports(jupyter_web_app.PORT)
         if self.unit.is_leader():
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
-            self._reconcile_cluster(force=force)
+            self._reconcile_cluster(force=force, routine=isinstance(event, ops.UpdateStatusEvent))
         self._reconcile_controller(config)
         self._reconcile_web_app(inputs)
 
@@ -149,8 +151,12 @@ class NotebooksCharm(ops.CharmBase):
             return _Inputs(blocked=f"invalid config: {str(e).splitlines()[0]}")
         return _Inputs(config=config, user_header=user_header, url=url)
 
-    def _reconcile_cluster(self, *, force: bool) -> None:
-        """Leader: apply the Notebook kind and the RBAC if changed (hash in the peer data)."""
+    def _reconcile_cluster(self, *, force: bool, routine: bool = False) -> None:
+        """Leader: apply the Notebook kind and the RBAC if changed (hash in the peer data).
+
+        A routine hook (update-status) also applies them again when one was
+        deleted or changed behind the charm's back.
+        """
         peer = self.model.get_relation(PEERS)
         if peer is None:
             return
@@ -171,8 +177,16 @@ class NotebooksCharm(ops.CharmBase):
         # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
         # as the rest of its work) and nothing is applied.
         wanted = _templates_hash(templates, context)
+        owned = OwnedObjects(
+            stored,
+            OBJECTS_KEY,
+            app=self.app.name,
+            model=self.model.name,
+            kinds=CRD_KINDS + RBAC_KINDS,
+        )
         if stored.get(HASH_KEY) == wanted and not force:
-            return
+            if not (routine and owned.drifted()):
+                return
         stages = [
             (self._resources(scope), render(TEMPLATES, names, context))
             for scope, names in templates.items()
@@ -183,6 +197,7 @@ class NotebooksCharm(ops.CharmBase):
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
+        owned.record()
         if stored.get(HASH_KEY) != wanted:
             stored[HASH_KEY] = wanted
             logger.info("applied the Notebook kind and the RBAC")

@@ -20,6 +20,7 @@ from webhook import Webhook
 
 from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -40,6 +41,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag keys: what the leader applied last (names only, never objects).
 HASH_KEY = "manifest-hash"
 INPUTS_KEY = "manifest-inputs"  # the digest of what the objects in HASH_KEY were made from
+OBJECTS_KEY = "owned-objects"  # the digest of the objects as listed after that apply
 NAMESPACES_KEY = "namespaces"
 APPS_KEY = "applied-apps"
 # Scopes of the charm's own objects: a dot never appears in a namespace name.
@@ -64,6 +66,7 @@ DISPATCHED_KINDS = (
     Kind("v1", "ConfigMap"),
     Kind("kubeflow.org/v1alpha1", "PodDefault", "poddefaults"),
 )
+OWNED_KINDS = CRD_KINDS + WEBHOOK_KINDS + RBAC_KINDS + DISPATCHED_KINDS
 
 
 class ResourceDispatcherCharm(ops.CharmBase):
@@ -196,6 +199,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
         related = {app for _, app in self._related_apps()}
         gone = sorted(previous_apps - related)
         context = self._own_context(bundle)
+        owned = OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=OWNED_KINDS
+        )
+        if routine and stored.get(HASH_KEY) and not force:
+            force = owned.drifted()  # an object deleted or changed behind the charm's back
         settled = bool(stored.get(HASH_KEY)) and not force and not gone
         if routine and settled:
             known = json.loads(stored.get(NAMESPACES_KEY) or "[]")
@@ -212,6 +220,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
                 wanted = _hash(own, plan, namespaces)
                 if wanted != stored.get(HASH_KEY) or force or gone:
                     self._apply(own, plan, namespaces, gone)
+                    owned.record()
                     logger.info(
                         "applied %d app(s)' objects in %d profile namespace(s)",
                         len(plan.objects),
