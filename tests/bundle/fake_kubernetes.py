@@ -4,7 +4,8 @@
 this object instead of a cluster. It answers what charms do with lightkube
 and `lightkube-extensions`' KubernetesResourceManager: server-side apply,
 create, get, list (all namespaces or one, with equality label selectors) and
-delete. Every object written is validated first:
+delete, and TokenRequests for existing ServiceAccounts (a made-up token).
+Every object written is validated first:
 
 - built-in kinds against the real Kubernetes OpenAPI schemas
   (`kubernetes-validate`, offline, strict: unknown fields are errors);
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +38,7 @@ import yaml
 KUBERNETES_VERSION = "1.31"
 _PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
-    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|token))?$"
 )
 
 
@@ -56,6 +59,7 @@ class FakeKubernetes:
     objects: dict[tuple[str, str, str | None, str], Stored] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)  # verb, kind, name
     rejected: list[str] = field(default_factory=list)
+    tokens_issued: int = 0  # TokenRequests answered (not objects: not in `writes`)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeKubernetes:
         # The cluster is one: a client that gets copied still talks to it.
@@ -177,6 +181,8 @@ class FakeKubernetes:
         name = name or body.get("metadata", {}).get("name", "")
         key = (api_version, plural, ns, name)
         existing = self.objects.get(key)
+        if sub == "token":
+            return self._token(api_version, plural, ns, name, body)
         if sub == "status":
             if existing is None:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
@@ -199,6 +205,28 @@ class FakeKubernetes:
         return httpx.Response(201 if existing is None else 200, json=obj)
 
     # --- validation
+
+    def _token(
+        self, api_version: str, plural: str, ns: str | None, name: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        """A TokenRequest for a ServiceAccount: a made-up token, valid as long as asked."""
+        if plural != "serviceaccounts" or (api_version, plural, ns, name) not in self.objects:
+            return _status(404, "NotFound", f'{plural} "{name}" not found')
+        seconds = int(body.get("spec", {}).get("expirationSeconds") or 3600)
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=seconds
+        )
+        self.tokens_issued += 1
+        return httpx.Response(
+            201,
+            json={
+                **body,
+                "status": {
+                    "token": f"fake-token-{name}-{self.tokens_issued}-{secrets.token_hex(8)}",
+                    "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+            },
+        )
 
     def validate(self, obj: dict[str, Any]) -> str | None:
         """Why the API server would refuse this object, or None."""
