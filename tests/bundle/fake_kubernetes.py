@@ -5,7 +5,8 @@ this object instead of a cluster. It answers what charms do with lightkube
 and `lightkube-extensions`' KubernetesResourceManager: server-side apply,
 create, get, list (all namespaces or one, with label selectors of equality,
 inequality and existence, page by page with `limit` and `continue`, and as
-a PartialObjectMetadataList when the client asks for one) and delete.
+a PartialObjectMetadataList when the client asks for one), delete, and
+TokenRequests for existing ServiceAccounts (a made-up token).
 `FakeKubernetes.send` answers the raw requests of `kubeflow_charms.drift` the
 same way.
 
@@ -38,8 +39,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +56,7 @@ import yaml
 KUBERNETES_VERSION = "1.31"
 _PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
-    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|token))?$"
 )
 
 
@@ -90,6 +93,7 @@ class FakeKubernetes:
     revision: int = 0  # the last resourceVersion handed out
     uids: int = 0
     lists: int = 0  # list requests answered
+    tokens_issued: int = 0  # TokenRequests answered (not objects: not in `writes`)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeKubernetes:
         # The cluster is one: a client that gets copied still talks to it.
@@ -272,6 +276,8 @@ class FakeKubernetes:
         name = name or body.get("metadata", {}).get("name", "")
         key = (api_version, plural, ns, name)
         existing = self.objects.get(key)
+        if sub == "token":
+            return self._token(api_version, plural, ns, name, body)
         if sub == "status":
             if existing is None:
                 return _status(404, "NotFound", f'{plural} "{name}" not found')
@@ -328,6 +334,28 @@ class FakeKubernetes:
         return stored
 
     # --- validation
+
+    def _token(
+        self, api_version: str, plural: str, ns: str | None, name: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        """A TokenRequest for a ServiceAccount: a made-up token, valid as long as asked."""
+        if plural != "serviceaccounts" or (api_version, plural, ns, name) not in self.objects:
+            return _status(404, "NotFound", f'{plural} "{name}" not found')
+        seconds = int(body.get("spec", {}).get("expirationSeconds") or 3600)
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=seconds
+        )
+        self.tokens_issued += 1
+        return httpx.Response(
+            201,
+            json={
+                **body,
+                "status": {
+                    "token": f"fake-token-{name}-{self.tokens_issued}-{secrets.token_hex(8)}",
+                    "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+            },
+        )
 
     def validate(self, obj: dict[str, Any]) -> str | None:
         """Why the API server would refuse this object, or None."""

@@ -10,13 +10,15 @@
   its buckets for real; MinIO's admin API (users and policies) is a fake
   that keeps them in memory.
 - Kubernetes is `FakeKubernetes`: every lightkube client a charm makes talks
-  to it, and it refuses objects the real schemas refuse.
+  to it, and it refuses objects the real schemas refuse. The cluster CA a
+  pod's token volume holds is a made-up PEM in a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ PERSISTENT = {
     "kubeflow-dashboard": {"profile-controller": ["/etc/profile-controller"]},
     "resource-dispatcher": {"poddefaults-webhook": ["/etc/webhook"]},
 }
+
+# The cluster CA Kubernetes puts beside each pod's token (a made-up PEM).
+CLUSTER_CA = "-----BEGIN CERTIFICATE-----\nc2ltdWxhdGVkIGNsdXN0ZXI=\n-----END CERTIFICATE-----\n"
 
 # Commands and what they print, by charm and container.
 COMMANDS: dict[str, dict[str, dict[str, bytes]]] = {
@@ -78,6 +83,13 @@ class Workloads:
         lightkube.Client._simulation_original_init = original  # type: ignore[attr-defined]
         lightkube.Client.__init__ = routed_init  # type: ignore[method-assign]
 
+    def pod_token_ca(self) -> Path:
+        """The cluster CA in a charm container's own token volume (any PEM will do)."""
+        path = Path(tempfile.gettempdir()) / "simulated-pod-token" / "ca.crt"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(CLUSTER_CA)
+        return path
+
     def charm_class(self, charm: str) -> str:
         """The CharmBase subclass that `src/charm.py` runs."""
         module = load_charm(charm)
@@ -87,6 +99,10 @@ class Workloads:
 
             minio_server.LOCAL_ENDPOINT = self.s3_endpoint
             minio_users.connect = self._minio_admin  # type: ignore[assignment]
+        if charm == "resource-dispatcher":
+            import watch_token  # the charm's own module, loaded with it
+
+            watch_token.CHARM_CA = self.pod_token_ca()
         classes = [
             obj
             for _, obj in inspect.getmembers(module, inspect.isclass)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,12 +11,32 @@ from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import CHARMS
 from conformance import facts
 from ops import testing
-from unit.resource_dispatcher.helpers import CHARM, MODEL, namespace_watch, state, webhook
+from unit.resource_dispatcher.helpers import (
+    CHARM,
+    CLUSTER_CA,
+    MODEL,
+    containers,
+    namespace_watch,
+    state,
+    watch_mount,
+    watch_token,
+    webhook,
+)
 
 FACTS = facts.load("resource-dispatcher")
 WEBHOOK = FACTS["poddefaults-webhook"]
 WATCH = FACTS["namespace-watch"]
+JUJU = FACTS["juju"]
 META = yaml.safe_load((CHARMS / "resource-dispatcher" / "charmcraft.yaml").read_text())
+BUNDLE = yaml.safe_load((CHARMS.parent / "bundle" / "bundle.yaml").read_text())
+
+
+@pytest.fixture(autouse=True)
+def cluster_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster CA where the charm container reads it (its own token volume)."""
+    path = tmp_path / "ca.crt"
+    path.write_text(CLUSTER_CA)
+    monkeypatch.setattr(watch_token, "CHARM_CA", path)
 
 
 @pytest.fixture
@@ -172,3 +193,58 @@ def test_watch_runs_kubectl_under_the_image_shell(out):
     label = WATCH["profile-namespace-label"]
     ((key, value),) = label.value.items()
     assert f"-l {key}={value}" in script, str(label.source)
+
+
+# --- the watch's token: never the pod's ------------------------------------------------------
+
+
+def test_watch_storage_is_mounted_where_the_pod_token_would_go():
+    directory = WATCH["pod-token-directory"]
+    skipped = WATCH["pod-token-skipped-where-mounted"]
+    assert watch_token.TOKEN_DIR == directory.value, str(directory.source)
+    mounts = META["containers"][namespace_watch.CONTAINER]["mounts"]
+    # A volume mounted there keeps the pod's token out of this container.
+    assert {"storage": watch_token.STORAGE, "location": directory.value} in mounts, (
+        f"{directory.source}; {skipped.source}"
+    )
+    # Juju mounts a storage in a workload container only where its `mounts` say, and in the
+    # charm container at the storage's own location: the charm keeps the pod's token.
+    placement = JUJU["workload-container-storage-mounts"]
+    storage = META["storage"][watch_token.STORAGE]
+    assert storage.get("location") != directory.value, str(placement.source)
+    others = [c for name, c in META["containers"].items() if name != namespace_watch.CONTAINER]
+    assert not [c for c in others if c.get("mounts")], str(placement.source)
+    # Juju itself mounts nothing of its own at the token directory.
+    own = JUJU["workload-container-juju-mounts"]
+    assert not [m for m in own.value if m.startswith("/var/run/secrets")], str(own.source)
+
+
+def test_watch_token_files_are_those_kubectl_reads(kube):
+    names = WATCH["in-cluster-files"]
+    needs_token = WATCH["in-cluster-needs-token-file"]
+    mount = watch_mount()
+    ctx = testing.Context(CHARM.ResourceDispatcherCharm)
+    out = ctx.run(ctx.on.config_changed(), state(containers=containers(mount=mount)))
+    source = Path(mount.source)
+    assert sorted(p.name for p in source.iterdir()) == sorted(names.value.values()), str(
+        names.source
+    )
+    assert (source / names.value["token"]).read_text(), str(needs_token.source)
+    assert (source / names.value["namespace"]).read_text() == MODEL, str(names.source)
+    assert (source / names.value["ca"]).read_text() == CLUSTER_CA, str(names.source)
+    watch = out.get_container(namespace_watch.CONTAINER)
+    assert watch.service_statuses[namespace_watch.SERVICE].value == "active"
+
+
+def test_watch_token_belongs_to_the_image_user():
+    user = WATCH["image-user"]
+    assert watch_token.OWNER == user.value, str(user.source)
+    # The charm does not run the container as another user.
+    assert "uid" not in META["containers"][namespace_watch.CONTAINER], str(user.source)
+
+
+def test_bundle_keeps_the_watch_credentials_in_an_emptydir():
+    providers = JUJU["emptydir-storage-providers"]
+    directive = BUNDLE["applications"]["resource-dispatcher"]["storage"][watch_token.STORAGE]
+    pool = next(part for part in directive.split(",") if not part[0].isdigit())
+    assert pool in providers.value, str(providers.source)

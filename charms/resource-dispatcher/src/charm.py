@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import dispatch
 import namespace_watch
 import ops
+import watch_token
 import webhook
 from dispatch import ENDPOINT_KINDS, Offer, Plan
 from namespace_watch import NamespaceWatch
@@ -48,10 +50,12 @@ APPS_KEY = "applied-apps"
 CRDS_SCOPE = "dispatcher.crds"
 WEBHOOK_SCOPE = "dispatcher.webhook"
 RBAC_SCOPE = "dispatcher.rbac"
+WATCH_SCOPE = "dispatcher.watch"
 OWN_TEMPLATES = {
     CRDS_SCOPE: "crds.yaml.j2",
     WEBHOOK_SCOPE: "webhook.yaml.j2",
     RBAC_SCOPE: "rbac.yaml.j2",
+    WATCH_SCOPE: "watch-rbac.yaml.j2",
 }
 
 CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
@@ -60,6 +64,11 @@ WEBHOOK_KINDS = (
     Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
 )
 RBAC_KINDS = (Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),)
+WATCH_KINDS = (
+    Kind("v1", "ServiceAccount"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+)
 DISPATCHED_KINDS = (
     Kind("v1", "Secret"),
     Kind("v1", "ServiceAccount"),
@@ -72,8 +81,12 @@ OWNED_KINDS = CRD_KINDS + WEBHOOK_KINDS + RBAC_KINDS + DISPATCHED_KINDS
 class ResourceDispatcherCharm(ops.CharmBase):
     """Keeps every profile namespace holding the related apps' objects."""
 
+    _stored = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        # When this unit's watch token was issued and expires (seconds since the epoch).
+        self._stored.set_default(watch_token_issued=0.0, watch_token_expires=0.0)
         self._webhook_container = self.unit.get_container(webhook.CONTAINER)
         self._watch_container = self.unit.get_container(namespace_watch.CONTAINER)
         self._webhook = Webhook(self._webhook_container)
@@ -82,6 +95,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         self._plan: Plan | None = None
         self._bundle: CertificateBundle | None = None
         self._kubernetes_error: KubernetesError | None = None
+        self._watch_problem: ops.StatusBase | None = None
 
         on = self.on
         events: list[ops.BoundEvent] = [
@@ -123,12 +137,66 @@ class ResourceDispatcherCharm(ops.CharmBase):
         if bundle is not None and self._webhook_container.can_connect():
             if self._webhook.configure(bundle):
                 logger.info("the webhook (re)started with certificate %s", bundle.serial)
-        if self._watch_container.can_connect() and self._watch.configure():
-            logger.info("started the profile namespace watch")
         if self.unit.is_leader() and bundle is not None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
             routine = isinstance(event, ops.UpdateStatusEvent)
             self._reconcile_cluster(bundle, force=force, routine=routine)
+        if self._watch_container.can_connect():
+            self._reconcile_watch()
+
+    def _reconcile_watch(self) -> None:
+        """Give the watch a narrow token (renewed when due), then keep it running.
+
+        The watch does not start before its token is in place: without it
+        kubectl would find no credentials at all (the pod's token is not
+        mounted in that container).
+        """
+        stored = self._stored
+        now = time.time()
+        issued, expires = stored.watch_token_issued, stored.watch_token_expires
+        fresh = not watch_token.renewal_due(issued, expires, now)
+        if not (fresh and watch_token.files_present(self._watch_container)):
+            if not self._renew_watch_token(now):
+                return
+        if self._watch.configure():
+            logger.info("started the profile namespace watch")
+
+    def _renew_watch_token(self, now: float) -> bool:
+        """Request a new token for the watch and write it for kubectl; whether it is in place."""
+        ca = watch_token.charm_ca()
+        if ca is None:
+            self._watch_problem = ops.WaitingStatus(
+                f"waiting for the cluster CA at {watch_token.CHARM_CA} in the charm container"
+            )
+            return False
+        try:
+            token = watch_token.request_token(self.app.name, self.model.name, now)
+        except KubernetesError as e:
+            logger.error("requesting the namespace watch's token failed: %s", e)
+            if e.status == 404:
+                self._watch_problem = ops.WaitingStatus(
+                    "waiting for the leader to create the namespace watch's service account"
+                )
+            else:
+                self._watch_problem = error_status(e, self.app.name)
+            return False
+        try:
+            watch_token.write_files(self._watch_container, token, ca, self.model.name)
+        except watch_token.TokenFilesError as e:
+            logger.error("%s", e)
+            self._watch_problem = ops.BlockedStatus(str(e))
+            return False
+        self._stored.watch_token_issued = token.issued
+        self._stored.watch_token_expires = token.expires
+        logger.info(
+            "gave the namespace watch a new token of %s, valid until %s",
+            watch_token.service_account(self.app.name),
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires)),
+        )
+        if self._watch.is_running():
+            self._watch.restart()
+            logger.info("restarted the profile namespace watch with its new token")
+        return True
 
     def _certificates(self) -> CertificateBundle | None:
         """The webhook's CA and serving certificate: made, or renewed when due, by the leader."""
@@ -261,6 +329,8 @@ class ResourceDispatcherCharm(ops.CharmBase):
             "profile_label": namespace_watch.PROFILE_LABEL,
             "profile_value": namespace_watch.PROFILE_VALUE,
             "admission_review_versions": list(webhook.ADMISSION_REVIEW_VERSIONS),
+            "watch_service_account": watch_token.service_account(self.app.name),
+            "watch_cluster_name": f"{self.app.name}-{self.model.name}-namespace-watch",
         }
 
     @staticmethod
@@ -273,6 +343,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         self._resources(CRDS_SCOPE, CRD_KINDS).reconcile(own[CRDS_SCOPE])
         self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).reconcile(own[WEBHOOK_SCOPE])
         self._resources(RBAC_SCOPE, RBAC_KINDS).reconcile(own[RBAC_SCOPE])
+        self._resources(WATCH_SCOPE, WATCH_KINDS).reconcile(own[WATCH_SCOPE])
         for app in plan.objects:
             for ns in namespaces:
                 scope = dispatch.scope(app, ns)
@@ -303,6 +374,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
                     self._resources(dispatch.scope(app, ns), DISPATCHED_KINDS).delete()
             self._resources(WEBHOOK_SCOPE, WEBHOOK_KINDS).delete()
             self._resources(RBAC_SCOPE, RBAC_KINDS).delete()
+            self._resources(WATCH_SCOPE, WATCH_KINDS).delete()
         except KubernetesError as e:
             logger.error("deleting the Kubernetes objects failed: %s", e)
 
@@ -371,6 +443,8 @@ class ResourceDispatcherCharm(ops.CharmBase):
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))
         if not self._watch_container.can_connect():
             problems.append(ops.WaitingStatus("waiting for the namespace-watch container"))
+        elif self._watch_problem is not None:
+            problems.append(self._watch_problem)
         elif not self._watch.is_running():
             problems.append(ops.MaintenanceStatus("starting the profile namespace watch"))
         return problems

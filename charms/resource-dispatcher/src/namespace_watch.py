@@ -71,6 +71,10 @@ class NamespaceWatch:
         self._container.replan()
         return True
 
+    def restart(self) -> None:
+        """Restart the watch (kubectl reads a new token when it starts)."""
+        self._container.restart(SERVICE)
+
     def is_running(self) -> bool:
         """Whether the service runs."""
         service = self._container.get_services(SERVICE).get(SERVICE)

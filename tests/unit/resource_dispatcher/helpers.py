@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from typing import Any
 
 from bundle.fake_kubernetes import FakeKubernetes
@@ -15,9 +16,13 @@ from kubeflow_interfaces import kubernetes_manifests
 CHARM = load_charm("resource-dispatcher")
 webhook = CHARM.webhook
 namespace_watch = CHARM.namespace_watch
+watch_token = CHARM.watch_token
 
 MODEL = "kubeflow"
 PEERS = "dispatcher-peers"
+WATCH_ACCOUNT = "resource-dispatcher-namespace-watch"
+# What the charm container's own token volume holds as the cluster CA (any PEM will do).
+CLUSTER_CA = "-----BEGIN CERTIFICATE-----\nY2x1c3Rlci1jYQ==\n-----END CERTIFICATE-----\n"
 PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
 
 
@@ -37,10 +42,23 @@ def add_object(fake: FakeKubernetes, body: dict[str, Any]) -> None:
     fake.client(field_manager="someone-else").apply(codecs.from_dict(body))
 
 
-def containers(*, can_connect: bool = True, notices: tuple = ()) -> set[testing.Container]:
+def watch_mount() -> testing.Mount:
+    """The watch-credentials storage where the namespace-watch container has it (a fresh dir)."""
+    return testing.Mount(location=watch_token.TOKEN_DIR, source=tempfile.mkdtemp())
+
+
+def containers(
+    *, can_connect: bool = True, notices: tuple = (), mount: testing.Mount | None = None
+) -> set[testing.Container]:
+    mount = mount or watch_mount()
     return {
         testing.Container(webhook.CONTAINER, can_connect=can_connect),
-        testing.Container(namespace_watch.CONTAINER, can_connect=can_connect, notices=notices),
+        testing.Container(
+            namespace_watch.CONTAINER,
+            can_connect=can_connect,
+            notices=notices,
+            mounts={"watch-credentials": mount},
+        ),
     }
 
 

@@ -8,6 +8,8 @@ import pytest
 from ops import testing
 from unit.resource_dispatcher.helpers import (
     CHARM,
+    MODEL,
+    WATCH_ACCOUNT,
     add_namespace,
     add_object,
     changed_secret,
@@ -118,7 +120,7 @@ def test_dropped_object_is_pruned(ctx, kube):
     newer = changed_secret(secret, [service_account("a")])
     ctx.run(ctx.on.secret_changed(newer), replace_secret(settled, newer))
 
-    assert names(kube, "ServiceAccount") == {("team-a", "a")}
+    assert names(kube, "ServiceAccount") - {(MODEL, WATCH_ACCOUNT)} == {("team-a", "a")}
 
 
 def test_removed_relation_removes_its_objects(ctx, kube):
@@ -182,7 +184,7 @@ def test_wrong_kind_is_refused_naming_the_app(ctx, kube):
     assert out.unit_status == testing.BlockedStatus(
         "not dispatched: kfp sent v1 ServiceAccount on secrets (only Secret is accepted there)"
     )
-    assert kube.of_kind("ServiceAccount") == []
+    assert names(kube, "ServiceAccount") == {(MODEL, WATCH_ACCOUNT)}
 
 
 def test_pinned_object_goes_only_to_its_profile_namespace(ctx, kube):
@@ -368,5 +370,10 @@ def test_unchanged_inputs_are_not_rendered_again(ctx, kube, monkeypatch):
     # A new namespace is a new input: everything is made again and applied there.
     add_namespace(kube, "team-b")
     ctx.run(ctx.on.relation_changed(again.get_relation(relation.id)), again)
-    assert sorted(rendered) == ["crds.yaml.j2", "rbac.yaml.j2", "webhook.yaml.j2"]
+    assert sorted(rendered) == [
+        "crds.yaml.j2",
+        "rbac.yaml.j2",
+        "watch-rbac.yaml.j2",
+        "webhook.yaml.j2",
+    ]
     assert ("team-b", "minio-credentials") in names(kube, "Secret")

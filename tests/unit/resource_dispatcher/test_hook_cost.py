@@ -18,7 +18,7 @@ from charm_loader import run_fresh
 from kubeflow_charms import certificates
 
 SCRIPT = r"""
-import json, sys, time
+import json, pathlib, sys, time
 from ops import testing
 from unit.resource_dispatcher.helpers import CHARM, offer, secret_object, state
 from kubeflow_charms import kubernetes
@@ -30,6 +30,14 @@ base = state(relation, secrets={certs, manifests})
 applied = []
 kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
 CHARM.profile_namespaces = lambda: ["team-a"]
+ca = pathlib.Path(sys.argv[1]) / "ca.crt"
+ca.write_text("-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----\n")
+CHARM.watch_token.CHARM_CA = ca
+tokens = []
+def request_token(app, ns, now):
+    tokens.append(now)
+    return CHARM.watch_token.Token("issued-token", issued=now, expires=now + 86400)
+CHARM.watch_token.request_token = request_token
 ctx = testing.Context(CHARM.ResourceDispatcherCharm)
 out = ctx.run(ctx.on.config_changed(), base)
 first = len(applied)
@@ -43,6 +51,7 @@ print(json.dumps({
     "cryptography": "cryptography" in sys.modules,
     "first_applies": first,
     "applies": len(applied) - first,
+    "tokens": len(tokens),
     "relations_unchanged": again.relations == out.relations,
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
     "seconds": time.perf_counter() - start,
@@ -56,13 +65,15 @@ def content() -> str:
     return json.dumps(bundle.to_content())
 
 
-def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content):
-    outcome = run_fresh(SCRIPT, stdin=content)
+def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content, tmp_path):
+    outcome = run_fresh(SCRIPT, str(tmp_path), stdin=content)
 
     assert outcome["before"] == {"lightkube": False, "cryptography": False}
-    # The CRD, the webhook, the users' PodDefault role, minio in team-a.
-    assert outcome["first_applies"] == 4
+    # The CRD, the webhook, the users' PodDefault role, the watch's account, minio in team-a.
+    assert outcome["first_applies"] == 5
     assert outcome["applies"] == 0
+    # The watch's token was requested once, on the first hook; not again while fresh.
+    assert outcome["tokens"] == 1
     assert outcome["lightkube"] is False
     assert outcome["cryptography"] is False
     assert outcome["relations_unchanged"] is True
