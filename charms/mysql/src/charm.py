@@ -54,6 +54,10 @@ CREDENTIALS_LABEL = "admin-credentials"
 BACKUP_KEY_LABEL = "backup-key"
 BACKUP_KEY_FIELD = "backup-key"
 BACKUP_BUCKET = "mysql-backups"
+# A user secret holding backup keys of earlier deployments, one per field
+# (say `backup-key`, as the old deployment's own secret shows it): a restore
+# verifies backups signed with them too.
+TRUSTED_KEYS_OPTION = "trusted-backup-keys"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
 READY_CHECK = "mysqld-ready"
 # At most 20 digits: the largest size mysqld takes, 2^64-1, has 20.
@@ -472,6 +476,11 @@ class MySQLCharm(ops.CharmBase):
         if error := self._config_error():
             problems.append(ops.BlockedStatus(f"invalid config: {error}"))
             return problems
+        try:
+            self._trusted_backup_keys()
+        except ValueError as e:
+            problems.append(ops.BlockedStatus(f"invalid config: {e}"))
+            return problems
         leader = self.unit.is_leader()
         data_unit = self._data_unit()
         if not leader and data_unit != self.unit.name:
@@ -583,7 +592,39 @@ class MySQLCharm(ops.CharmBase):
         except ValueError as e:
             raise ActionFailedError(f"the {BACKUP_KEY_LABEL} secret is unusable: {e}") from None
 
-    def _backups(self, *, create_key: bool = False) -> Any:
+    def _trusted_backup_keys(self) -> list[bytes]:
+        """The keys in the `trusted-backup-keys` secret; ValueError naming the option if unusable.
+
+        Every field of the secret holds one key, as `generate_key` writes it
+        (the `backup-key` field of an earlier deployment's own secret). The
+        message never carries a key.
+        """
+        uri = str(self.config.get(TRUSTED_KEYS_OPTION) or "").strip()
+        if not uri:
+            return []
+        where = f"{TRUSTED_KEYS_OPTION}: secret {uri[:64]!r}"
+        try:
+            content = self.model.get_secret(id=uri).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            raise ValueError(
+                f"{where} not found, or not granted (juju grant-secret <secret> {self.app.name})"
+            ) from None
+        except ops.ModelError as e:
+            reason = " ".join(str(e).split())[:120]
+            raise ValueError(f"{where} is unreadable ({reason})") from None
+        if not content:
+            raise ValueError(f"{where} holds no key")
+        from mysql_backups import parse_key
+
+        keys = []
+        for field in sorted(content):
+            try:
+                keys.append(parse_key(content[field]))
+            except ValueError as e:
+                raise ValueError(f"{where}, field {field!r}: {e}") from None
+        return keys
+
+    def _backups(self, *, create_key: bool = False, trusted: bool = False) -> Any:
         try:
             info = self._s3.connection_info()
         except s3.InvalidS3DataError as e:
@@ -603,17 +644,30 @@ class MySQLCharm(ops.CharmBase):
             model=self.model.name,
             app=self.app.name,
             key=self._backup_key(create=create_key),
+            trusted_keys=self._trusted_keys_for_action() if trusted else (),
             workdir=workdir,
         )
 
+    def _trusted_keys_for_action(self) -> list[bytes]:
+        try:
+            return self._trusted_backup_keys()
+        except ValueError as e:
+            raise ActionFailedError(f"invalid config: {e}") from None
+
     def _run_action(self, event: ops.ActionEvent, action) -> None:
         """Run an action body; any failure becomes a clear action failure."""
-        from mysql_backups import BackupError
+        from mysql_backups import BackupError, UnknownKeyError
 
         try:
             event.set_results(action())
         except ActionFailedError as e:
             event.fail(str(e))
+        except UnknownKeyError as e:
+            event.fail(
+                f"{e}. If it is the backup-key of the deployment that made it (juju "
+                f"show-secret backup-key --reveal, there), put it in a user secret granted "
+                f"to {self.app.name} and set {TRUSTED_KEYS_OPTION} to it (see the README)"
+            )
         except BackupError as e:
             event.fail(str(e))
         except WorkloadError as e:
@@ -636,16 +690,21 @@ class MySQLCharm(ops.CharmBase):
         def list_backups():
             if not self.unit.is_leader():
                 raise ActionFailedError("run this action on the leader unit (the primary)")
-            backups = self._backups().list()
-            rows = [f"{'backup-id':<24} {'size':>14}  {'signed':<6}  status"]
+            repo = self._backups(trusted=True)
+            backups = repo.list()
+            rows = [f"{'backup-id':<24} {'size':>14}  {'signed':<6}  {'key':<8}  status"]
             rows += [
-                f"{b.id:<24} {b.size:>14}  {'yes' if b.signed else 'no':<6}  {b.status}"
+                f"{b.id:<24} {b.size:>14}  {'yes' if b.signed else 'no':<6}  "
+                f"{repo.key_origin(b):<8}  {b.status}"
                 for b in backups
             ]
             return {
                 "backups": "\n".join(rows),
                 "count": len(backups),
-                "items": {f"backup-{i}": b.to_dict() for i, b in enumerate(backups)},
+                "items": {
+                    f"backup-{i}": {**b.to_dict(), "key": repo.key_origin(b)}
+                    for i, b in enumerate(backups)
+                },
             }
 
         self._run_action(event, list_backups)
@@ -656,7 +715,7 @@ class MySQLCharm(ops.CharmBase):
             if not backup_id:
                 raise ActionFailedError("give backup-id=<id> (see list-backups)")
             server = self._ready_server()
-            repo = self._backups()
+            repo = self._backups(trusted=True)
             event.log(f"verifying backup {backup_id}")
             backup = repo.restore(server, backup_id)
             return {"backup-id": backup.id, "databases": ",".join(backup.databases)}
