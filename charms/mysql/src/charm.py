@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -48,6 +49,9 @@ PEERS = "mysql-peers"
 # (every `relation-<id>` account on the server has its id in that list).
 DATA_UNIT_KEY = "data-unit"
 USERS_CHECKED_KEY = "relation-users-checked"
+# And a digest of the requirers' databags as of the last time the relation
+# users' grants were brought to what the relations ask for.
+GRANTS_CHECKED_KEY = "relation-grants-checked"
 CREDENTIALS_LABEL = "admin-credentials"
 # The key that signs backups: an app secret of its own, made by the leader with
 # the first backup, so set-password and the relation code never touch it.
@@ -191,10 +195,12 @@ class MySQLCharm(ops.CharmBase):
         if not self._mysqld_ready():
             logger.info("mysqld is not ready yet; relations will be served later")
             return
+        relation_event = isinstance(event, ops.RelationEvent)
         try:
-            self._check_relation_users(server, relation_event=isinstance(event, ops.RelationEvent))
+            self._check_relation_users(server, relation_event=relation_event)
             if self._needs_database_work(event):
                 self._serve_databases(server)
+            self._check_relation_grants(server, relation_event=relation_event)
         except WorkloadError as e:
             # Say mysqld is still starting: relations not answered yet are
             # retried on the next event (update-status at the latest).
@@ -452,6 +458,53 @@ class MySQLCharm(ops.CharmBase):
         peers = self._peers()
         if peers is not None:
             peers.data[self.app][USERS_CHECKED_KEY] = json.dumps(sorted(live))
+
+    def _requests_digest(self) -> str:
+        """A digest of every requirer's app databag: it changes when any request changes."""
+        seen = {
+            str(r.id): dict(r.data[r.app]) if r.app is not None else {}
+            for r in self._database.relations
+        }
+        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+
+    def _check_relation_grants(self, server: MySQLServer, *, relation_event: bool) -> None:
+        """Revoke the grants on databases a relation no longer asks for; keep the databases.
+
+        A v0 requirer naming another database, or a v1 requirer dropping a
+        request, leaves its user a grant on the old database: that grant goes
+        (the data stays). Peer app data records a digest of the requirers'
+        databags as of the last check, so only a changed request makes the
+        charm parse the requests and ask the server (one query); a settled
+        hook does neither. A relation whose request is unreadable keeps its
+        grants. Without the peer relation, the check runs on relation events.
+        """
+        peers = self._peers()
+        digest = self._requests_digest()
+        if peers is not None and peers.data[self.app].get(GRANTS_CHECKED_KEY) == digest:
+            return
+        if peers is None and not relation_event:
+            return
+        wanted: dict[int, set[str]] = {}
+        for relation in self._database.relations:
+            try:
+                requests = self._database.requests(relation)
+            except InvalidRequestError:
+                continue
+            wanted[relation.id] = {r.database for r in requests}
+        revoked, failed = server.revoke_unasked_databases(wanted)
+        for user, database in revoked:
+            logger.info(
+                "revoked %s's grant on %s, which its relation no longer asks for", user, database
+            )
+        if failed:
+            # Tried again on the next hook: the record keeps the old digest.
+            logger.warning(
+                "could not revoke grants no longer asked for: %s",
+                ", ".join(f"{u} on {d}" for u, d in failed),
+            )
+            return
+        if peers is not None:
+            peers.data[self.app][GRANTS_CHECKED_KEY] = digest
 
     def _endpoint(self) -> str:
         unit = self.unit.name.replace("/", "-")
