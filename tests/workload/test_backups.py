@@ -612,8 +612,10 @@ def test_list_newest_first_with_failed_backups(
         "databases",
         "error",
         "signed",
+        "key-id",
     }
     assert result["signed"] == "yes"
+    assert result["key-id"] == key_id(KEY)
 
 
 def test_nothing_to_back_up(admin: MySQLServer, repository: BackupRepository):

@@ -424,6 +424,7 @@ class BackupRepository:
                 finished_at=_timestamp(_utc(None)),
                 databases=tuple(databases),
                 signed=True,
+                key_id=key_id(key),
             )
             self._write_metadata(backup, sha256=digest, server=server, mac=mac)
         except BaseException as e:
