@@ -25,6 +25,7 @@ from mysql_backups import (
     RESTORE_USER,
     BackupError,
     BackupRepository,
+    UnknownKeyError,
     key_id,
     mac_message,
     parse_key,
@@ -467,6 +468,61 @@ def test_restore_of_unknown_or_invalid_id(
     assert executor.commands == []
 
 
+def test_backup_of_deployment_a_restores_in_deployment_b_once_b_trusts_key_a(
+    admin: MySQLServer,
+    mariadb: MariaDB,
+    s3_info: S3ConnectionInfo,
+    repository: BackupRepository,
+    executor: LocalExecutor,
+    tmp_path: Path,
+):
+    # Deployment A (key A) backs up, then is gone; deployment B (same model and
+    # application name, so the same prefix, but its own key B) takes over.
+    make_shop(mariadb, customers=500, orders=500, events=500)
+    made = checksums(mariadb)
+    backup = repository.create(admin, now=T0)
+    mariadb.sql("DROP DATABASE shop; DROP DATABASE `metrics-2`;")
+    key_b = parse_key("b7" * 32)
+
+    def deployment_b(*trusted: bytes) -> BackupRepository:
+        workdir = tmp_path / f"b-{len(list((tmp_path).glob('b-*')))}"
+        workdir.mkdir()
+        return BackupRepository(
+            s3_info,
+            model="kubeflow",
+            app="mysql",
+            key=key_b,
+            trusted_keys=trusted,
+            workdir=str(workdir),
+        )
+
+    before = deployment_b()
+    (listed,) = before.list()
+    assert before.key_origin(listed) == "unknown"
+    with pytest.raises(BackupError, match=f"another key .*{key_id(KEY)}") as refused:
+        before.restore(admin, backup.id)
+    assert isinstance(refused.value, UnknownKeyError)
+    assert refused.value.key_id == key_id(KEY)
+    assert restore_commands(executor, admin) == []
+    assert "shop" not in admin.user_databases()
+
+    after = deployment_b(KEY)
+    (listed,) = after.list()
+    assert after.key_origin(listed) == "trusted"
+    assert after.restore(admin, backup.id).id == backup.id
+    assert checksums(mariadb) == made
+
+    # New backups of B are signed with B's own key, never a trusted one.
+    again = after.create(admin, now=T0.replace(hour=11))
+    meta = json.loads(_get(after, again.id, METADATA_OBJECT))
+    assert meta["key_id"] == key_id(key_b)
+    assert [after.key_origin(b) for b in after.list()] == ["own", "trusted"]
+    # A trusted key that is not the signer's does not make a forged id pass.
+    other = deployment_b(parse_key("c3" * 32))
+    with pytest.raises(UnknownKeyError):
+        other.restore(admin, backup.id)
+
+
 # --- listing -----------------------------------------------------------------------
 
 
@@ -556,8 +612,10 @@ def test_list_newest_first_with_failed_backups(
         "databases",
         "error",
         "signed",
+        "key-id",
     }
     assert result["signed"] == "yes"
+    assert result["key-id"] == key_id(KEY)
 
 
 def test_nothing_to_back_up(admin: MySQLServer, repository: BackupRepository):

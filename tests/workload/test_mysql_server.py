@@ -196,6 +196,44 @@ def _drop_only_gone_relation_users(
     assert admin.drop_stale_relation_users({5}) == ([], [])  # nothing more, one query
 
 
+def test_grants_no_longer_asked_for_are_revoked_and_the_data_kept(
+    admin: MySQLServer, mariadb: MariaDB, executor: LocalExecutor
+):
+    for name in ("first", "second", "kfp_db", "kfpXdb", "theirs"):
+        admin.ensure_database(name)
+    admin.ensure_user("relation-4", "pw-relation-4", "first")
+    admin.ensure_user("relation-4", "pw-relation-4", "second")
+    admin.ensure_user("relation-4", "pw-relation-4", "kfp_db")  # granted as `kfp\_db`
+    admin.ensure_user("relation-6", "pw-relation-6", "theirs")  # a relation not checked
+    admin.ensure_user("relation-x", "pw-relation-x", "first")  # not the charm's name scheme
+    app = connect_as(mariadb, executor, "relation-4", "pw-relation-4")
+    app.execute("CREATE TABLE first.t (i INT); INSERT INTO first.t VALUES (1);")
+
+    # The v0 requirer renamed `first` to `second`; it still asks for `kfp_db`.
+    revoked, failed = admin.revoke_unasked_databases({4: {"second", "kfp_db"}})
+
+    assert (revoked, failed) == ([("relation-4", "first")], [])
+    with pytest.raises(WorkloadError) as error:
+        app.query("SELECT i FROM first.t;")
+    assert "denied" in str(error.value)
+    assert app.user_databases() == ["kfp_db", "second"]
+    assert admin.query("SELECT i FROM first.t;") == [["1"]]  # the data stays
+    assert connect_as(mariadb, executor, "relation-6", "pw-relation-6").user_databases() == [
+        "theirs"
+    ]
+    assert connect_as(mariadb, executor, "relation-x", "pw-relation-x").user_databases() == [
+        "first"
+    ]
+    # Settled: nothing more to revoke.
+    assert admin.revoke_unasked_databases({4: {"second", "kfp_db"}}) == ([], [])
+    # A relation that asks for nothing keeps no grant.
+    assert admin.revoke_unasked_databases({4: set()}) == (
+        [("relation-4", "kfp_db"), ("relation-4", "second")],
+        [],
+    )
+    assert app.user_databases() == []
+
+
 @pytest.mark.parametrize("relation_id", [0, 7, 123456789])
 def test_relation_user_names_round_trip(relation_id: int):
     assert relation_id_of(relation_user(relation_id)) == relation_id

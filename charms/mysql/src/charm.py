@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -48,12 +49,19 @@ PEERS = "mysql-peers"
 # (every `relation-<id>` account on the server has its id in that list).
 DATA_UNIT_KEY = "data-unit"
 USERS_CHECKED_KEY = "relation-users-checked"
+# And a digest of the requirers' databags as of the last time the relation
+# users' grants were brought to what the relations ask for.
+GRANTS_CHECKED_KEY = "relation-grants-checked"
 CREDENTIALS_LABEL = "admin-credentials"
 # The key that signs backups: an app secret of its own, made by the leader with
 # the first backup, so set-password and the relation code never touch it.
 BACKUP_KEY_LABEL = "backup-key"
 BACKUP_KEY_FIELD = "backup-key"
 BACKUP_BUCKET = "mysql-backups"
+# A user secret holding backup keys of earlier deployments, one per field
+# (say `backup-key`, as the old deployment's own secret shows it): a restore
+# verifies backups signed with them too.
+TRUSTED_KEYS_OPTION = "trusted-backup-keys"
 PASSWORD_KEYS = {"root": "root-password", ADMIN_USER: "admin-password"}
 READY_CHECK = "mysqld-ready"
 # At most 20 digits: the largest size mysqld takes, 2^64-1, has 20.
@@ -187,10 +195,12 @@ class MySQLCharm(ops.CharmBase):
         if not self._mysqld_ready():
             logger.info("mysqld is not ready yet; relations will be served later")
             return
+        relation_event = isinstance(event, ops.RelationEvent)
         try:
-            self._check_relation_users(server, relation_event=isinstance(event, ops.RelationEvent))
+            self._check_relation_users(server, relation_event=relation_event)
             if self._needs_database_work(event):
                 self._serve_databases(server)
+            self._check_relation_grants(server, relation_event=relation_event)
         except WorkloadError as e:
             # Say mysqld is still starting: relations not answered yet are
             # retried on the next event (update-status at the latest).
@@ -449,6 +459,53 @@ class MySQLCharm(ops.CharmBase):
         if peers is not None:
             peers.data[self.app][USERS_CHECKED_KEY] = json.dumps(sorted(live))
 
+    def _requests_digest(self) -> str:
+        """A digest of every requirer's app databag: it changes when any request changes."""
+        seen = {
+            str(r.id): dict(r.data[r.app]) if r.app is not None else {}
+            for r in self._database.relations
+        }
+        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+
+    def _check_relation_grants(self, server: MySQLServer, *, relation_event: bool) -> None:
+        """Revoke the grants on databases a relation no longer asks for; keep the databases.
+
+        A v0 requirer naming another database, or a v1 requirer dropping a
+        request, leaves its user a grant on the old database: that grant goes
+        (the data stays). Peer app data records a digest of the requirers'
+        databags as of the last check, so only a changed request makes the
+        charm parse the requests and ask the server (one query); a settled
+        hook does neither. A relation whose request is unreadable keeps its
+        grants. Without the peer relation, the check runs on relation events.
+        """
+        peers = self._peers()
+        digest = self._requests_digest()
+        if peers is not None and peers.data[self.app].get(GRANTS_CHECKED_KEY) == digest:
+            return
+        if peers is None and not relation_event:
+            return
+        wanted: dict[int, set[str]] = {}
+        for relation in self._database.relations:
+            try:
+                requests = self._database.requests(relation)
+            except InvalidRequestError:
+                continue
+            wanted[relation.id] = {r.database for r in requests}
+        revoked, failed = server.revoke_unasked_databases(wanted)
+        for user, database in revoked:
+            logger.info(
+                "revoked %s's grant on %s, which its relation no longer asks for", user, database
+            )
+        if failed:
+            # Tried again on the next hook: the record keeps the old digest.
+            logger.warning(
+                "could not revoke grants no longer asked for: %s",
+                ", ".join(f"{u} on {d}" for u, d in failed),
+            )
+            return
+        if peers is not None:
+            peers.data[self.app][GRANTS_CHECKED_KEY] = digest
+
     def _endpoint(self) -> str:
         unit = self.unit.name.replace("/", "-")
         return f"{unit}.{self.app.name}-endpoints.{self.model.name}.svc.cluster.local:{PORT}"
@@ -471,6 +528,11 @@ class MySQLCharm(ops.CharmBase):
         self._problems = problems
         if error := self._config_error():
             problems.append(ops.BlockedStatus(f"invalid config: {error}"))
+            return problems
+        try:
+            self._trusted_backup_keys()
+        except ValueError as e:
+            problems.append(ops.BlockedStatus(f"invalid config: {e}"))
             return problems
         leader = self.unit.is_leader()
         data_unit = self._data_unit()
@@ -583,7 +645,39 @@ class MySQLCharm(ops.CharmBase):
         except ValueError as e:
             raise ActionFailedError(f"the {BACKUP_KEY_LABEL} secret is unusable: {e}") from None
 
-    def _backups(self, *, create_key: bool = False) -> Any:
+    def _trusted_backup_keys(self) -> list[bytes]:
+        """The keys in the `trusted-backup-keys` secret; ValueError naming the option if unusable.
+
+        Every field of the secret holds one key, as `generate_key` writes it
+        (the `backup-key` field of an earlier deployment's own secret). The
+        message never carries a key.
+        """
+        uri = str(self.config.get(TRUSTED_KEYS_OPTION) or "").strip()
+        if not uri:
+            return []
+        where = f"{TRUSTED_KEYS_OPTION}: secret {uri[:64]!r}"
+        try:
+            content = self.model.get_secret(id=uri).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            raise ValueError(
+                f"{where} not found, or not granted (juju grant-secret <secret> {self.app.name})"
+            ) from None
+        except ops.ModelError as e:
+            reason = " ".join(str(e).split())[:120]
+            raise ValueError(f"{where} is unreadable ({reason})") from None
+        if not content:
+            raise ValueError(f"{where} holds no key")
+        from mysql_backups import parse_key
+
+        keys = []
+        for field in sorted(content):
+            try:
+                keys.append(parse_key(content[field]))
+            except ValueError as e:
+                raise ValueError(f"{where}, field {field!r}: {e}") from None
+        return keys
+
+    def _backups(self, *, create_key: bool = False, trusted: bool = False) -> Any:
         try:
             info = self._s3.connection_info()
         except s3.InvalidS3DataError as e:
@@ -603,17 +697,30 @@ class MySQLCharm(ops.CharmBase):
             model=self.model.name,
             app=self.app.name,
             key=self._backup_key(create=create_key),
+            trusted_keys=self._trusted_keys_for_action() if trusted else (),
             workdir=workdir,
         )
 
+    def _trusted_keys_for_action(self) -> list[bytes]:
+        try:
+            return self._trusted_backup_keys()
+        except ValueError as e:
+            raise ActionFailedError(f"invalid config: {e}") from None
+
     def _run_action(self, event: ops.ActionEvent, action) -> None:
         """Run an action body; any failure becomes a clear action failure."""
-        from mysql_backups import BackupError
+        from mysql_backups import BackupError, UnknownKeyError
 
         try:
             event.set_results(action())
         except ActionFailedError as e:
             event.fail(str(e))
+        except UnknownKeyError as e:
+            event.fail(
+                f"{e}. If it is the backup-key of the deployment that made it (juju "
+                f"show-secret backup-key --reveal, there), put it in a user secret granted "
+                f"to {self.app.name} and set {TRUSTED_KEYS_OPTION} to it (see the README)"
+            )
         except BackupError as e:
             event.fail(str(e))
         except WorkloadError as e:
@@ -636,16 +743,21 @@ class MySQLCharm(ops.CharmBase):
         def list_backups():
             if not self.unit.is_leader():
                 raise ActionFailedError("run this action on the leader unit (the primary)")
-            backups = self._backups().list()
-            rows = [f"{'backup-id':<24} {'size':>14}  {'signed':<6}  status"]
+            repo = self._backups(trusted=True)
+            backups = repo.list()
+            rows = [f"{'backup-id':<24} {'size':>14}  {'signed':<6}  {'key':<8}  status"]
             rows += [
-                f"{b.id:<24} {b.size:>14}  {'yes' if b.signed else 'no':<6}  {b.status}"
+                f"{b.id:<24} {b.size:>14}  {'yes' if b.signed else 'no':<6}  "
+                f"{repo.key_origin(b):<8}  {b.status}"
                 for b in backups
             ]
             return {
                 "backups": "\n".join(rows),
                 "count": len(backups),
-                "items": {f"backup-{i}": b.to_dict() for i, b in enumerate(backups)},
+                "items": {
+                    f"backup-{i}": {**b.to_dict(), "key": repo.key_origin(b)}
+                    for i, b in enumerate(backups)
+                },
             }
 
         self._run_action(event, list_backups)
@@ -656,7 +768,7 @@ class MySQLCharm(ops.CharmBase):
             if not backup_id:
                 raise ActionFailedError("give backup-id=<id> (see list-backups)")
             server = self._ready_server()
-            repo = self._backups()
+            repo = self._backups(trusted=True)
             event.log(f"verifying backup {backup_id}")
             backup = repo.restore(server, backup_id)
             return {"backup-id": backup.id, "databases": ",".join(backup.databases)}

@@ -25,6 +25,11 @@ downloads the whole backup, verifies the MAC, decompresses it, checks its SQL
 that holds rights on the backup's databases only and is dropped afterwards.
 A backup without a MAC, with one that does not verify, or whose SQL is
 refused is not restored and the live data is untouched.
+
+Keys: new backups are always signed with the application's own key; a
+restore verifies with the key whose id (`key_id`, recorded in `backup.json`)
+the backup names: the own key or one of the trusted keys the repository was
+given (the keys of earlier deployments, for disaster recovery).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import secrets
 import tempfile
 import weakref
 import zlib
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +103,14 @@ class BackupError(Exception):
     """A backup or restore did not happen; the message says why, for the operator."""
 
 
+class UnknownKeyError(BackupError):
+    """A backup is signed with a key the repository neither holds nor trusts."""
+
+    def __init__(self, message: str, key_id: str):
+        super().__init__(message)
+        self.key_id = key_id
+
+
 @dataclasses.dataclass(frozen=True)
 class Backup:
     """One backup as recorded in S3."""
@@ -109,6 +123,7 @@ class Backup:
     databases: tuple[str, ...]
     error: str | None = None
     signed: bool = False  # it carries a MAC; only a restore verifies it
+    key_id: str | None = None  # the id of the key it says signed it
 
     def to_dict(self) -> dict[str, str]:
         """Return the backup as action results: hyphenated keys, text values, no empty fields."""
@@ -120,6 +135,8 @@ class Backup:
             "databases": ",".join(self.databases),
             "signed": "yes" if self.signed else "no",
         }
+        if self.key_id:
+            out["key-id"] = self.key_id
         if self.finished_at:
             out["finished-at"] = self.finished_at
         if self.error:
@@ -254,7 +271,9 @@ class BackupRepository:
     lazily, so merely building a repository imports nothing heavy).
     Downloads for a restore and the CA bundle go to `workdir` (the system's
     temp directory by default). `key` (see `parse_key`) signs new backups and
-    verifies them on restore: without it nothing can be created or restored.
+    verifies them on restore: without it nothing can be created. A restore
+    also verifies with any of `trusted_keys` (keys of earlier deployments),
+    picking the key by the key id the backup records.
     """
 
     def __init__(
@@ -264,12 +283,17 @@ class BackupRepository:
         model: str,
         app: str,
         key: bytes | None = None,
+        trusted_keys: Iterable[bytes] = (),
         client: Any = None,
         workdir: str | None = None,
     ):
-        if key is not None and len(key) < KEY_BYTES:
-            raise ValueError(f"a backup key has at least {KEY_BYTES} bytes")
+        trusted = list(trusted_keys)
+        for k in (key, *trusted):
+            if k is not None and len(k) < KEY_BYTES:
+                raise ValueError(f"a backup key has at least {KEY_BYTES} bytes")
         self._key = key
+        self._own_key_id = key_id(key) if key is not None else None
+        self._trusted = {key_id(k): k for k in trusted}
         self._s3 = s3
         self.bucket = s3.bucket
         self.prefix = "/".join(p for p in (s3.path.strip("/"), "mysql-backups", model, app) if p)
@@ -312,6 +336,16 @@ class BackupRepository:
     def key(self, backup_id: str, name: str) -> str:
         """Return the object key of one file of a backup."""
         return f"{self.prefix}/{backup_id}/{name}"
+
+    def key_origin(self, backup: Backup) -> str:
+        """Say which key signed `backup`: `own`, `trusted`, `unknown`, or `none` (unsigned)."""
+        if not backup.signed:
+            return "none"
+        if backup.key_id is not None and backup.key_id == self._own_key_id:
+            return "own"
+        if backup.key_id in self._trusted:
+            return "trusted"
+        return "unknown"
 
     def _get(self, key: str, doing: str) -> bytes | None:
         """Return a small object's content, or None when it does not exist."""
@@ -390,6 +424,7 @@ class BackupRepository:
                 finished_at=_timestamp(_utc(None)),
                 databases=tuple(databases),
                 signed=True,
+                key_id=key_id(key),
             )
             self._write_metadata(backup, sha256=digest, server=server, mac=mac)
         except BaseException as e:
@@ -659,25 +694,40 @@ class BackupRepository:
         return backup
 
     def _check_signature_fields(self, backup_id: str, metadata: dict[str, Any]) -> bytes:
-        """Refuse a backup that cannot be verified with this application's key; return the key."""
+        """Refuse a backup that cannot be verified; return the key that verifies it.
+
+        That is the application's own key or a trusted one, whichever has the
+        key id the backup records (a forged id only picks a key that then
+        fails to verify).
+        """
         if not metadata.get("mac"):
             raise BackupError(
                 f"backup {backup_id} is not authenticated (it has no MAC: made before "
                 "backups were signed, or the MAC was removed); it is refused. If you trust "
                 "it, restore it by hand as the README says"
             )
-        key = self._require_key(f"verify backup {backup_id}")
         if metadata.get("authentication") != MAC_SCHEME:
             raise BackupError(
                 f"backup {backup_id} uses an unknown authentication scheme "
                 f"{str(metadata.get('authentication'))[:40]!r}; refused"
             )
-        if metadata.get("key_id") != key_id(key):
-            raise BackupError(
-                f"backup {backup_id} was signed with another key than this application's "
-                "(another deployment, or forged); refused"
+        signer = str(metadata.get("key_id") or "")[:40]
+        if self._own_key_id is not None and signer == self._own_key_id:
+            assert self._key is not None
+            return self._key
+        if signer in self._trusted:
+            return self._trusted[signer]
+        if self._key is None and not self._trusted:
+            raise UnknownKeyError(
+                f"backup {backup_id} was signed with key {signer!r}, but this application "
+                "holds no backup key yet and trusts none; refused",
+                signer,
             )
-        return key
+        raise UnknownKeyError(
+            f"backup {backup_id} was signed with another key than this application's "
+            f"or a trusted one (key {signer!r}); refused",
+            signer,
+        )
 
     def _run_as_restore_account(self, server: MySQLServer, backup: Backup, sql_path: str) -> None:
         """Feed the dump to the server as a restore account made for this restore alone.
@@ -828,6 +878,7 @@ def _parse_metadata(backup_id: str, raw: bytes | None) -> Backup:
             databases=tuple(str(d) for d in data.get("databases") or ()),
             error=data.get("error"),
             signed=bool(data.get("mac")),
+            key_id=str(data["key_id"])[:40] if data.get("key_id") else None,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return Backup(

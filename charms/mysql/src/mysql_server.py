@@ -495,6 +495,42 @@ class MySQLServer:
                 dropped.append(user)
         return dropped, failed
 
+    def revoke_unasked_databases(
+        self, wanted: dict[int, set[str]]
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Revoke from each relation user the databases its relation no longer asks for.
+
+        `wanted` maps a relation id to the databases it asks for; the users of
+        relations not in it are left alone. Only grants are revoked: the
+        databases and their data stay. Returns the (user, database) grants
+        revoked and those that could not be, each sorted. One query when
+        nothing is to be revoked.
+        """
+        # mysql.db holds database-level grants (a table in both servers), with
+        # the name as the GRANT gave it: `_` and `%` escaped (see _grant_level).
+        rows = self.query(
+            "SELECT User, Db FROM mysql.db WHERE Host = '%' AND User LIKE 'relation-%';"
+        )
+        revoked, failed = [], []
+        for row in sorted(r for r in rows if len(r) == 2):
+            user, pattern = row
+            relation_id = relation_id_of(user)
+            if relation_id is None or relation_id not in wanted:
+                continue
+            name = re.sub(r"\\(.)", r"\1", pattern)
+            if name in wanted[relation_id]:
+                continue
+            account = _account(user, RELATION_USER_HOST)
+            try:
+                self.execute(
+                    f"REVOKE ALL PRIVILEGES ON {quote_identifier(pattern)}.* FROM {account};"
+                )
+            except WorkloadError:
+                failed.append((user, name))
+            else:
+                revoked.append((user, name))
+        return revoked, failed
+
     def set_password(self, user: str, password: str) -> None:
         """Set the password of `user` on every host it exists on.
 

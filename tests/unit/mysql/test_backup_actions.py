@@ -156,7 +156,7 @@ def test_restore_without_a_key_fails_and_touches_nothing(ctx, tmp_path, s3_endpo
     backup_id = ctx.action_results["backup-id"]
     ctx.exec_history.clear()
     # The key's secret is gone (say a new deployment reads an old bucket).
-    with pytest.raises(testing.ActionFailed, match="holds no backup key"):
+    with pytest.raises(testing.ActionFailed, match="holds no backup key yet and trusts none"):
         ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
     assert sql_sent(ctx) == ""
 
@@ -362,3 +362,128 @@ def test_backup_fails_clearly_on_unreadable_s3_data(ctx, tmp_path, s3_endpoint, 
     state = _state(tmp_path, s3_endpoint, bucket, relations={broken})
     with pytest.raises(testing.ActionFailed, match="s3-parameters: "):
         ctx.run(ctx.on.action("create-backup"), state)
+
+
+# --- trusted keys of earlier deployments -------------------------------------------------
+
+OLD_KEY = "cd" * 32
+
+
+def _trusted(content: dict[str, str], **kwargs) -> testing.Secret:
+    """A user secret (model-owned) granted to the app, as `juju add-secret` makes it."""
+    return testing.Secret(tracked_content=content, owner=None, **kwargs)
+
+
+def _new_deployment(state: testing.State, out: testing.State, *extra: testing.Secret):
+    """`state` with the backup key the last run made replaced by another (a new deployment)."""
+    own = testing.Secret(
+        tracked_content={"backup-key": "ab" * 32}, owner="app", label="backup-key"
+    )
+    kept = {s for s in out.secrets if s.label != "backup-key"}
+    return dataclasses.replace(state, secrets={*kept, own, *extra})
+
+
+def test_backup_of_another_deployment_restores_once_its_key_is_trusted(
+    ctx, tmp_path, s3_endpoint, bucket
+):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    old_key = _key_secret(out).tracked_content["backup-key"]
+
+    # The new deployment, with its own key, refuses it and says how to trust the old key.
+    new = _new_deployment(state, out)
+    ctx.exec_history.clear()
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), new)
+    message = failure.value.message
+    assert "signed with another key" in message
+    from mysql_backups import key_id  # the charm's module, on the path since it loaded
+
+    assert key_id(bytes.fromhex(old_key)) in message
+    assert "trusted-backup-keys" in message
+    assert old_key not in message
+    assert sql_sent(ctx) == ""
+
+    # Trusting the old key (its `backup-key` field as `juju show-secret` shows it)
+    # lets the restore verify and run; new backups still use the own key.
+    trusted = _trusted({"backup-key": old_key})
+    new = _new_deployment(state, out, trusted)
+    new = dataclasses.replace(new, config={"trusted-backup-keys": trusted.id})
+    ctx.run(ctx.on.action("list-backups"), new)
+    assert ctx.action_results["items"]["backup-0"]["key"] == "trusted"
+    ctx.exec_history.clear()
+    ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), new)
+    assert ctx.action_results["backup-id"] == backup_id
+    assert "INSERT INTO `runs` VALUES (1),(2),(3);" in sql_sent(ctx)
+
+    ctx.run(ctx.on.action("create-backup"), new)
+    ctx.run(ctx.on.action("list-backups"), new)
+    items = ctx.action_results["items"]
+    assert [items["backup-0"]["key"], items["backup-1"]["key"]] == ["own", "trusted"]
+    assert items["backup-0"]["key-id"] == key_id(bytes.fromhex("ab" * 32))
+
+
+def test_list_backups_says_unknown_for_an_untrusted_key(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    ctx.run(ctx.on.action("list-backups"), _with_secrets(state, out))
+    assert ctx.action_results["items"]["backup-0"]["key"] == "own"
+    ctx.run(ctx.on.action("list-backups"), _new_deployment(state, out))
+    assert ctx.action_results["items"]["backup-0"]["key"] == "unknown"
+    assert "unknown" in ctx.action_results["backups"]
+
+
+def test_several_trusted_keys_and_a_restore_without_an_own_key(ctx, tmp_path, s3_endpoint, bucket):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    old_key = _key_secret(out).tracked_content["backup-key"]
+    # A deployment that never made a backup (no own key) and trusts two keys.
+    trusted = _trusted({"key-one": OLD_KEY, "backup-key": old_key})
+    fresh = dataclasses.replace(
+        state,
+        secrets={*state.secrets, trusted},
+        config={"trusted-backup-keys": trusted.id},
+    )
+    ctx.exec_history.clear()
+    ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), fresh)
+    assert ctx.action_results["backup-id"] == backup_id
+    assert "INSERT INTO `runs`" in sql_sent(ctx)
+
+
+def _bad_trusted_configs():
+    not_hex = _trusted({"backup-key": "not-hex"})
+    short = _trusted({"backup-key": "ab" * 8})
+    return [
+        # A secret that does not exist and one not granted look the same to the charm.
+        pytest.param(set(), "secret:" + "a" * 20, "not found, or not granted", id="unknown"),
+        pytest.param(
+            {not_hex}, not_hex.id, "field 'backup-key': the backup key is not hex", id="hex"
+        ),
+        pytest.param({short}, short.id, "shorter than 32 bytes", id="short"),
+    ]
+
+
+@pytest.mark.parametrize(("secrets", "value", "reason"), _bad_trusted_configs())
+def test_bad_trusted_keys_block_and_fail_restore(
+    ctx, tmp_path, s3_endpoint, bucket, secrets, value, reason
+):
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    bad = dataclasses.replace(
+        _with_secrets(state, out),
+        secrets={*out.secrets, *secrets},
+        config={"trusted-backup-keys": value},
+    )
+    status = ctx.run(ctx.on.update_status(), bad).unit_status
+    assert status.name == "blocked"
+    assert status.message.startswith("invalid config: trusted-backup-keys: ")
+    assert reason in status.message
+    assert OLD_KEY not in status.message
+    ctx.exec_history.clear()
+    for action, params in (("restore", {"backup-id": backup_id}), ("list-backups", {})):
+        with pytest.raises(testing.ActionFailed, match="invalid config: trusted-backup-keys: "):
+            ctx.run(ctx.on.action(action, params=params), bad)
+    assert "DROP" not in sql_sent(ctx)

@@ -79,7 +79,11 @@ def test_settled_update_status_is_light(ctx, tmp_path, version):
         "secret_id": secret.id,
         "tmp": str(tmp_path),
     }
-    assert set(given["peers"]) == {"data-unit", "relation-users-checked"}
+    assert set(given["peers"]) == {
+        "data-unit",
+        "relation-users-checked",
+        "relation-grants-checked",
+    }
 
     result = run_fresh(SCRIPT, stdin=json.dumps(given))
     assert result == {

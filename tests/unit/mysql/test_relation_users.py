@@ -262,3 +262,94 @@ def test_a_refused_second_database_changes_nothing(ctx, tmp_path):
         == first.get_relation(relation.id).local_app_data
     )
     assert out.unit_status == testing.BlockedStatus("kfp-db asked for a refused database: 'mysql'")
+
+
+# --- grants on databases a relation no longer asks for ------------------------------------
+
+GRANTS = "relation-grants-checked"
+
+
+def _grants_listed(relation_id: int, *databases: str) -> str:
+    """What the server answers about the relation user's database grants (mysql.db rows)."""
+    return "".join(f"relation-{relation_id}\t{d}\n" for d in databases)
+
+
+def test_a_v0_rename_revokes_the_old_database_and_keeps_it(ctx, tmp_path):
+    relation = mysql_client.relation_for_provider(
+        database="first", remote_app_name="legacy", format_version="v0"
+    )
+    first = ctx.run(ctx.on.relation_changed(relation), _state(tmp_path, relation, _peers()))
+    recorded = _peer_data(first)[GRANTS]
+    changed = dataclasses.replace(
+        first.get_relation(relation.id),
+        remote_app_data={**relation.remote_app_data, "database": "second"},
+    )
+    # The grant table shows both databases (`first_db`-style names come back escaped).
+    grants = mysql_container(
+        tmp_path, mysql_stdout=_grants_listed(relation.id, "first", "second", "other")
+    )
+    state = dataclasses.replace(_replace_relation(first, changed), containers={grants})
+    ctx.exec_history.clear()
+    out = ctx.run(ctx.on.relation_changed(changed), state)
+    sql = sql_sent(ctx)
+    user = f"'relation-{relation.id}'@'%'"
+    assert f"REVOKE ALL PRIVILEGES ON `first`.* FROM {user};" in sql
+    assert f"REVOKE ALL PRIVILEGES ON `other`.* FROM {user};" in sql
+    assert "ON `second`.* FROM" not in sql
+    assert "DROP DATABASE" not in sql
+    assert _peer_data(out)[GRANTS] != recorded
+
+    # Settled: nothing asked of the server, nothing written.
+    ctx.exec_history.clear()
+    again = ctx.run(ctx.on.update_status(), out)
+    assert commands_run(ctx) == []
+    assert _peer_data(again) == _peer_data(out)
+
+
+def test_a_dropped_v1_request_is_revoked_when_mysqld_is_back(ctx, tmp_path):
+    two = _library_request("kfp", "mlmd")
+    one = _library_request("kfp")
+    relation = testing.Relation(
+        "database", interface="mysql_client", remote_app_name="kfp-db", remote_app_data=two
+    )
+    first = ctx.run(ctx.on.relation_changed(relation), _state(tmp_path, relation, _peers()))
+    recorded = _peer_data(first)[GRANTS]
+
+    # The requirer drops `mlmd` while mysqld is down: no SQL, the record stays.
+    asked = dataclasses.replace(first.get_relation(relation.id), remote_app_data=one)
+    down = dataclasses.replace(
+        _replace_relation(first, asked), containers={mysql_container(tmp_path, ready=False)}
+    )
+    ctx.exec_history.clear()
+    waiting = ctx.run(ctx.on.relation_changed(asked), down)
+    assert [c for c in commands_run(ctx) if c[0] == "mysql"] == []
+    assert _peer_data(waiting)[GRANTS] == recorded
+
+    # mysqld is back: the next update-status revokes `mlmd` (with an escaped `_`
+    # name left alone when asked for) and records the new digest.
+    up = mysql_container(tmp_path, mysql_stdout=_grants_listed(relation.id, "kfp", "mlmd"))
+    ctx.exec_history.clear()
+    later = ctx.run(ctx.on.update_status(), dataclasses.replace(waiting, containers={up}))
+    sql = sql_sent(ctx)
+    assert f"REVOKE ALL PRIVILEGES ON `mlmd`.* FROM 'relation-{relation.id}'@'%';" in sql
+    assert "ON `kfp`.* FROM" not in sql
+    assert "DROP" not in sql
+    assert _peer_data(later)[GRANTS] != recorded
+
+
+def test_grants_of_other_accounts_and_unreadable_requests_are_left_alone(ctx, tmp_path):
+    kfp = mysql_client.relation_for_provider(database="kfp_db", remote_app_name="kfp")
+    broken = testing.Relation(
+        "database",
+        interface="mysql_client",
+        remote_app_name="odd",
+        remote_app_data={"version": "v1", "requests": "{not json"},
+    )
+    listed = (
+        _grants_listed(kfp.id, "kfp\\\\_db")  # as mysql --batch prints `kfp\_db`
+        + _grants_listed(broken.id, "odd")
+        + "relation-77\tgone\nrelation-x\tkfp\napp\tkfp\n"
+    )
+    container = mysql_container(tmp_path, mysql_stdout=listed)
+    ctx.run(ctx.on.update_status(), _state(tmp_path, kfp, broken, _peers(), container=container))
+    assert "REVOKE" not in sql_sent(ctx)
