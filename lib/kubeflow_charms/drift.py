@@ -69,8 +69,19 @@ def selector(app: str, model: str) -> str:
 def list_path(kind: Kind) -> str:
     """The API path that lists a kind's objects in every namespace."""
     group, _, version = kind.api_version.rpartition("/")
-    plural = kind.plural or f"{kind.kind.lower()}s"
+    plural = kind.plural or _plural(kind.kind.lower())
     return f"/apis/{group}/{version}/{plural}" if group else f"/api/{version}/{plural}"
+
+
+def _plural(kind: str) -> str:
+    """The resource name the API server gives a built-in kind (as Kubernetes' own rules)."""
+    if kind == "endpoints":
+        return kind
+    if kind.endswith("y") and kind[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return kind[:-1] + "ies"  # NetworkPolicy: networkpolicies
+    if kind.endswith(("s", "x", "ch", "sh")):
+        return kind + "es"  # Ingress: ingresses
+    return kind + "s"
 
 
 def send(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
