@@ -71,6 +71,28 @@ def test_no_credential_leaves_its_secret(model: Model):
     assert model.leaks() == []
 
 
+def test_minios_root_keys_reach_no_relation_and_no_profile(model: Model):
+    (root,) = [r for r in model.secrets.values() if r.label == "root-credentials"]
+    assert root.owner_app == "minio"
+    assert root.grants == {}  # granted to no relation
+    keys = {value for value in root.content.values() if len(value) >= 8}
+    assert keys
+    holders = [
+        r.label or r.id
+        for r in model.secrets.values()
+        if r is not root and keys & set(r.content.values())
+    ]
+    assert holders == []
+    # mysql's backups reach the bucket as a MinIO user of that relation's own.
+    (backups,) = [
+        r
+        for r in model.secrets.values()
+        if r.owner_app == "minio"
+        and "mysql" in {reader.split("/")[0] for g in r.grants.values() for reader in g}
+    ]
+    assert backups.content["access-key"].startswith("kf-s3-")
+
+
 def test_the_credential_scan_reads_plans_and_cluster_objects(own_model: Model):
     model = own_model
     cluster = model.workloads.kubernetes
