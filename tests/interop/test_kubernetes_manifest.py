@@ -49,6 +49,7 @@ import pytest
 import yaml
 from charm_loader import load_charm
 from ops import testing
+from unit.resource_dispatcher.conftest import cluster_ca  # noqa: F401 - autouse fixture
 from unit.resource_dispatcher.helpers import CHARM as DISPATCHER
 from unit.resource_dispatcher.helpers import add_namespace, names, state
 
