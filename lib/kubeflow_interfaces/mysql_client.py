@@ -258,6 +258,37 @@ class MySQLRequirer:
         """The library's events (`resource_created`, `endpoints_changed`, ...)."""
         return self.handler.on
 
+    def ensure_requested(self) -> bool:
+        """Write our request now if the leader's databag lacks it; True if written.
+
+        The library writes it when the relation is created, on the unit that
+        leads then. A unit that became leader after that (or a relation made
+        while no unit led) never sees that event again, so a charm calls this
+        from its reconcile. The request is built with the library's own
+        models, as its relation-created handler builds it.
+        """
+        relation = self._charm.model.get_relation(self._endpoint)
+        if relation is None or not self._charm.unit.is_leader():
+            return False
+        if relation.data[self._charm.app].get("requests"):
+            return False
+        from dpcharmlibs.interfaces import (
+            OpsRelationRepository,
+            RequirerCommonModel,
+            RequirerDataContractV1,
+            gen_hash,
+            write_model,
+        )
+
+        request = RequirerCommonModel(resource=self._database)
+        request.request_id = gen_hash(request.resource, request.salt)
+        repository = OpsRelationRepository(self._charm.model, relation, self._charm.app)
+        write_model(
+            repository,
+            RequirerDataContractV1[RequirerCommonModel](version="v1", requests=[request]),
+        )
+        return True
+
     def connection(self) -> MySQLConnection | None:
         """The connection data, or None until the provider has answered."""
         relation = self._charm.model.get_relation(self._endpoint)

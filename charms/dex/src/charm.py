@@ -214,6 +214,9 @@ class DexCharm(ops.CharmBase):
         # New charm code may read the same registrations differently.
         self._reread = isinstance(event, ops.UpgradeCharmEvent)
         self._route.publish()
+        if self._database_requirer is not None:
+            # A leader elected after the relation was made has not asked yet.
+            self._database_requirer.ensure_requested()
         inputs = self._read_inputs()
         self._inputs = inputs
         if inputs.config is None or inputs.blocked:

@@ -115,6 +115,24 @@ def test_a_non_leader_asks_for_nothing(ctx: testing.Context):
     assert state_out.get_relation(relation.id).local_app_data == {}
 
 
+def test_a_leader_elected_after_the_relation_was_made_asks_then():
+    # The relation was created while another unit led (or none did): this
+    # unit's databag has no request, and relation-created will not come again.
+    ctx = testing.Context(CHARM.DexCharm, app_name="login")
+    relation = testing.Relation("relational-db", interface="mysql_client", remote_app_name="db")
+    state_in = make_state(relations=(route_relation(), peers(), relation))
+
+    state_out = ctx.run(ctx.on.leader_elected(), state_in)
+
+    (request,) = json.loads(state_out.get_relation(relation.id).local_app_data["requests"])
+    assert request["resource"] == "login"
+    # Asked once: the next hook leaves the request as it is.
+    again = ctx.run(ctx.on.update_status(), state_out)
+    assert again.get_relation(relation.id).local_app_data == (
+        state_out.get_relation(relation.id).local_app_data
+    )
+
+
 class _MySQL(ops.CharmBase):
     """A database charm answering with our mysql_client provider API, as the mysql charm does."""
 
