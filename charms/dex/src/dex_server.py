@@ -202,6 +202,7 @@ class DexServer:
 
         Returns whether anything changed. The container must be reachable.
         """
+        self._settled = False
         file_changed = self._push_if_changed(config)
         layer = pebble_layer()
         layer_changed = not plan_has(self._container.get_plan(), layer)

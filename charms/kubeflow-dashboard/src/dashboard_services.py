@@ -231,6 +231,7 @@ class Workload:
         whose Pebble cannot be reached is left as it is.
         """
         wanted = layer(self.name, settings)
+        self._settled = False
         running = self.running()
         if running and plan_has(self.container.get_plan(), wanted):
             self._settled = True

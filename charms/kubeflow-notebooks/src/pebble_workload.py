@@ -44,6 +44,7 @@ class PebbleWorkload:
         With the plan as wanted and the service running, nothing is written; a
         container whose Pebble cannot be reached is left as it is.
         """
+        self._settled = False
         running = self.running()
         if running and plan_has(self.container.get_plan(), layer):
             self._settled = True
