@@ -535,13 +535,17 @@ def cluster_holds_everything(*modules: ModuleType):
 
     `apply_stages` returns the hash of the stages, as it does when nothing
     changed; the gateway Service has its address; the profile namespaces
-    are those known; buckets exist.
+    are those known; buckets exist; MinIO's admin API makes every user asked for.
     """
     stubs: dict[str, Callable[..., Any]] = {
         "apply_stages": lambda stages, last_hash, *, force=False: kubernetes.stages_hash(stages),
         "load_balancer_address": lambda service, namespace: GATEWAY_ADDRESS,
         "profile_namespaces": lambda *_, **__: list(PROFILE_NAMESPACES),
         "ensure_bucket": lambda credentials, bucket: False,
+        # MinIO's admin API: every scoped user made with its policy.
+        "connect": lambda root, endpoint: None,
+        "ensure_user": lambda admin, name, secret_key, policy: None,
+        "remove_user": lambda admin, name: None,
         "send": api_answer,  # what the drift check lists, and records after an apply
     }
     saved = []
@@ -611,6 +615,7 @@ def data_layer(stage_dir: Path) -> DataLayer:
     minio = staged("minio", stage_dir)
     dispatcher = staged("resource-dispatcher", stage_dir)
     import minio_server
+    import minio_users
 
     world = World(first_secret=30)
     world.link(MYSQL_S3_ID, {"mysql": "s3-parameters", "minio": minio.RELATION})
@@ -633,6 +638,7 @@ def data_layer(stage_dir: Path) -> DataLayer:
     store._manifests = {
         e: minio.ManifestsRequirer(store, e) for e in (minio.SECRETS, minio.POD_DEFAULTS)
     }
+    store._admin_problem = None
     hands = charm_view(
         dispatcher.ResourceDispatcherCharm,
         world.model(
@@ -649,15 +655,94 @@ def data_layer(stage_dir: Path) -> DataLayer:
 
     def one_pass() -> None:
         backups._s3.publish_request()
-        store._reconcile_relations(options, credentials, running=True)
-        store._publish_manifests(options, credentials)
+        store._reconcile_server(options, credentials, running=True)
         bundle = hands._certificates()
         assert bundle is not None
         hands._reconcile_cluster(bundle, force=False, routine=False)
 
-    with cluster_holds_everything(minio_server, dispatcher):
+    with cluster_holds_everything(minio_server, minio_users, dispatcher):
         world.settle(one_pass, "mysql, minio and the resource dispatcher")
     return DataLayer(world, hands)
+
+
+# Dex's database on mysql (bundle/bundle.yaml: dex:relational-db, mysql:database).
+DEX_DATABASE_ID, MYSQL_PEERS_ID, DEX_DATABASE_SECRET = 3, 29, secret_id(2)
+
+
+@dataclasses.dataclass
+class DatabaseRelation:
+    """A mysql_client relation once mysql answered the requirer's one request (v1).
+
+    The requirer's databag as the data platform's requirer library writes it
+    (`version`, and `requests`: a JSON list of `resource`, `request-id`,
+    `salt`); mysql's answer as the provider library writes it: the request
+    echoed with `endpoints`, `version` and `secret-user` (a secret of mysql's,
+    granted to the relation, holding `username` and `password`), the request
+    recorded under `data`. The same shapes as tests/unit/dex/helpers.py and
+    kubeflow_interfaces.mysql_client.relation_for_requirer.
+    """
+
+    id: int
+    requirer: str
+    database: str
+    endpoint: str  # mysql's address, host:port
+    username: str
+    password: str
+
+    def _bags(self) -> tuple[dict[str, str], dict[str, str]]:
+        request = {
+            "resource": self.database,
+            "request-id": f"req-{self.database}",
+            "salt": fake_key(f"salt-{self.database}", 16),
+        }
+        answer = {
+            **request,
+            "endpoints": self.endpoint,
+            "version": "8.4.3",
+            "secret-user": f"secret://{MODEL_UUID}/{DEX_DATABASE_SECRET}",
+        }
+        theirs = {"version": "v1", "requests": json.dumps([request])}
+        ours = {
+            "version": "v1",
+            "requests": json.dumps([answer]),
+            "data": json.dumps({request["request-id"]: request}),
+        }
+        return theirs, ours
+
+    def provider(self) -> Relation:
+        """The relation in mysql's model."""
+        theirs, ours = self._bags()
+        units = [f"{self.requirer}/0"]
+        return Relation(
+            "database", self.id, self.requirer, units, local_app_data=ours, remote_app_data=theirs
+        )
+
+    def requirer_side(self, endpoint: str) -> Relation:
+        """The relation in the requirer's model."""
+        theirs, ours = self._bags()
+        return Relation(
+            endpoint, self.id, "mysql", ["mysql/0"], local_app_data=theirs, remote_app_data=ours
+        )
+
+    def secret(self, *, owner: bool = True) -> Secret:
+        """The credentials secret: mysql's own, or as the requirer reads it (granted)."""
+        content = {"username": self.username, "password": self.password}
+        if owner:
+            label = f"database.{self.id}.user.secret"
+            return Secret(DEX_DATABASE_SECRET, content, label=label)
+        return Secret(DEX_DATABASE_SECRET, content, owner=None)
+
+
+def dex_database(port: int) -> DatabaseRelation:
+    """Dex's database relation, answered by mysql (its `PORT` given)."""
+    return DatabaseRelation(
+        DEX_DATABASE_ID,
+        "dex",
+        "dex",
+        f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:{port}",
+        f"relation-{DEX_DATABASE_ID}",
+        fake_key("dex-database", 32),
+    )
 
 
 def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
@@ -684,28 +769,15 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     container.add_file(server.CONFIG_FILE, server.render_config(options.server_config()))
     container.add_file(server.CLIENT_OPTIONS_FILE, admin.client_options(), permissions=0o600)
 
-    database_id = 3
-    user_secret = secret_id(2)
-    request = {"resource": "kfp", "request-id": "req-kfp", "salt": fake_key("salt", 16)}
-    endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:{server.PORT}"
-    # Only "is this databag non-empty" is read in a settled update-status.
-    answer = {
-        **request,
-        "endpoints": endpoint,
-        "version": "8.4.3",
-        "secret-user": f"secret://{MODEL_UUID}/{user_secret}",
-    }
-    database = Relation(
-        "database",
-        database_id,
-        "kfp",
-        ["kfp/0"],
-        local_app_data={
-            "version": "v1",
-            "requests": json.dumps([answer]),
-            "data": json.dumps({"req-kfp": request}),
+    database = dex_database(server.PORT)
+    peers = Relation.peer(
+        charm.PEERS,
+        MYSQL_PEERS_ID,
+        "mysql",
+        {
+            charm.DATA_UNIT_KEY: "mysql/0",
+            charm.USERS_CHECKED_KEY: json.dumps([DEX_DATABASE_ID]),
         },
-        remote_app_data={"version": "v1", "requests": json.dumps([request])},
     )
     model = Model(
         unit="mysql/0",
@@ -714,7 +786,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         leader=True,
         config=config,
         endpoints=fakejuju.endpoints(metadata),
-        relations=[database, *world.relations("mysql", MYSQL_S3_ID)],
+        relations=[database.provider(), peers, *world.relations("mysql", MYSQL_S3_ID)],
         secrets=[
             Secret(
                 secret_id(1),
@@ -722,11 +794,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
                 label=charm.CREDENTIALS_LABEL,
                 description="MySQL root and admin passwords",
             ),
-            Secret(
-                user_secret,
-                {"username": f"relation-{database_id}", "password": fake_key("kfp", 32)},
-                label=f"database.{database_id}.user.secret",
-            ),
+            database.secret(),
             *world.bench_secrets("mysql"),  # minio's, granted: the bucket's credentials
         ],
         storages={"database/0": STORAGE_LOCATION},
@@ -1123,9 +1191,21 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
     issuer = dex_issuer(charm)
     client = dex_client(oidc_gateway)
     client_secret_uri = f"secret:{CLIENT_SECRET}"
+    neighbour("mysql", charm_dir)
+    import mysql_server
+
+    database = dex_database(mysql_server.PORT)
+    host, port = database.endpoint.rsplit(":", 1)
 
     settings = dex_server.DexSettings(
         issuer=issuer,
+        database=dex_server.DexDatabase(
+            host=host,
+            port=int(port),
+            name=database.database,
+            user=database.username,
+            password=database.password,
+        ),
         log_level=options.log_level,
         connectors=tuple(c.to_dex(issuer) for c in options.parsed_connectors()),
         static_passwords=(admin.static_user(admin_hash).to_dex(),),
@@ -1171,7 +1251,11 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
         leader=True,
         config=fakejuju.config_defaults(metadata),
         endpoints=fakejuju.endpoints(metadata),
-        relations=[peers, *world.relations(app, DEX_ROUTE_ID, OAUTH_ID)],
+        relations=[
+            peers,
+            database.requirer_side(charm.DATABASE),
+            *world.relations(app, DEX_ROUTE_ID, OAUTH_ID),
+        ],
         secrets=[
             Secret(
                 ADMIN_SECRET,
@@ -1183,6 +1267,7 @@ def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
             Secret(
                 CLIENT_SECRET, {"secret": DEX_CLIENT_SECRET}, label=f"client_secret_{OAUTH_ID}"
             ),
+            database.secret(owner=False),  # mysql's, granted
         ],
         opened_ports=[f"{dex_server.HTTP_PORT}/tcp"],
         unit_status=("active", issuer),
@@ -1485,10 +1570,21 @@ def prepared(name: str, work: Path, launcher: Launcher):
 
 
 def check(run: Run, name: str) -> None:
-    """Stop the bench when the hook itself failed: its figures would mean nothing."""
-    if run.returncode == 0:
+    """Stop the bench when the hook failed, wrote, or found its model not settled.
+
+    The figures are those of a settled hook: one that writes something, or
+    sets a status other than active, is not one, and its figures would mean
+    nothing.
+    """
+    unsettled = [s for s in run.statuses if s.split()[1:2] != ["active"]]
+    if run.returncode == 0 and not run.writes and not unsettled:
         return
-    print(f"\n{name}: the {HOOK} hook failed (exit {run.returncode})", file=sys.stderr)
+    if run.returncode != 0:
+        print(f"\n{name}: the {HOOK} hook failed (exit {run.returncode})", file=sys.stderr)
+    for write in run.writes:
+        print(f"\n{name}: the settled {HOOK} hook wrote: {write}", file=sys.stderr)
+    for status in unsettled:
+        print(f"\n{name}: the {HOOK} hook found its model not settled: {status}", file=sys.stderr)
     print(run.stderr, file=sys.stderr)
     for level, message in run.log:
         if level in ("ERROR", "CRITICAL"):

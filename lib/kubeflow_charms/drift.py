@@ -66,22 +66,31 @@ def selector(app: str, model: str) -> str:
     return f"{INSTANCE_LABEL}={instance},{SCOPE_LABEL}"
 
 
+def resource_name(kind: Kind) -> str:
+    """A kind's resource name: its own `plural`, else the name Kubernetes guesses for it.
+
+    Built-in kinds follow Kubernetes' guess (UnsafeGuessKindToResource in
+    apimachinery's pkg/api/meta/restmapper.go): the lower-cased kind, "es"
+    after an "s", "ies" for a final "y", else "s"; Endpoints stays as it is.
+    A wrong name would be a 404, which reads as "no objects": drift unseen.
+    """
+    if kind.plural:
+        return kind.plural
+    name = kind.kind.lower()
+    if name.endswith("endpoints"):
+        return name
+    if name.endswith("s"):
+        return f"{name}es"
+    if name.endswith("y"):
+        return f"{name[:-1]}ies"
+    return f"{name}s"
+
+
 def list_path(kind: Kind) -> str:
     """The API path that lists a kind's objects in every namespace."""
     group, _, version = kind.api_version.rpartition("/")
-    plural = kind.plural or _plural(kind.kind.lower())
+    plural = resource_name(kind)
     return f"/apis/{group}/{version}/{plural}" if group else f"/api/{version}/{plural}"
-
-
-def _plural(kind: str) -> str:
-    """The resource name the API server gives a built-in kind (as Kubernetes' own rules)."""
-    if kind == "endpoints":
-        return kind
-    if kind.endswith("y") and kind[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return kind[:-1] + "ies"  # NetworkPolicy: networkpolicies
-    if kind.endswith(("s", "x", "ch", "sh")):
-        return kind + "es"  # Ingress: ingresses
-    return kind + "s"
 
 
 def send(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:

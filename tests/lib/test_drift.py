@@ -102,6 +102,22 @@ def test_list_paths_are_lightkubes(cluster):
     assert drift.list_path(policy) == "/apis/security.istio.io/v1/authorizationpolicies"
 
 
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("storage.k8s.io/v1", "StorageClass"),
+        ("v1", "Endpoints"),
+        ("v1", "ConfigMap"),
+    ],
+)
+def test_built_in_plurals_follow_kubernetes(api_version: str, kind: str):
+    # A wrong plural is a 404, which the check reads as "no objects": drift unseen.
+    info = resource_registry.load(api_version, kind)._api_info
+    assert drift.resource_name(Kind(api_version, kind)) == info.plural
+
+
 def test_digest_lists_metadata_only_with_the_apps_selector(cluster, monkeypatch):
     seen = []
 

@@ -557,7 +557,7 @@ class DexCharm(ops.CharmBase):
             event.add_status(inputs.database_status)
         elif inputs.issuer is None:
             event.add_status(ops.WaitingStatus("waiting for the route's URL (or set issuer-url)"))
-        elif not self._container.can_connect():
+        elif not self._server.can_connect():
             event.add_status(ops.WaitingStatus("waiting for Pebble in the dex container"))
         elif inputs.admin is not None and self._admin_secret()[1] is None:
             event.add_status(ops.WaitingStatus("waiting for the leader to create the admin user"))

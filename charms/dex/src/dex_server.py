@@ -193,12 +193,16 @@ class DexServer:
 
     def __init__(self, container: ops.Container):
         self._container = container
+        # Set when `configure` found Dex running as wanted: for the rest of the
+        # hook, the status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, config: str) -> bool:
         """Run Dex with this config file; push, replan or restart only what changed.
 
         Returns whether anything changed. The container must be reachable.
         """
+        self._settled = False
         file_changed = self._push_if_changed(config)
         layer = pebble_layer()
         layer_changed = not plan_has(self._container.get_plan(), layer)
@@ -206,6 +210,7 @@ class DexServer:
             self._container.add_layer(SERVICE, layer, combine=True)
         running = self.is_running()
         if running and not (file_changed or layer_changed):
+            self._settled = True
             return False
         if running and not layer_changed:
             # Dex reads its config file only when it starts.
@@ -233,8 +238,14 @@ class DexServer:
         )
         return True
 
+    def can_connect(self) -> bool:
+        """Whether the container's Pebble answers (known once `configure` found Dex settled)."""
+        return self._settled or self._container.can_connect()
+
     def is_running(self) -> bool:
-        """Whether the Dex service is up."""
+        """Whether the Dex service is up (known once `configure` found Dex settled)."""
+        if self._settled:
+            return True
         services = self._container.get_services(SERVICE)
         return SERVICE in services and services[SERVICE].is_running()
 

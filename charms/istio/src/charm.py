@@ -821,7 +821,7 @@ class IstioCharm(ops.CharmBase):
         event.add_status(ops.ActiveStatus(self._active_message(inputs)))
 
     def _workload_problems(self) -> list[ops.StatusBase]:
-        if not self._container.can_connect():
+        if not self._istiod.can_connect():
             return [ops.WaitingStatus("waiting for the istiod container")]
         bundle = self._bundle
         if bundle is None:

@@ -225,11 +225,16 @@ class Istiod:
 
     def __init__(self, container: ops.Container):
         self._container = container
+        # Set when `configure` found istiod running as wanted: for the rest of the
+        # hook, the status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, wanted: list[File], layer: ops.pebble.LayerDict) -> bool:
         """Write the files and start or restart istiod when anything changed; whether it did."""
+        self._settled = False
         running = self.is_running()
         if running and plan_has(self._container.get_plan(), layer):
+            self._settled = True
             return False
         for f in wanted:
             self._container.push(f.path, f.content, make_dirs=True, permissions=f.permissions)
@@ -244,8 +249,14 @@ class Istiod:
         """Restart istiod (it re-reads every file)."""
         self._container.restart(SERVICE)
 
+    def can_connect(self) -> bool:
+        """Whether the container's Pebble answers (known once `configure` found istiod settled)."""
+        return self._settled or self._container.can_connect()
+
     def is_running(self) -> bool:
-        """Whether the service runs."""
+        """Whether the service runs (known once `configure` found istiod settled)."""
+        if self._settled:
+            return True
         service = self._container.get_services(SERVICE).get(SERVICE)
         return service is not None and service.is_running()
 

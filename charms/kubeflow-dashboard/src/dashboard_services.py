@@ -219,6 +219,9 @@ class Workload:
         self.container = container
         self.name = container.name
         self.failed: str | None = None  # why the service did not start in this hook
+        # Set when `configure` found the service running with its plan as wanted:
+        # this hook's status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, settings: Settings) -> bool:
         """Write files and (re)start the service when anything changed; whether it did.
@@ -228,8 +231,12 @@ class Workload:
         whose Pebble cannot be reached is left as it is.
         """
         wanted = layer(self.name, settings)
+        self._settled = False
         running = self.running()
-        if running is None or (running and plan_has(self.container.get_plan(), wanted)):
+        if running and plan_has(self.container.get_plan(), wanted):
+            self._settled = True
+            return False
+        if running is None:
             return False
         for f in files(self.name):
             self.container.push(f.path, f.content, make_dirs=True)
@@ -243,7 +250,13 @@ class Workload:
         return True
 
     def running(self) -> bool | None:
-        """Whether the service runs; None when the container's Pebble cannot be reached."""
+        """Whether the service runs; None when the container's Pebble cannot be reached.
+
+        Once `configure` found it running as wanted, that answer stands for the
+        rest of the hook.
+        """
+        if self._settled:
+            return True
         return service_running(self.container, self.name)
 
     def check_is_up(self) -> bool:

@@ -34,6 +34,9 @@ class PebbleWorkload:
         self.container = container
         self.service = service
         self.check = check
+        # Set when `configure` found the service running with its plan as wanted:
+        # this hook's status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, layer: ops.pebble.LayerDict, files: Sequence[File] = ()) -> bool:
         """Write the files and (re)start the service when the plan differs; whether it did.
@@ -41,8 +44,12 @@ class PebbleWorkload:
         With the plan as wanted and the service running, nothing is written; a
         container whose Pebble cannot be reached is left as it is.
         """
+        self._settled = False
         running = self.running()
-        if running is None or (running and plan_has(self.container.get_plan(), layer)):
+        if running and plan_has(self.container.get_plan(), layer):
+            self._settled = True
+            return False
+        if running is None:
             return False
         for f in files:
             self.container.push(f.path, f.content, make_dirs=True)
@@ -54,7 +61,13 @@ class PebbleWorkload:
         return True
 
     def running(self) -> bool | None:
-        """Whether the service runs; None when the container's Pebble cannot be reached."""
+        """Whether the service runs; None when the container's Pebble cannot be reached.
+
+        Once `configure` found it running as wanted, that answer stands for the
+        rest of the hook.
+        """
+        if self._settled:
+            return True
         return service_running(self.container, self.service)
 
     def check_is_up(self) -> bool:

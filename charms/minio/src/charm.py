@@ -618,7 +618,7 @@ class MinioCharm(ops.CharmBase):
         if inputs.config.mode == "external":
             event.add_status(ops.ActiveStatus(f"external S3 at {inputs.config.endpoint}"))
             return
-        if not self._container.can_connect():
+        if not self._server.can_connect():
             event.add_status(ops.WaitingStatus("waiting for Pebble in the minio container"))
             return
         if inputs.waiting:

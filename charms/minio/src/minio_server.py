@@ -162,6 +162,9 @@ class MinioServer:
 
     def __init__(self, container: ops.Container):
         self._container = container
+        # Set when `configure` found MinIO running as wanted: for the rest of the
+        # hook, the charm reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, credentials: s3.S3Credentials) -> bool:
         """Run MinIO with these root credentials; restart it only when they or the plan change.
@@ -170,11 +173,13 @@ class MinioServer:
         MinIO would start with its default credentials. Returns whether
         anything changed. The container must be reachable.
         """
+        self._settled = False
         keys_changed = self._write_keys(credentials)
         layer = pebble_layer()
         plan_changed = not plan_has(self._container.get_plan(), layer)
         running = self.is_running()
         if not (keys_changed or plan_changed or not running):
+            self._settled = True
             return False
         if plan_changed:
             self._container.add_layer(SERVICE, layer, combine=True)
@@ -251,8 +256,14 @@ class MinioServer:
             logger.info("MinIO stopped (external mode)")
         return changed
 
+    def can_connect(self) -> bool:
+        """Whether the container's Pebble answers (known once `configure` found MinIO settled)."""
+        return self._settled or self._container.can_connect()
+
     def is_running(self) -> bool:
-        """Whether the MinIO service is up."""
+        """Whether the MinIO service is up (known once `configure` found MinIO settled)."""
+        if self._settled:
+            return True
         services = self._container.get_services(SERVICE)
         return SERVICE in services and services[SERVICE].is_running()
 

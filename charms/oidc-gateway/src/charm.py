@@ -227,6 +227,8 @@ class OidcGatewayCharm(ops.CharmBase):
         self._route = RouteRequirer(self, ROUTE, prefix=PROXY_PREFIX, port=PORT)
         self._forward_auth = ForwardAuthProvider(self, FORWARD_AUTH)
         self._inputs: _Inputs | None = None
+        # Set when this hook found the proxy serving: its status reuses the answer.
+        self._found_serving = False
         self._provider_problem: ops.StatusBase | None = None
 
         on = self.on
@@ -288,7 +290,8 @@ class OidcGatewayCharm(ops.CharmBase):
             event.secret.remove_revision(event.revision)
 
     def _serving(self) -> bool:
-        return self._container.can_connect() and self._proxy.is_running()
+        self._found_serving = self._container.can_connect() and self._proxy.is_running()
+        return self._found_serving
 
     def _read_inputs(self) -> _Inputs:
         """Config, identity provider, route and cookie key as they are now; writes nothing."""
@@ -540,9 +543,11 @@ class OidcGatewayCharm(ops.CharmBase):
             event.add_status(status)
         if problems:
             return
-        if not self._container.can_connect():
+        # Pebble reachable and the proxy running, when this hook found it so already.
+        serving = self._found_serving
+        if not serving and not self._container.can_connect():
             event.add_status(ops.WaitingStatus("waiting for Pebble in the oauth2-proxy container"))
-        elif not self._proxy.is_running():
+        elif not serving and not self._proxy.is_running():
             event.add_status(ops.MaintenanceStatus("starting oauth2-proxy"))
         elif not self._proxy.is_ready():
             event.add_status(ops.WaitingStatus("oauth2-proxy is not ready yet"))

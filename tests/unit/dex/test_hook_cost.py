@@ -12,7 +12,7 @@ from __future__ import annotations
 from charm_loader import run_fresh
 
 SCRIPT = r"""
-import json, sys
+import json, sys, tempfile
 from charm_loader import load_charm
 from ops import testing
 
@@ -62,11 +62,19 @@ if case in ("oauth", "oauth-settled"):
         )
     )
 ctx = testing.Context(charm.DexCharm)
+# /etc/dex kept between hooks, so the settled hook finds the config it wrote.
+etc = tempfile.TemporaryDirectory()
 state = testing.State(
     leader=True,
     relations=relations,
     secrets=secrets,
-    containers={testing.Container("dex", can_connect=True)},
+    containers={
+        testing.Container(
+            "dex",
+            can_connect=True,
+            mounts={"etc": testing.Mount(location="/etc/dex", source=etc.name)},
+        )
+    },
     model=testing.Model(name="kubeflow"),
 )
 heavy = (
@@ -86,14 +94,24 @@ if case != "first-run":
         # Settling read the registration with the library: forget it was imported.
         for name in [m for m in sys.modules if m.startswith(heavy)]:
             del sys.modules[name]
+    # Count what the settled hook asks Pebble, by request.
+    import ops
+    asks = []
+    for name in ("can_connect", "get_services", "get_plan", "get_checks"):
+        original = getattr(ops.Container, name)
+        def record(self, *args, _name=name, _original=original, **kwargs):
+            asks.append(_name)
+            return _original(self, *args, **kwargs)
+        setattr(ops.Container, name, record)
     out = ctx.run(ctx.on.update_status(), state)
     unchanged = out.relations == state.relations and out.secrets == state.secrets
 else:
     out = ctx.run(ctx.on.config_changed(), state)
-    unchanged = None
+    unchanged = asks = None
 print(json.dumps({
     **{name: name in sys.modules for name in heavy},
     "unchanged": unchanged,
+    "pebble_asks": asks,
     "unit_status": f"{out.unit_status.name}: {out.unit_status.message}",
 }))
 """
@@ -112,6 +130,9 @@ def _run(case: str) -> dict[str, object]:
 def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
     outcome = _run("plain")
 
+    # Pebble is asked once whether it answers and Dex runs: the status reuses
+    # what the reconcile found.
+    assert outcome.pop("pebble_asks") == ["can_connect", "get_plan", "get_services", "get_checks"]
     assert outcome == {
         "charmlibs.interfaces.oauth": False,
         "charmlibs.interfaces.istio_ingress_route": False,
@@ -140,6 +161,7 @@ def test_settled_hook_with_oauth_relation_does_not_load_the_oauth_library():
     # The registration is taken from the leader's record, the client secret read through ops.
     outcome = _run("oauth-settled")
 
+    outcome.pop("pebble_asks")
     assert outcome == {
         "charmlibs.interfaces.oauth": False,
         "charmlibs.interfaces.istio_ingress_route": False,

@@ -19,6 +19,7 @@ from kubeflow_charms import certificates
 
 SCRIPT = r"""
 import json, sys, time, resource, dataclasses
+import ops
 from ops import testing
 from unit.istio.helpers import CHARM, checks_up, route, auth_relation, state, with_relations
 from kubeflow_charms import kubernetes
@@ -62,6 +63,14 @@ parsed = []
 parse = CHARM.routes.from_istio_ingress_route
 CHARM.routes.from_istio_ingress_route = lambda *a, **k: parsed.append(1) or parse(*a, **k)
 before = {"lightkube": "lightkube" in sys.modules, "cryptography": "cryptography" in sys.modules}
+# Count what the hook asks Pebble, by request.
+asks = []
+for name in ("can_connect", "get_services", "get_plan", "get_checks"):
+    original = getattr(ops.Container, name)
+    def record(self, *args, _name=name, _original=original, **kwargs):
+        asks.append(_name)
+        return _original(self, *args, **kwargs)
+    setattr(ops.Container, name, record)
 start = time.perf_counter()
 again = ctx.run(ctx.on.update_status(), out)
 elapsed = time.perf_counter() - start
@@ -73,6 +82,7 @@ print(json.dumps({
     "applies": len(applied) - settled_applies,
     "parsed": len(parsed),
     "first_applies": settled_applies,
+    "pebble_asks": asks,
     "relations_unchanged": again.relations == out.relations,
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
     "seconds": elapsed,
@@ -114,6 +124,9 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     assert outcome["tls_lib"] is False
     assert outcome["relations_unchanged"] is True
     assert outcome["status"] == "active: http://kf.example.com"
+    # Pebble is asked once whether it answers and istiod runs: the status
+    # reuses what the reconcile found.
+    assert outcome["pebble_asks"] == ["can_connect", "get_services", "get_plan", "get_checks"]
 
 
 def test_settled_update_status_with_a_user_certificate_does_not_check_it_again(content):

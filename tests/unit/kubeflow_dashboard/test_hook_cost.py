@@ -14,6 +14,7 @@ from charm_loader import run_fresh
 
 SCRIPT = r"""
 import json, sys
+import ops
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
     APP, CHARM, checks_up, gateway_relation, route_relation, link, peers, state, ui,
@@ -36,6 +37,12 @@ kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
 out = checks_up(ctx.run(ctx.on.config_changed(), base))
 first = list(applied)
 before = "lightkube" in sys.modules
+asked = []
+get_services = ops.Container.get_services
+def count_services(self, *names):
+    asked.append(self.name)
+    return get_services(self, *names)
+ops.Container.get_services = count_services
 again = ctx.run(ctx.on.update_status(), out)
 print(json.dumps({
     "before": before,
@@ -46,6 +53,7 @@ print(json.dumps({
     "applies": len(applied) - len(first),
     "relations_unchanged": again.relations == out.relations,
     "containers_unchanged": again.containers == out.containers,
+    "services_asked": sorted(asked),
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
 }))
 """
@@ -70,4 +78,7 @@ def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
     assert outcome["pydantic"] is False  # neither the links nor the config need it
     assert outcome["relations_unchanged"] is True
     assert outcome["containers_unchanged"] is True
+    # Each container's Pebble is asked for its service once: the status reuses
+    # what the reconcile found.
+    assert outcome["services_asked"] == ["dashboard", "kfam", "profile-controller"]
     assert outcome["status"] == "active: https://kf.example.com/"

@@ -34,6 +34,12 @@ for name in ("push", "add_layer", "replan", "restart", "start", "stop"):
         pebble.append(_name)
         return _original(self, *args, **kwargs)
     setattr(ops.Container, name, record)
+asked = []
+get_services = ops.Container.get_services
+def count_services(self, *names):
+    asked.append(self.name)
+    return get_services(self, *names)
+ops.Container.get_services = count_services
 again = ctx.run(ctx.on.update_status(), out)
 plans = all(again.get_container(c.name).plan == c.plan for c in out.containers)
 print(json.dumps({
@@ -46,6 +52,7 @@ print(json.dumps({
     "relations_unchanged": again.relations == out.relations,
     "plans_unchanged": plans,
     "pebble_writes": pebble,
+    "services_asked": sorted(asked),
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
 }))
 """
@@ -68,4 +75,7 @@ def test_settled_update_status_imports_no_lightkube_and_writes_nothing():
     assert outcome["relations_unchanged"] is True
     assert outcome["plans_unchanged"] is True
     assert outcome["pebble_writes"] == []
+    # Each container's Pebble is asked for its service once: the status reuses
+    # what the reconcile found.
+    assert outcome["services_asked"] == ["jupyter-web-app", "notebook-controller"]
     assert outcome["status"] == "active: "

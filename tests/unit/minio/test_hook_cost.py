@@ -130,6 +130,7 @@ def test_relation_without_user_loads_the_minio_sdk_to_make_it():
 SETTLED_SCRIPT = r"""
 import json, pathlib, sys, tempfile
 from charm_loader import load_charm
+import ops
 from ops import testing
 from kubeflow_interfaces import s3
 
@@ -201,9 +202,18 @@ state = testing.State(
 )
 before = "pydantic" in sys.modules
 ctx = testing.Context(charm.MinioCharm)
+# Count what the hook asks Pebble, by request.
+asks = []
+for name in ("can_connect", "get_services", "get_plan", "get_checks"):
+    original = getattr(ops.Container, name)
+    def record(self, *args, _name=name, _original=original, **kwargs):
+        asks.append(_name)
+        return _original(self, *args, **kwargs)
+    setattr(ops.Container, name, record)
 out = ctx.run(ctx.on.update_status(), state)
 print(json.dumps({
     "before": before,
+    "pebble_asks": asks,
     "pydantic": "pydantic" in sys.modules,
     "minio": "minio" in sys.modules,
     "unchanged": out.get_relation(relation.id).local_app_data == local,
@@ -216,6 +226,9 @@ print(json.dumps({
 def test_settled_update_status_does_not_load_pydantic():
     outcome = run_fresh(SETTLED_SCRIPT)
 
+    # Pebble is asked once whether it answers and MinIO runs: the rest of the
+    # hook reuses what the reconcile found.
+    assert outcome.pop("pebble_asks") == ["can_connect", "get_plan", "get_services"]
     assert outcome == {
         "before": False,
         "pydantic": False,

@@ -16,6 +16,7 @@ import json, sys, tempfile
 from pathlib import Path
 
 from charm_loader import load_charm
+import ops
 from ops import testing
 
 charm = load_charm("oidc-gateway")
@@ -111,8 +112,17 @@ if sys.argv[1] == "update-status":
     event = ctx.on.update_status()
 else:
     event = ctx.on.relation_changed(oauth)
+# Count what the hook asks Pebble, by request.
+asks = []
+for name in ("can_connect", "get_services", "get_plan", "get_checks"):
+    original = getattr(ops.Container, name)
+    def record(self, *args, _name=name, _original=original, **kwargs):
+        asks.append(_name)
+        return _original(self, *args, **kwargs)
+    setattr(ops.Container, name, record)
 out = ctx.run(event, state)
 print(json.dumps({
+    "pebble_asks": asks,
     "unchanged": all(
         out.get_relation(r.id).local_app_data == r.local_app_data for r in (route, forward_auth)
     ),
@@ -135,7 +145,12 @@ def _run(hook: str) -> dict[str, object]:
 
 
 def test_settled_update_status_loads_no_ecosystem_library():
-    assert _run("update-status") == {
+    outcome = _run("update-status")
+
+    # Pebble is asked once whether it answers and the proxy runs: the status
+    # reuses what the hook found.
+    assert outcome.pop("pebble_asks") == ["can_connect", "get_services", "get_checks"]
+    assert outcome == {
         "unchanged": True,
         "oauth library": False,
         "route library": False,
@@ -147,7 +162,10 @@ def test_settled_update_status_loads_no_ecosystem_library():
 
 def test_a_relation_change_loads_the_oauth_library_to_read_dex_and_no_other():
     # The control: the same settled model, a hook whose inputs may have changed.
-    assert _run("relation-changed") == {
+    outcome = _run("relation-changed")
+
+    outcome.pop("pebble_asks")
+    assert outcome == {
         "unchanged": True,
         "oauth library": True,
         "route library": False,
