@@ -1,13 +1,15 @@
 """What a first run of the tools does: `--help` touches nothing, aks-up.sh asks first.
 
-Fake `az`, `juju`, `kubectl` and `charmcraft` come first on PATH and record
-every call, one line each, in a file; a tool that only printed its help
-leaves that file absent. The Python interpreter aks-up.sh runs (`PYTHON`) is
-a fake too, so its deploy step records its argv instead of deploying.
+Fake `az`, `juju`, `kubectl` (tests/tools/stubs) and `charmcraft` come first
+on PATH and record every call, one line each, in a file; a tool that only
+printed its help leaves that file absent. The Python interpreter aks-up.sh
+runs (`PYTHON`) fakes tools/deploy.py, so its deploy step records its argv
+instead of deploying.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import stat
@@ -22,37 +24,12 @@ TOOLS = ROOT / "tools"
 AKS_UP = TOOLS / "aks-up.sh"
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 
-FAKE_AZ = f"""\
-echo "az $*" >> "$CALLS"
-case "$1 $2" in
-  "account show") echo "{SUBSCRIPTION}" ;;
-  "aks show") exit 3 ;;  # not found: the script creates it
-  "aks nodepool") [ "$3" = show ] && exit 3 ;;
-  "ad sp") printf 'app-id\\napp-password\\n' ;;
-  "aks get-credentials")
-    while [ $# -gt 0 ]; do [ "$1" = --file ] && : > "$2"; shift; done ;;
-esac
-exit 0
-"""
+# The fake az, juju and kubectl of tests/tools/stubs (they record their argv,
+# one JSON list a line, and keep what they created in $STUB_STATE). The
+# interpreter aks-up.sh runs (PYTHON) is real but for tools/deploy.py.
+STUBS = Path(__file__).parent / "stubs"
 
-FAKE_JUJU = """\
-echo "juju $*" >> "$CALLS"
-case "$1" in
-  version) echo 3.6.4-genericlinux-amd64 ;;
-  show-credential|show-controller|show-cloud|show-model) exit 1 ;;
-  storage-pools) echo '{}' ;;
-esac
-exit 0
-"""
-
-# `-c 'import yaml'` succeeds; the storage-pool check (reads JSON) says "none yet".
-FAKE_PYTHON = """\
-echo "python $*" >> "$CALLS"
-case "$2" in *json*) exit 1 ;; esac
-exit 0
-"""
-
-RECORD_ONLY = 'echo "{name} $*" >> "$CALLS"\nexit 0\n'
+RECORD_ONLY = 'printf \'["{name}"]\\n\' >> "$CALLS"\nexit 0\n'
 
 
 def _fake(bin_dir: Path, name: str, script: str) -> Path:
@@ -73,25 +50,26 @@ def env(tmp_path: Path, calls: Path) -> dict[str, str]:
     """An environment whose PATH finds the fakes before anything real."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _fake(bin_dir, "az", FAKE_AZ)
-    _fake(bin_dir, "juju", FAKE_JUJU)
-    python = _fake(bin_dir, "fake-python", FAKE_PYTHON)
-    for name in ("kubectl", "charmcraft"):
-        _fake(bin_dir, name, RECORD_ONLY.format(name=name))
+    (bin_dir / "python3").symlink_to(sys.executable)  # the stubs' interpreter
+    _fake(bin_dir, "charmcraft", RECORD_ONLY.format(name="charmcraft"))
     home = tmp_path / "home"
     home.mkdir()
     return {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PATH": f"{bin_dir}:{STUBS}:/usr/bin:/bin",
         "HOME": str(home),
         "CALLS": str(calls),
-        "PYTHON": str(python),
+        "STUB_STATE": str(tmp_path / "state.json"),
+        "STUB_REAL_PYTHON": sys.executable,
+        "PYTHON": str(STUBS / "deploy-python"),
         "PACK": "0",
         "LANG": "C.UTF-8",
     }
 
 
 def _recorded(calls: Path) -> list[str]:
-    return calls.read_text().splitlines() if calls.exists() else []
+    if not calls.exists():
+        return []
+    return [" ".join(json.loads(line)) for line in calls.read_text().splitlines()]
 
 
 def _aks_up(env: dict[str, str], *args: str, answer: str | None = None):
@@ -194,10 +172,6 @@ CHECKS = [
 ]
 
 
-def _checks_only(lines: list[str]) -> list[str]:
-    return [line for line in lines if not line.startswith("python -c import yaml")]
-
-
 def test_aks_up_declined_on_the_terminal_creates_nothing(env, calls):
     result = _aks_up(env, answer="n")
     assert result.returncode == 1
@@ -206,13 +180,13 @@ def test_aks_up_declined_on_the_terminal_creates_nothing(env, calls):
     # What it would create was listed first.
     assert "AKS cluster      kubeflow-aks" in result.stdout
     assert "3 VMs" in result.stdout
-    assert _checks_only(_recorded(calls)) == CHECKS
+    assert _recorded(calls) == CHECKS
 
 
 def test_aks_up_with_no_answer_creates_nothing(env, calls):
     result = _aks_up(env, answer="")
     assert result.returncode == 1
-    assert _checks_only(_recorded(calls)) == CHECKS
+    assert _recorded(calls) == CHECKS
 
 
 def _created(lines: list[str]) -> list[str]:
@@ -240,10 +214,10 @@ def test_aks_up_with_yes_asks_nothing_and_creates_everything(env, calls):
         "az aks nodepool add",
         "az aks nodepool add",
         "az aks nodepool add",
+        "az aks nodepool add",
         "juju bootstrap azure/eastus kubeflow-azure",
     ]
     assert any(line.startswith("juju add-model kubeflow kubeflow-aks") for line in lines)
     (deploy,) = [line for line in lines if "tools/deploy.py" in line]
     assert "--overlay " + str(ROOT / "bundle" / "overlays" / "aks.yaml") in deploy
     assert "--no-pack" in deploy  # PACK=0
-    assert not any(line.startswith("kubectl") for line in lines)
