@@ -10,7 +10,6 @@ tools/deploy.py, recording the overlays it was given.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -54,6 +53,8 @@ class Run:
         self.state_file = tmp_path / "state.json"
         self.home = tmp_path / "home"
         self.home.mkdir()
+        self.tmp = tmp_path / "tmp"  # the script's private work directory goes here
+        self.tmp.mkdir()
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         # The fakes are Python scripts; the test's interpreter has PyYAML.
@@ -61,10 +62,12 @@ class Run:
         self.env = {
             "PATH": f"{bin_dir}:{STUBS}:/usr/bin:/bin",
             "HOME": str(self.home),
+            "TMPDIR": str(self.tmp),
             "LANG": "C.UTF-8",
             "CALLS": str(self.calls_file),
             "STUB_STATE": str(self.state_file),
             "STUB_REAL_PYTHON": sys.executable,
+            "PYTHONDONTWRITEBYTECODE": "1",  # nothing written next to the stubs
             "PYTHON": str(STUBS / "deploy-python"),
             "PACK": "0",
             "BOOTSTRAP_RETRY_SECONDS": "0",
@@ -292,8 +295,8 @@ def test_the_credential_file_quotes_the_secret(run):
         "application-password": secret,
         "subscription-id": SUBSCRIPTION,
     }
-    # The credentials file was private and is gone.
-    assert not any(Path(os.sep, "tmp").glob("tmp*/credentials.yaml"))
+    # The credentials file (and the site overlay) were private and are gone.
+    assert list(run.tmp.iterdir()) == []
 
 
 def test_bootstrap_is_retried_while_the_service_principal_propagates(run):

@@ -60,6 +60,7 @@ def env(tmp_path: Path, calls: Path) -> dict[str, str]:
         "CALLS": str(calls),
         "STUB_STATE": str(tmp_path / "state.json"),
         "STUB_REAL_PYTHON": sys.executable,
+        "PYTHONDONTWRITEBYTECODE": "1",  # nothing written next to the stubs
         "PYTHON": str(STUBS / "deploy-python"),
         "PACK": "0",
         "LANG": "C.UTF-8",
