@@ -208,8 +208,8 @@ AKS_POOLS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
 def _juju_placement(constraints: str) -> tuple[dict[str, str], list[tuple[str, str, list[str]]]]:
     """The nodeSelector and required node affinity Juju gives a charm's pod.
 
-    As juju/juju caas/kubernetes/provider/application/constraints.go
-    (ApplyConstraints, processNodeAffinity) makes them: `arch=` becomes the
+    As juju/juju caas/kubernetes/provider/application/constraints.go (commit
+    060e1756, ApplyConstraints and processNodeAffinity) makes them: `arch=` becomes the
     nodeSelector kubernetes.io/arch; each `tags=` item `[^][node.]<label>=<v1|v2>`
     a match expression on <label> (In, or NotIn with `^`), the `node.` prefix
     dropped; `pod.` and `anti-pod.` tags are pod affinity, not node placement.
