@@ -185,12 +185,91 @@ def test_second_mysql_unit_says_replication_is_not_supported(s3_endpoint, tmp_pa
     assert "replication is not supported yet" in model.app_statuses["mysql"].message
 
 
-def test_aks_overlay_pins_every_application_to_the_system_pool():
-    bundle = load_bundle(BUNDLE, [BUNDLE.parent / "overlays" / "aks.yaml"])
-    for name, spec in bundle["applications"].items():
-        constraints = spec.get("constraints", "").split()
-        assert "tags=node.kubernetes.azure.com/mode=system" in constraints, name
-        assert "arch=amd64" in constraints, name
+# --- placement on AKS ----------------------------------------------------------------------
+
+AKS = BUNDLE.parent / "overlays" / "aks.yaml"
+
+# The node pools tools/aks-up.sh makes: each node's labels and taints.
+AKS_POOLS: dict[str, tuple[dict[str, str], list[tuple[str, str, str]]]] = {
+    "system": ({"kubernetes.io/arch": "amd64"}, [("CriticalAddonsOnly", "true", "NoSchedule")]),
+    "platform": ({"kubernetes.io/arch": "amd64", "kubeflow.org/pool": "platform"}, []),
+    "cpu": ({"kubernetes.io/arch": "amd64", "kubeflow.org/pool": "cpu"}, []),
+    "gpu": (
+        {"kubernetes.io/arch": "amd64", "kubeflow.org/pool": "gpu"},
+        [("sku", "gpu", "NoSchedule")],
+    ),
+    "arm64": (
+        {"kubernetes.io/arch": "arm64", "kubeflow.org/pool": "arm64"},
+        [("kubeflow.org/arch", "arm64", "NoSchedule")],
+    ),
+}
+
+
+def _juju_placement(constraints: str) -> tuple[dict[str, str], list[tuple[str, str, list[str]]]]:
+    """The nodeSelector and required node affinity Juju gives a charm's pod.
+
+    As juju/juju caas/kubernetes/provider/application/constraints.go (commit
+    060e1756, ApplyConstraints and processNodeAffinity) makes them: `arch=` becomes the
+    nodeSelector kubernetes.io/arch; each `tags=` item `[^][node.]<label>=<v1|v2>`
+    a match expression on <label> (In, or NotIn with `^`), the `node.` prefix
+    dropped; `pod.` and `anti-pod.` tags are pod affinity, not node placement.
+    Juju gives the pod no tolerations.
+    """
+    selector: dict[str, str] = {}
+    expressions: list[tuple[str, str, list[str]]] = []
+    for item in constraints.split():
+        name, _, value = item.partition("=")
+        if name == "arch":
+            selector["kubernetes.io/arch"] = value
+        elif name == "tags":
+            for tag in value.split(","):
+                key, _, values = tag.partition("=")
+                operator = "NotIn" if key.startswith("^") else "In"
+                key = key.removeprefix("^")
+                if key.startswith(("pod.", "anti-pod.")):
+                    continue
+                expressions.append((key.removeprefix("node."), operator, values.split("|")))
+    return selector, expressions
+
+
+def _pools_for(
+    selector: dict[str, str], expressions: list[tuple[str, str, list[str]]]
+) -> set[str]:
+    """The pools a pod with this placement and no tolerations may be scheduled on."""
+    fits = set()
+    for pool, (labels, taints) in AKS_POOLS.items():
+        if taints or any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        if all((labels.get(k) in vs) == (op == "In") for k, op, vs in expressions):
+            fits.add(pool)
+    return fits
+
+
+@pytest.fixture
+def aks_model(settled_models) -> Iterator[Model]:
+    """The settled bundle with the AKS overlay, shared by the tests that only read it."""
+    yield from settled_models.shared([AKS])
+
+
+def test_aks_overlay_places_every_charm_and_the_gateway_on_the_platform_pool(aks_model: Model):
+    assert aks_model.apps.keys() == load_bundle(BUNDLE)["applications"].keys()
+    for name, app in aks_model.apps.items():
+        assert _pools_for(*_juju_placement(app.constraints)) == {"platform"}, name
+
+    # The gateway is the istio charm's Deployment: placed by its config, not by Juju.
+    deployment = aks_model.workloads.kubernetes.get(
+        "Deployment", "istio-ingressgateway", "kubeflow"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert "tolerations" not in pod
+    assert _pools_for(pod["nodeSelector"], []) == {"platform"}
+
+
+def test_without_the_overlay_nothing_is_pinned(model: Model):
+    for name, app in model.apps.items():
+        assert _pools_for(*_juju_placement(app.constraints)) >= {"platform", "cpu"}, name
+    deployment = model.workloads.kubernetes.get("Deployment", "istio-ingressgateway", "kubeflow")
+    assert "nodeSelector" not in deployment["spec"]["template"]["spec"]
 
 
 def test_overlay_merges_options_onto_the_bundle():

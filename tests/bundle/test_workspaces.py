@@ -105,16 +105,34 @@ def test_aks_overlay_offers_the_gpu_and_arm64_pools_in_the_spawner(aks_model: Mo
         "kubeflow-notebooks/0", "jupyter-web-app", "/etc/config/spawner_ui_config.yaml"
     )
     form = yaml.safe_load(text)["spawnerFormDefaults"]
-    affinity = {o["configKey"]: o for o in form["affinityConfig"]["options"]}
-    assert set(affinity) == {"aks-gpu-pool", "aks-arm64-pool"}
-    gpu_terms = affinity["aks-gpu-pool"]["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ]["nodeSelectorTerms"]
-    assert gpu_terms[0]["matchExpressions"][0]["key"] == "kubernetes.azure.com/accelerator"
-    (group,) = form["tolerationGroup"]["options"]
-    assert group["tolerations"] == [
-        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
-    ]
+    # A new notebook starts on the CPU pool; GPU and ARM64 notebooks pick their pool's
+    # affinity and its toleration group. Pools are told apart by the label
+    # tools/aks-up.sh sets, never by kubernetes.io/arch (kubernetes/autoscaler#9322).
+    assert form["affinityConfig"]["value"] == "aks-cpu-pool"
+    pools = {}
+    for option in form["affinityConfig"]["options"]:
+        (term,) = option["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+        (expression,) = term["matchExpressions"]
+        assert expression["key"] == "kubeflow.org/pool"
+        assert expression["operator"] == "In"
+        pools[option["configKey"]] = expression["values"]
+    assert pools == {"aks-cpu-pool": ["cpu"], "aks-gpu-pool": ["gpu"], "aks-arm64-pool": ["arm64"]}
+    groups = {g["groupKey"]: g["tolerations"] for g in form["tolerationGroup"]["options"]}
+    assert groups == {
+        "aks-gpu-pool": [
+            {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+        ],
+        "aks-arm64-pool": [
+            {
+                "key": "kubeflow.org/arch",
+                "operator": "Equal",
+                "value": "arm64",
+                "effect": "NoSchedule",
+            }
+        ],
+    }
     assert [v["limitsKey"] for v in form["gpus"]["value"]["vendors"]] == ["nvidia.com/gpu"]
 
 

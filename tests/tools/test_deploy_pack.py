@@ -409,14 +409,14 @@ def test_overlays_only_touch_bundle_applications(overlay: str):
         assert set(spec.get("options", {})) <= set(meta.get("config", {}).get("options", {}))
 
 
-def test_aks_pins_every_application_to_the_system_pool():
+def test_aks_pins_every_application_to_the_platform_pool():
     apps = yaml.safe_load(BUNDLE.read_text())["applications"]
     aks = yaml.safe_load((OVERLAYS / "aks.yaml").read_text())["applications"]
     assert set(aks) == set(apps)
     for spec in aks.values():
         words = spec["constraints"].split()
         assert "arch=amd64" in words
-        assert "tags=node.kubernetes.azure.com/mode=system" in words
+        assert "tags=node.kubeflow.org/pool=platform" in words
 
 
 def test_application_names_follow_overlays(tmp_path: Path):

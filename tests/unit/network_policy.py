@@ -62,6 +62,7 @@ def istio_gateway_pod_labels(namespace_: str) -> dict[str, str]:
         "replicas": 1,
         "service_type": "ClusterIP",
         "service_annotations": {},
+        "node_selector": {},
         "tls": None,
         "tls_secret_name": "kubeflow-gateway-tls",
         "tls_mount_path": "/etc/istio/gateway-tls",

@@ -101,6 +101,9 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 _ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+# A label value: empty, or at most 63 of these characters, alphanumeric at both ends
+# (IsValidLabelValue in k8s.io/apimachinery pkg/util/validation/validation.go).
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$")
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 _PEM_KEY = re.compile(
@@ -131,6 +134,31 @@ def parse_annotations(text: str) -> dict[str, str]:
     return out
 
 
+def parse_node_selector(text: str) -> dict[str, str]:
+    """A YAML or JSON map of node labels to values; ValueError says what is wrong."""
+    if not text.strip():
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError("must be a YAML or JSON map of node labels to values") from None
+    if not isinstance(data, dict):
+        raise ValueError("must be a YAML or JSON map of node labels to values")
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        # Label keys follow the same rules as annotation names (a qualified name).
+        if not isinstance(key, str) or not _annotation_key_ok(key):
+            raise ValueError(f"{key!r} is not a valid label name")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ValueError(f"the value of {key!r} is not a valid label value")
+        out[key] = value
+    return out
+
+
 def _annotation_key_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _HOSTNAME.match(prefix)):
@@ -145,6 +173,7 @@ class IstioConfig:
     gateway_service_type: str = "LoadBalancer"
     gateway_replicas: int = 1
     gateway_service_annotations: str = ""
+    gateway_node_selector: str = ""
     external_hostname: str = ""
     tls_secret_id: ops.Secret | None = None
     proxy_image: str = "docker.io/istio/proxyv2:1.29.6"
@@ -161,6 +190,10 @@ class IstioConfig:
             parse_annotations(self.gateway_service_annotations)
         except ValueError as e:
             raise ValueError(f"gateway-service-annotations: {e}") from None
+        try:
+            parse_node_selector(self.gateway_node_selector)
+        except ValueError as e:
+            raise ValueError(f"gateway-node-selector: {e}") from None
         if self.external_hostname and not _HOSTNAME.match(self.external_hostname):
             raise ValueError(
                 "external-hostname: must be a DNS name like kubeflow.example.com "
@@ -173,6 +206,11 @@ class IstioConfig:
     def service_annotations(self) -> dict[str, str]:
         """The gateway Service's annotations."""
         return parse_annotations(self.gateway_service_annotations)
+
+    @property
+    def node_selector(self) -> dict[str, str]:
+        """The gateway pods' nodeSelector."""
+        return parse_node_selector(self.gateway_node_selector)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -712,6 +750,7 @@ class IstioCharm(ops.CharmBase):
             "replicas": config.gateway_replicas,
             "service_type": config.gateway_service_type,
             "service_annotations": config.service_annotations,
+            "node_selector": config.node_selector,
             "tls": gateway.tls_context(inputs.tls.cert, inputs.tls.key) if inputs.tls else None,
             "tls_secret_name": TLS_SECRET,
             "tls_mount_path": TLS_MOUNT,

@@ -262,6 +262,7 @@ class NotebooksConfig:
     gpu_vendors: str = _default_list(DEFAULT_GPU_VENDORS)
     gpu_default_count: int = 0
     affinity_options: str = ""
+    affinity_default: str = ""
     toleration_groups: str = ""
     culling_idle_minutes: int = 0
 
@@ -281,7 +282,14 @@ class NotebooksConfig:
             raise ValueError("gpu-default-count: must be 0 (none), 1, 2, 4 or 8")
         if self.gpu_default_count and not vendors:
             raise ValueError("gpu-default-count: needs a vendor in gpu-vendors")
-        parse_affinity_options(self.affinity_options)
+        affinities = parse_affinity_options(self.affinity_options)
+        if self.affinity_default and self.affinity_default not in {
+            a.config_key for a in affinities
+        }:
+            raise ValueError(
+                f"affinity-default: {self.affinity_default!r} is not a configKey of "
+                "affinity-options"
+            )
         parse_toleration_groups(self.toleration_groups)
         if not 0 <= self.culling_idle_minutes <= 525600:
             raise ValueError("culling-idle-minutes: must be 0 (off) to 525600 (a year)")
@@ -352,7 +360,12 @@ def spawner_defaults(config: NotebooksConfig) -> dict[str, Any]:
             },
             "readOnly": False,
         },
-        "affinityConfig": {"value": "", "options": _dump(affinities), "readOnly": False},
+        # The web app selects the option whose configKey is `value` in a new form.
+        "affinityConfig": {
+            "value": config.affinity_default,
+            "options": _dump(affinities),
+            "readOnly": False,
+        },
         "tolerationGroup": {"value": "", "options": _dump(tolerations), "readOnly": False},
         "shm": {"value": True, "readOnly": False},
         "configurations": {"value": [], "readOnly": False},

@@ -162,6 +162,7 @@ def test_gateway_deployment_and_service_defaults(ctx, kube):
     assert service["spec"]["type"] == "LoadBalancer"
     assert {p["port"] for p in service["spec"]["ports"]} == {80, 443, 15021}
     assert service["metadata"].get("annotations", {}) == {}
+    assert "nodeSelector" not in deployment["spec"]["template"]["spec"]
     gateway = kube.get("Gateway", "kubeflow-gateway", MODEL)
     assert [s["port"]["number"] for s in gateway["spec"]["servers"]] == [80]
     assert "tls" not in gateway["spec"]["servers"][0]
@@ -202,6 +203,14 @@ def test_gateway_deployment_and_service_defaults(ctx, kube):
                     "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
                     "example.com/n": "3",
                 },
+            ),
+        ),
+        (
+            {"gateway-node-selector": "kubeflow.org/pool: platform\nexample.com/n: 3"},
+            (
+                "Deployment",
+                "spec.template.spec.nodeSelector",
+                {"kubeflow.org/pool": "platform", "example.com/n": "3"},
             ),
         ),
         (
@@ -247,6 +256,12 @@ def test_external_hostname_is_the_url(ctx, kube):
         ({"gateway-service-annotations": "{a: {b: c}}"}, "gateway-service-annotations"),
         ({"gateway-service-annotations": "{'bad key!': x}"}, "gateway-service-annotations"),
         ({"gateway-service-annotations": "{: ["}, "gateway-service-annotations"),
+        ({"gateway-node-selector": "[platform]"}, "gateway-node-selector"),
+        ({"gateway-node-selector": "{'bad key!': x}"}, "gateway-node-selector"),
+        ({"gateway-node-selector": "{kubeflow.org/pool: 'not a value'}"}, "gateway-node-selector"),
+        ({"gateway-node-selector": "{kubeflow.org/pool: {a: b}}"}, "gateway-node-selector"),
+        ({"gateway-node-selector": f"{{pool: {'a' * 64}}}"}, "gateway-node-selector"),
+        ({"gateway-node-selector": "{: ["}, "gateway-node-selector"),
         ({"external-hostname": "https://kubeflow.example.com"}, "external-hostname"),
         ({"external-hostname": "Kubeflow_Example"}, "external-hostname"),
         ({"proxy-image": "istio/proxyv2 1.29"}, "proxy-image"),

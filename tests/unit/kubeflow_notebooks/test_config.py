@@ -27,6 +27,7 @@ VALID = [
     ("gpu-default-count", 1),
     ("gpu-default-count", 8),
     ("affinity-options", "- {configKey: a, displayName: A, affinity: {nodeAffinity: {}}}\n"),
+    ("affinity-default", ""),
     (
         "toleration-groups",
         "- {groupKey: g, displayName: G, tolerations: [{key: k, operator: Exists}]}\n",
@@ -61,6 +62,8 @@ INVALID = [
     ("affinity-options", "- {configKey: a, displayName: A}\n", "affinity"),
     ("affinity-options", "- {configKey: a, displayName: A, affinity: {nodes: {}}}\n", "nodes"),
     ("affinity-options", "[1]", "item 0"),
+    # Names no option: affinity-options is empty.
+    ("affinity-default", "a", "'a' is not a configKey of affinity-options"),
     ("toleration-groups", "- {groupKey: g, displayName: G, tolerations: []}\n", "tolerations"),
     (
         "toleration-groups",
