@@ -6,6 +6,11 @@ packed charm runs with `lib/` and `src/` on its Python path, so staging
 copies `charms/<name>/` to `<out>/<name>/` and adds, under `lib/`, exactly
 the library modules its code imports (and what those import in turn).
 
+Modes are set, not copied: the entrypoint `src/charm.py` is made 0755
+whatever its mode in the checkout (charmcraft's `dispatch` script executes
+it directly), other files 0644 (0755 if executable in the source) and
+directories 0755.
+
     python tools/stage.py [--out build] [CHARM ...]
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import shutil
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +30,13 @@ CHARMS = ROOT / "charms"
 TEST_CHARMS = ROOT / "tests" / "charms"
 LIB = ROOT / "lib"
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".tox", "build", "*.charm")
+# The charm plugin's default `charm-entrypoint` (charmcraft 3.5.3,
+# charmcraft/parts/plugins/_charm.py: CharmPluginProperties), which the
+# generated `dispatch` runs as `exec ./src/charm.py` (charmcraft/const.py:
+# DISPATCH_CONTENT). No charm here overrides it (tests/packing checks).
+ENTRYPOINT = "src/charm.py"
+EXECUTABLE = 0o755
+REGULAR = 0o644
 
 
 def imported_modules(path: Path) -> Iterator[str]:
@@ -55,6 +68,23 @@ def lib_modules(sources: Iterable[Path]) -> set[Path]:
     return needed
 
 
+def normalise_modes(tree: Path, entrypoint: str = ENTRYPOINT) -> None:
+    """Give a staged tree sane modes, the entrypoint executable whatever its source mode."""
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(EXECUTABLE)
+        elif path.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+            path.chmod(EXECUTABLE)
+        else:
+            path.chmod(REGULAR)
+    charm = tree / entrypoint
+    if not charm.is_file():
+        raise SystemExit(f"{tree.name}: no entrypoint {entrypoint}")
+    charm.chmod(EXECUTABLE)
+
+
 def stage(name: str, out: Path) -> Path:
     """Copy one charm and the library modules it uses into `out/<name>`."""
     candidates = [base / name for base in (CHARMS, TEST_CHARMS)]
@@ -69,6 +99,7 @@ def stage(name: str, out: Path) -> Path:
         destination = target / "lib" / module.relative_to(LIB)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(module, destination)
+    normalise_modes(target)
     return target
 
 
