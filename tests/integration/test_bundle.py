@@ -37,8 +37,36 @@ OVERLAY = ROOT / "bundle" / "overlays" / "microk8s.yaml"
 APPS = sorted(yaml.safe_load(BUNDLE.read_text())["applications"])
 
 CLIENT = "data-integrator"
+# data-integrator (Charmhub) stands in for the kfp, katib and mlflow charms
+# to come: any charm on mysql's `database` endpoint gets a user and a
+# database, and its get-credentials action hands them to this test. It has
+# no workload container, and its upstream CI runs the same charm on
+# Kubernetes models as on machines (canonical/data-integrator, spread.yaml,
+# the juju36_k8s variants). Its one track is `latest` (release.yaml
+# publishes there); the data platform team names latest/stable as the
+# channel to deploy (canonical/opensearch-operator#692). Stable, not edge,
+# so a merge upstream cannot change what this test runs.
+CLIENT_CHANNEL = "latest/stable"
 DATABASE = "integration"
 ROWS = "1\talpha\n2\tbeta\n3\tgamma"
+
+# --- how long each wait may take ---------------------------------------------------
+# The GitHub workflow runs this module under a step timeout of 100 minutes:
+# these waits add up to 85 of them (30 + 10 + 10 + 10 + 5 + 5 + 5 + 10), the
+# rest is for about a dozen actions (seconds each, each bounded by
+# ACTION_WAIT), the HTTP requests (30 s each at most) and, on a failure,
+# pytest-operator's crash dump. Change one, change the sum in
+# .github/workflows/integration.yaml too.
+SETTLE_BUNDLE = 30 * 60  # first deploy: every image is pulled here
+SETTLE_CLIENT = 10 * 60  # data-integrator from Charmhub, and its relation
+SETTLE_ROTATION = 10 * 60  # minio's new root credentials reach mysql
+SETTLE_ROUTE = 10 * 60  # the route probe, its route and the login
+SETTLE_REFUSED = 5 * 60  # istio refuses the open route ...
+SETTLE_RECOVERED = 5 * 60  # ... and is active again once it is removed
+PROFILE_NAMESPACE_WAIT = 5 * 60  # the profile controller makes the namespace
+NOTEBOOK_POD_WAIT = 10 * 60  # includes pulling the jupyter-scipy image
+POLL = 5
+ACTION_WAIT = "5m"
 
 
 # --- helpers ------------------------------------------------------------------
@@ -64,7 +92,7 @@ async def run_action(ops_test: OpsTest, unit: str, action: str, **params: str) -
     """Run an action with the juju CLI and return its results; fail the test if it fails."""
     args = [f"{key}={value}" for key, value in params.items()]
     code, stdout, stderr = await ops_test.juju(
-        "run", unit, action, *args, "--format", "json", "--wait", "10m"
+        "run", unit, action, *args, "--format", "json", "--wait", ACTION_WAIT
     )
     try:
         outcome = json.loads(stdout)[unit]
@@ -137,7 +165,7 @@ async def test_bundle_deploys_and_settles(ops_test: OpsTest):
         fail_msg="juju deploy of the bundle failed",
     )
     await ops_test.model.wait_for_idle(
-        apps=APPS, status="active", raise_on_error=True, timeout=30 * 60
+        apps=APPS, status="active", raise_on_error=True, timeout=SETTLE_BUNDLE
     )
 
 
@@ -147,12 +175,12 @@ async def test_related_application_gets_a_working_user(ops_test: OpsTest):
     await ops_test.model.deploy(
         CLIENT,
         application_name=CLIENT,
-        channel="latest/stable",
+        channel=CLIENT_CHANNEL,
         config={"database-name": DATABASE},
     )
     await ops_test.model.integrate(f"{CLIENT}:mysql", "mysql:database")
     await ops_test.model.wait_for_idle(
-        apps=[CLIENT, *APPS], status="active", raise_on_error=True, timeout=20 * 60
+        apps=[CLIENT, *APPS], status="active", raise_on_error=True, timeout=SETTLE_CLIENT
     )
 
     credentials = await client_credentials(ops_test)
@@ -192,7 +220,7 @@ async def test_backups_survive_minio_credential_rotation(ops_test: OpsTest):
     rotated = await run_action(ops_test, await leader(ops_test, "minio"), "rotate-credentials")
     assert "mysql" in rotated["updated-relations"]
     await ops_test.model.wait_for_idle(
-        apps=APPS, status="active", raise_on_error=True, timeout=10 * 60
+        apps=APPS, status="active", raise_on_error=True, timeout=SETTLE_ROTATION
     )
 
     unit = await leader(ops_test, "mysql")
@@ -296,7 +324,7 @@ async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: O
         apps=[PROBE, "istio", "dex", "oidc-gateway"],
         status="active",
         raise_on_error=True,
-        timeout=20 * 60,
+        timeout=SETTLE_ROUTE,
     )
     admin = await run_action(ops_test, await leader(ops_test, "dex"), "get-admin-password")
 
@@ -337,7 +365,7 @@ async def test_an_open_route_at_the_root_is_refused(ops_test: OpsTest):
     await ops_test.model.integrate(
         f"{name}:istio-ingress-route", "istio:istio-ingress-route-unauthenticated"
     )
-    await ops_test.model.wait_for_idle(apps=["istio"], status="blocked", timeout=10 * 60)
+    await ops_test.model.wait_for_idle(apps=["istio"], status="blocked", timeout=SETTLE_REFUSED)
     status = ops_test.model.applications["istio"].status_message
     assert "route refused: open-root-probe" in status, status
     assert "may not claim /" in status, status
@@ -348,12 +376,14 @@ async def test_an_open_route_at_the_root_is_refused(ops_test: OpsTest):
     answer = requests.get(f"http://{address}/echo/", allow_redirects=False, timeout=30)
     assert answer.is_redirect
     await ops_test.model.remove_application(name, block_until_done=True)
-    await ops_test.model.wait_for_idle(apps=["istio"], status="active", timeout=10 * 60)
+    await ops_test.model.wait_for_idle(apps=["istio"], status="active", timeout=SETTLE_RECOVERED)
 
 
 # --- a user's workspace ------------------------------------------------------------
 
 NOTEBOOK = "integration-nb"
+# The first of kubeflow-notebooks' default jupyter-images.
+NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
 
 
 async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: OpsTest):
@@ -380,12 +410,12 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
         owner=admin["email"],
     )
     client = Client()
-    for _ in range(60):
+    for _ in range(PROFILE_NAMESPACE_WAIT // POLL):
         try:
             client.get(Namespace, profile)
             break
         except Exception:  # the profile controller has not made it yet
-            await asyncio.sleep(5)
+            await asyncio.sleep(POLL)
     else:
         pytest.fail(f"namespace {profile} never appeared")
 
@@ -404,7 +434,7 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
     body = {
         "name": NOTEBOOK,
         "namespace": profile,
-        "image": "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0",
+        "image": NOTEBOOK_IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "serverType": "jupyter",
         "cpu": "0.5",
@@ -425,11 +455,11 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
     )
     assert created.status_code in (200, 201), created.text
 
-    for _ in range(120):
+    for _ in range(NOTEBOOK_POD_WAIT // POLL):
         pods = list(client.list(Pod, namespace=profile, labels={"notebook-name": NOTEBOOK}))
         if pods and pods[0].status and pods[0].status.phase == "Running":
             break
-        await asyncio.sleep(5)
+        await asyncio.sleep(POLL)
     else:
         pytest.fail(f"the notebook pod in {profile} never ran")
     (container,) = [c for c in pods[0].spec.containers if c.name == NOTEBOOK]
