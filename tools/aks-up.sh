@@ -363,8 +363,8 @@ or delete it: az aks delete --resource-group ${RESOURCE_GROUP} --name ${CLUSTER}
   if [[ -n ${K8S_VERSION} ]]; then
     version_args=(--kubernetes-version "${K8S_VERSION}")
   fi
-  # The first pool is the System pool. CriticalAddonsOnly is the one custom
-  # taint AKS allows on a System pool, and AKS's own add-ons tolerate it; the
+  # The first pool is the System pool, tainted CriticalAddonsOnly as AKS's
+  # system-pool guide recommends (its own add-ons tolerate it); the
   # charms go to the platform pool instead (Juju cannot give pods tolerations).
   az aks create \
     --resource-group "${RESOURCE_GROUP}" \
