@@ -777,6 +777,9 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
         {
             charm.DATA_UNIT_KEY: "mysql/0",
             charm.USERS_CHECKED_KEY: json.dumps([DEX_DATABASE_ID]),
+            charm.GRANTS_CHECKED_KEY: charm.requests_digest(
+                {DEX_DATABASE_ID: database.provider().remote_app_data}
+            ),
         },
     )
     model = Model(
@@ -847,9 +850,22 @@ def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     return model, [container]
 
 
+# How long the bench's watch token has to live: a day, as the charm asks for.
+LIFETIME_LEFT = 24 * 3600
+
+
+def unit_state(charm_dir: Path, charm_class: type, **stored: Any) -> None:
+    """Write a charm's `_stored` values into ops' local state database, as hooks left them."""
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    storage.save_snapshot(f"{charm_class.__name__}/StoredStateData[_stored]", stored)
+    storage.commit()
+    storage.close()
+
+
 def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import namespace_watch
+    import watch_token
     import webhook
 
     layer = data_layer(charm_dir.parent)
@@ -863,6 +879,19 @@ def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model
     hook.add_file(webhook.KEY_FILE, bundle.tls_key, permissions=0o600)
     watch = workload_container(
         namespace_watch.CONTAINER, namespace_watch.pebble_layer(), namespace_watch.SERVICE
+    )
+    # The watch's own token, issued a minute ago and not due for renewal: its
+    # file in the watch container, its issue and expiry in the unit's stored
+    # state (ops' local state database, which a unit that ran hooks has).
+    now = time.time()
+    token = watch_token.Token("bench-watch-token", issued=now - 60, expires=now + LIFETIME_LEFT)
+    assert not watch_token.renewal_due(token.issued, token.expires, now)
+    watch.add_file(watch_token.TOKEN_FILE, token.value, permissions=0o600)
+    unit_state(
+        charm_dir,
+        charm.ResourceDispatcherCharm,
+        watch_token_issued=token.issued,
+        watch_token_expires=token.expires,
     )
 
     plan = hands._current_plan()

@@ -84,6 +84,12 @@ def parse_size(value: str) -> int:
     return number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
 
+def requests_digest(databags: dict[int, dict[str, str]]) -> str:
+    """A digest of the requirers' app databags, by relation id (see `GRANTS_CHECKED_KEY`)."""
+    seen = {str(relation_id): bag for relation_id, bag in databags.items()}
+    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MySQLConfig:
     """The charm's config options, validated."""
@@ -461,11 +467,12 @@ class MySQLCharm(ops.CharmBase):
 
     def _requests_digest(self) -> str:
         """A digest of every requirer's app databag: it changes when any request changes."""
-        seen = {
-            str(r.id): dict(r.data[r.app]) if r.app is not None else {}
-            for r in self._database.relations
-        }
-        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+        return requests_digest(
+            {
+                r.id: dict(r.data[r.app]) if r.app is not None else {}
+                for r in self._database.relations
+            }
+        )
 
     def _check_relation_grants(self, server: MySQLServer, *, relation_event: bool) -> None:
         """Revoke the grants on databases a relation no longer asks for; keep the databases.
