@@ -133,6 +133,10 @@ class MySQLCharm(ops.CharmBase):
         self._database = MySQLProvider(self, "database")
         self._s3 = s3.S3Requirer(self, "s3-parameters", bucket=BACKUP_BUCKET)
         self._problems: list[ops.StatusBase] | None = None
+        # Set when this hook's reconcile found mysqld configured, running and
+        # ready, and changed nothing: the status reuses that answer rather
+        # than asking Pebble again.
+        self._ready = False
 
         on = self.on
         for event in (
@@ -194,13 +198,14 @@ class MySQLCharm(ops.CharmBase):
         self._s3.publish_request()
         server = self._server(credentials)
         try:
-            self._configure(config, credentials, server)
+            settled = self._configure(config, credentials, server)
         except WorkloadError as e:
             logger.error("configuring mysqld failed: %s", e)
             return
-        if not self._mysqld_ready():
+        if not self._mysqld_ready(running=settled):
             logger.info("mysqld is not ready yet; relations will be served later")
             return
+        self._ready = settled
         relation_event = isinstance(event, ops.RelationEvent)
         try:
             self._check_relation_users(server, relation_event=relation_event)
@@ -309,8 +314,11 @@ class MySQLCharm(ops.CharmBase):
 
     def _configure(
         self, config: MySQLConfig, credentials: dict[str, str], server: MySQLServer
-    ) -> None:
-        """Write config files, initialise once, start or restart mysqld: only what changed."""
+    ) -> bool:
+        """Write config files, initialise once, start or restart mysqld: only what changed.
+
+        Whether mysqld was running as wanted already (nothing changed).
+        """
         changed = self._push_if_changed(CONFIG_FILE, render_config(config.server_config()), 0o644)
         self._push_if_changed(CLIENT_OPTIONS_FILE, server.client_options(), 0o600)
         if not self._container.exists(f"{DATA_DIR}/mysql"):
@@ -323,14 +331,24 @@ class MySQLCharm(ops.CharmBase):
         service = self._container.get_services(SERVICE).get(SERVICE)
         if service is None or not service.is_running():
             self._container.replan()
-        elif changed:
-            self._container.restart(SERVICE)
-
-    def _mysqld_ready(self) -> bool:
-        """Mysqld runs and its Pebble ready check passes."""
-        services = self._container.get_services(SERVICE)
-        if not services or not services[SERVICE].is_running():
             return False
+        if changed:
+            self._container.restart(SERVICE)
+            return False
+        return True
+
+    def _mysqld_ready(self, *, running: bool = False) -> bool:
+        """Mysqld runs and its Pebble ready check passes.
+
+        `running`: the caller has just seen the service running. Known once
+        this hook's reconcile found mysqld ready and changed nothing.
+        """
+        if self._ready:
+            return True
+        if not running:
+            services = self._container.get_services(SERVICE)
+            if not services or not services[SERVICE].is_running():
+                return False
         check = self._container.get_checks(READY_CHECK).get(READY_CHECK)
         return check is not None and check.status == ops.pebble.CheckStatus.UP
 
@@ -553,7 +571,7 @@ class MySQLCharm(ops.CharmBase):
         if data_unit is not None and data_unit != self.unit.name:
             problems.append(ops.BlockedStatus(self._elsewhere_message(data_unit)))
             return problems
-        if not self._container.can_connect():
+        if not self._ready and not self._container.can_connect():
             problems.append(ops.WaitingStatus("waiting for the mysql container"))
             return problems
         if not self.model.storages[STORAGE]:
@@ -562,15 +580,24 @@ class MySQLCharm(ops.CharmBase):
         if data_unit is None and self._peers() is None and not self._has_data():
             problems.append(ops.WaitingStatus("waiting for the peer relation"))
             return problems
-        services = self._container.get_services(SERVICE)
-        if not services or not services[SERVICE].is_running():
-            problems.append(ops.MaintenanceStatus("starting mysqld"))
-            return problems
-        if not self._mysqld_ready():
-            problems.append(ops.WaitingStatus("mysqld is not ready yet"))
+        if problem := self._mysqld_problem():
+            problems.append(problem)
+            if isinstance(problem, ops.MaintenanceStatus):
+                return problems
         if leader:
             problems.extend(self._relation_problems())
         return problems
+
+    def _mysqld_problem(self) -> ops.StatusBase | None:
+        """Mysqld not running (maintenance) or not ready (waiting); None when it serves."""
+        if self._ready:
+            return None
+        services = self._container.get_services(SERVICE)
+        if not services or not services[SERVICE].is_running():
+            return ops.MaintenanceStatus("starting mysqld")
+        if not self._mysqld_ready(running=True):
+            return ops.WaitingStatus("mysqld is not ready yet")
+        return None
 
     def _elsewhere_message(self, data_unit: str) -> str:
         """Why a leader that does not hold the data serves nothing."""

@@ -18,6 +18,7 @@ from kubeflow_interfaces import mysql_client
 SCRIPT = r"""
 import json, pathlib, sys
 from charm_loader import load_charm
+from hook_calls import record
 from ops import testing
 from unit.mysql.helpers import credentials_secret, mysql_container, storage
 
@@ -42,10 +43,13 @@ state = testing.State(
     storages={storage()},
     secrets={credentials_secret(), secret},
     relations={database, peers},
+    opened_ports={testing.TCPPort(3306)},
 )
 ctx = testing.Context(charm.MySQLCharm)
+calls = record()
 out = ctx.run(ctx.on.update_status(), state)
 print(json.dumps({
+    **calls,
     "heavy": sorted(m for m in ("dpcharmlibs", "pydantic") if m in sys.modules),
     "commands": [list(e.command) for e in ctx.exec_history.get("mysql", [])],
     "unchanged": dict(out.get_relation(database.id).local_app_data) == given["local"]
@@ -86,6 +90,37 @@ def test_settled_update_status_is_light(ctx, tmp_path, version):
     }
 
     result = run_fresh(SCRIPT, stdin=json.dumps(given))
+    # What the hook asks Juju: no status-get, no juju-log above DEBUG, each
+    # secret read once.
+    assert result.pop("tools") == [
+        "config-get",
+        "secret-get",
+        "secret-get",
+        "storage-list",
+        "relation-ids",
+        "relation-list",
+        "relation-get",
+        "opened-ports",
+        "relation-ids",
+        "relation-ids",
+        "relation-list",
+        "relation-get",
+        "relation-get",
+        "goal-state",
+        "status-set",
+        "status-set",
+    ]
+    # Pebble is asked once whether mysqld runs and is ready: the status
+    # reuses what the reconcile found.
+    assert result.pop("pebble") == [
+        "can_connect",
+        "pull",
+        "pull",
+        "exists",
+        "get_plan",
+        "get_services",
+        "get_checks",
+    ]
     assert result == {
         "heavy": [],
         "commands": [],
