@@ -6,9 +6,10 @@ its methods, each named as the hook tool ops runs for it, and the Pebble
 requests of `ops.Container`, and returns the lists they fill.
 
 `is-leader` is left out: ops' own backend keeps the answer for the hook
-(and longer), where the fake one is asked each time. DEBUG `juju-log` lines
-are left out too: ops logs some on every hook; a charm should log nothing
-above DEBUG on a settled one, and those lines are kept.
+(and longer), where the fake one is asked each time. `juju-log` calls go to
+a list of their own, `log` (level and message), without the DEBUG ones ops
+makes on every hook: under ops.testing the harness and code that finds no
+Kubernetes pod log warnings a real settled hook does not.
 """
 
 from __future__ import annotations
@@ -43,23 +44,20 @@ HOOK_TOOLS = {
     "secret_grant": "secret-grant",
     "secret_revoke": "secret-revoke",
     "secret_remove": "secret-remove",
-    "juju_log": "juju-log",
 }
 PEBBLE_ASKS = ("can_connect", "get_services", "get_plan", "get_checks", "pull", "exists")
 
 
 def record() -> dict[str, list[str]]:
     """Start recording; `tools` fills with hook-tool names, `pebble` with Container requests."""
-    calls: dict[str, list[str]] = {"tools": [], "pebble": []}
+    calls: dict[str, list[str]] = {"tools": [], "pebble": [], "log": []}
 
     def wrap(cls: type, method: str, name: str, key: str) -> None:
         original = getattr(cls, method)
 
         @functools.wraps(original)
         def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
-            level = kwargs.get("level", args[0] if args else "")
-            if not (method == "juju_log" and str(level).upper() == "DEBUG"):
-                calls[key].append(name if method != "juju_log" else f"juju-log {level}")
+            calls[key].append(name)
             return original(self, *args, **kwargs)
 
         setattr(cls, method, recorded)
@@ -68,4 +66,12 @@ def record() -> dict[str, list[str]]:
         wrap(_MockModelBackend, method, tool, "tools")
     for method in PEBBLE_ASKS:
         wrap(ops.Container, method, method, "pebble")
+    juju_log = _MockModelBackend.juju_log
+
+    def log(self: Any, level: str, message: str) -> None:
+        if level.upper() != "DEBUG":
+            calls["log"].append(f"{level.upper()}: {message}")
+        juju_log(self, level, message)
+
+    _MockModelBackend.juju_log = log  # type: ignore[method-assign]
     return calls

@@ -435,13 +435,13 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def _workload_problems(self) -> list[ops.StatusBase]:
         problems: list[ops.StatusBase] = []
-        if not self._webhook_container.can_connect():
+        if not self._webhook.can_connect():
             problems.append(ops.WaitingStatus("waiting for the poddefaults-webhook container"))
         elif self._bundle is None:
             problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
         elif not self._webhook.is_running():
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))
-        if not self._watch_container.can_connect():
+        if not self._watch.can_connect():
             problems.append(ops.WaitingStatus("waiting for the namespace-watch container"))
         elif self._watch_problem is not None:
             problems.append(self._watch_problem)

@@ -60,12 +60,17 @@ class NamespaceWatch:
 
     def __init__(self, container: ops.Container):
         self._container = container
+        # Set when `configure` found the watch running as wanted: for the rest of
+        # the hook, the status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self) -> bool:
         """Start the watch (or add its layer) unless it already runs as wanted; whether it did."""
         layer = pebble_layer()
+        self._settled = False
         running = self.is_running()
         if running and plan_has(self._container.get_plan(), layer):
+            self._settled = True
             return False
         self._container.add_layer(SERVICE, layer, combine=True)
         self._container.replan()
@@ -73,9 +78,16 @@ class NamespaceWatch:
 
     def restart(self) -> None:
         """Restart the watch (kubectl reads a new token when it starts)."""
+        self._settled = False
         self._container.restart(SERVICE)
 
+    def can_connect(self) -> bool:
+        """Whether the container's Pebble answers (known once `configure` found it settled)."""
+        return self._settled or self._container.can_connect()
+
     def is_running(self) -> bool:
-        """Whether the service runs."""
+        """Whether the service runs (known once `configure` found the watch settled)."""
+        if self._settled:
+            return True
         service = self._container.get_services(SERVICE).get(SERVICE)
         return service is not None and service.is_running()

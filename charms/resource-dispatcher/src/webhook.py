@@ -82,12 +82,17 @@ class Webhook:
 
     def __init__(self, container: ops.Container):
         self._container = container
+        # Set when `configure` found the webhook running as wanted: for the rest of
+        # the hook, the status reads that answer instead of asking Pebble again.
+        self._settled = False
 
     def configure(self, bundle: CertificateBundle) -> bool:
         """Write the certificate, (re)start the webhook when anything changed; whether it did."""
         layer = pebble_layer(bundle.serial)
+        self._settled = False
         running = self.is_running()
         if running and plan_has(self._container.get_plan(), layer):
+            self._settled = True
             return False
         self._container.push(CERT_FILE, bundle.tls_cert, make_dirs=True, permissions=0o644)
         self._container.push(KEY_FILE, bundle.tls_key, make_dirs=True, permissions=0o600)
@@ -98,7 +103,13 @@ class Webhook:
             self._container.replan()
         return True
 
+    def can_connect(self) -> bool:
+        """Whether the container's Pebble answers (known once `configure` found it settled)."""
+        return self._settled or self._container.can_connect()
+
     def is_running(self) -> bool:
-        """Whether the service runs."""
+        """Whether the service runs (known once `configure` found the webhook settled)."""
+        if self._settled:
+            return True
         service = self._container.get_services(SERVICE).get(SERVICE)
         return service is not None and service.is_running()

@@ -19,6 +19,7 @@ from kubeflow_charms import certificates
 
 SCRIPT = r"""
 import json, pathlib, sys, time
+from hook_calls import record
 from ops import testing
 from unit.resource_dispatcher.helpers import CHARM, offer, secret_object, state
 from kubeflow_charms import kubernetes
@@ -43,9 +44,11 @@ out = ctx.run(ctx.on.config_changed(), base)
 first = len(applied)
 CHARM.profile_namespaces = lambda: (_ for _ in ()).throw(AssertionError("listed namespaces"))
 before = {"lightkube": "lightkube" in sys.modules, "cryptography": "cryptography" in sys.modules}
+calls = record()
 start = time.perf_counter()
 again = ctx.run(ctx.on.update_status(), out)
 print(json.dumps({
+    **calls,
     "before": before,
     "lightkube": "lightkube" in sys.modules,
     "cryptography": "cryptography" in sys.modules,
@@ -67,6 +70,39 @@ def content() -> str:
 
 def test_settled_update_status_imports_neither_lightkube_nor_cryptography(content, tmp_path):
     outcome = run_fresh(SCRIPT, str(tmp_path), stdin=content)
+    # Nothing logged above DEBUG but the warnings of a run outside a pod:
+    # ops.testing's own, and the drift check's (it finds no cluster).
+    assert not [m for m in outcome.pop("log") if m.startswith("INFO")]
+    # Each container is asked once whether it answers and its service runs:
+    # the status reuses what the reconcile found.
+    assert outcome.pop("pebble") == [
+        "can_connect",
+        "get_services",
+        "get_plan",
+        "can_connect",
+        "exists",
+        "get_services",
+        "get_plan",
+    ]
+    # What the hook asks Juju: the certificates, the peer data, each offer
+    # and its secret, the statuses.
+    assert outcome.pop("tools") == [
+        "secret-get",
+        "secret-get",
+        "relation-ids",
+        "relation-list",
+        "relation-ids",
+        "relation-list",
+        "relation-get",
+        "secret-get",
+        "secret-get",
+        "relation-ids",
+        "relation-ids",
+        "relation-ids",
+        "relation-get",
+        "status-set",
+        "status-set",
+    ]
 
     assert outcome["before"] == {"lightkube": False, "cryptography": False}
     # The CRD, the webhook, the users' PodDefault role, the watch's account, minio in team-a.
