@@ -233,6 +233,43 @@ def test_forged_backup_is_refused_before_the_server_sees_it(
     assert ctx.action_results["items"]["backup-0"]["signed"] == expected
 
 
+def _flip_middle_bytes(dump: bytes) -> bytes:
+    changed = bytearray(dump)
+    middle = len(changed) // 2
+    changed[middle : middle + 4] = bytes(b ^ 0xFF for b in changed[middle : middle + 4])
+    return bytes(changed)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_flip_middle_bytes, "does not verify: its dump or its metadata changed"),
+        (lambda dump: dump[: len(dump) // 2], "is damaged or forged: the dump is"),
+    ],
+    ids=["bytes-changed", "truncated"],
+)
+def test_a_dump_changed_in_the_bucket_is_refused_by_restore(
+    ctx, tmp_path, s3_endpoint, bucket, damage, message
+):
+    # Only the dump's bytes change; its checksum file and metadata are as made.
+    state = _state(tmp_path, s3_endpoint, bucket)
+    out = ctx.run(ctx.on.action("create-backup"), state)
+    backup_id = ctx.action_results["backup-id"]
+    state = _with_secrets(state, out)
+    key = f"team-a/mysql-backups/{state.model.name}/mysql/{backup_id}/dump.sql.gz"
+    client = _client(s3_endpoint)
+    dump = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    changed = damage(dump)
+    assert changed != dump
+    client.put_object(Bucket=bucket, Key=key, Body=changed)
+
+    ctx.exec_history.clear()
+    with pytest.raises(testing.ActionFailed, match=message) as failure:
+        ctx.run(ctx.on.action("restore", params={"backup-id": backup_id}), state)
+    assert backup_id in failure.value.message
+    assert sql_sent(ctx) == ""  # nothing reached the server, not even the restore account
+
+
 def test_signed_dump_carrying_grant_is_refused(ctx, tmp_path, s3_endpoint, bucket):
     # A dump of our own server that holds a GRANT (the key signs what mysqldump
     # gave): the scan refuses it, before any account is made.
