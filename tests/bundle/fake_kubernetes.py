@@ -269,7 +269,7 @@ class FakeKubernetes:
         return _status(405, "MethodNotAllowed", request.method)
 
     def _scope(self, api_version: str, plural: str) -> bool | None:
-        """Whether the cluster serves this kind namespaced (True), cluster-wide (False), or not at all.
+        """Whether this kind is served namespaced (True), cluster-wide (False), or not at all.
 
         Built-in kinds as lightkube's resources (generated from the Kubernetes
         API) declare them; custom resources as the CustomResourceDefinition
@@ -466,7 +466,7 @@ _BUILTIN_GROUPS = {"apps", "batch", "policy", "autoscaling"}
 
 @functools.cache
 def _builtin_scopes() -> dict[tuple[str, str], bool]:
-    """Every built-in (apiVersion, plural) and whether it is namespaced, from lightkube's resources."""
+    """Each built-in (apiVersion, plural) and whether it is namespaced, from lightkube."""
     import lightkube.resources
     from lightkube.core.resource import NamespacedResource
 

@@ -270,9 +270,7 @@ def test_without_istio_the_contributor_gets_rbac_and_the_result_says_so(ctx, kub
     assert kube.rejected == []
 
 
-def test_a_mesh_policy_the_cluster_refuses_fails_the_action_not_reported_as_no_istio(
-    ctx, cluster
-):
+def test_a_mesh_policy_the_cluster_refuses_fails_the_action_not_reported_as_no_istio(ctx, cluster):
     def require_a_selector(crd):
         # Istio is installed, but this cluster's schema refuses the policy (a 422).
         for version in crd["spec"]["versions"]:
