@@ -32,7 +32,21 @@ Every object written is validated first:
   the version's `openAPIV3Schema`.
 
 An invalid object is refused with HTTP 422, as the API server would, and
-recorded in `rejected`.
+recorded in `rejected`: so are names that are not what Kubernetes requires of
+the kind (a DNS-1123 subdomain for most, a DNS-1123 label for a Namespace, a
+DNS-1035 label for a Service, a path segment for RBAC objects), and label keys
+and values it rejects (k8s.io/apimachinery pkg/util/validation/validation.go
+and pkg/api/validation/generic.go, kubernetes pkg/apis/core/validation and
+pkg/apis/rbac/validation).
+
+Paths are checked as the API server routes them: a kind the cluster does not
+serve (a custom resource whose CustomResourceDefinition was never applied, or
+a version it does not serve) is 404 for every verb, list included; a
+namespaced kind named at a cluster path (other than listing across all
+namespaces) or a cluster-scoped kind under a namespace is 404; a write into
+a namespace that does not exist is 404 (`namespaces "x" not found`, as the
+NamespaceLifecycle admission answers). The model's namespace exists from the
+start, as Juju creates it with the model.
 """
 
 from __future__ import annotations
@@ -40,7 +54,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import functools
+import importlib
 import json
+import pkgutil
 import re
 import secrets
 from collections.abc import Iterator
@@ -94,6 +111,27 @@ class FakeKubernetes:
     uids: int = 0
     lists: int = 0  # list requests answered
     tokens_issued: int = 0  # TokenRequests answered (not objects: not in `writes`)
+    model_namespace: str | None = "kubeflow"  # exists from the start, as Juju made it
+    _given: set[tuple[str, str, str | None, str]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        if self.model_namespace and not self.objects:
+            namespace = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": self.model_namespace},
+            }
+            self._store("v1", "namespaces", None, namespace, None)
+        self._given = set(self.objects)
+
+    def made(self) -> dict[tuple[str, str, str | None, str], Stored]:
+        """The objects written since the cluster was made (not the model's namespace)."""
+        return {k: v for k, v in self.objects.items() if k not in self._given}
+
+    def delete_made(self) -> None:
+        """Delete every object written since the cluster was made, behind every charm's back."""
+        for key in self.made():
+            del self.objects[key]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeKubernetes:
         # The cluster is one: a client that gets copied still talks to it.
@@ -195,6 +233,17 @@ class FakeKubernetes:
         api_version = match["core"] or f"{match['group']}/{match['version']}"
         plural, name, ns = match["plural"], match["name"], match["ns"]
         query = parse_qs(request.url.query.decode())
+        namespaced = self._scope(api_version, plural)
+        if namespaced is None or (ns is not None and not namespaced):
+            return _status(404, "NotFound", "the server could not find the requested resource")
+        if namespaced and ns is None and (request.method != "GET" or name):
+            return _status(404, "NotFound", "the server could not find the requested resource")
+        if (
+            ns is not None
+            and request.method in ("PATCH", "POST", "PUT")
+            and ("v1", "namespaces", None, ns) not in self.objects
+        ):
+            return _status(404, "NotFound", f'namespaces "{ns}" not found')
         if request.method == "GET" and name:
             stored = self.objects.get((api_version, plural, ns, name))
             if stored is None:
@@ -218,6 +267,27 @@ class FakeKubernetes:
             body = _decode(request)
             return self._write(request.method, api_version, plural, ns, name, body, match["sub"])
         return _status(405, "MethodNotAllowed", request.method)
+
+    def _scope(self, api_version: str, plural: str) -> bool | None:
+        """Whether this kind is served namespaced (True), cluster-wide (False), or not at all.
+
+        Built-in kinds as lightkube's resources (generated from the Kubernetes
+        API) declare them; custom resources as the CustomResourceDefinition
+        serving this group, version and plural declares them.
+        """
+        builtin = _builtin_scopes().get((api_version, plural))
+        if builtin is not None:
+            return builtin
+        group, _, version = api_version.rpartition("/")
+        for crd in self.of_kind("CustomResourceDefinition"):
+            spec = crd["spec"]
+            if (
+                spec["group"] == group
+                and spec["names"]["plural"] == plural
+                and any(v["name"] == version and v.get("served") for v in spec["versions"])
+            ):
+                return spec.get("scope", "Namespaced") == "Namespaced"
+        return None
 
     def _list(
         self,
@@ -359,6 +429,9 @@ class FakeKubernetes:
 
     def validate(self, obj: dict[str, Any]) -> str | None:
         """Why the API server would refuse this object, or None."""
+        problem = _metadata_problem(obj)
+        if problem:
+            return problem
         crd = self._crd_for(obj)
         if crd is None and "." in obj.get("apiVersion", "").split("/")[0]:
             group = obj["apiVersion"].split("/")[0]
@@ -389,6 +462,91 @@ class FakeKubernetes:
 
 
 _BUILTIN_GROUPS = {"apps", "batch", "policy", "autoscaling"}
+
+
+@functools.cache
+def _builtin_scopes() -> dict[tuple[str, str], bool]:
+    """Each built-in (apiVersion, plural) and whether it is namespaced, from lightkube."""
+    import lightkube.resources
+    from lightkube.core.resource import NamespacedResource
+
+    scopes: dict[tuple[str, str], bool] = {}
+    for module_info in pkgutil.iter_modules(lightkube.resources.__path__):
+        module = importlib.import_module(f"lightkube.resources.{module_info.name}")
+        for resource in vars(module).values():
+            info = getattr(resource, "_api_info", None)
+            if not isinstance(resource, type) or info is None or info.parent is not None:
+                continue
+            group, version = info.resource.group, info.resource.version
+            api_version = f"{group}/{version}" if group else version
+            scopes[(api_version, info.plural)] = issubclass(resource, NamespacedResource)
+    return scopes
+
+
+# Names and labels, as k8s.io/apimachinery pkg/util/validation/validation.go checks them.
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def _name_problem(kind: str, name: str) -> str | None:
+    """Why Kubernetes refuses this name for this kind, or None.
+
+    Namespace: a DNS-1123 label (apimachinery pkg/api/validation/generic.go
+    ValidateNamespaceName); Service: a DNS-1035 label (kubernetes
+    pkg/apis/core/validation ValidateServiceName); RBAC objects: a path
+    segment (pkg/apis/rbac/validation ValidateRBACName); everything else,
+    custom resources included: a DNS-1123 subdomain.
+    """
+    if not name:
+        return "metadata.name: Required value: name or generateName is required"
+    if kind in _RBAC_KINDS:
+        bad = name in (".", "..") or "/" in name or "%" in name
+        return f"metadata.name: Invalid value: {name!r}: not a path segment" if bad else None
+    if kind == "Namespace":
+        pattern, limit, what = _DNS1123_LABEL, 63, "a lowercase RFC 1123 label"
+    elif kind == "Service":
+        pattern, limit, what = _DNS1035_LABEL, 63, "a DNS-1035 label"
+    else:
+        pattern, limit, what = _DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain"
+    if len(name) > limit or not pattern.fullmatch(name):
+        return f"metadata.name: Invalid value: {name!r}: must be {what}"
+    return None
+
+
+def _label_problem(key: str, value: Any) -> str | None:
+    """Why Kubernetes refuses this label, or None (a qualified name key, a label value)."""
+    prefix, _, local = key.rpartition("/")
+    if (
+        not _QUALIFIED_NAME.fullmatch(local)
+        or len(local) > 63
+        or (prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)))
+        or ("/" in key and not prefix)
+    ):
+        return f"metadata.labels: Invalid value: {key!r}: name part must be a qualified name"
+    if not isinstance(value, str) or len(value) > 63:
+        return f"metadata.labels: Invalid value: {value!r}: must be no more than 63 characters"
+    if value and not _QUALIFIED_NAME.fullmatch(value):
+        return (
+            f"metadata.labels: Invalid value: {value!r}: a valid label must be an empty string "
+            "or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+            "with an alphanumeric character"
+        )
+    return None
+
+
+def _metadata_problem(obj: dict[str, Any]) -> str | None:
+    meta = obj.get("metadata") or {}
+    problem = _name_problem(obj.get("kind", ""), meta.get("name") or "")
+    if problem:
+        return problem
+    for key, value in (meta.get("labels") or {}).items():
+        problem = _label_problem(key, value)
+        if problem:
+            return problem
+    return None
 
 
 def _generation_of(obj: dict[str, Any]) -> Any:

@@ -282,7 +282,7 @@ def test_force_applies_even_when_unchanged(fake, templates):
     resources = _resources()
     text = _configmaps(templates, a="1")
     applied = resources.apply_if_changed(text, None)
-    fake.objects.clear()  # someone deleted it behind our back
+    fake.delete_made()  # someone deleted it behind our back
     assert resources.apply_if_changed(text, applied, force=True) == applied
     assert fake.get("ConfigMap", "a", "kubeflow") is not None
 

@@ -394,9 +394,9 @@ def test_urls_use_the_load_balancer_address_once_it_has_one(ctx, kube):
 def test_remove_deletes_everything_the_charm_made(ctx, kube):
     base = with_relations(state(), route("dex", "/dex", auth=False))
     out = settle(ctx, base)
-    assert kube.objects
+    assert kube.made()
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
-    assert kube.objects == {}
+    assert kube.made() == {}
 
 
 def test_a_unit_leaving_deletes_nothing(ctx, kube):
@@ -476,7 +476,7 @@ def test_upgrade_renders_and_reapplies_unchanged_inputs(ctx, kube, charm, monkey
     monkeypatch.setattr(
         charm, "render", lambda d, names, c: rendered.append(tuple(names)) or render(d, names, c)
     )
-    kube.objects.clear()
+    kube.delete_made()
     ctx.run(ctx.on.upgrade_charm(), out)
     assert len(rendered) == 2
     assert kube.get("Deployment", "istio-ingressgateway", MODEL) is not None
@@ -488,7 +488,7 @@ def peers_data(out: testing.State) -> dict[str, str]:
 
 def test_upgrade_reapplies_even_when_unchanged(ctx, kube):
     out = settle(ctx, state())
-    kube.objects.clear()
+    kube.delete_made()
     ctx.run(ctx.on.upgrade_charm(), out)
     assert kube.get("Deployment", "istio-ingressgateway", MODEL) is not None
     assert kube.rejected == []

@@ -266,7 +266,32 @@ def test_without_istio_the_contributor_gets_rbac_and_the_result_says_so(ctx, kub
     _run(ctx, "add-contributor", profile="solo", user=BOB, role="edit")
     assert ctx.action_results["mesh-access"].startswith("not granted")
     assert kube.get("RoleBinding", ctx.action_results["binding"], "solo")
-    kube.rejected.clear()  # the refused policy, as a cluster without Istio refuses it
+    # The kind is not served: a 404 (not a refused object), as the API server answers.
+    assert kube.rejected == []
+
+
+def test_a_mesh_policy_the_cluster_refuses_fails_the_action_not_reported_as_no_istio(ctx, cluster):
+    def require_a_selector(crd):
+        # Istio is installed, but this cluster's schema refuses the policy (a 422).
+        for version in crd["spec"]["versions"]:
+            version["schema"] = {
+                "openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {"spec": {"type": "object", "required": ["selector"]}},
+                }
+            }
+
+    name = "authorizationpolicies.security.istio.io"
+    cluster.edit("CustomResourceDefinition", name, None, require_a_selector)
+    with pytest.raises(testing.ActionFailed) as failed:
+        _run(ctx, "add-contributor", profile="team-a", user=BOB, role="edit")
+    assert failed.value.message.startswith("the Kubernetes API refused: ")
+    assert "selector" in failed.value.message
+    assert cluster.of_kind("AuthorizationPolicy") == []
+    assert [r.split(":")[0] for r in cluster.rejected] == [
+        "AuthorizationPolicy/user-bob-example-com-clusterrole-edit"
+    ]
+    cluster.rejected.clear()  # refused on purpose
 
 
 def test_binding_names_follow_kfams_rule(ctx, cluster):
@@ -463,5 +488,5 @@ def test_no_profile_crd_fails_clearly(ctx, kube):
     with pytest.raises(testing.ActionFailed) as failed:
         _run(ctx, "create-profile", name="x", owner=BOB)
     assert failed.value.message.startswith("the Kubernetes API refused")
-    assert kube.objects == {}
+    assert kube.made() == {}
     kube.rejected.clear()  # the refusal is the point of this test

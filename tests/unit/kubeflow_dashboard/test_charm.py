@@ -31,7 +31,7 @@ from kubeflow_interfaces import istio_ingress_route
 
 def _kinds(kube) -> dict[str, set[str]]:
     kinds: dict[str, set[str]] = {}
-    for stored in kube.objects.values():
+    for stored in kube.made().values():
         kinds.setdefault(stored.body["kind"], set()).add(stored.body["metadata"]["name"])
     return kinds
 
@@ -61,7 +61,7 @@ def test_first_start_runs_the_three_services_and_applies_every_object(ctx, kube)
         "ConfigMap": {f"{APP}-config"},
         "NetworkPolicy": {f"{APP}-ingress"},
     }
-    for stored in kube.objects.values():
+    for stored in kube.made().values():
         labels = stored.body["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == f"{MODEL}-{APP}"
     assert peer_data(out)["manifest-hash"]
@@ -428,7 +428,7 @@ def test_invalid_route_data_blocks_and_changes_nothing(ctx, kube, data, message)
 def test_non_leader_runs_services_but_applies_nothing(ctx, kube):
     relation = route_relation()
     out = settle(ctx, with_relations(state(leader=False), relation))
-    assert kube.objects == {}
+    assert kube.made() == {}
     assert out.get_relation(relation.id).local_app_data == {}
     for name in CONTAINERS:
         assert out.get_container(name).service_statuses[name] == ops.pebble.ServiceStatus.ACTIVE
@@ -460,7 +460,7 @@ def test_checks_not_up_yet_waits(ctx, kube):
 
 def test_no_peer_relation_waits_and_applies_nothing(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state(relations={gateway_relation()}))
-    assert kube.objects == {}
+    assert kube.made() == {}
     assert out.app_status == ops.WaitingStatus("waiting for the peer relation")
 
 
@@ -502,9 +502,9 @@ def test_config_change_restarts_the_services_it_touches(ctx, kube):
 
 def test_remove_deletes_what_the_charm_made(ctx, kube):
     out = settle(ctx, state())
-    assert kube.objects
+    assert kube.made()
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
-    assert kube.objects == {}
+    assert kube.made() == {}
 
 
 def test_a_unit_leaving_deletes_nothing(ctx, kube):

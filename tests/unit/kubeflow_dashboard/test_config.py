@@ -85,7 +85,7 @@ def test_invalid_option_blocks_naming_it_and_changes_nothing(ctx, kube, option, 
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith(f"invalid config: {option}:"), out.unit_status
     assert out.app_status == out.unit_status
-    assert kube.objects == {}
+    assert kube.made() == {}
     for c in out.containers:
         assert c.plan.services == {}
     assert out.opened_ports == frozenset()

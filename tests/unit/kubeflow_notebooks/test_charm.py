@@ -163,7 +163,9 @@ def test_a_notebook_of_each_version_is_accepted(ctx, kube):
     ctx.run(ctx.on.config_changed(), state())
     client = kube.client()
     from lightkube.generic_resource import create_namespaced_resource
+    from lightkube.resources.core_v1 import Namespace
 
+    client.create(Namespace.from_dict({"metadata": {"name": "user"}}))  # a profile's
     for version in ("v1", "v1beta1"):
         notebook = create_namespaced_resource("kubeflow.org", version, "Notebook", "notebooks")
         client.create(
@@ -399,11 +401,11 @@ def test_upgrade_reapplies_even_when_settled(ctx, kube):
 
 def test_remove_deletes_what_the_charm_made(ctx, kube):
     out = settle(ctx, state())
-    assert kube.objects
+    assert kube.made()
 
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
 
-    assert kube.objects == {}
+    assert kube.made() == {}
     deleted = {(kind, name) for verb, kind, name in kube.writes if verb == "delete"}
     assert ("CustomResourceDefinition", "notebooks.kubeflow.org") in deleted
     assert ("ClusterRoleBinding", f"kubeflow-notebooks-{MODEL}") in deleted
