@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +27,8 @@ from kubeflow_charms.kubernetes import (
     apply_stages,
     delete_all,
     error_status,
-    manifest_hash,
     render,
+    render_digest,
 )
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import (
@@ -298,7 +297,11 @@ class KubeflowDashboardCharm(ops.CharmBase):
         # What is rendered follows from the templates and the values alone: when
         # neither changed, nothing is rendered (Jinja2 costs a settled hook as much
         # as the rest of its work) and nothing is applied.
-        wanted = _templates_hash(templates, context)
+        wanted = render_digest(
+            TEMPLATES,
+            [f"{scope}/{n}" for scope, names in templates.items() for n in names],
+            context,
+        )
         owned = OwnedObjects(
             stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
         )
@@ -498,16 +501,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
     def _active_message(self) -> str:
         url = self._current_inputs().url
         return url if url else f"no route: serving on port {DASHBOARD_PORT}"
-
-
-def _templates_hash(templates: dict[str, list[str]], context: dict[str, Any]) -> str:
-    """A hash of each scope's templates, in order, and of the values they are rendered with."""
-    texts = [
-        f"{scope}\0{name}\0{(TEMPLATES / name).read_text()}"
-        for scope, names in templates.items()
-        for name in names
-    ]
-    return manifest_hash(*texts, json.dumps(context, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: nocover
