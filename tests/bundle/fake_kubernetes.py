@@ -29,7 +29,10 @@ Every object written is validated first:
   (`kubernetes-validate`, offline, strict: unknown fields are errors);
 - custom resources against a CustomResourceDefinition applied before them:
   the group, version and kind must be served, and the object must satisfy
-  the version's `openAPIV3Schema`.
+  the version's `openAPIV3Schema`;
+- custom resources of an upstream kind recorded in tests/conformance/facts/
+  schemas/ (Istio's) also against the upstream release's own schema, which
+  our CRDs may leave open (`upstream_schemas`).
 
 An invalid object is refused with HTTP 422, as the API server would, and
 recorded in `rejected`: so are names that are not what Kubernetes requires of
@@ -69,6 +72,8 @@ import httpx
 import jsonschema
 import kubernetes_validate
 import yaml
+
+from bundle import upstream_schemas
 
 KUBERNETES_VERSION = "1.31"
 _PATH = re.compile(
@@ -438,7 +443,7 @@ class FakeKubernetes:
             if not group.endswith(".k8s.io") and group not in _BUILTIN_GROUPS:
                 return f"no CustomResourceDefinition serves {obj['apiVersion']} {obj.get('kind')}"
         if crd is not None:
-            return _validate_custom(obj, crd)
+            return _validate_custom(obj, crd) or upstream_schemas.problem(obj)
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as e:
