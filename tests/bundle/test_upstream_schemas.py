@@ -145,14 +145,20 @@ PLURALS = {
 }
 
 
-@pytest.fixture
-def istio() -> FakeKubernetes:
-    """A cluster with Istio's CRDs as our istio charm installs them."""
+@pytest.fixture(scope="module")
+def crds() -> FakeKubernetes:
+    """A cluster with Istio's CRDs as our istio charm installs them (once: applying is slow)."""
     fake = FakeKubernetes()
     api = fake.client()
     for crd in codecs.load_all_yaml(render(ISTIO_TEMPLATES, ["crds.yaml.j2"], {})):
         api.apply(crd)
     return fake
+
+
+@pytest.fixture
+def istio(crds: FakeKubernetes) -> FakeKubernetes:
+    """A cluster of the test's own with Istio's CRDs."""
+    return FakeKubernetes(objects=copy.deepcopy(crds.objects), revision=crds.revision)
 
 
 def _apply(fake: FakeKubernetes, obj: dict[str, Any]) -> None:
