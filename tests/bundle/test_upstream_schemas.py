@@ -262,6 +262,12 @@ BAD = {
         "spec",
         "only one of",
     ),
+    "service-accounts-and-principals": (
+        AP,
+        _set("rules.0.from.0.source.serviceAccounts", ["kubeflow/ml"]),
+        "source",
+        "only one of",
+    ),
     "waypoint-elsewhere": (
         EF,
         _set("configPatches.0.match", WAYPOINT_ELSEWHERE),
