@@ -169,6 +169,21 @@ def test_gateway_deployment_and_service_defaults(ctx, kube):
     assert "tls" not in gateway["spec"]["servers"][0]
 
 
+def test_the_injection_config_reads_the_same_with_or_without_libyaml():
+    # Its text goes into the files' hash in istiod's plan: a different emitter
+    # must not change it (and restart istiod).
+    class PythonDumper(yaml.SafeDumper):
+        pass
+
+    PythonDumper.add_representer(str, istiod._literal)
+    text = istiod.injection_config()
+    config = yaml.safe_load(text)
+
+    assert yaml.__with_libyaml__  # the charm's hooks use libyaml's emitter
+    assert yaml.dump(config, Dumper=PythonDumper, sort_keys=True) == text
+    assert config["templates"]["sidecar"] == istiod.SIDECAR_TEMPLATE.read_text()
+
+
 # --- config -----------------------------------------------------------------------------
 
 
