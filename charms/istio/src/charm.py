@@ -339,7 +339,8 @@ class IstioCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring istiod, the cluster's objects and the routes to what the inputs say."""
-        inputs = self._inputs = self._read_inputs()
+        routine = isinstance(event, ops.UpdateStatusEvent)
+        inputs = self._inputs = self._read_inputs(routine=routine)
         if inputs.config is None or inputs.blocked:
             return  # bad config or TLS input: leave everything as it is
         bundle = self._certificates()
@@ -347,11 +348,13 @@ class IstioCharm(ops.CharmBase):
             self._configure_istiod(inputs, bundle)
         if self.unit.is_leader() and bundle is not None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
-            routine = isinstance(event, ops.UpdateStatusEvent)
             self._reconcile_cluster(inputs, bundle, force=force, routine=routine)
 
-    def _read_inputs(self) -> _Inputs:
-        """Config, TLS, the login check and (on the leader) route requests; writes nothing."""
+    def _read_inputs(self, *, routine: bool = False) -> _Inputs:
+        """Config, TLS, the login check and (on the leader) route requests; writes nothing.
+
+        `routine` (update-status): see `_read_requests`.
+        """
         try:
             config = self.load_config(IstioConfig)
         except ValueError as e:
@@ -360,7 +363,7 @@ class IstioCharm(ops.CharmBase):
         self._read_tls(inputs, config)
         self._read_auth(inputs)
         if self.unit.is_leader():
-            self._read_requests(inputs)
+            self._read_requests(inputs, routine=routine)
         return inputs
 
     def _route_relations(self) -> list[tuple[str, ops.Relation]]:
@@ -372,13 +375,27 @@ class IstioCharm(ops.CharmBase):
         ]
         return sorted(found, key=lambda pair: pair[1].id)
 
-    def _read_requests(self, inputs: _Inputs) -> None:
+    def _read_requests(self, inputs: _Inputs, *, routine: bool = False) -> None:
         """Each relation's route request, checked; the last reading is reused while unchanged.
 
         Parsing a request needs the ecosystem's route models, whose import costs
         as much as a settled hook; a settled hook finds the same relation data
         and takes the requests from the peer databag instead.
+
+        A routine hook (update-status) of a unit whose last hook ended active
+        does not read the relations at all: every change of a route relation
+        comes with a hook of its own, which read it, and an active leader
+        applied and recorded what it read. After a hook that could not (bad
+        config or TLS input, the API server refusing: not active), the
+        relations are read again.
         """
+        peer = self.model.get_relation(PEERS)
+        cached = _load_json(peer.data[self.app].get(REQUESTS_KEY)) if peer else None
+        if not isinstance(cached, dict) or not isinstance(cached.get("digest"), str):
+            cached = None
+        if routine and cached is not None and isinstance(self.unit.status, ops.ActiveStatus):
+            _load_record(inputs, cached)
+            return
         sources = []
         for endpoint, relation in self._route_relations():
             app = relation.app.name if relation.app else "?"
@@ -388,11 +405,8 @@ class IstioCharm(ops.CharmBase):
             data = dict(relation.data[relation.app]) if relation.app else {}
             sources.append([endpoint, relation.id, app, data, units])
         inputs.requests_digest = routes.digest(sources)
-        peer = self.model.get_relation(PEERS)
-        cached = _load_json(peer.data[self.app].get(REQUESTS_KEY)) if peer else None
-        if isinstance(cached, dict) and cached.get("digest") == inputs.requests_digest:
-            inputs.requests = routes.load_requests(json.dumps(cached.get("requests", [])))
-            inputs.invalid = [str(i) for i in cached.get("invalid", [])]
+        if cached is not None and cached["digest"] == inputs.requests_digest:
+            _load_record(inputs, cached)
             return
         for endpoint, relation in self._route_relations():
             app = relation.app.name if relation.app else "?"
@@ -924,6 +938,13 @@ def _set(databag: ops.RelationDataContent, key: str, value: str | None) -> None:
             del databag[key]
     elif databag.get(key) != value:
         databag[key] = value
+
+
+def _load_record(inputs: _Inputs, record: dict[str, Any]) -> None:
+    """Take the route requests from the record of their last reading (REQUESTS_KEY)."""
+    inputs.requests_digest = record["digest"]
+    inputs.requests = routes.load_requests(json.dumps(record.get("requests", [])))
+    inputs.invalid = [str(i) for i in record.get("invalid", [])]
 
 
 def _conflicts_message(conflicts: tuple[Conflict, ...]) -> str:

@@ -22,6 +22,7 @@ from unit.istio.helpers import (
     settle,
     state,
     urls,
+    virtual_services,
     with_relations,
 )
 
@@ -166,6 +167,21 @@ def test_gateway_deployment_and_service_defaults(ctx, kube):
     gateway = kube.get("Gateway", "kubeflow-gateway", MODEL)
     assert [s["port"]["number"] for s in gateway["spec"]["servers"]] == [80]
     assert "tls" not in gateway["spec"]["servers"][0]
+
+
+def test_the_injection_config_reads_the_same_with_or_without_libyaml():
+    # Its text goes into the files' hash in istiod's plan: a different emitter
+    # must not change it (and restart istiod).
+    class PythonDumper(yaml.SafeDumper):
+        pass
+
+    PythonDumper.add_representer(str, istiod._literal)
+    text = istiod.injection_config()
+    config = yaml.safe_load(text)
+
+    assert yaml.__with_libyaml__  # the charm's hooks use libyaml's emitter
+    assert yaml.dump(config, Dumper=PythonDumper, sort_keys=True) == text
+    assert config["templates"]["sidecar"] == istiod.SIDECAR_TEMPLATE.read_text()
 
 
 # --- config -----------------------------------------------------------------------------
@@ -443,6 +459,44 @@ def test_settled_update_status_writes_nothing(ctx, kube, monkeypatch):
     assert again.relations == out.relations
     assert again.secrets == out.secrets
     assert again.unit_status == testing.ActiveStatus("http://kf.example.com")
+
+
+def test_settled_update_status_takes_the_routes_from_the_record(ctx, kube, charm, monkeypatch):
+    # An active leader applied what its last hook read: update-status reads no route relation.
+    out = settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
+    assert out.unit_status.name == "active"
+    digests: list[object] = []
+    digest = charm.routes.digest
+    monkeypatch.setattr(charm.routes, "digest", lambda s: digests.append(s) or digest(s))
+    writes = list(kube.writes)
+
+    again = ctx.run(ctx.on.update_status(), out)
+    assert digests == []
+    assert kube.writes == writes
+    assert again.relations == out.relations
+    assert again.unit_status == out.unit_status
+
+
+def test_update_status_after_a_refused_apply_reads_the_routes_again(ctx, kube, monkeypatch):
+    out = settle(ctx, with_relations(state(), route("dex", "/dex", auth=False)))
+    handle = kube.handle
+
+    def forbidden(request):
+        import httpx
+
+        return httpx.Response(403, json={"kind": "Status", "code": 403, "message": "no"})
+
+    monkeypatch.setattr(kube, "handle", forbidden)
+    mlflow = route("mlflow", "/mlflow", auth=False)
+    out = ctx.run(ctx.on.relation_changed(mlflow), with_relations(out, mlflow))
+    assert out.unit_status.name == "blocked"
+    assert set(virtual_services(kube)) == {"/dex"}
+
+    # The cluster lets the charm in again (`juju trust`, which no hook announces).
+    monkeypatch.setattr(kube, "handle", handle)
+    out = ctx.run(ctx.on.update_status(), out)
+    assert set(virtual_services(kube)) == {"/dex", "/mlflow"}
+    assert out.unit_status.name == "active"
 
 
 def test_unchanged_inputs_are_not_rendered_again(ctx, kube, charm, monkeypatch):
