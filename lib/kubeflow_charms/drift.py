@@ -208,11 +208,17 @@ class OwnedObjects:
 
         Nothing recorded counts as different. When the API server cannot be
         read, the reason is logged and nothing is forced (the status stays as
-        it is; the next update-status looks again).
+        it is; the next update-status looks again). When it refuses the
+        application (401, 403: its trust was removed, say), that counts as
+        different: the charm applies again, and the apply's refusal puts what
+        to do in its status instead of an active status it can no longer keep.
         """
         try:
             now = self._now()
         except KubernetesError as e:
+            if e.status in (401, 403):
+                logger.warning("cannot check the Kubernetes objects: %s; applying them again", e)
+                return True
             logger.warning("cannot check the Kubernetes objects for changes: %s", e)
             return False
         if now == self.databag.get(self.key):

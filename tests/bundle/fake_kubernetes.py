@@ -50,6 +50,14 @@ namespaces) or a cluster-scoped kind under a namespace is 404; a write into
 a namespace that does not exist is 404 (`namespaces "x" not found`, as the
 NamespaceLifecycle admission answers). The model's namespace exists from the
 start, as Juju creates it with the model.
+
+Requests are authorized as the API server's RBAC would: a charm's client
+carries its application's bearer token (`service_account`, the token of the
+service account Juju made for the application's pods), and an application
+Juju does not trust gets 403 Forbidden for anything outside the rules Juju
+gives an untrusted application (`fake_rbac.py`, beside this file). A test's
+own requests (`client()` without an application, or no bearer token at all)
+are not restricted.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ import httpx
 import jsonschema
 import kubernetes_validate
 import yaml
+from bundle.fake_rbac import TEST_TOKEN, Attributes, ServiceAccount, refusal
 
 from bundle import upstream_schemas
 
@@ -117,7 +126,9 @@ class FakeKubernetes:
     lists: int = 0  # list requests answered
     tokens_issued: int = 0  # TokenRequests answered (not objects: not in `writes`)
     model_namespace: str | None = "kubeflow"  # exists from the start, as Juju made it
+    forbidden: list[str] = field(default_factory=list)  # the messages of every 403 answered
     _given: set[tuple[str, str, str | None, str]] = field(default_factory=set, init=False)
+    _accounts: dict[str, ServiceAccount] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.model_namespace and not self.objects:
@@ -142,8 +153,22 @@ class FakeKubernetes:
         # The cluster is one: a client that gets copied still talks to it.
         return self
 
-    def kubeconfig(self, namespace: str = "kubeflow") -> Any:
-        """A kubeconfig for this fake cluster (the token is never checked)."""
+    def service_account(self, app: str, *, trusted: bool) -> str:
+        """The bearer token of the service account Juju made for `app`'s pods, with its trust.
+
+        Juju names the account after the application, in the model's
+        namespace, and binds it to a Role and a ClusterRole whose rules
+        `juju trust` switches (see fake_rbac.py). Asking again with another
+        `trusted` is `juju trust` (or `--remove`): the same token, its rules
+        changed.
+        """
+        namespace = self.model_namespace or "default"
+        token = f"serviceaccount-token-{namespace}-{app}"
+        self._accounts[token] = ServiceAccount(app, namespace, trusted)
+        return token
+
+    def kubeconfig(self, namespace: str = "kubeflow", token: str = TEST_TOKEN) -> Any:
+        """A kubeconfig for this fake cluster, with a bearer token (the test's own by default)."""
         from lightkube import KubeConfig
 
         return KubeConfig.from_dict(
@@ -152,7 +177,7 @@ class FakeKubernetes:
                 "clusters": [
                     {"name": "fake", "cluster": {"server": "https://kubernetes.invalid"}}
                 ],
-                "users": [{"name": "charm", "user": {"token": "not-a-real-token"}}],
+                "users": [{"name": "charm", "user": {"token": token}}],
                 "contexts": [
                     {
                         "name": "fake",
@@ -166,12 +191,20 @@ class FakeKubernetes:
         """An httpx transport that hands every request to this fake cluster."""
         return httpx.MockTransport(self.handle)
 
-    def client(self, field_manager: str = "simulation", namespace: str = "kubeflow") -> Any:
-        """A lightkube Client talking to this fake cluster."""
+    def client(
+        self,
+        field_manager: str = "simulation",
+        namespace: str = "kubeflow",
+        *,
+        app: str | None = None,
+        trusted: bool = False,
+    ) -> Any:
+        """A lightkube Client talking to this fake cluster: a test's, or as `app`'s pod would."""
         from lightkube import Client
 
+        token = TEST_TOKEN if app is None else self.service_account(app, trusted=trusted)
         return Client(
-            config=self.kubeconfig(namespace),
+            config=self.kubeconfig(namespace, token),
             field_manager=field_manager,
             transport=self.transport(),
         )
@@ -238,6 +271,9 @@ class FakeKubernetes:
         api_version = match["core"] or f"{match['group']}/{match['version']}"
         plural, name, ns = match["plural"], match["name"], match["ns"]
         query = parse_qs(request.url.query.decode())
+        refused = self._authorize(request, match, query)
+        if refused is not None:
+            return refused
         namespaced = self._scope(api_version, plural)
         if namespaced is None or (ns is not None and not namespaced):
             return _status(404, "NotFound", "the server could not find the requested resource")
@@ -272,6 +308,27 @@ class FakeKubernetes:
             body = _decode(request)
             return self._write(request.method, api_version, plural, ns, name, body, match["sub"])
         return _status(405, "MethodNotAllowed", request.method)
+
+    def _authorize(
+        self, request: httpx.Request, match: re.Match[str], query: dict[str, list[str]]
+    ) -> httpx.Response | None:
+        """401 for a token nobody was given, 403 for what its account may not do; else None.
+
+        Authorization comes before routing, as in the API server: a
+        forbidden request to a kind nobody serves is 403, not 404.
+        """
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token == TEST_TOKEN:
+            return None  # a test's own request
+        account = self._accounts.get(token)
+        if account is None:
+            return _status(401, "Unauthorized", "Unauthorized")
+        asked = Attributes.of(request.method, match.groupdict(), query)
+        refused = refusal(account, asked)
+        if refused is None:
+            return None
+        self.forbidden.append(refused["message"])
+        return httpx.Response(403, json=refused)
 
     def _scope(self, api_version: str, plural: str) -> bool | None:
         """Whether this kind is served namespaced (True), cluster-wide (False), or not at all.
@@ -649,10 +706,17 @@ def _status(code: int, reason: str, message: str) -> httpx.Response:
 
 @contextlib.contextmanager
 def routed_lightkube(
-    fake: FakeKubernetes, namespace: str = "kubeflow"
+    fake: FakeKubernetes,
+    namespace: str = "kubeflow",
+    *,
+    app: str | None = None,
+    trusted: bool = False,
 ) -> Iterator[FakeKubernetes]:
     """Send every lightkube Client a charm builds to `fake`, for the duration of the block.
 
+    With `app`, the clients and `kubeflow_charms.drift.send` carry that
+    application's service-account token, as in its pod, and get what Juju
+    lets it do (`trusted` or not); without, they are a test's, unrestricted.
     A client built with an explicit transport (a test's own, from
     `fake.client()`) is left alone.
     """
@@ -662,12 +726,17 @@ def routed_lightkube(
 
     original = lightkube.Client.__init__
     original_send = drift.send
-    drift.send = fake.send
+    token = TEST_TOKEN if app is None else fake.service_account(app, trusted=trusted)
+
+    def send(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        return fake.send(method, path, {**headers, "Authorization": f"Bearer {token}"})
+
+    drift.send = send
 
     def routed(client: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("transport") is None:
             ns = kwargs.get("namespace") or namespace
-            kwargs.update(config=fake.kubeconfig(ns), transport=fake.transport())
+            kwargs.update(config=fake.kubeconfig(ns, token), transport=fake.transport())
         original(client, *args, **kwargs)
 
     lightkube.Client.__init__ = routed  # type: ignore[method-assign]

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bundle.fake_kubernetes import routed_lightkube
 from charm_loader import CHARMS, charm_dir, load_charm
 from ops import testing
-
-from kubeflow_charms import drift
 
 logger = logging.getLogger(__name__)
 
@@ -564,11 +563,13 @@ class Model:
         state = self.state_for(unit)
         event = make_event(state)
         self.hooks.append(HookRecord(unit.name, label))
-        # The charms' raw API requests (drift checks) go to this model's cluster.
-        drift.send = self.workloads.kubernetes.send
         unit.ctx.juju_log.clear()
+        # The charm's API requests (lightkube's and drift's raw ones) go to this model's
+        # cluster with its application's service-account token: what Juju lets the pod do.
+        cluster, trusted = self.workloads.kubernetes, self.apps[unit.app].trust
         try:
-            out = unit.ctx.run(event, state)
+            with routed_lightkube(cluster, MODEL.name, app=unit.app, trusted=trusted):
+                out = unit.ctx.run(event, state)
         except Exception as e:
             raise SimulationError(f"{unit.name} raised in {label}: {e}") from e
         for line in unit.ctx.juju_log:

@@ -251,6 +251,35 @@ def test_api_unreachable_forces_nothing_and_keeps_the_record(cluster, monkeypatc
     assert "cannot record" in caplog.text
 
 
+@pytest.mark.parametrize("code", [401, 403])
+def test_a_refused_check_counts_as_drift(cluster, monkeypatch, caplog, code):
+    # A charm whose trust was removed must apply again (and be told no), not stay active.
+    bag: dict[str, str] = {}
+    owned = drift.OwnedObjects(bag, "owned-objects", app=APP, model=MODEL, kinds=KINDS)
+    owned.record()
+    kept = dict(bag)
+    refusal = json.dumps({"kind": "Status", "message": "forbidden", "code": code}).encode()
+    monkeypatch.setattr(drift, "send", lambda *_: (code, refusal))
+    with caplog.at_level(logging.WARNING):
+        assert owned.drifted() is True
+        owned.record()
+    assert bag == kept
+    assert f"HTTP {code} forbidden; applying them again" in caplog.text
+
+
+def test_an_untrusted_app_cannot_check_its_objects_and_applies_again(cluster):
+    bag: dict[str, str] = {}
+    owned = drift.OwnedObjects(bag, "owned-objects", app=APP, model=MODEL, kinds=KINDS)
+    owned.record()
+    with routed_lightkube(cluster, MODEL, app=APP, trusted=False):
+        assert owned.drifted() is True
+        with pytest.raises(KubernetesError) as refused:
+            Resources(app=APP, model=MODEL, scope="mesh", kinds=KINDS).reconcile(MANIFESTS)
+    assert refused.value.status == 403
+    with routed_lightkube(cluster, MODEL, app=APP, trusted=True):
+        assert owned.drifted() is False
+
+
 # --- the in-cluster transport
 
 

@@ -392,6 +392,23 @@ def test_forbidden_api_asks_for_trust(ctx, kube, monkeypatch):
     )
 
 
+def test_trust_removed_from_a_settled_charm_blocks_it_on_update_status(ctx, kube):
+    from bundle.fake_kubernetes import routed_lightkube
+
+    out = settle(ctx, state(relations={testing.PeerRelation(PEERS), route_relation()}))
+    assert out.unit_status == ops.ActiveStatus()
+    app = "kubeflow-notebooks"
+    with routed_lightkube(kube, MODEL, app=app, trusted=False):  # `juju trust --remove`
+        blocked = ctx.run(ctx.on.update_status(), out)
+    assert blocked.unit_status == ops.BlockedStatus(
+        f"not allowed to manage Kubernetes objects: run `juju trust {app} --scope=cluster`"
+    )
+    assert kube.forbidden
+    with routed_lightkube(kube, MODEL, app=app, trusted=True):
+        again = ctx.run(ctx.on.update_status(), blocked)
+    assert again.unit_status == ops.ActiveStatus()
+
+
 def test_upgrade_reapplies_even_when_settled(ctx, kube):
     out = settle(ctx, state())
     writes = len(kube.writes)
