@@ -820,8 +820,13 @@ class Model:
             record.expiry[record.revision] = record.expired_at[record.revision] = when
         policy = getattr(secret.rotate, "value", secret.rotate)
         if policy != record.rotate:
+            # A secret already rotating keeps its next rotation; one that was
+            # not starts now (juju/juju domain/secret/service/service.go,
+            # UpdateCharmSecret).
+            due = next_rotation(policy, self.now())
+            if due is None or record.rotate_at is None:
+                record.rotate_at = due
             record.rotate = policy
-            record.rotate_at = next_rotation(policy, self.now())
 
     def _absorb_consumed(self, unit: Unit, secret: testing.Secret, record: SecretRecord) -> None:
         """What a consumer read: it tracks the revision it got, per unit, as Juju keeps it."""
@@ -852,6 +857,8 @@ class Model:
                 record.revisions.pop(revision, None)
                 record.expiry.pop(revision, None)
                 record.expired_at.pop(revision, None)
+                # A unit that tracked it (an expired revision, say) reads the latest next.
+                record.tracked = {u: r for u, r in record.tracked.items() if r != revision}
 
     def _after_secret_hook(self, kind: str, secret_id: str, revision: int) -> None:
         """Juju's retries: rotate again if no new revision came, expire again if still there."""
