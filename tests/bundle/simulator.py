@@ -630,22 +630,32 @@ class Model:
         )
 
     def _secrets_for(self, unit: Unit) -> set[testing.Secret]:
-        """The secrets a unit owns, and those granted to it as it last read them."""
+        """The secrets a unit manages, and those it may read, as it last read them."""
         self._secret_hook = None  # a new hook: no secret event of its own yet
         out: set[testing.Secret] = set()
         for record in self.secrets.values():
             if self._owns(unit, record):
                 out.add(self._owner_view(record))
-            elif self._granted(record, unit):
+            elif self._reads(record, unit):
                 out.add(self._consumer_view(record, unit))
         return out
 
     @staticmethod
     def _owns(unit: Unit, record: SecretRecord) -> bool:
-        """Whether the unit holds the secret as its owner (any unit of an owning app)."""
-        return record.owner_app == unit.app and (
-            record.owner == "app" or record.owner_unit == unit.name
-        )
+        """Whether the unit manages the secret: its owning unit, or its owning app's leader."""
+        if record.owner_app != unit.app:
+            return False
+        return record.owner_unit == unit.name if record.owner == "unit" else unit.leader
+
+    def _reads(self, record: SecretRecord, unit: Unit) -> bool:
+        """Whether a unit that does not manage the secret may read it, as a consumer.
+
+        The other units of an owning application read its secrets as consumers
+        do: they track revisions and get secret-changed, the leader does not
+        (juju/juju issue 19035, as Juju 3.6 behaves).
+        """
+        peer = record.owner == "app" and record.owner_app == unit.app
+        return peer or self._granted(record, unit)
 
     def _owner_view(self, record: SecretRecord) -> testing.Secret:
         """The owner's secret: the latest revision, its grants, expiry and rotation policy."""
@@ -666,12 +676,14 @@ class Model:
         """A consumer's secret: the revision the unit tracks (the latest if none yet)."""
         tracked = record.tracked.get(unit.name)
         content = record.revisions[tracked] if tracked else record.content
+        # Units of the owning app know it by the owner's label.
+        peer = record.owner_app == unit.app
         secret = ConsumedSecret(
             dict(content),
             latest_content=dict(record.content),
             id=record.id,
             owner=None,
-            label=record.labels.get(unit.name),
+            label=record.label if peer else record.labels.get(unit.name),
         )
         return _revisions(secret, tracked=tracked or 0, latest=record.revision)
 
@@ -772,7 +784,7 @@ class Model:
             record = self.secrets.get(secret.id)
             if secret.owner is not None:
                 self._absorb_owned(unit, secret, record)
-            elif record is not None and self._granted(record, unit):
+            elif record is not None and self._reads(record, unit):
                 self._absorb_consumed(unit, secret, record)
         self._absorb_removed_revisions(unit, hook)
         # An owner that removed its secret: it is gone for everyone.
@@ -834,7 +846,7 @@ class Model:
         refreshed = secret._tracked_revision != given  # `get_content(refresh=True)`
         if refreshed or (given == 0 and was_read(secret)):
             record.tracked[unit.name] = record.revision
-        if secret.label:
+        if secret.label and record.owner_app != unit.app:
             record.labels[unit.name] = secret.label
 
     def _absorb_removed_revisions(self, unit: Unit, hook: tuple[str, str, int] | None) -> None:
@@ -876,14 +888,16 @@ class Model:
     def _queue_obsolete_revisions(self) -> None:
         """secret-remove to the owner, once, for each old revision no consumer unit tracks.
 
-        Units that can no longer read the secret (its grant or relation gone)
-        are no longer its consumers.
+        Units that can no longer read the secret (its grant or relation gone),
+        or that manage it now, are no longer its consumers.
         """
         for record in self.secrets.values():
             record.tracked = {
                 name: revision
                 for name, revision in record.tracked.items()
-                if (unit := self._unit(name)) is not None and self._granted(record, unit)
+                if (unit := self._unit(name)) is not None
+                and not self._owns(unit, record)
+                and self._reads(record, unit)
             }
             owner = self._owner_unit(record)
             if owner is None:
@@ -948,13 +962,14 @@ class Model:
         """secret-changed to each unit that tracks the secret and may still read it.
 
         Only consumers get it: units that read the secret (juju/juju
-        docs/reference/hook.md, secret-changed), each unit for itself.
+        docs/reference/hook.md, secret-changed), each unit for itself, the
+        owning app's other units included, its leader not.
         """
         for app in self.apps.values():
-            if app.name == record.owner_app:
-                continue
             for unit in app.units:
-                if unit.name in record.tracked and self._granted(record, unit):
+                if unit.name not in record.tracked or self._owns(unit, record):
+                    continue
+                if self._reads(record, unit):
                     self._queue_secret_hook(unit, "changed", record)
 
     # --- the lifecycle

@@ -147,19 +147,21 @@ def readers(tmp_path: Path) -> Model:
 def test_secret_changed_goes_to_each_unit_that_tracks_the_secret(readers: Model):
     model = readers
     record = _secret(model)
-    # Every unit of both applications may read it; only the readers did.
+    # Every unit of both applications may read it; only the readers did, and
+    # the owner's other unit, which reads its application's secret as they do.
     assert {frozenset({"reader"}), frozenset({"idle"})} == set(record.grants.values())
-    assert record.tracked == {"reader/0": 1, "reader/1": 1}
+    assert record.tracked == {"owner/1": 1, "reader/0": 1, "reader/1": 1}
     hooks, logs = len(model.hooks), len(model.logs)
 
     assert model.run_action("owner/0", "set-content") == {"count": "2"}
 
     changed = [unit for unit, event in _hooks(model, hooks) if event == "secret-changed"]
-    assert sorted(changed) == ["reader/0", "reader/1"]  # not idle/0, which never read it
+    # Not idle/0, which never read it, nor the owner's leader (juju/juju issue 19035).
+    assert sorted(changed) == ["owner/1", "reader/0", "reader/1"]
     # Each unit tracks its own revision: a read without refresh stays on the old one.
     assert _said(model, "reader/0", logs) == ["changed, refreshed to n=2"]
     assert _said(model, "reader/1", logs) == ["changed, tracked n=1, latest n=2"]
-    assert record.tracked == {"reader/0": 2, "reader/1": 1}
+    assert record.tracked == {"owner/1": 2, "reader/0": 2, "reader/1": 1}
     # Revision 1 is still tracked: the owner is not told to remove it yet.
     assert sorted(record.revisions) == [1, 2]
     assert ("owner/0", "secret-remove") not in _hooks(model, hooks)
@@ -178,7 +180,7 @@ def test_the_owners_leader_removes_a_revision_once_no_unit_tracks_it(readers: Mo
     assert not [h for h in _hooks(model, hooks) if h[0] == "owner/1"]
     assert _said(model, "owner/0", logs) == ["remove revision 1"]
     assert sorted(record.revisions) == [2]
-    assert record.tracked == {"reader/0": 2, "reader/1": 2}
+    assert record.tracked == {"owner/1": 2, "reader/0": 2, "reader/1": 2}
     # Told once: nothing more happens.
     _all_active(model)
     assert [event for _, event in _hooks(model, hooks)].count("secret-remove") == 1
@@ -203,10 +205,14 @@ def test_a_rotation_policy_raises_secret_rotate_on_the_owners_leader_when_due(tm
     model.advance(dt.timedelta(minutes=2))
     ran = _hooks(model, hooks)
     assert ran[0] == ("owner/0", "secret-rotate")
-    assert sorted(u for u, e in ran if e == "secret-changed") == ["reader/0", "reader/1"]
+    assert sorted(u for u, e in ran if e == "secret-changed") == [
+        "owner/1",
+        "reader/0",
+        "reader/1",
+    ]
     assert ("owner/0", "secret-remove") in ran  # revision 1, which nobody tracks now
     assert record.revision == 2 and sorted(record.revisions) == [2]
-    assert record.tracked == {"reader/0": 2, "reader/1": 2}
+    assert record.tracked == {"owner/1": 2, "reader/0": 2, "reader/1": 2}
 
     # An hour after the rotation, the next one; two rotations in one long step.
     hooks = len(model.hooks)
@@ -282,3 +288,4 @@ def test_secret_expired_runs_until_the_expired_revision_is_removed(tmp_path: Pat
 def test_rotation_policies_step_as_juju_steps_them(policy, last, due):
     expected = dt.datetime.fromisoformat(due) if due else None
     assert next_rotation(policy, dt.datetime.fromisoformat(last)) == expected
+

@@ -50,7 +50,15 @@ class JujuProbeCharm(ops.CharmBase):
             relation.data[self.unit].update({"unit": self.unit.name, "note": self._note})
             if self.unit.is_leader():
                 relation.data[self.app]["app"] = self.app.name
-        if not self.unit.is_leader() or not self.model.relations[GIVE]:
+        if not self.model.relations[GIVE]:
+            return
+        if not self.unit.is_leader():
+            # The app's other units read its secret as consumers do.
+            try:
+                shared = self.model.get_secret(label=LABEL)
+            except ops.SecretNotFoundError:
+                return
+            logger.info("probe: own secret n=%s", shared.get_content()["count"])
             return
         secret = self._shared()
         for relation in self.model.relations[GIVE]:
@@ -116,7 +124,8 @@ class JujuProbeCharm(ops.CharmBase):
             logger.info("probe: changed, tracked n=%s, latest n=%s", tracked, latest)
         else:
             logger.info(
-                "probe: changed, refreshed to n=%s", event.secret.get_content(refresh=True)["count"]
+                "probe: changed, refreshed to n=%s",
+                event.secret.get_content(refresh=True)["count"],
             )
 
     def _on_refresh(self, event: ops.ActionEvent) -> None:
