@@ -289,3 +289,22 @@ def test_rotation_policies_step_as_juju_steps_them(policy, last, due):
     expected = dt.datetime.fromisoformat(due) if due else None
     assert next_rotation(policy, dt.datetime.fromisoformat(last)) == expected
 
+
+# --- the bundle's charms -------------------------------------------------------------
+
+
+def test_the_bundles_owners_remove_the_revisions_nobody_tracks(settled_models, tmp_path: Path):
+    model = settled_models.own(tmp_path)
+    hooks = len(model.hooks)
+    # Each makes new revisions of secrets: some read by other applications, some not.
+    model.run_action("oidc-gateway/0", "rotate-secrets")  # its cookie key, dex's client secret
+    model.run_action("minio/0", "rotate-credentials")  # root keys, users, the s3 relation's
+    model.run_action("mysql/0", "set-password")  # its admin credentials
+    model.run_action("resource-dispatcher/0", "rotate-certificates")  # its webhook's CA
+
+    removed = {unit for unit, event in _hooks(model, hooks) if event == "secret-remove"}
+    assert removed == {"oidc-gateway/0", "dex/0", "minio/0", "mysql/0", "resource-dispatcher/0"}
+    # Every old revision is gone: no credential or key outlives its rotation.
+    for record in model.secrets.values():
+        assert set(record.revisions) == {record.revision}, f"{record.owner_app} {record.label}"
+    _all_active(model)
