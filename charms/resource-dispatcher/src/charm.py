@@ -383,9 +383,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         # An old revision of the webhook's certificates (after a rotation or a
-        # renewal) that no unit reads any more: the old CA key goes.
+        # renewal) that no unit reads any more: the old CA key goes. The status
+        # is the reconciled one, as after any hook.
         if self.unit.is_leader():
             event.remove_revision()
+        self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():

@@ -415,9 +415,10 @@ def test_leader_removes_a_revision_no_unit_reads_any_more(ctx, tmp_path):
     settled = ctx.run(ctx.on.update_status(), rotated)  # the leader reads the latest
     (secret,) = [s for s in settled.secrets if s.label == "admin-credentials"]
 
-    ctx.run(ctx.on.secret_remove(secret, revision=1), settled)
+    out = ctx.run(ctx.on.secret_remove(secret, revision=1), settled)
 
     assert ctx.removed_secret_revisions == [1]
+    assert out.unit_status == settled.unit_status == testing.ActiveStatus("primary")
 
 
 def test_rotated_s3_credentials_are_picked_up(ctx, tmp_path):

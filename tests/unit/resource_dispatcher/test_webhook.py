@@ -119,9 +119,11 @@ def test_leader_removes_the_old_certificates_revision(ctx, kube):
 
     settled = ctx.run(ctx.on.update_status(), rotated)  # the leader reads the latest
 
-    ctx.run(ctx.on.secret_remove(certificates_secret(settled), revision=1), settled)
+    out = ctx.run(ctx.on.secret_remove(certificates_secret(settled), revision=1), settled)
 
     assert ctx.removed_secret_revisions == [1]
+    assert out.unit_status == settled.unit_status
+    assert out.unit_status.name == "active"
 
 
 def test_rotate_certificates_on_a_non_leader_fails(ctx, kube):
