@@ -789,10 +789,7 @@ class Model:
         self._absorb_removed_revisions(unit, hook)
         # An owner that removed its secret: it is gone for everyone.
         for record in list(self.secrets.values()):
-            owned = record.owner_app == unit.app and (
-                record.owner == "app" or record.owner_unit == unit.name
-            )
-            if owned and (record.owner == "unit" or unit.leader) and record.id not in seen:
+            if self._owns(unit, record) and record.id not in seen:
                 del self.secrets[record.id]
         if hook is not None:
             self._after_secret_hook(*hook)
