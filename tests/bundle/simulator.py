@@ -8,6 +8,13 @@ nothing changes any more (a fixpoint), within a bound on hooks. Secrets are
 held model-wide, so a secret one application grants on a relation is
 readable by the other side, as in Juju.
 
+Teardown and secrets follow Juju where a charm could tell: a removed relation
+departs each remote unit, then breaks, with no relation-changed after it
+started leaving; a grant to a unit is only that unit's; each unit tracks the
+revision it read, gets secret-changed only then, and the owner is told to
+remove revisions nobody tracks; the model's clock (`advance`) raises
+secret-rotate and secret-expired when they fall due.
+
 What a workload would do (exec output, checks that pass once a service runs,
 an S3 server behind MinIO) comes from `workloads.py`, beside this file; the
 charms are not changed for the simulation.
@@ -16,6 +23,7 @@ charms are not changed for the simulation.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import logging
 import re
@@ -25,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ops
 import yaml
 from bundle.fake_kubernetes import routed_lightkube
 from charm_loader import CHARMS, charm_dir, load_charm
@@ -273,6 +282,12 @@ class RelationRecord:
     interface: str
     app_data: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     unit_data: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # Teardown (`remove_relation`): a dying relation gets no more relation-changed;
+    # what each local unit still sees of the other side as it departs and breaks.
+    dying: bool = False
+    departed: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # unit: gone
+    departing: dict[str, str] = dataclasses.field(default_factory=dict)  # unit: its departee
+    broken: set[str] = dataclasses.field(default_factory=set)  # units in or past broken
 
     def side(self, app: str) -> int:
         """0 or 1: which end `app` is."""
@@ -290,7 +305,14 @@ class RelationRecord:
 
 @dataclasses.dataclass
 class SecretRecord:
-    """A secret as the model holds it: its owner, its content, who may read it."""
+    """A secret as the model holds it: its owner, its revisions, who may read it, who reads which.
+
+    As Juju keeps a charm secret: `content` is the latest revision's; each
+    consumer unit tracks the revision it last read (a unit, not its
+    application); a revision other than the latest that no unit tracks is
+    obsolete, and its owner is told once to remove it; a rotation policy and a
+    revision's expiry fall due on the model's clock. Times are the model's.
+    """
 
     id: str
     owner_app: str
@@ -301,7 +323,17 @@ class SecretRecord:
     label: str | None = None
     description: str | None = None
     grants: dict[int, frozenset[str]] = dataclasses.field(default_factory=dict)
-    tracked: dict[str, tuple[int, dict[str, str]]] = dataclasses.field(default_factory=dict)
+    tracked: dict[str, int] = dataclasses.field(default_factory=dict)  # consumer unit: revision
+    revisions: dict[int, dict[str, str]] = dataclasses.field(default_factory=dict)
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # consumer unit: its label
+    obsolete: set[int] = dataclasses.field(default_factory=set)  # the owner was told
+    rotate: str | None = None  # the rotation policy: hourly, daily, ...
+    rotate_at: dt.datetime | None = None
+    expiry: dict[int, dt.datetime] = dataclasses.field(default_factory=dict)  # revision: when
+    expired_at: dict[int, dt.datetime] = dataclasses.field(default_factory=dict)  # next hook
+
+    def __post_init__(self) -> None:
+        self.revisions.setdefault(self.revision, dict(self.content))
 
 
 @dataclasses.dataclass
@@ -346,11 +378,104 @@ class HookRecord:
     event: str
 
 
+# --- Juju's teardown and secrets, as ops.testing states them ------------------------------
+
+# How long Juju waits to run secret-rotate again when the hook made no new
+# revision, and secret-expired again while the expired revision is still there
+# (juju/juju core/secrets/rotate.go: RotateRetryDelay, ExpireRetryDelay).
+ROTATE_RETRY = dt.timedelta(minutes=5)
+EXPIRE_RETRY = dt.timedelta(minutes=5)
+# A rotation policy's step from the last rotation, as (years, months, days, hours)
+# (juju/juju core/secrets/rotate.go: RotatePolicy.NextRotateTime, Go's AddDate).
+_ROTATION_STEPS = {
+    "hourly": (0, 0, 0, 1),
+    "daily": (0, 0, 1, 0),
+    "weekly": (0, 0, 7, 0),
+    "monthly": (0, 1, 0, 0),
+    "quarterly": (0, 3, 0, 0),
+    "yearly": (1, 0, 0, 0),
+}
+
+
+def next_rotation(policy: str | None, last: dt.datetime) -> dt.datetime | None:
+    """When a secret with this rotation policy, last rotated at `last`, is due again.
+
+    Months and years step as Go's `AddDate` does: a day past the month's end
+    runs on into the next month (31 January plus a month is 3 March).
+    """
+    if policy not in _ROTATION_STEPS:
+        return None  # never, or no policy
+    years, months, days, hours = _ROTATION_STEPS[policy]
+    month = last.month - 1 + months
+    year = last.year + years + month // 12
+    first = last.replace(year=year, month=month % 12 + 1, day=1)
+    return first + dt.timedelta(days=last.day - 1 + days, hours=hours)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DepartingRelation(testing.Relation):
+    """A relation as a unit sees it in relation-departed: the departing unit is not listed.
+
+    Juju leaves the departing unit out of relation-list but answers
+    relation-get for it (juju/juju docs/reference/hook.md, relation-departed);
+    ops reads it through `event.unit` (ops/_main.py, `remote_unit_name`).
+    """
+
+    departing_unit_id: int = 0
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def _remote_unit_ids(self) -> tuple[int, ...]:
+        return tuple(i for i in self.remote_units_data if i != self.departing_unit_id)
+
+
+class ConsumedSecret(testing.Secret):
+    """A secret as a consumer unit is given it, noting whether the charm read it.
+
+    Any `secret-get` without --peek or --refresh makes a unit a consumer of the
+    secret, tracking the revision it got (juju/juju docs/reference/hook.md,
+    secret-changed); ops runs one for `Model.get_secret` too. ops.testing
+    answers it from `tracked_content`, and keeps no trace of it, so reading
+    that content here leaves one.
+    """
+
+    @property
+    def tracked_content(self) -> dict[str, str]:  # type: ignore[override]
+        self.__dict__["_read"] = True
+        return self.__dict__["_tracked_content"]
+
+    @tracked_content.setter
+    def tracked_content(self, value: dict[str, str]) -> None:
+        self.__dict__["_tracked_content"] = value
+
+
+def was_read(secret: testing.Secret) -> bool:
+    """Whether the charm read a `ConsumedSecret`'s tracked revision in its hook."""
+    return bool(secret.__dict__.get("_read"))
+
+
+def _revisions(secret: testing.Secret, *, tracked: int, latest: int) -> testing.Secret:
+    """Give an ops.testing Secret its tracked and latest revision numbers.
+
+    ops.testing keeps them in the Secret's `_tracked_revision` and
+    `_latest_revision` (what `get_info()` answers, what `refresh=True` moves
+    to, what `remove_revision` may not remove) and starts both at 1.
+    """
+    object.__setattr__(secret, "_tracked_revision", tracked)
+    object.__setattr__(secret, "_latest_revision", latest)
+    return secret
+
+
 # --- the simulated model --------------------------------------------------------------
 
 
 class Model:
     """A whole bundle deployed into one simulated model."""
+
+    # The secret event the hook running now was given: (kind, secret id, revision).
+    _secret_hook: tuple[str, str, int] | None = None
 
     def __init__(
         self,
@@ -476,64 +601,120 @@ class Model:
                 peers_data=peers,
             )
         other = record.other(app)
-        remote_units = {
-            u.index: dict(record.unit_data.get(u.name, {})) for u in self.apps[other].units
+        fields: dict[str, Any] = {
+            "interface": record.interface,
+            "id": record.id,
+            "remote_app_name": other,
+            "local_app_data": dict(record.app_data[app]),
+            "local_unit_data": dict(local_unit),
         }
-        return testing.Relation(
-            endpoint,
-            interface=record.interface,
-            id=record.id,
-            remote_app_name=other,
-            local_app_data=dict(record.app_data[app]),
-            local_unit_data=dict(local_unit),
-            remote_app_data=dict(record.app_data[other]),
-            remote_units_data=remote_units,
+        if unit.name in record.broken:
+            # relation-broken: the relation has no members and no data left to read
+            # (juju/juju docs/reference/hook.md: "the relation no longer exists").
+            return testing.Relation(endpoint, **fields, remote_app_data={}, remote_units_data={})
+        gone = record.departed.get(unit.name, set())
+        remote_units = {
+            u.index: dict(record.unit_data.get(u.name, {}))
+            for u in self.apps[other].units
+            if u.name not in gone
+        }
+        fields["remote_app_data"] = dict(record.app_data[other])
+        departing = record.departing.get(unit.name)
+        if departing is None:
+            return testing.Relation(endpoint, **fields, remote_units_data=remote_units)
+        index = int(departing.split("/")[1])
+        remote_units[index] = dict(record.unit_data.get(departing, {}))
+        return DepartingRelation(
+            endpoint, **fields, remote_units_data=remote_units, departing_unit_id=index
         )
 
     def _secrets_for(self, unit: Unit) -> set[testing.Secret]:
-        out = set()
+        """The secrets a unit manages, and those it may read, as it last read them."""
+        self._secret_hook = None  # a new hook: no secret event of its own yet
+        out: set[testing.Secret] = set()
         for record in self.secrets.values():
-            owned = record.owner_app == unit.app and (
-                record.owner == "app" or record.owner_unit == unit.name
-            )
-            if owned:
-                out.add(
-                    testing.Secret(
-                        id=record.id,
-                        tracked_content=dict(record.content),
-                        latest_content=dict(record.content),
-                        owner=record.owner,  # type: ignore[arg-type]
-                        label=record.label,
-                        description=record.description,
-                        remote_grants=dict(record.grants),
-                    )
-                )
-                continue
-            if not self._granted(record, unit.app):
-                continue
-            _, tracked = record.tracked.get(unit.app, (record.revision, record.content))
-            out.add(
-                testing.Secret(
-                    id=record.id,
-                    tracked_content=dict(tracked),
-                    latest_content=dict(record.content),
-                    owner=None,
-                )
-            )
+            if self._owns(unit, record):
+                out.add(self._owner_view(record))
+            elif self._reads(record, unit):
+                out.add(self._consumer_view(record, unit))
         return out
 
-    def _granted(self, record: SecretRecord, app: str) -> bool:
+    @staticmethod
+    def _owns(unit: Unit, record: SecretRecord) -> bool:
+        """Whether the unit manages the secret: its owning unit, or its owning app's leader."""
+        if record.owner_app != unit.app:
+            return False
+        return record.owner_unit == unit.name if record.owner == "unit" else unit.leader
+
+    def _reads(self, record: SecretRecord, unit: Unit) -> bool:
+        """Whether a unit that does not manage the secret may read it, as a consumer.
+
+        The other units of an owning application read its secrets as consumers
+        do: they track revisions and get secret-changed, the leader does not
+        (juju/juju issue 19035, as Juju 3.6 behaves).
+        """
+        peer = record.owner == "app" and record.owner_app == unit.app
+        return peer or self._granted(record, unit)
+
+    def _owner_view(self, record: SecretRecord) -> testing.Secret:
+        """The owner's secret: the latest revision, its grants, expiry and rotation policy."""
+        secret = testing.Secret(
+            id=record.id,
+            tracked_content=dict(record.content),
+            latest_content=dict(record.content),
+            owner=record.owner,  # type: ignore[arg-type]
+            label=record.label,
+            description=record.description,
+            remote_grants=dict(record.grants),
+            expire=self._charm_time(record.expiry.get(record.revision)),
+            rotate=ops.SecretRotate(record.rotate) if record.rotate else None,
+        )
+        return _revisions(secret, tracked=record.revision, latest=record.revision)
+
+    def _consumer_view(self, record: SecretRecord, unit: Unit) -> testing.Secret:
+        """A consumer's secret: the revision the unit tracks (the latest if none yet)."""
+        tracked = record.tracked.get(unit.name)
+        content = record.revisions[tracked] if tracked else record.content
+        # Units of the owning app know it by the owner's label.
+        peer = record.owner_app == unit.app
+        secret = ConsumedSecret(
+            dict(content),
+            latest_content=dict(record.content),
+            id=record.id,
+            owner=None,
+            label=record.label if peer else record.labels.get(unit.name),
+        )
+        return _revisions(secret, tracked=tracked or 0, latest=record.revision)
+
+    def _granted(self, record: SecretRecord, unit: Unit) -> bool:
+        """Whether the secret is granted to the unit, or to its application, on a live relation.
+
+        A grant names the remote application or one remote unit (`secret-grant
+        --unit`); a grant to a unit is not a grant to its application.
+        """
         for rel_id, names in record.grants.items():
             relation = self.relations.get(rel_id)
             if (
                 relation is None
-                or app not in relation.apps
+                or unit.app not in relation.apps
                 or record.owner_app not in relation.apps
             ):
                 continue
-            if app in names or any(n.split("/")[0] == app for n in names):
+            if unit.app in names or unit.name in names:
                 return True
         return False
+
+    def _unit(self, name: str) -> Unit | None:
+        """The unit of this name, if the model has it."""
+        app = self.apps.get(name.partition("/")[0])
+        return next((u for u in app.units if u.name == name), None) if app else None
+
+    def _owner_unit(self, record: SecretRecord) -> Unit | None:
+        """Who gets the owner's secret hooks: the owning unit, or the owning app's leader."""
+        if record.owner == "unit":
+            return self._unit(record.owner_unit or "")
+        app = self.apps.get(record.owner_app)
+        return next((u for u in app.units if u.leader), None) if app else None
 
     def state_for(self, unit: Unit) -> testing.State:
         """The unit's state with the model's current relations and secrets."""
@@ -597,44 +778,159 @@ class Model:
         self._absorb_secrets(unit, out)
 
     def _absorb_secrets(self, unit: Unit, out: testing.State) -> None:
+        hook, self._secret_hook = self._secret_hook, None
         seen = set()
         for secret in out.secrets:
             seen.add(secret.id)
             record = self.secrets.get(secret.id)
             if secret.owner is not None:
-                content = dict(secret.latest_content)
-                if record is None:
-                    record = SecretRecord(
-                        id=secret.id,
-                        owner_app=unit.app,
-                        owner=secret.owner,
-                        owner_unit=unit.name if secret.owner == "unit" else None,
-                        content=content,
-                        label=secret.label,
-                        description=secret.description,
-                    )
-                    self.secrets[secret.id] = record
-                elif content != record.content:
-                    record.content = content
-                    record.revision += 1
-                    self._secret_changed(record)
-                record.label = secret.label
-                record.grants = {k: frozenset(v) for k, v in secret.remote_grants.items()}
-            elif record is not None:
-                tracked = dict(secret.tracked_content)
-                if tracked == record.content:
-                    record.tracked[unit.app] = (record.revision, tracked)
+                self._absorb_owned(unit, secret, record)
+            elif record is not None and self._reads(record, unit):
+                self._absorb_consumed(unit, secret, record)
+        self._absorb_removed_revisions(unit, hook)
         # An owner that removed its secret: it is gone for everyone.
         for record in list(self.secrets.values()):
-            owned = record.owner_app == unit.app and (
-                record.owner == "app" or record.owner_unit == unit.name
-            )
-            if owned and (record.owner == "unit" or unit.leader) and record.id not in seen:
+            if self._owns(unit, record) and record.id not in seen:
                 del self.secrets[record.id]
+        if hook is not None:
+            self._after_secret_hook(*hook)
+        self._queue_obsolete_revisions()
+
+    def _absorb_owned(
+        self, unit: Unit, secret: testing.Secret, record: SecretRecord | None
+    ) -> None:
+        """What an owner did to its secret: made it, a new revision, grants, expiry, rotation."""
+        content = dict(secret.latest_content)
+        if record is None:
+            record = SecretRecord(
+                id=secret.id,
+                owner_app=unit.app,
+                owner=secret.owner,  # type: ignore[arg-type]
+                owner_unit=unit.name if secret.owner == "unit" else None,
+                content=content,
+                label=secret.label,
+                description=secret.description,
+            )
+            self.secrets[secret.id] = record
+            given_expiry = None
+        else:
+            given_expiry = self._charm_time(record.expiry.get(record.revision))
+            if content != record.content:
+                record.revision += 1
+                record.content = content
+                record.revisions[record.revision] = dict(content)
+                self._secret_changed(record)
+        record.label = secret.label
+        record.description = secret.description
+        record.grants = {k: frozenset(v) for k, v in secret.remote_grants.items()}
+        if secret.expire is not None and secret.expire != given_expiry:
+            # An expiry set in this hook: the latest revision's (juju/juju
+            # docs/reference/hook.md, secret-expired).
+            when = self._model_time(secret.expire)
+            record.expiry[record.revision] = record.expired_at[record.revision] = when
+        policy = getattr(secret.rotate, "value", secret.rotate)
+        if policy != record.rotate:
+            # A secret already rotating keeps its next rotation; one that was
+            # not starts now (juju/juju domain/secret/service/service.go,
+            # UpdateCharmSecret).
+            due = next_rotation(policy, self.now())
+            if due is None or record.rotate_at is None:
+                record.rotate_at = due
+            record.rotate = policy
+
+    def _absorb_consumed(self, unit: Unit, secret: testing.Secret, record: SecretRecord) -> None:
+        """What a consumer read: it tracks the revision it got, per unit, as Juju keeps it."""
+        given = record.tracked.get(unit.name, 0)
+        refreshed = secret._tracked_revision != given  # `get_content(refresh=True)`
+        if refreshed or (given == 0 and was_read(secret)):
+            record.tracked[unit.name] = record.revision
+        if secret.label and record.owner_app != unit.app:
+            record.labels[unit.name] = secret.label
+
+    def _absorb_removed_revisions(self, unit: Unit, hook: tuple[str, str, int] | None) -> None:
+        """Forget the revisions an owner removed (`Secret.remove_revision`) in its hook.
+
+        ops.testing lists their numbers, not their secret: in a secret-remove
+        or secret-expired hook they are that secret's; otherwise the one
+        secret of the unit's that has such an old revision.
+        """
+        removed = list(unit.ctx.removed_secret_revisions)
+        unit.ctx.removed_secret_revisions.clear()
+        for revision in removed:
+            if hook is not None and hook[0] in ("remove", "expired"):
+                record = self.secrets.get(hook[1])
+            else:
+                old = [r for r in self.secrets.values() if self._owns(unit, r)]
+                old = [r for r in old if revision in r.revisions and revision != r.revision]
+                record = old[0] if len(old) == 1 else None
+            if record is not None and revision != record.revision:
+                record.revisions.pop(revision, None)
+                record.expiry.pop(revision, None)
+                record.expired_at.pop(revision, None)
+                # A unit that tracked it (an expired revision, say) reads the latest next.
+                record.tracked = {u: r for u, r in record.tracked.items() if r != revision}
+
+    def _after_secret_hook(self, kind: str, secret_id: str, revision: int) -> None:
+        """Juju's retries: rotate again if no new revision came, expire again if still there."""
+        record = self.secrets.get(secret_id)
+        if record is None:
+            return
+        if kind == "rotate" and record.rotate:
+            rotated = record.revision > revision
+            record.rotate_at = (
+                next_rotation(record.rotate, self.now()) if rotated else self.now() + ROTATE_RETRY
+            )
+        if kind == "expired" and revision in record.revisions:
+            record.expired_at[revision] = self.now() + EXPIRE_RETRY
+
+    def _queue_obsolete_revisions(self) -> None:
+        """secret-remove to the owner, once, for each old revision no consumer unit tracks.
+
+        Units that can no longer read the secret (its grant or relation gone),
+        or that manage it now, are no longer its consumers.
+        """
+        for record in self.secrets.values():
+            record.tracked = {
+                name: revision
+                for name, revision in record.tracked.items()
+                if (unit := self._unit(name)) is not None
+                and not self._owns(unit, record)
+                and self._reads(record, unit)
+            }
+            owner = self._owner_unit(record)
+            if owner is None:
+                continue
+            held = {record.revision, *record.tracked.values(), *record.obsolete}
+            for revision in sorted(set(record.revisions) - held):
+                record.obsolete.add(revision)
+                self._queue_secret_hook(owner, "remove", record, revision)
+
+    def _queue_secret_hook(
+        self, unit: Unit, kind: str, record: SecretRecord, revision: int | None = None
+    ) -> None:
+        """Queue secret-changed, -remove, -expired or -rotate, unless the same one is queued."""
+        # What it is about; a rotation also keeps the revision it started from.
+        hook = (kind, record.id, record.revision if kind == "rotate" else revision or 0)
+        for entry in self._queue:
+            if entry[0] is unit and getattr(entry[1], "secret_hook", None) == hook:
+                return  # Juju runs it once for all that happened since
+
+        def make_event(state: testing.State) -> Any:
+            self._secret_hook = hook
+            secret = state.get_secret(id=hook[1])
+            event = getattr(testing.CharmEvents, f"secret_{kind}")
+            if kind in ("remove", "expired"):
+                return event(secret, revision=hook[2])
+            return event(secret)
+
+        make_event.secret_hook = hook  # type: ignore[attr-defined]
+        self.enqueue(unit, make_event, f"secret-{kind}")
 
     def _relation_changed(
         self, record: RelationRecord, app: str, changed_unit: Unit | None
     ) -> None:
+        if record.dying:
+            return  # a relation being removed: Juju runs no more relation-changed for it
         other = record.other(app)
         source = changed_unit or self.apps[app].units[0]
         for unit in self.apps[other].units:
@@ -661,17 +957,18 @@ class Model:
             )
 
     def _secret_changed(self, record: SecretRecord) -> None:
+        """secret-changed to each unit that tracks the secret and may still read it.
+
+        Only consumers get it: units that read the secret (juju/juju
+        docs/reference/hook.md, secret-changed), each unit for itself, the
+        owning app's other units included, its leader not.
+        """
         for app in self.apps.values():
-            if app.name == record.owner_app or not self._granted(record, app.name):
-                continue
             for unit in app.units:
-                self.enqueue(
-                    unit,
-                    lambda s, sid=record.id: testing.CharmEvents.secret_changed(
-                        s.get_secret(id=sid)
-                    ),
-                    "secret-changed",
-                )
+                if unit.name not in record.tracked or self._owns(unit, record):
+                    continue
+                if self._reads(record, unit):
+                    self._queue_secret_hook(unit, "changed", record)
 
     # --- the lifecycle
 
@@ -768,18 +1065,50 @@ class Model:
         return snap
 
     def remove_relation(self, end_a: str, end_b: str) -> None:
-        """`juju remove-relation`: departed and broken on both sides, then forget it."""
+        """`juju remove-relation`: departed, then broken, on each unit of both sides; forget it.
+
+        As Juju runs it (juju/juju worker/uniter/relation/resolver.go,
+        docs/reference/hook.md): a dying relation gets no more
+        relation-changed, queued ones included; each unit departs each remote
+        unit in name order, the departing unit left out of the relation's
+        units but its data still readable; relation-broken follows once every
+        departed hook has run, with no remote units and no remote data.
+        """
         apps = {end_a.split(":")[0], end_b.split(":")[0]}
         for record in list(self.relations.values()):
             ends = {f"{a}:{e}" for a, e in zip(record.apps, record.endpoints, strict=True)}
-            if ends != {end_a, end_b} or set(record.apps) != apps:
+            if ends != {end_a, end_b} or set(record.apps) != apps or record.is_peer:
                 continue
-            for app in set(record.apps):
-                endpoint = record.endpoints[record.side(app)]
-                other = record.other(app)
-                for unit in self.apps[app].units:
-                    for remote in self.apps[other].units:
-                        self.enqueue(
+            record.dying = True
+            self._drop_queued_changes(record)
+            self.settle()  # what was already under way
+            self._depart(record)
+            self._break(record)
+            self.settle_relation_end(record)
+
+    def _drop_queued_changes(self, record: RelationRecord) -> None:
+        """Take the relation's queued relation-changed events out of the queue."""
+        kept = deque()
+        for entry in self._queue:
+            unit, make_event, label = entry[0], entry[1], entry[2]
+            if label.endswith("-relation-changed") and unit.app in record.apps:
+                event = make_event(self.state_for(unit))
+                if event.relation is not None and event.relation.id == record.id:
+                    continue
+            kept.append(entry)
+        self._queue = kept
+
+    def _depart(self, record: RelationRecord) -> None:
+        """relation-departed on each unit of both sides, once for each remote unit."""
+        for app in dict.fromkeys(record.apps):
+            endpoint = record.endpoints[record.side(app)]
+            remotes = sorted(self.apps[record.other(app)].units, key=lambda u: u.name)
+            for unit in self.apps[app].units:
+                gone = record.departed.setdefault(unit.name, set())
+                for remote in remotes:
+                    record.departing[unit.name] = remote.name
+                    try:
+                        self.run(
                             unit,
                             lambda s, rid=record.id, ru=remote.index: (
                                 testing.CharmEvents.relation_departed(
@@ -788,21 +1117,87 @@ class Model:
                             ),
                             f"{endpoint}-relation-departed",
                         )
-                    self.enqueue(
-                        unit,
-                        lambda s, rid=record.id: testing.CharmEvents.relation_broken(
-                            s.get_relation(rid)
-                        ),
-                        f"{endpoint}-relation-broken",
-                    )
-            self.settle_relation_end(record)
+                    finally:
+                        del record.departing[unit.name]
+                    gone.add(remote.name)
+
+    def _break(self, record: RelationRecord) -> None:
+        """relation-broken on each unit of both sides."""
+        for app in dict.fromkeys(record.apps):
+            endpoint = record.endpoints[record.side(app)]
+            for unit in self.apps[app].units:
+                record.broken.add(unit.name)
+                self.run(
+                    unit,
+                    lambda s, rid=record.id: testing.CharmEvents.relation_broken(
+                        s.get_relation(rid)
+                    ),
+                    f"{endpoint}-relation-broken",
+                )
 
     def settle_relation_end(self, record: RelationRecord) -> None:
-        """Run the departing events, then drop the relation from the model."""
-        self.settle()
+        """Drop a broken relation from the model, its grants with it, then run what followed."""
         del self.relations[record.id]
         for secret in self.secrets.values():
             secret.grants.pop(record.id, None)
+        self._queue_obsolete_revisions()
+        self.settle()
+
+    # --- the clock: secret rotation and expiry
+
+    _clock_offset = dt.timedelta(0)  # how far the model's clock runs ahead of the wall's
+
+    def now(self) -> dt.datetime:
+        """The model's time: the wall clock, moved on by every `advance`."""
+        return dt.datetime.now(dt.timezone.utc) + self._clock_offset
+
+    def _model_time(self, when: dt.datetime) -> dt.datetime:
+        """A time a charm gave (by the wall clock it reads) on the model's clock."""
+        aware = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return aware + self._clock_offset
+
+    def _charm_time(self, when: dt.datetime | None) -> dt.datetime | None:
+        """A time on the model's clock as a charm, reading the wall clock, would give it."""
+        return None if when is None else when - self._clock_offset
+
+    def advance(self, by: dt.timedelta) -> None:
+        """Let time pass: secret-rotate and secret-expired run as they fall due, in order.
+
+        Each is raised on the secret's owner (an application's leader) when its
+        time comes, and the model settles before the clock moves on, so a
+        rotation made or a retry asked for within `by` runs too.
+        """
+        until = self._clock_offset + by
+        while (due := self._next_alarm()) is not None:
+            ahead = due - dt.datetime.now(dt.timezone.utc)
+            if ahead > until:
+                break
+            self._clock_offset = max(self._clock_offset, ahead)
+            self._ring_alarms()
+            self.settle()
+        self._clock_offset = until
+
+    def _next_alarm(self) -> dt.datetime | None:
+        times = [r.rotate_at for r in self.secrets.values() if r.rotate_at is not None]
+        times += [t for r in self.secrets.values() for t in r.expired_at.values()]
+        return min(times, default=None)
+
+    def _ring_alarms(self) -> None:
+        """Queue each secret-rotate and secret-expired that is due, on the owner."""
+        now = self.now()
+        for record in list(self.secrets.values()):
+            owner = self._owner_unit(record)
+            if owner is None:  # nobody left to tell
+                record.rotate_at = None
+                record.expired_at.clear()
+                continue
+            if record.rotate_at is not None and record.rotate_at <= now:
+                record.rotate_at = None  # set again once the hook has run
+                self._queue_secret_hook(owner, "rotate", record)
+            for revision, when in sorted(record.expired_at.items()):
+                if when <= now:
+                    del record.expired_at[revision]
+                    self._queue_secret_hook(owner, "expired", record, revision)
 
     def set_config(self, app: str, **options: Any) -> None:
         """`juju config app key=value`: config-changed on every unit."""

@@ -138,8 +138,8 @@ def test_relation_secret_reaches_the_other_side(model: Model):
     (secret,) = [s for s in model.secrets.values() if s.label == f"s3-credentials-{record.id}"]
     assert secret.owner_app == "minio"
     assert record.id in secret.grants
-    # mysql has read it, and read the latest revision.
-    assert secret.tracked["mysql"] == (secret.revision, secret.content)
+    # mysql's unit has read it, and tracks the latest revision.
+    assert secret.tracked == {"mysql/0": secret.revision}
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,7 @@ class MySQLCharm(ops.CharmBase):
         framework.observe(on.restore_action, self._on_restore)
         framework.observe(on.get_password_action, self._on_get_password)
         framework.observe(on.set_password_action, self._on_set_password)
+        framework.observe(on.secret_remove, self._on_secret_remove)
 
     # --- reconcile -------------------------------------------------------------
 
@@ -840,6 +841,12 @@ class MySQLCharm(ops.CharmBase):
             return {"username": username}
 
         self._run_action(event, set_password)
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        # An old revision of one of our secrets (the admin credentials after
+        # set-password, say) that no unit reads any more: old passwords go.
+        if self.unit.is_leader():
+            event.remove_revision()
 
     @staticmethod
     def _password_key(event: ops.ActionEvent) -> str:

@@ -122,6 +122,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
             framework.observe(event, self._reconcile)
         framework.observe(on.remove, self._on_remove)
         framework.observe(on.rotate_certificates_action, self._on_rotate_certificates)
+        framework.observe(on.secret_remove, self._on_secret_remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -379,6 +380,14 @@ class ResourceDispatcherCharm(ops.CharmBase):
             logger.error("deleting the Kubernetes objects failed: %s", e)
 
     # --- actions -----------------------------------------------------------------------
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        # An old revision of the webhook's certificates (after a rotation or a
+        # renewal) that no unit reads any more: the old CA key goes. The status
+        # is the reconciled one, as after any hook.
+        if self.unit.is_leader():
+            event.remove_revision()
+        self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():

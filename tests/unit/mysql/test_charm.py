@@ -406,6 +406,21 @@ def test_set_password_reports_a_failing_server(ctx, tmp_path):
         )
 
 
+def test_leader_removes_a_revision_no_unit_reads_any_more(ctx, tmp_path):
+    container = mysql_container(tmp_path, mysql_stdout="localhost\n")
+    params = {"username": "root", "password": "new-root-password"}
+    rotated = ctx.run(
+        ctx.on.action("set-password", params=params), _state(tmp_path, container=container)
+    )
+    settled = ctx.run(ctx.on.update_status(), rotated)  # the leader reads the latest
+    (secret,) = [s for s in settled.secrets if s.label == "admin-credentials"]
+
+    out = ctx.run(ctx.on.secret_remove(secret, revision=1), settled)
+
+    assert ctx.removed_secret_revisions == [1]
+    assert out.unit_status == settled.unit_status == testing.ActiveStatus("primary")
+
+
 def test_rotated_s3_credentials_are_picked_up(ctx, tmp_path):
     relation, secret = s3.relation_for_requirer("s3-parameters", access_key="old-access-key")
     rotated = dataclasses.replace(

@@ -112,6 +112,20 @@ def test_rotate_certificates_updates_the_ca_bundle_in_the_same_hook(ctx, kube):
     assert ctx.action_results is not None and ctx.action_results["ca-serial"] == after.ca_serial
 
 
+def test_leader_removes_the_old_certificates_revision(ctx, kube):
+    rotated = ctx.run(
+        ctx.on.action("rotate-certificates"), ctx.run(ctx.on.config_changed(), state())
+    )
+
+    settled = ctx.run(ctx.on.update_status(), rotated)  # the leader reads the latest
+
+    out = ctx.run(ctx.on.secret_remove(certificates_secret(settled), revision=1), settled)
+
+    assert ctx.removed_secret_revisions == [1]
+    assert out.unit_status == settled.unit_status
+    assert out.unit_status.name == "active"
+
+
 def test_rotate_certificates_on_a_non_leader_fails(ctx, kube):
     with pytest.raises(testing.ActionFailed, match="leader"):
         ctx.run(ctx.on.action("rotate-certificates"), state(leader=False))
