@@ -306,6 +306,7 @@ class IstioCharm(ops.CharmBase):
         for event in events:
             framework.observe(event, self._reconcile)
         framework.observe(on.remove, self._on_remove)
+        framework.observe(on.secret_remove, self._on_secret_remove)
         framework.observe(on.rotate_certificates_action, self._on_rotate_certificates)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
@@ -801,6 +802,12 @@ class IstioCharm(ops.CharmBase):
         delete_all(self.app.name, [self._resources("mesh"), self._resources("crds")])
 
     # --- actions -----------------------------------------------------------------------
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        # An old revision of istiod's certificates (after a rotation or a
+        # renewal) that no unit reads any more: the old CA key goes.
+        if self.unit.is_leader():
+            event.remove_revision()
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():

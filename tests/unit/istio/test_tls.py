@@ -399,6 +399,27 @@ def test_rotate_certificates_replaces_ca_and_key_patches_the_webhook_and_restart
     assert kube.rejected == []
 
 
+def test_leader_removes_the_old_certificates_revision(ctx, kube):
+    settled = ctx.run(
+        ctx.on.update_status(), ctx.run(ctx.on.action("rotate-certificates"), settle(ctx, state()))
+    )
+
+    out = ctx.run(ctx.on.secret_remove(certificates_secret(settled), revision=1), settled)
+
+    assert ctx.removed_secret_revisions == [1]
+    assert out.unit_status == settled.unit_status
+    assert out.unit_status.name == "active"
+
+
+def test_a_non_leader_leaves_the_old_certificates_revision(ctx, kube):
+    settled = settle(ctx, state())
+    follower = dataclasses.replace(settled, leader=False)
+
+    ctx.run(ctx.on.secret_remove(certificates_secret(settled), revision=1), follower)
+
+    assert ctx.removed_secret_revisions == []
+
+
 def test_rotate_certificates_on_a_non_leader_fails(ctx, kube):
     with pytest.raises(testing.ActionFailed, match="leader"):
         ctx.run(ctx.on.action("rotate-certificates"), state(leader=False))
