@@ -301,9 +301,17 @@ def test_the_bundles_owners_remove_the_revisions_nobody_tracks(settled_models, t
     model.run_action("minio/0", "rotate-credentials")  # root keys, users, the s3 relation's
     model.run_action("mysql/0", "set-password")  # its admin credentials
     model.run_action("resource-dispatcher/0", "rotate-certificates")  # its webhook's CA
+    model.run_action("istio/0", "rotate-certificates")  # istiod's CA
 
     removed = {unit for unit, event in _hooks(model, hooks) if event == "secret-remove"}
-    assert removed == {"oidc-gateway/0", "dex/0", "minio/0", "mysql/0", "resource-dispatcher/0"}
+    assert removed == {
+        "oidc-gateway/0",
+        "dex/0",
+        "minio/0",
+        "mysql/0",
+        "resource-dispatcher/0",
+        "istio/0",
+    }
     # Every old revision is gone: no credential or key outlives its rotation.
     for record in model.secrets.values():
         assert set(record.revisions) == {record.revision}, f"{record.owner_app} {record.label}"
