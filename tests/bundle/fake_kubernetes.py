@@ -420,8 +420,8 @@ class FakeKubernetes:
             return _status(415, "UnsupportedMediaType", f"{patch} is not simulated")
         if not isinstance(body, dict):
             return _status(400, "BadRequest", "the request body is not a JSON object")
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        name = name or meta.get("name", "")
+        meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        name = name or str(meta.get("name") or "")
         key = (api_version, plural, ns, name)
         existing = self.objects.get(key)
         if sub == "token":
@@ -781,7 +781,7 @@ def _spec_problem(obj: dict[str, Any], old: dict[str, Any] | None) -> str | None
     Workload selectors and the ports of pods, Services and NetworkPolicies.
     """
     kind, group = obj.get("kind", ""), obj.get("apiVersion", "").rpartition("/")[0]
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec: dict[str, Any] = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
     problem = _selector_problem(kind, spec, old) if group == "apps" else None
     for where, pod in _pod_specs(kind, group, spec):
         problem = problem or _pod_ports_problem(where, pod)
@@ -843,15 +843,15 @@ def _label_selector(selector: dict[str, Any]) -> Any:
 
     As apimachinery's LabelSelectorAsSelector: In, NotIn, Exists, DoesNotExist.
     """
-    tests = [
-        lambda labels, k=k, v=v: labels.get(k) == v
+    tests: list[Any] = [
+        functools.partial(_label_in, k, {v})
         for k, v in (selector.get("matchLabels") or {}).items()
     ]
     for expression in selector.get("matchExpressions") or []:
         key, operator = expression.get("key"), expression.get("operator")
         values = set(expression.get("values") or [])
         if operator == "In":
-            tests.append(lambda labels, k=key, v=values: k in labels and labels[k] in v)
+            tests.append(functools.partial(_label_in, key, values))
         elif operator == "NotIn":
             tests.append(lambda labels, k=key, v=values: labels.get(k) not in v)
         elif operator == "Exists":
@@ -861,6 +861,10 @@ def _label_selector(selector: dict[str, Any]) -> Any:
         else:
             raise ValueError(f"{operator!r} is not a valid label selector operator")
     return lambda labels: all(test(labels) for test in tests)
+
+
+def _label_in(key: str, values: set[str], labels: dict[str, str]) -> bool:
+    return key in labels and labels[key] in values
 
 
 def _pod_specs(kind: str, group: str, spec: dict[str, Any]) -> Iterator[tuple[str, Any]]:

@@ -318,6 +318,7 @@ def merge(live: Any, config: Any, typ: Type) -> Any:
             else:
                 out[key] = copy.deepcopy(value)
         return out
+    assert isinstance(live, list)
     if typ.keys is not None:
         keys = typ.keys
         return _merge_items(live, config, lambda i: _key_element(i, keys), typ.item())
