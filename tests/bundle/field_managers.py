@@ -593,6 +593,8 @@ def strategic_merge_patch(target: Any, patch: Any, typ: Type) -> Any:
     Lists the schema gives a patch strategy `merge` and a merge key merge item
     by item (an item with `$patch: delete` removes its match); lists of
     scalars with that strategy take the new values; other lists are replaced.
+    The other directives ($setElementOrder, $retainKeys,
+    $deleteFromPrimitiveList) are not read: no client of ours sends them.
     """
     if not isinstance(patch, (dict, list)):
         return copy.deepcopy(patch)
