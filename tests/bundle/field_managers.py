@@ -30,8 +30,8 @@ default); a map is granular unless `x-kubernetes-map-type: atomic` (label
 selectors). Fields no schema describes are granular maps and atomic lists.
 
 Simplified, and said so: one API version per kind (no conversion); a list
-item whose key field is missing is keyed without it (the API server would
-default `protocol: TCP` first); items are ordered as the configuration
+item whose key field is missing is keyed without it (the API server keys it
+with the field's default, `protocol: TCP` for ports); items are ordered as the configuration
 orders them, with the live object's other items after their predecessors;
 `managedFields` entries carry no `time` (so that an unchanged object stays
 byte-for-byte the same); update managers are not capped at ten.
