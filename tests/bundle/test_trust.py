@@ -83,9 +83,11 @@ def test_an_untrusted_apps_reads_are_refused_not_answered_empty():
 
 
 def _as(fake: FakeKubernetes, token: str, method: str, path: str, body: Any = None) -> int:
+    apply = method == "PATCH"  # a server-side apply must name its field manager
     request = httpx.Request(
         method,
         f"https://kubernetes.invalid{path}",
+        params={"fieldManager": "probe"} if apply else None,
         json=body,
         headers={
             "Authorization": f"Bearer {token}",
