@@ -101,9 +101,7 @@ import kubernetes_validate
 import yaml
 from bundle.fake_rbac import TEST_TOKEN, Attributes, ServiceAccount, refusal
 
-from bundle import upstream_schemas
-
-from bundle import field_managers
+from bundle import field_managers, upstream_schemas
 
 KUBERNETES_VERSION = "1.31"
 
@@ -825,14 +823,27 @@ _SELECTING = {
     "DaemonSet": "empty selector is invalid for daemonset",
     "StatefulSet": "empty selector is not valid for statefulset.",
 }
+# The fields of a StatefulSet's spec an update may change; any other change is
+# refused (kubernetes v1.31 pkg/apis/apps/validation/validation.go,
+# ValidateStatefulSetUpdate).
+_STATEFULSET_MUTABLE = {
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+}
+_STATEFULSET_FIXED = (
+    "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+    "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+    "and 'minReadySeconds' are forbidden"
+)
 _FIXED_SELECTOR = {
     "Deployment": "spec.selector: Invalid value: {}: field is immutable",
     "ReplicaSet": "spec.selector: Invalid value: {}: field is immutable",
     "DaemonSet": "spec.selector: Invalid value: {}: field is immutable",
-    "StatefulSet": (
-        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
-        "'template', and 'updateStrategy' are forbidden"
-    ),
+    "StatefulSet": _STATEFULSET_FIXED,
 }
 _PORT_RANGE = "must be between 1 and 65535, inclusive"  # apimachinery IsValidPortNum
 
@@ -877,8 +888,13 @@ def _selector_problem(kind: str, spec: dict[str, Any], old: dict[str, Any] | Non
             f"spec.template.metadata.labels: Invalid value: {labels}: "
             "`selector` does not match template `labels`"
         )
-    if old is not None and ((old.get("spec") or {}).get("selector")) != selector:
+    old_spec: dict[str, Any] = (old or {}).get("spec") or {}
+    if old is not None and old_spec.get("selector") != selector:
         return _FIXED_SELECTOR[kind].format(selector)
+    if old is not None and kind == "StatefulSet":
+        fixed = set(spec) | set(old_spec)
+        if any(spec.get(f) != old_spec.get(f) for f in fixed - _STATEFULSET_MUTABLE):
+            return _STATEFULSET_FIXED
     return None
 
 

@@ -6,6 +6,7 @@ real API server would.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import httpx
@@ -834,6 +835,27 @@ def test_a_workloads_selector_cannot_change(kind):
     assert "immutable" in changed.json()["message"] or "forbidden" in changed.json()["message"]
     selector = fake.get(kind, "web", "kubeflow")["spec"]["selector"]
     assert selector == {"matchLabels": {"app": "web"}}
+
+
+def test_a_statefulset_update_may_change_only_what_kubernetes_allows():
+    fake = FakeKubernetes()
+    labels = {"app": "web"}
+    first = _workload("StatefulSet", {"matchLabels": labels}, labels)
+    assert _write(fake, first).status_code == 201
+    scaled = copy.deepcopy(first)
+    scaled["spec"].update(replicas=3, minReadySeconds=5)
+    scaled["spec"]["template"]["spec"]["containers"][0]["image"] = "app:2"
+    assert _write(fake, scaled).status_code == 200
+
+    renamed = copy.deepcopy(scaled)
+    renamed["spec"]["serviceName"] = "other"
+    answer = _write(fake, renamed)
+
+    assert answer.status_code == 422
+    assert (
+        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds'" in answer.json()["message"]
+    )
+    assert fake.get("StatefulSet", "web", "kubeflow")["spec"]["serviceName"] == "web"
 
 
 def _with_container(**container) -> dict:
