@@ -416,9 +416,11 @@ def next_rotation(policy: str | None, last: dt.datetime) -> dt.datetime | None:
 class DepartingRelation(testing.Relation):
     """A relation as a unit sees it in relation-departed: the departing unit is not listed.
 
-    Juju leaves the departing unit out of relation-list but answers
-    relation-get for it (juju/juju docs/reference/hook.md, relation-departed);
-    ops reads it through `event.unit` (ops/_main.py, `remote_unit_name`).
+    Juju still answers relation-get for the departing unit (juju/juju
+    docs/reference/hook.md, relation-departed); ops reads it through
+    `event.unit` (ops/_main.py, `remote_unit_name`). Leaving it out of
+    relation-list is this simulator's reading of "departed": the hook reference
+    does not say it in so many words, so a charm must not rely on either.
     """
 
     departing_unit_id: int = 0
@@ -610,7 +612,8 @@ class Model:
         }
         if unit.name in record.broken:
             # relation-broken: the relation has no members and no data left to read
-            # (juju/juju docs/reference/hook.md: "the relation no longer exists").
+            # (juju/juju docs/reference/hook.md, relation-broken: the relation is no
+            # longer valid and its data can no longer be read).
             return testing.Relation(endpoint, **fields, remote_app_data={}, remote_units_data={})
         gone = record.departed.get(unit.name, set())
         remote_units = {
