@@ -32,6 +32,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
@@ -129,6 +130,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring the webhook, the watch and every profile namespace to what the inputs say."""
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile): what
+            # its relations put in the profile namespaces stays for the others.
+            logger.info("this unit is leaving: it leaves the namespaces to the units that stay")
+            return
         if isinstance(event, ops.PebbleCustomNoticeEvent):
             logger.info(
                 "woken by %s (%s)", event.notice.key, event.notice.last_data.get("name", "?")

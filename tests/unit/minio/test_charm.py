@@ -759,6 +759,23 @@ def test_relation_broken_revokes_its_secret(ctx: testing.Context, local_minio: A
     assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
 
 
+def test_a_leader_scaled_away_keeps_the_relations_secret_and_user(
+    charm: Any, local_minio: Any, minio_admin: Any
+):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-broken
+    # on it for every relation it was in, and it still holds the lease.
+    ctx = testing.Context(charm.MinioCharm, unit_id=1)
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp,)))
+    assert f"kf-s3-{kfp.id}" in minio_admin.users
+    leaving = dataclasses.replace(settled, planned_units=1)
+
+    state_out = ctx.run(ctx.on.relation_broken(leaving.get_relation(kfp.id)), leaving)
+
+    assert state_out.secrets == leaving.secrets
+    assert f"kf-s3-{kfp.id}" in minio_admin.users
+
+
 def test_relation_broken_removes_its_user_and_policy(
     ctx: testing.Context, local_minio: Any, minio_admin: Any
 ):
