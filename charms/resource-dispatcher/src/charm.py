@@ -228,6 +228,16 @@ class ResourceDispatcherCharm(ops.CharmBase):
         logger.info("stored the webhook certificate (serial %s)", bundle.serial)
         return bundle
 
+    def _current_bundle(self) -> CertificateBundle | None:
+        """The bundle this hook's reconcile read; read now if no reconcile ran.
+
+        Juju runs hooks the charm does not observe (leader-settings-changed on a
+        unit that stopped leading, say); their status must see the secret too.
+        """
+        if self._bundle is None:
+            _, self._bundle = certificates.load(self.model, CERTS_LABEL)
+        return self._bundle
+
     def _new_bundle(self) -> CertificateBundle:
         return certificates.new_bundle(
             f"{self.app.name} webhook CA ({self.model.name})", self._dns_names()
@@ -443,7 +453,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         problems: list[ops.StatusBase] = []
         if not self._webhook.can_connect():
             problems.append(ops.WaitingStatus("waiting for the poddefaults-webhook container"))
-        elif self._bundle is None:
+        elif self._current_bundle() is None:
             problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
         elif not self._webhook.is_running():
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))

@@ -142,6 +142,23 @@ def test_non_leader_runs_the_webhook_with_the_leader_certificate(ctx, kube):
     assert out.unit_status == testing.ActiveStatus()
 
 
+def test_a_unit_that_stopped_leading_says_it_has_the_certificate(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    follower = dataclasses.replace(
+        settled, leader=False, containers=containers(), secrets=settled.secrets
+    )
+    serving = ctx.run(ctx.on.pebble_ready(follower.get_container(webhook.CONTAINER)), follower)
+    assert serving.unit_status == testing.ActiveStatus()
+    # Juju runs leader-settings-changed on a unit that no longer leads (juju/juju
+    # worker/uniter/leadership/resolver.go); the charm does not observe it, and
+    # ops.testing builds it without naming it in CharmEvents.
+    leader_settings_changed = type(ctx.on.leader_elected())("leader_settings_changed")
+
+    out = ctx.run(leader_settings_changed, serving)
+
+    assert out.unit_status == testing.ActiveStatus()
+
+
 def test_kubernetes_forbidden_asks_for_trust(ctx, kube, monkeypatch):
     from kubeflow_charms.kubernetes import KubernetesError
 
