@@ -16,7 +16,7 @@ import minio_server
 import minio_users
 import ops
 import profile_manifests
-from minio_server import API_PORT, CONSOLE_PORT, BucketError, MinioServer
+from minio_server import API_PORT, CONSOLE_PORT, READY_CHECK, BucketError, MinioServer
 from minio_users import AdminError
 
 from kubeflow_charms.lifecycle import own_departure
@@ -633,6 +633,9 @@ class MinioCharm(ops.CharmBase):
             return
         if not self._server.is_running():
             event.add_status(ops.MaintenanceStatus("starting MinIO"))
+            return
+        if not self._server.is_ready():
+            event.add_status(ops.WaitingStatus(f"MinIO is not ready yet (check {READY_CHECK})"))
             return
         event.add_status(ops.ActiveStatus(self._service_url))
 

@@ -457,6 +457,12 @@ class ResourceDispatcherCharm(ops.CharmBase):
             problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
         elif not self._webhook.is_running():
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))
+        elif not self._webhook.is_ready():
+            problems.append(
+                ops.WaitingStatus(
+                    f"the PodDefault webhook is not ready yet (check {webhook.READY_CHECK})"
+                )
+            )
         if not self._watch.can_connect():
             problems.append(ops.WaitingStatus("waiting for the namespace-watch container"))
         elif self._watch_problem is not None:

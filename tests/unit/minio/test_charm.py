@@ -489,6 +489,39 @@ def test_minio_restarted_when_not_running(ctx: testing.Context):
     )
 
 
+def _ready_check(state: testing.State, status: ops.pebble.CheckStatus) -> testing.State:
+    workload = state.get_container("minio")
+    infos = {
+        dataclasses.replace(info, status=status, failures=3 if status.value == "down" else 0)
+        if info.name == "minio-ready"
+        else info
+        for info in workload.check_infos
+    }
+    return dataclasses.replace(
+        state, containers={dataclasses.replace(workload, check_infos=infos)}
+    )
+
+
+def test_a_readiness_check_that_fails_is_reported_until_it_passes(
+    ctx: testing.Context, local_minio: Any
+):
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+    assert settled.unit_status == testing.ActiveStatus(SERVICE_URL)
+    down = _ready_check(settled, ops.pebble.CheckStatus.DOWN)
+    info = next(i for i in down.get_container("minio").check_infos if i.name == "minio-ready")
+
+    failed = ctx.run(ctx.on.pebble_check_failed(down.get_container("minio"), info), down)
+
+    assert failed.unit_status == testing.WaitingStatus(
+        "MinIO is not ready yet (check minio-ready)"
+    )
+    assert failed.app_status == failed.unit_status
+    up = _ready_check(failed, ops.pebble.CheckStatus.UP)
+    info = next(i for i in up.get_container("minio").check_infos if i.name == "minio-ready")
+    recovered = ctx.run(ctx.on.pebble_check_recovered(up.get_container("minio"), info), up)
+    assert recovered.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
 def test_more_than_one_unit_blocks_app(ctx: testing.Context):
     state_out = ctx.run(ctx.on.config_changed(), make_state(planned_units=2))
 
