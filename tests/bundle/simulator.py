@@ -8,6 +8,10 @@ nothing changes any more (a fixpoint), within a bound on hooks. Secrets are
 held model-wide, so a secret one application grants on a relation is
 readable by the other side, as in Juju.
 
+Leadership is the model's: unit 0 leads until `elect` gives it to another
+unit, or the leader is scaled away (`remove_unit`, the highest-numbered unit
+as on Kubernetes) and the next unit is elected. `add_unit` scales up.
+
 What a workload would do (exec output, checks that pass once a service runs,
 an S3 server behind MinIO) comes from `workloads.py`, beside this file; the
 charms are not changed for the simulation.
@@ -321,8 +325,8 @@ class Unit:
 
     @property
     def leader(self) -> bool:
-        """Unit 0 leads."""
-        return self.index == 0
+        """Whether the unit leads its application (unit 0, until the model elects another)."""
+        return self.state.leader
 
 
 @dataclasses.dataclass
@@ -703,6 +707,8 @@ class Model:
                 )
         if unit.leader:
             self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+        else:
+            self._queue_leader_settings_changed(unit)
         self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
         self.enqueue(unit, lambda s: testing.CharmEvents.start(), "start")
         for container in app.meta.get("containers") or {}:
@@ -747,6 +753,16 @@ class Model:
         for app in self.apps.values():
             for unit in app.units:
                 self.run(unit, lambda s: testing.CharmEvents.update_status(), "update-status")
+        self.settle()
+        after = self._snapshot()
+        return [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
+
+    def update_status(self, unit_name: str) -> list[str]:
+        """One update-status on one unit; return what it changed (a settled unit: nothing)."""
+        before = self._snapshot()
+        self.run(
+            self.unit(unit_name), lambda s: testing.CharmEvents.update_status(), "update-status"
+        )
         self.settle()
         after = self._snapshot()
         return [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
@@ -813,8 +829,7 @@ class Model:
 
     def notify(self, unit_name: str, container: str, key: str, **data: str) -> None:
         """`pebble notify KEY` in a unit's container: the charm gets pebble-custom-notice."""
-        app, index = unit_name.split("/")
-        unit = self.apps[app].units[int(index)]
+        unit = self.unit(unit_name)
         notice = testing.Notice(key=key, last_data=data)
         current = unit.state.get_container(container)
         updated = dataclasses.replace(current, notices=[*current.notices, notice])
@@ -830,8 +845,7 @@ class Model:
 
     def run_action(self, unit_name: str, action: str, **params: Any) -> dict[str, Any]:
         """`juju run unit action`: the results, or SimulationError with the failure message."""
-        app, index = unit_name.split("/")
-        unit = self.apps[app].units[int(index)]
+        unit = self.unit(unit_name)
         try:
             self.run(unit, lambda s: testing.CharmEvents.action(action, params=params), action)
         except SimulationError as e:
@@ -843,15 +857,194 @@ class Model:
         self.settle()
         return results
 
+    # --- units and leadership
+
+    def unit(self, unit_name: str) -> Unit:
+        """The unit `app/index` of the model; KeyError if the model has no such unit."""
+        app, _, index = unit_name.partition("/")
+        for unit in self.apps[app].units if app in self.apps else ():
+            if str(unit.index) == index:
+                return unit
+        raise KeyError(f"the model has no unit {unit_name}")
+
+    def leader_of(self, app: str) -> Unit:
+        """The unit that leads an application."""
+        (leader,) = [unit for unit in self.apps[app].units if unit.leader]
+        return leader
+
+    def _queue_leader_settings_changed(self, unit: Unit) -> None:
+        # Juju runs leader-settings-changed on a unit that does not lead
+        # whenever the leader settings' version moved since it last ran it
+        # (juju/juju worker/uniter/leadership/resolver.go); the version starts
+        # one ahead, so every follower runs it once after install, and a
+        # leader's going is followed by it on the units that remain (juju/juju
+        # docs/reference/hook.md). ops.testing builds the event but does not
+        # name it in CharmEvents.
+        event_class = type(testing.CharmEvents.leader_elected())
+        self.enqueue(
+            unit, lambda s: event_class("leader_settings_changed"), "leader-settings-changed"
+        )
+
+    def _set_planned_units(self, app: Application) -> None:
+        for unit in app.units:
+            unit.state = dataclasses.replace(unit.state, planned_units=app.scale)
+
+    def add_unit(self, app_name: str) -> Unit:
+        """`juju add-unit`: a new unit runs its deploy sequence and joins every relation.
+
+        It follows the application's leader; every unit related to it (its
+        peers too) runs relation-joined and relation-changed for it. Settle
+        the model to run them.
+        """
+        app = self.apps[app_name]
+        index = max((u.index for u in app.units), default=-1) + 1
+        app.scale += 1
+        unit = self._new_unit(app, index)
+        has_leader = any(u.leader for u in app.units)
+        unit.state = dataclasses.replace(unit.state, leader=not has_leader)
+        app.units.append(unit)
+        self._set_planned_units(app)
+        self._queue_deploy(app, unit)
+        self._queue_relation_start(app, unit)
+        for record in self.relations.values():
+            if app_name not in record.apps:
+                continue
+            other = record.other(app_name)
+            endpoint = record.endpoints[record.side(other)]
+            for remote in self.apps[other].units:
+                if remote is unit:
+                    continue
+                for kind in ("joined", "changed"):
+                    make = getattr(testing.CharmEvents, f"relation_{kind}")
+                    self.enqueue(
+                        remote,
+                        lambda s, rid=record.id, m=make: m(s.get_relation(rid), remote_unit=index),
+                        f"{endpoint}-relation-{kind}",
+                    )
+        return unit
+
+    def remove_unit(self, unit_name: str) -> None:
+        """`juju remove-unit APP --num-units 1`: the highest-numbered unit leaves the model.
+
+        On Kubernetes Juju removes no named unit: remove-unit scales the
+        application down (juju/juju cmd/juju/application/removeunit.go) and
+        the StatefulSet's highest ordinal goes, so only that unit can be named
+        here (ValueError otherwise). As Juju's uniter runs it (juju/juju
+        worker/uniter/resolver.go, relation/resolver.go): the dying unit runs
+        relation-departed for every unit it was related to and relation-broken
+        for every relation but its peers, then stop, storage-detaching and
+        remove. A leader keeps its lease meanwhile: the uniter's "resign
+        leadership" only notes it locally (worker/uniter/operation/leader.go)
+        and is-leader asks the lease (worker/uniter/runner/context/leader.go),
+        so the dying leader still reads `is_leader()` true. Every unit related
+        to it runs relation-departed for it; once it is gone, if it led, the
+        unit with the lowest number is elected (leader-elected on it,
+        leader-settings-changed on the others). Then the model settles.
+        """
+        unit = self.unit(unit_name)
+        app = self.apps[unit.app]
+        if unit.index != max(u.index for u in app.units):
+            raise ValueError(
+                f"{unit_name} cannot go alone: a Kubernetes application scales down"
+                " from its highest-numbered unit"
+            )
+        was_leader = unit.leader
+        app.scale -= 1
+        self._set_planned_units(app)
+        self._queue = deque(entry for entry in self._queue if entry[0] is not unit)
+        queued = len(self._queue)
+        for make_event, label in self._teardown_events(app, unit):
+            self.run(unit, make_event, label)
+        # Its peers and remote units hear no more from it once it departs.
+        left = list(self._queue)
+        self._queue = deque(
+            left[:queued] + [e for e in left[queued:] if not e[2].endswith("-relation-changed")]
+        )
+        app.units = [u for u in app.units if u is not unit]
+        self.statuses.pop(unit.name, None)
+        for record in self.relations.values():
+            if app.name not in record.apps:
+                continue
+            record.unit_data.pop(unit.name, None)
+            other = record.other(app.name)
+            endpoint = record.endpoints[record.side(other)]
+            for remote in self.apps[other].units:
+                self.enqueue(
+                    remote,
+                    lambda s, rid=record.id, i=unit.index: testing.CharmEvents.relation_departed(
+                        s.get_relation(rid), remote_unit=i, departing_unit=i
+                    ),
+                    f"{endpoint}-relation-departed",
+                )
+        if was_leader and app.units:
+            self.elect(app.units[0].name)
+        self.settle()
+
+    def _teardown_events(
+        self, app: Application, unit: Unit
+    ) -> list[tuple[Callable[[testing.State], Any], str]]:
+        """The hooks a dying unit runs, in order."""
+        events: list[tuple[Callable[[testing.State], Any], str]] = []
+        for record in self.relations.values():
+            if app.name not in record.apps:
+                continue
+            endpoint = record.endpoints[record.side(app.name)]
+            for remote in self.apps[record.other(app.name)].units:
+                if remote is unit:
+                    continue
+                events.append(
+                    (
+                        lambda s, rid=record.id, ru=remote.index: (
+                            testing.CharmEvents.relation_departed(
+                                s.get_relation(rid), remote_unit=ru, departing_unit=unit.index
+                            )
+                        ),
+                        f"{endpoint}-relation-departed",
+                    )
+                )
+            if not record.is_peer:
+                events.append(
+                    (
+                        lambda s, rid=record.id: testing.CharmEvents.relation_broken(
+                            s.get_relation(rid)
+                        ),
+                        f"{endpoint}-relation-broken",
+                    )
+                )
+        events.append((lambda s: testing.CharmEvents.stop(), "stop"))
+        for storage in app.meta.get("storage") or {}:
+            events.append(
+                (
+                    lambda s, n=storage: testing.CharmEvents.storage_detaching(s.get_storage(n)),
+                    f"{storage}-storage-detaching",
+                )
+            )
+        events.append((lambda s: testing.CharmEvents.remove(), "remove"))
+        return events
+
+    def elect(self, unit_name: str) -> None:
+        """Juju gives the application's leadership to this unit.
+
+        The unit that led loses it (Juju runs no hook for that: leader-deposed
+        was never implemented); the new leader runs leader-elected, and every
+        other unit leader-settings-changed.
+        """
+        unit = self.unit(unit_name)
+        for other in self.apps[unit.app].units:
+            if other is unit:
+                continue
+            other.state = dataclasses.replace(other.state, leader=False)
+            self._queue_leader_settings_changed(other)
+        unit.state = dataclasses.replace(unit.state, leader=True)
+        self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+
     # --- reading the outcome
 
     def container_file(self, unit_name: str, container: str, path: str) -> str:
         """A file a unit's workload holds, in one of its persistent folders."""
         app, index = unit_name.split("/")
         unit_dir = self.tmp_path / app / index / container
-        for mount in (
-            self.apps[app].units[int(index)].state.get_container(container).mounts.values()
-        ):
+        for mount in self.unit(unit_name).state.get_container(container).mounts.values():
             location = mount.location.rstrip("/")
             if path.startswith(location + "/"):
                 return (Path(mount.source) / path[len(location) + 1 :]).read_text()
