@@ -12,9 +12,11 @@ Leadership is the model's: unit 0 leads until `elect` gives it to another
 unit, or the leader is scaled away (`remove_unit`, the highest-numbered unit
 as on Kubernetes) and the next unit is elected. `add_unit` scales up.
 
-What a workload would do (exec output, checks that pass once a service runs,
-an S3 server behind MinIO) comes from `workloads.py`, beside this file; the
-charms are not changed for the simulation.
+What a workload would do (exec output, where a service listens and what it
+answers, so whether a Pebble check passes; an S3 server behind MinIO) comes
+from `workloads.py`, beside this file; `break_workload` and `mend_workload`
+make a service fail and work again. The charms are not changed for the
+simulation.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ops
 import yaml
 from charm_loader import CHARMS, charm_dir, load_charm
 from ops import testing
@@ -567,6 +570,8 @@ class Model:
             raise SimulationError(f"the model did not settle within {self.max_hooks} hooks")
         state = self.state_for(unit)
         event = make_event(state)
+        if event is None:  # what it was about is gone (a check no longer planned, say)
+            return state
         self.hooks.append(HookRecord(unit.name, label))
         # The charms' raw API requests (drift checks) go to this model's cluster.
         drift.send = self.workloads.kubernetes.send
@@ -577,7 +582,8 @@ class Model:
             raise SimulationError(f"{unit.name} raised in {label}: {e}") from e
         for line in unit.ctx.juju_log:
             self.logs.append((unit.name, line.level, line.message))
-        out = self.workloads.after_hook(self.apps[unit.app].charm, out)
+        out = self.workloads.after_hook(self.apps[unit.app].charm, out, unit=unit.name)
+        self._queue_check_events(unit, unit.state, out)
         self._absorb(unit, out)
         unit.state = dataclasses.replace(out, relations=frozenset(), secrets=frozenset())
         self.statuses[unit.name] = out.unit_status
@@ -856,6 +862,64 @@ class Model:
         results = unit.ctx.action_results or {}
         self.settle()
         return results
+
+    # --- workloads
+
+    def _queue_check_events(self, unit: Unit, before: testing.State, after: testing.State) -> None:
+        """pebble-check-failed for a check that went down, -recovered for one back up.
+
+        Pebble starts a check up and calls it down once it failed its
+        threshold of times; Juju then runs <container>-pebble-check-failed,
+        and -recovered when it passes again (juju/juju docs/reference/hook.md).
+        """
+        down, up = ops.pebble.CheckStatus.DOWN, ops.pebble.CheckStatus.UP
+        for container in after.containers:
+            try:
+                old = {i.name: i.status for i in before.get_container(container.name).check_infos}
+            except KeyError:
+                old = {}
+            for info in container.check_infos:
+                was = old.get(info.name, up)
+                if info.status == was or down not in (info.status, was):
+                    continue
+                kind = "failed" if info.status == down else "recovered"
+                self.enqueue(
+                    unit,
+                    lambda s, c=container.name, n=info.name, k=kind: _check_event(s, c, n, k),
+                    f"{container.name}-pebble-check-{kind}",
+                )
+
+    def break_workload(self, unit_name: str, service: str, how: str) -> None:
+        """A unit's service breaks: it exits, answers 500, or does not listen; then settle.
+
+        Its checks go down at once (Pebble would take its threshold of
+        periods), and the charm hears of it as it would from Juju.
+        """
+        faults = self.workloads.FAULTS
+        if how not in faults:
+            raise ValueError(f"a workload breaks in one of {faults}, not {how!r}")
+        self.workloads.faults[(unit_name, service)] = how
+        self._workload_changed(self.unit(unit_name))
+
+    def mend_workload(self, unit_name: str, service: str) -> None:
+        """The service works again; Pebble restarts it if it had given up; then settle."""
+        how = self.workloads.faults.pop((unit_name, service))
+        unit = self.unit(unit_name)
+        if how == "exits":
+            containers = set()
+            for container in unit.state.containers:
+                statuses = dict(container.service_statuses)
+                if statuses.get(service) == ops.pebble.ServiceStatus.ERROR:
+                    statuses[service] = ops.pebble.ServiceStatus.ACTIVE
+                containers.add(dataclasses.replace(container, service_statuses=statuses))
+            unit.state = dataclasses.replace(unit.state, containers=frozenset(containers))
+        self._workload_changed(unit)
+
+    def _workload_changed(self, unit: Unit) -> None:
+        after = self.workloads.after_hook(self.apps[unit.app].charm, unit.state, unit=unit.name)
+        self._queue_check_events(unit, unit.state, after)
+        unit.state = after
+        self.settle()
 
     # --- units and leadership
 
@@ -1138,6 +1202,15 @@ class Model:
             provider, requirer = (a, b) if role == "provides" else (b, a)
             rel_rows.append((provider, requirer, record.interface, "regular"))
         return "\n\n".join(_table(t) for t in (rows, unit_rows, rel_rows))
+
+
+def _check_event(state: testing.State, container: str, check: str, kind: str) -> Any:
+    """pebble-check-failed or -recovered for a check, if the container still has it."""
+    infos = [i for i in state.get_container(container).check_infos if i.name == check]
+    if not infos:
+        return None
+    make = getattr(testing.CharmEvents, f"pebble_check_{kind}")
+    return make(state.get_container(container), infos[0])
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
