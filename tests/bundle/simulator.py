@@ -12,6 +12,11 @@ Leadership is the model's: unit 0 leads until `elect` gives it to another
 unit, or the leader is scaled away (`remove_unit`, the highest-numbered unit
 as on Kubernetes) and the next unit is elected. `add_unit` scales up.
 
+Without a seed the model deals events out in one fixed order; with one
+(`Model(..., seed=N)`, `simulate(..., seed=N)`) in another order Juju allows,
+the same for the same seed: units deploy in any order, the bundle's
+relations are integrated at any moment, and the units' events interleave.
+
 What a workload would do (exec output, where a service listens and what it
 answers, so whether a Pebble check passes; an S3 server behind MinIO) comes
 from `workloads.py`, beside this file; `break_workload` and `mend_workload`
@@ -24,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import random
 import re
 import time
 from collections import deque
@@ -367,11 +373,20 @@ class Model:
         *,
         tmp_path: Path,
         max_hooks: int = DEFAULT_MAX_HOOKS,
+        seed: int | None = None,
     ):
         self.bundle = bundle
         self.workloads = workloads
         self.tmp_path = tmp_path
         self.max_hooks = max_hooks
+        # With a seed, events come in one of the orders Juju may deal them out
+        # (see `_next_event`); without, in the one fixed order.
+        self.seed = seed
+        self._rng = random.Random(seed) if seed is not None else None
+        self._unadded: list[int] = []  # bundle relations not integrated yet (seeded only)
+        self._installed: set[str] = set()
+        self._started: set[str] = set()
+        self._created: set[tuple[str, int]] = set()  # (unit, relation id) it was told of
         self.apps: dict[str, Application] = {}
         self.relations: dict[int, RelationRecord] = {}
         self.secrets: dict[str, SecretRecord] = {}
@@ -400,7 +415,11 @@ class Model:
             )
             self.apps[name] = app
         for pair in self.bundle.get("relations", []):
-            self._add_relation(*pair)
+            record = self._add_relation(*pair)
+            if self._rng is not None:
+                self._unadded.append(record.id)
+        if self._rng is not None:
+            self._rng.shuffle(self._unadded)
         for app in self.apps.values():
             for peer, (role, interface) in endpoints(app.meta).items():
                 if role == "peers":
@@ -546,7 +565,9 @@ class Model:
     def state_for(self, unit: Unit) -> testing.State:
         """The unit's state with the model's current relations and secrets."""
         relations = {
-            self._relation_for(unit, r) for r in self.relations.values() if unit.app in r.apps
+            self._relation_for(unit, r)
+            for r in self.relations.values()
+            if unit.app in r.apps and r.id not in self._unadded
         }
         return dataclasses.replace(
             unit.state, relations=relations, secrets=self._secrets_for(unit)
@@ -647,7 +668,7 @@ class Model:
         other = record.other(app)
         source = changed_unit or self.apps[app].units[0]
         for unit in self.apps[other].units:
-            if unit is changed_unit:
+            if unit is changed_unit or not self._in_relation(unit, record):
                 continue
             if record.is_peer:
                 if changed_unit is None and unit.leader:
@@ -686,6 +707,9 @@ class Model:
 
     def deploy(self) -> None:
         """Queue every unit's deploy sequence, then the relations' first events."""
+        if self._rng is not None:
+            self._deploy_in_any_order()
+            return
         for app in self.apps.values():
             for unit in app.units:
                 self._queue_deploy(app, unit)
@@ -746,11 +770,16 @@ class Model:
     def settle(self) -> None:
         """Run queued events until none is left; raise if the bound is reached."""
         started = time.perf_counter()
-        while self._queue:
-            unit, make_event, label = self._queue.popleft()
+        while self._queue or self._unadded:
+            if self._unadded and (not self._queue or self._integrate_now()):
+                self._integrate(self._unadded.pop())
+                continue
+            unit, make_event, label = self._next_event()
             if unit.app not in self.apps:
                 continue
             self.run(unit, make_event, label)
+            if self._rng is not None and label in ("install", "start"):
+                self._lifecycle_step(unit, label)
         self.settle_seconds += time.perf_counter() - started
 
     def update_status_everywhere(self) -> list[str]:
@@ -921,6 +950,149 @@ class Model:
         unit.state = after
         self.settle()
 
+    # --- event orders
+
+    # In a seeded model Juju's freedom is used: units install in any order,
+    # the bundle's relations are integrated at any moment (before a unit
+    # installs, or long after it started), and the units' queued events
+    # interleave. What Juju guarantees holds (juju/juju docs/reference/hook.md,
+    # worker/uniter/resolver.go and relation/resolver.go): a unit runs
+    # install, relation-created for the relations it is in, leader-elected
+    # (or leader-settings-changed), config-changed and start in that order,
+    # and its other events only after start; relation-created comes before
+    # relation-joined, which comes right before relation-changed, for a
+    # remote unit only once that unit is in the relation too; the events of
+    # one endpoint, and any two events of one kind, keep their order.
+
+    def _integrate_now(self) -> bool:
+        """Whether `juju integrate` for the next relation comes before the next hook."""
+        assert self._rng is not None
+        return self._rng.random() < 0.1
+
+    def _deploy_in_any_order(self) -> None:
+        assert self._rng is not None
+        units = [unit for app in self.apps.values() for unit in app.units]
+        self._rng.shuffle(units)
+        for unit in units:
+            self.enqueue(unit, lambda s: testing.CharmEvents.install(), "install")
+
+    def _lifecycle_step(self, unit: Unit, label: str) -> None:
+        """After install: the rest of the deploy sequence, then the relations' first events."""
+        assert self._rng is not None
+        if label == "start":
+            self._started.add(unit.name)
+            return
+        app = self.apps[unit.app]
+        self._installed.add(unit.name)
+        records = [
+            r for r in self.relations.values() if app.name in r.apps and r.id not in self._unadded
+        ]
+        self._rng.shuffle(records)
+        for record in records:
+            self._queue_created(unit, record)
+        if unit.leader:
+            self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+        else:
+            self._queue_leader_settings_changed(unit)
+        self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
+        self.enqueue(unit, lambda s: testing.CharmEvents.start(), "start")
+        # On Kubernetes storage-attached comes after start (juju/juju docs/reference/hook.md).
+        later: list[tuple[Callable[[testing.State], Any], str]] = [
+            (
+                lambda s, n=name: testing.CharmEvents.storage_attached(s.get_storage(n)),
+                f"{name}-storage-attached",
+            )
+            for name in app.meta.get("storage") or {}
+        ]
+        later += [
+            (
+                lambda s, c=name: testing.CharmEvents.pebble_ready(s.get_container(c)),
+                f"{name}-pebble-ready",
+            )
+            for name in app.meta.get("containers") or {}
+        ]
+        self._rng.shuffle(later)
+        for make_event, event_label in later:
+            self.enqueue(unit, make_event, event_label)
+        for record in records:
+            self._join(record, [unit])
+
+    def _in_relation(self, unit: Unit, record: RelationRecord) -> bool:
+        """Whether the unit hears of changes in the relation (seeded: once it is in it)."""
+        return self._rng is None or (unit.name, record.id) in self._created
+
+    def _queue_created(self, unit: Unit, record: RelationRecord) -> None:
+        self._created.add((unit.name, record.id))
+        endpoint = record.endpoints[record.side(unit.app)]
+        self.enqueue(
+            unit,
+            lambda s, rid=record.id: testing.CharmEvents.relation_created(s.get_relation(rid)),
+            f"{endpoint}-relation-created",
+        )
+
+    def _integrate(self, relation_id: int) -> None:
+        """`juju integrate`: relation-created on the installed units, then they meet."""
+        record = self.relations[relation_id]
+        installed = [
+            unit
+            for app in dict.fromkeys(record.apps)
+            for unit in self.apps[app].units
+            if unit.name in self._installed
+        ]
+        for unit in installed:
+            self._queue_created(unit, record)
+        self._join(record, installed)
+
+    def _join(self, record: RelationRecord, newcomers: list[Unit]) -> None:
+        """relation-joined then -changed, both ways, between newcomers and the installed units."""
+        met: set[frozenset[str]] = set()
+        for unit in newcomers:
+            for remote in self.apps[record.other(unit.app)].units:
+                pair = frozenset((unit.name, remote.name))
+                if remote is unit or remote.name not in self._installed or pair in met:
+                    continue
+                met.add(pair)
+                for here, there in ((unit, remote), (remote, unit)):
+                    endpoint = record.endpoints[record.side(here.app)]
+                    for kind in ("joined", "changed"):
+                        make = getattr(testing.CharmEvents, f"relation_{kind}")
+                        self.enqueue(
+                            here,
+                            lambda s, rid=record.id, ru=there.index, m=make: m(
+                                s.get_relation(rid), remote_unit=ru
+                            ),
+                            f"{endpoint}-relation-{kind}",
+                        )
+
+    def _next_event(self) -> tuple[Unit, Callable[[testing.State], Any], str]:
+        """The next event to run: the queue's first, or in a seeded model any allowed one.
+
+        Seeded: a unit with queued events, picked at random, runs one of them:
+        before it started, its first; after, the first of any of its streams
+        (an endpoint's relation events, or one kind of event), at random.
+        """
+        if self._rng is None:
+            return self._queue.popleft()
+        units: dict[int, Unit] = {}
+        for unit, _, _ in self._queue:
+            units.setdefault(id(unit), unit)
+        chosen = self._rng.choice(list(units.values()))
+        candidates: list[int] = []
+        streams: set[str] = set()
+        for position, (unit, _, label) in enumerate(self._queue):
+            if unit is not chosen:
+                continue
+            stream = _stream(label)
+            if stream not in streams:
+                streams.add(stream)
+                candidates.append(position)
+            if chosen.name not in self._started:
+                break
+        position = self._rng.choice(candidates)
+        entry = self._queue[position]
+        del self._queue[position]
+        return entry
+
     # --- units and leadership
 
     def unit(self, unit_name: str) -> Unit:
@@ -968,6 +1140,9 @@ class Model:
         unit.state = dataclasses.replace(unit.state, leader=not has_leader)
         app.units.append(unit)
         self._set_planned_units(app)
+        if self._rng is not None:  # the rest follows install, in any allowed order
+            self.enqueue(unit, lambda s: testing.CharmEvents.install(), "install")
+            return unit
         self._queue_deploy(app, unit)
         self._queue_relation_start(app, unit)
         for record in self.relations.values():
@@ -1213,6 +1388,12 @@ def _check_event(state: testing.State, container: str, check: str, kind: str) ->
     return make(state.get_container(container), infos[0])
 
 
+def _stream(label: str) -> str:
+    """Events whose order Juju keeps share a stream: an endpoint's relation events, or a kind."""
+    match = re.fullmatch(r"(.+)-relation-(created|joined|changed|departed|broken)", label)
+    return f"relation {match.group(1)}" if match else label
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -1222,10 +1403,15 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def simulate(
-    bundle: dict[str, Any], workloads: Any, tmp_path: Path, *, max_hooks: int = DEFAULT_MAX_HOOKS
+    bundle: dict[str, Any],
+    workloads: Any,
+    tmp_path: Path,
+    *,
+    max_hooks: int = DEFAULT_MAX_HOOKS,
+    seed: int | None = None,
 ) -> Model:
-    """Deploy a bundle into a fresh simulated model and let it settle."""
-    model = Model(bundle, workloads, tmp_path=tmp_path, max_hooks=max_hooks)
+    """Deploy a bundle into a fresh simulated model and let it settle (in the seed's order)."""
+    model = Model(bundle, workloads, tmp_path=tmp_path, max_hooks=max_hooks, seed=seed)
     problems = model.check_interfaces()
     if problems:
         raise SimulationError("; ".join(problems))
