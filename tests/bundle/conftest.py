@@ -60,6 +60,8 @@ def copy_model(model: Model, tmp_path: Path, s3_endpoint: str | None) -> Model:
     if model._queue:
         raise ValueError("only a settled model (no events queued) can be copied")
     workloads = Workloads(s3_endpoint)
+    # MinIO's admin API keeps its users in memory: the twin's MinIO has them too.
+    workloads.minio_admin = copy.deepcopy(model.workloads.minio_admin)
     cluster, fake = model.workloads.kubernetes, workloads.kubernetes
     fake.objects = copy.deepcopy(cluster.objects)
     fake.writes = list(cluster.writes)
@@ -117,6 +119,7 @@ class SettledModels:
         self.s3_endpoint = s3_endpoint
         self.tmp_path_factory = tmp_path_factory
         self._models: dict[tuple[tuple[Path, ...], Variant | None], Model] = {}
+        self._derived: dict[Callable[[Model], None], Model] = {}
 
     def settled(self, overlays: Sequence[Path] = (), variant: Variant | None = None) -> Model:
         """The one settled model of the bundle with these overlays and this variant."""
@@ -152,6 +155,23 @@ class SettledModels:
     ) -> Model:
         """A copy of the settled model that a test may change at will."""
         return copy_model(self.settled(overlays, variant), tmp_path / "model", self.s3_endpoint)
+
+    def derived(self, change: Callable[[Model], None]) -> Model:
+        """The settled bundle as `change` leaves it (units added, say), made once per session.
+
+        The function itself is the key, as for variants. Tests change copies
+        of it (`own_derived`), never the model itself.
+        """
+        if change not in self._derived:
+            folder = self.tmp_path_factory.mktemp(f"settled-{change.__name__}")
+            model = copy_model(self.settled(), folder, self.s3_endpoint)
+            change(model)
+            self._derived[change] = model
+        return self._derived[change]
+
+    def own_derived(self, tmp_path: Path, change: Callable[[Model], None]) -> Model:
+        """A copy of a derived model that a test may change at will."""
+        return copy_model(self.derived(change), tmp_path / "model", self.s3_endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,20 @@ revision it read, gets secret-changed only then, and the owner is told to
 remove revisions nobody tracks; the model's clock (`advance`) raises
 secret-rotate and secret-expired when they fall due.
 
-What a workload would do (exec output, checks that pass once a service runs,
-an S3 server behind MinIO) comes from `workloads.py`, beside this file; the
-charms are not changed for the simulation.
+Leadership is the model's: unit 0 leads until `elect` gives it to another
+unit, or the leader is scaled away (`remove_unit`, the highest-numbered unit
+as on Kubernetes) and the next unit is elected. `add_unit` scales up.
+
+Without a seed the model deals events out in one fixed order; with one
+(`Model(..., seed=N)`, `simulate(..., seed=N)`) in another order Juju allows,
+the same for the same seed: units deploy in any order, the bundle's
+relations are integrated at any moment, and the units' events interleave.
+
+What a workload would do (exec output, where a service listens and what it
+answers, so whether a Pebble check passes; an S3 server behind MinIO) comes
+from `workloads.py`, beside this file; `break_workload` and `mend_workload`
+make a service fail and work again. The charms are not changed for the
+simulation.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
+import random
 import re
 import time
 from collections import deque
@@ -352,8 +364,8 @@ class Unit:
 
     @property
     def leader(self) -> bool:
-        """Unit 0 leads."""
-        return self.index == 0
+        """Whether the unit leads its application (unit 0, until the model elects another)."""
+        return self.state.leader
 
 
 @dataclasses.dataclass
@@ -486,11 +498,20 @@ class Model:
         *,
         tmp_path: Path,
         max_hooks: int = DEFAULT_MAX_HOOKS,
+        seed: int | None = None,
     ):
         self.bundle = bundle
         self.workloads = workloads
         self.tmp_path = tmp_path
         self.max_hooks = max_hooks
+        # With a seed, events come in one of the orders Juju may deal them out
+        # (see `_next_event`); without, in the one fixed order.
+        self.seed = seed
+        self._rng = random.Random(seed) if seed is not None else None
+        self._unadded: list[int] = []  # bundle relations not integrated yet (seeded only)
+        self._installed: set[str] = set()
+        self._started: set[str] = set()
+        self._created: set[tuple[str, int]] = set()  # (unit, relation id) it was told of
         self.apps: dict[str, Application] = {}
         self.relations: dict[int, RelationRecord] = {}
         self.secrets: dict[str, SecretRecord] = {}
@@ -519,7 +540,11 @@ class Model:
             )
             self.apps[name] = app
         for pair in self.bundle.get("relations", []):
-            self._add_relation(*pair)
+            record = self._add_relation(*pair)
+            if self._rng is not None:
+                self._unadded.append(record.id)
+        if self._rng is not None:
+            self._rng.shuffle(self._unadded)
         for app in self.apps.values():
             for peer, (role, interface) in endpoints(app.meta).items():
                 if role == "peers":
@@ -722,7 +747,9 @@ class Model:
     def state_for(self, unit: Unit) -> testing.State:
         """The unit's state with the model's current relations and secrets."""
         relations = {
-            self._relation_for(unit, r) for r in self.relations.values() if unit.app in r.apps
+            self._relation_for(unit, r)
+            for r in self.relations.values()
+            if unit.app in r.apps and r.id not in self._unadded
         }
         return dataclasses.replace(
             unit.state, relations=relations, secrets=self._secrets_for(unit)
@@ -746,6 +773,8 @@ class Model:
             raise SimulationError(f"the model did not settle within {self.max_hooks} hooks")
         state = self.state_for(unit)
         event = make_event(state)
+        if event is None:  # what it was about is gone (a check no longer planned, say)
+            return state
         self.hooks.append(HookRecord(unit.name, label))
         unit.ctx.juju_log.clear()
         # The charm's API requests (lightkube's and drift's raw ones) go to this model's
@@ -758,7 +787,8 @@ class Model:
             raise SimulationError(f"{unit.name} raised in {label}: {e}") from e
         for line in unit.ctx.juju_log:
             self.logs.append((unit.name, line.level, line.message))
-        out = self.workloads.after_hook(self.apps[unit.app].charm, out)
+        out = self.workloads.after_hook(self.apps[unit.app].charm, out, unit=unit.name)
+        self._queue_check_events(unit, unit.state, out)
         self._absorb(unit, out)
         unit.state = dataclasses.replace(out, relations=frozenset(), secrets=frozenset())
         self.statuses[unit.name] = out.unit_status
@@ -937,7 +967,7 @@ class Model:
         other = record.other(app)
         source = changed_unit or self.apps[app].units[0]
         for unit in self.apps[other].units:
-            if unit is changed_unit:
+            if unit is changed_unit or not self._in_relation(unit, record):
                 continue
             if record.is_peer:
                 if changed_unit is None and unit.leader:
@@ -977,6 +1007,9 @@ class Model:
 
     def deploy(self) -> None:
         """Queue every unit's deploy sequence, then the relations' first events."""
+        if self._rng is not None:
+            self._deploy_in_any_order()
+            return
         for app in self.apps.values():
             for unit in app.units:
                 self._queue_deploy(app, unit)
@@ -1004,6 +1037,8 @@ class Model:
                 )
         if unit.leader:
             self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+        else:
+            self._queue_leader_settings_changed(unit)
         self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
         self.enqueue(unit, lambda s: testing.CharmEvents.start(), "start")
         for container in app.meta.get("containers") or {}:
@@ -1035,11 +1070,16 @@ class Model:
     def settle(self) -> None:
         """Run queued events until none is left; raise if the bound is reached."""
         started = time.perf_counter()
-        while self._queue:
-            unit, make_event, label = self._queue.popleft()
+        while self._queue or self._unadded:
+            if self._unadded and (not self._queue or self._integrate_now()):
+                self._integrate(self._unadded.pop())
+                continue
+            unit, make_event, label = self._next_event()
             if unit.app not in self.apps:
                 continue
             self.run(unit, make_event, label)
+            if self._rng is not None and label in ("install", "start"):
+                self._lifecycle_step(unit, label)
         self.settle_seconds += time.perf_counter() - started
 
     def update_status_everywhere(self) -> list[str]:
@@ -1048,6 +1088,16 @@ class Model:
         for app in self.apps.values():
             for unit in app.units:
                 self.run(unit, lambda s: testing.CharmEvents.update_status(), "update-status")
+        self.settle()
+        after = self._snapshot()
+        return [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
+
+    def update_status(self, unit_name: str) -> list[str]:
+        """One update-status on one unit; return what it changed (a settled unit: nothing)."""
+        before = self._snapshot()
+        self.run(
+            self.unit(unit_name), lambda s: testing.CharmEvents.update_status(), "update-status"
+        )
         self.settle()
         after = self._snapshot()
         return [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
@@ -1212,8 +1262,7 @@ class Model:
 
     def notify(self, unit_name: str, container: str, key: str, **data: str) -> None:
         """`pebble notify KEY` in a unit's container: the charm gets pebble-custom-notice."""
-        app, index = unit_name.split("/")
-        unit = self.apps[app].units[int(index)]
+        unit = self.unit(unit_name)
         notice = testing.Notice(key=key, last_data=data)
         current = unit.state.get_container(container)
         updated = dataclasses.replace(current, notices=[*current.notices, notice])
@@ -1229,8 +1278,7 @@ class Model:
 
     def run_action(self, unit_name: str, action: str, **params: Any) -> dict[str, Any]:
         """`juju run unit action`: the results, or SimulationError with the failure message."""
-        app, index = unit_name.split("/")
-        unit = self.apps[app].units[int(index)]
+        unit = self.unit(unit_name)
         try:
             self.run(unit, lambda s: testing.CharmEvents.action(action, params=params), action)
         except SimulationError as e:
@@ -1242,15 +1290,398 @@ class Model:
         self.settle()
         return results
 
+    # --- workloads
+
+    def _queue_check_events(self, unit: Unit, before: testing.State, after: testing.State) -> None:
+        """pebble-check-failed for a check that went down, -recovered for one back up.
+
+        Pebble starts a check up and calls it down once it failed its
+        threshold of times; Juju then runs <container>-pebble-check-failed,
+        and -recovered when it passes again (juju/juju docs/reference/hook.md).
+        """
+        down, up = ops.pebble.CheckStatus.DOWN, ops.pebble.CheckStatus.UP
+        for container in after.containers:
+            try:
+                old = {i.name: i.status for i in before.get_container(container.name).check_infos}
+            except KeyError:
+                old = {}
+            for info in container.check_infos:
+                was = old.get(info.name, up)
+                if info.status == was or down not in (info.status, was):
+                    continue
+                kind = "failed" if info.status == down else "recovered"
+                self.enqueue(
+                    unit,
+                    lambda s, c=container.name, n=info.name, k=kind: _check_event(s, c, n, k),
+                    f"{container.name}-pebble-check-{kind}",
+                )
+
+    def break_workload(self, unit_name: str, service: str, how: str) -> None:
+        """A unit's service breaks: it exits, answers 500, or does not listen; then settle.
+
+        Its checks go down at once (Pebble would take its threshold of
+        periods), and the charm hears of it as it would from Juju.
+        """
+        faults = self.workloads.FAULTS
+        if how not in faults:
+            raise ValueError(f"a workload breaks in one of {faults}, not {how!r}")
+        self.workloads.faults[(unit_name, service)] = how
+        self._workload_changed(self.unit(unit_name))
+
+    def mend_workload(self, unit_name: str, service: str) -> None:
+        """The service works again; Pebble restarts it if it had given up; then settle."""
+        how = self.workloads.faults.pop((unit_name, service))
+        unit = self.unit(unit_name)
+        if how == "exits":
+            containers = set()
+            for container in unit.state.containers:
+                statuses = dict(container.service_statuses)
+                if statuses.get(service) == ops.pebble.ServiceStatus.ERROR:
+                    statuses[service] = ops.pebble.ServiceStatus.ACTIVE
+                containers.add(dataclasses.replace(container, service_statuses=statuses))
+            unit.state = dataclasses.replace(unit.state, containers=frozenset(containers))
+        self._workload_changed(unit)
+
+    def _workload_changed(self, unit: Unit) -> None:
+        after = self.workloads.after_hook(self.apps[unit.app].charm, unit.state, unit=unit.name)
+        self._queue_check_events(unit, unit.state, after)
+        unit.state = after
+        self.settle()
+
+    # --- event orders
+
+    # In a seeded model Juju's freedom is used: units install in any order,
+    # the bundle's relations are integrated at any moment (before a unit
+    # installs, or long after it started), and the units' queued events
+    # interleave. What Juju guarantees holds (juju/juju docs/reference/hook.md,
+    # worker/uniter/resolver.go and relation/resolver.go): a unit runs
+    # install, relation-created for the relations it is in, leader-elected
+    # (or leader-settings-changed), config-changed and start in that order,
+    # and its other events only after start; relation-created comes before
+    # relation-joined, which comes right before relation-changed, for a
+    # remote unit only once that unit is in the relation too; the events of
+    # one endpoint, and any two events of one kind, keep their order.
+
+    def _integrate_now(self) -> bool:
+        """Whether `juju integrate` for the next relation comes before the next hook."""
+        assert self._rng is not None
+        return self._rng.random() < 0.1
+
+    def _deploy_in_any_order(self) -> None:
+        assert self._rng is not None
+        units = [unit for app in self.apps.values() for unit in app.units]
+        self._rng.shuffle(units)
+        for unit in units:
+            self.enqueue(unit, lambda s: testing.CharmEvents.install(), "install")
+
+    def _lifecycle_step(self, unit: Unit, label: str) -> None:
+        """After install: the rest of the deploy sequence, then the relations' first events."""
+        assert self._rng is not None
+        if label == "start":
+            self._started.add(unit.name)
+            return
+        app = self.apps[unit.app]
+        self._installed.add(unit.name)
+        records = [
+            r for r in self.relations.values() if app.name in r.apps and r.id not in self._unadded
+        ]
+        self._rng.shuffle(records)
+        for record in records:
+            self._queue_created(unit, record)
+        if unit.leader:
+            self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+        else:
+            self._queue_leader_settings_changed(unit)
+        self.enqueue(unit, lambda s: testing.CharmEvents.config_changed(), "config-changed")
+        self.enqueue(unit, lambda s: testing.CharmEvents.start(), "start")
+        # On Kubernetes storage-attached comes after start (juju/juju docs/reference/hook.md).
+        later: list[tuple[Callable[[testing.State], Any], str]] = [
+            (
+                lambda s, n=name: testing.CharmEvents.storage_attached(s.get_storage(n)),
+                f"{name}-storage-attached",
+            )
+            for name in app.meta.get("storage") or {}
+        ]
+        later += [
+            (
+                lambda s, c=name: testing.CharmEvents.pebble_ready(s.get_container(c)),
+                f"{name}-pebble-ready",
+            )
+            for name in app.meta.get("containers") or {}
+        ]
+        self._rng.shuffle(later)
+        for make_event, event_label in later:
+            self.enqueue(unit, make_event, event_label)
+        for record in records:
+            self._join(record, [unit])
+
+    def _in_relation(self, unit: Unit, record: RelationRecord) -> bool:
+        """Whether the unit hears of changes in the relation (seeded: once it is in it)."""
+        return self._rng is None or (unit.name, record.id) in self._created
+
+    def _queue_created(self, unit: Unit, record: RelationRecord) -> None:
+        self._created.add((unit.name, record.id))
+        endpoint = record.endpoints[record.side(unit.app)]
+        self.enqueue(
+            unit,
+            lambda s, rid=record.id: testing.CharmEvents.relation_created(s.get_relation(rid)),
+            f"{endpoint}-relation-created",
+        )
+
+    def _integrate(self, relation_id: int) -> None:
+        """`juju integrate`: relation-created on the installed units, then they meet."""
+        record = self.relations[relation_id]
+        installed = [
+            unit
+            for app in dict.fromkeys(record.apps)
+            for unit in self.apps[app].units
+            if unit.name in self._installed
+        ]
+        for unit in installed:
+            self._queue_created(unit, record)
+        self._join(record, installed)
+
+    def _join(self, record: RelationRecord, newcomers: list[Unit]) -> None:
+        """relation-joined then -changed, both ways, between newcomers and the installed units."""
+        met: set[frozenset[str]] = set()
+        for unit in newcomers:
+            for remote in self.apps[record.other(unit.app)].units:
+                pair = frozenset((unit.name, remote.name))
+                if remote is unit or remote.name not in self._installed or pair in met:
+                    continue
+                met.add(pair)
+                for here, there in ((unit, remote), (remote, unit)):
+                    endpoint = record.endpoints[record.side(here.app)]
+                    for kind in ("joined", "changed"):
+                        make = getattr(testing.CharmEvents, f"relation_{kind}")
+                        self.enqueue(
+                            here,
+                            lambda s, rid=record.id, ru=there.index, m=make: m(
+                                s.get_relation(rid), remote_unit=ru
+                            ),
+                            f"{endpoint}-relation-{kind}",
+                        )
+
+    def _next_event(self) -> tuple[Unit, Callable[[testing.State], Any], str]:
+        """The next event to run: the queue's first, or in a seeded model any allowed one.
+
+        Seeded: a unit with queued events, picked at random, runs one of them:
+        before it started, its first; after, the first of any of its streams
+        (an endpoint's relation events, or one kind of event), at random.
+        """
+        if self._rng is None:
+            return self._queue.popleft()
+        units: dict[int, Unit] = {}
+        for unit, _, _ in self._queue:
+            units.setdefault(id(unit), unit)
+        chosen = self._rng.choice(list(units.values()))
+        candidates: list[int] = []
+        streams: set[str] = set()
+        for position, (unit, _, label) in enumerate(self._queue):
+            if unit is not chosen:
+                continue
+            stream = _stream(label)
+            if stream not in streams:
+                streams.add(stream)
+                candidates.append(position)
+            if chosen.name not in self._started:
+                break
+        position = self._rng.choice(candidates)
+        entry = self._queue[position]
+        del self._queue[position]
+        return entry
+
+    # --- units and leadership
+
+    def unit(self, unit_name: str) -> Unit:
+        """The unit `app/index` of the model; KeyError if the model has no such unit."""
+        app, _, index = unit_name.partition("/")
+        for unit in self.apps[app].units if app in self.apps else ():
+            if str(unit.index) == index:
+                return unit
+        raise KeyError(f"the model has no unit {unit_name}")
+
+    def leader_of(self, app: str) -> Unit:
+        """The unit that leads an application."""
+        (leader,) = [unit for unit in self.apps[app].units if unit.leader]
+        return leader
+
+    def _queue_leader_settings_changed(self, unit: Unit) -> None:
+        # Juju runs leader-settings-changed on a unit that does not lead
+        # whenever the leader settings' version moved since it last ran it
+        # (juju/juju worker/uniter/leadership/resolver.go); the version starts
+        # one ahead, so every follower runs it once after install, and a
+        # leader's going is followed by it on the units that remain (juju/juju
+        # docs/reference/hook.md). ops.testing builds the event but does not
+        # name it in CharmEvents.
+        event_class = type(testing.CharmEvents.leader_elected())
+        self.enqueue(
+            unit, lambda s: event_class("leader_settings_changed"), "leader-settings-changed"
+        )
+
+    def _set_planned_units(self, app: Application) -> None:
+        for unit in app.units:
+            unit.state = dataclasses.replace(unit.state, planned_units=app.scale)
+
+    def add_unit(self, app_name: str) -> Unit:
+        """`juju add-unit`: a new unit runs its deploy sequence and joins every relation.
+
+        It follows the application's leader; every unit related to it (its
+        peers too) runs relation-joined and relation-changed for it. Settle
+        the model to run them.
+        """
+        app = self.apps[app_name]
+        index = max((u.index for u in app.units), default=-1) + 1
+        app.scale += 1
+        unit = self._new_unit(app, index)
+        has_leader = any(u.leader for u in app.units)
+        unit.state = dataclasses.replace(unit.state, leader=not has_leader)
+        app.units.append(unit)
+        self._set_planned_units(app)
+        if self._rng is not None:  # the rest follows install, in any allowed order
+            self.enqueue(unit, lambda s: testing.CharmEvents.install(), "install")
+            return unit
+        self._queue_deploy(app, unit)
+        self._queue_relation_start(app, unit)
+        for record in self.relations.values():
+            if app_name not in record.apps:
+                continue
+            other = record.other(app_name)
+            endpoint = record.endpoints[record.side(other)]
+            for remote in self.apps[other].units:
+                if remote is unit:
+                    continue
+                for kind in ("joined", "changed"):
+                    make = getattr(testing.CharmEvents, f"relation_{kind}")
+                    self.enqueue(
+                        remote,
+                        lambda s, rid=record.id, m=make: m(s.get_relation(rid), remote_unit=index),
+                        f"{endpoint}-relation-{kind}",
+                    )
+        return unit
+
+    def remove_unit(self, unit_name: str) -> None:
+        """`juju remove-unit APP --num-units 1`: the highest-numbered unit leaves the model.
+
+        On Kubernetes Juju removes no named unit: remove-unit scales the
+        application down (juju/juju cmd/juju/application/removeunit.go) and
+        the StatefulSet's highest ordinal goes, so only that unit can be named
+        here (ValueError otherwise). As Juju's uniter runs it (juju/juju
+        worker/uniter/resolver.go, relation/resolver.go): the dying unit runs
+        relation-departed for every unit it was related to and relation-broken
+        for every relation but its peers, then stop, storage-detaching and
+        remove. A leader keeps its lease meanwhile: the uniter's "resign
+        leadership" only notes it locally (worker/uniter/operation/leader.go)
+        and is-leader asks the lease (worker/uniter/runner/context/leader.go),
+        so the dying leader still reads `is_leader()` true. Every unit related
+        to it runs relation-departed for it; once it is gone, if it led, the
+        unit with the lowest number is elected (leader-elected on it,
+        leader-settings-changed on the others). Then the model settles.
+        """
+        unit = self.unit(unit_name)
+        app = self.apps[unit.app]
+        if unit.index != max(u.index for u in app.units):
+            raise ValueError(
+                f"{unit_name} cannot go alone: a Kubernetes application scales down"
+                " from its highest-numbered unit"
+            )
+        was_leader = unit.leader
+        app.scale -= 1
+        self._set_planned_units(app)
+        self._queue = deque(entry for entry in self._queue if entry[0] is not unit)
+        queued = len(self._queue)
+        for make_event, label in self._teardown_events(app, unit):
+            self.run(unit, make_event, label)
+        # Its peers and remote units hear no more from it once it departs.
+        left = list(self._queue)
+        self._queue = deque(
+            left[:queued] + [e for e in left[queued:] if not e[2].endswith("-relation-changed")]
+        )
+        app.units = [u for u in app.units if u is not unit]
+        self.statuses.pop(unit.name, None)
+        for record in self.relations.values():
+            if app.name not in record.apps:
+                continue
+            record.unit_data.pop(unit.name, None)
+            other = record.other(app.name)
+            endpoint = record.endpoints[record.side(other)]
+            for remote in self.apps[other].units:
+                self.enqueue(
+                    remote,
+                    lambda s, rid=record.id, i=unit.index: testing.CharmEvents.relation_departed(
+                        s.get_relation(rid), remote_unit=i, departing_unit=i
+                    ),
+                    f"{endpoint}-relation-departed",
+                )
+        if was_leader and app.units:
+            self.elect(app.units[0].name)
+        self.settle()
+
+    def _teardown_events(
+        self, app: Application, unit: Unit
+    ) -> list[tuple[Callable[[testing.State], Any], str]]:
+        """The hooks a dying unit runs, in order."""
+        events: list[tuple[Callable[[testing.State], Any], str]] = []
+        for record in self.relations.values():
+            if app.name not in record.apps:
+                continue
+            endpoint = record.endpoints[record.side(app.name)]
+            for remote in self.apps[record.other(app.name)].units:
+                if remote is unit:
+                    continue
+                events.append(
+                    (
+                        lambda s, rid=record.id, ru=remote.index: (
+                            testing.CharmEvents.relation_departed(
+                                s.get_relation(rid), remote_unit=ru, departing_unit=unit.index
+                            )
+                        ),
+                        f"{endpoint}-relation-departed",
+                    )
+                )
+            if not record.is_peer:
+                events.append(
+                    (
+                        lambda s, rid=record.id: testing.CharmEvents.relation_broken(
+                            s.get_relation(rid)
+                        ),
+                        f"{endpoint}-relation-broken",
+                    )
+                )
+        events.append((lambda s: testing.CharmEvents.stop(), "stop"))
+        for storage in app.meta.get("storage") or {}:
+            events.append(
+                (
+                    lambda s, n=storage: testing.CharmEvents.storage_detaching(s.get_storage(n)),
+                    f"{storage}-storage-detaching",
+                )
+            )
+        events.append((lambda s: testing.CharmEvents.remove(), "remove"))
+        return events
+
+    def elect(self, unit_name: str) -> None:
+        """Juju gives the application's leadership to this unit.
+
+        The unit that led loses it (Juju runs no hook for that: leader-deposed
+        was never implemented); the new leader runs leader-elected, and every
+        other unit leader-settings-changed.
+        """
+        unit = self.unit(unit_name)
+        for other in self.apps[unit.app].units:
+            if other is unit:
+                continue
+            other.state = dataclasses.replace(other.state, leader=False)
+            self._queue_leader_settings_changed(other)
+        unit.state = dataclasses.replace(unit.state, leader=True)
+        self.enqueue(unit, lambda s: testing.CharmEvents.leader_elected(), "leader-elected")
+
     # --- reading the outcome
 
     def container_file(self, unit_name: str, container: str, path: str) -> str:
         """A file a unit's workload holds, in one of its persistent folders."""
         app, index = unit_name.split("/")
         unit_dir = self.tmp_path / app / index / container
-        for mount in (
-            self.apps[app].units[int(index)].state.get_container(container).mounts.values()
-        ):
+        for mount in self.unit(unit_name).state.get_container(container).mounts.values():
             location = mount.location.rstrip("/")
             if path.startswith(location + "/"):
                 return (Path(mount.source) / path[len(location) + 1 :]).read_text()
@@ -1346,6 +1777,21 @@ class Model:
         return "\n\n".join(_table(t) for t in (rows, unit_rows, rel_rows))
 
 
+def _check_event(state: testing.State, container: str, check: str, kind: str) -> Any:
+    """pebble-check-failed or -recovered for a check, if the container still has it."""
+    infos = [i for i in state.get_container(container).check_infos if i.name == check]
+    if not infos:
+        return None
+    make = getattr(testing.CharmEvents, f"pebble_check_{kind}")
+    return make(state.get_container(container), infos[0])
+
+
+def _stream(label: str) -> str:
+    """Events whose order Juju keeps share a stream: an endpoint's relation events, or a kind."""
+    match = re.fullmatch(r"(.+)-relation-(created|joined|changed|departed|broken)", label)
+    return f"relation {match.group(1)}" if match else label
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -1355,10 +1801,15 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def simulate(
-    bundle: dict[str, Any], workloads: Any, tmp_path: Path, *, max_hooks: int = DEFAULT_MAX_HOOKS
+    bundle: dict[str, Any],
+    workloads: Any,
+    tmp_path: Path,
+    *,
+    max_hooks: int = DEFAULT_MAX_HOOKS,
+    seed: int | None = None,
 ) -> Model:
-    """Deploy a bundle into a fresh simulated model and let it settle."""
-    model = Model(bundle, workloads, tmp_path=tmp_path, max_hooks=max_hooks)
+    """Deploy a bundle into a fresh simulated model and let it settle (in the seed's order)."""
+    model = Model(bundle, workloads, tmp_path=tmp_path, max_hooks=max_hooks, seed=seed)
     problems = model.check_interfaces()
     if problems:
         raise SimulationError("; ".join(problems))

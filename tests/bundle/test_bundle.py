@@ -174,17 +174,6 @@ def test_removing_the_s3_relation_leaves_backups_unavailable(own_model: Model):
         model.run_action("mysql/0", "create-backup")
 
 
-def test_second_mysql_unit_says_replication_is_not_supported(s3_endpoint, tmp_path):
-    bundle = copy.deepcopy(load_bundle(BUNDLE))
-    bundle["applications"]["mysql"]["scale"] = 2
-    model = _settled(s3_endpoint, tmp_path, bundle)
-    assert model.statuses["mysql/0"].name == "active"
-    second = model.statuses["mysql/1"]
-    assert second.name == "blocked"
-    assert "replication is not supported yet" in second.message
-    assert "replication is not supported yet" in model.app_statuses["mysql"].message
-
-
 # --- placement on AKS ----------------------------------------------------------------------
 
 AKS = BUNDLE.parent / "overlays" / "aks.yaml"

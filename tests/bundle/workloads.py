@@ -5,7 +5,12 @@
   wrote is there on its next hook, as in a pod.
 - Commands answer as the workload would (`mysql` prints a version, `mysqld
   --initialize` succeeds).
-- A Pebble check reports up once its service runs, as Pebble does.
+- A service that runs listens where its command line or config file says
+  (upstream's default otherwise) and answers the health paths upstream
+  serves there (facts in tests/conformance); a Pebble check is up only when
+  a running service of its container answers its port (and path), down
+  otherwise. A test can break a workload (it exits, answers 500, or stops
+  listening) and mend it.
 - MinIO's S3 API is a real S3 server on 127.0.0.1, so the minio charm makes
   its buckets for real; MinIO's admin API (users and policies) is a fake
   that keeps them in memory.
@@ -17,14 +22,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import re
+import shlex
 import tempfile
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ops
+import tomllib
+import yaml
 from bundle.fake_kubernetes import FakeKubernetes
 from charm_loader import load_charm
+from conformance import facts
 from ops import testing
 
 # Folders a workload keeps for its whole life, by charm and container.
@@ -56,13 +69,175 @@ COMMANDS: dict[str, dict[str, dict[str, bytes]]] = {
 }
 
 
+# --- where each workload listens and what it answers ------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    """Where a running service answers: a port, and the HTTP paths it answers there."""
+
+    port: int
+    paths: frozenset[str] = frozenset()
+
+
+def _flag(command: str, name: str) -> str | None:
+    """A flag's value in a command line: `--name=v`, `-name=v`, `--name v` or `-name v`."""
+    words = shlex.split(command)
+    for position, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        if flag.lstrip("-") != name or not flag.startswith("-"):
+            continue
+        if equals:
+            return value
+        return words[position + 1] if position + 1 < len(words) else None
+    return None
+
+
+def _port(address: str | None) -> int | None:
+    """The port of `host:port` or `:port`."""
+    if not address:
+        return None
+    tail = address.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _read(container: testing.Container, path: str) -> str | None:
+    """A file the charm wrote into one of the container's persistent folders."""
+    for location, mount in container.mounts.items():
+        prefix = location.rstrip("/") + "/"
+        if path.startswith(prefix):
+            source = Path(mount.source) / path[len(prefix) :]
+            return source.read_text() if source.is_file() else None
+    return None
+
+
+@functools.cache
+def _facts(charm: str) -> dict[str, dict[str, facts.Fact]]:
+    return facts.load(charm)
+
+
+def _fact(charm: str, workload: str, name: str) -> Any:
+    return _facts(charm)[workload][name].value
+
+
+def _mysqld(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # `port` in the [mysqld] group of the defaults file the command names; 3306 otherwise.
+    text = _read(container, _flag(service.command, "defaults-file") or "") or ""
+    found = re.search(r"^\s*port\s*=\s*(\d+)\s*$", text, re.MULTILINE)
+    default = _fact("mysql", "mysql", "ports")["classic"]
+    return Listener(int(found.group(1)) if found else default)
+
+
+def _minio(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    port = _port(_flag(service.command, "address")) or _fact("minio", "minio", "api-port")
+    paths = {_fact("minio", "minio", "liveness-path"), _fact("minio", "minio", "readiness-path")}
+    return Listener(port, frozenset(paths))
+
+
+def _istiod(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    ready = _fact("istio", "istiod", "ready-endpoint")
+    default = _fact("istio", "istiod", "ports")["httpAddr"]
+    return Listener(
+        _port(_flag(service.command, "httpAddr")) or default, frozenset([ready["path"]])
+    )
+
+
+def _dex(container: testing.Container, service: ops.pebble.Service) -> Listener | None:
+    # `dex serve CONFIG`: the telemetry listener of the config file (Dex has no default).
+    config_file = shlex.split(service.command)[-1]
+    try:
+        config = yaml.safe_load(_read(container, config_file) or "{}") or {}
+    except yaml.YAMLError:
+        return None  # Dex exits on a config it cannot read
+    port = _port((config.get("telemetry") or {}).get("http"))
+    paths = frozenset(_fact("dex", "dex", "health").values())
+    return Listener(port, paths) if port else None
+
+
+def _oauth2_proxy(container: testing.Container, service: ops.pebble.Service) -> Listener | None:
+    try:
+        config = tomllib.loads(_read(container, _flag(service.command, "config") or "") or "")
+    except tomllib.TOMLDecodeError:
+        return None  # oauth2-proxy exits on a config file it cannot read
+    health = _fact("oidc-gateway", "oauth2-proxy", "health")
+    port = _port(config.get("http_address")) or _fact(
+        "oidc-gateway", "oauth2-proxy", "default-port"
+    )
+    paths = {config.get("ping_path", health["ping"]), config.get("ready_path", health["ready"])}
+    return Listener(port, frozenset(paths))
+
+
+def _dashboard(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    port = service.environment.get("PORT_1") or _fact("kubeflow-dashboard", "dashboard", "port")
+    path = _fact("kubeflow-dashboard", "dashboard", "health")["path"]
+    return Listener(int(port), frozenset([path]))
+
+
+def _kfam(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    health = _fact("kubeflow-dashboard", "kfam", "health")
+    return Listener(health["port"], frozenset([health["path"]]))
+
+
+def _profile_controller(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    health = _fact("kubeflow-dashboard", "profile-controller", "health")
+    port = _port(_flag(service.command, "health-probe-bind-address")) or health["port"]
+    return Listener(port, frozenset([health["path"]]))
+
+
+def _jupyter_web_app(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    ready = _fact("kubeflow-notebooks", "jupyter-web-app", "ready-endpoint")
+    port = _port(_flag(service.command, "bind")) or ready["port"]
+    return Listener(port, frozenset([ready["path"]]))
+
+
+def _notebook_controller(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    ready = _fact("kubeflow-notebooks", "notebook-controller", "ready-endpoint")
+    health = _fact("kubeflow-notebooks", "notebook-controller", "health-endpoint")
+    port = _port(_flag(service.command, "probe-addr")) or ready["port"]
+    return Listener(port, frozenset([ready["path"], health["path"]]))
+
+
+def _poddefaults_webhook(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    default = _fact("resource-dispatcher", "poddefaults-webhook", "port")
+    return Listener(int(_flag(service.command, "webhookPort") or default))
+
+
+# Where each charm's services listen once running, by charm and service; a
+# service not named here listens nowhere, so no check of it passes.
+LISTENERS: dict[
+    str, dict[str, Callable[[testing.Container, ops.pebble.Service], Listener | None]]
+] = {
+    "mysql": {"mysqld": _mysqld},
+    "minio": {"minio": _minio},
+    "istio": {"istiod": _istiod},
+    "dex": {"dex": _dex},
+    "oidc-gateway": {"oauth2-proxy": _oauth2_proxy},
+    "kubeflow-dashboard": {
+        "dashboard": _dashboard,
+        "kfam": _kfam,
+        "profile-controller": _profile_controller,
+    },
+    "kubeflow-notebooks": {
+        "jupyter-web-app": _jupyter_web_app,
+        "notebook-controller": _notebook_controller,
+    },
+    "resource-dispatcher": {"poddefaults-webhook": _poddefaults_webhook},
+}
+
+
 class Workloads:
     """The fakes of every charm's workload, for one simulated model."""
+
+    # How a test can break a service: it exits as soon as Pebble starts it, it
+    # runs and answers every HTTP request with 500, or it runs and listens nowhere.
+    FAULTS = ("exits", "answers 500", "does not listen")
 
     def __init__(self, s3_endpoint: str | None = None):
         self.s3_endpoint = s3_endpoint
         self.minio_admin: Any = None
         self.kubernetes = FakeKubernetes()
+        # Broken services, by unit and service name: how each is broken.
+        self.faults: dict[tuple[str, str], str] = {}
         self._route_lightkube()
 
     def _route_lightkube(self) -> None:
@@ -139,27 +314,84 @@ class Workloads:
             containers.add(testing.Container(name, can_connect=True, mounts=mounts, execs=execs))
         return containers
 
-    def after_hook(self, charm: str, state: testing.State) -> testing.State:
-        """Bring the workload forward: checks of running services report up."""
+    def after_hook(
+        self, charm: str, state: testing.State, unit: str | None = None
+    ) -> testing.State:
+        """Bring the workload forward: services as Pebble runs them, checks as they answer.
+
+        A service broken to exit is in error; a check the charm stopped stays
+        inactive, one whose startup is disabled and never started is not
+        there; every other check is up when a running service of its
+        container answers it (its port, and its path for HTTP), down
+        otherwise, as Pebble's checks run whether or not their service does.
+        """
         containers = set()
         for container in state.containers:
-            plan = container.plan
-            running = {
-                name
-                for name, status in container.service_statuses.items()
-                if status == ops.pebble.ServiceStatus.ACTIVE
-            }
+            statuses = dict(container.service_statuses)
+            for name in statuses:
+                if self.faults.get((unit or "", name)) == "exits":
+                    statuses[name] = ops.pebble.ServiceStatus.ERROR
+            container = dataclasses.replace(container, service_statuses=statuses)
+            answering = self._answering(charm, unit or "", container)
+            previous = {info.name: info for info in container.check_infos}
             infos = set()
-            for name, check in plan.checks.items():
-                if check.startup == "disabled" or not running:
+            for name, check in container.plan.checks.items():
+                prior = previous.get(name)
+                if prior is not None and prior.status == ops.pebble.CheckStatus.INACTIVE:
+                    infos.add(prior)
                     continue
+                if prior is None and check.startup == ops.pebble.CheckStartup.DISABLED:
+                    continue
+                up = self._passes(charm, container, check, answering)
+                threshold = check.threshold or 3
                 level = ops.pebble.CheckLevel(check.level) if check.level else None
                 infos.add(
                     testing.CheckInfo(
                         name,
                         level=level,
-                        status=ops.pebble.CheckStatus.UP,
+                        startup=check.startup,
+                        status=ops.pebble.CheckStatus.UP if up else ops.pebble.CheckStatus.DOWN,
+                        failures=0 if up else threshold,
+                        threshold=threshold,
+                        change_id=prior.change_id if prior is not None else None,
                     )
                 )
             containers.add(dataclasses.replace(container, check_infos=frozenset(infos)))
         return dataclasses.replace(state, containers=frozenset(containers))
+
+    def _answering(
+        self, charm: str, unit: str, container: testing.Container
+    ) -> list[tuple[Listener, str]]:
+        """Where the container's running services listen, each with how it is broken ("")."""
+        found = []
+        for name, service in container.plan.services.items():
+            if container.service_statuses.get(name) != ops.pebble.ServiceStatus.ACTIVE:
+                continue
+            fault = self.faults.get((unit, name), "")
+            where = LISTENERS.get(charm, {}).get(name)
+            listener = where(container, service) if where is not None else None
+            if listener is not None and fault != "does not listen":
+                found.append((listener, fault))
+        return found
+
+    def _passes(
+        self,
+        charm: str,
+        container: testing.Container,
+        check: ops.pebble.Check,
+        answering: list[tuple[Listener, str]],
+    ) -> bool:
+        """Whether a check passes against the services that answer in its container."""
+        if check.http is not None:
+            url = urllib.parse.urlsplit(check.http.get("url", ""))
+            port = url.port or (443 if url.scheme == "https" else 80)
+            return any(
+                listener.port == port and (url.path or "/") in listener.paths and not fault
+                for listener, fault in answering
+            )
+        if check.tcp is not None:
+            return any(listener.port == check.tcp.get("port") for listener, _ in answering)
+        if check.exec is not None:
+            command = shlex.split(check.exec.get("command", ""))
+            return bool(command) and command[0] in COMMANDS.get(charm, {}).get(container.name, {})
+        return False

@@ -41,6 +41,7 @@ from oauth_clients import (
     registrations_record,
 )
 
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 from kubeflow_interfaces.mysql_client import MySQLRequirer
@@ -211,6 +212,11 @@ class DexCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase | None = None) -> None:
         """Bring Dex, its clients and the relations to what the inputs say."""
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile):
+            # its relations stay, with their clients, for the units that remain.
+            logger.info("this unit is leaving: it leaves the clients to the units that stay")
+            return
         # New charm code may read the same registrations differently.
         self._reread = isinstance(event, ops.UpgradeCharmEvent)
         self._route.publish()
@@ -247,6 +253,8 @@ class DexCharm(ops.CharmBase):
         self._server.configure(render_config(settings))
 
     def _on_oauth_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if own_departure(self, event):
+            return  # this unit is scaled away: the client stays for the units that remain
         if self.unit.is_leader():
             self._oauth.forget(event.relation)
             logger.info("removed the client secret of oauth relation %d", event.relation.id)

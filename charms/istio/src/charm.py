@@ -38,6 +38,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import istio_ingress_route
 
@@ -340,6 +341,11 @@ class IstioCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring istiod, the cluster's objects and the routes to what the inputs say."""
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile): the
+            # routes of its relations stay for the units that remain.
+            logger.info("this unit is leaving: it leaves the routes to the units that stay")
+            return
         routine = isinstance(event, ops.UpdateStatusEvent)
         inputs = self._inputs = self._read_inputs(routine=routine)
         if inputs.config is None or inputs.blocked:

@@ -30,6 +30,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
@@ -166,6 +167,11 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring the workloads, the cluster's objects and the route request to the inputs."""
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile): the
+            # links and objects of its relations stay for the units that remain.
+            logger.info("this unit is leaving: it leaves the menu to the units that stay")
+            return
         inputs = self._inputs = self._read_inputs()
         if inputs.config is None or inputs.blocked:
             return  # bad config or route data: leave everything as it is

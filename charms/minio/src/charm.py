@@ -16,9 +16,10 @@ import minio_server
 import minio_users
 import ops
 import profile_manifests
-from minio_server import API_PORT, CONSOLE_PORT, BucketError, MinioServer
+from minio_server import API_PORT, CONSOLE_PORT, READY_CHECK, BucketError, MinioServer
 from minio_users import AdminError
 
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsRequirer
@@ -228,6 +229,10 @@ class MinioCharm(ops.CharmBase):
                 self._reconcile_external(config, inputs.credentials)
 
     def _on_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile):
+            # the relation stays for the units that remain, with its user.
+            return
         # The relation is gone from the model in this hook: the reconcile
         # removes its MinIO user (or retries on a later hook if MinIO is down).
         if self.unit.is_leader():
@@ -235,6 +240,8 @@ class MinioCharm(ops.CharmBase):
         self._reconcile(event)
 
     def _on_manifests_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if own_departure(self, event):
+            return  # this unit is scaled away: the relation stays for the others
         if self.unit.is_leader():
             self._manifests[event.relation.name].revoke(event.relation)
         if event.relation.name == SECRETS:
@@ -626,6 +633,9 @@ class MinioCharm(ops.CharmBase):
             return
         if not self._server.is_running():
             event.add_status(ops.MaintenanceStatus("starting MinIO"))
+            return
+        if not self._server.is_ready():
+            event.add_status(ops.WaitingStatus(f"MinIO is not ready yet (check {READY_CHECK})"))
             return
         event.add_status(ops.ActiveStatus(self._service_url))
 

@@ -267,6 +267,11 @@ class MinioServer:
         services = self._container.get_services(SERVICE)
         return SERVICE in services and services[SERVICE].is_running()
 
+    def is_ready(self) -> bool:
+        """Whether MinIO's readiness check passes (Pebble asks /minio/health/ready)."""
+        check = self._container.get_checks(READY_CHECK).get(READY_CHECK)
+        return check is not None and check.status == ops.pebble.CheckStatus.UP
+
 
 def ensure_bucket(credentials: s3.S3Credentials, bucket: str) -> bool:
     """Make sure `bucket` exists on the local MinIO; returns whether it was created.

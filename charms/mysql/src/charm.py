@@ -34,6 +34,7 @@ from mysql_server import (
     render_config,
 )
 
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import plan_has
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
@@ -172,6 +173,11 @@ class MySQLCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring mysqld, its users and the relations to what the inputs say."""
+        if own_departure(self, event):
+            # This unit is being scaled away; the relations stay for the units
+            # that remain, leader or not: it revokes nothing, drops no user.
+            logger.info("this unit is leaving: it leaves the relations to the units that stay")
+            return
         if (
             isinstance(event, ops.RelationBrokenEvent)
             and event.relation.name == "database"

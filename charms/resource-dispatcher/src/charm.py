@@ -32,6 +32,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
@@ -130,6 +131,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring the webhook, the watch and every profile namespace to what the inputs say."""
+        if own_departure(self, event):
+            # This unit is scaled away (a leader keeps its lease meanwhile): what
+            # its relations put in the profile namespaces stays for the others.
+            logger.info("this unit is leaving: it leaves the namespaces to the units that stay")
+            return
         if isinstance(event, ops.PebbleCustomNoticeEvent):
             logger.info(
                 "woken by %s (%s)", event.notice.key, event.notice.last_data.get("name", "?")
@@ -222,6 +228,16 @@ class ResourceDispatcherCharm(ops.CharmBase):
         self._bundle = bundle
         logger.info("stored the webhook certificate (serial %s)", bundle.serial)
         return bundle
+
+    def _current_bundle(self) -> CertificateBundle | None:
+        """The bundle this hook's reconcile read; read now if no reconcile ran.
+
+        Juju runs hooks the charm does not observe (leader-settings-changed on a
+        unit that stopped leading, say); their status must see the secret too.
+        """
+        if self._bundle is None:
+            _, self._bundle = certificates.load(self.model, CERTS_LABEL)
+        return self._bundle
 
     def _new_bundle(self) -> CertificateBundle:
         return certificates.new_bundle(
@@ -446,10 +462,16 @@ class ResourceDispatcherCharm(ops.CharmBase):
         problems: list[ops.StatusBase] = []
         if not self._webhook.can_connect():
             problems.append(ops.WaitingStatus("waiting for the poddefaults-webhook container"))
-        elif self._bundle is None:
+        elif self._current_bundle() is None:
             problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
         elif not self._webhook.is_running():
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))
+        elif not self._webhook.is_ready():
+            problems.append(
+                ops.WaitingStatus(
+                    f"the PodDefault webhook is not ready yet (check {webhook.READY_CHECK})"
+                )
+            )
         if not self._watch.can_connect():
             problems.append(ops.WaitingStatus("waiting for the namespace-watch container"))
         elif self._watch_problem is not None:

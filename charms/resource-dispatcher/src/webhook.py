@@ -113,3 +113,8 @@ class Webhook:
             return True
         service = self._container.get_services(SERVICE).get(SERVICE)
         return service is not None and service.is_running()
+
+    def is_ready(self) -> bool:
+        """Whether the webhook's readiness check passes (Pebble asks its port)."""
+        check = self._container.get_checks(READY_CHECK).get(READY_CHECK)
+        return check is not None and check.status == ops.pebble.CheckStatus.UP

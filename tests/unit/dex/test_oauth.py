@@ -228,8 +228,28 @@ def test_last_client_removed_clears_the_peer_list(ctx: testing.Context):
     assert {s.label for s in state_out.secrets if s.owner} == {"admin-credentials"}
 
 
+def test_a_leader_scaled_away_keeps_the_client_and_its_secret(tmp_path):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-broken on
+    # it for every relation it was in, and it still holds the lease.
+    ctx = testing.Context(CHARM.DexCharm, unit_id=1)
+    relation = oauth_relation()
+    before = ctx.run(
+        ctx.on.relation_changed(relation, remote_unit=0),
+        with_oauth(relation, container=dex_container(tmp_path), planned_units=2),
+    )
+    config = (tmp_path / "etc-dex" / "config.yaml").read_text()
+    leaving = dataclasses.replace(before, planned_units=1)
+
+    state_out = ctx.run(ctx.on.relation_broken(leaving.get_relation(relation.id)), leaving)
+
+    assert state_out.secrets == leaving.secrets
+    assert peer_data(state_out) == peer_data(leaving)
+    assert (tmp_path / "etc-dex" / "config.yaml").read_text() == config
+    assert f"oidc-gateway-{relation.id}" in config
+
+
 def test_new_leader_reissues_a_removed_secret(ctx: testing.Context):
-    # A leader unit leaving removes the client secrets; the next one reissues.
+    # Should a client secret be gone (removed by hand, say), the next leader reissues it.
     relation = oauth_relation()
     before = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), with_oauth(relation))
     old_id = before.get_relation(relation.id).local_app_data["client_secret_id"]

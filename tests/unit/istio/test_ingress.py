@@ -241,6 +241,21 @@ def test_a_removed_route_is_pruned_and_its_answer_withdrawn(ctx, kube):
     assert kube.writes == writes
 
 
+def test_a_leader_scaled_away_prunes_no_route(charm, kube):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-departed
+    # and relation-broken on it for each relation, and it still holds the lease.
+    ctx = testing.Context(charm.IstioCharm, unit_id=1)
+    dex = route("dex", "/dex", auth=False)
+    out = settle(ctx, with_relations(state(planned_units=2), dex))
+    assert set(virtual_services(kube)) == {"/dex"}
+    leaving = dataclasses.replace(out, planned_units=1)
+    writes = list(kube.writes)
+    ctx.run(ctx.on.relation_departed(leaving.get_relation(dex.id), remote_unit=0), leaving)
+    ctx.run(ctx.on.relation_broken(leaving.get_relation(dex.id)), leaving)
+    assert set(virtual_services(kube)) == {"/dex"}
+    assert kube.writes == writes
+
+
 def test_the_last_route_going_prunes_the_virtual_service(ctx, kube):
     dex = route("dex", "/dex", auth=False)
     out = settle(ctx, with_relations(state(), dex))

@@ -15,6 +15,8 @@ import httpx
 import ops
 from ops import testing
 from unit.kubeflow_dashboard.helpers import (
+    APP,
+    CHARM,
     containers,
     dashboard_config,
     link,
@@ -156,6 +158,24 @@ def test_a_non_leader_writes_nothing_and_the_next_leader_drops_the_links(ctx, ku
     # This unit is elected: it renders the menu from the relations there are now.
     ctx.run(ctx.on.leader_elected(), dataclasses.replace(_without(follower, nb), leader=True))
     assert _texts(kube)["menuLinks"] == ["Pipelines"]
+
+
+def test_a_leader_scaled_away_leaves_the_menu_as_it_is(kube):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-departed and
+    # relation-broken on it for every relation it was in, and it still holds the lease.
+    ctx = testing.Context(CHARM.KubeflowDashboardCharm, app_name=APP, unit_id=1)
+    nb, kfp = _two_uis()
+    out = settle(ctx, with_relations(state(planned_units=2), nb, kfp))
+    writes = len(kube.writes)
+    leaving = dataclasses.replace(out, planned_units=1)
+
+    for relation in (nb, kfp):
+        current = leaving.get_relation(relation.id)
+        ctx.run(ctx.on.relation_departed(current, remote_unit=0, departing_unit=1), leaving)
+        ctx.run(ctx.on.relation_broken(current), leaving)
+
+    assert len(kube.writes) == writes
+    assert _texts(kube)["menuLinks"] == ["Notebooks", "Pipelines"]
 
 
 def test_the_notebooks_side_of_a_removed_links_relation_writes_nothing(kube):

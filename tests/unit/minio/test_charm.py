@@ -489,6 +489,39 @@ def test_minio_restarted_when_not_running(ctx: testing.Context):
     )
 
 
+def _ready_check(state: testing.State, status: ops.pebble.CheckStatus) -> testing.State:
+    workload = state.get_container("minio")
+    infos = {
+        dataclasses.replace(info, status=status, failures=3 if status.value == "down" else 0)
+        if info.name == "minio-ready"
+        else info
+        for info in workload.check_infos
+    }
+    return dataclasses.replace(
+        state, containers={dataclasses.replace(workload, check_infos=infos)}
+    )
+
+
+def test_a_readiness_check_that_fails_is_reported_until_it_passes(
+    ctx: testing.Context, local_minio: Any
+):
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state())
+    assert settled.unit_status == testing.ActiveStatus(SERVICE_URL)
+    down = _ready_check(settled, ops.pebble.CheckStatus.DOWN)
+    info = next(i for i in down.get_container("minio").check_infos if i.name == "minio-ready")
+
+    failed = ctx.run(ctx.on.pebble_check_failed(down.get_container("minio"), info), down)
+
+    assert failed.unit_status == testing.WaitingStatus(
+        "MinIO is not ready yet (check minio-ready)"
+    )
+    assert failed.app_status == failed.unit_status
+    up = _ready_check(failed, ops.pebble.CheckStatus.UP)
+    info = next(i for i in up.get_container("minio").check_infos if i.name == "minio-ready")
+    recovered = ctx.run(ctx.on.pebble_check_recovered(up.get_container("minio"), info), up)
+    assert recovered.unit_status == testing.ActiveStatus(SERVICE_URL)
+
+
 def test_more_than_one_unit_blocks_app(ctx: testing.Context):
     state_out = ctx.run(ctx.on.config_changed(), make_state(planned_units=2))
 
@@ -757,6 +790,23 @@ def test_relation_broken_revokes_its_secret(ctx: testing.Context, local_minio: A
     assert kfp_secret.id not in ids
     assert mlflow_secret.id in ids
     assert state_out.app_status == testing.ActiveStatus("1 bucket request(s) served")
+
+
+def test_a_leader_scaled_away_keeps_the_relations_secret_and_user(
+    charm: Any, local_minio: Any, minio_admin: Any
+):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-broken
+    # on it for every relation it was in, and it still holds the lease.
+    ctx = testing.Context(charm.MinioCharm, unit_id=1)
+    kfp = s3.relation_for_provider(bucket="mlpipeline", remote_app_name="kfp")
+    settled = ctx.run(ctx.on.pebble_ready(container()), make_state(relations=(kfp,)))
+    assert f"kf-s3-{kfp.id}" in minio_admin.users
+    leaving = dataclasses.replace(settled, planned_units=1)
+
+    state_out = ctx.run(ctx.on.relation_broken(leaving.get_relation(kfp.id)), leaving)
+
+    assert state_out.secrets == leaving.secrets
+    assert f"kf-s3-{kfp.id}" in minio_admin.users
 
 
 def test_relation_broken_removes_its_user_and_policy(

@@ -68,6 +68,10 @@ container = testing.Container(
     can_connect=True,
     layers={"minio": minio_server.pebble_layer()},
     service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+    check_infos={
+        testing.CheckInfo(minio_server.ALIVE_CHECK, level="alive"),
+        testing.CheckInfo(minio_server.READY_CHECK, level="ready"),
+    },
     mounts={"keys": testing.Mount(location=minio_server.KEYS_DIR, source=keys)},
 )
 state = testing.State(
@@ -189,6 +193,10 @@ container = testing.Container(
     can_connect=True,
     layers={"minio": minio_server.pebble_layer()},
     service_statuses={"minio": minio_server.ops.pebble.ServiceStatus.ACTIVE},
+    check_infos={
+        testing.CheckInfo(minio_server.ALIVE_CHECK, level="alive"),
+        testing.CheckInfo(minio_server.READY_CHECK, level="ready"),
+    },
     mounts={"keys": testing.Mount(location=minio_server.KEYS_DIR, source=keys)},
 )
 state = testing.State(
@@ -227,8 +235,8 @@ def test_settled_update_status_does_not_load_pydantic():
     outcome = run_fresh(SETTLED_SCRIPT)
 
     # Pebble is asked once whether it answers and MinIO runs: the rest of the
-    # hook reuses what the reconcile found.
-    assert outcome.pop("pebble_asks") == ["can_connect", "get_plan", "get_services"]
+    # hook reuses what the reconcile found; the status asks whether MinIO is ready.
+    assert outcome.pop("pebble_asks") == ["can_connect", "get_plan", "get_services", "get_checks"]
     assert outcome == {
         "before": False,
         "pydantic": False,

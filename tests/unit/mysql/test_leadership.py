@@ -163,3 +163,42 @@ def test_without_the_peer_relation_an_empty_leader_waits(tmp_path):
     out = ctx.run(ctx.on.relation_created(peers), dataclasses.replace(out, relations={peers}))
     assert out.get_relation(peers.id).local_app_data["data-unit"] == "mysql/0"
     assert [c for c in commands_run(ctx) if c[0] == "mysqld"]
+
+
+def test_a_leader_scaled_away_leaves_the_relations_to_the_units_that_stay(tmp_path):
+    # mysql/0 served kfp while it led; leadership then went to mysql/1.
+    first = _unit_ctx(0)
+    relation = mysql_client.relation_for_provider(database="kfp", remote_app_name="kfp")
+    served = first.run(
+        first.on.relation_changed(relation),
+        _state(mysql_container(tmp_path), _peers("mysql/0", 1), relation, planned_units=1),
+    )
+    answer = json.loads(served.get_relation(relation.id).local_app_data["requests"])[0]
+    # mysql/1 leads and is scaled away (Kubernetes removes the highest number):
+    # Juju runs relation-broken on it for each of its relations, and it still leads.
+    second = _unit_ctx(1)
+    (tmp_path / "1").mkdir()
+    leaving = dataclasses.replace(
+        served,
+        containers={mysql_container(tmp_path / "1", initialised=False, running=False)},
+        relations={served.get_relation(relation.id), _peers("mysql/0", 0)},
+        planned_units=1,
+    )
+    out = second.run(second.on.relation_broken(leaving.get_relation(relation.id)), leaving)
+    assert answer["secret-user"] in {s.id for s in out.secrets}  # kfp keeps its credentials
+    assert commands_run(second) == []
+    assert out.get_relation(relation.id).local_app_data == (
+        served.get_relation(relation.id).local_app_data
+    )
+
+
+def test_a_relation_removed_while_two_units_run_is_revoked(tmp_path):
+    relation = mysql_client.relation_for_provider(database="kfp", remote_app_name="kfp")
+    ctx = _unit_ctx(0)
+    served = ctx.run(
+        ctx.on.relation_changed(relation),
+        _state(mysql_container(tmp_path), _peers("mysql/0", 1), relation, planned_units=2),
+    )
+    answer = json.loads(served.get_relation(relation.id).local_app_data["requests"])[0]
+    out = ctx.run(ctx.on.relation_broken(served.get_relation(relation.id)), served)
+    assert answer["secret-user"] not in {s.id for s in out.secrets}

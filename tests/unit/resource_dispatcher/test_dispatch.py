@@ -142,6 +142,28 @@ def test_removed_relation_removes_its_objects(ctx, kube):
     assert len(kube.writes) == writes
 
 
+def test_a_leader_scaled_away_leaves_every_namespace_as_it_is(kube):
+    # On Kubernetes the highest-numbered unit goes; Juju runs relation-departed and
+    # relation-broken on it for every relation it was in, and it still holds the lease.
+    ctx = testing.Context(CHARM.ResourceDispatcherCharm, unit_id=1)
+    add_namespace(kube, "team-a")
+    minio, minio_secret = _minio()
+    settled = ctx.run(
+        ctx.on.relation_changed(minio), state(minio, secrets={minio_secret}, planned_units=2)
+    )
+    assert names(kube, "Secret") == {("team-a", "minio-credentials")}
+    leaving = dataclasses.replace(settled, planned_units=1)
+    writes = len(kube.writes)
+
+    relation = leaving.get_relation(minio.id)
+    ctx.run(ctx.on.relation_departed(relation, remote_unit=0, departing_unit=1), leaving)
+    out = ctx.run(ctx.on.relation_broken(relation), leaving)
+
+    assert names(kube, "Secret") == {("team-a", "minio-credentials")}
+    assert len(kube.writes) == writes
+    assert out.relations == leaving.relations
+
+
 def test_conflicting_names_block_and_neither_is_applied(ctx, kube):
     add_namespace(kube, "team-a")
     minio, minio_secret = _minio([secret_object("shared", key="minio")])

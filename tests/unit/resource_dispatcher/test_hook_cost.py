@@ -74,7 +74,8 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     # ops.testing's own, and the drift check's (it finds no cluster).
     assert not [m for m in outcome.pop("log") if m.startswith("INFO")]
     # Each container is asked once whether it answers and its service runs:
-    # the status reuses what the reconcile found.
+    # the status reuses what the reconcile found, and asks whether the webhook
+    # is ready.
     assert outcome.pop("pebble") == [
         "can_connect",
         "get_services",
@@ -83,6 +84,7 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
         "exists",
         "get_services",
         "get_plan",
+        "get_checks",
     ]
     # What the hook asks Juju: the certificates, the peer data, each offer
     # and its secret, the statuses.

@@ -156,6 +156,50 @@ def test_non_leader_runs_the_webhook_with_the_leader_certificate(ctx, kube):
     assert out.unit_status == testing.ActiveStatus()
 
 
+def test_a_unit_that_stopped_leading_says_it_has_the_certificate(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    follower = dataclasses.replace(
+        settled, leader=False, containers=containers(), secrets=settled.secrets
+    )
+    serving = ctx.run(ctx.on.pebble_ready(follower.get_container(webhook.CONTAINER)), follower)
+    assert serving.unit_status == testing.ActiveStatus()
+    # Juju runs leader-settings-changed on a unit that no longer leads (juju/juju
+    # worker/uniter/leadership/resolver.go); the charm does not observe it, and
+    # ops.testing builds it without naming it in CharmEvents.
+    leader_settings_changed = type(ctx.on.leader_elected())("leader_settings_changed")
+
+    out = ctx.run(leader_settings_changed, serving)
+
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def _webhook_check(state: testing.State, status: ops.pebble.CheckStatus) -> testing.State:
+    workload = state.get_container(webhook.CONTAINER)
+    infos = {
+        dataclasses.replace(info, status=status, failures=0 if status.value == "up" else 3)
+        for info in workload.check_infos
+    }
+    changed = dataclasses.replace(workload, check_infos=infos)
+    return dataclasses.replace(state, containers=(state.containers - {workload}) | {changed})
+
+
+def test_a_webhook_that_does_not_answer_is_reported_until_it_does(ctx, kube):
+    settled = ctx.run(ctx.on.config_changed(), state())
+    assert settled.unit_status.name == "active"
+    down = _webhook_check(settled, ops.pebble.CheckStatus.DOWN)
+    (info,) = down.get_container(webhook.CONTAINER).check_infos
+
+    failed = ctx.run(ctx.on.pebble_check_failed(down.get_container(webhook.CONTAINER), info), down)
+
+    assert failed.unit_status == testing.WaitingStatus(
+        "the PodDefault webhook is not ready yet (check webhook-ready)"
+    )
+    up = _webhook_check(failed, ops.pebble.CheckStatus.UP)
+    (info,) = up.get_container(webhook.CONTAINER).check_infos
+    out = ctx.run(ctx.on.pebble_check_recovered(up.get_container(webhook.CONTAINER), info), up)
+    assert out.unit_status.name == "active"
+
+
 def test_kubernetes_forbidden_asks_for_trust(ctx, kube, monkeypatch):
     from kubeflow_charms.kubernetes import KubernetesError
 
