@@ -1057,15 +1057,19 @@ class Model:
             for remote in self.apps[other].units:
                 if remote.name == unit.name:
                     continue
-                for kind in ("joined", "changed"):
-                    make = getattr(testing.CharmEvents, f"relation_{kind}")
-                    self.enqueue(
-                        unit,
-                        lambda s, rid=record.id, ru=remote.index, m=make: m(
-                            s.get_relation(rid), remote_unit=ru
-                        ),
-                        f"{endpoint}-relation-{kind}",
-                    )
+                self._queue_join(unit, record, endpoint, remote)
+
+    def _queue_join(self, unit: Unit, record: RelationRecord, endpoint: str, remote: Unit) -> None:
+        """relation-joined, then relation-changed, on `unit` for `remote` joining."""
+        for kind in ("joined", "changed"):
+            make = getattr(testing.CharmEvents, f"relation_{kind}")
+            self.enqueue(
+                unit,
+                lambda s, rid=record.id, ru=remote.index, m=make: m(
+                    s.get_relation(rid), remote_unit=ru
+                ),
+                f"{endpoint}-relation-{kind}",
+            )
 
     def settle(self) -> None:
         """Run queued events until none is left; raise if the bound is reached."""
@@ -1452,15 +1456,7 @@ class Model:
                 met.add(pair)
                 for here, there in ((unit, remote), (remote, unit)):
                     endpoint = record.endpoints[record.side(here.app)]
-                    for kind in ("joined", "changed"):
-                        make = getattr(testing.CharmEvents, f"relation_{kind}")
-                        self.enqueue(
-                            here,
-                            lambda s, rid=record.id, ru=there.index, m=make: m(
-                                s.get_relation(rid), remote_unit=ru
-                            ),
-                            f"{endpoint}-relation-{kind}",
-                        )
+                    self._queue_join(here, record, endpoint, there)
 
     def _next_event(self) -> tuple[Unit, Callable[[testing.State], Any], str]:
         """The next event to run: the queue's first, or in a seeded model any allowed one.
