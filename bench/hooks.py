@@ -147,21 +147,15 @@ def secret_id(n: int) -> str:
 
 
 def load_charm(charm_dir: Path) -> ModuleType:
-    """Import a staged charm's charm.py under a name of its own, its src/ on sys.path.
+    """Import a staged charm's module, `<name>_charm`, which its src/charm.py runs.
 
-    A charm already imported (as a neighbour of another) is not imported again.
+    The charm's src/ goes on sys.path. A charm already imported (as a
+    neighbour of another) is not imported again.
     """
     src = charm_dir / "src"
-    name = f"bench_{charm_dir.name.replace('-', '_')}_charm"
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(src))
-    spec = importlib.util.spec_from_file_location(name, src / "charm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    return importlib.import_module(f"{charm_dir.name.replace('-', '_')}_charm")
 
 
 # --- charm code run in the bench's process -------------------------------------------------

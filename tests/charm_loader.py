@@ -1,12 +1,16 @@
-"""Load a charm's `src/charm.py` under a unique module name.
+"""Load the module that holds a charm's class, under a unique module name.
 
-Every charm has a `src/charm.py`, so one pytest process cannot import them
-all as `charm`. Each is loaded as `<name>_charm`, with its `src/` on
-`sys.path` for its own workload modules (which have unique names).
+A charm's `src/charm.py` is only its entrypoint: it imports the charm class
+from `src/<name>_charm.py` (dashes as underscores), which each charm names
+after itself so one pytest process can import them all. That module is
+loaded, with the charm's `src/` on `sys.path` for its own workload modules
+(which have unique names too). A test charm that keeps its class in
+`src/charm.py` itself is loaded from there under the same name.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -31,13 +35,15 @@ def charm_dir(name: str) -> Path:
 
 
 def load_charm(name: str) -> ModuleType:
-    """Import charms/<name>/src/charm.py as module `<name>_charm` (cached)."""
+    """Import the module `<name>_charm` of charms/<name>/src, which holds the charm (cached)."""
     module_name = f"{name.replace('-', '_')}_charm"
     if module_name in sys.modules:
         return sys.modules[module_name]
     src = charm_dir(name) / "src"
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
+    if (src / f"{module_name}.py").is_file():
+        return importlib.import_module(module_name)
     spec = importlib.util.spec_from_file_location(module_name, src / "charm.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -12,16 +12,19 @@ _charm.py: CharmPluginProperties.charm_entrypoint) unless a charm sets
 
 from __future__ import annotations
 
+import ast
 import os
+import runpy
 import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import ops
 import pytest
 import yaml
-from charm_loader import CHARMS, ROOT, TEST_CHARMS, charm_dir
+from charm_loader import CHARMS, ROOT, TEST_CHARMS, charm_dir, charm_names, load_charm
 
 sys.path.insert(0, str(ROOT / "tools"))
 import stage
@@ -92,6 +95,34 @@ def test_entrypoint_is_executable_once_staged(charm: str, tmp_path: Path):
             assert _mode(path) == 0o755, path
         elif path != staged / stage.ENTRYPOINT:
             assert _mode(path) in (0o644, 0o755), path
+
+
+@pytest.mark.parametrize("charm", charm_names())
+def test_entrypoint_only_hands_the_charm_class_to_ops(charm: str):
+    """`src/charm.py` only imports the charm's class from its module and runs it.
+
+    Python compiles a script from source on every run and caches only the
+    modules it imports, so whatever code the entrypoint holds, every hook
+    compiles again: the charm lives in `src/<name>_charm.py`.
+    """
+    module = load_charm(charm)
+    classes = [
+        name
+        for name, obj in vars(module).items()
+        if isinstance(obj, type) and issubclass(obj, ops.CharmBase)
+        if obj.__module__ == module.__name__
+    ]
+    assert len(classes) == 1, f"{module.__name__}: {classes}"
+    name = classes[0]
+    entrypoint = CHARMS / charm / stage.ENTRYPOINT
+    tree = ast.parse(entrypoint.read_text())
+    assert ast.get_docstring(tree), entrypoint
+    code = ast.unparse(ast.Module(body=tree.body[1:], type_ignores=[]))
+    assert code == (
+        f"import ops\nfrom {module.__name__} import {name}\n"
+        f"if __name__ == '__main__':\n    ops.main({name})"
+    )
+    assert runpy.run_path(str(entrypoint), run_name="entrypoint")[name] is getattr(module, name)
 
 
 def test_staging_makes_the_entrypoint_executable_whatever_its_source_mode(
