@@ -1617,6 +1617,21 @@ def check(run: Run, name: str) -> None:
     raise SystemExit(1)
 
 
+def check_cached(charm_dir: Path) -> None:
+    """Stop the bench unless the warm-up hook cached the bytecode of the charm's module.
+
+    Python caches no bytecode for the script it runs, src/charm.py, which a
+    hook compiles every time, but it does for the modules the script imports:
+    in a unit, the first hook caches them in the charm's directory (the unit
+    agent's to write), so a settled hook does not compile the charm. Here the
+    warm-up hook must have done the same; the bench itself writes no bytecode
+    (see `main`).
+    """
+    module = charm_dir / "src" / f"{charm_dir.name.replace('-', '_')}_charm.py"
+    if not Path(importlib.util.cache_from_source(str(module))).is_file():
+        raise SystemExit(f"{charm_dir.name}: the warm-up hook cached no bytecode of {module.name}")
+
+
 # --- where the import time goes --------------------------------------------------------------
 
 
@@ -1676,6 +1691,7 @@ def bench(name: str, work: Path, runs: int, launcher: Launcher) -> Result:
         # One run first, unmeasured, as a unit has run hooks before: bytecode
         # is cached and ops' state database exists.
         check(hook.run(), name)
+        check_cached(hook.charm_dir)
         measured = []
         for _ in range(runs):
             run = hook.run()
@@ -1816,6 +1832,10 @@ def main() -> int:
         parser.error(f"no settled model for {', '.join(unknown)}: add one to SETTLED")
     names = args.charm or [n for n in every if n in SETTLED]
     missing = [] if args.charm else [n for n in every if n not in SETTLED]
+    # The bench imports the staged charms to build their settled models: it must
+    # not cache their bytecode for the hooks, which cache it themselves, as a
+    # unit's hooks do.
+    sys.dont_write_bytecode = True
     with tempfile.TemporaryDirectory(prefix="hookbench-") as tmp:
         work = Path(tmp)
         with Launcher() as launcher:
