@@ -356,14 +356,7 @@ class FakeKubernetes:
                 partial=PARTIAL_METADATA in request.headers.get("accept", ""),
             )
         if request.method == "DELETE":
-            options = _decode(request) if request.content else {}
-            policy = (options or {}).get("propagationPolicy")
-            policy = query.get("propagationPolicy", [policy or "Background"])[0]
-            stored = self._delete((api_version, plural, ns, name or ""), policy)
-            if stored is None:
-                return _status(404, "NotFound", f'{plural} "{name}" not found')
-            self.writes.append(("delete", stored.body["kind"], name or ""))
-            return _status(200, "Success", "deleted")
+            return self._delete_request(request, (api_version, plural, ns, name or ""), query)
         if request.method in ("PATCH", "POST", "PUT"):
             body = _decode(request)
             return self._write(
@@ -391,6 +384,34 @@ class FakeKubernetes:
             return None
         self.forbidden.append(refused["message"])
         return httpx.Response(403, json=refused)
+
+    def _delete_request(
+        self,
+        request: httpx.Request,
+        key: tuple[str, str, str | None, str],
+        query: dict[str, list[str]],
+    ) -> httpx.Response:
+        """Delete one object, with the propagation policy the request asks."""
+        plural, name = key[1], key[3]
+        # DeleteOptions in the body, when there is one, and not the query
+        # (k8s.io/apiserver pkg/endpoints/handlers/delete.go).
+        options = (_decode(request) if request.content else None) or {}
+        if request.content:
+            policy = options.get("propagationPolicy") or "Background"
+        else:
+            policy = query.get("propagationPolicy", ["Background"])[0]
+        if policy not in _PROPAGATION:
+            return _status(
+                422,
+                "Invalid",
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                + ", ".join(f'"{p}"' for p in _PROPAGATION),
+            )
+        stored = self._delete(key, policy)
+        if stored is None:
+            return _status(404, "NotFound", f'{plural} "{name}" not found')
+        self.writes.append(("delete", stored.body["kind"], name))
+        return _status(200, "Success", "deleted")
 
     def _scope(self, api_version: str, plural: str) -> bool | None:
         """Whether this kind is served namespaced (True), cluster-wide (False), or not at all.
@@ -845,6 +866,7 @@ _FIXED_SELECTOR = {
     "DaemonSet": "spec.selector: Invalid value: {}: field is immutable",
     "StatefulSet": _STATEFULSET_FIXED,
 }
+_PROPAGATION = ("Foreground", "Background", "Orphan")  # metav1.DeletionPropagation
 _PORT_RANGE = "must be between 1 and 65535, inclusive"  # apimachinery IsValidPortNum
 
 

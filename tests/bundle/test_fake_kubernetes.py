@@ -721,6 +721,28 @@ def test_deleting_an_owner_deletes_its_dependents_unless_they_are_orphaned():
     assert fake.get("ConfigMap", "parent", "kubeflow") is None
 
 
+def test_a_deletes_options_in_the_body_win_over_the_query_and_are_checked():
+    fake = FakeKubernetes()
+    client = fake.client()
+    parent = client.apply(_configmap("parent"))
+    client.apply(_owned_by("kept", parent))
+    url = "https://kubernetes.invalid/api/v1/namespaces/kubeflow/configmaps/parent"
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"}
+    request = httpx.Request(
+        "DELETE", url, params={"propagationPolicy": "Background"}, json=options
+    )
+
+    assert fake.handle(request).status_code == 200
+    assert fake.get("ConfigMap", "kept", "kubeflow") is not None
+
+    client.apply(_configmap("parent"))
+    bad = httpx.Request("DELETE", url, params={"propagationPolicy": "Sometimes"})
+    answer = fake.handle(bad)
+    assert answer.status_code == 422
+    assert "propagationPolicy" in answer.json()["message"]
+    assert fake.get("ConfigMap", "parent", "kubeflow") is not None
+
+
 def test_deleting_a_namespace_deletes_everything_in_it():
     fake = FakeKubernetes()
     client = fake.client()
