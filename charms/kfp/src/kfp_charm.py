@@ -1,0 +1,122 @@
+"""The kfp charm: Kubeflow Pipelines' workloads under Pebble (first step: the plan only).
+
+This step configures each container's Pebble plan from the config and sets
+the status. The relations (database, object store, route, dashboard link,
+per-profile objects) and the Kubernetes objects come in later steps: until
+the database and object store are read, the API server and MLMD, which
+need them, are not given a plan.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kfp_workloads as wl
+import ops
+from kfp_config import KfpConfig
+
+from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.status import add_leader_unit_status, collected_once
+
+logger = logging.getLogger(__name__)
+
+DATABASE = "relational-db"
+OBJECT_STORAGE = "object-storage"
+# The workloads that need the database or the object store before they can start.
+NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
+
+
+class KfpCharm(ops.CharmBase):
+    """Kubeflow Pipelines: API server, UI, MLMD, Argo and the KFP controllers."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._config_error: str | None = None
+        on = self.on
+        for event in (
+            on.install,
+            on.config_changed,
+            on.upgrade_charm,
+            on.leader_elected,
+            on.update_status,
+            *(on[w.container].pebble_ready for w in wl.WORKLOADS),
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(on.collect_app_status, self._on_collect_app_status)
+
+    def _load(self) -> KfpConfig | None:
+        try:
+            return self.load_config(KfpConfig)
+        except ValueError as e:
+            self._config_error = str(e)
+            return None
+
+    def _reconcile(self, _: ops.EventBase) -> None:
+        config = self._load()
+        if config is None:
+            return  # a bad option changes nothing
+        leader = self.unit.is_leader()
+        layers = wl.layers(
+            config,
+            namespace=self.model.name,
+            pod_name=self.unit.name.replace("/", "-"),
+            leader=leader,
+        )
+        files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
+        for workload in wl.WORKLOADS:
+            if workload in NEEDS_RELATIONS:
+                continue
+            self._configure(workload, layers[workload.container], files.get(workload.container))
+            if workload.leader_only and not leader:
+                self._stop(workload)
+
+    def _configure(
+        self, workload: wl.Workload, layer: ops.pebble.LayerDict, files: list[wl.File] | None
+    ) -> None:
+        container = self.unit.get_container(workload.container)
+        running = service_running(container, workload.service)
+        if running is None:
+            return  # Pebble not up yet: its pebble-ready comes
+        if plan_has(container.get_plan(), layer) and (running or not _starts(layer)):
+            return
+        for f in files or ():
+            container.push(
+                f.path,
+                f.content,
+                make_dirs=True,
+                permissions=f.permissions,
+                user_id=f.user_id,
+                group_id=f.group_id,
+            )
+        container.add_layer(workload.service, layer, combine=True)
+        if running:
+            container.restart(workload.service)
+        else:
+            container.replan()
+
+    def _stop(self, workload: wl.Workload) -> None:
+        container = self.unit.get_container(workload.container)
+        if service_running(container, workload.service):
+            container.stop(workload.service)
+
+    @collected_once
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._config_error is None:
+            self._load()
+        if self._config_error is not None:
+            event.add_status(ops.BlockedStatus(self._config_error))
+            return
+        missing = [r for r in (DATABASE, OBJECT_STORAGE) if self.model.get_relation(r) is None]
+        if missing:
+            event.add_status(ops.BlockedStatus(f"missing relations: {', '.join(missing)}"))
+            return
+        event.add_status(ops.WaitingStatus("the database and object store are not read yet"))
+
+    def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        add_leader_unit_status(event, self._on_collect_unit_status)
+
+
+def _starts(layer: ops.pebble.LayerDict) -> bool:
+    services = layer.get("services", {})
+    return any(s.get("startup") == "enabled" for s in services.values())
