@@ -1289,8 +1289,15 @@ def _json_schema(schema: dict[str, Any], *, root: bool = True) -> dict[str, Any]
         else:
             out[key] = value
     if root:
-        for field in ("metadata", "apiVersion", "kind"):
+        server_checked = ("metadata", "apiVersion", "kind")
+        for field in server_checked:
             out.get("properties", {}).pop(field, None)
+        # Every object has them, whatever `required` says (Argo's CRDs require metadata).
+        required = [f for f in out.get("required", []) if f not in server_checked]
+        if required:
+            out["required"] = required
+        else:
+            out.pop("required", None)
     return out
 
 

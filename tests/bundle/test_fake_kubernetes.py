@@ -126,6 +126,22 @@ def test_custom_resources_need_their_crd_and_follow_its_schema():
         client.apply(Widget(metadata=ObjectMeta(name="x", namespace="kubeflow"), spec={}))
 
 
+def test_a_crd_that_requires_metadata_accepts_objects_and_still_checks_the_rest():
+    # Argo's CRDs require metadata, apiVersion and kind at the root, which every object has.
+    crd = copy.deepcopy(CRD)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["required"] = ["metadata", "apiVersion", "kind", "spec"]
+    fake = FakeKubernetes()
+    client = fake.client()
+    client.apply(CustomResourceDefinition.from_dict(crd))
+
+    client.apply(Widget(metadata=ObjectMeta(name="w", namespace="kubeflow"), spec={"size": 2}))
+
+    assert fake.get("Widget", "w", "kubeflow") is not None
+    with pytest.raises(ApiError, match="spec"):
+        client.apply(Widget(metadata=ObjectMeta(name="x", namespace="kubeflow")))
+
+
 def test_get_and_delete_answer_404_when_missing():
     client = FakeKubernetes().client()
     with pytest.raises(ApiError) as error:
