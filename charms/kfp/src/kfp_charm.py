@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import kfp_cluster
 import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
@@ -32,6 +33,7 @@ class KfpCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._config_error: str | None = None
+        self._cluster = kfp_cluster.KfpCluster(self)
         on = self.on
         for event in (
             on.install,
@@ -39,9 +41,11 @@ class KfpCharm(ops.CharmBase):
             on.upgrade_charm,
             on.leader_elected,
             on.update_status,
+            on[kfp_cluster.PEERS].relation_created,
             *(on[w.container].pebble_ready for w in wl.WORKLOADS),
         ):
             framework.observe(event, self._reconcile)
+        framework.observe(on.remove, self._cluster.remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -52,10 +56,11 @@ class KfpCharm(ops.CharmBase):
             self._config_error = str(e)
             return None
 
-    def _reconcile(self, _: ops.EventBase) -> None:
+    def _reconcile(self, event: ops.EventBase) -> None:
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
+        self._cluster.reconcile(event, config, store=None)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -107,6 +112,8 @@ class KfpCharm(ops.CharmBase):
         if self._config_error is not None:
             event.add_status(ops.BlockedStatus(self._config_error))
             return
+        if (cluster := self._cluster.status()) is not None:
+            event.add_status(cluster)
         missing = [r for r in (DATABASE, OBJECT_STORAGE) if self.model.get_relation(r) is None]
         if missing:
             event.add_status(ops.BlockedStatus(f"missing relations: {', '.join(missing)}"))
