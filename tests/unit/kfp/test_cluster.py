@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-import kfp_cluster
 import ops
 import pytest
 from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
@@ -25,6 +24,8 @@ from ops import testing
 from unit.kfp.helpers import CHARM, workloads
 
 from kubeflow_charms import kubernetes
+
+kfp_cluster = CHARM.kfp_cluster  # the charm's own module, as it imported it
 
 MODEL = "kubeflow"
 APP = "kfp"
