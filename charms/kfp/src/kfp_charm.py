@@ -1,10 +1,10 @@
 """The kfp charm: Kubeflow Pipelines' workloads under Pebble (first step: the plan only).
 
 This step configures each container's Pebble plan from the config and sets
-the status. The relations (database, object store, route, dashboard link,
-per-profile objects) and the Kubernetes objects come in later steps: until
-the database and object store are read, the API server and MLMD, which
-need them, are not given a plan.
+the status. The database and object store come from their relations
+(`kfp_data`): until both are read, the API server and MLMD, which need
+them, are not given a plan. The other relations (route, dashboard link,
+per-profile objects) and the Kubernetes objects come in later steps.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import kfp_cluster
+import kfp_data
 import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
@@ -21,8 +22,8 @@ from kubeflow_charms.status import add_leader_unit_status, collected_once
 
 logger = logging.getLogger(__name__)
 
-DATABASE = "relational-db"
-OBJECT_STORAGE = "object-storage"
+DATABASE = kfp_data.DATABASE
+OBJECT_STORAGE = kfp_data.OBJECT_STORAGE
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
 
@@ -34,6 +35,7 @@ class KfpCharm(ops.CharmBase):
         super().__init__(framework)
         self._config_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
+        self._data: kfp_data.DataInputs | None = None
         on = self.on
         for event in (
             on.install,
@@ -43,6 +45,10 @@ class KfpCharm(ops.CharmBase):
             on.update_status,
             on[kfp_cluster.PEERS].relation_created,
             *(on[w.container].pebble_ready for w in wl.WORKLOADS),
+            *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE)),
+            *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE)),
+            *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE)),
+            on.secret_changed,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on.remove, self._cluster.remove)
@@ -57,20 +63,24 @@ class KfpCharm(ops.CharmBase):
             return None
 
     def _reconcile(self, event: ops.EventBase) -> None:
+        kfp_data.request(self)
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
-        self._cluster.reconcile(event, config, store=None)
+        self._data = data = kfp_data.read(self)
+        self._cluster.reconcile(event, config, store=data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
             namespace=self.model.name,
             pod_name=self.unit.name.replace("/", "-"),
             leader=leader,
+            store=data.store,
         )
         files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
         for workload in wl.WORKLOADS:
             if workload in NEEDS_RELATIONS:
+                self._configure_data(workload, layers[workload.container], data)
                 continue
             self._configure(workload, layers[workload.container], files.get(workload.container))
             if workload.leader_only and not leader:
@@ -100,6 +110,15 @@ class KfpCharm(ops.CharmBase):
         else:
             container.replan()
 
+    def _configure_data(
+        self, workload: wl.Workload, layer: ops.pebble.LayerDict, data: kfp_data.DataInputs
+    ) -> None:
+        file = data.files().get(workload.container)
+        if file is not None:
+            self._configure(workload, kfp_data.with_hash(layer, workload.service, file), [file])
+        elif data.relation_missing:
+            self._stop(workload)
+
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)
         if service_running(container, workload.service):
@@ -114,11 +133,8 @@ class KfpCharm(ops.CharmBase):
             return
         if (cluster := self._cluster.status()) is not None:
             event.add_status(cluster)
-        missing = [r for r in (DATABASE, OBJECT_STORAGE) if self.model.get_relation(r) is None]
-        if missing:
-            event.add_status(ops.BlockedStatus(f"missing relations: {', '.join(missing)}"))
-            return
-        event.add_status(ops.WaitingStatus("the database and object store are not read yet"))
+        data = self._data or kfp_data.read(self)
+        event.add_status(data.status or ops.ActiveStatus())
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
         add_leader_unit_status(event, self._on_collect_unit_status)

@@ -7,6 +7,7 @@ from charm_loader import load_charm
 CHARM = load_charm("kfp")
 # The charm's own modules, as it imported them.
 import kfp_config  # noqa: E402
+import kfp_data  # noqa: E402
 import kfp_workloads as workloads  # noqa: E402
 
-__all__ = ["CHARM", "kfp_config", "workloads"]
+__all__ = ["CHARM", "kfp_config", "kfp_data", "workloads"]

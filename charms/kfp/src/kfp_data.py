@@ -1,0 +1,220 @@
+"""The data relations: the databases from `relational-db`, the bucket from `object-storage`.
+
+`relational-db` (mysql_client, v1): the leader asks for both databases,
+`mlpipeline` and `metadb`, in one request list; the provider answers each
+under `requests` with its `endpoints` and `secret-user`, a Juju secret
+holding `username` and `password`. Each database's account is read from its
+own answer: a provider that gives one user per relation (ours) and one that
+gives a user per database both work. The request is written with
+`dpcharmlibs-interfaces`' models, imported only while it is not written
+yet; the answers are read with json and ops alone.
+
+`object-storage` (s3): the leader asks for the bucket `mlpipeline`; the
+connection comes from `S3Requirer`, the keys from the secret it names.
+
+The API server and MLMD read the credentials from files (0600, see
+`kfp_workloads`); their layers carry only a digest of the file
+(`CONFIG_HASH`), so new credentials restart them and none enter the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import kfp_workloads as wl
+import ops
+from kfp_config import BUCKET
+
+from kubeflow_interfaces.s3 import InvalidS3DataError, S3Requirer
+
+logger = logging.getLogger(__name__)
+
+DATABASE = "relational-db"
+OBJECT_STORAGE = "object-storage"
+DATABASES = (wl.MLPIPELINE_DB, wl.METADATA_DB)
+DEFAULT_MYSQL_PORT = 3306
+CONFIG_HASH = "CONFIG_HASH"
+
+
+class DataError(Exception):
+    """A provider's answer cannot be used; the message says why, with no secret in it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInputs:
+    """The databases and object store as the relations give them, or why they are missing."""
+
+    databases: dict[str, wl.Database] = dataclasses.field(default_factory=dict)
+    store: wl.ObjectStore | None = None
+    status: ops.StatusBase | None = None  # None: everything is there
+    relation_missing: bool = False  # then the services that need them are stopped
+
+    def files(self) -> dict[str, wl.File]:
+        """The API server's and MLMD's config files, by container; empty until complete."""
+        if self.status is not None or self.store is None:
+            return {}
+        api = wl.api_server_config(self.databases[wl.MLPIPELINE_DB], self.store)
+        mlmd = wl.mlmd_server_config(self.databases[wl.METADATA_DB])
+        return {api.container: api, mlmd.container: mlmd}
+
+
+def request(charm: ops.CharmBase) -> None:
+    """Leader: ask for the two databases and the bucket where not asked yet."""
+    if not charm.unit.is_leader():
+        return
+    S3Requirer(charm, OBJECT_STORAGE, bucket=BUCKET).publish_request()
+    relation = charm.model.get_relation(DATABASE)
+    if relation is None or relation.data[charm.app].get("requests"):
+        return
+    from dpcharmlibs.interfaces import (
+        OpsRelationRepository,
+        RequirerCommonModel,
+        RequirerDataContractV1,
+        gen_hash,
+        write_model,
+    )
+
+    requests = [RequirerCommonModel(resource=name) for name in DATABASES]
+    for r in requests:
+        r.request_id = gen_hash(r.resource, r.salt)
+    write_model(
+        OpsRelationRepository(charm.model, relation, charm.app),
+        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=requests),
+    )
+    logger.info("asked %s for the databases %s", DATABASE, ", ".join(DATABASES))
+
+
+def read(charm: ops.CharmBase) -> DataInputs:
+    """The databases and the object store; else the status saying what is missing."""
+    model = charm.model
+    db_relation = model.get_relation(DATABASE)
+    store_relation = model.get_relation(OBJECT_STORAGE)
+    missing = [
+        name
+        for name, relation in ((DATABASE, db_relation), (OBJECT_STORAGE, store_relation))
+        if relation is None
+    ]
+    if missing:
+        return DataInputs(
+            status=ops.BlockedStatus(f"missing relations: {', '.join(missing)}"),
+            relation_missing=True,
+        )
+    assert db_relation is not None
+    provider = db_relation.app.name if db_relation.app else "the database"
+    databases: dict[str, wl.Database] = {}
+    for name in DATABASES:
+        try:
+            database = read_database(model, db_relation, name)
+        except DataError as e:
+            return DataInputs(status=ops.BlockedStatus(f"{DATABASE}: {provider}: {e}"))
+        if database is None:
+            return DataInputs(
+                status=ops.WaitingStatus(f"waiting for the {name} database from {provider}")
+            )
+        databases[name] = database
+    try:
+        store = read_store(charm)
+    except DataError as e:
+        return DataInputs(databases, status=ops.BlockedStatus(f"{OBJECT_STORAGE}: {e}"))
+    if store is None:
+        assert store_relation is not None
+        s3_app = store_relation.app.name if store_relation.app else "the object store"
+        return DataInputs(
+            databases, status=ops.WaitingStatus(f"waiting for the {BUCKET} bucket from {s3_app}")
+        )
+    return DataInputs(databases, store)
+
+
+def read_database(model: ops.Model, relation: ops.Relation, name: str) -> wl.Database | None:
+    """The endpoint and account the provider gave for database `name`; None until answered.
+
+    Raises DataError when the answer is there but unusable.
+    """
+    if relation.app is None:
+        return None
+    raw = relation.data[relation.app].get("requests")
+    if not raw:
+        return None
+    try:
+        responses: Any = json.loads(raw)
+    except ValueError:
+        raise DataError("its answer does not parse") from None
+    if not isinstance(responses, list):
+        raise DataError("its answer is not a list of responses")
+    for response in responses:
+        if not isinstance(response, dict) or response.get("resource") != name:
+            continue
+        endpoints, secret_id = response.get("endpoints"), response.get("secret-user")
+        if not endpoints or not secret_id:
+            return None  # not ready yet
+        if not isinstance(endpoints, str) or not isinstance(secret_id, str):
+            raise DataError(f"the {name} answer's endpoints or secret is not a string")
+        host, port = _mysql_endpoint(endpoints)
+        try:
+            content = model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise DataError(f"the {name} credentials secret cannot be read") from None
+        user, password = content.get("username"), content.get("password")
+        if not user or not password:
+            raise DataError(f"the {name} credentials secret lacks a username or password")
+        return wl.Database(host=host, port=port, user=user, password=password)
+    return None
+
+
+def _mysql_endpoint(endpoints: str) -> tuple[str, int]:
+    first = endpoints.split(",")[0].strip()
+    host, _, port = first.rpartition(":") if ":" in first else (first, "", "")
+    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
+        raise DataError(f"its endpoint {first!r} is not host:port")
+    if not port:
+        return host, DEFAULT_MYSQL_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise DataError(f"its endpoint {first!r} has an invalid port")
+    return host, int(port)
+
+
+def read_store(charm: ops.CharmBase) -> wl.ObjectStore | None:
+    """The object store's address and keys; None until the provider answered."""
+    try:
+        info = S3Requirer(charm, OBJECT_STORAGE, bucket=BUCKET).connection_info()
+    except InvalidS3DataError as e:
+        raise DataError(str(e)) from None
+    if info is None:
+        return None
+    if info.bucket != BUCKET:
+        raise DataError(f"the bucket is {info.bucket!r}; Kubeflow Pipelines needs {BUCKET!r}")
+    if info.path:
+        raise DataError("a path prefix in the bucket is not supported")
+    if not info.endpoint:
+        raise DataError("the provider gave no endpoint")
+    url = urlsplit(info.endpoint if "://" in info.endpoint else f"https://{info.endpoint}")
+    try:
+        port = url.port
+    except ValueError:
+        raise DataError(f"the endpoint {info.endpoint!r} has an invalid port") from None
+    if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
+        raise DataError(f"the endpoint {info.endpoint!r} is not an http(s) host and port")
+    secure = url.scheme == "https"
+    return wl.ObjectStore(
+        host=url.hostname,
+        port=port or (443 if secure else 80),
+        secure=secure,
+        region=info.region or "",
+        access_key=info.access_key,
+        secret_key=info.secret_key,
+    )
+
+
+def with_hash(layer: ops.pebble.LayerDict, service: str, file: wl.File) -> ops.pebble.LayerDict:
+    """`layer` with the digest of `file` in the service's environment: a new file restarts it."""
+    digest = hashlib.sha256(file.content.encode()).hexdigest()
+    services: dict[str, Any] = dict(layer.get("services", {}))
+    svc: dict[str, Any] = dict(services[service])
+    svc["environment"] = {**(svc.get("environment") or {}), CONFIG_HASH: digest}
+    services[service] = svc
+    return {**layer, "services": services}  # type: ignore[return-value]
