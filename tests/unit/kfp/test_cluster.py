@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -44,18 +43,6 @@ STORE = workloads.ObjectStore(
 @pytest.fixture
 def ctx() -> testing.Context:
     return testing.Context(CHARM.KfpCharm, app_name=APP)
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKubernetes]:
-    """The fake cluster, with the ServiceAccount Juju made for the charm's pods."""
-    from lightkube.models.meta_v1 import ObjectMeta
-    from lightkube.resources.core_v1 import ServiceAccount
-
-    with routed_lightkube(FakeKubernetes()) as fake:
-        fake.client().create(ServiceAccount(metadata=ObjectMeta(name=APP, namespace=MODEL)))
-        yield fake
-    assert fake.rejected == []
 
 
 @pytest.fixture

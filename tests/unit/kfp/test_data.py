@@ -12,6 +12,9 @@ from unit.kfp.helpers import workloads as wl
 
 from kubeflow_interfaces import mysql_client, s3
 
+# The leader applies its cluster objects in every reconcile: a cluster answers.
+pytestmark = pytest.mark.usefixtures("kube")
+
 DB_PASSWORDS = {"mlpipeline": "ml-Secret-1", "metadb": "md-Secret-2"}
 S3_SECRET_KEY = "s3-Secret-3"
 DATA_WORKLOADS = (wl.API_SERVER, wl.METADATA_GRPC)
@@ -59,7 +62,9 @@ def _state(*, leader: bool = True, can_connect: bool = True, running=(), **kwarg
         )
         for w in wl.WORKLOADS
     }
-    return testing.State(leader=leader, containers=containers, **kwargs)
+    return testing.State(
+        leader=leader, containers=containers, model=testing.Model(name="kubeflow"), **kwargs
+    )
 
 
 def _full_state(**kwargs) -> testing.State:
