@@ -171,9 +171,8 @@ def context(
             "s3_insecure": not store.secure,
             "s3_region": store.region,
             "artifact_secret": ARTIFACT_SECRET,
-            "workflow_node_selector": config.node_selector,
-            "workflow_tolerations": config.tolerations,
-            "parallelism": config.max_concurrent_runs,
+            # The metrics port (off the envoy's), parallelism, workflow defaults.
+            "settings": wl.argo_controller_settings(config),
         }
     return values
 

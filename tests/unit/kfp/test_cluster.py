@@ -137,6 +137,8 @@ def test_argo_configmap_once_the_store_is_known(ctx, kube, clock):
     assert STORE.secret_key not in str(configmap)
     assert data["parallelism"].strip() == "5"
     assert "runs" in data["workflowDefaults"]
+    # Argo's metrics off 9090, the envoy's port.
+    assert data["metricsConfig"] == '{"port": 9091}'
 
 
 def test_non_leader_applies_nothing(ctx, kube, clock):

@@ -10,6 +10,7 @@ and argoproj/argo-workflows v3.4.17 ("A" below).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ NAMESPACE = "kubeflow"
 SERVICE_ACCOUNT = "kfp"
 
 RBAC_PARAMS = {"app_name": "kfp", "namespace": NAMESPACE, "service_account": SERVICE_ACCOUNT}
+TOLERATIONS = [
+    {"key": "dedicated", "operator": "Equal", "value": "pipelines", "effect": "NoSchedule"}
+]
 CONFIGMAP_PARAMS: dict[str, Any] = {
     "configmap_name": "workflow-controller-configmap",
     "namespace": NAMESPACE,
@@ -35,11 +39,14 @@ CONFIGMAP_PARAMS: dict[str, Any] = {
     "s3_insecure": True,
     "s3_region": "",
     "artifact_secret": "mlpipeline-minio-artifact",
-    "workflow_node_selector": {"pool": "pipelines"},
-    "workflow_tolerations": [
-        {"key": "dedicated", "operator": "Equal", "value": "pipelines", "effect": "NoSchedule"}
-    ],
-    "parallelism": 20,
+    # As kfp_workloads.argo_controller_settings gives them: one-line JSON values.
+    "settings": {
+        "metricsConfig": '{"port": 9091}',
+        "parallelism": "20",
+        "workflowDefaults": json.dumps(
+            {"spec": {"nodeSelector": {"pool": "pipelines"}, "tolerations": TOLERATIONS}}
+        ),
+    },
 }
 TEMPLATES = {
     "crds.yaml.j2": {},
@@ -459,13 +466,32 @@ def _controller_config(params: dict[str, Any]) -> dict[str, Any]:
     data = configmap["data"]
     # A key named "config" would have to be the only one (config/controller.go:37-40).
     assert "config" not in data
-    return {key: yaml.safe_load(value) for key, value in data.items()}
+    return yaml.safe_load(_argo_document(data))
+
+
+def _argo_document(data: dict[str, str]) -> str:
+    """The one YAML document Argo makes of the data keys (A config/controller.go:41-50)."""
+    lines = []
+    for name, value in data.items():
+        if "\n" in value:
+            body = "\n  ".join(value.strip("\n").split("\n"))
+            lines.append(f"{name}:\n  {body}\n")
+        else:
+            lines.append(f"{name}: {value}\n")
+    return "".join(lines)
 
 
 def test_controller_config_keys_are_argos():
     config = _controller_config(CONFIGMAP_PARAMS)
     assert set(config) <= CONFIG_KEYS
-    assert set(config) == {"executor", "artifactRepository", "workflowDefaults", "parallelism"}
+    assert set(config) == {
+        "executor", "artifactRepository", "workflowDefaults", "parallelism", "metricsConfig"
+    }  # fmt: skip
+    # Argo's metrics server defaults to :9090 (A workflow/metrics/metrics.go:19,
+    # workflow/controller/controller.go:1169-1172), the envoy's port in our pod:
+    # it moves to 9091. Telemetry, unset, follows the metrics port (controller.go:1190-1193).
+    assert config["metricsConfig"] == {"port": 9091}
+    assert "telemetryConfig" not in config
     repository = config["artifactRepository"]
     assert set(repository) <= ARTIFACT_REPOSITORY_KEYS
     assert set(repository["s3"]) <= S3_KEYS
@@ -497,7 +523,7 @@ def test_controller_config_keys_are_argos():
     assert set(defaults) == {"spec"}
     assert defaults["spec"] == {
         "nodeSelector": {"pool": "pipelines"},
-        "tolerations": CONFIGMAP_PARAMS["workflow_tolerations"],
+        "tolerations": TOLERATIONS,
     }
     scheduling = pod | {"spec": {"containers": [{"name": "c", "image": "i"}], **defaults["spec"]}}
     kubernetes_validate.validate(scheduling, KUBERNETES_VERSION, strict=True)
@@ -505,9 +531,7 @@ def test_controller_config_keys_are_argos():
 
 def test_controller_config_leaves_out_what_is_unset():
     params = CONFIGMAP_PARAMS | {
-        "workflow_node_selector": {},
-        "workflow_tolerations": [],
-        "parallelism": 0,
+        "settings": {},
         "s3_insecure": False,
         "s3_region": "eu-west-1",
     }
@@ -515,7 +539,9 @@ def test_controller_config_leaves_out_what_is_unset():
     assert set(config) == {"executor", "artifactRepository"}
     assert config["artifactRepository"]["s3"]["insecure"] is False
     assert config["artifactRepository"]["s3"]["region"] == "eu-west-1"
-    only_selector = _controller_config(params | {"workflow_node_selector": {"a": "b"}})
+    # What kfp_workloads.argo_controller_settings gives passes through as it is.
+    defaults = json.dumps({"spec": {"nodeSelector": {"a": "b"}}})
+    only_selector = _controller_config(params | {"settings": {"workflowDefaults": defaults}})
     assert only_selector["workflowDefaults"] == {"spec": {"nodeSelector": {"a": "b"}}}
 
 
