@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 from ops import testing
-from unit.kfp.helpers import CHARM, kfp_links, kfp_profiles, kfp_route
+from unit.kfp.helpers import CHARM, kfp_links, kfp_profiles, kfp_route, workloads
 from unit.kfp.test_data import S3_SECRET_KEY, _full_state, _state
 
 from kubeflow_interfaces import dashboard_links, istio_ingress_route, kubernetes_manifests
@@ -237,3 +237,24 @@ def test_a_new_profile_updates_the_handed_objects_and_broken_revokes_them():
     out = ctx.run(ctx.on.relation_broken(grown), out)
     label = f"{kfp_profiles.CONFIG_MAPS}-{dispatcher.id}"
     assert [s for s in out.secrets if s.label == label] == []
+
+
+def test_an_https_store_without_a_region_keeps_ssl_and_the_launchers_region():
+    store = workloads.ObjectStore(
+        host="s3.example.com",
+        port=443,
+        secure=True,
+        region="",
+        access_key="ak-1x",
+        secret_key="sk-2y",
+    )
+    text = kfp_profiles.providers(store)
+    default = yaml.safe_load(text)["s3"]["default"]
+    # backend/src/v2/config/env.go (2.4.1), getDefaultMinioSessionInfo: region "minio".
+    assert (default["endpoint"], default["disableSSL"], default["region"]) == (
+        "s3.example.com:443",
+        False,
+        "minio",
+    )
+    assert "ak-1x" not in text
+    assert "sk-2y" not in text
