@@ -3,8 +3,9 @@
 This step configures each container's Pebble plan from the config and sets
 the status. The database and object store come from their relations
 (`kfp_data`): until both are read, the API server and MLMD, which need
-them, are not given a plan. The other relations (route, dashboard link,
-per-profile objects) and the Kubernetes objects come in later steps.
+them, are not given a plan. The route (`kfp_route`), the dashboard's links
+(`kfp_links`) and the profiles' ConfigMaps (`kfp_profiles`) are published by
+the leader.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import logging
 
 import kfp_cluster
 import kfp_data
+import kfp_links
+import kfp_profiles
+import kfp_route
 import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
@@ -24,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 DATABASE = kfp_data.DATABASE
 OBJECT_STORAGE = kfp_data.OBJECT_STORAGE
+ROUTE = kfp_route.ROUTE
+LINKS = kfp_links.DASHBOARD_LINKS
+CONFIG_MAPS = kfp_profiles.CONFIG_MAPS
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
 
@@ -36,6 +43,7 @@ class KfpCharm(ops.CharmBase):
         self._config_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
+        self._profiles_problem: str | None = None
         on = self.on
         for event in (
             on.install,
@@ -45,12 +53,15 @@ class KfpCharm(ops.CharmBase):
             on.update_status,
             on[kfp_cluster.PEERS].relation_created,
             *(on[w.container].pebble_ready for w in wl.WORKLOADS),
-            *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE)),
-            *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE)),
+            *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
+            *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE)),
+            on[CONFIG_MAPS].relation_created,
+            on[CONFIG_MAPS].relation_changed,
             on.secret_changed,
         ):
             framework.observe(event, self._reconcile)
+        framework.observe(on[CONFIG_MAPS].relation_broken, self._on_config_maps_broken)
         framework.observe(on.remove, self._cluster.remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
@@ -64,11 +75,14 @@ class KfpCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         kfp_data.request(self)
+        kfp_route.publish(self)
+        kfp_links.publish(self)
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
         self._data = data = kfp_data.read(self)
         self._cluster.reconcile(event, config, store=data.store)
+        self._profiles_problem = kfp_profiles.publish(self, config, data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -119,6 +133,9 @@ class KfpCharm(ops.CharmBase):
         elif data.relation_missing:
             self._stop(workload)
 
+    def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
+        kfp_profiles.revoke(self, event)
+
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)
         if service_running(container, workload.service):
@@ -133,6 +150,8 @@ class KfpCharm(ops.CharmBase):
             return
         if (cluster := self._cluster.status()) is not None:
             event.add_status(cluster)
+        if self._profiles_problem is not None:
+            event.add_status(ops.BlockedStatus(self._profiles_problem))
         data = self._data or kfp_data.read(self)
         event.add_status(data.status or ops.ActiveStatus())
 

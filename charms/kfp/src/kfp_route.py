@@ -1,0 +1,64 @@
+"""The `istio-ingress-route` relation: the UI and the API behind the login, and MLMD for the UI.
+
+Two routes on the platform's gateway, both behind the login (the mesh
+decides by the endpoint; this one needs it):
+
+- `/pipeline` to the UI (Service `ml-pipeline-ui`, port 80), unchanged:
+  the UI serves at that base path, and its server proxies
+  `/pipeline/apis/v1beta1/...` and `/pipeline/apis/v2beta1/...` to the API
+  server. SDK clients reach the API there (`kfp.Client(host=<gateway>/pipeline)`),
+  with the login's user header, as the browser does;
+- `/ml_metadata.MetadataStoreService` to the envoy in front of MLMD
+  (Service `metadata-envoy-service`, port 9090): the UI's gRPC-web client
+  calls it at the site's root. Upstream routes the prefix `/ml_metadata` as
+  a string; a Gateway API prefix matches whole path segments, so the route
+  names the one service the UI calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kfp_workloads as wl
+import ops
+
+from kubeflow_interfaces import istio_ingress_route as iir
+
+ROUTE = "istio-ingress-route"
+UI_PREFIX = "/pipeline"
+UI_SERVICE = "ml-pipeline-ui"
+UI_SERVICE_PORT = 80
+MLMD_PREFIX = "/ml_metadata.MetadataStoreService"
+ENVOY_SERVICE = "metadata-envoy-service"
+
+
+def config(charm: ops.CharmBase) -> dict[str, Any]:
+    """The routes this charm asks for, as the relation's `config` in plain data."""
+    ui = iir.RouteRequirer(
+        charm, ROUTE, prefix=UI_PREFIX, port=UI_SERVICE_PORT, service=UI_SERVICE
+    )
+    wanted = ui.config()
+    wanted["http_routes"][0]["name"] = f"{charm.app.name}-ui"
+    mlmd = iir.route_config(
+        model=charm.model.name,
+        name=f"{charm.app.name}-metadata",
+        prefix=MLMD_PREFIX,
+        port=wl.Ports.ENVOY,
+        service=ENVOY_SERVICE,
+        tls_enabled=ui.tls_enabled,
+    )
+    wanted["http_routes"].extend(mlmd["http_routes"])
+    return wanted
+
+
+def publish(charm: ops.CharmBase) -> bool:
+    """Leader: write the routes when they say something new. Whether it wrote."""
+    relation = charm.model.get_relation(ROUTE)
+    if relation is None or not charm.unit.is_leader():
+        return False
+    wanted = config(charm)
+    databag = relation.data[charm.app]
+    if iir.same_config(databag.get(iir.CONFIG_KEY), wanted):
+        return False
+    databag[iir.CONFIG_KEY] = iir.dump_config(wanted)
+    return True
