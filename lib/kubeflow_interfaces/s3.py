@@ -395,6 +395,25 @@ class S3Provider:
         return secret, False
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class S3ConnectionFields:
+    """The provider's connection data as plain fields, with no pydantic model built.
+
+    The same fields as `S3ConnectionInfo`, for a charm that reads them on
+    every hook and needs no S3 client.
+    """
+
+    endpoint: str | None
+    bucket: str
+    access_key: str = dataclasses.field(repr=False)
+    secret_key: str = dataclasses.field(repr=False)
+    path: str = ""
+    region: str | None = None
+    uri_style: Literal["path", "host"] | None = None
+    tls_ca_chain: tuple[str, ...] = ()
+    storage_class: str | None = None
+
+
 class S3Requirer:
     """Requirer side: ask for a bucket, read the connection info back."""
 
@@ -437,6 +456,15 @@ class S3Requirer:
         from kubeflow_interfaces._s3_models import S3ConnectionInfo
 
         return S3ConnectionInfo(**fields)
+
+    def connection_fields(self) -> S3ConnectionFields | None:
+        """What `connection_info` gives, as a plain dataclass: pydantic is not imported.
+
+        None while the data is incomplete; raises InvalidS3DataError where
+        `connection_info` would.
+        """
+        fields = self._connection_fields()
+        return None if fields is None else S3ConnectionFields(**fields)
 
     def check(self) -> None:
         """Raise InvalidS3DataError where `connection_info` would, without building it.

@@ -481,6 +481,59 @@ def test_bucket_names(name: str, valid: bool):
     assert s3.is_valid_bucket_name(name) is valid
 
 
+def requirer_reads(
+    ctx: testing.Context, relation: testing.Relation, *secrets: testing.Secret
+) -> tuple[Any, Any]:
+    """What the requirer's two accessors give on one hook: (connection_fields, connection_info)."""
+    state = testing.State(leader=True, relations={relation}, secrets=set(secrets))
+    with ctx(ctx.on.update_status(), state) as manager:
+        requirer = manager.charm.s3
+        return requirer.connection_fields(), requirer.connection_info()
+
+
+@pytest.mark.parametrize("format_version", ["v1", "v0"])
+def test_connection_fields_are_the_connection_info_without_the_model(
+    requirer_ctx: testing.Context, format_version: str
+):
+    relation, secret = s3.relation_for_requirer(
+        format_version=format_version,
+        bucket="models",
+        path="/v1/",
+        access_key="AKIA1",
+        secret_key="secret-1",
+        uri_style="host",
+    )
+    ca_chain = {"tls-ca-chain": json.dumps([CA_PEM])}
+    relation = dataclasses.replace(
+        relation, remote_app_data={**relation.remote_app_data, **ca_chain}
+    )
+
+    fields, info = requirer_reads(requirer_ctx, relation, *([secret] if secret else []))
+
+    assert isinstance(fields, s3.S3ConnectionFields)
+    assert dataclasses.asdict(fields) == info.model_dump()
+    assert (fields.bucket, fields.path, fields.uri_style) == ("models", "v1", "host")
+    assert fields.tls_ca_chain == (CA_PEM,)
+    assert "AKIA1" not in repr(fields)
+    assert "secret-1" not in repr(fields)
+
+
+def test_connection_fields_wait_and_fail_as_connection_info(requirer_ctx: testing.Context):
+    incomplete = testing.Relation(
+        "s3-parameters",
+        interface="s3",
+        remote_app_name="provider",
+        remote_app_data={"bucket": "mlpipeline"},
+    )
+    assert requirer_reads(requirer_ctx, incomplete) == (None, None)
+
+    unreadable, _ = s3.relation_for_requirer()  # the secret is not given to the requirer
+    state = testing.State(leader=True, relations={unreadable})
+    with requirer_ctx(requirer_ctx.on.update_status(), state) as manager:
+        with pytest.raises(s3.InvalidS3DataError, match="secret cannot be read"):
+            manager.charm.s3.connection_fields()
+
+
 def test_credentials_are_not_in_reprs():
     credentials = s3.S3Credentials(access_key="AKIASECRETID", secret_key="very-secret")
     info = s3.S3ConnectionInfo(

@@ -181,7 +181,7 @@ def _mysql_endpoint(endpoints: str) -> tuple[str, int]:
 def read_store(charm: ops.CharmBase) -> wl.ObjectStore | None:
     """The object store's address and keys; None until the provider answered."""
     try:
-        info = S3Requirer(charm, OBJECT_STORAGE, bucket=BUCKET).connection_info()
+        info = S3Requirer(charm, OBJECT_STORAGE, bucket=BUCKET).connection_fields()
     except InvalidS3DataError as e:
         raise DataError(str(e)) from None
     if info is None:
