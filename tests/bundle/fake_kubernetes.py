@@ -211,11 +211,22 @@ class FakeKubernetes:
         namespace, and binds it to a Role and a ClusterRole whose rules
         `juju trust` switches (see fake_rbac.py). Asking again with another
         `trusted` is `juju trust` (or `--remove`): the same token, its rules
-        changed.
+        changed. The ServiceAccount object is there too, as Juju made it at
+        deploy (a charm may ask for its tokens); like the model's namespace it
+        is not among the objects `made` since the cluster was.
         """
         namespace = self.model_namespace or "default"
         token = f"serviceaccount-token-{namespace}-{app}"
         self._accounts[token] = ServiceAccount(app, namespace, trusted)
+        key = ("v1", "serviceaccounts", namespace, app)
+        if self.model_namespace and key not in self.objects:
+            account = {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": app, "namespace": namespace},
+            }
+            self._store("v1", "serviceaccounts", namespace, account, None)
+            self._given.add(key)
         return token
 
     def kubeconfig(self, namespace: str = "kubeflow", token: str = TEST_TOKEN) -> Any:

@@ -60,6 +60,11 @@ DEFAULT_MAX_HOOKS = 2000
 # Secret content keys whose values are public: certificates and their
 # serials and validity, user names.
 _PUBLIC_KEY = re.compile(r"(^|-)(cert|serial|not-after|not-before|username|email)$")
+# The access key of a scoped MinIO user is that user's name, which the minio
+# charm makes from the relation id or the profile namespace and logs (charms/
+# minio/src/minio_users.py, RELATION_USER_PREFIX and PROFILE_USER_PREFIX); its
+# secret key, and the root user's random access key, stay credentials.
+_MINIO_USER_NAME = re.compile(r"^kf-(s3|profile)-[a-z0-9-]+$")
 
 
 class SimulationError(Exception):
@@ -1693,7 +1698,9 @@ class Model:
             value
             for record in self.secrets.values()
             for key, value in record.content.items()
-            if len(value) >= 8 and not _PUBLIC_KEY.search(key)
+            if len(value) >= 8
+            and not _PUBLIC_KEY.search(key)
+            and not (key == "access-key" and _MINIO_USER_NAME.match(value))
         }
 
     def leaks(self) -> list[str]:

@@ -52,6 +52,13 @@ PERSISTENT = {
     "kubeflow-notebooks": {"jupyter-web-app": ["/etc/config"]},
     "kubeflow-dashboard": {"profile-controller": ["/etc/profile-controller"]},
     "resource-dispatcher": {"poddefaults-webhook": ["/etc/webhook"]},
+    "kfp": {
+        "api-server": ["/etc/kfp/api-server"],
+        "metadata-grpc": ["/etc/kfp/metadata-grpc"],
+        "metadata-envoy": ["/etc/kfp/metadata-envoy"],
+        "ui": ["/etc/kfp/ui"],
+        "persistence-agent": ["/var/run/secrets/kubeflow/tokens"],
+    },
 }
 
 # The cluster CA Kubernetes puts beside each pod's token (a made-up PEM).
@@ -202,6 +209,60 @@ def _poddefaults_webhook(container: testing.Container, service: ops.pebble.Servi
     return Listener(int(_flag(service.command, "webhookPort") or default))
 
 
+def _kfp_api_server(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # Its HTTP port (`--httpPortFlag`, `:8888` by default); gRPC has no check to answer.
+    default = _fact("kfp", "api-server", "flags")["httpPortFlag"]
+    port = _port(_flag(service.command, "httpPortFlag") or default)
+    path = _fact("kfp", "api-server", "health-endpoint")["path"]
+    return Listener(port or 0, frozenset([path]))
+
+
+def _kfp_ui(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # `node dist/server.js STATIC_DIR PORT`; every route is also served under /pipeline.
+    words = shlex.split(service.command)
+    port = int(words[3]) if len(words) > 3 and words[3].isdigit() else _fact("kfp", "ui", "port")
+    path = _fact("kfp", "ui", "health-endpoint")["path"]
+    base = _fact("kfp", "ui", "base-path")
+    return Listener(port, frozenset([path, base + path]))
+
+
+def _kfp_metadata_grpc(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    default = _fact("kfp", "metadata-grpc", "flags")["grpc_port"]
+    return Listener(int(_flag(service.command, "grpc_port") or default))
+
+
+def _kfp_metadata_envoy(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener | None:
+    # `envoy -c FILE`: the first listener of the config file (JSON is YAML).
+    try:
+        config = yaml.safe_load(_read(container, _flag(service.command, "c") or "") or "{}")
+    except yaml.YAMLError:
+        return None  # envoy exits on a config it cannot read
+    listeners = ((config or {}).get("static_resources") or {}).get("listeners") or []
+    if not listeners:
+        return None
+    address = (listeners[0].get("address") or {}).get("socket_address") or {}
+    port = address.get("port_value")
+    return Listener(int(port)) if port else None
+
+
+def _argo_workflow_controller(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener:
+    # Its health server's address is fixed in its code.
+    health = _fact("kfp", "workflow-controller", "health-endpoint")
+    return Listener(health["port"], frozenset([health["path"]]))
+
+
+def _kfp_visualization_server(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener:
+    # Its port is fixed in its code; it answers its one route, /.
+    health = _fact("kfp", "visualization-server", "health-endpoint")
+    return Listener(_fact("kfp", "visualization-server", "port"), frozenset([health["path"]]))
+
+
 # Where each charm's services listen once running, by charm and service; a
 # service not named here listens nowhere, so no check of it passes.
 LISTENERS: dict[
@@ -222,6 +283,15 @@ LISTENERS: dict[
         "notebook-controller": _notebook_controller,
     },
     "resource-dispatcher": {"poddefaults-webhook": _poddefaults_webhook},
+    # The persistence agent, the scheduled-workflow and viewer controllers have no check.
+    "kfp": {
+        "api-server": _kfp_api_server,
+        "ui": _kfp_ui,
+        "metadata-grpc": _kfp_metadata_grpc,
+        "metadata-envoy": _kfp_metadata_envoy,
+        "workflow-controller": _argo_workflow_controller,
+        "visualization-server": _kfp_visualization_server,
+    },
 }
 
 

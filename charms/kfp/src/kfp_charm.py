@@ -157,6 +157,8 @@ class KfpCharm(ops.CharmBase):
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
         add_leader_unit_status(event, self._on_collect_unit_status)
+        # Without a status of its own the app would keep the last one it was given.
+        event.add_status(ops.ActiveStatus())
 
 
 def _starts(layer: ops.pebble.LayerDict) -> bool:
