@@ -21,6 +21,7 @@ import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
 
+from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 
@@ -134,6 +135,8 @@ class KfpCharm(ops.CharmBase):
             self._stop(workload)
 
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if own_departure(self, event):
+            return  # this unit is scaled away: the relation and its secret stay for the others
         kfp_profiles.revoke(self, event)
 
     def _stop(self, workload: wl.Workload) -> None:
