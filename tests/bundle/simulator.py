@@ -1593,10 +1593,16 @@ class Model:
         queued = len(self._queue)
         for make_event, label in self._teardown_events(app, unit):
             self.run(unit, make_event, label)
-        # Its peers and remote units hear no more from it once it departs.
+        # Its peers and remote units hear no more from it once it departs, and
+        # it runs nothing after remove (a check that failed as it stopped, say).
         left = list(self._queue)
         self._queue = deque(
-            left[:queued] + [e for e in left[queued:] if not e[2].endswith("-relation-changed")]
+            left[:queued]
+            + [
+                e
+                for e in left[queued:]
+                if e[0] is not unit and not e[2].endswith("-relation-changed")
+            ]
         )
         app.units = [u for u in app.units if u is not unit]
         self.statuses.pop(unit.name, None)

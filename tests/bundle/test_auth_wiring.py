@@ -156,3 +156,28 @@ def test_rotating_the_gateway_secrets_reaches_dex_in_one_round(own_model: Model)
     )
     assert proxy_secret.strip() == after
     assert model.leaks() == []
+
+
+def test_pipelines_ui_api_and_metadata_are_served_behind_the_login(model: Model):
+    routes = _routes(model)
+    cluster = model.workloads.kubernetes
+    for path, service, port, target in (
+        ("/pipeline", "ml-pipeline-ui", 80, 3000),
+        ("/ml_metadata.MetadataStoreService", "metadata-envoy-service", 9090, 9090),
+    ):
+        (destination,) = [r["destination"] for r in routes[path]["route"]]
+        assert destination["host"] == f"{service}.kubeflow.svc.cluster.local"
+        assert destination["port"]["number"] == port
+        # The Service the route names leads to where kfp's workload listens in its pod.
+        found = cluster.get("Service", service, "kubeflow")
+        assert found is not None, service
+        assert [(p["port"], p["targetPort"]) for p in found["spec"]["ports"]] == [(port, target)]
+        assert "headers" not in routes[path]  # the login's user header reaches the UI
+    # The UI, the API the SDK reaches through the UI, and MLMD for the UI: all need a login.
+    for path in (
+        "/pipeline/",
+        "/pipeline/apis/v2beta1/runs",
+        "/ml_metadata.MetadataStoreService/GetArtifacts",
+    ):
+        (provider,) = _checked_by(model, path)
+        assert provider["envoyExtAuthzHttp"]["service"] == GATEWAY, path

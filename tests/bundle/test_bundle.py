@@ -134,7 +134,7 @@ def test_the_credential_scan_reads_plans_and_cluster_objects(own_model: Model):
 
 
 def test_relation_secret_reaches_the_other_side(model: Model):
-    (record,) = [r for r in model.relations.values() if r.interface == "s3"]
+    (record,) = [r for r in model.relations.values() if r.apps == ("mysql", "minio")]
     (secret,) = [s for s in model.secrets.values() if s.label == f"s3-credentials-{record.id}"]
     assert secret.owner_app == "minio"
     assert record.id in secret.grants

@@ -42,21 +42,34 @@ def test_deleted_and_changed_objects_come_back_after_one_update_status(own_model
     notebook_crd = _owned(model, "CustomResourceDefinition", "kubeflow-notebooks")
     links = _owned(model, "ConfigMap", "kubeflow-dashboard")
     injector = _owned(model, "MutatingWebhookConfiguration", "istio")
-    before = {
-        (o["kind"], o["metadata"]["name"]): _content(o)
-        for o in (policy, webhook, notebook_crd, links, injector)
-    }
-    for obj in (policy, webhook, notebook_crd, links):
+    workflow_crd = cluster.get("CustomResourceDefinition", "workflows.argoproj.io")
+    ui_service = cluster.get("Service", "ml-pipeline-ui", "kubeflow")
+    argo_config = cluster.get("ConfigMap", "workflow-controller-configmap", "kubeflow")
+    assert workflow_crd and ui_service and argo_config
+    kfp_roles = [
+        o
+        for o in cluster.of_kind("ClusterRole")
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == "kubeflow-kfp"
+    ]
+    assert kfp_roles, "kfp applied no ClusterRole"
+    deleted = (policy, webhook, notebook_crd, links, workflow_crd, ui_service, kfp_roles[0])
+    edited = (injector, argo_config)
+    before = {(o["kind"], o["metadata"]["name"]): _content(o) for o in deleted + edited}
+    for obj in deleted:
         cluster.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
 
     def loosen(body: dict[str, Any]) -> None:
         body["webhooks"][0]["failurePolicy"] = "Ignore"  # pods would start unchecked
 
+    def other_executor(body: dict[str, Any]) -> None:
+        body["data"]["executor"] = "image: example.com/argoexec:any\n"  # steps run another image
+
     cluster.edit(injector["kind"], injector["metadata"]["name"], None, loosen)
-    assert (
-        _content(cluster.get(injector["kind"], injector["metadata"]["name"]))
-        != before[(injector["kind"], injector["metadata"]["name"])]
-    )
+    cluster.edit("ConfigMap", "workflow-controller-configmap", "kubeflow", other_executor)
+    for obj in edited:
+        meta = obj["metadata"]
+        now = cluster.get(obj["kind"], meta["name"], meta.get("namespace"))
+        assert _content(now) != before[(obj["kind"], meta["name"])]
 
     model.update_status_everywhere()
 

@@ -98,8 +98,12 @@ def _outcome(model: Model) -> dict[str, Any]:
         for r in model.relations.values()
         for app, data in r.app_data.items()
     }
+    # A secret only its owner reads may take one revision or two for two changes (minio's
+    # scoped users, made in one hook or in two, as the relations came); a secret another
+    # application reads must be at the same revision whatever the order.
     secrets = {
-        normal.ids[r.id]: (r.owner, r.revision, sorted(r.content)) for r in model.secrets.values()
+        normal.ids[r.id]: (r.owner, r.revision if r.grants else None, sorted(r.content))
+        for r in model.secrets.values()
     }
     statuses = {name: (s.name, s.message) for name, s in model.statuses.items()}
     statuses |= {f"app {name}": (s.name, s.message) for name, s in model.app_statuses.items()}

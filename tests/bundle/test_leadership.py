@@ -35,6 +35,7 @@ APPS = (
     "kubeflow-dashboard",
     "kubeflow-notebooks",
     "resource-dispatcher",
+    "kfp",
 )
 # What mysql says by design with two units: its data lives on one unit only.
 MYSQL_SECOND = "replication is not supported yet: this unit keeps mysqld stopped"
@@ -160,7 +161,7 @@ def test_leadership_moves_then_the_leader_is_scaled_away(settled_models, tmp_pat
     if app == "mysql":  # one unit: nothing to say about replication
         expected["app mysql"] = "active: "
     if app == "minio":  # one unit: what minio serves
-        expected["app minio"] = "active: 1 bucket request(s) served"
+        expected["app minio"] = "active: 2 bucket request(s) served"  # mysql's and kfp's
     assert _statuses(model) == expected
     _assert_same(served, _served(model), f"after {app}/1 was scaled away")
     # Settled: the next update-status of the unit that stays changes nothing.

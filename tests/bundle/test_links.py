@@ -9,7 +9,21 @@ from typing import Any
 import pytest
 from bundle.simulator import Model
 
-DASHBOARD_LINKS = ("kubeflow-dashboard:links", "kubeflow-notebooks:dashboard-links")
+# Each UI's links relation, where its pages are, and its menu entries.
+UIS = [
+    pytest.param(
+        ("kubeflow-dashboard:links", "kubeflow-notebooks:dashboard-links"),
+        "/jupyter/",
+        ["Notebooks"],
+        id="notebooks",
+    ),
+    pytest.param(
+        ("kubeflow-dashboard:links", "kfp:dashboard-links"),
+        "/pipeline/",
+        ["Pipelines", "Experiments", "Runs", "Recurring Runs", "Artifacts", "Executions"],
+        id="kfp",
+    ),
+]
 
 
 @pytest.fixture
@@ -25,27 +39,35 @@ def _menu(model: Model) -> dict[str, Any]:
     return json.loads(cm["data"]["links"])
 
 
-def _links_to_jupyter(menu: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e for entries in menu.values() for e in entries if e["link"].startswith("/jupyter/")]
+def _menu_links_to(menu: dict[str, Any], prefix: str) -> list[str]:
+    """The texts of the menu entries that lead under `prefix`."""
+    return [e["text"] for e in menu["menuLinks"] if e["link"].startswith(prefix)]
 
 
-def test_removing_the_links_relation_takes_the_notebooks_link_out_of_the_menu(model: Model):
-    assert [e["text"] for e in _links_to_jupyter(_menu(model))] == ["Notebooks"]
+def _links_to(menu: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    return [e for entries in menu.values() for e in entries if e["link"].startswith(prefix)]
+
+
+@pytest.mark.parametrize(("relation", "prefix", "texts"), UIS)
+def test_removing_the_links_relation_takes_the_uis_links_out_of_the_menu(
+    model: Model, relation, prefix, texts
+):
+    assert sorted(_menu_links_to(_menu(model), prefix)) == sorted(texts)
     writes = len(model.workloads.kubernetes.writes)
 
-    model.remove_relation(*DASHBOARD_LINKS)
+    model.remove_relation(*relation)
 
-    assert _links_to_jupyter(_menu(model)) == []
+    assert _links_to(_menu(model), prefix) == []
     # The relation is gone from the model, and the menu was applied again, once.
     assert not any(
-        {f"{a}:{e}" for a, e in zip(r.apps, r.endpoints, strict=True)} == set(DASHBOARD_LINKS)
+        {f"{a}:{e}" for a, e in zip(r.apps, r.endpoints, strict=True)} == set(relation)
         for r in model.relations.values()
     )
     applied = model.workloads.kubernetes.writes[writes:]
     assert [w for w in applied if w[1] == "ConfigMap"] == [
         ("apply", "ConfigMap", "kubeflow-dashboard-config")
     ]
-    # Neither side minds: notebooks still serves its UI, the dashboard its menu.
+    # Neither side minds: the UI is still served, the dashboard its menu.
     for unit, status in model.statuses.items():
         assert status.name == "active", f"{unit}: {status.name}: {status.message}"
     for app, status in model.app_statuses.items():
@@ -53,3 +75,12 @@ def test_removing_the_links_relation_takes_the_notebooks_link_out_of_the_menu(mo
     # And the model is settled again: a routine round of hooks changes nothing.
     assert model.update_status_everywhere() == []
     assert model.workloads.kubernetes.rejected == []
+
+
+def test_the_menu_has_the_pipelines_quick_links_and_documentation(settled_models):
+    menu = _menu(settled_models.settled())
+    quick = {e["text"]: e["link"] for e in menu["quickLinks"]}
+    assert quick["Upload a Pipeline"] == "/pipeline/#/pipelines"
+    assert quick["View Pipeline Runs"] == "/pipeline/#/runs"
+    docs = [e["text"] for e in menu["documentationItems"]]
+    assert "Kubeflow Pipelines Documentation" in docs

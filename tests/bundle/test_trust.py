@@ -158,7 +158,13 @@ def test_juju_trust_and_its_removal_change_what_the_same_token_may_do():
 
 
 def test_the_bundle_trusts_the_charms_it_says_it_does():
-    assert TRUSTED == ["istio", "kubeflow-dashboard", "kubeflow-notebooks", "resource-dispatcher"]
+    assert TRUSTED == [
+        "istio",
+        "kfp",
+        "kubeflow-dashboard",
+        "kubeflow-notebooks",
+        "resource-dispatcher",
+    ]
     apps = load_bundle(BUNDLE)["applications"]
     assert UNTRUSTED <= set(apps)
     assert not any(apps[name].get("trust") for name in UNTRUSTED)

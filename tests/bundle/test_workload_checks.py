@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ops
 import pytest
-from bundle.simulator import Model
+from bundle.simulator import BUNDLE, HookRecord, Model
 from bundle.workloads import Workloads
 from ops import testing
 
@@ -142,3 +142,60 @@ def test_an_unknown_way_to_break_is_refused(settled_models, tmp_path: Path):
     model: Model = settled_models.own(tmp_path)
     with pytest.raises(ValueError, match="exits"):
         model.break_workload("dex/0", "dex", "catches fire")
+
+
+# kfp's checked services and their checks (kfp_workloads' layers); the persistence
+# agent, the scheduled-workflow and viewer controllers have none (no probes upstream).
+KFP_CHECKS = {
+    "api-server": "api-server-ready",
+    "ui": "ui-ready",
+    "metadata-grpc": "metadata-grpc-ready",
+    "metadata-envoy": "metadata-envoy-ready",
+    "workflow-controller": "workflow-controller-alive",
+    "visualization-server": "visualization-server-ready",
+}
+
+
+def _kfp_checks(model: Model) -> dict[str, ops.pebble.CheckStatus]:
+    unit = model.unit("kfp/0")
+    return {info.name: info.status for c in unit.state.containers for info in c.check_infos}
+
+
+OVERLAYS = sorted((BUNDLE.parent / "overlays").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "overlays",
+    [pytest.param([], id="bundle")] + [pytest.param([o], id=o.stem) for o in OVERLAYS],
+)
+def test_every_checked_kfp_service_answers_where_its_check_asks(settled_models, overlays):
+    model = settled_models.settled(overlays)
+    assert _kfp_checks(model) == dict.fromkeys(KFP_CHECKS.values(), UP)
+
+
+@pytest.mark.parametrize(
+    ("service", "how"),
+    [
+        ("api-server", "answers 500"),
+        ("ui", "does not listen"),
+        ("metadata-grpc", "does not listen"),
+        ("metadata-envoy", "exits"),
+        ("workflow-controller", "answers 500"),
+        ("visualization-server", "answers 500"),
+    ],
+)
+def test_a_broken_kfp_service_takes_only_its_own_check_down(
+    settled_models, tmp_path: Path, service, how
+):
+    model: Model = settled_models.own(tmp_path)
+    model.break_workload("kfp/0", service, how)
+
+    assert model.hooks[-1] == HookRecord("kfp/0", f"{service}-pebble-check-failed")
+    expected = dict.fromkeys(KFP_CHECKS.values(), UP) | {KFP_CHECKS[service]: DOWN}
+    assert _kfp_checks(model) == expected
+
+    model.mend_workload("kfp/0", service)
+
+    assert model.hooks[-1] == HookRecord("kfp/0", f"{service}-pebble-check-recovered")
+    assert _kfp_checks(model) == dict.fromkeys(KFP_CHECKS.values(), UP)
+    assert model.update_status("kfp/0") == []
