@@ -3,8 +3,11 @@
 It runs in a fresh interpreter, because this test session itself imports
 them all (the `kube` fixture is lightkube's). The relations are built here
 (their test helpers use the pydantic models) and handed over as plain data.
-There the model is settled with the cluster writes and the token request
-stubbed out; the drift check finds no cluster and forces nothing. Settling
+The model has every relation kfp has in the bundle: the databases, the
+bucket, the gateway's routes, the dashboard's links and the dispatcher
+(which lists a profile namespace). There the model is settled with the
+cluster writes and the token request stubbed out; the drift check finds no
+cluster and forces nothing. Settling
 imports the database request's models (the first request is written with
 them), so the settled hook is watched at its imports: loading the charm
 imports nothing heavy, and the hook asks for no heavy module, even one
@@ -17,7 +20,10 @@ import json
 
 from charm_loader import run_fresh
 from ops import testing
+from unit.kfp.helpers import kfp_links, kfp_profiles, kfp_route
 from unit.kfp.test_data import _db_relation, _s3_relation
+
+from kubeflow_interfaces import dashboard_links, istio_ingress_route, kubernetes_manifests
 
 SCRIPT = r"""
 import builtins, importlib, json, sys, tempfile
@@ -103,6 +109,8 @@ print(json.dumps({
     "stored_unchanged": again.stored_states == out.stored_states,
     "plans_unchanged": all(again.get_container(c.name).plan == c.plan for c in out.containers),
     "pebble_writes": pebble_writes,
+    "published": sorted(r.endpoint for r in out.relations if r.local_app_data),
+    "secrets_unchanged": again.secrets == out.secrets,
     "status": f"{again.unit_status.name}: {again.unit_status.message}",
 }))
 """
@@ -120,8 +128,17 @@ def _plain(relation: testing.Relation) -> dict:
 def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     db, db_secrets = _db_relation()
     store, store_secret = _s3_relation()
+    route = istio_ingress_route.relation_for_requirer(kfp_route.ROUTE)
+    links = testing.Relation(
+        kfp_links.DASHBOARD_LINKS,
+        interface=dashboard_links.INTERFACE,
+        remote_app_name="kubeflow-dashboard",
+    )
+    dispatcher = kubernetes_manifests.relation_for_requirer(
+        kfp_profiles.CONFIG_MAPS, namespaces=["alice"]
+    )
     given = {
-        "relations": [_plain(db), _plain(store)],
+        "relations": [_plain(r) for r in (db, store, route, links, dispatcher)],
         "secrets": [
             {"id": s.id, "tracked_content": dict(s.tracked_content), "owner": s.owner}
             for s in (*db_secrets, store_secret)
@@ -132,10 +149,23 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     assert outcome["loaded"] == []  # loading the charm imports nothing heavy
     # The settling hooks applied the four scopes and got the agent's token.
     assert (outcome["first_applies"], outcome["first_tokens"]) == (4, 1)
+    # ... and answered every relation: databases and bucket asked, routes, links and
+    # the profiles' ConfigMaps published.
+    assert outcome["published"] == sorted(
+        [
+            kfp_links.DASHBOARD_LINKS,
+            kfp_profiles.CONFIG_MAPS,
+            kfp_route.ROUTE,
+            "kfp-peers",  # what the leader applied, as digests
+            "object-storage",
+            "relational-db",
+        ]
+    )
     assert outcome["asked_heavy"] == []
     assert (outcome["applies"], outcome["tokens"]) == (0, 0)
     assert outcome["relations_unchanged"] is True
     assert outcome["stored_unchanged"] is True
+    assert outcome["secrets_unchanged"] is True
     assert outcome["plans_unchanged"] is True
     assert outcome["pebble_writes"] == []
     assert outcome["status"] == "active: "
