@@ -223,6 +223,11 @@ class RelationView:
     units: set[Named]
     data: dict[Named, Databag]
 
+    @property
+    def remote_model(self) -> Any:
+        """The other side's model: the same one (the bundle has no cross-model relation)."""
+        return SimpleNamespace(name=MODEL_NAME, uuid=MODEL_UUID)
+
 
 @dataclasses.dataclass
 class SecretRecord:
@@ -1447,6 +1452,195 @@ def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
     return model, [ctl, web]
 
 
+# --- Kubeflow Pipelines -----------------------------------------------------------------------
+#
+# Related as in bundle/bundle.yaml: its two databases on mysql, its bucket on
+# minio, its routes on istio, its links on the dashboard, and each profile's
+# ConfigMaps through the dispatcher. kfp's own code writes its side; the
+# providers answer as their libraries write: mysql as `DatabaseRelation`
+# (one answer per database asked for), minio through the s3 library's
+# provider, the dispatcher with the profile namespaces it knows, istio with
+# its gateway's address.
+
+KFP = "kfp"
+KFP_DB_ID, KFP_S3_ID, KFP_ROUTE_ID, KFP_LINKS_ID, KFP_CONFIG_MAPS_ID, KFP_PEERS_ID = range(33, 39)
+KFP_RELATIONS = (
+    KFP_PEERS_ID,
+    KFP_DB_ID,
+    KFP_S3_ID,
+    KFP_ROUTE_ID,
+    KFP_LINKS_ID,
+    KFP_CONFIG_MAPS_ID,
+)
+KFP_DB_SECRET = secret_id(59)
+
+
+def mysql_answers(requests: str, endpoint: str) -> dict[str, str]:
+    """The databag mysql writes once it answered each database of a requirer's request list (v1).
+
+    Each request echoed with `endpoints`, `version` and `secret-user` (one
+    secret of mysql's for the relation's user), as `DatabaseRelation`.
+    """
+    asked = json.loads(requests)
+    answers = [
+        {
+            **r,
+            "endpoints": endpoint,
+            "version": "8.4.3",
+            "secret-user": f"secret://{MODEL_UUID}/{KFP_DB_SECRET}",
+        }
+        for r in asked
+    ]
+    return {
+        "version": "v1",
+        "requests": json.dumps(answers),
+        "data": json.dumps({r["request-id"]: r for r in asked}),
+    }
+
+
+@dataclasses.dataclass
+class Pipelines:
+    """kfp's relations and secrets, and the charm object that wrote them."""
+
+    world: World
+    charm: Any
+    options: Any
+
+
+@functools.cache
+def pipelines(stage_dir: Path) -> Pipelines:
+    """Run kfp's requests, its neighbours' answers and kfp's apply until settled."""
+    kfp = staged(KFP, stage_dir)
+    minio = staged("minio", stage_dir)
+    import kfp_cluster
+    import kfp_data
+    import kfp_links
+    import kfp_profiles
+    import kfp_route
+    import minio_server
+
+    from kubeflow_interfaces import istio_ingress_route, kubernetes_manifests
+
+    world = World(first_secret=60)
+    world.link(KFP_DB_ID, {KFP: kfp_data.DATABASE, "mysql": "database"})
+    world.link(KFP_S3_ID, {KFP: kfp_data.OBJECT_STORAGE, "minio": minio.RELATION})
+    world.link(KFP_ROUTE_ID, {KFP: kfp_route.ROUTE, "istio": "istio-ingress-route"})
+    world.link(KFP_LINKS_ID, {KFP: kfp_links.DASHBOARD_LINKS, DASHBOARD: "links"})
+    world.link(
+        KFP_CONFIG_MAPS_ID, {KFP: kfp_profiles.CONFIG_MAPS, "resource-dispatcher": "config-maps"}
+    )
+    world.link(KFP_PEERS_ID, {KFP: kfp_cluster.PEERS})
+    # istio's answer: where the gateway serves, no TLS (its default config).
+    world.bag(KFP_ROUTE_ID, "istio").update(
+        {
+            istio_ingress_route.EXTERNAL_HOST_KEY: GATEWAY_ADDRESS,
+            istio_ingress_route.TLS_ENABLED_KEY: str(False),
+        }
+    )
+    # mysql's user for the relation, in a secret of mysql's granted to kfp.
+    world.secrets[KFP_DB_SECRET] = SecretRecord(
+        KFP_DB_SECRET,
+        "mysql",
+        {"username": f"relation-{KFP_DB_ID}", "password": fake_key("kfp-database", 32)},
+        label=f"database.{KFP_DB_ID}.user.secret",
+        granted={KFP},
+    )
+    endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:3306"
+
+    options = default_options(kfp, kfp.KfpConfig)
+    pipes = charm_view(kfp.KfpCharm, world.model(KFP, *KFP_RELATIONS), options)
+    cluster = kfp_cluster.KfpCluster.__new__(kfp_cluster.KfpCluster)
+    cluster.framework, cluster._charm, cluster.error = pipes.framework, pipes, None
+    store = charm_view(minio.MinioCharm, world.model("minio", KFP_S3_ID), None)
+    s3_provider = s3.S3Provider(store, minio.RELATION)
+    # What of the dispatcher charm its provider reads: the model, its app and leader unit.
+    hands_model = world.model("resource-dispatcher", KFP_CONFIG_MAPS_ID)
+    hands = SimpleNamespace(model=hands_model, app=hands_model.app, unit=hands_model.unit)
+    dispatcher = kubernetes_manifests.ManifestsProvider(hands, "config-maps")
+    url = f"http://minio.{MODEL_NAME}.svc.cluster.local:{minio_server.API_PORT}"
+    bucket_user = s3.S3Credentials(
+        access_key=f"kf-s3-{KFP_S3_ID}", secret_key=fake_key("kfp-bucket", 40)
+    )
+
+    def one_pass() -> None:
+        kfp_data.request(pipes)
+        asked = world.bag(KFP_DB_ID, KFP).get("requests")
+        if asked:
+            world.bag(KFP_DB_ID, "mysql").update(mysql_answers(asked, endpoint))
+        relation = s3_provider.relations[0]
+        request = s3_provider.request(relation)
+        if request.bucket:
+            info = s3.S3ProviderInfo(endpoint=url, bucket=request.bucket, region="us-east-1")
+            s3_provider.publish(relation, info, bucket_user)
+        dispatcher.publish_namespaces(PROFILE_NAMESPACES)
+        kfp_route.publish(pipes)
+        kfp_links.publish(pipes)
+        data = kfp_data.read(pipes)
+        cluster._apply(options, data.store, force=False, routine=False)
+        kfp_profiles.publish(pipes, options, data.store)
+
+    with cluster_holds_everything(kfp_cluster):
+        world.settle(one_pass, "kfp and its neighbours")
+    return Pipelines(world, pipes, options)
+
+
+def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import kfp_cluster
+    import kfp_data
+    import kfp_workloads as wl
+
+    settled = pipelines(charm_dir.parent)
+    world, pipes = settled.world, settled.charm
+    data = kfp_data.read(pipes)
+    assert data.status is None and data.store is not None, data.status
+    layers = wl.layers(
+        settled.options, namespace=MODEL_NAME, pod_name="kfp-0", leader=True, store=data.store
+    )
+    files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
+    for container, f in data.files().items():
+        service = container  # each workload's one service is named after its container
+        layers[container] = kfp_data.with_hash(layers[container], service, f)
+        files[container] = [f]
+    # The persistence agent's token, issued a minute ago and not due for renewal: its
+    # file in the agent's container, its issue and expiry in the unit's stored state.
+    now = time.time()
+    token = kfp_cluster.Token("bench-agent-token", issued=now - 60, expires=now + LIFETIME_LEFT)
+    assert not kfp_cluster.renewal_due(token.issued, token.expires, now)
+    agent = wl.PERSISTENCE_AGENT
+    files.setdefault(agent.container, []).append(
+        wl.File(agent.container, wl.PERSISTENCE_AGENT_TOKEN_PATH, token.value, 0, 0)
+    )
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    storage.save_snapshot(
+        f"{charm.KfpCharm.__name__}/{kfp_cluster.KfpCluster.__name__}[cluster]"
+        "/StoredStateData[_stored]",
+        {"token_issued": token.issued, "token_expires": token.expires},
+    )
+    storage.commit()
+    storage.close()
+    containers = []
+    for workload in wl.WORKLOADS:
+        container = workload_container(
+            workload.container, dict(layers[workload.container]), workload.service
+        )
+        for f in files.get(workload.container, []):
+            container.add_file(f.path, f.content, permissions=f.permissions)
+        containers.append(container)
+
+    model = Model(
+        unit=f"{KFP}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(KFP, *KFP_RELATIONS),
+        secrets=world.bench_secrets(KFP),
+    )
+    return model, containers
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -1456,6 +1650,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "kubeflow-dashboard": dashboard_settled,
     "kubeflow-notebooks": notebooks_settled,
     "resource-dispatcher": dispatcher_settled,
+    "kfp": kfp_settled,
 }
 
 
