@@ -21,6 +21,8 @@ import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
 
+from kubeflow_charms import gateway_identity
+from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 
@@ -31,8 +33,11 @@ OBJECT_STORAGE = kfp_data.OBJECT_STORAGE
 ROUTE = kfp_route.ROUTE
 LINKS = kfp_links.DASHBOARD_LINKS
 CONFIG_MAPS = kfp_profiles.CONFIG_MAPS
+GATEWAY = "gateway-metadata"
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
+# The workloads that trust the user header: they start once only the gateway may send it.
+NEEDS_GATEWAY = (wl.API_SERVER, wl.UI)
 
 
 class KfpCharm(ops.CharmBase):
@@ -44,6 +49,7 @@ class KfpCharm(ops.CharmBase):
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
         self._profiles_problem: str | None = None
+        self._gateway_read: tuple[Gateway | None, ops.StatusBase | None] | None = None
         on = self.on
         for event in (
             on.install,
@@ -56,6 +62,9 @@ class KfpCharm(ops.CharmBase):
             *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE)),
+            on[GATEWAY].relation_created,
+            on[GATEWAY].relation_changed,
+            on[GATEWAY].relation_broken,
             on[CONFIG_MAPS].relation_created,
             on[CONFIG_MAPS].relation_changed,
             on.secret_changed,
@@ -81,7 +90,10 @@ class KfpCharm(ops.CharmBase):
         if config is None:
             return  # a bad option changes nothing
         self._data = data = kfp_data.read(self)
-        self._cluster.reconcile(event, config, store=data.store)
+        broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
+        self._gateway_read = self._read_gateway(broken=broken)
+        gateway = self._gateway_read[0]
+        self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
         self._profiles_problem = kfp_profiles.publish(self, config, data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
@@ -93,6 +105,9 @@ class KfpCharm(ops.CharmBase):
         )
         files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
         for workload in wl.WORKLOADS:
+            if workload in NEEDS_GATEWAY and gateway is None:
+                self._stop(workload)
+                continue
             if workload in NEEDS_RELATIONS:
                 self._configure_data(workload, layers[workload.container], data)
                 continue
@@ -133,6 +148,24 @@ class KfpCharm(ops.CharmBase):
         elif data.relation_missing:
             self._stop(workload)
 
+    def _read_gateway(
+        self, *, broken: bool = False
+    ) -> tuple[Gateway | None, ops.StatusBase | None]:
+        """The gateway istio names, or the status saying why there is none."""
+        relation = self.model.get_relation(GATEWAY)
+        if relation is None or broken:
+            return None, ops.BlockedStatus(
+                f"add the {GATEWAY} relation to istio: only its gateway may send the user "
+                "header to the UI and API server"
+            )
+        text = relation.data[relation.app].get(gateway_identity.KEY) if relation.app else None
+        if not text:
+            return None, ops.WaitingStatus(f"waiting for istio's {GATEWAY}")
+        try:
+            return gateway_identity.parse(text), None
+        except InvalidGatewayMetadataError as e:
+            return None, ops.BlockedStatus(f"{GATEWAY}: {e}")
+
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         kfp_profiles.revoke(self, event)
 
@@ -152,6 +185,9 @@ class KfpCharm(ops.CharmBase):
             event.add_status(cluster)
         if self._profiles_problem is not None:
             event.add_status(ops.BlockedStatus(self._profiles_problem))
+        _, gateway_problem = self._gateway_read or self._read_gateway()
+        if gateway_problem is not None:
+            event.add_status(gateway_problem)
         data = self._data or kfp_data.read(self)
         event.add_status(data.status or ops.ActiveStatus())
 

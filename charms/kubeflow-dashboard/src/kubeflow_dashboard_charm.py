@@ -10,14 +10,14 @@ from typing import Any
 
 import dashboard_config
 import dashboard_services as services
-import gateway_identity
 import ops
 import profile_admin as profiles
 from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
-from gateway_identity import Gateway, InvalidGatewayMetadataError
 
+from kubeflow_charms import gateway_identity
 from kubeflow_charms.drift import OwnedObjects
+from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,

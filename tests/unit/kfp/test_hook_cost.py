@@ -17,6 +17,7 @@ import json
 
 from charm_loader import run_fresh
 from ops import testing
+from unit.kfp.helpers import gateway_relation
 from unit.kfp.test_data import _db_relation, _s3_relation
 
 SCRIPT = r"""
@@ -121,7 +122,7 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     db, db_secrets = _db_relation()
     store, store_secret = _s3_relation()
     given = {
-        "relations": [_plain(db), _plain(store)],
+        "relations": [_plain(db), _plain(store), _plain(gateway_relation())],
         "secrets": [
             {"id": s.id, "tracked_content": dict(s.tracked_content), "owner": s.owner}
             for s in (*db_secrets, store_secret)
@@ -130,8 +131,8 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     outcome = run_fresh(SCRIPT, stdin=json.dumps(given))
 
     assert outcome["loaded"] == []  # loading the charm imports nothing heavy
-    # The settling hooks applied the four scopes and got the agent's token.
-    assert (outcome["first_applies"], outcome["first_tokens"]) == (4, 1)
+    # The settling hooks applied the six scopes and got the agent's token.
+    assert (outcome["first_applies"], outcome["first_tokens"]) == (6, 1)
     assert outcome["asked_heavy"] == []
     assert (outcome["applies"], outcome["tokens"]) == (0, 0)
     assert outcome["relations_unchanged"] is True

@@ -16,7 +16,7 @@ import json
 
 import pytest
 from ops import pebble, testing
-from unit.kfp.helpers import CHARM, kfp_config, workloads
+from unit.kfp.helpers import CHARM, kfp_config, with_gateway, workloads
 
 wl = workloads
 CONFIG = kfp_config.KfpConfig()
@@ -282,7 +282,7 @@ def test_layers_cover_every_container(leader):
 
 def _state(leader: bool, **kwargs) -> testing.State:
     containers = {testing.Container(w.container, can_connect=True) for w in wl.WORKLOADS}
-    return testing.State(leader=leader, containers=containers, **kwargs)
+    return testing.State(leader=leader, containers=containers, **with_gateway(kwargs))
 
 
 NEED_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
