@@ -51,6 +51,12 @@ PROFILE = "pipelines-user"
 EXPERIMENT = "integration"
 POOL_LABEL = "kubeflow.org/pool"
 GPU_RESOURCE = "nvidia.com/gpu"
+# The images the run pulls, named here for the job's image check (tools/check_images.py
+# reads this module's string constants): the steps' (gpu_pipeline.BASE_IMAGE), and the
+# v2 driver's and launcher's, which the API server picks (kubeflow/pipelines 2.4.1
+# backend/src/v2/compiler/argocompiler/container.go DefaultDriverImage, DefaultLauncherImage).
+STEP_IMAGE = "docker.io/library/python:3.11-slim"
+V2_IMAGES = ("ghcr.io/kubeflow/kfp-driver:2.4.1", "ghcr.io/kubeflow/kfp-launcher:2.4.1")
 
 # --- how long each wait may take ---------------------------------------------------
 # These add up to 45 minutes (10 + 5 + 5 + 25), on top of test_bundle.py's.
@@ -174,6 +180,7 @@ async def test_a_pipeline_submitted_through_the_gateway_succeeds(ops_test: OpsTe
     from lightkube import Client
     from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
     from pipelines.gpu_pipeline import (
+        BASE_IMAGE,
         DATASET_OUTPUT,
         FIRST_TASK,
         MODEL_OUTPUT,
@@ -183,6 +190,7 @@ async def test_a_pipeline_submitted_through_the_gateway_succeeds(ops_test: OpsTe
         gpu_handover,
     )
 
+    assert BASE_IMAGE == STEP_IMAGE  # the check covers what the steps pull
     assert ops_test.model is not None
     model = ops_test.model.name
     address = gateway_address(model)

@@ -27,8 +27,9 @@ SECOND_TASK = "train"
 DATASET_OUTPUT = "dataset"
 MODEL_OUTPUT = "model"
 # Any image with Python 3.9+ runs a lightweight component on a cluster;
-# the local runner with use_venv=False ignores it.
-BASE_IMAGE = "python:3.11-slim"
+# the local runner with use_venv=False ignores it. Fully qualified, so the
+# integration job's image check can ask for it (tests/integration/test_kfp.py).
+BASE_IMAGE = "docker.io/library/python:3.11-slim"
 
 
 @dsl.component(base_image=BASE_IMAGE)
