@@ -6,7 +6,8 @@ Each profile holds the policy the minio charm gives its keys
 kfp charm's own code: the profile's `kfp-launcher` ConfigMap (its
 `defaultPipelineRoot` and `providers`: endpoint, path style, which Secret and
 keys hold the credentials) and Argo's ConfigMap (the artifact repository's
-bucket and `keyFormat`, where each step pod's log is archived). The output
+endpoint, bucket, `keyFormat` and the Secret its keys are read from in the
+workflow's namespace: where and with what each step pod's log is archived). The output
 URIs and log keys are made as the KFP 2.4.1 driver and Argo v3.4.17 make them
 (`pipelines/kfp_runtime.py` says where each was read).
 """
@@ -92,11 +93,14 @@ class Profiles:
             outputs[task] = rt.bucket_and_key(uri)
         return outputs
 
-    def archived_log(self, namespace: str) -> tuple[str, str]:
-        """Where Argo archives a step pod's log in `namespace`, as (bucket, key)."""
+    def argo(self) -> dict[str, Any]:
         repository = rt.argo_config(self.config, self.object_store)["artifactRepository"]
         assert repository["archiveLogs"] is True
-        s3 = repository["s3"]
+        return repository["s3"]
+
+    def archived_log(self, namespace: str) -> tuple[str, str]:
+        """Where Argo archives a step pod's log in `namespace`, as (bucket, key)."""
+        s3 = self.argo()
         key = rt.archived_log_key(
             s3["keyFormat"],
             workflow=f"{PIPELINE}-x7k2p",
@@ -105,6 +109,30 @@ class Profiles:
             created=datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc),
         )
         return s3["bucket"], key
+
+    def argo_client(self, namespace: str) -> Any:
+        """An S3 client as Argo's executor makes one in a pod of `namespace`.
+
+        The repository names a Secret and its keys, read in the workflow's
+        namespace: the profile must have that Secret (the minio charm hands it
+        only `minio-credentials`).
+        """
+        s3 = self.argo()
+        secret_name = s3["accessKeySecret"]["name"]
+        assert s3["secretKeySecret"]["name"] == secret_name
+        assert secret_name == profile_manifests.SECRET_NAME, (
+            f"Argo reads the keys from Secret {secret_name!r}, which no profile namespace has"
+        )
+        secret = self.secrets[namespace]
+        http = "http" if s3["insecure"] else "https"
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=f"{http}://{s3['endpoint']}",
+            region_name="us-east-1",
+            aws_access_key_id=secret[s3["accessKeySecret"]["key"]],
+            aws_secret_access_key=secret[s3["secretKeySecret"]["key"]],
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +205,9 @@ def test_argo_archives_a_step_log_where_the_profiles_keys_may_write(
 ):
     """The executor in the profile's pod uploads the log with the profile's keys."""
     bucket, key = profiles.archived_log(namespace)
-    client = profiles.launcher_client(namespace)
+    client = profiles.argo_client(namespace)
 
     client.put_object(Bucket=bucket, Key=key, Body=b"step log")
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"step log"
     other = next(p for p in PROFILES if p != namespace)
-    assert _denied(profiles.launcher_client(other).get_object, Bucket=bucket, Key=key)
+    assert _denied(profiles.argo_client(other).get_object, Bucket=bucket, Key=key)
