@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -396,3 +397,116 @@ def test_metacontroller_crds_are_not_installed():
     ours = _crds()
     for crd in fact.value:
         assert crd["name"] not in ours, f"not needed: {fact.note}"
+
+
+# --- Argo's artifact repository, the UI's archived logs -----------------------------------------
+
+
+def _argo_repository(config: Any) -> dict[str, Any]:
+    values = kfp_cluster.context(config, app="kfp", namespace=NAMESPACE, store=STORE)
+    text = render(MANIFESTS, ["workflow-controller-configmap.yaml.j2"], values)
+    [configmap] = [d for d in yaml.safe_load_all(text) if d]
+    return yaml.safe_load(configmap["data"]["artifactRepository"])
+
+
+def test_argo_keys_are_upstreams_under_the_profile_prefix():
+    upstream = FACTS["workflow-controller"]["configmap-artifact-repository"]
+    variables = FACTS["workflow-controller"]["key-format-variables"]
+    s3 = _argo_repository(kfp_config.KfpConfig())["s3"]
+    prefix = "private-artifacts/{{workflow.namespace}}/"
+    assert s3["keyFormat"] == prefix + upstream.value["s3"]["keyFormat"], str(upstream.source)
+    used = set(re.findall(r"\{\{([^}]*)\}\}", s3["keyFormat"]))
+    assert used <= set(variables.value), str(variables.source)
+    # The UI fills in the same variables, so it would find them where Argo puts them.
+    ui = FACTS["ui"]["argo-keyformat-substitution"]
+    assert {f"{{{{{v}}}}}" for v in used} <= set(ui.value), str(ui.source)
+    assert _service("ui")["environment"]["ARGO_KEYFORMAT"] == s3["keyFormat"]
+
+
+def test_argo_reads_each_profiles_own_keys():
+    resolution = FACTS["workflow-controller"]["artifact-secret-resolution"]
+    s3 = _argo_repository(kfp_config.KfpConfig())["s3"]
+    # Mounted from the workflow's namespace (resolution): the Secret the minio charm pins
+    # to every profile namespace, with the keys it writes (charms/minio/src/
+    # profile_manifests.py), as the launcher's providers name them (kfp_profiles).
+    assert s3["accessKeySecret"] == {"name": "minio-credentials", "key": "AWS_ACCESS_KEY_ID"}
+    assert s3["secretKeySecret"] == {"name": "minio-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert s3["accessKeySecret"]["name"] == CHARM.kfp_profiles.CREDENTIALS_SECRET
+    assert "mlpipeline-minio-artifact" not in json.dumps(s3), str(resolution.source)
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_archive_logs_option_is_argos_archive_logs(archive):
+    priority = FACTS["workflow-controller"]["archive-logs-priority"]
+    repository = _argo_repository(kfp_config.KfpConfig(archive_logs=archive))
+    # Off in the controller only holds if nothing below it turns it on: KFP's compiler
+    # sets none (priority's note).
+    assert repository["archiveLogs"] is archive, str(priority.source)
+
+
+def test_ui_reads_no_archived_logs_with_keys_of_its_own():
+    served = FACTS["ui"]["artifacts-served-with-own-keys"]
+    env = _service("ui")["environment"]
+    assert env["ARGO_ARCHIVE_LOGS"] == "false", str(served.source)
+    read = set(FACTS["ui"]["environment-read"].value)
+    keys = {n for n in read if n.endswith(("ACCESS_KEY", "SECRET_KEY", "_KEY_ID"))}
+    assert keys == {"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "AWS_ACCESS_KEY_ID"} | {
+        "AWS_SECRET_ACCESS_KEY"
+    }
+    assert not keys & set(env), str(served.source)
+
+
+# --- the access-ml-pipeline PodDefault -----------------------------------------------------------
+
+
+kfp_pod_defaults = CHARM.kfp_pod_defaults
+
+
+def test_pod_default_is_upstreams():
+    fact = FACTS["pod-default"]["access-ml-pipeline"]
+    ours = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())
+    assert ours == fact.value, str(fact.source)
+
+
+def test_pod_default_token_is_what_the_sdk_and_api_server_read():
+    token_path = FACTS["sdk"]["token-path"]
+    audience = FACTS["api-server"]["environment-read-common"]
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())["spec"]
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    assert env[token_path.value["env"]] == token_path.value["default"], str(token_path.source)
+    [mount] = spec["volumeMounts"]
+    [volume] = spec["volumes"]
+    [source] = volume["projected"]["sources"]
+    path = f"{mount['mountPath']}/{source['serviceAccountToken']['path']}"
+    assert path == token_path.value["default"], str(token_path.source)
+    assert "TOKEN_REVIEW_AUDIENCE" in audience.value, str(audience.source)
+    assert source["serviceAccountToken"]["audience"] == kfp_cluster.TOKEN_AUDIENCE
+    # No API address: with one, kfp.Client() would not send the token.
+    host = FACTS["sdk"]["in-cluster-host"]
+    assert "KF_PIPELINES_ENDPOINT" not in env, str(host.source)
+
+
+def test_cache_off_sets_the_sdks_switch():
+    switch = FACTS["sdk"]["disable-caching-env"]
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig(cache=False))["spec"]
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    assert env[switch.value["env"]] in switch.value["true-values"], str(switch.source)
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())["spec"]
+    assert switch.value["env"] not in {e["name"] for e in spec["env"]}, str(switch.source)
+    # Not a server-side switch: say so where the option is described.
+    server = FACTS["sdk"]["server-caching-switch"]
+    assert "not a server-side switch" in META["config"]["options"]["cache"]["description"], str(
+        server.source
+    )
+
+
+def test_stuck_runs_read_argos_phases_and_kfps_run_id():
+    kfp_actions = CHARM.kfp_actions
+    phases = FACTS["workflow-controller"]["workflow-phases-unfinished"]
+    assert set(kfp_actions.STUCK_PHASES) == set(phases.value), str(phases.source)
+    nodes = FACTS["workflow-controller"]["node-status-fields"]
+    assert set(kfp_actions.WAITING_NODE_PHASES) == set(nodes.value["waiting-phases"]), str(
+        nodes.source
+    )
+    label = FACTS["sdk"]["run-id-label"]
+    assert kfp_actions.RUN_ID_LABEL == label.value, str(label.source)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 
+import kfp_actions
 import kfp_cluster
 import kfp_data
 import kfp_links
+import kfp_pod_defaults
 import kfp_profiles
 import kfp_route
 import kfp_workloads as wl
@@ -34,6 +36,7 @@ ROUTE = kfp_route.ROUTE
 LINKS = kfp_links.DASHBOARD_LINKS
 CONFIG_MAPS = kfp_profiles.CONFIG_MAPS
 GATEWAY = "gateway-metadata"
+POD_DEFAULTS = kfp_pod_defaults.POD_DEFAULTS
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
 # The workloads that trust the user header: they start once only the gateway may send it.
@@ -67,10 +70,14 @@ class KfpCharm(ops.CharmBase):
             on[GATEWAY].relation_broken,
             on[CONFIG_MAPS].relation_created,
             on[CONFIG_MAPS].relation_changed,
+            on[POD_DEFAULTS].relation_created,
+            on[POD_DEFAULTS].relation_changed,
             on.secret_changed,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on[CONFIG_MAPS].relation_broken, self._on_config_maps_broken)
+        framework.observe(on[POD_DEFAULTS].relation_broken, self._on_pod_defaults_broken)
+        framework.observe(on.list_stuck_runs_action, self._on_list_stuck_runs)
         framework.observe(on.remove, self._cluster.remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
@@ -89,6 +96,7 @@ class KfpCharm(ops.CharmBase):
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
+        kfp_pod_defaults.publish(self, config)
         self._data = data = kfp_data.read(self)
         broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
         self._gateway_read = self._read_gateway(broken=broken)
@@ -168,6 +176,12 @@ class KfpCharm(ops.CharmBase):
 
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         kfp_profiles.revoke(self, event)
+
+    def _on_pod_defaults_broken(self, event: ops.RelationBrokenEvent) -> None:
+        kfp_pod_defaults.revoke(self, event)
+
+    def _on_list_stuck_runs(self, event: ops.ActionEvent) -> None:
+        kfp_actions.on_list_stuck_runs(self, event)
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)

@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kfp_profiles
 import kfp_workloads as wl
 import ops
-from kfp_config import BUCKET, KfpConfig
+from kfp_config import ARGO_KEY_FORMAT, BUCKET, KfpConfig
 
 from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.gateway_identity import Gateway
@@ -57,10 +58,6 @@ MANIFESTS = Path(__file__).parent / "manifests"
 # last, and the digest of the objects as listed after that apply.
 HASH_KEY = "cluster-hash"
 OBJECTS_KEY = "cluster-objects"
-# The Secret each profile namespace's runs read the object store's keys from
-# (kubeflow/manifests v1.10.0 apps/pipeline/upstream/base/installs/multi-user/
-# pipelines-profile-controller/sync.py).
-ARTIFACT_SECRET = "mlpipeline-minio-artifact"  # noqa: S105 (a name)
 TOKEN_AUDIENCE = "pipelines.kubeflow.org"  # noqa: S105 (an audience)
 # The agent rereads the file hourly; renewal at two thirds leaves it 8 hours.
 TOKEN_LIFETIME = 24 * 3600
@@ -194,7 +191,13 @@ def context(
             "s3_bucket": BUCKET,
             "s3_insecure": not store.secure,
             "s3_region": store.region,
-            "artifact_secret": ARTIFACT_SECRET,
+            "archive_logs": config.archive_logs,
+            "key_format": ARGO_KEY_FORMAT,
+            # Each profile's own keys (the object store's charm puts the Secret there), not
+            # upstream's mlpipeline-minio-artifact, which no profile namespace has here.
+            "credentials_secret": kfp_profiles.CREDENTIALS_SECRET,
+            "access_key_key": kfp_profiles.ACCESS_KEY_KEY,
+            "secret_key_key": kfp_profiles.SECRET_KEY_KEY,
             # The metrics port (off the envoy's), parallelism, workflow defaults.
             "settings": wl.argo_controller_settings(config),
         }

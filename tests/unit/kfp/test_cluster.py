@@ -137,6 +137,28 @@ def test_argo_configmap_once_the_store_is_known(ctx, kube, clock):
     assert data["metricsConfig"] == '{"port": 9091}'
 
 
+@pytest.mark.parametrize("archive", [True, False])
+def test_argo_archives_logs_with_each_profiles_keys_under_its_prefix(ctx, kube, clock, archive):
+    import yaml
+
+    config = CHARM.KfpConfig(archive_logs=archive)
+    with ctx(ctx.on.config_changed(), _state()) as mgr:
+        event = cast(ops.EventBase, None)
+        mgr.charm._cluster.reconcile(event, config, STORE)
+        mgr.run()
+    configmap = kube.get("ConfigMap", workloads.ARGO_CONFIGMAP, MODEL)
+    assert configmap is not None
+    repository = yaml.safe_load(configmap["data"]["artifactRepository"])
+    assert repository["archiveLogs"] is archive
+    s3 = repository["s3"]
+    # The Secret the minio charm puts in every profile namespace, and its keys
+    # (charms/minio/src/profile_manifests.py), as the launcher's providers name them.
+    assert s3["accessKeySecret"] == {"name": "minio-credentials", "key": "AWS_ACCESS_KEY_ID"}
+    assert s3["secretKeySecret"] == {"name": "minio-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert s3["keyFormat"].startswith("private-artifacts/{{workflow.namespace}}/artifacts/")
+    assert s3["keyFormat"].endswith("/{{pod.name}}")
+
+
 def test_non_leader_applies_nothing(ctx, kube, clock):
     _settle(ctx, _state(leader=False))
     assert {v.body["kind"] for v in kube.made().values()} == {"ServiceAccount"}
