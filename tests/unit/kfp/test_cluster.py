@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import cast
 
 import ops
+import pytest
 from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
 from ops import testing
 from unit.kfp.helpers import CHARM, with_gateway, workloads
