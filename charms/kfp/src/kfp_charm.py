@@ -15,6 +15,8 @@ import logging
 import kfp_cluster
 import kfp_data
 import kfp_links
+import kfp_mesh
+import kfp_profile_workloads
 import kfp_profiles
 import kfp_route
 import kfp_workloads as wl
@@ -44,6 +46,8 @@ class KfpCharm(ops.CharmBase):
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
         self._profiles_problem: str | None = None
+        self._mesh = kfp_mesh.MeshJoin(self)
+        self._profile_workloads = kfp_profile_workloads.ProfileWorkloads(self)
         on = self.on
         for event in (
             on.install,
@@ -63,6 +67,8 @@ class KfpCharm(ops.CharmBase):
             framework.observe(event, self._reconcile)
         framework.observe(on[CONFIG_MAPS].relation_broken, self._on_config_maps_broken)
         framework.observe(on.remove, self._cluster.remove)
+        framework.observe(on.remove, self._profile_workloads.remove)
+        framework.observe(on.resync_profiles_action, self._profile_workloads.on_resync)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -83,6 +89,8 @@ class KfpCharm(ops.CharmBase):
         self._data = data = kfp_data.read(self)
         self._cluster.reconcile(event, config, store=data.store)
         self._profiles_problem = kfp_profiles.publish(self, config, data.store)
+        self._mesh.reconcile(event)
+        self._profile_workloads.reconcile(event, data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -135,6 +143,7 @@ class KfpCharm(ops.CharmBase):
 
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         kfp_profiles.revoke(self, event)
+        self._profile_workloads.remove_all()
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)
@@ -152,6 +161,9 @@ class KfpCharm(ops.CharmBase):
             event.add_status(cluster)
         if self._profiles_problem is not None:
             event.add_status(ops.BlockedStatus(self._profiles_problem))
+        for problem in (self._mesh.status(), self._profile_workloads.status()):
+            if problem is not None:
+                event.add_status(problem)
         data = self._data or kfp_data.read(self)
         event.add_status(data.status or ops.ActiveStatus())
 
