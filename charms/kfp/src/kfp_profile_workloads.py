@@ -152,7 +152,7 @@ class Applied:
     failed: dict[str, KubernetesError] = dataclasses.field(default_factory=dict)
 
 
-class NotReady(Exception):
+class NotReadyError(Exception):
     """Why the objects cannot be applied now (the message says it, for an action)."""
 
 
@@ -178,7 +178,11 @@ class ProfileWorkloads(ops.Object):
 
     def _owned(self, stored: Any) -> OwnedObjects:
         return OwnedObjects(
-            stored, OBJECTS_KEY, app=instance(self.model.app.name), model=self.model.name, kinds=KINDS
+            stored,
+            OBJECTS_KEY,
+            app=instance(self.model.app.name),
+            model=self.model.name,
+            kinds=KINDS,
         )
 
     # --- reconcile
@@ -211,23 +215,23 @@ class ProfileWorkloads(ops.Object):
     def resync(self, store: wl.ObjectStore | None) -> Applied:
         """Apply every profile's objects again, whatever was kept (the action).
 
-        Raises NotReady when they cannot be applied now.
+        Raises NotReadyError when they cannot be applied now.
         """
         if not self._charm.unit.is_leader():
-            raise NotReady("run resync-profiles on the leader unit")
+            raise NotReadyError("run resync-profiles on the leader unit")
         if not self.model.relations[CONFIG_MAPS]:
-            raise NotReady(f"no `{CONFIG_MAPS}` relation: no dispatcher lists the profiles")
+            raise NotReadyError(f"no `{CONFIG_MAPS}` relation: no dispatcher lists the profiles")
         try:
             namespaces = self.namespaces()
         except InvalidManifestsError as e:
-            raise NotReady(f"{CONFIG_MAPS}: {e}") from None
+            raise NotReadyError(f"{CONFIG_MAPS}: {e}") from None
         if namespaces is None:
-            raise NotReady("the dispatcher has not listed the profile namespaces")
+            raise NotReadyError("the dispatcher has not listed the profile namespaces")
         if store is None:
-            raise NotReady("the object store is not known yet (object-storage)")
+            raise NotReadyError("the object store is not known yet (object-storage)")
         peer = self.model.get_relation(PEERS)
         if peer is None:
-            raise NotReady("the charm is not set up yet: try again later")
+            raise NotReadyError("the charm is not set up yet: try again later")
         stored = peer.data[self.model.app]
         ordered = sorted(namespaces)
         return self._apply(stored, ordered, store, self._digest(ordered, store))
@@ -300,7 +304,7 @@ class ProfileWorkloads(ops.Object):
         store = kfp_data.read(self._charm).store if self._charm.unit.is_leader() else None
         try:
             applied = self.resync(store)
-        except NotReady as e:
+        except NotReadyError as e:
             event.fail(str(e))
             return
         if self.error is not None:
@@ -383,9 +387,7 @@ def prune(app: str, model: str, wanted: dict[str, list[Any]]) -> int:
     earlier leader applied in a namespace since gone from the list goes too.
     A kind the cluster does not serve (Istio's CRDs gone) holds nothing.
     """
-    keep = {
-        (obj.kind, ns, obj.metadata.name) for ns, objects in wanted.items() for obj in objects
-    }
+    keep = {(obj.kind, ns, obj.metadata.name) for ns, objects in wanted.items() for obj in objects}
     selector = {INSTANCE_LABEL: _labels(app, model, "-")[INSTANCE_LABEL], SCOPE_LABEL: None}
     deleted = 0
     with api_errors():

@@ -77,7 +77,7 @@ def _dispatcher(namespaces=("alice", "bob"), **kwargs) -> testing.Relation:
 
 
 def _state(*relations: testing.RelationBase, leader: bool = True) -> testing.State:
-    """kfp with its database and object store answered, a peer relation and `relations`."""
+    """The kfp unit, its database and object store answered, a peer relation, `relations`."""
     state = _full_state(leader=leader)
     peer = testing.PeerRelation(PEERS)
     return dataclasses.replace(state, relations={*state.relations, peer, *relations})
@@ -387,4 +387,3 @@ def test_resync_names_a_failing_namespace(cluster):
         ctx.run(ctx.on.action("resync-profiles"), _state(dispatcher))
     assert "applying failed in 1 namespace(s): ghost: " in failed.value.message
     assert _in(cluster) == {"alice"}
-
