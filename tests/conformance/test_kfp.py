@@ -510,3 +510,120 @@ def test_stuck_runs_read_argos_phases_and_kfps_run_id():
     )
     label = FACTS["sdk"]["run-id-label"]
     assert kfp_actions.RUN_ID_LABEL == label.value, str(label.source)
+
+
+# --- the servers in every profile namespace ----------------------------------------------------
+
+kfp_profile_workloads = CHARM.kfp_profile_workloads
+PROFILE = "alice"
+
+
+def _profile_objects() -> dict[tuple[str, str], dict[str, Any]]:
+    text = kfp_profile_workloads.manifests(PROFILE, model=NAMESPACE, app="kfp", store=STORE)
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(text)}
+
+
+def _one_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize(
+    ("fact", "workload"),
+    [
+        ("ui-artifact-deployment", "ui"),
+        ("visualization-server-deployment", "visualization-server"),
+    ],
+)
+def test_profile_deployments_are_upstreams(fact, workload):
+    upstream = FACTS["profile-resources"][fact]
+    wanted = upstream.value
+    deployment = _profile_objects()[("Deployment", wanted["name"])]
+    container = _one_container(deployment)
+    pod = deployment["spec"]["template"]
+    where = str(upstream.source)
+    assert pod["metadata"]["labels"] == wanted["labels"], where
+    assert deployment["spec"]["selector"]["matchLabels"] == wanted["labels"], where
+    assert pod["spec"]["serviceAccountName"] == wanted["serviceAccountName"], where
+    assert container["ports"] == [{"containerPort": wanted["containerPort"]}], where
+    limits = {"requests": wanted["requests"], "limits": wanted["limits"]}
+    assert container["resources"] == limits, where
+    # The image: upstream's name, the release's tag (KFP_VERSION), as the charm's own container.
+    name = wanted["image"].removesuffix(":<tag>")
+    image = FACTS[workload]["image"]
+    assert container["image"] == image.value, str(image.source)
+    assert container["image"].rpartition(":")[0] == name, where
+    # The user upstream's own Deployment of the image runs it as.
+    user = FACTS[workload]["user"]
+    context = container["securityContext"]
+    assert {k: context[k] for k in user.value} == user.value, str(user.source)
+
+
+@pytest.mark.parametrize("fact", ["ui-artifact-service", "visualization-server-service"])
+def test_profile_services_are_upstreams(fact):
+    upstream = FACTS["profile-resources"][fact]
+    wanted = upstream.value
+    service = _profile_objects()[("Service", wanted["name"])]["spec"]
+    assert service["selector"] == wanted["selector"], str(upstream.source)
+    ports = [{k: p[k] for k in ("name", "port", "targetPort")} for p in service["ports"]]
+    assert ports == wanted["ports"], str(upstream.source)
+
+
+def test_profile_services_are_where_their_callers_look():
+    objects = _profile_objects()
+    proxy = FACTS["profile-workloads"]["artifact-proxy-target"]
+    defaults = proxy.value["defaults"]
+    # The UI's own environment names them; both are upstream's defaults.
+    ui = _service("ui")["environment"]
+    for variable in ("ARTIFACTS_SERVICE_PROXY_NAME", "ARTIFACTS_SERVICE_PROXY_PORT"):
+        assert ui[variable] == defaults[variable], str(proxy.source)
+    artifact = objects[("Service", defaults["ARTIFACTS_SERVICE_PROXY_NAME"])]["spec"]
+    assert artifact["ports"][0]["port"] == int(defaults["ARTIFACTS_SERVICE_PROXY_PORT"])
+    served = FACTS["profile-workloads"]["artifact-server-port"]
+    assert artifact["ports"][0]["targetPort"] == served.value, str(served.source)
+    visualization = FACTS["profile-workloads"]["visualization-service-url"]
+    api = _service("api-server")["environment"]
+    name, port = api["VISUALIZATIONSERVICE_NAME"], api["VISUALIZATIONSERVICE_PORT"]
+    service = objects[("Service", name)]["spec"]
+    assert service["ports"][0]["port"] == int(port), str(visualization.source)
+    assert service["ports"][0]["targetPort"] == FACTS["visualization-server"]["port"].value
+
+
+def test_artifact_server_environment():
+    container = _one_container(_profile_objects()[("Deployment", "ml-pipeline-ui-artifact")])
+    env = {e["name"]: e for e in container["env"]}
+    read = FACTS["ui"]["environment-read"]
+    assert set(env) <= set(read.value), str(read.source)
+    # Upstream's keys, from the profile's own Secret (never a value).
+    upstream = FACTS["profile-resources"]["ui-artifact-deployment"].value["env"]
+    for name in upstream:
+        assert "value" not in env[name], name
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "minio-credentials"
+    # The provider Secret of a v2 artifact is read in FRONTEND_SERVER_NAMESPACE, since the
+    # proxy drops the namespace parameter: this profile's.
+    dropped = FACTS["profile-workloads"]["artifact-proxy-drops-namespace"]
+    variable = dropped.value["namespace-then-read-from"]
+    assert env[variable]["value"] == PROFILE, str(dropped.source)
+    # The charm's own keys are in no variable.
+    assert all(e.get("value") not in (STORE.access_key, STORE.secret_key) for e in env.values())
+
+
+def test_visualization_policy_lets_in_the_api_server_as_upstream():
+    upstream = FACTS["profile-resources"]["visualization-server-authorization-policy"]
+    policy = _profile_objects()[("AuthorizationPolicy", upstream.value["name"])]["spec"]
+    assert policy["selector"]["matchLabels"] == upstream.value["selector"], str(upstream.source)
+    # Upstream's principal is the API server's account; here the charm's pod runs it.
+    (rule,) = policy["rules"]
+    assert rule["from"][0]["source"]["principals"] == [f"cluster.local/ns/{NAMESPACE}/sa/kfp"]
+
+
+def test_artifact_policy_keeps_the_profiles_own_check():
+    unchecked = FACTS["profile-workloads"]["artifact-server-authorization"]
+    owner = FACTS["profile-workloads"]["profile-owner-policy"]
+    assert unchecked.value == {"checked-by-the-ui": False}, str(unchecked.source)
+    assert "KFP_UI_PRINCIPAL" in owner.value["header-rule-principals"], str(owner.source)
+    # The UI checks no user on the artifact proxy and the profile's policy trusts the UI's
+    # header: so the artifact server must not ALLOW the UI with any header (that would be
+    # ORed with the owner's policy). It only DENYs other callers and requests without one.
+    policy = _profile_objects()[("AuthorizationPolicy", "ml-pipeline-ui-artifact")]["spec"]
+    assert policy["action"] == "DENY"

@@ -16,7 +16,9 @@ import kfp_actions
 import kfp_cluster
 import kfp_data
 import kfp_links
+import kfp_mesh
 import kfp_pod_defaults
+import kfp_profile_workloads
 import kfp_profiles
 import kfp_route
 import kfp_workloads as wl
@@ -53,6 +55,8 @@ class KfpCharm(ops.CharmBase):
         self._data: kfp_data.DataInputs | None = None
         self._profiles_problem: str | None = None
         self._gateway_read: tuple[Gateway | None, ops.StatusBase | None] | None = None
+        self._mesh = kfp_mesh.MeshJoin(self)
+        self._profile_workloads = kfp_profile_workloads.ProfileWorkloads(self)
         on = self.on
         for event in (
             on.install,
@@ -79,6 +83,8 @@ class KfpCharm(ops.CharmBase):
         framework.observe(on[POD_DEFAULTS].relation_broken, self._on_pod_defaults_broken)
         framework.observe(on.list_stuck_runs_action, self._on_list_stuck_runs)
         framework.observe(on.remove, self._cluster.remove)
+        framework.observe(on.remove, self._profile_workloads.remove)
+        framework.observe(on.resync_profiles_action, self._profile_workloads.on_resync)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -103,6 +109,8 @@ class KfpCharm(ops.CharmBase):
         gateway = self._gateway_read[0]
         self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
         self._profiles_problem = kfp_profiles.publish(self, config, data.store)
+        self._mesh.reconcile(event)
+        self._profile_workloads.reconcile(event, data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -176,6 +184,7 @@ class KfpCharm(ops.CharmBase):
 
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         kfp_profiles.revoke(self, event)
+        self._profile_workloads.remove_all()
 
     def _on_pod_defaults_broken(self, event: ops.RelationBrokenEvent) -> None:
         kfp_pod_defaults.revoke(self, event)
@@ -202,6 +211,9 @@ class KfpCharm(ops.CharmBase):
         _, gateway_problem = self._gateway_read or self._read_gateway()
         if gateway_problem is not None:
             event.add_status(gateway_problem)
+        for problem in (self._mesh.status(), self._profile_workloads.status()):
+            if problem is not None:
+                event.add_status(problem)
         data = self._data or kfp_data.read(self)
         event.add_status(data.status or ops.ActiveStatus())
 

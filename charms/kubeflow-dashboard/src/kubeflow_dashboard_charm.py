@@ -53,7 +53,7 @@ GATEWAY = "gateway-metadata"
 # config names others: the bundle's applications of these names in this model
 # (a Juju application's pods run as a service account of its name).
 NOTEBOOK_CONTROLLER_APP = "kubeflow-notebooks"
-KFP_UI_APP = "kfp-ui"
+KFP_UI_APP = "kfp"
 TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag: the hash of the templates and values the leader applied last.
 HASH_KEY = "manifest-hash"
