@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -396,3 +397,233 @@ def test_metacontroller_crds_are_not_installed():
     ours = _crds()
     for crd in fact.value:
         assert crd["name"] not in ours, f"not needed: {fact.note}"
+
+
+# --- Argo's artifact repository, the UI's archived logs -----------------------------------------
+
+
+def _argo_repository(config: Any) -> dict[str, Any]:
+    values = kfp_cluster.context(config, app="kfp", namespace=NAMESPACE, store=STORE)
+    text = render(MANIFESTS, ["workflow-controller-configmap.yaml.j2"], values)
+    [configmap] = [d for d in yaml.safe_load_all(text) if d]
+    return yaml.safe_load(configmap["data"]["artifactRepository"])
+
+
+def test_argo_keys_are_upstreams_under_the_profile_prefix():
+    upstream = FACTS["workflow-controller"]["configmap-artifact-repository"]
+    variables = FACTS["workflow-controller"]["key-format-variables"]
+    s3 = _argo_repository(kfp_config.KfpConfig())["s3"]
+    prefix = "private-artifacts/{{workflow.namespace}}/"
+    assert s3["keyFormat"] == prefix + upstream.value["s3"]["keyFormat"], str(upstream.source)
+    used = set(re.findall(r"\{\{([^}]*)\}\}", s3["keyFormat"]))
+    assert used <= set(variables.value), str(variables.source)
+    # The UI fills in the same variables, so it would find them where Argo puts them.
+    ui = FACTS["ui"]["argo-keyformat-substitution"]
+    assert {f"{{{{{v}}}}}" for v in used} <= set(ui.value), str(ui.source)
+    assert _service("ui")["environment"]["ARGO_KEYFORMAT"] == s3["keyFormat"]
+
+
+def test_argo_reads_each_profiles_own_keys():
+    resolution = FACTS["workflow-controller"]["artifact-secret-resolution"]
+    s3 = _argo_repository(kfp_config.KfpConfig())["s3"]
+    # Mounted from the workflow's namespace (resolution): the Secret the minio charm pins
+    # to every profile namespace, with the keys it writes (charms/minio/src/
+    # profile_manifests.py), as the launcher's providers name them (kfp_profiles).
+    assert s3["accessKeySecret"] == {"name": "minio-credentials", "key": "AWS_ACCESS_KEY_ID"}
+    assert s3["secretKeySecret"] == {"name": "minio-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert s3["accessKeySecret"]["name"] == CHARM.kfp_profiles.CREDENTIALS_SECRET
+    assert "mlpipeline-minio-artifact" not in json.dumps(s3), str(resolution.source)
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_archive_logs_option_is_argos_archive_logs(archive):
+    priority = FACTS["workflow-controller"]["archive-logs-priority"]
+    repository = _argo_repository(kfp_config.KfpConfig(archive_logs=archive))
+    # Off in the controller only holds if nothing below it turns it on: KFP's compiler
+    # sets none (priority's note).
+    assert repository["archiveLogs"] is archive, str(priority.source)
+
+
+def test_ui_reads_no_archived_logs_with_keys_of_its_own():
+    served = FACTS["ui"]["artifacts-served-with-own-keys"]
+    env = _service("ui")["environment"]
+    assert env["ARGO_ARCHIVE_LOGS"] == "false", str(served.source)
+    read = set(FACTS["ui"]["environment-read"].value)
+    keys = {n for n in read if n.endswith(("ACCESS_KEY", "SECRET_KEY", "_KEY_ID"))}
+    assert keys == {"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "AWS_ACCESS_KEY_ID"} | {
+        "AWS_SECRET_ACCESS_KEY"
+    }
+    assert not keys & set(env), str(served.source)
+
+
+# --- the access-ml-pipeline PodDefault -----------------------------------------------------------
+
+
+kfp_pod_defaults = CHARM.kfp_pod_defaults
+
+
+def test_pod_default_is_upstreams():
+    fact = FACTS["pod-default"]["access-ml-pipeline"]
+    ours = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())
+    assert ours == fact.value, str(fact.source)
+
+
+def test_pod_default_token_is_what_the_sdk_and_api_server_read():
+    token_path = FACTS["sdk"]["token-path"]
+    audience = FACTS["api-server"]["environment-read-common"]
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())["spec"]
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    assert env[token_path.value["env"]] == token_path.value["default"], str(token_path.source)
+    [mount] = spec["volumeMounts"]
+    [volume] = spec["volumes"]
+    [source] = volume["projected"]["sources"]
+    path = f"{mount['mountPath']}/{source['serviceAccountToken']['path']}"
+    assert path == token_path.value["default"], str(token_path.source)
+    assert "TOKEN_REVIEW_AUDIENCE" in audience.value, str(audience.source)
+    assert source["serviceAccountToken"]["audience"] == kfp_cluster.TOKEN_AUDIENCE
+    # No API address: with one, kfp.Client() would not send the token.
+    host = FACTS["sdk"]["in-cluster-host"]
+    assert "KF_PIPELINES_ENDPOINT" not in env, str(host.source)
+
+
+def test_cache_off_sets_the_sdks_switch():
+    switch = FACTS["sdk"]["disable-caching-env"]
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig(cache=False))["spec"]
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    assert env[switch.value["env"]] in switch.value["true-values"], str(switch.source)
+    spec = kfp_pod_defaults.pod_default(kfp_config.KfpConfig())["spec"]
+    assert switch.value["env"] not in {e["name"] for e in spec["env"]}, str(switch.source)
+    # Not a server-side switch: say so where the option is described.
+    server = FACTS["sdk"]["server-caching-switch"]
+    assert "not a server-side switch" in META["config"]["options"]["cache"]["description"], str(
+        server.source
+    )
+
+
+def test_stuck_runs_read_argos_phases_and_kfps_run_id():
+    kfp_actions = CHARM.kfp_actions
+    phases = FACTS["workflow-controller"]["workflow-phases-unfinished"]
+    assert set(kfp_actions.STUCK_PHASES) == set(phases.value), str(phases.source)
+    nodes = FACTS["workflow-controller"]["node-status-fields"]
+    assert set(kfp_actions.WAITING_NODE_PHASES) == set(nodes.value["waiting-phases"]), str(
+        nodes.source
+    )
+    label = FACTS["sdk"]["run-id-label"]
+    assert kfp_actions.RUN_ID_LABEL == label.value, str(label.source)
+
+
+# --- the servers in every profile namespace ----------------------------------------------------
+
+kfp_profile_workloads = CHARM.kfp_profile_workloads
+PROFILE = "alice"
+
+
+def _profile_objects() -> dict[tuple[str, str], dict[str, Any]]:
+    text = kfp_profile_workloads.manifests(PROFILE, model=NAMESPACE, app="kfp", store=STORE)
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(text)}
+
+
+def _one_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize(
+    ("fact", "workload"),
+    [
+        ("ui-artifact-deployment", "ui"),
+        ("visualization-server-deployment", "visualization-server"),
+    ],
+)
+def test_profile_deployments_are_upstreams(fact, workload):
+    upstream = FACTS["profile-resources"][fact]
+    wanted = upstream.value
+    deployment = _profile_objects()[("Deployment", wanted["name"])]
+    container = _one_container(deployment)
+    pod = deployment["spec"]["template"]
+    where = str(upstream.source)
+    assert pod["metadata"]["labels"] == wanted["labels"], where
+    assert deployment["spec"]["selector"]["matchLabels"] == wanted["labels"], where
+    assert pod["spec"]["serviceAccountName"] == wanted["serviceAccountName"], where
+    assert container["ports"] == [{"containerPort": wanted["containerPort"]}], where
+    limits = {"requests": wanted["requests"], "limits": wanted["limits"]}
+    assert container["resources"] == limits, where
+    # The image: upstream's name, the release's tag (KFP_VERSION), as the charm's own container.
+    name = wanted["image"].removesuffix(":<tag>")
+    image = FACTS[workload]["image"]
+    assert container["image"] == image.value, str(image.source)
+    assert container["image"].rpartition(":")[0] == name, where
+    # The user upstream's own Deployment of the image runs it as.
+    user = FACTS[workload]["user"]
+    context = container["securityContext"]
+    assert {k: context[k] for k in user.value} == user.value, str(user.source)
+
+
+@pytest.mark.parametrize("fact", ["ui-artifact-service", "visualization-server-service"])
+def test_profile_services_are_upstreams(fact):
+    upstream = FACTS["profile-resources"][fact]
+    wanted = upstream.value
+    service = _profile_objects()[("Service", wanted["name"])]["spec"]
+    assert service["selector"] == wanted["selector"], str(upstream.source)
+    ports = [{k: p[k] for k in ("name", "port", "targetPort")} for p in service["ports"]]
+    assert ports == wanted["ports"], str(upstream.source)
+
+
+def test_profile_services_are_where_their_callers_look():
+    objects = _profile_objects()
+    proxy = FACTS["profile-workloads"]["artifact-proxy-target"]
+    defaults = proxy.value["defaults"]
+    # The UI's own environment names them; both are upstream's defaults.
+    ui = _service("ui")["environment"]
+    for variable in ("ARTIFACTS_SERVICE_PROXY_NAME", "ARTIFACTS_SERVICE_PROXY_PORT"):
+        assert ui[variable] == defaults[variable], str(proxy.source)
+    artifact = objects[("Service", defaults["ARTIFACTS_SERVICE_PROXY_NAME"])]["spec"]
+    assert artifact["ports"][0]["port"] == int(defaults["ARTIFACTS_SERVICE_PROXY_PORT"])
+    served = FACTS["profile-workloads"]["artifact-server-port"]
+    assert artifact["ports"][0]["targetPort"] == served.value, str(served.source)
+    visualization = FACTS["profile-workloads"]["visualization-service-url"]
+    api = _service("api-server")["environment"]
+    name, port = api["VISUALIZATIONSERVICE_NAME"], api["VISUALIZATIONSERVICE_PORT"]
+    service = objects[("Service", name)]["spec"]
+    assert service["ports"][0]["port"] == int(port), str(visualization.source)
+    assert service["ports"][0]["targetPort"] == FACTS["visualization-server"]["port"].value
+
+
+def test_artifact_server_environment():
+    container = _one_container(_profile_objects()[("Deployment", "ml-pipeline-ui-artifact")])
+    env = {e["name"]: e for e in container["env"]}
+    read = FACTS["ui"]["environment-read"]
+    assert set(env) <= set(read.value), str(read.source)
+    # Upstream's keys, from the profile's own Secret (never a value).
+    upstream = FACTS["profile-resources"]["ui-artifact-deployment"].value["env"]
+    for name in upstream:
+        assert "value" not in env[name], name
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "minio-credentials"
+    # The provider Secret of a v2 artifact is read in FRONTEND_SERVER_NAMESPACE, since the
+    # proxy drops the namespace parameter: this profile's.
+    dropped = FACTS["profile-workloads"]["artifact-proxy-drops-namespace"]
+    variable = dropped.value["namespace-then-read-from"]
+    assert env[variable]["value"] == PROFILE, str(dropped.source)
+    # The charm's own keys are in no variable.
+    assert all(e.get("value") not in (STORE.access_key, STORE.secret_key) for e in env.values())
+
+
+def test_visualization_policy_lets_in_the_api_server_as_upstream():
+    upstream = FACTS["profile-resources"]["visualization-server-authorization-policy"]
+    policy = _profile_objects()[("AuthorizationPolicy", upstream.value["name"])]["spec"]
+    assert policy["selector"]["matchLabels"] == upstream.value["selector"], str(upstream.source)
+    # Upstream's principal is the API server's account; here the charm's pod runs it.
+    (rule,) = policy["rules"]
+    assert rule["from"][0]["source"]["principals"] == [f"cluster.local/ns/{NAMESPACE}/sa/kfp"]
+
+
+def test_artifact_policy_keeps_the_profiles_own_check():
+    unchecked = FACTS["profile-workloads"]["artifact-server-authorization"]
+    owner = FACTS["profile-workloads"]["profile-owner-policy"]
+    assert unchecked.value == {"checked-by-the-ui": False}, str(unchecked.source)
+    assert "KFP_UI_PRINCIPAL" in owner.value["header-rule-principals"], str(owner.source)
+    # The UI checks no user on the artifact proxy and the profile's policy trusts the UI's
+    # header: so the artifact server must not ALLOW the UI with any header (that would be
+    # ORed with the owner's policy). It only DENYs other callers and requests without one.
+    policy = _profile_objects()[("AuthorizationPolicy", "ml-pipeline-ui-artifact")]["spec"]
+    assert policy["action"] == "DENY"

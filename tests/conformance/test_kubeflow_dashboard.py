@@ -246,7 +246,7 @@ def test_owner_policy_trusts_the_header_only_from_the_gateway_and_pipelines_ui(r
     principals = [env[variable] for variable in wanted]
     assert principals == [
         f"cluster.local/ns/{ISTIO_MODEL}/sa/{GATEWAY_ACCOUNT}",
-        f"cluster.local/ns/{MODEL}/sa/kfp-ui",
+        f"cluster.local/ns/{MODEL}/sa/kfp",
     ], why(w, "owner-policy")
     assert not any("*" in p for p in principals), why(w, "owner-policy")
 

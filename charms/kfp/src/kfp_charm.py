@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import logging
 
+import kfp_actions
 import kfp_cluster
 import kfp_data
 import kfp_links
+import kfp_mesh
+import kfp_pod_defaults
+import kfp_profile_workloads
 import kfp_profiles
 import kfp_route
 import kfp_workloads as wl
 import ops
 from kfp_config import KfpConfig
 
+from kubeflow_charms import gateway_identity
+from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
@@ -32,8 +38,12 @@ OBJECT_STORAGE = kfp_data.OBJECT_STORAGE
 ROUTE = kfp_route.ROUTE
 LINKS = kfp_links.DASHBOARD_LINKS
 CONFIG_MAPS = kfp_profiles.CONFIG_MAPS
+GATEWAY = "gateway-metadata"
+POD_DEFAULTS = kfp_pod_defaults.POD_DEFAULTS
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
+# The workloads that trust the user header: they start once only the gateway may send it.
+NEEDS_GATEWAY = (wl.API_SERVER, wl.UI)
 
 
 class KfpCharm(ops.CharmBase):
@@ -45,6 +55,9 @@ class KfpCharm(ops.CharmBase):
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
         self._profiles_problem: str | None = None
+        self._gateway_read: tuple[Gateway | None, ops.StatusBase | None] | None = None
+        self._mesh = kfp_mesh.MeshJoin(self)
+        self._profile_workloads = kfp_profile_workloads.ProfileWorkloads(self)
         on = self.on
         for event in (
             on.install,
@@ -57,13 +70,22 @@ class KfpCharm(ops.CharmBase):
             *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE)),
+            on[GATEWAY].relation_created,
+            on[GATEWAY].relation_changed,
+            on[GATEWAY].relation_broken,
             on[CONFIG_MAPS].relation_created,
             on[CONFIG_MAPS].relation_changed,
+            on[POD_DEFAULTS].relation_created,
+            on[POD_DEFAULTS].relation_changed,
             on.secret_changed,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on[CONFIG_MAPS].relation_broken, self._on_config_maps_broken)
+        framework.observe(on[POD_DEFAULTS].relation_broken, self._on_pod_defaults_broken)
+        framework.observe(on.list_stuck_runs_action, self._on_list_stuck_runs)
         framework.observe(on.remove, self._cluster.remove)
+        framework.observe(on.remove, self._profile_workloads.remove)
+        framework.observe(on.resync_profiles_action, self._profile_workloads.on_resync)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -81,9 +103,15 @@ class KfpCharm(ops.CharmBase):
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
+        kfp_pod_defaults.publish(self, config)
         self._data = data = kfp_data.read(self)
-        self._cluster.reconcile(event, config, store=data.store)
+        broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
+        self._gateway_read = self._read_gateway(broken=broken)
+        gateway = self._gateway_read[0]
+        self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
         self._profiles_problem = kfp_profiles.publish(self, config, data.store)
+        self._mesh.reconcile(event)
+        self._profile_workloads.reconcile(event, data.store)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -94,6 +122,9 @@ class KfpCharm(ops.CharmBase):
         )
         files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
         for workload in wl.WORKLOADS:
+            if workload in NEEDS_GATEWAY and gateway is None:
+                self._stop(workload)
+                continue
             if workload in NEEDS_RELATIONS:
                 self._configure_data(workload, layers[workload.container], data)
                 continue
@@ -134,10 +165,35 @@ class KfpCharm(ops.CharmBase):
         elif data.relation_missing:
             self._stop(workload)
 
+    def _read_gateway(
+        self, *, broken: bool = False
+    ) -> tuple[Gateway | None, ops.StatusBase | None]:
+        """The gateway istio names, or the status saying why there is none."""
+        relation = self.model.get_relation(GATEWAY)
+        if relation is None or broken:
+            return None, ops.BlockedStatus(
+                f"add the {GATEWAY} relation to istio: only its gateway may send the user "
+                "header to the UI and API server"
+            )
+        text = relation.data[relation.app].get(gateway_identity.KEY) if relation.app else None
+        if not text:
+            return None, ops.WaitingStatus(f"waiting for istio's {GATEWAY}")
+        try:
+            return gateway_identity.parse(text), None
+        except InvalidGatewayMetadataError as e:
+            return None, ops.BlockedStatus(f"{GATEWAY}: {e}")
+
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         if own_departure(self, event):
             return  # this unit is scaled away: the relation and its secret stay for the others
         kfp_profiles.revoke(self, event)
+        self._profile_workloads.remove_all()
+
+    def _on_pod_defaults_broken(self, event: ops.RelationBrokenEvent) -> None:
+        kfp_pod_defaults.revoke(self, event)
+
+    def _on_list_stuck_runs(self, event: ops.ActionEvent) -> None:
+        kfp_actions.on_list_stuck_runs(self, event)
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)
@@ -155,6 +211,12 @@ class KfpCharm(ops.CharmBase):
             event.add_status(cluster)
         if self._profiles_problem is not None:
             event.add_status(ops.BlockedStatus(self._profiles_problem))
+        _, gateway_problem = self._gateway_read or self._read_gateway()
+        if gateway_problem is not None:
+            event.add_status(gateway_problem)
+        for problem in (self._mesh.status(), self._profile_workloads.status()):
+            if problem is not None:
+                event.add_status(problem)
         data = self._data or kfp_data.read(self)
         event.add_status(data.status or ops.ActiveStatus())
 

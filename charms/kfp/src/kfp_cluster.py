@@ -31,11 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import kfp_profiles
 import kfp_workloads as wl
 import ops
-from kfp_config import BUCKET, KfpConfig
+from kfp_config import ARGO_KEY_FORMAT, BUCKET, KfpConfig
 
 from kubeflow_charms.drift import OwnedObjects
+from kubeflow_charms.gateway_identity import Gateway
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -56,10 +58,6 @@ MANIFESTS = Path(__file__).parent / "manifests"
 # last, and the digest of the objects as listed after that apply.
 HASH_KEY = "cluster-hash"
 OBJECTS_KEY = "cluster-objects"
-# The Secret each profile namespace's runs read the object store's keys from
-# (kubeflow/manifests v1.10.0 apps/pipeline/upstream/base/installs/multi-user/
-# pipelines-profile-controller/sync.py).
-ARTIFACT_SECRET = "mlpipeline-minio-artifact"  # noqa: S105 (a name)
 TOKEN_AUDIENCE = "pipelines.kubeflow.org"  # noqa: S105 (an audience)
 # The agent rereads the file hourly; renewal at two thirds leaves it 8 hours.
 TOKEN_LIFETIME = 24 * 3600
@@ -73,14 +71,21 @@ RBAC_KINDS = (
 )
 SERVICE_KINDS = (Kind("v1", "Service"),)
 CONFIGMAP_KINDS = (Kind("v1", "ConfigMap"),)
+NETWORK_KINDS = (Kind("networking.k8s.io/v1", "NetworkPolicy"),)
+MESH_KINDS = (Kind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),)
 # scope: (templates, kinds), in the order they are applied.
 SCOPES: dict[str, tuple[tuple[str, ...], tuple[Kind, ...]]] = {
     "crds": (("crds.yaml.j2",), CRD_KINDS),
     "rbac": (("rbac.yaml.j2", "user-roles.yaml.j2"), RBAC_KINDS),
     "services": (("services.yaml.j2",), SERVICE_KINDS),
     "argo": (("workflow-controller-configmap.yaml.j2",), CONFIGMAP_KINDS),
+    "network": (("network.yaml.j2",), NETWORK_KINDS),
+    # Only once istio names its gateway: until then Istio's kinds may not be served.
+    "mesh": (("mesh.yaml.j2",), MESH_KINDS),
 }
-ALL_KINDS = CRD_KINDS + RBAC_KINDS + SERVICE_KINDS + CONFIGMAP_KINDS
+ALL_KINDS = CRD_KINDS + RBAC_KINDS + SERVICE_KINDS + CONFIGMAP_KINDS + NETWORK_KINDS + MESH_KINDS
+# The ingress gateway's pods, as the istio charm labels them.
+GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 
 
 def _port(name: str, port: int, target: int) -> dict[str, Any]:
@@ -152,7 +157,12 @@ def request_token(service_account: str, namespace: str, now: float) -> Token:
 
 
 def context(
-    config: KfpConfig, *, app: str, namespace: str, store: wl.ObjectStore | None
+    config: KfpConfig,
+    *,
+    app: str,
+    namespace: str,
+    store: wl.ObjectStore | None,
+    gateway: Gateway | None = None,
 ) -> dict[str, Any]:
     """The templates' parameters; Argo's only with the object store (its keys never)."""
     values: dict[str, Any] = {
@@ -161,6 +171,17 @@ def context(
         "namespace": namespace,
         "service_account": app,
         "services": SERVICES,
+        "gateway_pod_labels": GATEWAY_POD_LABELS,
+        "gateway_namespace": gateway.namespace if gateway else namespace,
+        "gateway_principal": gateway.principal if gateway else None,
+        "user_header": wl.USER_HEADER,
+        "ports": {
+            "ui": wl.Ports.UI,
+            "envoy": wl.Ports.ENVOY,
+            "api_http": wl.Ports.API_HTTP,
+            "api_grpc": wl.Ports.API_GRPC,
+            "mlmd": wl.Ports.MLMD,
+        },
     }
     if store is not None:
         values |= {
@@ -170,7 +191,13 @@ def context(
             "s3_bucket": BUCKET,
             "s3_insecure": not store.secure,
             "s3_region": store.region,
-            "artifact_secret": ARTIFACT_SECRET,
+            "archive_logs": config.archive_logs,
+            "key_format": ARGO_KEY_FORMAT,
+            # Each profile's own keys (the object store's charm puts the Secret there), not
+            # upstream's mlpipeline-minio-artifact, which no profile namespace has here.
+            "credentials_secret": kfp_profiles.CREDENTIALS_SECRET,
+            "access_key_key": kfp_profiles.ACCESS_KEY_KEY,
+            "secret_key_key": kfp_profiles.SECRET_KEY_KEY,
             # The metrics port (off the envoy's), parallelism, workflow defaults.
             "settings": wl.argo_controller_settings(config),
         }
@@ -192,7 +219,11 @@ class KfpCluster(ops.Object):
     # --- objects
 
     def reconcile(
-        self, event: ops.EventBase, config: KfpConfig, store: wl.ObjectStore | None
+        self,
+        event: ops.EventBase,
+        config: KfpConfig,
+        store: wl.ObjectStore | None,
+        gateway: Gateway | None = None,
     ) -> None:
         """Leader: apply the objects if changed (or drifted, on update-status); renew the token."""
         if not self._charm.unit.is_leader():
@@ -200,21 +231,30 @@ class KfpCluster(ops.Object):
         self._apply(
             config,
             store,
+            gateway,
             force=isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent)),
             routine=isinstance(event, ops.UpdateStatusEvent),
         )
         self._renew_token()
 
     def _apply(
-        self, config: KfpConfig, store: wl.ObjectStore | None, *, force: bool, routine: bool
+        self,
+        config: KfpConfig,
+        store: wl.ObjectStore | None,
+        gateway: Gateway | None,
+        *,
+        force: bool,
+        routine: bool,
     ) -> None:
         peer = self.model.get_relation(PEERS)
         if peer is None:
             return
         stored = peer.data[self.model.app]
         app, namespace = self.model.app.name, self.model.name
-        values = context(config, app=app, namespace=namespace, store=store)
-        scopes = [s for s in SCOPES if store is not None or s != "argo"]
+        values = context(config, app=app, namespace=namespace, store=store, gateway=gateway)
+        skip = {"argo"} if store is None else set()
+        skip |= {"mesh"} if gateway is None else set()
+        scopes = [s for s in SCOPES if s not in skip]
         names = [name for scope in scopes for name in SCOPES[scope][0]]
         wanted = render_digest(MANIFESTS, names, values)
         owned = OwnedObjects(stored, OBJECTS_KEY, app=app, model=namespace, kinds=ALL_KINDS)

@@ -18,6 +18,16 @@ BUCKET = "mlpipeline"
 PROFILE_PREFIX = "private-artifacts/{namespace}/"
 NAMESPACE_PLACEHOLDER = "{namespace}"
 DEFAULT_PIPELINE_ROOT = f"minio://{BUCKET}/{PROFILE_PREFIX}v2/artifacts"
+# Where Argo puts each step's archived log (and any output it keeps itself) in the
+# bucket: upstream's key format (kubeflow/manifests v1.10.0, third-party/argo/base/
+# workflow-controller-configmap-patch.yaml) under the workflow's profile prefix. Argo
+# fills in the workflow.* variables and pod.name when it makes the pod (argo-workflows
+# v3.4.17 workflow/controller/operator.go:589-608, workflowpod.go:499-506).
+ARGO_KEY_FORMAT = (
+    "private-artifacts/{{workflow.namespace}}/artifacts/{{workflow.name}}/"
+    "{{workflow.creationTimestamp.Y}}/{{workflow.creationTimestamp.m}}/"
+    "{{workflow.creationTimestamp.d}}/{{pod.name}}"
+)
 # The schemes the v2 driver resolves through an S3 client (minio or s3 providers).
 ROOT_SCHEMES = ("minio", "s3")
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -147,8 +157,13 @@ class KfpConfig:
     max_concurrent_runs: int = 0
     default_node_selector: str = ""
     default_tolerations: str = ""
+    archive_logs: bool = True
+    cache: bool = True
 
     def __post_init__(self):
+        for option in ("archive-logs", "cache"):
+            if not isinstance(getattr(self, option.replace("-", "_")), bool):
+                raise ValueError(f"{option}: must be true or false")
         try:
             parse_pipeline_root(self.default_pipeline_root)
         except ValueError as e:

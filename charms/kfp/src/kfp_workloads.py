@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 import ops
-from kfp_config import BUCKET, KfpConfig
+from kfp_config import ARGO_KEY_FORMAT, BUCKET, KfpConfig
 
 KFP_VERSION = "2.4.1"
 ARGO_VERSION = "v3.4.17"
@@ -306,6 +306,16 @@ def ui_layer(
 
     `store` gives the object store's address; its keys are not passed (see
     the README: the UI reads them from its environment only).
+
+    Reading archived step logs stays off (`ARGO_ARCHIVE_LOGS`): the UI reads
+    them with its own keys (frontend/server/handlers/pod-logs.ts,
+    workflow-helper.ts at KFP 2.4.1), and the same keys serve `/artifacts/get`
+    for any bucket and key it is asked for, without a check of the user's
+    namespace (handlers/artifacts.ts, app.ts). Keys that reach every profile's
+    prefix would let any user read every profile's artifacts, so the UI gets
+    none; it still shows a step's log while its pod exists. Where Argo
+    archives them is set all the same (`ARGO_KEYFORMAT`, with
+    `{{workflow.namespace}}`, which the UI fills in), so the two agree.
     """
     environment = {
         "ML_PIPELINE_SERVICE_HOST": "localhost",
@@ -322,6 +332,9 @@ def ui_layer(
         "ENABLE_AUTHZ": "true",
         "KUBEFLOW_USERID_HEADER": USER_HEADER,
         "KUBEFLOW_USERID_PREFIX": USER_PREFIX,
+        "ARGO_ARCHIVE_LOGS": "false",
+        "ARGO_ARCHIVE_BUCKETNAME": BUCKET,
+        "ARGO_KEYFORMAT": ARGO_KEY_FORMAT,
     }
     if store is not None:
         # An empty namespace makes the UI use MINIO_HOST as it is (not <host>.<namespace>).

@@ -10,14 +10,14 @@ from typing import Any
 
 import dashboard_config
 import dashboard_services as services
-import gateway_identity
 import ops
 import profile_admin as profiles
 from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
-from gateway_identity import Gateway, InvalidGatewayMetadataError
 
+from kubeflow_charms import gateway_identity
 from kubeflow_charms.drift import OwnedObjects
+from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
@@ -53,7 +53,7 @@ GATEWAY = "gateway-metadata"
 # config names others: the bundle's applications of these names in this model
 # (a Juju application's pods run as a service account of its name).
 NOTEBOOK_CONTROLLER_APP = "kubeflow-notebooks"
-KFP_UI_APP = "kfp-ui"
+KFP_UI_APP = "kfp"
 TEMPLATES = Path(__file__).parent / "templates"
 # Peer app databag: the hash of the templates and values the leader applied last.
 HASH_KEY = "manifest-hash"

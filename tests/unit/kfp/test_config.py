@@ -33,6 +33,10 @@ VALID = [
         "default-tolerations",
         '[{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]',
     ),
+    ("archive-logs", True),
+    ("archive-logs", False),
+    ("cache", True),
+    ("cache", False),
 ]
 
 INVALID = [
@@ -94,6 +98,10 @@ INVALID = [
         "must be an integer",
     ),
     ("default-tolerations", '[{"key": "bad key"}]', "item 0.key"),
+    ("archive-logs", "yes", "must be true or false"),
+    ("archive-logs", 1, "must be true or false"),
+    ("cache", "false", "must be true or false"),
+    ("cache", None, "must be true or false"),
 ]
 
 
@@ -147,7 +155,14 @@ def test_parsed_selector_and_tolerations():
     assert KfpConfig().tolerations == []
 
 
-@pytest.mark.parametrize(("option", "value", "problem"), INVALID[::6])
+# Juju itself refuses a value of the wrong type for a boolean option (`juju config`
+# fails), as ops.testing does: the typed check above is for values set otherwise.
+BOOLEAN_OPTIONS = ("archive-logs", "cache")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"), [i for i in INVALID if i[0] not in BOOLEAN_OPTIONS][::6]
+)
 def test_bad_option_blocks_and_changes_nothing(option, value, problem):
     ctx = testing.Context(CHARM.KfpCharm)
     containers = {testing.Container(w.container, can_connect=True) for w in workloads.WORKLOADS}

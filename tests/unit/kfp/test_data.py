@@ -7,7 +7,7 @@ import json
 
 import pytest
 from ops import pebble, testing
-from unit.kfp.helpers import CHARM, kfp_data
+from unit.kfp.helpers import CHARM, kfp_data, with_gateway
 from unit.kfp.helpers import workloads as wl
 
 from kubeflow_interfaces import mysql_client, s3
@@ -63,7 +63,10 @@ def _state(*, leader: bool = True, can_connect: bool = True, running=(), **kwarg
         for w in wl.WORKLOADS
     }
     return testing.State(
-        leader=leader, containers=containers, model=testing.Model(name="kubeflow"), **kwargs
+        leader=leader,
+        containers=containers,
+        model=testing.Model(name="kubeflow"),
+        **with_gateway(kwargs),
     )
 
 

@@ -4,7 +4,7 @@ It runs in a fresh interpreter, because this test session itself imports
 them all (the `kube` fixture is lightkube's). The relations are built here
 (their test helpers use the pydantic models) and handed over as plain data.
 The model has every relation kfp has in the bundle: the databases, the
-bucket, the gateway's routes, the dashboard's links and the dispatcher
+bucket, the gateway's routes and metadata, the dashboard's links and the dispatcher
 (which lists a profile namespace). There the model is settled with the
 cluster writes and the token request stubbed out; the drift check finds no
 cluster and forces nothing. Settling
@@ -20,7 +20,7 @@ import json
 
 from charm_loader import run_fresh
 from ops import testing
-from unit.kfp.helpers import kfp_links, kfp_profiles, kfp_route
+from unit.kfp.helpers import gateway_relation, kfp_links, kfp_profiles, kfp_route
 from unit.kfp.test_data import _db_relation, _s3_relation
 
 from kubeflow_interfaces import dashboard_links, istio_ingress_route, kubernetes_manifests
@@ -138,7 +138,9 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
         kfp_profiles.CONFIG_MAPS, namespaces=["alice"]
     )
     given = {
-        "relations": [_plain(r) for r in (db, store, route, links, dispatcher)],
+        "relations": [
+            _plain(r) for r in (db, store, route, links, dispatcher, gateway_relation())
+        ],
         "secrets": [
             {"id": s.id, "tracked_content": dict(s.tracked_content), "owner": s.owner}
             for s in (*db_secrets, store_secret)
@@ -147,8 +149,8 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     outcome = run_fresh(SCRIPT, stdin=json.dumps(given))
 
     assert outcome["loaded"] == []  # loading the charm imports nothing heavy
-    # The settling hooks applied the four scopes and got the agent's token.
-    assert (outcome["first_applies"], outcome["first_tokens"]) == (4, 1)
+    # The settling hooks applied the six scopes and got the agent's token.
+    assert (outcome["first_applies"], outcome["first_tokens"]) == (6, 1)
     # ... and answered every relation: databases and bucket asked, routes, links and
     # the profiles' ConfigMaps published.
     assert outcome["published"] == sorted(

@@ -38,7 +38,15 @@ CONFIGMAP_PARAMS: dict[str, Any] = {
     "s3_bucket": "mlpipeline",
     "s3_insecure": True,
     "s3_region": "",
-    "artifact_secret": "mlpipeline-minio-artifact",
+    "archive_logs": True,
+    "key_format": (
+        "private-artifacts/{{workflow.namespace}}/artifacts/{{workflow.name}}/"
+        "{{workflow.creationTimestamp.Y}}/{{workflow.creationTimestamp.m}}/"
+        "{{workflow.creationTimestamp.d}}/{{pod.name}}"
+    ),
+    "credentials_secret": "minio-credentials",
+    "access_key_key": "AWS_ACCESS_KEY_ID",
+    "secret_key_key": "AWS_SECRET_ACCESS_KEY",
     # As kfp_workloads.argo_controller_settings gives them: one-line JSON values.
     "settings": {
         "metricsConfig": '{"port": 9091}',
@@ -450,8 +458,9 @@ S3_KEYS = {
     "useSDKCreds", "createBucketIfNotPresent", "encryptionOptions", "keyFormat", "keyPrefix",
 }  # fmt: skip
 # M third-party/argo/base/workflow-controller-configmap-patch.yaml:28 (the UI's
-# ARGO_KEYFORMAT default is the same).
-KEY_FORMAT = (
+# ARGO_KEYFORMAT default is the same), moved under the profile's prefix: Argo fills in
+# workflow.namespace like workflow.name (A workflow/controller/operator.go:589).
+KEY_FORMAT = "private-artifacts/{{workflow.namespace}}/" + (
     "artifacts/{{workflow.name}}/{{workflow.creationTimestamp.Y}}/"
     "{{workflow.creationTimestamp.m}}/{{workflow.creationTimestamp.d}}/{{pod.name}}"
 )
@@ -501,9 +510,11 @@ def test_controller_config_keys_are_argos():
         "bucket": "mlpipeline",
         "insecure": True,
         "keyFormat": KEY_FORMAT,
-        # Read by the executor in each workflow's namespace (corev1 SecretKeySelector).
-        "accessKeySecret": {"name": "mlpipeline-minio-artifact", "key": "accesskey"},
-        "secretKeySecret": {"name": "mlpipeline-minio-artifact", "key": "secretkey"},
+        # Each profile's own keys: the controller mounts the Secret into the step's pod, in
+        # the workflow's namespace (A workflow/controller/workflowpod.go:1127-1160), and the
+        # executor reads the files (A workflow/executor/executor.go:643-649).
+        "accessKeySecret": {"name": "minio-credentials", "key": "AWS_ACCESS_KEY_ID"},
+        "secretKeySecret": {"name": "minio-credentials", "key": "AWS_SECRET_ACCESS_KEY"},
     }
     assert config["parallelism"] == 20
     # Config.Executor is a corev1 Container; the image is used unless a flag overrides
@@ -534,9 +545,11 @@ def test_controller_config_leaves_out_what_is_unset():
         "settings": {},
         "s3_insecure": False,
         "s3_region": "eu-west-1",
+        "archive_logs": False,
     }
     config = _controller_config(params)
     assert set(config) == {"executor", "artifactRepository"}
+    assert config["artifactRepository"]["archiveLogs"] is False
     assert config["artifactRepository"]["s3"]["insecure"] is False
     assert config["artifactRepository"]["s3"]["region"] == "eu-west-1"
     # What kfp_workloads.argo_controller_settings gives passes through as it is.

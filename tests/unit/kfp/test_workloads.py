@@ -16,7 +16,7 @@ import json
 
 import pytest
 from ops import pebble, testing
-from unit.kfp.helpers import CHARM, kfp_config, workloads
+from unit.kfp.helpers import CHARM, kfp_config, with_gateway, workloads
 
 wl = workloads
 CONFIG = kfp_config.KfpConfig()
@@ -143,7 +143,7 @@ def test_ui_layer():
     assert env["FRONTEND_SERVER_NAMESPACE"] == "kubeflow"
     assert env["VIEWER_TENSORBOARD_POD_TEMPLATE_SPEC_PATH"] == wl.UI_VIEWER_TEMPLATE
     assert "MINIO_HOST" not in env
-    assert not any("KEY" in name for name in env)
+    assert {name for name in env if "KEY" in name} == {"ARGO_KEYFORMAT"}
     check = layer["checks"]["ui-ready"]
     assert check["http"]["url"] == "http://localhost:3000/apis/v1beta1/healthz"
 
@@ -153,6 +153,18 @@ def test_ui_layer_with_an_object_store_gets_its_address_only():
     assert (env["MINIO_HOST"], env["MINIO_PORT"], env["MINIO_SSL"]) == ("minio", "9000", "false")
     assert env["MINIO_NAMESPACE"] == ""
     assert "AK" not in env.values() and "SK" not in env.values()
+
+
+def test_ui_reads_no_archived_logs_but_knows_where_they_are():
+    env = _service(wl.ui_layer(CONFIG, namespace="kubeflow", store=STORE))["environment"]
+    # Off: the UI would read them with keys of its own, the same it serves every artifact
+    # with (frontend/server/handlers/pod-logs.ts, artifacts.ts at KFP 2.4.1).
+    assert env["ARGO_ARCHIVE_LOGS"] == "false"
+    assert not {"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "AWS_ACCESS_KEY_ID"} & set(env)
+    # Where Argo puts them, the same text as its ConfigMap's keyFormat.
+    assert env["ARGO_KEYFORMAT"] == kfp_config.ARGO_KEY_FORMAT
+    assert env["ARGO_KEYFORMAT"].startswith("private-artifacts/{{workflow.namespace}}/")
+    assert env["ARGO_ARCHIVE_BUCKETNAME"] == "mlpipeline"
 
 
 def test_ui_viewer_template():
@@ -282,7 +294,7 @@ def test_layers_cover_every_container(leader):
 
 def _state(leader: bool, **kwargs) -> testing.State:
     containers = {testing.Container(w.container, can_connect=True) for w in wl.WORKLOADS}
-    return testing.State(leader=leader, containers=containers, **kwargs)
+    return testing.State(leader=leader, containers=containers, **with_gateway(kwargs))
 
 
 NEED_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)

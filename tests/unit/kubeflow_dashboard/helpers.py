@@ -21,7 +21,6 @@ services = sys.modules["dashboard_services"]  # the charm's workload module, as 
 
 profiles = sys.modules["profile_admin"]  # the charm's profile module, as it imported it
 
-gateway_identity = sys.modules["gateway_identity"]
 
 MODEL = "kubeflow"
 APP = "kubeflow-dashboard"

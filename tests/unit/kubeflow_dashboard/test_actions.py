@@ -23,7 +23,7 @@ from unit.kubeflow_dashboard.helpers import (
     with_relations,
 )
 
-KFP_UI = f"cluster.local/ns/{MODEL}/sa/kfp-ui"
+KFP_UI = f"cluster.local/ns/{MODEL}/sa/kfp"
 
 
 def _run(ctx, action: str, **params):

@@ -137,11 +137,11 @@ def test_the_gateways_identity_from_istio_reaches_the_controller_and_kfam(ctx, k
     assert controller.environment["NOTEBOOK_CONTROLLER_PRINCIPAL"] == (
         f"cluster.local/ns/{MODEL}/sa/kubeflow-notebooks"
     )
-    assert controller.environment["KFP_UI_PRINCIPAL"] == f"cluster.local/ns/{MODEL}/sa/kfp-ui"
+    assert controller.environment["KFP_UI_PRINCIPAL"] == f"cluster.local/ns/{MODEL}/sa/kfp"
     kfam = out.get_container("kfam").plan.services["kfam"]
     assert kfam.environment == {
         "ISTIO_INGRESS_GATEWAY_PRINCIPAL": GATEWAY_PRINCIPAL,
-        "KFP_UI_PRINCIPAL": f"cluster.local/ns/{MODEL}/sa/kfp-ui",
+        "KFP_UI_PRINCIPAL": f"cluster.local/ns/{MODEL}/sa/kfp",
     }
 
 

@@ -175,7 +175,7 @@ def test_contributor_policies_trust_the_header_only_from_the_gateway_or_pipeline
     policy = kube.get("AuthorizationPolicy", ctx.action_results["binding"], "team-a")
     assert policy is not None
     assert policy["spec"].get("action", "ALLOW") == "ALLOW"
-    kfp_ui = f"cluster.local/ns/{MODEL}/sa/kfp-ui"
+    kfp_ui = f"cluster.local/ns/{MODEL}/sa/kfp"
     for rule in policy["spec"]["rules"]:
         # Every rule needs a source identity, and only these: the header alone lets no one in.
         sources = [f["source"] for f in rule["from"]]

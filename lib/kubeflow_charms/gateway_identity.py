@@ -35,6 +35,11 @@ class Gateway:
     namespace: str
     service_account: str
 
+    @property
+    def principal(self) -> str:
+        """The gateway's mesh identity (SPIFFE path) in the `cluster.local` trust domain."""
+        return f"cluster.local/ns/{self.namespace}/sa/{self.service_account}"
+
 
 def parse(text: str) -> Gateway:
     """The gateway from the `metadata` value; InvalidGatewayMetadataError when it is unusable."""
