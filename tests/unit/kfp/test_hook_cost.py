@@ -44,8 +44,12 @@ def is_heavy(name):
 loaded = sorted(m for m in sys.modules if is_heavy(m))
 
 cluster = CHARM.kfp_cluster
-applied, tokens = [], []
+applied, tokens, profiles_applied = [], [], []
 kubernetes.Resources.reconcile = lambda self, text: applied.append(self.scope)
+# Each profile namespace's objects: applied as asked, nothing to prune.
+profile_workloads = CHARM.kfp_profile_workloads
+profile_workloads.prune = lambda app, model, objects: 0
+profile_workloads.apply_namespace = lambda app, model, ns, objects: profiles_applied.append(ns)
 def request_token(account, namespace, now):
     tokens.append(now)
     return cluster.Token("issued-token", issued=now, expires=now + 3600)
@@ -75,6 +79,7 @@ ctx = testing.Context(CHARM.KfpCharm, app_name="kfp")
 out = ctx.run(ctx.on.config_changed(), base)
 out = ctx.run(ctx.on.update_status(), out)  # settles what the first hook started
 first_applies, first_tokens = len(applied), len(tokens)
+first_profiles = list(profiles_applied)
 asked = []
 real_import, real_import_module = builtins.__import__, importlib.import_module
 def watched_import(name, globals=None, locals=None, fromlist=(), level=0):
@@ -102,6 +107,8 @@ print(json.dumps({
     "loaded": loaded,
     "asked_heavy": sorted({m for m in asked if is_heavy(m)}),
     "first_applies": first_applies,
+    "first_profiles": first_profiles,
+    "profiles": profiles_applied[len(first_profiles):],
     "first_tokens": first_tokens,
     "applies": len(applied) - first_applies,
     "tokens": len(tokens) - first_tokens,
@@ -151,6 +158,8 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     assert outcome["loaded"] == []  # loading the charm imports nothing heavy
     # The settling hooks applied the six scopes and got the agent's token.
     assert (outcome["first_applies"], outcome["first_tokens"]) == (6, 1)
+    # ... the objects of the one profile the dispatcher lists,
+    assert outcome["first_profiles"] == ["alice"]
     # ... and answered every relation: databases and bucket asked, routes, links and
     # the profiles' ConfigMaps published.
     assert outcome["published"] == sorted(
@@ -165,6 +174,7 @@ def test_settled_update_status_imports_nothing_heavy_and_writes_nothing():
     )
     assert outcome["asked_heavy"] == []
     assert (outcome["applies"], outcome["tokens"]) == (0, 0)
+    assert outcome["profiles"] == []
     assert outcome["relations_unchanged"] is True
     assert outcome["stored_unchanged"] is True
     assert outcome["secrets_unchanged"] is True
