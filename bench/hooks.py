@@ -212,6 +212,10 @@ class LeaderUnit:
     def set_ports(self, *ports: Any) -> None:
         """Nothing to record: the bench's models list the ports as opened already."""
 
+    def get_container(self, name: str) -> Unreachable:
+        """A workload container: the bench's Pebble holds its settled state, not this code."""
+        return Unreachable()
+
 
 @dataclasses.dataclass(eq=False)
 class RelationView:
@@ -440,6 +444,10 @@ class Unreachable:
         """Never: the container's settled state is built for the bench's Pebble instead."""
         return False
 
+    def get_services(self, *names: str) -> Any:
+        """What an unreachable Pebble answers: no connection."""
+        raise ops.pebble.ConnectionError(f"{self.name}: the bench's Pebble holds this container")
+
 
 # The ingress gateway's load-balancer address, once Kubernetes gave it one.
 GATEWAY_ADDRESS = "10.64.140.43"
@@ -451,8 +459,22 @@ def api_answer(method: str, path: str, headers: dict[str, str]) -> tuple[int, by
     """The API server's answer to a drift check's list: the metadata of two objects of the kind.
 
     The same in the settled model (which records its digest) and in the hook.
+    A GET of one StatefulSet (a charm's own, which Juju made) answers it with
+    Istio's sidecar injection label on its pod template, as the charms that
+    put their pods in the mesh leave it.
     """
-    plural = path.split("?", 1)[0].rsplit("/", 1)[-1]
+    route = path.split("?", 1)[0].split("/")
+    if route[-2:-1] == ["statefulsets"]:
+        name, namespace = route[-1], route[-3]
+        labels = {"app.kubernetes.io/name": name, "sidecar.istio.io/inject": "true"}
+        statefulset = {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "4242"},
+            "spec": {"template": {"metadata": {"labels": labels}}},
+        }
+        return 200, json.dumps(statefulset).encode()
+    plural = route[-1]
     items = [
         {
             "apiVersion": "meta.k8s.io/v1",
@@ -1455,15 +1477,25 @@ def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
 # --- Kubeflow Pipelines -----------------------------------------------------------------------
 #
 # Related as in bundle/bundle.yaml: its two databases on mysql, its bucket on
-# minio, its routes on istio, its links on the dashboard, and each profile's
-# ConfigMaps through the dispatcher. kfp's own code writes its side; the
-# providers answer as their libraries write: mysql as `DatabaseRelation`
-# (one answer per database asked for), minio through the s3 library's
-# provider, the dispatcher with the profile namespaces it knows, istio with
-# its gateway's address.
+# minio, its routes and the gateway's identity from istio, its links on the
+# dashboard, and each profile's ConfigMaps and PodDefault through the
+# dispatcher. kfp's own reconcile writes its side; the providers answer as
+# their code writes: istio's databags are those its code wrote for the
+# dashboard in `platform`, minio answers through the s3 library's provider,
+# the dispatcher lists the profile namespaces it knows, and mysql answers
+# as `DatabaseRelation` does (one answer per database asked for).
 
 KFP = "kfp"
-KFP_DB_ID, KFP_S3_ID, KFP_ROUTE_ID, KFP_LINKS_ID, KFP_CONFIG_MAPS_ID, KFP_PEERS_ID = range(33, 39)
+(
+    KFP_DB_ID,
+    KFP_S3_ID,
+    KFP_ROUTE_ID,
+    KFP_LINKS_ID,
+    KFP_CONFIG_MAPS_ID,
+    KFP_PEERS_ID,
+    KFP_GATEWAY_ID,
+    KFP_POD_DEFAULTS_ID,
+) = range(33, 41)
 KFP_RELATIONS = (
     KFP_PEERS_ID,
     KFP_DB_ID,
@@ -1471,12 +1503,14 @@ KFP_RELATIONS = (
     KFP_ROUTE_ID,
     KFP_LINKS_ID,
     KFP_CONFIG_MAPS_ID,
+    KFP_GATEWAY_ID,
+    KFP_POD_DEFAULTS_ID,
 )
 KFP_DB_SECRET = secret_id(59)
 
 
 def mysql_answers(requests: str, endpoint: str) -> dict[str, str]:
-    """The databag mysql writes once it answered each database of a requirer's request list (v1).
+    """The databag mysql writes once it answered each database of a request list (v1).
 
     Each request echoed with `endpoints`, `version` and `secret-user` (one
     secret of mysql's for the relation's user), as `DatabaseRelation`.
@@ -1498,6 +1532,16 @@ def mysql_answers(requests: str, endpoint: str) -> dict[str, str]:
     }
 
 
+def bench_object(cls: type, charm: Any, **attributes: Any) -> Any:
+    """One of a charm's `ops.Object` parts, made without ops' framework, on the charm's model."""
+    this = cls.__new__(cls)
+    this.framework = charm.framework
+    this._charm = charm
+    for name, value in attributes.items():
+        setattr(this, name, value)
+    return this
+
+
 @dataclasses.dataclass
 class Pipelines:
     """kfp's relations and secrets, and the charm object that wrote them."""
@@ -1509,34 +1553,38 @@ class Pipelines:
 
 @functools.cache
 def pipelines(stage_dir: Path) -> Pipelines:
-    """Run kfp's requests, its neighbours' answers and kfp's apply until settled."""
+    """Run kfp's reconcile and its neighbours' answers until settled."""
     kfp = staged(KFP, stage_dir)
     minio = staged("minio", stage_dir)
     import kfp_cluster
     import kfp_data
     import kfp_links
+    import kfp_mesh
+    import kfp_pod_defaults
+    import kfp_profile_workloads
     import kfp_profiles
     import kfp_route
     import minio_server
 
-    from kubeflow_interfaces import istio_ingress_route, kubernetes_manifests
+    from kubeflow_interfaces import kubernetes_manifests
 
+    mesh = platform(stage_dir).world  # istio's databags, as its code wrote them
     world = World(first_secret=60)
     world.link(KFP_DB_ID, {KFP: kfp_data.DATABASE, "mysql": "database"})
     world.link(KFP_S3_ID, {KFP: kfp_data.OBJECT_STORAGE, "minio": minio.RELATION})
     world.link(KFP_ROUTE_ID, {KFP: kfp_route.ROUTE, "istio": "istio-ingress-route"})
+    world.link(KFP_GATEWAY_ID, {KFP: kfp.GATEWAY, "istio": "gateway-metadata"})
     world.link(KFP_LINKS_ID, {KFP: kfp_links.DASHBOARD_LINKS, DASHBOARD: "links"})
     world.link(
         KFP_CONFIG_MAPS_ID, {KFP: kfp_profiles.CONFIG_MAPS, "resource-dispatcher": "config-maps"}
     )
-    world.link(KFP_PEERS_ID, {KFP: kfp_cluster.PEERS})
-    # istio's answer: where the gateway serves, no TLS (its default config).
-    world.bag(KFP_ROUTE_ID, "istio").update(
-        {
-            istio_ingress_route.EXTERNAL_HOST_KEY: GATEWAY_ADDRESS,
-            istio_ingress_route.TLS_ENABLED_KEY: str(False),
-        }
+    world.link(
+        KFP_POD_DEFAULTS_ID,
+        {KFP: kfp_pod_defaults.POD_DEFAULTS, "resource-dispatcher": "pod-defaults"},
     )
+    world.link(KFP_PEERS_ID, {KFP: kfp_cluster.PEERS})
+    world.bag(KFP_ROUTE_ID, "istio").update(mesh.bag(DASHBOARD_ROUTE_ID, "istio"))
+    world.bag(KFP_GATEWAY_ID, "istio").update(mesh.bag(GATEWAY_METADATA_ID, "istio"))
     # mysql's user for the relation, in a secret of mysql's granted to kfp.
     world.secrets[KFP_DB_SECRET] = SecretRecord(
         KFP_DB_SECRET,
@@ -1547,14 +1595,23 @@ def pipelines(stage_dir: Path) -> Pipelines:
     )
     endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:3306"
 
+    # kfp, with what its __init__ makes that its reconcile reads; the workload
+    # containers are left to the bench's Pebble, the mesh label is there.
     options = default_options(kfp, kfp.KfpConfig)
     pipes = charm_view(kfp.KfpCharm, world.model(KFP, *KFP_RELATIONS), options)
-    cluster = kfp_cluster.KfpCluster.__new__(kfp_cluster.KfpCluster)
-    cluster.framework, cluster._charm, cluster.error = pipes.framework, pipes, None
+    pipes._config_error = pipes._data = pipes._profiles_problem = pipes._gateway_read = None
+    pipes._cluster = bench_object(kfp_cluster.KfpCluster, pipes, error=None, token_problem=None)
+    pipes._mesh = bench_object(
+        kfp_mesh.MeshJoin, pipes, error=None, _stored=SimpleNamespace(labelled=True)
+    )
+    pipes._profile_workloads = bench_object(
+        kfp_profile_workloads.ProfileWorkloads, pipes, failed={}, error=None
+    )
+
     store = charm_view(minio.MinioCharm, world.model("minio", KFP_S3_ID), None)
     s3_provider = s3.S3Provider(store, minio.RELATION)
     # What of the dispatcher charm its provider reads: the model, its app and leader unit.
-    hands_model = world.model("resource-dispatcher", KFP_CONFIG_MAPS_ID)
+    hands_model = world.model("resource-dispatcher", KFP_CONFIG_MAPS_ID, KFP_POD_DEFAULTS_ID)
     hands = SimpleNamespace(model=hands_model, app=hands_model.app, unit=hands_model.unit)
     dispatcher = kubernetes_manifests.ManifestsProvider(hands, "config-maps")
     url = f"http://minio.{MODEL_NAME}.svc.cluster.local:{minio_server.API_PORT}"
@@ -1563,7 +1620,7 @@ def pipelines(stage_dir: Path) -> Pipelines:
     )
 
     def one_pass() -> None:
-        kfp_data.request(pipes)
+        pipes._reconcile(None)
         asked = world.bag(KFP_DB_ID, KFP).get("requests")
         if asked:
             world.bag(KFP_DB_ID, "mysql").update(mysql_answers(asked, endpoint))
@@ -1573,14 +1630,20 @@ def pipelines(stage_dir: Path) -> Pipelines:
             info = s3.S3ProviderInfo(endpoint=url, bucket=request.bucket, region="us-east-1")
             s3_provider.publish(relation, info, bucket_user)
         dispatcher.publish_namespaces(PROFILE_NAMESPACES)
-        kfp_route.publish(pipes)
-        kfp_links.publish(pipes)
-        data = kfp_data.read(pipes)
-        cluster._apply(options, data.store, force=False, routine=False)
-        kfp_profiles.publish(pipes, options, data.store)
 
-    with cluster_holds_everything(kfp_cluster):
-        world.settle(one_pass, "kfp and its neighbours")
+    # Each profile's objects are in the cluster already: nothing to prune or apply.
+    profiles_applied = {
+        "prune": lambda app, model, objects: 0,
+        "apply_namespace": lambda app, model, namespace, objects: None,
+    }
+    saved = {name: getattr(kfp_profile_workloads, name) for name in profiles_applied}
+    vars(kfp_profile_workloads).update(profiles_applied)
+    try:
+        with cluster_holds_everything(kfp_cluster):
+            world.settle(one_pass, "kfp and its neighbours")
+    finally:
+        vars(kfp_profile_workloads).update(saved)
+    assert pipes._gateway_read is not None and pipes._gateway_read[0] is not None
     return Pipelines(world, pipes, options)
 
 
@@ -1603,7 +1666,8 @@ def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
         layers[container] = kfp_data.with_hash(layers[container], service, f)
         files[container] = [f]
     # The persistence agent's token, issued a minute ago and not due for renewal: its
-    # file in the agent's container, its issue and expiry in the unit's stored state.
+    # file in the agent's container, its issue and expiry in the unit's stored state;
+    # the mesh's label on the pod template, as the stored state says.
     now = time.time()
     token = kfp_cluster.Token("bench-agent-token", issued=now - 60, expires=now + LIFETIME_LEFT)
     assert not kfp_cluster.renewal_due(token.issued, token.expires, now)
@@ -1612,11 +1676,11 @@ def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
         wl.File(agent.container, wl.PERSISTENCE_AGENT_TOKEN_PATH, token.value, 0, 0)
     )
     storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
-    storage.save_snapshot(
-        f"{charm.KfpCharm.__name__}/{kfp_cluster.KfpCluster.__name__}[cluster]"
-        "/StoredStateData[_stored]",
-        {"token_issued": token.issued, "token_expires": token.expires},
-    )
+    for part, stored in (
+        ("KfpCluster[cluster]", {"token_issued": token.issued, "token_expires": token.expires}),
+        ("MeshJoin[mesh]", {"labelled": True}),
+    ):
+        storage.save_snapshot(f"{charm.KfpCharm.__name__}/{part}/StoredStateData[_stored]", stored)
     storage.commit()
     storage.close()
     containers = []
