@@ -190,6 +190,8 @@ class KfpCharm(ops.CharmBase):
         self._profile_workloads.remove_all()
 
     def _on_pod_defaults_broken(self, event: ops.RelationBrokenEvent) -> None:
+        if own_departure(self, event):
+            return  # this unit is scaled away: the relation and its secret stay for the others
         kfp_pod_defaults.revoke(self, event)
 
     def _on_list_stuck_runs(self, event: ops.ActionEvent) -> None:
