@@ -43,11 +43,15 @@ def test_the_gateway_may_send_anything_to_the_ui():
     # in the same form.
     upstream = fact.value["principal"].split("/")
     ours = principal.split("/")
-    assert [upstream[i] for i in (0, 1, 3)] == [ours[i] for i in (0, 1, 3)] == [
-        "cluster.local",
-        "ns",
-        "sa",
-    ]
+    assert (
+        [upstream[i] for i in (0, 1, 3)]
+        == [ours[i] for i in (0, 1, 3)]
+        == [
+            "cluster.local",
+            "ns",
+            "sa",
+        ]
+    )
     assert principal == GATEWAY.principal
     assert "when" not in rule
 

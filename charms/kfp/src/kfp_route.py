@@ -38,10 +38,10 @@ def config(charm: ops.CharmBase) -> dict[str, Any]:
         charm, ROUTE, prefix=UI_PREFIX, port=UI_SERVICE_PORT, service=UI_SERVICE
     )
     wanted = ui.config()
-    wanted["http_routes"][0]["name"] = f"{charm.app.name}-ui"
+    wanted["http_routes"][0]["name"] = "ui"
     mlmd = iir.route_config(
         model=charm.model.name,
-        name=f"{charm.app.name}-metadata",
+        name="metadata",
         prefix=MLMD_PREFIX,
         port=wl.Ports.ENVOY,
         service=ENVOY_SERVICE,
