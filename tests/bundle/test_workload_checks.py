@@ -112,6 +112,14 @@ FAILURES = [
         "does not listen",
         "the PodDefault webhook is not ready yet (check webhook-ready)",
     ),
+    ("kfp/0", "api-server", "answers 500", "api-server is not ready (check api-server-ready"),
+    ("kfp/0", "metadata-envoy", "exits", "metadata-envoy is not ready (check metadata-envoy"),
+    (
+        "kfp/0",
+        "workflow-controller",
+        "does not listen",
+        "workflow-controller is not ready (check workflow-controller-alive fails)",
+    ),
 ]
 
 

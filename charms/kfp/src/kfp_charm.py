@@ -49,8 +49,13 @@ NEEDS_GATEWAY = (wl.API_SERVER, wl.UI)
 class KfpCharm(ops.CharmBase):
     """Kubeflow Pipelines: API server, UI, MLMD, Argo and the KFP controllers."""
 
+    # The checks Pebble said fail (check name: container), until it says they recovered:
+    # the status names them without asking every container's Pebble on every hook.
+    _checks = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._checks.set_default(failing={})
         self._config_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
@@ -86,6 +91,12 @@ class KfpCharm(ops.CharmBase):
         framework.observe(on.remove, self._cluster.remove)
         framework.observe(on.remove, self._profile_workloads.remove)
         framework.observe(on.resync_profiles_action, self._profile_workloads.on_resync)
+        for workload in wl.WORKLOADS:
+            if workload.check is not None:
+                container = on[workload.container]
+                framework.observe(container.pebble_check_failed, self._on_check_failed)
+                framework.observe(container.pebble_check_recovered, self._on_check_recovered)
+                framework.observe(container.pebble_ready, self._on_checks_restarted)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
@@ -202,6 +213,20 @@ class KfpCharm(ops.CharmBase):
         if service_running(container, workload.service):
             container.stop(workload.service)
 
+    def _on_check_failed(self, event: ops.PebbleCheckFailedEvent) -> None:
+        logger.warning("check %s of %s fails", event.info.name, event.workload.name)
+        self._checks.failing[event.info.name] = event.workload.name
+
+    def _on_check_recovered(self, event: ops.PebbleCheckRecoveredEvent) -> None:
+        if self._checks.failing.pop(event.info.name, None) is not None:
+            logger.info("check %s of %s passes again", event.info.name, event.workload.name)
+
+    def _on_checks_restarted(self, event: ops.PebbleReadyEvent) -> None:
+        """A new Pebble (the container restarted) starts its checks afresh."""
+        for check, container in list(self._checks.failing.items()):
+            if container == event.workload.name:
+                del self._checks.failing[check]
+
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         if self._config_error is None:
@@ -213,6 +238,8 @@ class KfpCharm(ops.CharmBase):
             event.add_status(cluster)
         if self._profiles_problem is not None:
             event.add_status(ops.BlockedStatus(self._profiles_problem))
+        for check, container in sorted(self._checks.failing.items()):
+            event.add_status(ops.WaitingStatus(f"{container} is not ready (check {check} fails)"))
         _, gateway_problem = self._gateway_read or self._read_gateway()
         if gateway_problem is not None:
             event.add_status(gateway_problem)
