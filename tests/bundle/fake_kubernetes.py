@@ -212,8 +212,9 @@ class FakeKubernetes:
         `juju trust` switches (see fake_rbac.py). Asking again with another
         `trusted` is `juju trust` (or `--remove`): the same token, its rules
         changed. The ServiceAccount object is there too, as Juju made it at
-        deploy (a charm may ask for its tokens); like the model's namespace it
-        is not among the objects `made` since the cluster was.
+        deploy (a charm may ask for its tokens), and the application's
+        StatefulSet (a charm may label its pods); like the model's namespace
+        they are not among the objects `made` since the cluster was.
         """
         namespace = self.model_namespace or "default"
         token = f"serviceaccount-token-{namespace}-{app}"
@@ -227,6 +228,12 @@ class FakeKubernetes:
             }
             self._store("v1", "serviceaccounts", namespace, account, None)
             self._given.add(key)
+        stateful_set = ("apps/v1", "statefulsets", namespace, app)
+        if self.model_namespace and stateful_set not in self.objects:
+            self._store(
+                "apps/v1", "statefulsets", namespace, _juju_stateful_set(app, namespace), None
+            )
+            self._given.add(stateful_set)
         return token
 
     def kubeconfig(self, namespace: str = "kubeflow", token: str = TEST_TOKEN) -> Any:
@@ -1460,3 +1467,24 @@ def routed_lightkube(
     finally:
         lightkube.Client.__init__ = original  # type: ignore[method-assign]
         drift.send = original_send
+
+
+def _juju_stateful_set(app: str, namespace: str) -> dict[str, Any]:
+    """The StatefulSet Juju makes for a sidecar charm's pods, as much as charms read of it."""
+    labels = {"app.kubernetes.io/name": app}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": app, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "serviceName": f"{app}-endpoints",
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "serviceAccountName": app,
+                    "containers": [{"name": "charm", "image": "jujusolutions/charm-base"}],
+                },
+            },
+        },
+    }

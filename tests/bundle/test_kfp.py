@@ -103,6 +103,41 @@ def test_a_new_profile_gets_kfps_config_maps(settled_models, tmp_path: Path):
     # The launcher names the profile's Secret; the keys stay in it.
     assert not any(v in json.dumps(launcher) for v in model.secret_values())
     assert cluster.get("Secret", "minio-credentials", "alice") is not None
+    # The servers the UI and the API server call in each profile, with the profile's keys
+    # by reference, and the mesh's rules for who may call them.
+    for name in ("ml-pipeline-ui-artifact", "ml-pipeline-visualizationserver"):
+        assert cluster.get("Deployment", name, "alice") is not None, name
+        assert cluster.get("Service", name, "alice") is not None, name
+    artifact = cluster.get("Deployment", "ml-pipeline-ui-artifact", "alice")
+    (container,) = artifact["spec"]["template"]["spec"]["containers"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    assert refs == {
+        "MINIO_ACCESS_KEY": "minio-credentials",
+        "MINIO_SECRET_KEY": "minio-credentials",
+    }
+    assert len(cluster.of_kind("AuthorizationPolicy")) > 0
+    assert {p["metadata"]["namespace"] for p in cluster.of_kind("AuthorizationPolicy")} >= {
+        "alice"
+    }
+    assert not any(v in json.dumps(artifact) for v in model.secret_values())
     assert cluster.rejected == []
     for name, status in {**model.statuses, **model.app_statuses}.items():
         assert status.name == "active", f"{name}: {status.message}"
+
+
+def test_kfp_pods_are_labelled_for_the_sidecar_and_no_one_elses(shared_model: Model):
+    cluster = shared_model.workloads.kubernetes
+    for stateful_set in cluster.of_kind("StatefulSet"):
+        labels = stateful_set["spec"]["template"]["metadata"]["labels"]
+        app = stateful_set["metadata"]["name"]
+        if app == "kfp":
+            # Istio's injection webhook takes pods labelled so in namespaces without
+            # istio-injection (charms/istio/src/templates/istiod.yaml.j2).
+            assert labels["sidecar.istio.io/inject"] == "true"
+        else:
+            assert "sidecar.istio.io/inject" not in labels, app
+    assert shared_model.statuses["kfp/0"].name == "active"
