@@ -212,6 +212,9 @@ class KfpCharm(ops.CharmBase):
         container = self.unit.get_container(workload.container)
         if service_running(container, workload.service):
             container.stop(workload.service)
+            if workload.leader_only and workload.check is not None:
+                # No longer the leader: its controller's check would only fail.
+                container.stop_checks(workload.check)
 
     def _on_check_failed(self, event: ops.PebbleCheckFailedEvent) -> None:
         logger.warning("check %s of %s fails", event.info.name, event.workload.name)

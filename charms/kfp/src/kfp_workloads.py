@@ -184,6 +184,9 @@ def _layer(
                 **check,
             }
         }
+        if _startup(workload, leader) == "disabled":
+            # A controller that does not run here has nothing to check.
+            layer["checks"][workload.check]["startup"] = "disabled"
     return layer  # type: ignore[return-value]
 
 

@@ -80,3 +80,18 @@ def test_two_failed_checks_are_both_kept(ctx, kube):
     assert state.unit_status == ops.WaitingStatus(
         f"{wl.METADATA_GRPC.container} is not ready (check {wl.METADATA_GRPC.check} fails)"
     )
+
+
+def test_a_unit_that_loses_the_leadership_stops_its_controllers_checks(ctx, kube):
+    out = _settled(ctx)
+    workload = wl.WORKFLOW_CONTROLLER
+    container = out.get_container(workload.container)
+    assert container.service_statuses[workload.service] == ops.pebble.ServiceStatus.ACTIVE
+    follower = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, leader=False))
+    container = follower.get_container(workload.container)
+    assert container.service_statuses[workload.service] == ops.pebble.ServiceStatus.INACTIVE
+    (check,) = container.check_infos
+    assert check.status == ops.pebble.CheckStatus.INACTIVE
+    # Its layer keeps the check from starting again on this unit.
+    assert container.plan.checks[workload.check].startup == ops.pebble.CheckStartup.DISABLED
+    assert follower.unit_status == ops.ActiveStatus()
