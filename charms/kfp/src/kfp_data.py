@@ -107,9 +107,10 @@ def read(charm: ops.CharmBase) -> DataInputs:
     assert db_relation is not None
     provider = db_relation.app.name if db_relation.app else "the database"
     databases: dict[str, wl.Database] = {}
+    contents: dict[str, dict[str, str]] = {}  # a provider may give both one secret: read it once
     for name in DATABASES:
         try:
-            database = read_database(model, db_relation, name)
+            database = read_database(model, db_relation, name, contents)
         except DataError as e:
             return DataInputs(status=ops.BlockedStatus(f"{DATABASE}: {provider}: {e}"))
         if database is None:
@@ -130,10 +131,16 @@ def read(charm: ops.CharmBase) -> DataInputs:
     return DataInputs(databases, store)
 
 
-def read_database(model: ops.Model, relation: ops.Relation, name: str) -> wl.Database | None:
+def read_database(
+    model: ops.Model,
+    relation: ops.Relation,
+    name: str,
+    contents: dict[str, dict[str, str]] | None = None,
+) -> wl.Database | None:
     """The endpoint and account the provider gave for database `name`; None until answered.
 
-    Raises DataError when the answer is there but unusable.
+    `contents` holds the secrets read so far this hook, by id: each is read
+    once. Raises DataError when the answer is there but unusable.
     """
     if relation.app is None:
         return None
@@ -155,10 +162,14 @@ def read_database(model: ops.Model, relation: ops.Relation, name: str) -> wl.Dat
         if not isinstance(endpoints, str) or not isinstance(secret_id, str):
             raise DataError(f"the {name} answer's endpoints or secret is not a string")
         host, port = _mysql_endpoint(endpoints)
-        try:
-            content = model.get_secret(id=secret_id).get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            raise DataError(f"the {name} credentials secret cannot be read") from None
+        content = (contents or {}).get(secret_id)
+        if content is None:
+            try:
+                content = model.get_secret(id=secret_id).get_content(refresh=True)
+            except (ops.SecretNotFoundError, ops.ModelError):
+                raise DataError(f"the {name} credentials secret cannot be read") from None
+            if contents is not None:
+                contents[secret_id] = content
         user, password = content.get("username"), content.get("password")
         if not user or not password:
             raise DataError(f"the {name} credentials secret lacks a username or password")

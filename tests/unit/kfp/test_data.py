@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import ops
 import pytest
 from ops import pebble, testing
 from unit.kfp.helpers import CHARM, kfp_data, with_gateway
@@ -298,3 +299,32 @@ def test_a_missing_credentials_secret_blocks_without_naming_it():
     assert out.unit_status == testing.BlockedStatus(
         "relational-db: mysql: the mlpipeline credentials secret cannot be read"
     )
+
+
+def test_one_secret_for_both_databases_is_read_once(monkeypatch):
+    # A provider with one user per relation (ours) names the same secret in both answers.
+    db, secrets = _db_relation()
+    responses = json.loads(db.remote_app_data["requests"])
+    shared = responses[0]["secret-user"]
+    for response in responses:
+        response["secret-user"] = shared
+    db = dataclasses.replace(
+        db, remote_app_data={**db.remote_app_data, "requests": json.dumps(responses)}
+    )
+    store, store_secret = _s3_relation()
+    state = _state(relations={db, store}, secrets={*secrets, store_secret})
+    reads: list[str | None] = []
+    real = ops.Model.get_secret
+
+    def get_secret(self, *, id=None, label=None):
+        reads.append(id)
+        return real(self, id=id, label=label)
+
+    monkeypatch.setattr(ops.Model, "get_secret", get_secret)
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.update_status(), state)
+    assert reads.count(shared) == 1
+    assert out.unit_status == testing.ActiveStatus()
+    mlmd = _file(ctx, out, MLMD_FILE).read_text()
+    assert DB_PASSWORDS["mlpipeline"] in mlmd  # the shared account, in both files
+    assert DB_PASSWORDS["mlpipeline"] in _file(ctx, out, API_FILE).read_text()
