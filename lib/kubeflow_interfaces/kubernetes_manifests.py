@@ -53,9 +53,10 @@ What Canonical's dispatcher does with what our requirers send:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -208,14 +209,29 @@ class ManifestsRequirer:
         self._charm = charm
         self._endpoint = endpoint
 
-    def publish(self, objects: list[dict[str, Any]]) -> bool:
-        """Leader: make every relation's secret hold `objects`; only what changed is written."""
+    def publish(
+        self, objects: list[dict[str, Any]], record: MutableMapping[str, str] | None = None
+    ) -> bool:
+        """Leader: make every relation's secret hold `objects`; only what changed is written.
+
+        `record` is where the leader notes, per relation, the digest of what
+        its secret was last given and the secret's URI (the peer relation's
+        app databag, so the next leader reads it too). Only this app writes
+        its secrets, so a relation whose note matches `objects` and whose
+        databag names that secret is left unread: a hook where nothing
+        changed reads no secret.
+        """
         if not self._charm.unit.is_leader():
             return False
         content = {CONTENT_KEY: json.dumps(objects, sort_keys=True)}
+        digest = hashlib.sha256(content[CONTENT_KEY].encode()).hexdigest()
         wrote = False
         for relation in self._charm.model.relations[self._endpoint]:
             label = self._label(relation)
+            databag = relation.data[self._charm.app]
+            note = record.get(_record_key(label)) if record is not None else None
+            if note is not None and _noted(note, digest, databag):
+                continue
             try:
                 secret = self._charm.model.get_secret(label=label)
                 if secret.get_content(refresh=True) != content:
@@ -226,11 +242,12 @@ class ManifestsRequirer:
                 secret.grant(relation)
                 wrote = True
             uri = secret.id or secret.get_info().id
-            databag = relation.data[self._charm.app]
             for key, value in ((MANIFESTS_FIELD, uri), (IS_SECRET_FIELD, "true")):
                 if databag.get(key) != value:
                     databag[key] = value
                     wrote = True
+            if record is not None and note != f"{digest} {uri}":
+                record[_record_key(label)] = f"{digest} {uri}"
         return wrote
 
     def profile_namespaces(self) -> frozenset[str] | None:
@@ -251,15 +268,35 @@ class ManifestsRequirer:
             found = (found or set()) | parse_namespaces(text, relation.app.name)
         return None if found is None else frozenset(found)
 
-    def revoke(self, relation: ops.Relation) -> None:
-        """Remove the secret of a relation that is going away."""
+    def revoke(
+        self, relation: ops.Relation, record: MutableMapping[str, str] | None = None
+    ) -> None:
+        """Remove the secret of a relation that is going away, and its note in `record`."""
+        label = self._label(relation)
         try:
-            self._charm.model.get_secret(label=self._label(relation)).remove_all_revisions()
+            self._charm.model.get_secret(label=label).remove_all_revisions()
         except ops.SecretNotFoundError:
             pass
+        if record is not None and _record_key(label) in record:
+            del record[_record_key(label)]
 
     def _label(self, relation: ops.Relation) -> str:
         return f"{self._endpoint}-{relation.id}"
+
+
+def _record_key(label: str) -> str:
+    return f"published-{label}"
+
+
+def _noted(note: str, digest: str, databag: ops.RelationDataContent) -> bool:
+    """Whether `note` says the secret holds `digest` and the databag names that secret."""
+    noted_digest, _, uri = note.partition(" ")
+    return (
+        noted_digest == digest
+        and bool(uri)
+        and databag.get(MANIFESTS_FIELD) == uri
+        and databag.get(IS_SECRET_FIELD) == "true"
+    )
 
 
 # --- helpers for charm tests -------------------------------------------------

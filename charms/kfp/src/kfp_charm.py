@@ -114,13 +114,15 @@ class KfpCharm(ops.CharmBase):
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
-        kfp_pod_defaults.publish(self, config)
+        kfp_pod_defaults.publish(self, config, self._published())
         self._data = data = kfp_data.read(self)
         broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
         self._gateway_read = self._read_gateway(broken=broken)
         gateway = self._gateway_read[0]
         self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
-        self._profiles_problem = kfp_profiles.publish(self, config, data.store)
+        self._profiles_problem = kfp_profiles.publish(
+            self, config, data.store, self._published()
+        )
         self._mesh.reconcile(event)
         self._profile_workloads.reconcile(event, data.store)
         leader = self.unit.is_leader()
@@ -176,6 +178,11 @@ class KfpCharm(ops.CharmBase):
         elif data.relation_missing:
             self._stop(workload)
 
+    def _published(self) -> ops.RelationDataContent | None:
+        """Where the leader notes what the dispatcher's secrets hold: the peer app databag."""
+        peer = self.model.get_relation(kfp_cluster.PEERS)
+        return None if peer is None else peer.data[self.app]
+
     def _read_gateway(
         self, *, broken: bool = False
     ) -> tuple[Gateway | None, ops.StatusBase | None]:
@@ -197,13 +204,13 @@ class KfpCharm(ops.CharmBase):
     def _on_config_maps_broken(self, event: ops.RelationBrokenEvent) -> None:
         if own_departure(self, event):
             return  # this unit is scaled away: the relation and its secret stay for the others
-        kfp_profiles.revoke(self, event)
+        kfp_profiles.revoke(self, event, self._published())
         self._profile_workloads.remove_all()
 
     def _on_pod_defaults_broken(self, event: ops.RelationBrokenEvent) -> None:
         if own_departure(self, event):
             return  # this unit is scaled away: the relation and its secret stay for the others
-        kfp_pod_defaults.revoke(self, event)
+        kfp_pod_defaults.revoke(self, event, self._published())
 
     def _on_list_stuck_runs(self, event: ops.ActionEvent) -> None:
         kfp_actions.on_list_stuck_runs(self, event)

@@ -32,6 +32,7 @@ the leader writes it; nothing is sent until the relation exists.
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import ops
@@ -80,15 +81,24 @@ def pod_default(config: KfpConfig) -> dict[str, Any]:
     }
 
 
-def publish(charm: ops.CharmBase, config: KfpConfig) -> None:
-    """Leader: hand the dispatcher the PodDefault (only what changed is written)."""
+def publish(
+    charm: ops.CharmBase, config: KfpConfig, record: MutableMapping[str, str] | None = None
+) -> None:
+    """Leader: hand the dispatcher the PodDefault (only what changed is written).
+
+    `record` notes what each relation's secret holds (see `ManifestsRequirer.publish`).
+    """
     if not charm.unit.is_leader() or not charm.model.relations[POD_DEFAULTS]:
         return
-    if ManifestsRequirer(charm, POD_DEFAULTS).publish([pod_default(config)]):
+    if ManifestsRequirer(charm, POD_DEFAULTS).publish([pod_default(config)], record):
         logger.info("handed the dispatcher the %s PodDefault", NAME)
 
 
-def revoke(charm: ops.CharmBase, event: ops.RelationBrokenEvent) -> None:
+def revoke(
+    charm: ops.CharmBase,
+    event: ops.RelationBrokenEvent,
+    record: MutableMapping[str, str] | None = None,
+) -> None:
     """Leader: remove the secret that held a departing relation's PodDefault."""
     if charm.unit.is_leader():
-        ManifestsRequirer(charm, POD_DEFAULTS).revoke(event.relation)
+        ManifestsRequirer(charm, POD_DEFAULTS).revoke(event.relation, record)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import kfp_workloads as wl
@@ -95,10 +96,16 @@ def objects(
     return [mlmd_config_map(model), *launchers]
 
 
-def publish(charm: ops.CharmBase, config: KfpConfig, store: wl.ObjectStore | None) -> str | None:
+def publish(
+    charm: ops.CharmBase,
+    config: KfpConfig,
+    store: wl.ObjectStore | None,
+    record: MutableMapping[str, str] | None = None,
+) -> str | None:
     """Leader: hand the dispatcher the ConfigMaps; a problem with its data, or None.
 
-    A namespace list that does not parse changes nothing.
+    A namespace list that does not parse changes nothing. `record` notes what
+    each relation's secret holds (see `ManifestsRequirer.publish`).
     """
     if not charm.unit.is_leader() or store is None or not charm.model.relations[CONFIG_MAPS]:
         return None
@@ -108,12 +115,16 @@ def publish(charm: ops.CharmBase, config: KfpConfig, store: wl.ObjectStore | Non
     except InvalidManifestsError as e:
         logger.warning("%s: %s", CONFIG_MAPS, e)
         return f"{CONFIG_MAPS}: {e}"
-    if requirer.publish(objects(config, store, charm.model.name, namespaces)):
+    if requirer.publish(objects(config, store, charm.model.name, namespaces), record):
         logger.info("handed the dispatcher the ConfigMaps of %d profiles", len(namespaces or ()))
     return None
 
 
-def revoke(charm: ops.CharmBase, event: ops.RelationBrokenEvent) -> None:
+def revoke(
+    charm: ops.CharmBase,
+    event: ops.RelationBrokenEvent,
+    record: MutableMapping[str, str] | None = None,
+) -> None:
     """Leader: remove the secret that held a departing relation's ConfigMaps."""
     if charm.unit.is_leader():
-        ManifestsRequirer(charm, CONFIG_MAPS).revoke(event.relation)
+        ManifestsRequirer(charm, CONFIG_MAPS).revoke(event.relation, record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import ops
 import pytest
 from ops import testing
 from unit.kfp.helpers import CHARM
@@ -184,3 +185,61 @@ def test_the_dispatcher_accepts_it():
         "kfp", kfp_pod_defaults.pod_default(CHARM.KfpConfig(cache=False))
     )
     assert dispatch.danger(manifest) is None
+
+
+def _with_peers(relation: testing.Relation) -> testing.State:
+    state = _with(relation)
+    peers = testing.PeerRelation(CHARM.kfp_cluster.PEERS)
+    return dataclasses.replace(state, relations={*state.relations, peers})
+
+
+def _secret_reads(monkeypatch) -> list[str]:
+    reads: list[str] = []
+    real = ops.Model.get_secret
+
+    def get_secret(self, *, id=None, label=None):
+        reads.append(label or id)
+        return real(self, id=id, label=label)
+
+    monkeypatch.setattr(ops.Model, "get_secret", get_secret)
+    return reads
+
+
+def test_the_leader_notes_what_it_handed_and_a_settled_hook_reads_no_secret(monkeypatch):
+    dispatcher = _dispatcher()
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.relation_changed(dispatcher), _with_peers(dispatcher))
+    label = f"{POD_DEFAULTS}-{dispatcher.id}"
+    uri = out.get_relation(dispatcher.id).local_app_data[kubernetes_manifests.MANIFESTS_FIELD]
+    peers = out.get_relation(out.get_relations(CHARM.kfp_cluster.PEERS)[0].id)
+    assert peers.local_app_data[f"published-{label}"].endswith(f" {uri}")
+    reads = _secret_reads(monkeypatch)
+    again = ctx.run(ctx.on.update_status(), out)
+    assert label not in reads
+    assert again.secrets == out.secrets
+    assert again.relations == out.relations
+
+
+def test_a_changed_pod_default_is_handed_over_and_noted_again():
+    dispatcher = _dispatcher()
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.relation_changed(dispatcher), _with_peers(dispatcher))
+    key = f"published-{POD_DEFAULTS}-{dispatcher.id}"
+    peer_id = out.get_relations(CHARM.kfp_cluster.PEERS)[0].id
+    noted = out.get_relation(peer_id).local_app_data[key]
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"cache": False}))
+    assert _env(_handed(out, dispatcher)[0])["KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT"] == "true"
+    renoted = out.get_relation(peer_id).local_app_data[key]
+    assert renoted != noted
+    assert renoted.split(" ")[1] == noted.split(" ")[1]  # the same secret, a new content
+
+
+def test_relation_broken_drops_the_note():
+    dispatcher = _dispatcher()
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.relation_changed(dispatcher), _with_peers(dispatcher))
+    key = f"published-{POD_DEFAULTS}-{dispatcher.id}"
+    peer_id = out.get_relations(CHARM.kfp_cluster.PEERS)[0].id
+    assert key in out.get_relation(peer_id).local_app_data
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(dispatcher.id)), out)
+    assert key not in out.get_relation(peer_id).local_app_data
