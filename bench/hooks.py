@@ -1649,6 +1649,7 @@ def pipelines(stage_dir: Path) -> Pipelines:
 
 def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    import kfp_charm
     import kfp_cluster
     import kfp_data
     import kfp_workloads as wl
@@ -1665,6 +1666,8 @@ def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
         service = container  # each workload's one service is named after its container
         layers[container] = kfp_data.with_hash(layers[container], service, f)
         files[container] = [f]
+    # What the reconcile noted it gave each container's Pebble, in the unit's stored state.
+    applied = {c: kfp_charm._digest(layer, files.get(c)) for c, layer in layers.items()}
     # The persistence agent's token, issued a minute ago and not due for renewal: its
     # file in the agent's container, its issue and expiry in the unit's stored state;
     # the mesh's label on the pod template, as the stored state says.
@@ -1677,10 +1680,14 @@ def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
     )
     storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
     for part, stored in (
-        ("KfpCluster[cluster]", {"token_issued": token.issued, "token_expires": token.expires}),
-        ("MeshJoin[mesh]", {"labelled": True}),
+        (
+            "KfpCluster[cluster]/StoredStateData[_stored]",
+            {"token_issued": token.issued, "token_expires": token.expires},
+        ),
+        ("MeshJoin[mesh]/StoredStateData[_stored]", {"labelled": True}),
+        ("StoredStateData[_applied]", {"digests": applied}),
     ):
-        storage.save_snapshot(f"{charm.KfpCharm.__name__}/{part}/StoredStateData[_stored]", stored)
+        storage.save_snapshot(f"{charm.KfpCharm.__name__}/{part}", stored)
     storage.commit()
     storage.close()
     containers = []

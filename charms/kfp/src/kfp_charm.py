@@ -10,6 +10,9 @@ the leader.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 
 import kfp_actions
@@ -53,9 +56,15 @@ class KfpCharm(ops.CharmBase):
     # the status names them without asking every container's Pebble on every hook.
     _checks = ops.StoredState()
 
+    # The digest of the layer and files each container was last given (container: digest):
+    # a running service whose wanted layer has that digest is not read back from Pebble.
+    _applied = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._checks.set_default(failing={})
+        self._applied.set_default(digests={})
+        self._pebble_restarted = False
         self._config_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
@@ -108,6 +117,8 @@ class KfpCharm(ops.CharmBase):
             return None
 
     def _reconcile(self, event: ops.EventBase) -> None:
+        # A new Pebble starts from its own layers: read its plan back whatever was applied.
+        self._pebble_restarted = isinstance(event, ops.PebbleReadyEvent)
         kfp_data.request(self)
         kfp_route.publish(self)
         kfp_links.publish(self)
@@ -152,7 +163,13 @@ class KfpCharm(ops.CharmBase):
         running = service_running(container, workload.service)
         if running is None:
             return  # Pebble not up yet: its pebble-ready comes
+        digest = _digest(layer, files)
+        digests = self._applied.digests
+        if running and not self._pebble_restarted and digests.get(workload.container) == digest:
+            return  # running with the layer this unit gave it
         if plan_has(container.get_plan(), layer) and (running or not _starts(layer)):
+            if digests.get(workload.container) != digest:
+                digests[workload.container] = digest
             return
         for f in files or ():
             container.push(
@@ -168,6 +185,7 @@ class KfpCharm(ops.CharmBase):
             container.restart(workload.service)
         else:
             container.replan()
+        digests[workload.container] = digest
 
     def _configure_data(
         self, workload: wl.Workload, layer: ops.pebble.LayerDict, data: kfp_data.DataInputs
@@ -263,6 +281,12 @@ class KfpCharm(ops.CharmBase):
         add_leader_unit_status(event, self._on_collect_unit_status)
         # Without a status of its own the app would keep the last one it was given.
         event.add_status(ops.ActiveStatus())
+
+
+def _digest(layer: ops.pebble.LayerDict, files: list[wl.File] | None) -> str:
+    """A digest of a container's layer and the files pushed with it."""
+    parts = [layer, [dataclasses.asdict(f) for f in files or ()]]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _starts(layer: ops.pebble.LayerDict) -> bool:

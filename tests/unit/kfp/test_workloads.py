@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import ops
 import pytest
 from ops import pebble, testing
 from unit.kfp.helpers import CHARM, kfp_config, with_gateway, workloads
@@ -347,3 +348,48 @@ def test_non_leader_stops_a_running_controller():
             else (pebble.ServiceStatus.ACTIVE)
         )
         assert status == expected, workload.service
+
+
+def _plan_reads(monkeypatch) -> list[str]:
+    reads: list[str] = []
+    real = ops.Container.get_plan
+
+    def get_plan(self):
+        reads.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(ops.Container, "get_plan", get_plan)
+    return reads
+
+
+def test_a_settled_hook_reads_no_plan_back_from_a_running_service(monkeypatch):
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.config_changed(), _state(leader=True))
+    reads = _plan_reads(monkeypatch)
+    again = ctx.run(ctx.on.update_status(), out)
+    assert reads == []
+    applied = [s for s in out.stored_states if s.name == "_applied"]
+    assert applied and applied[0].content["digests"]
+    assert [s for s in again.stored_states if s.name == "_applied"] == applied
+    for container in out.containers:
+        assert again.get_container(container.name).layers == container.layers
+
+
+def test_a_new_pebble_gets_its_layer_again_though_a_service_of_that_name_runs():
+    ctx = testing.Context(CHARM.KfpCharm)
+    out = ctx.run(ctx.on.config_changed(), _state(leader=True))
+    ui = out.get_container(wl.UI.container)
+    # The container restarted: its Pebble runs a `ui` service of the image's own layer.
+    image_layer = pebble.Layer(
+        {"services": {wl.UI.service: {"override": "replace", "command": "/bin/sleep 1d"}}}
+    )
+    restarted = dataclasses.replace(
+        ui,
+        layers={"image": image_layer},
+        service_statuses={wl.UI.service: pebble.ServiceStatus.ACTIVE},
+        check_infos=frozenset(),
+    )
+    state = dataclasses.replace(out, containers=(out.containers - {ui}) | {restarted})
+    again = ctx.run(ctx.on.pebble_ready(restarted), state)
+    planned = again.get_container(wl.UI.container).plan.services[wl.UI.service]
+    assert planned.command == ui.plan.services[wl.UI.service].command
