@@ -131,9 +131,7 @@ class KfpCharm(ops.CharmBase):
         self._gateway_read = self._read_gateway(broken=broken)
         gateway = self._gateway_read[0]
         self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
-        self._profiles_problem = kfp_profiles.publish(
-            self, config, data.store, self._published()
-        )
+        self._profiles_problem = kfp_profiles.publish(self, config, data.store, self._published())
         self._mesh.reconcile(event)
         self._profile_workloads.reconcile(event, data.store)
         leader = self.unit.is_leader()
