@@ -162,19 +162,24 @@ def read_database(
         if not isinstance(endpoints, str) or not isinstance(secret_id, str):
             raise DataError(f"the {name} answer's endpoints or secret is not a string")
         host, port = _mysql_endpoint(endpoints)
-        content = (contents or {}).get(secret_id)
-        if content is None:
-            try:
-                content = model.get_secret(id=secret_id).get_content(refresh=True)
-            except (ops.SecretNotFoundError, ops.ModelError):
-                raise DataError(f"the {name} credentials secret cannot be read") from None
-            if contents is not None:
-                contents[secret_id] = content
+        content = _credentials(model, secret_id, name, {} if contents is None else contents)
         user, password = content.get("username"), content.get("password")
         if not user or not password:
             raise DataError(f"the {name} credentials secret lacks a username or password")
         return wl.Database(host=host, port=port, user=user, password=password)
     return None
+
+
+def _credentials(
+    model: ops.Model, secret_id: str, name: str, contents: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """The secret's content, read at most once per hook (`contents` keeps it by id)."""
+    if secret_id not in contents:
+        try:
+            contents[secret_id] = model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise DataError(f"the {name} credentials secret cannot be read") from None
+    return contents[secret_id]
 
 
 def _mysql_endpoint(endpoints: str) -> tuple[str, int]:
