@@ -43,6 +43,8 @@ LINKS = kfp_links.DASHBOARD_LINKS
 CONFIG_MAPS = kfp_profiles.CONFIG_MAPS
 GATEWAY = "gateway-metadata"
 POD_DEFAULTS = kfp_pod_defaults.POD_DEFAULTS
+# Peer app databag: the digest of the requests, routes and links published last.
+PUBLISHED_KEY = "published"
 # The workloads that need the database or the object store before they can start.
 NEEDS_RELATIONS = (wl.API_SERVER, wl.METADATA_GRPC)
 # The workloads that trust the user header: they start once only the gateway may send it.
@@ -109,6 +111,35 @@ class KfpCharm(ops.CharmBase):
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
+    def _publish_requests(self) -> None:
+        """Leader: ask for the databases and the bucket, publish the routes and the links.
+
+        What was published is kept as a digest in the peer app databag: a hook
+        where the relations and the routes wanted are the same neither reads
+        nor writes the charm's own side of those relations.
+        """
+        if not self.unit.is_leader():
+            return
+        peer = self.model.get_relation(kfp_cluster.PEERS)
+        route = self.model.get_relation(ROUTE)
+        relations = {
+            name: relation.id
+            for name in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)
+            if (relation := self.model.get_relation(name)) is not None
+        }
+        wanted = json.dumps(
+            {"relations": relations, "route": kfp_route.config(self) if route else None},
+            sort_keys=True,
+        )
+        stamp = hashlib.sha256(wanted.encode()).hexdigest()
+        if peer is not None and peer.data[self.app].get(PUBLISHED_KEY) == stamp:
+            return
+        kfp_data.request(self)
+        kfp_route.publish(self)
+        kfp_links.publish(self)
+        if peer is not None:
+            peer.data[self.app][PUBLISHED_KEY] = stamp
+
     def _load(self) -> KfpConfig | None:
         try:
             return self.load_config(KfpConfig)
@@ -119,9 +150,7 @@ class KfpCharm(ops.CharmBase):
     def _reconcile(self, event: ops.EventBase) -> None:
         # A new Pebble starts from its own layers: read its plan back whatever was applied.
         self._pebble_restarted = isinstance(event, ops.PebbleReadyEvent)
-        kfp_data.request(self)
-        kfp_route.publish(self)
-        kfp_links.publish(self)
+        self._publish_requests()
         config = self._load()
         if config is None:
             return  # a bad option changes nothing

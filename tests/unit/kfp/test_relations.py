@@ -66,6 +66,27 @@ def test_non_leader_asks_for_no_route():
     assert out.get_relation(route.id).local_app_data == {}
 
 
+def test_published_requests_are_not_read_again_until_a_relation_changes():
+    route = istio_ingress_route.relation_for_requirer(kfp_route.ROUTE)
+    peers = testing.PeerRelation("kfp-peers")
+    ctx = testing.Context(CHARM.KfpCharm)
+    first = ctx.run(ctx.on.relation_changed(route), _state(relations={route, peers}))
+    stamp = first.get_relation(peers.id).local_app_data["published"]
+    assert first.get_relation(route.id).local_app_data["config"]
+    # Settled: the stamp says the route was published, so the hook leaves it as it is
+    # (ops.testing cannot count databag reads; the stamp is what skips them).
+    again = ctx.run(ctx.on.update_status(), first)
+    assert again.get_relation(peers.id).local_app_data["published"] == stamp
+    # istio related anew (a new relation id): the route is asked for again.
+    fresh = istio_ingress_route.relation_for_requirer(kfp_route.ROUTE)
+    state = dataclasses.replace(
+        again, relations=(again.relations - {again.get_relation(route.id)}) | {fresh}
+    )
+    out = ctx.run(ctx.on.relation_changed(fresh), state)
+    assert out.get_relation(fresh.id).local_app_data["config"]
+    assert out.get_relation(peers.id).local_app_data["published"] != stamp
+
+
 def test_a_written_route_is_left_alone():
     route = istio_ingress_route.relation_for_requirer(kfp_route.ROUTE)
     ctx = testing.Context(CHARM.KfpCharm)
