@@ -85,7 +85,7 @@ class KfpCharm(ops.CharmBase):
             *(on[w.container].pebble_ready for w in wl.WORKLOADS),
             *(on[r].relation_created for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             *(on[r].relation_changed for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
-            *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE)),
+            *(on[r].relation_broken for r in (DATABASE, OBJECT_STORAGE, ROUTE, LINKS)),
             on[GATEWAY].relation_created,
             on[GATEWAY].relation_changed,
             on[GATEWAY].relation_broken,
