@@ -62,10 +62,19 @@ class KfpCharm(ops.CharmBase):
     # a running service whose wanted layer has that digest is not read back from Pebble.
     _applied = ops.StoredState()
 
+    # Whether the last full reconcile left this unit active. Every input but the cluster's
+    # objects and the containers comes with an event of its own (config, relation and
+    # secret changes, leadership, pebble-ready, checks), so an update-status on a settled
+    # unit looks only at what can drift, and reconciles in full when something did.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._checks.set_default(failing={})
         self._applied.set_default(digests={})
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
         self._pebble_restarted = False
         self._config_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
@@ -111,6 +120,24 @@ class KfpCharm(ops.CharmBase):
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
 
+    def _nothing_drifted(self, event: ops.UpdateStatusEvent) -> bool:
+        """On a settled unit: whether the services, checks and cluster objects are as left."""
+        if self._checks.failing:
+            return False
+        leader = self.unit.is_leader()
+        for workload in wl.WORKLOADS:
+            container = self.unit.get_container(workload.container)
+            running = service_running(container, workload.service)
+            if running is None or running != (leader or not workload.leader_only):
+                return False
+        if not leader:
+            return True
+        if self._cluster.drifted() or self._profile_workloads.drifted():
+            return False
+        self._mesh.reconcile(event)
+        self._cluster.renew_token()
+        return self._cluster.status() is None and self._mesh.status() is None
+
     def _publish_requests(self) -> None:
         """Leader: ask for the databases and the bucket, publish the routes and the links.
 
@@ -148,12 +175,17 @@ class KfpCharm(ops.CharmBase):
             return None
 
     def _reconcile(self, event: ops.EventBase) -> None:
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            self._still_settled = self._nothing_drifted(event)
+            if self._still_settled:
+                return
         # A new Pebble starts from its own layers: read its plan back whatever was applied.
         self._pebble_restarted = isinstance(event, ops.PebbleReadyEvent)
         self._publish_requests()
         config = self._load()
         if config is None:
             return  # a bad option changes nothing
+        self._reconciled = True
         kfp_pod_defaults.publish(self, config, self._published())
         self._data = data = kfp_data.read(self)
         broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
@@ -284,6 +316,20 @@ class KfpCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            event.add_status(ops.ActiveStatus())
+            return
+        statuses: list[ops.StatusBase] = []
+        self._unit_statuses(statuses)
+        for status in statuses:
+            event.add_status(status)
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        if self._settled.active != active:
+            self._settled.active = active
+
+    def _unit_statuses(self, out: list[ops.StatusBase]) -> None:
+        event = _Statuses(out)
         if self._config_error is None:
             self._load()
         if self._config_error is not None:
@@ -308,6 +354,16 @@ class KfpCharm(ops.CharmBase):
         add_leader_unit_status(event, self._on_collect_unit_status)
         # Without a status of its own the app would keep the last one it was given.
         event.add_status(ops.ActiveStatus())
+
+
+@dataclasses.dataclass
+class _Statuses:
+    """Collects the statuses the unit's checks add, as a collect-status event would."""
+
+    out: list[ops.StatusBase]
+
+    def add_status(self, status: ops.StatusBase) -> None:
+        self.out.append(status)
 
 
 def _digest(layer: ops.pebble.LayerDict, files: list[wl.File] | None) -> str:

@@ -273,6 +273,21 @@ class KfpCluster(ops.Object):
             stored[HASH_KEY] = wanted
             logger.info("applied the Kubernetes objects (%s)", ", ".join(scopes))
 
+    def drifted(self) -> bool:
+        """Leader: whether an object applied last was deleted or changed behind our back."""
+        peer = self.model.get_relation(PEERS)
+        if not self._charm.unit.is_leader() or peer is None:
+            return False
+        stored = peer.data[self.model.app]
+        app, namespace = self.model.app.name, self.model.name
+        owned = OwnedObjects(stored, OBJECTS_KEY, app=app, model=namespace, kinds=ALL_KINDS)
+        return bool(stored.get(HASH_KEY)) and owned.drifted()
+
+    def renew_token(self) -> None:
+        """Leader: renew the persistence agent's token when it is due or its file is gone."""
+        if self._charm.unit.is_leader():
+            self._renew_token()
+
     def _resources(self, scope: str) -> Resources:
         return Resources(
             app=self.model.app.name, model=self.model.name, scope=scope, kinds=SCOPES[scope][1]

@@ -185,6 +185,14 @@ class ProfileWorkloads(ops.Object):
             kinds=KINDS,
         )
 
+    def drifted(self) -> bool:
+        """Leader: whether an object applied last was deleted or changed behind our back."""
+        peer = self.model.get_relation(PEERS)
+        if not self._charm.unit.is_leader() or peer is None:
+            return False
+        stored = peer.data[self.model.app]
+        return bool(stored.get(HASH_KEY)) and self._owned(stored).drifted()
+
     # --- reconcile
 
     def reconcile(self, event: ops.EventBase, store: wl.ObjectStore | None) -> None:
