@@ -29,12 +29,12 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from kubeflow_charms.kubernetes import Kind, KubernetesError
+from kubeflow_charms.kubernetes import Kind, KubernetesError, Resources, apply_stages
 
 logger = logging.getLogger(__name__)
 
@@ -239,3 +239,30 @@ class OwnedObjects:
             return
         if self.databag.get(self.key) != now:
             self.databag[self.key] = now
+
+    def apply_when_wanted(
+        self,
+        hash_key: str,
+        wanted: str,
+        stages: Callable[[], Sequence[tuple[Resources, str]]],
+        *,
+        force: bool,
+        routine: bool,
+    ) -> bool:
+        """Apply the objects if `wanted` is not what was applied last, if forced, or if drifted.
+
+        `wanted` is a digest of what `stages` would render, kept in the same
+        databag under `hash_key`; `stages` is called only when applying (a
+        settled hook renders nothing). Drift is looked for only on a routine
+        hook (update-status). Raises KubernetesError when the apply fails;
+        returns whether `wanted` was new.
+        """
+        if self.databag.get(hash_key) == wanted and not force:
+            if not (routine and self.drifted()):
+                return False
+        apply_stages(stages(), None)
+        self.record()
+        if self.databag.get(hash_key) == wanted:
+            return False
+        self.databag[hash_key] = wanted
+        return True

@@ -43,7 +43,6 @@ from kubeflow_charms.kubernetes import (
     KubernetesError,
     Resources,
     api_errors,
-    apply_stages,
     delete_all,
     error_status,
     render,
@@ -258,19 +257,21 @@ class KfpCluster(ops.Object):
         names = [name for scope in scopes for name in SCOPES[scope][0]]
         wanted = render_digest(MANIFESTS, names, values)
         owned = OwnedObjects(stored, OBJECTS_KEY, app=app, model=namespace, kinds=ALL_KINDS)
-        if stored.get(HASH_KEY) == wanted and not force:
-            if not (routine and owned.drifted()):
-                return
-        stages = [(self._resources(s), render(MANIFESTS, SCOPES[s][0], values)) for s in scopes]
         try:
-            apply_stages(stages, None)
+            new = owned.apply_when_wanted(
+                HASH_KEY,
+                wanted,
+                lambda: [
+                    (self._resources(s), render(MANIFESTS, SCOPES[s][0], values)) for s in scopes
+                ],
+                force=force,
+                routine=routine,
+            )
         except KubernetesError as e:
             self.error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
-        owned.record()
-        if stored.get(HASH_KEY) != wanted:
-            stored[HASH_KEY] = wanted
+        if new:
             logger.info("applied the Kubernetes objects (%s)", ", ".join(scopes))
 
     def drifted(self) -> bool:

@@ -23,7 +23,6 @@ from kubeflow_charms.kubernetes import (
     KubernetesError,
     Resources,
     api_errors,
-    apply_stages,
     delete_all,
     error_status,
     render,
@@ -310,22 +309,22 @@ class KubeflowDashboardCharm(ops.CharmBase):
         owned = OwnedObjects(
             stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
         )
-        if stored.get(HASH_KEY) == wanted and not force:
-            if not (routine and owned.drifted()):
-                return
-        stages = [
-            (self._resources(scope), render(TEMPLATES, names, context))
-            for scope, names in templates.items()
-        ]
         try:
-            apply_stages(stages, None)
+            new = owned.apply_when_wanted(
+                HASH_KEY,
+                wanted,
+                lambda: [
+                    (self._resources(scope), render(TEMPLATES, names, context))
+                    for scope, names in templates.items()
+                ],
+                force=force,
+                routine=routine,
+            )
         except KubernetesError as e:
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
-        owned.record()
-        if stored.get(HASH_KEY) != wanted:
-            stored[HASH_KEY] = wanted
+        if new:
             logger.info("applied the Kubernetes objects (%d links)", len(inputs.links))
 
     def _resources(self, scope: str) -> Resources:

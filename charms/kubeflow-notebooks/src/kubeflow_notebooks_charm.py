@@ -19,7 +19,6 @@ from kubeflow_charms.kubernetes import (
     Kind,
     KubernetesError,
     Resources,
-    apply_stages,
     delete_all,
     error_status,
     render,
@@ -186,22 +185,22 @@ class NotebooksCharm(ops.CharmBase):
             model=self.model.name,
             kinds=CRD_KINDS + RBAC_KINDS,
         )
-        if stored.get(HASH_KEY) == wanted and not force:
-            if not (routine and owned.drifted()):
-                return
-        stages = [
-            (self._resources(scope), render(TEMPLATES, names, context))
-            for scope, names in templates.items()
-        ]
         try:
-            apply_stages(stages, None)
+            new = owned.apply_when_wanted(
+                HASH_KEY,
+                wanted,
+                lambda: [
+                    (self._resources(scope), render(TEMPLATES, names, context))
+                    for scope, names in templates.items()
+                ],
+                force=force,
+                routine=routine,
+            )
         except KubernetesError as e:
             self._kubernetes_error = e
             logger.error("applying the Kubernetes objects failed: %s", e)
             return
-        owned.record()
-        if stored.get(HASH_KEY) != wanted:
-            stored[HASH_KEY] = wanted
+        if new:
             logger.info("applied the Notebook kind and the RBAC")
 
     def _reconcile_controller(self, config: NotebooksConfig) -> None:
