@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from charm_loader import load_charm
 from ops import testing
 
@@ -23,15 +21,24 @@ GATEWAY_PRINCIPAL = f"cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{GATEWAY_ACCOUNT}"
 
 
 def gateway_relation(**kwargs) -> testing.Relation:
-    """Istio's gateway-metadata, as its charm writes it."""
-    metadata = {
-        "namespace": GATEWAY_NAMESPACE,
-        "gateway_name": "kubeflow-gateway",
-        "deployment_name": "istio-ingressgateway-workload",
-        "service_account": GATEWAY_ACCOUNT,
-    }
+    """Istio's gateway-metadata, made by the ecosystem's own model.
+
+    The wire format is charmlibs-interfaces-gateway-metadata's:
+    GatewayMetadata.model_dump_json() under the app databag key `metadata`.
+    """
+    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
+
+    metadata = GatewayMetadata(
+        namespace=GATEWAY_NAMESPACE,
+        gateway_name="kubeflow-gateway",
+        deployment_name="istio-ingressgateway-workload",
+        service_account=GATEWAY_ACCOUNT,
+    )
     return testing.Relation(
-        "gateway-metadata", remote_app_data={"metadata": json.dumps(metadata)}, **kwargs
+        "gateway-metadata",
+        interface="gateway_metadata",
+        remote_app_data={"metadata": metadata.model_dump_json()},
+        **kwargs,
     )
 
 
