@@ -375,3 +375,88 @@ def store(
         return app.add_secret(bundle.to_content(), label=label, description=description)
     secret.set_content(bundle.to_content())
     return secret
+
+
+# --- a charm's own certificates, kept in one secret -------------------------------------
+
+
+class CertificateKeeper:
+    """The certificates a charm makes for itself, made and renewed by the leader.
+
+    Any unit reads them with `current()`; on the leader, `current()` also makes
+    them when missing and renews what is due (the serving certificate alone,
+    or the CA and everything with it), and `rotate()` replaces them all.
+    `changed` says whether this hook stored a new bundle, so the charm knows
+    its caBundle consumers need updating in the same hook.
+    """
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        *,
+        label: str,
+        ca_name: str,
+        dns_names: Sequence[str],
+        description: str = "certificates the charm made",
+    ):
+        self._charm = charm
+        self._label = label
+        self._ca_name = ca_name
+        self._dns_names = list(dns_names)
+        self._description = description
+        self._bundle: CertificateBundle | None = None
+        self._read = False
+        self.changed = False
+
+    def current(self) -> CertificateBundle | None:
+        """The bundle in force: made or renewed first when this unit leads and it is due."""
+        secret, bundle = load(self._charm.model, self._label)
+        self._bundle, self._read = bundle, True
+        if not self._charm.unit.is_leader():
+            return bundle
+        if bundle is None:
+            bundle = self._new()
+        else:
+            due = bundle.renewal_due()
+            if due is None:
+                return bundle
+            bundle = self._new() if due == "ca" else renew_serving(bundle, self._dns_names)
+        self._store(bundle, secret)
+        return bundle
+
+    def stored(self) -> CertificateBundle | None:
+        """The bundle this hook read (read now if nothing read it yet); never makes one."""
+        if not self._read:
+            _, self._bundle = load(self._charm.model, self._label)
+            self._read = True
+        return self._bundle
+
+    def rotate(self) -> CertificateBundle:
+        """A new CA and serving certificate, stored in place of the old ones; leader only."""
+        secret, _ = load(self._charm.model, self._label)
+        bundle = self._new()
+        self._store(bundle, secret)
+        return bundle
+
+    def _new(self) -> CertificateBundle:
+        return new_bundle(self._ca_name, self._dns_names)
+
+    def _store(self, bundle: CertificateBundle, secret: ops.Secret | None) -> None:
+        store(
+            self._charm.app,
+            bundle,
+            label=self._label,
+            secret=secret,
+            description=self._description,
+        )
+        self._bundle, self._read, self.changed = bundle, True, True
+
+
+def service_dns_names(service: str, namespace: str) -> list[str]:
+    """The names a client inside the cluster may use for a Service; the first is the CN."""
+    return [
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+        f"{service}.{namespace}",
+        service,
+    ]

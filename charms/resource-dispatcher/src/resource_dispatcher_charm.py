@@ -93,7 +93,13 @@ class ResourceDispatcherCharm(ops.CharmBase):
         self._watch = NamespaceWatch(self._watch_container)
         self._providers = {e: ManifestsProvider(self, e) for e in ENDPOINT_KINDS}
         self._plan: Plan | None = None
-        self._bundle: CertificateBundle | None = None
+        self._certs = certificates.CertificateKeeper(
+            self,
+            label=CERTS_LABEL,
+            ca_name=f"{self.app.name} webhook CA ({self.model.name})",
+            dns_names=webhook.dns_names(self.app.name, self.model.name),
+            description="webhook certificates",
+        )
         self._kubernetes_error: KubernetesError | None = None
         self._watch_problem: ops.StatusBase | None = None
 
@@ -206,45 +212,10 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def _certificates(self) -> CertificateBundle | None:
         """The webhook's CA and serving certificate: made, or renewed when due, by the leader."""
-        secret, bundle = certificates.load(self.model, CERTS_LABEL)
-        self._bundle = bundle
-        if not self.unit.is_leader():
-            return bundle
-        if bundle is None:
-            bundle = self._new_bundle()
-        else:
-            due = bundle.renewal_due()
-            if due is None:
-                return bundle
-            if due == "ca":
-                bundle = self._new_bundle()
-            else:
-                bundle = certificates.renew_serving(bundle, self._dns_names())
-            logger.info("renewing the webhook's %s certificate", due)
-        certificates.store(
-            self.app, bundle, label=CERTS_LABEL, secret=secret, description="webhook certificates"
-        )
-        self._bundle = bundle
-        logger.info("stored the webhook certificate (serial %s)", bundle.serial)
+        bundle = self._certs.current()
+        if self._certs.changed and bundle is not None:
+            logger.info("stored the webhook certificate (serial %s)", bundle.serial)
         return bundle
-
-    def _current_bundle(self) -> CertificateBundle | None:
-        """The bundle this hook's reconcile read; read now if no reconcile ran.
-
-        Juju runs hooks the charm does not observe (leader-settings-changed on a
-        unit that stopped leading, say); their status must see the secret too.
-        """
-        if self._bundle is None:
-            _, self._bundle = certificates.load(self.model, CERTS_LABEL)
-        return self._bundle
-
-    def _new_bundle(self) -> CertificateBundle:
-        return certificates.new_bundle(
-            f"{self.app.name} webhook CA ({self.model.name})", self._dns_names()
-        )
-
-    def _dns_names(self) -> list[str]:
-        return webhook.dns_names(self.app.name, self.model.name)
 
     def _offers(self) -> list[Offer]:
         """What every related app sends, endpoint by endpoint; reads only."""
@@ -414,12 +385,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         if not self._webhook_container.can_connect():
             event.fail("the webhook container is not reachable: try again later")
             return
-        secret, _ = certificates.load(self.model, CERTS_LABEL)
-        bundle = self._new_bundle()
-        certificates.store(
-            self.app, bundle, label=CERTS_LABEL, secret=secret, description="webhook certificates"
-        )
-        self._bundle = bundle
+        bundle = self._certs.rotate()
         logger.info("rotated the webhook's CA (serial %s)", bundle.ca_serial)
         self._webhook.configure(bundle)
         self._reconcile_cluster(bundle, force=True, routine=False)
@@ -461,7 +427,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         problems: list[ops.StatusBase] = []
         if not self._webhook.can_connect():
             problems.append(ops.WaitingStatus("waiting for the poddefaults-webhook container"))
-        elif self._current_bundle() is None:
+        elif self._certs.stored() is None:
             problems.append(ops.WaitingStatus("waiting for the leader to make the certificate"))
         elif not self._webhook.is_running():
             problems.append(ops.MaintenanceStatus("starting the PodDefault webhook"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ops
 
-from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.certificates import CertificateBundle, service_dns_names
 from kubeflow_charms.pebble import plan_has
 
 CONTAINER = "poddefaults-webhook"
@@ -39,13 +39,7 @@ def service_name(app: str) -> str:
 
 def dns_names(app: str, namespace: str) -> list[str]:
     """The names the API server may use to reach the webhook; the first is the common name."""
-    service = service_name(app)
-    return [
-        f"{service}.{namespace}.svc",
-        f"{service}.{namespace}.svc.cluster.local",
-        f"{service}.{namespace}",
-        service,
-    ]
+    return service_dns_names(service_name(app), namespace)
 
 
 def pebble_layer(serial: str) -> ops.pebble.LayerDict:
