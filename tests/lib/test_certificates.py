@@ -214,3 +214,81 @@ def test_reading_timestamps_does_not_import_cryptography(bundle):
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+class _Keeper(ops.CharmBase):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.keeper = certificates.CertificateKeeper(
+            self, label="webhook-certs", ca_name="demo CA", dns_names=NAMES
+        )
+        framework.observe(self.on.update_status, self._on_update_status)
+        framework.observe(self.on.config_changed, self._on_config_changed)
+        self.seen: CertificateBundle | None = None
+
+    def _on_update_status(self, _: ops.EventBase) -> None:
+        self.seen = self.keeper.current()
+
+    def _on_config_changed(self, _: ops.EventBase) -> None:
+        self.seen = self.keeper.rotate()
+
+
+def _keep(state: testing.State, rotate: bool = False):
+    ctx = testing.Context(_Keeper, meta={"name": "demo"})
+    event = ctx.on.config_changed() if rotate else ctx.on.update_status()
+    with ctx(event, state) as manager:
+        out = manager.run()
+        return manager.charm.seen, manager.charm.keeper.changed, out
+
+
+def _secret(bundle: CertificateBundle) -> testing.Secret:
+    return testing.Secret(bundle.to_content(), label="webhook-certs", owner="app")
+
+
+def test_keeper_makes_the_bundle_once_on_the_leader():
+    made, changed, out = _keep(testing.State(leader=True))
+    assert made is not None and changed
+    (secret,) = out.secrets
+    assert secret.tracked_content == made.to_content()
+    again, changed, _ = _keep(out)
+    assert (again, changed) == (made, False)
+
+
+def test_keeper_on_a_follower_reads_and_never_makes():
+    assert _keep(testing.State())[:2] == (None, False)
+    bundle = certificates.new_bundle("demo CA", NAMES)
+    seen, changed, _ = _keep(testing.State(secrets={_secret(bundle)}))
+    assert (seen, changed) == (bundle, False)
+
+
+def test_keeper_renews_the_serving_certificate_at_two_thirds_and_keeps_the_ca():
+    now = dt.datetime.now(dt.timezone.utc)
+    old = certificates.new_bundle(
+        "demo CA", NAMES, validity=dt.timedelta(days=3), now=now - dt.timedelta(days=2, hours=1)
+    )
+    renewed, changed, out = _keep(testing.State(leader=True, secrets={_secret(old)}))
+    assert changed and renewed is not None
+    assert (renewed.ca_serial, renewed.ca_cert) == (old.ca_serial, old.ca_cert)
+    assert renewed.serial != old.serial
+    assert out.get_secret(label="webhook-certs").latest_content == renewed.to_content()
+    # A day earlier, before two thirds of that life, nothing is due.
+    young = certificates.new_bundle(
+        "demo CA", NAMES, validity=dt.timedelta(days=3), now=now - dt.timedelta(hours=23)
+    )
+    assert _keep(testing.State(leader=True, secrets={_secret(young)}))[:2] == (young, False)
+
+
+def test_keeper_rotation_replaces_the_ca():
+    old = certificates.new_bundle("demo CA", NAMES)
+    rotated, changed, out = _keep(testing.State(leader=True, secrets={_secret(old)}), rotate=True)
+    assert changed and rotated is not None and rotated.ca_serial != old.ca_serial
+    assert out.get_secret(label="webhook-certs").latest_content == rotated.to_content()
+
+
+def test_service_dns_names():
+    assert certificates.service_dns_names("katib-controller", "kubeflow") == [
+        "katib-controller.kubeflow.svc",
+        "katib-controller.kubeflow.svc.cluster.local",
+        "katib-controller.kubeflow",
+        "katib-controller",
+    ]
