@@ -1,4 +1,4 @@
-"""katib against Kubeflow 1.10.0 (Katib v0.18.0): its Pebble layers, config, webhooks, RBAC, CRDs."""
+"""katib against Kubeflow 1.10.0 (Katib v0.18.0): Pebble layers, config, webhooks, RBAC, CRDs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 from charm_loader import CHARMS
 from conformance import facts
-from unit.katib.helpers import TRAIN_JOB, katib_cluster, katib_config, workloads as wl
+from unit.katib.helpers import TRAIN_JOB, katib_cluster, katib_config
+from unit.katib.helpers import workloads as wl
 
 from kubeflow_charms import certificates
 from kubeflow_charms.kubernetes import render
@@ -129,8 +130,11 @@ def test_db_manager_env_file_names_every_variable_it_reads():
 
 @pytest.mark.parametrize(
     ("name", "workload"),
-    [("katib-controller", "katib-controller"), ("katib-ui", "katib-ui"),
-     ("katib-db-manager", "katib-db-manager")],
+    [
+        ("katib-controller", "katib-controller"),
+        ("katib-ui", "katib-ui"),
+        ("katib-db-manager", "katib-db-manager"),
+    ],
 )
 def test_services_are_named_and_ported_as_upstream(name, workload):
     ours = OBJECTS[("Service", name)]["spec"]["ports"]
@@ -189,7 +193,10 @@ def test_init_config_is_upstreams_with_leader_election_on_and_cert_generator_off
     for section, known in keys.items():
         assert set(init[section]) <= set(known), section
     # The controller reads the same text from its own file.
-    assert CONFIG_FILE.content == _objects()[("ConfigMap", "katib-config")]["data"]["katib-config.yaml"]
+    assert (
+        CONFIG_FILE.content
+        == _objects()[("ConfigMap", "katib-config")]["data"]["katib-config.yaml"]
+    )
 
 
 def test_an_offered_trial_kind_joins_the_trial_resources():
@@ -214,7 +221,10 @@ def _hooks(kind: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("kind", "fact"),
-    [("ValidatingWebhookConfiguration", "validating"), ("MutatingWebhookConfiguration", "mutating")],
+    [
+        ("ValidatingWebhookConfiguration", "validating"),
+        ("MutatingWebhookConfiguration", "mutating"),
+    ],
 )
 def test_webhooks_are_upstreams(kind, fact):
     wanted = FACTS["webhooks"][fact].value
@@ -234,7 +244,10 @@ def test_webhooks_are_upstreams(kind, fact):
 
 def test_pod_mutator_selects_upstreams_namespaces_and_skips_our_controller():
     hook = _hooks("MutatingWebhookConfiguration")["mutator.pod.katib.kubeflow.org"]
-    assert hook["namespaceSelector"]["matchLabels"] == FACTS["webhooks"]["pod-namespace-selector"].value
+    assert (
+        hook["namespaceSelector"]["matchLabels"]
+        == FACTS["webhooks"]["pod-namespace-selector"].value
+    )
     (condition,) = hook["matchConditions"]
     upstream = FACTS["webhooks"]["pod-match-condition"].value
     assert condition["name"] == upstream["name"]
@@ -255,7 +268,11 @@ def test_ui_rules_are_upstreams_with_namespaces_read_only():
     rules = OBJECTS[("ClusterRole", "katib-ui")]["rules"]
     for rule in FACTS["katib-ui"]["rbac"].value:
         assert rule in rules, rule
-    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]} in rules
+    assert {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "verbs": ["get", "list", "watch"],
+    } in rules
 
 
 def test_leader_election_may_use_leases():
@@ -351,19 +368,37 @@ def _pruned(value: Any, schema: dict[str, Any], path: str) -> list[str]:
 # common_types.go), with a TrainJob trial as Katib v0.18 needs it spelled out.
 EXPERIMENT_SPEC = {
     "parameters": [
-        {"name": "lr", "parameterType": "double",
-         "feasibleSpace": {"min": "0.01", "max": "0.05", "step": "0.01",
-                           "distribution": "logUniform"}},
-        {"name": "optimizer", "parameterType": "categorical",
-         "feasibleSpace": {"list": ["sgd", "adam"]}},
+        {
+            "name": "lr",
+            "parameterType": "double",
+            "feasibleSpace": {
+                "min": "0.01",
+                "max": "0.05",
+                "step": "0.01",
+                "distribution": "logUniform",
+            },
+        },
+        {
+            "name": "optimizer",
+            "parameterType": "categorical",
+            "feasibleSpace": {"list": ["sgd", "adam"]},
+        },
     ],
-    "objective": {"type": "maximize", "goal": 0.99, "objectiveMetricName": "accuracy",
-                  "additionalMetricNames": ["loss"],
-                  "metricStrategies": [{"name": "loss", "value": "min"}]},
-    "algorithm": {"algorithmName": "random",
-                  "algorithmSettings": [{"name": "random_state", "value": "10"}]},
-    "earlyStopping": {"algorithmName": "medianstop",
-                      "algorithmSettings": [{"name": "min_trials_required", "value": "2"}]},
+    "objective": {
+        "type": "maximize",
+        "goal": 0.99,
+        "objectiveMetricName": "accuracy",
+        "additionalMetricNames": ["loss"],
+        "metricStrategies": [{"name": "loss", "value": "min"}],
+    },
+    "algorithm": {
+        "algorithmName": "random",
+        "algorithmSettings": [{"name": "random_state", "value": "10"}],
+    },
+    "earlyStopping": {
+        "algorithmName": "medianstop",
+        "algorithmSettings": [{"name": "min_trials_required", "value": "2"}],
+    },
     "trialTemplate": {
         "retain": True,
         "primaryContainerName": TRAIN_JOB.primary_container,
@@ -371,25 +406,42 @@ EXPERIMENT_SPEC = {
         "successCondition": TRAIN_JOB.success_condition,
         "failureCondition": TRAIN_JOB.failure_condition,
         "trialParameters": [{"name": "learningRate", "description": "lr", "reference": "lr"}],
-        "trialSpec": {"apiVersion": TRAIN_JOB.api_version, "kind": TRAIN_JOB.kind,
-                      "spec": {"runtimeRef": {"name": "torch-distributed"},
-                               "trainer": {"numNodes": 2}}},
+        "trialSpec": {
+            "apiVersion": TRAIN_JOB.api_version,
+            "kind": TRAIN_JOB.kind,
+            "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2}},
+        },
     },
     "parallelTrialCount": 3,
     "maxTrialCount": 12,
     "maxFailedTrialCount": 3,
     "metricsCollectorSpec": {
-        "source": {"fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File",
-                                      "format": "TEXT"},
-                   "filter": {"metricsFormat": ["([\\w|-]+)\\s*=\\s*([+-]?\\d*(\\.\\d+)?)"]},
-                   "httpGet": {"path": "/metrics", "port": 8080}},
+        "source": {
+            "fileSystemPath": {
+                "path": "/var/log/katib/metrics.log",
+                "kind": "File",
+                "format": "TEXT",
+            },
+            "filter": {"metricsFormat": ["([\\w|-]+)\\s*=\\s*([+-]?\\d*(\\.\\d+)?)"]},
+            "httpGet": {"path": "/metrics", "port": 8080},
+        },
         "collector": {"kind": "File", "customCollector": {"name": "c", "image": "i"}},
     },
-    "nasConfig": {"graphConfig": {"numLayers": 8, "inputSizes": [32], "outputSizes": [10]},
-                  "operations": [{"operationType": "convolution",
-                                  "parameters": [{"name": "filter_size",
-                                                  "parameterType": "categorical",
-                                                  "feasibleSpace": {"list": ["3"]}}]}]},
+    "nasConfig": {
+        "graphConfig": {"numLayers": 8, "inputSizes": [32], "outputSizes": [10]},
+        "operations": [
+            {
+                "operationType": "convolution",
+                "parameters": [
+                    {
+                        "name": "filter_size",
+                        "parameterType": "categorical",
+                        "feasibleSpace": {"list": ["3"]},
+                    }
+                ],
+            }
+        ],
+    },
     "resumePolicy": "Never",
 }
 
@@ -403,4 +455,6 @@ def test_no_field_of_an_experiment_is_pruned():
     import jsonschema
     from bundle.fake_kubernetes import _json_schema
 
-    jsonschema.validate({"spec": EXPERIMENT_SPEC}, _json_schema(version["schema"]["openAPIV3Schema"]))
+    jsonschema.validate(
+        {"spec": EXPERIMENT_SPEC}, _json_schema(version["schema"]["openAPIV3Schema"])
+    )

@@ -110,7 +110,9 @@ class KatibCharm(ops.CharmBase):
             return False
         leader = self.unit.is_leader()
         for workload in wl.WORKLOADS:
-            running = service_running(self.unit.get_container(workload.container), workload.service)
+            running = service_running(
+                self.unit.get_container(workload.container), workload.service
+            )
             if running is None or running != (leader or not workload.leader_only):
                 return False
         if not leader:

@@ -80,7 +80,7 @@ GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 
 
 def leader_pod(unit: ops.Unit) -> str:
-    """The pod of a unit, as its StatefulSet names it (label statefulset.kubernetes.io/pod-name)."""
+    """A unit's pod, as its StatefulSet names it (label statefulset.kubernetes.io/pod-name)."""
     return f"{unit.app.name}-{unit_number(unit)}"
 
 

@@ -42,11 +42,7 @@ class DataInputs:
 def request(charm: ops.CharmBase) -> None:
     """Leader: ask for the database where not asked yet."""
     relation = charm.model.get_relation(DATABASE)
-    if (
-        not charm.unit.is_leader()
-        or relation is None
-        or relation.data[charm.app].get("requests")
-    ):
+    if not charm.unit.is_leader() or relation is None or relation.data[charm.app].get("requests"):
         return
     from dpcharmlibs.interfaces import (
         OpsRelationRepository,

@@ -14,7 +14,9 @@ from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksReq
 
 DASHBOARD_LINKS = "dashboard-links"
 LINKS = [
-    DashboardLink(text="Katib Experiments", link="/katib/", location="menu", icon="kubeflow:katib"),
+    DashboardLink(
+        text="Katib Experiments", link="/katib/", location="menu", icon="kubeflow:katib"
+    ),
     DashboardLink(
         text="Katib Documentation",
         link="https://www.kubeflow.org/docs/components/katib/",

@@ -21,7 +21,7 @@ import katib_workloads as workloads  # noqa: E402
 MODEL = "kubeflow"
 APP = "katib"
 PEERS = "katib-peers"
-DB_PASSWORD = "db-Password-7"  # noqa: S105 (test data)
+DB_PASSWORD = "db-Password-7"
 # Where the bundle's istio charm runs its gateway, and as whom (its gateway-metadata).
 GATEWAY_NAMESPACE = "istio-system"
 
@@ -61,7 +61,7 @@ def gateway_relation(**kwargs: Any) -> testing.Relation:
 
 
 def db_relation() -> tuple[testing.Relation, testing.Secret]:
-    """mysql's answer for the database katib."""
+    """Mysql's answer for the database katib."""
     return mysql_client.relation_for_requirer(
         katib_data.DATABASE,
         database="katib",
@@ -76,7 +76,9 @@ def containers(can_connect: bool = True) -> set[testing.Container]:
     return {testing.Container(w.container, can_connect=can_connect) for w in workloads.WORKLOADS}
 
 
-def state(leader: bool = True, *, db: bool = True, gateway: bool = True, **kwargs) -> testing.State:
+def state(
+    leader: bool = True, *, db: bool = True, gateway: bool = True, **kwargs
+) -> testing.State:
     """A unit of the charm with its peer relation, and by default the database and gateway."""
     relations: set[testing.Relation] = {testing.PeerRelation(PEERS)}
     secrets: set[testing.Secret] = set()

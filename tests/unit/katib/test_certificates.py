@@ -9,7 +9,8 @@ import datetime as dt
 import ops
 import pytest
 from ops import testing
-from unit.katib.helpers import certificates_secret, service, state, workloads as wl
+from unit.katib.helpers import certificates_secret, service, state
+from unit.katib.helpers import workloads as wl
 
 from kubeflow_charms import certificates
 

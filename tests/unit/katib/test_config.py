@@ -8,7 +8,8 @@ import json
 import ops
 import pytest
 import yaml
-from unit.katib.helpers import MODEL, state, workloads as wl
+from unit.katib.helpers import MODEL, state
+from unit.katib.helpers import workloads as wl
 
 GPU_SELECTOR = {"kubernetes.azure.com/accelerator": "nvidia"}
 GPU_TOLERATION = {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
@@ -77,9 +78,7 @@ def test_a_bad_value_blocks_naming_the_option_and_changes_nothing(
 ):
     settled = ctx.run(ctx.on.config_changed(), state())
     writes = list(kube.writes)
-    out = ctx.run(
-        ctx.on.config_changed(), dataclasses.replace(settled, config={option: value})
-    )
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(settled, config={option: value}))
     assert isinstance(out.unit_status, ops.BlockedStatus)
     assert out.unit_status.message.startswith(message)
     assert kube.writes == writes

@@ -17,6 +17,8 @@ from unit.katib.helpers import (
     running,
     service,
     state,
+)
+from unit.katib.helpers import (
     workloads as wl,
 )
 
@@ -74,9 +76,10 @@ def test_the_db_account_stays_out_of_the_plan_and_goes_into_a_private_file(ctx, 
 def test_the_leader_asks_for_the_database_katib(ctx, kube):
     from ops import testing as t
 
-    out = ctx.run(ctx.on.config_changed(), state(db=False, relations={
-        t.Relation("relational-db", interface="mysql_client")
-    }))
+    out = ctx.run(
+        ctx.on.config_changed(),
+        state(db=False, relations={t.Relation("relational-db", interface="mysql_client")}),
+    )
     relation = out.get_relation(next(r.id for r in out.relations if r.endpoint == "relational-db"))
     requests = json.loads(relation.local_app_data["requests"])
     assert [r["resource"] for r in requests] == ["katib"]
@@ -154,7 +157,9 @@ def test_a_stopped_service_is_started_again_by_update_status(ctx, kube):
         container, service_statuses={wl.UI.service: testing.pebble.ServiceStatus.INACTIVE}
     )
     others = {c for c in out.containers if c.name != container.name}
-    again = ctx.run(ctx.on.update_status(), dataclasses.replace(out, containers=others | {stopped}))
+    again = ctx.run(
+        ctx.on.update_status(), dataclasses.replace(out, containers=others | {stopped})
+    )
     assert running(again, wl.UI)
 
 
@@ -173,16 +178,27 @@ def test_trial_kinds_add_the_kind_its_rbac_and_a_template_and_restart_the_contro
     before = service(out, wl.CONTROLLER).environment[wl.CONFIG_HASH]
     relation = trial_kinds.relation_for_requirer([TRAIN_JOB])
     related = ctx.run(
-        ctx.on.relation_changed(relation), dataclasses.replace(out, relations=out.relations | {relation})
+        ctx.on.relation_changed(relation),
+        dataclasses.replace(out, relations=out.relations | {relation}),
     )
     assert service(related, wl.CONTROLLER).environment[wl.CONFIG_HASH] != before
-    config = yaml.safe_load(kube.get("ConfigMap", "katib-config", MODEL)["data"]["katib-config.yaml"])
-    assert "TrainJob.v1alpha1.trainer.kubeflow.org" in config["init"]["controller"]["trialResources"]
+    config = yaml.safe_load(
+        kube.get("ConfigMap", "katib-config", MODEL)["data"]["katib-config.yaml"]
+    )
+    assert (
+        "TrainJob.v1alpha1.trainer.kubeflow.org" in config["init"]["controller"]["trialResources"]
+    )
     rules = kube.get("ClusterRole", f"{APP}-controller")["rules"]
-    assert {"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"],
-            "verbs": ["get", "list", "watch", "create", "delete"]} in rules
-    assert {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"],
-            "verbs": ["get", "list", "watch"]} in rules
+    assert {
+        "apiGroups": ["trainer.kubeflow.org"],
+        "resources": ["trainjobs"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    } in rules
+    assert {
+        "apiGroups": ["jobset.x-k8s.io"],
+        "resources": ["jobsets"],
+        "verbs": ["get", "list", "watch"],
+    } in rules
     templates = kube.get("ConfigMap", "trial-templates", MODEL)["data"]
     assert yaml.safe_load(templates["trainJobTemplate"])["kind"] == "TrainJob"
     fs = related.get_container(wl.CONTROLLER.container).get_filesystem(ctx)
@@ -195,7 +211,9 @@ def test_bad_trial_kinds_block_and_change_nothing(ctx, kube):
     bad = testing.Relation(
         "trial-kinds", interface="kubeflow_trial_kinds", remote_app_data={"trial_kinds": "[{"}
     )
-    after = ctx.run(ctx.on.relation_changed(bad), dataclasses.replace(out, relations=out.relations | {bad}))
+    after = ctx.run(
+        ctx.on.relation_changed(bad), dataclasses.replace(out, relations=out.relations | {bad})
+    )
     assert isinstance(after.unit_status, ops.BlockedStatus)
     assert "trial-kinds" in after.unit_status.message
     assert kube.writes == writes
