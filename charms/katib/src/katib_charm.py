@@ -187,12 +187,16 @@ class KatibCharm(ops.CharmBase):
             logger.error(self._cert_problem)
             return None
         if bundle is not None and self.unit.is_leader():
-            renewal = bundle.next_renewal().timestamp()
-            if self._settled.renewal != renewal:
-                self._settled.renewal = renewal
+            self._note_renewal(bundle)
             if self._certs.changed:
                 logger.info("stored the webhook certificate (serial %s)", bundle.serial)
         return bundle
+
+    def _note_renewal(self, bundle: CertificateBundle) -> None:
+        """Keep when the certificates are next due: a settled hook compares the clock with it."""
+        renewal = bundle.next_renewal().timestamp()
+        if self._settled.renewal != renewal:
+            self._settled.renewal = renewal
 
     def _publish_requests(self) -> None:
         """Leader: ask for the database, publish the route and the links (when changed)."""
@@ -299,7 +303,7 @@ class KatibCharm(ops.CharmBase):
             event.fail(f"fix the charm's input first: {self._config_error or self._kinds_error}")
             return
         bundle = self._certs.rotate()
-        self._settled.renewal = bundle.next_renewal().timestamp()
+        self._note_renewal(bundle)
         logger.info("rotated the webhooks' CA (serial %s)", bundle.ca_serial)
         gateway, _ = self._read_gateway()
         self._cluster.reconcile(config, kinds, bundle, gateway, force=True, routine=False)

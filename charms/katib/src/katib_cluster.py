@@ -79,9 +79,9 @@ ALL_KINDS = (
 GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 
 
-def leader_pod(unit: ops.Unit) -> str:
+def leader_pod(app: str, unit: ops.Unit) -> str:
     """A unit's pod, as its StatefulSet names it (label statefulset.kubernetes.io/pod-name)."""
-    return f"{unit.app.name}-{unit_number(unit)}"
+    return f"{app}-{unit_number(unit)}"
 
 
 def context(
@@ -157,7 +157,7 @@ class KatibCluster(ops.Object):
             config,
             app=self.model.app.name,
             namespace=self.model.name,
-            leader_pod=leader_pod(self._charm.unit),
+            leader_pod=leader_pod(self.model.app.name, self._charm.unit),
             kinds=kinds,
             bundle=bundle,
             gateway=gateway,
