@@ -1712,6 +1712,149 @@ def kfp_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[
     return model, containers
 
 
+# --- Katib ------------------------------------------------------------------------------------
+#
+# Related as bundle/bundle.yaml will relate it: its database on mysql, its
+# route and the gateway's identity from istio, its links on the dashboard.
+# katib's own reconcile writes its side and makes its webhooks' certificates;
+# istio's databags are those its code wrote for the dashboard in `platform`,
+# and mysql answers as `DatabaseRelation` does.
+
+KATIB = "katib"
+KATIB_DB_ID, KATIB_ROUTE_ID, KATIB_LINKS_ID, KATIB_PEERS_ID, KATIB_GATEWAY_ID = range(41, 46)
+KATIB_RELATIONS = (KATIB_PEERS_ID, KATIB_DB_ID, KATIB_ROUTE_ID, KATIB_LINKS_ID, KATIB_GATEWAY_ID)
+KATIB_DB_SECRET = secret_id(79)
+
+
+@dataclasses.dataclass
+class Tuning:
+    """katib's relations and secrets, and the charm object that wrote them."""
+
+    world: World
+    charm: Any
+    options: Any
+
+
+@functools.cache
+def tuning(stage_dir: Path) -> Tuning:
+    """Run katib's reconcile and its neighbours' answers until settled."""
+    katib = staged(KATIB, stage_dir)
+    import katib_cluster
+    import katib_data
+    import katib_links
+    import katib_route
+
+    mesh = platform(stage_dir).world  # istio's databags, as its code wrote them
+    world = World(first_secret=80)
+    world.link(KATIB_DB_ID, {KATIB: katib_data.DATABASE, "mysql": "database"})
+    world.link(KATIB_ROUTE_ID, {KATIB: katib_route.ROUTE, "istio": "istio-ingress-route"})
+    world.link(KATIB_GATEWAY_ID, {KATIB: katib.GATEWAY, "istio": "gateway-metadata"})
+    world.link(KATIB_LINKS_ID, {KATIB: katib_links.DASHBOARD_LINKS, DASHBOARD: "links"})
+    world.link(KATIB_PEERS_ID, {KATIB: katib_cluster.PEERS})
+    world.bag(KATIB_ROUTE_ID, "istio").update(mesh.bag(DASHBOARD_ROUTE_ID, "istio"))
+    world.bag(KATIB_GATEWAY_ID, "istio").update(mesh.bag(GATEWAY_METADATA_ID, "istio"))
+    world.secrets[KATIB_DB_SECRET] = SecretRecord(
+        KATIB_DB_SECRET,
+        "mysql",
+        {"username": f"relation-{KATIB_DB_ID}", "password": fake_key("katib-database", 32)},
+        label=f"database.{KATIB_DB_ID}.user.secret",
+        granted={KATIB},
+    )
+    endpoint = f"mysql-0.mysql-endpoints.{MODEL_NAME}.svc.cluster.local:3306"
+
+    options = default_options(katib, katib.KatibConfig)
+    charm = charm_view(katib.KatibCharm, world.model(KATIB, *KATIB_RELATIONS), options)
+    charm._config_error = charm._kinds_error = charm._cert_problem = None
+    charm._data = charm._gateway_read = None
+    charm._note_renewal = lambda bundle: None  # the unit's stored state is written below
+    charm._cluster = bench_object(katib_cluster.KatibCluster, charm, error=None)
+    charm._certs = certificates.CertificateKeeper(
+        charm,
+        label=katib.CERTS_LABEL,
+        ca_name=f"{KATIB} webhook CA ({MODEL_NAME})",
+        dns_names=certificates.service_dns_names("katib-controller", MODEL_NAME),
+    )
+
+    def one_pass() -> None:
+        charm._reconcile(None)
+        asked = world.bag(KATIB_DB_ID, KATIB).get("requests")
+        if asked:
+            answers = mysql_answers(asked, endpoint)
+            secret = f"secret://{MODEL_UUID}/{KATIB_DB_SECRET}"
+            answers["requests"] = answers["requests"].replace(
+                f"secret://{MODEL_UUID}/{KFP_DB_SECRET}", secret
+            )
+            world.bag(KATIB_DB_ID, "mysql").update(answers)
+
+    with cluster_holds_everything(katib_cluster):
+        world.settle(one_pass, "katib and its neighbours")
+    assert charm._gateway_read is not None and charm._gateway_read[0] is not None
+    return Tuning(world, charm, options)
+
+
+def katib_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import katib_charm
+    import katib_data
+    import katib_workloads as wl
+
+    settled = tuning(charm_dir.parent)
+    world, katib = settled.world, settled.charm
+    data = katib_data.read(katib)
+    assert data.status is None and data.database is not None, data.status
+    _, bundle = certificates.load(katib.model, katib_charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
+    config_file = wl.controller_config_file([])
+    env = wl.db_manager_env(data.database)
+    layers = {
+        wl.CONTROLLER.container: wl.controller_layer(
+            namespace=MODEL_NAME, leader=True, config_file=config_file, serial=bundle.serial
+        ),
+        wl.UI.container: wl.ui_layer(namespace=MODEL_NAME),
+        wl.DB_MANAGER.container: wl.db_manager_layer(env),
+    }
+    files = {
+        wl.CONTROLLER.container: [
+            config_file,
+            wl.File(wl.CONTROLLER.container, wl.CERT_FILE, bundle.tls_cert, 0o644),
+            wl.File(wl.CONTROLLER.container, wl.KEY_FILE, bundle.tls_key, 0o600),
+        ],
+        wl.UI.container: [],
+        wl.DB_MANAGER.container: [env],
+    }
+    applied = {c: katib_charm._digest(layer, files[c]) for c, layer in layers.items()}
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    for part, stored in (
+        ("StoredStateData[_applied]", {"digests": applied}),
+        (
+            "StoredStateData[_settled]",
+            {"active": True, "renewal": bundle.next_renewal().timestamp()},
+        ),
+    ):
+        storage.save_snapshot(f"{charm.KatibCharm.__name__}/{part}", stored)
+    storage.commit()
+    storage.close()
+    containers = []
+    for workload in wl.WORKLOADS:
+        container = workload_container(
+            workload.container, dict(layers[workload.container]), workload.service
+        )
+        for f in files[workload.container]:
+            container.add_file(f.path, f.content, permissions=f.permissions)
+        containers.append(container)
+    model = Model(
+        unit=f"{KATIB}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(KATIB, *KATIB_RELATIONS),
+        secrets=world.bench_secrets(KATIB),
+    )
+    return model, containers
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -1722,6 +1865,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "kubeflow-notebooks": notebooks_settled,
     "resource-dispatcher": dispatcher_settled,
     "kfp": kfp_settled,
+    "katib": katib_settled,
 }
 
 

@@ -1,0 +1,43 @@
+"""The `istio-ingress-route` relation: the UI at `/katib/`, behind the login.
+
+Upstream's VirtualService (kubeflow/manifests v1.10.0, apps/katib/upstream/
+installs/katib-with-kubeflow/ui-virtual-service.yaml) sends the prefix
+`/katib/` unchanged to Service `katib-ui` port 80: the UI serves under that
+path itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import katib_workloads as wl
+import ops
+
+from kubeflow_interfaces import istio_ingress_route as iir
+
+ROUTE = "istio-ingress-route"
+UI_PREFIX = "/katib"
+UI_SERVICE_PORT = 80
+
+
+def config(charm: ops.CharmBase) -> dict[str, Any]:
+    """The route this charm asks for, as the relation's `config` in plain data."""
+    ui = iir.RouteRequirer(
+        charm, ROUTE, prefix=UI_PREFIX, port=UI_SERVICE_PORT, service=wl.UI_SERVICE
+    )
+    wanted = ui.config()
+    wanted["http_routes"][0]["name"] = "ui"
+    return wanted
+
+
+def publish(charm: ops.CharmBase) -> bool:
+    """Leader: write the route when it says something new. Whether it wrote."""
+    relation = charm.model.get_relation(ROUTE)
+    if relation is None or not charm.unit.is_leader():
+        return False
+    wanted = config(charm)
+    databag = relation.data[charm.app]
+    if iir.same_config(databag.get(iir.CONFIG_KEY), wanted):
+        return False
+    databag[iir.CONFIG_KEY] = iir.dump_config(wanted)
+    return True
