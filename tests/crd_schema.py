@@ -105,10 +105,12 @@ def _structural(schema: Mapping[str, Any], path: str, level: str) -> list[str]:
     problems += _object_problems(schema, here, level)
     metadata = schema.get("properties", {}).get("metadata")
     if metadata is not None:
-        if level != "root" and not schema.get("x-kubernetes-embedded-resource"):
-            problems.append(f"{here}/metadata: must not be specified in a nested context")
-        elif set(metadata.get("properties", {})) - {"name", "generateName"}:
-            problems.append(f"{here}/metadata: may only constrain name and generateName")
+        problems += _metadata_schema_problems(
+            metadata,
+            f"{path}/metadata",
+            level,
+            schema.get("x-kubernetes-embedded-resource", False),
+        )
     for name, sub in schema.get("properties", {}).items():
         problems += _structural(sub, f"{path}/{name}", "field")
     if isinstance(schema.get("items"), dict):
@@ -124,6 +126,21 @@ def _structural(schema: Mapping[str, Any], path: str, level: str) -> list[str]:
             problems += _nested(sub, f"{path}/{junctor}/{i}")
     if "not" in schema:
         problems += _nested(schema["not"], f"{path}/not")
+    return problems
+
+
+def _metadata_schema_problems(
+    metadata: Mapping[str, Any], path: str, level: str, embedded: bool
+) -> list[str]:
+    """AX validateStructuralMetadataInvariants: ObjectMeta is the API server's own."""
+    problems = []
+    if (level == "root" or embedded) and metadata.get("type") != "object":
+        problems.append(f"{path}: type must be object")
+    if level == "root" and (
+        set(metadata) - {"type", "default", "properties"}
+        or set(metadata.get("properties", {})) - {"name", "generateName"}
+    ):
+        problems.append(f"{path}: must not specify anything other than name and generateName")
     return problems
 
 
@@ -370,6 +387,24 @@ def _format_checker(kubernetes_version: tuple[int, int]) -> jsonschema.FormatChe
 # --- the CRD and its objects --------------------------------------------------------------
 
 
+def _integer(_checker: Any, value: Any) -> bool:
+    """An integer, or a float with an integral value, as kube-openapi takes it for `integer`.
+
+    kubernetes/kube-openapi pkg/validation/validate/type.go (commit d427ff9e)
+    typeValidator.Validate: `isFloatInt`, a JSON number like 1.0 where an
+    integer is expected, is valid (the Trainer SDK writes quantities so).
+    """
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator,
+    type_checker=jsonschema.Draft4Validator.TYPE_CHECKER.redefine("integer", _integer),
+)
+
+
 class Rejected(Exception):  # noqa: N818 - the API server's answer, not a failure of this module
     """The API server would refuse the object (or lose some of it): every reason."""
 
@@ -410,7 +445,7 @@ class CustomResourceSchema:
         problems = structural_problems(self.schema)
         if problems:
             raise ValueError(f"{crd['metadata']['name']} is not structural: {problems}")
-        self._validator = jsonschema.Draft4Validator(
+        self._validator = _Validator(
             json_schema(self.schema), format_checker=_format_checker(kubernetes_version)
         )
 
@@ -456,10 +491,15 @@ def _message(error: jsonschema.ValidationError) -> str:
     return f"{path}: {error.message}"
 
 
-def _metadata_problems(meta: Mapping[str, Any], path: str) -> list[str]:
+def _metadata_problems(meta: Mapping[str, Any], path: str, *, named: bool = True) -> list[str]:
+    """ObjectMeta's name and labels; an embedded resource's name may be left out.
+
+    AX pkg/apiserver/schema/objectmeta/validation.go validateEmbeddedResource
+    checks an embedded object's metadata as if named when it is not.
+    """
     problems = []
     name = meta.get("name") or ""
-    if not name and not meta.get("generateName"):
+    if named and not name and not meta.get("generateName"):
         problems.append(f"{path}.name: Required value")
     elif name and (len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name)):
         problems.append(f"{path}.name: {name!r} is not a DNS-1123 subdomain")
@@ -506,7 +546,9 @@ def _walk_object(
         problems += [
             f"{path}.{f}: must not be empty" for f in ("apiVersion", "kind") if not value.get(f)
         ]
-        problems += _metadata_problems(value.get("metadata") or {}, f"{path}.metadata")
+        problems += _metadata_problems(
+            value.get("metadata") or {}, f"{path}.metadata", named=False
+        )
     for key in list(value):
         where = f"{path}.{key}" if path else key
         sub = _child_schema(schema, key)
