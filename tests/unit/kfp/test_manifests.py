@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import crd_schema
 import kubernetes_validate
 import pytest
 import yaml
@@ -178,39 +178,24 @@ def test_workflow_printer_columns():
             assert "additionalPrinterColumns" not in crd["spec"]["versions"][0]
 
 
-def _structural(schema: dict[str, Any], path: str = "") -> list[str]:
-    """Where a schema is not structural: every node needs a type unless it keeps unknowns."""
-    problems = []
-    if "type" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
-        problems.append(path or "/")
-    for name, sub in schema.get("properties", {}).items():
-        problems += _structural(sub, f"{path}/{name}")
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            problems += _structural(schema[key], f"{path}/{key}")
-    return problems
+class _Validator:
+    """A CRD's schema, checked as the API server checks a request's body.
+
+    The request's path names apiVersion and kind, so the body may leave them out.
+    """
+
+    def __init__(self, crd: dict[str, Any]):
+        self.schema = crd_schema.CustomResourceSchema(crd)
+
+    def is_valid(self, obj: dict[str, Any]) -> bool:
+        return self.schema.is_valid(obj, type_meta=False)
 
 
-def _json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI structural schema as JSON Schema: the Kubernetes extensions left out."""
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key.startswith("x-kubernetes-"):
-            continue
-        if key == "properties":
-            out[key] = {k: _json_schema(v) for k, v in value.items()}
-        elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = _json_schema(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _validator(name: str) -> jsonschema.Validator:
+def _validator(name: str) -> _Validator:
     crd = _by_kind("crds.yaml.j2", "CustomResourceDefinition")[name]
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    assert _structural(schema) == []
-    return jsonschema.Draft4Validator(_json_schema(schema))
+    assert crd_schema.structural_problems(schema) == []
+    return _Validator(crd)
 
 
 def test_schemas_take_what_the_workloads_write():
