@@ -112,7 +112,9 @@ class KubeflowTrainerCharm(ops.CharmBase):
         """On a settled unit: whether the services, certificates and objects are as left."""
         leader = self.unit.is_leader()
         for workload in wl.WORKLOADS:
-            running = service_running(self.unit.get_container(workload.container), workload.service)
+            running = service_running(
+                self.unit.get_container(workload.container), workload.service
+            )
             if running is None or running != leader:
                 return False
         if not leader:
@@ -286,7 +288,9 @@ class KubeflowTrainerCharm(ops.CharmBase):
         out: list[ops.StatusBase] = []
         leader = self.unit.is_leader()
         for workload in wl.WORKLOADS:
-            running = service_running(self.unit.get_container(workload.container), workload.service)
+            running = service_running(
+                self.unit.get_container(workload.container), workload.service
+            )
             if running is None:
                 out.append(ops.WaitingStatus(f"waiting for the {workload.container} container"))
             elif leader and not running:

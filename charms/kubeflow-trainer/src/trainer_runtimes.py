@@ -118,11 +118,15 @@ class Placement:
     gpus_per_node: int | None = None
 
     def over(self, other: Placement) -> Placement:
-        """This placement, its unset fields taken from `other`."""
+        """The placement with its unset fields taken from `other`."""
         return Placement(
-            node_selector=other.node_selector if self.node_selector is None else self.node_selector,
+            node_selector=other.node_selector
+            if self.node_selector is None
+            else self.node_selector,
             tolerations=other.tolerations if self.tolerations is None else self.tolerations,
-            gpus_per_node=other.gpus_per_node if self.gpus_per_node is None else self.gpus_per_node,
+            gpus_per_node=other.gpus_per_node
+            if self.gpus_per_node is None
+            else self.gpus_per_node,
         )
 
 
@@ -228,9 +232,7 @@ def parse_runtime_placement(text: str) -> dict[str, Placement]:
         out = {}
         for name, value in data.items():
             if name not in known:
-                raise ValueError(
-                    f": {name!r} is not a runtime; one of {', '.join(sorted(known))}"
-                )
+                raise ValueError(f": {name!r} is not a runtime; one of {', '.join(sorted(known))}")
             out[name] = _placement(f'["{name}"]', value)
         return out
     except ValueError as e:
@@ -422,9 +424,7 @@ def _torchtune(
                             images["dataset-initializer-image"],
                             TORCHTUNE_DATASET,
                         ),
-                        initializer(
-                            "model-initializer", images["model-initializer-image"], model
-                        ),
+                        initializer("model-initializer", images["model-initializer-image"], model),
                         trainer,
                     ]
                 }

@@ -163,7 +163,7 @@ def layer(workload: Workload, *, leader: bool, serial: str) -> ops.pebble.LayerD
     }
     if not leader:
         check["startup"] = "disabled"  # a controller that does not run has nothing to check
-    return {
+    layer: dict[str, Any] = {
         "summary": workload.service,
         "services": {
             workload.service: {
@@ -179,4 +179,5 @@ def layer(workload: Workload, *, leader: bool, serial: str) -> ops.pebble.LayerD
             }
         },
         "checks": {workload.check: check},
-    }  # type: ignore[return-value]
+    }
+    return layer  # type: ignore[return-value]
