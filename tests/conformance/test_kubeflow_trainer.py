@@ -1,4 +1,4 @@
-"""kubeflow-trainer against Trainer v2.1.0 and JobSet v0.10.1: images, config, webhooks, runtimes."""
+"""kubeflow-trainer against Trainer v2.1.0 and JobSet v0.10.1: images, webhooks, runtimes."""
 
 from __future__ import annotations
 

@@ -20,9 +20,7 @@ PEERS = "trainer-peers"
 
 def containers(*, can_connect: bool = True) -> set[testing.Container]:
     """Both controller containers, their Pebble reachable or not."""
-    return {
-        testing.Container(w.container, can_connect=can_connect) for w in workloads.WORKLOADS
-    }
+    return {testing.Container(w.container, can_connect=can_connect) for w in workloads.WORKLOADS}
 
 
 def state(**kwargs) -> testing.State:

@@ -15,7 +15,6 @@ from unit.kubeflow_trainer.helpers import (
     running,
     state,
     trainer_cluster,
-    with_relation,
 )
 from unit.kubeflow_trainer.helpers import workloads as wl
 
@@ -24,7 +23,9 @@ from kubeflow_interfaces import trial_kinds
 GPU = json.dumps(
     {
         "node-selector": {"kubernetes.azure.com/accelerator": "nvidia"},
-        "tolerations": [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+        ],
         "gpus-per-node": 1,
     }
 )
