@@ -158,6 +158,7 @@ USER_ROLES = {
     "view": [_rule(["trainer.kubeflow.org"], ["trainingruntimes", "trainjobs"], _READ)],
     "cluster_runtimes": [_rule(["trainer.kubeflow.org"], ["clustertrainingruntimes"], _READ)],
 }
+USER_ROLES_CONTEXT = {"user_roles": USER_ROLES}
 
 
 def _webhook(
