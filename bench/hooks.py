@@ -1855,6 +1855,89 @@ def katib_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
     return model, containers
 
 
+# --- Kubeflow Trainer ---------------------------------------------------------------------------
+#
+# The charm alone, with its peer relation: the leader made its webhook
+# certificates (a secret of its own) and applied its objects; the trial-kinds
+# relation is optional and the bundle does not relate it yet.
+
+TRAINER = "kubeflow-trainer"
+TRAINER_PEERS_ID = 42
+
+
+@functools.cache
+def training(stage_dir: Path) -> tuple[World, Any]:
+    """Run kubeflow-trainer's certificates and apply until settled."""
+    trainer = staged(TRAINER, stage_dir)
+    import trainer_cluster
+
+    world = World(first_secret=70)
+    world.link(TRAINER_PEERS_ID, {TRAINER: trainer_cluster.PEERS})
+    options = default_options(trainer, trainer.TrainerConfig)
+    charm = charm_view(
+        trainer.KubeflowTrainerCharm, world.model(TRAINER, TRAINER_PEERS_ID), options
+    )
+    charm._certs = certificates.CertificateKeeper(
+        charm,
+        label=trainer.CERTS_LABEL,
+        ca_name=f"{TRAINER} webhook CA ({MODEL_NAME})",
+        dns_names=trainer.dns_names(MODEL_NAME),
+    )
+    charm._cluster = bench_object(
+        trainer_cluster.TrainerCluster, charm, error=None, base_applied=False
+    )
+    charm._cluster.runtimes_waiting = False
+
+    def one_pass() -> None:
+        bundle = charm._certs.current()
+        assert bundle is not None
+        charm._cluster.reconcile(options, bundle, trainer_running=True, force=False, routine=False)
+        assert charm._cluster.error is None, charm._cluster.error
+
+    with cluster_holds_everything(trainer_cluster):
+        world.settle(one_pass, "kubeflow-trainer")
+    return world, charm
+
+
+def trainer_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import trainer_workloads as wl
+
+    world, trainer = training(charm_dir.parent)
+    _, bundle = certificates.load(trainer.model, charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
+    containers, applied = [], {}
+    for workload in wl.WORKLOADS:
+        layer = wl.layer(workload, leader=True, serial=bundle.serial)
+        config = wl.config_file(workload)
+        applied[workload.container] = charm._digest(layer, config)
+        container = workload_container(workload.container, dict(layer), workload.service)
+        container.add_file(wl.CERT_FILE, bundle.tls_cert, permissions=0o644)
+        container.add_file(wl.KEY_FILE, bundle.tls_key, permissions=0o600)
+        container.add_file(config.path, config.content, permissions=config.permissions)
+        containers.append(container)
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    name = charm.KubeflowTrainerCharm.__name__
+    storage.save_snapshot(f"{name}/StoredStateData[_applied]", {"digests": applied})
+    storage.save_snapshot(
+        f"{name}/StoredStateData[_settled]",
+        {"active": True, "next_renewal": bundle.next_renewal().timestamp()},
+    )
+    storage.commit()
+    storage.close()
+    model = Model(
+        unit=f"{TRAINER}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(TRAINER, TRAINER_PEERS_ID),
+        secrets=world.bench_secrets(TRAINER),
+    )
+    return model, containers
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -1866,6 +1949,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "resource-dispatcher": dispatcher_settled,
     "kfp": kfp_settled,
     "katib": katib_settled,
+    "kubeflow-trainer": trainer_settled,
 }
 
 

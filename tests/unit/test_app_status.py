@@ -20,6 +20,7 @@ from unit.dex import helpers as dex
 from unit.istio import helpers as istio
 from unit.kubeflow_dashboard import helpers as dashboard
 from unit.kubeflow_notebooks import helpers as notebooks
+from unit.kubeflow_trainer import helpers as trainer
 from unit.mysql import helpers as mysql
 from unit.oidc_gateway import helpers as oidc
 from unit.resource_dispatcher import helpers as dispatcher
@@ -124,6 +125,16 @@ CASES: dict[tuple[str, tuple[str, ...]], Case] = {
         oidc.CHARM.OidcGatewayCharm,
         oidc.dex_state(tmp, config={"scopes": "profile email"}),
         {"app_name": oidc.APP},
+    ),
+    ("kubeflow-trainer-no-pebble", NOT_READY): lambda tmp: (
+        trainer.CHARM.KubeflowTrainerCharm,
+        trainer.state(containers=trainer.containers(can_connect=False)),
+        {"app_name": trainer.APP},
+    ),
+    ("kubeflow-trainer-bad-config", ("blocked",)): lambda tmp: (
+        trainer.CHARM.KubeflowTrainerCharm,
+        trainer.state(config={"gpu-placement": '{"gpus-per-node": "many"}'}),
+        {"app_name": trainer.APP},
     ),
     ("resource-dispatcher-no-pebble", NOT_READY): lambda tmp: (
         dispatcher.CHARM.ResourceDispatcherCharm,

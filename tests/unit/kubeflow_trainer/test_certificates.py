@@ -1,0 +1,86 @@
+"""Webhook certificates with real crypto: made, renewed at two thirds, rotated."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+
+import pytest
+from ops import testing
+from unit.kubeflow_trainer.helpers import state
+
+from kubeflow_charms import certificates
+
+CONFIGS = (
+    ("ValidatingWebhookConfiguration", "validator.trainer.kubeflow.org"),
+    ("MutatingWebhookConfiguration", "jobset-mutating-webhook-configuration"),
+    ("ValidatingWebhookConfiguration", "jobset-validating-webhook-configuration"),
+)
+
+
+def _bundle(out: testing.State) -> certificates.CertificateBundle:
+    secret = next(s for s in out.secrets if s.label == "webhook-certificates")
+    content = secret.latest_content or secret.tracked_content
+    return certificates.CertificateBundle.from_content(content)
+
+
+def _ca_bundles(kube) -> set[str]:
+    return {
+        base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
+        for kind, name in CONFIGS
+        for hook in kube.get(kind, name)["webhooks"]
+    }
+
+
+def test_the_first_leader_hook_makes_a_certificate_for_both_services(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), state())
+    bundle = _bundle(out)
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(bundle.tls_cert.encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "kubeflow-trainer-controller-manager.kubeflow.svc" in names.get_values_for_type(
+        x509.DNSName
+    )
+    assert "jobset-webhook-service.kubeflow.svc" in names.get_values_for_type(x509.DNSName)
+    assert _ca_bundles(kube) == {bundle.ca_cert}
+
+
+def test_renewal_at_two_thirds_of_life_updates_every_ca_bundle_in_the_same_hook(
+    ctx, kube, monkeypatch: pytest.MonkeyPatch
+):
+    out = ctx.run(ctx.on.config_changed(), state())
+    out = ctx.run(ctx.on.update_status(), out)
+    first = _bundle(out)
+    due = first.ca_not_before + (first.ca_not_after - first.ca_not_before) * 2 / 3
+    just_before = due - dt.timedelta(seconds=5)
+    monkeypatch.setattr(certificates, "_now", lambda: just_before)
+    monkeypatch.setattr("time.time", lambda: just_before.timestamp())
+    same = ctx.run(ctx.on.update_status(), out)
+    assert _bundle(same).ca_serial == first.ca_serial
+    monkeypatch.setattr(certificates, "_now", lambda: due + dt.timedelta(seconds=1))
+    monkeypatch.setattr("time.time", lambda: due.timestamp() + 1)
+    renewed = ctx.run(ctx.on.update_status(), same)
+    bundle = _bundle(renewed)
+    assert bundle.ca_serial != first.ca_serial
+    assert _ca_bundles(kube) == {bundle.ca_cert}
+    env = renewed.get_container("trainer-controller").layers["trainer-controller"]
+    assert env.services["trainer-controller"].environment["TLS_SERIAL"] == bundle.serial
+
+
+def test_rotate_certificates_replaces_them_and_the_ca_bundles(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), state())
+    first = _bundle(out)
+    out = ctx.run(ctx.on.action("rotate-certificates"), out)
+    bundle = _bundle(out)
+    assert bundle.ca_serial != first.ca_serial
+    assert ctx.action_results["ca-serial"] == bundle.ca_serial
+    assert set(ctx.action_results) == {"ca-serial", "serial", "not-after", "next-renewal"}
+    assert _ca_bundles(kube) == {bundle.ca_cert}
+
+
+def test_rotate_certificates_on_a_follower_fails_with_a_message(ctx, kube):
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action("rotate-certificates"), dataclasses.replace(state(), leader=False))
+    assert "leader" in failed.value.message
