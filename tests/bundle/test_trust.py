@@ -160,9 +160,11 @@ def test_juju_trust_and_its_removal_change_what_the_same_token_may_do():
 def test_the_bundle_trusts_the_charms_it_says_it_does():
     assert TRUSTED == [
         "istio",
+        "katib",
         "kfp",
         "kubeflow-dashboard",
         "kubeflow-notebooks",
+        "kubeflow-trainer",
         "resource-dispatcher",
     ]
     apps = load_bundle(BUNDLE)["applications"]

@@ -59,6 +59,11 @@ PERSISTENT = {
         "ui": ["/etc/kfp/ui"],
         "persistence-agent": ["/var/run/secrets/kubeflow/tokens"],
     },
+    "katib": {"katib-controller": ["/etc/katib"], "katib-db-manager": ["/etc/katib"]},
+    "kubeflow-trainer": {
+        "trainer-controller": ["/etc/trainer"],
+        "jobset-controller": ["/etc/jobset"],
+    },
 }
 
 # The cluster CA Kubernetes puts beside each pod's token (a made-up PEM).
@@ -263,6 +268,61 @@ def _kfp_visualization_server(
     return Listener(_fact("kfp", "visualization-server", "port"), frozenset([health["path"]]))
 
 
+def _katib_controller(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener | None:
+    # `--katib-config FILE`: its health server at the init section's healthzAddr.
+    try:
+        config = yaml.safe_load(
+            _read(container, _flag(service.command, "katib-config") or "") or ""
+        )
+    except yaml.YAMLError:
+        return None  # the controller exits on a config it cannot read
+    if not isinstance(config, dict):
+        return None
+    ready = _fact("katib", "katib-controller", "ready-endpoint")
+    init = ((config.get("init") or {}).get("controller")) or {}
+    port = _port(init.get("healthzAddr")) or ready["port"]
+    return Listener(port, frozenset([ready["path"], "/healthz"]))
+
+
+def _katib_ui(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # `./katib-ui --port=N`: the UI under its base path.
+    port = int(_flag(service.command, "port") or _fact("katib", "katib-ui", "port"))
+    return Listener(port, frozenset([_fact("katib", "katib-ui", "path")]))
+
+
+def _katib_db_manager(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener | None:
+    # Started through a shell that reads its database settings from a file: it
+    # exits at once when the file is not there.
+    words = shlex.split(service.command)
+    sourced = re.search(r"\. (\S+)", words[-1]) if words else None
+    if sourced is None or _read(container, sourced.group(1)) is None:
+        return None
+    address = _fact("katib", "katib-db-manager", "flags")["listen-address"]
+    return Listener(_port(address) or 0)
+
+
+def _controller_runtime_manager(charm: str, workload: str):
+    # `/manager --config FILE` (Trainer, JobSet): the health server at the config
+    # file's health.healthProbeBindAddress, upstream's port otherwise.
+    def listener(container: testing.Container, service: ops.pebble.Service) -> Listener | None:
+        try:
+            config = yaml.safe_load(_read(container, _flag(service.command, "config") or "") or "")
+        except yaml.YAMLError:
+            return None  # the manager exits on a config it cannot read
+        if not isinstance(config, dict):
+            return None
+        health = config.get("health") or {}
+        default = _fact(charm, workload, "ports")["health"]
+        port = _port(health.get("healthProbeBindAddress")) or _port(default)
+        return Listener(port or 0, frozenset(["/readyz", "/healthz"]))
+
+    return listener
+
+
 # Where each charm's services listen once running, by charm and service; a
 # service not named here listens nowhere, so no check of it passes.
 LISTENERS: dict[
@@ -291,6 +351,17 @@ LISTENERS: dict[
         "metadata-envoy": _kfp_metadata_envoy,
         "workflow-controller": _argo_workflow_controller,
         "visualization-server": _kfp_visualization_server,
+    },
+    "katib": {
+        "katib-controller": _katib_controller,
+        "katib-ui": _katib_ui,
+        "katib-db-manager": _katib_db_manager,
+    },
+    "kubeflow-trainer": {
+        "trainer-controller": _controller_runtime_manager(
+            "kubeflow-trainer", "trainer-controller"
+        ),
+        "jobset-controller": _controller_runtime_manager("kubeflow-trainer", "jobset-controller"),
     },
 }
 

@@ -71,7 +71,10 @@ def test_working_dir_is_the_images(workload):
 
 def test_controller_command_and_its_one_flag():
     command = _service("katib-controller")["command"]
-    assert command == FACTS["katib-controller"]["command"].value
+    upstream = shlex.split(FACTS["katib-controller"]["command"].value)
+    # Upstream's binary and flag; the file is where the charm writes it (upstream
+    # mounts its ConfigMap at /katib-config.yaml), read once at start.
+    assert shlex.split(command) == [upstream[0], f"--katib-config={wl.CONFIG_FILE}"]
     flags = {w.lstrip("-").partition("=")[0] for w in shlex.split(command)[1:]}
     assert flags <= set(FACTS["katib-controller"]["flags"].value)
 

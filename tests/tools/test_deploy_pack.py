@@ -364,7 +364,15 @@ def _charmcraft(name: str) -> dict:
     return yaml.safe_load((CHARMS / name / "charmcraft.yaml").read_text())
 
 
-TRUSTED = {"istio", "kubeflow-notebooks", "resource-dispatcher", "kubeflow-dashboard", "kfp"}
+TRUSTED = {
+    "istio",
+    "kubeflow-notebooks",
+    "resource-dispatcher",
+    "kubeflow-dashboard",
+    "kfp",
+    "katib",
+    "kubeflow-trainer",
+}
 
 
 def test_bundle_points_at_what_pack_produces():

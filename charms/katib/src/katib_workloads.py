@@ -6,7 +6,7 @@ keeps upstream's port 8080, and the controller's metrics, upstream's
 :8080 too, move to 8081 (its `init.controller.metricsAddr`; the Service
 `katib-controller` keeps 8080 in front of it).
 
-- The controller (`./katib-controller --katib-config=/katib-config.yaml`,
+- The controller (`./katib-controller --katib-config=/etc/katib/katib-config.yaml`,
   its only flag) reads the `init` part of the Katib config from that file
   once at start: the file's digest is in its layer, so a change restarts
   it. It serves the admission webhooks on 8443 with `tls.crt` and
@@ -47,7 +47,7 @@ CONTROLLER_SERVICE = "katib-controller"
 DB_MANAGER_SERVICE = "katib-db-manager"
 UI_SERVICE = "katib-ui"
 LEADER_ELECTION_ID = "3fbc96e9.katib.kubeflow.org"
-CONFIG_FILE = "/katib-config.yaml"
+CONFIG_FILE = "/etc/katib/katib-config.yaml"
 CERT_DIR = "/tmp/cert"  # noqa: S108 (the controller's fixed CertDir)
 CERT_FILE = f"{CERT_DIR}/tls.crt"
 KEY_FILE = f"{CERT_DIR}/tls.key"

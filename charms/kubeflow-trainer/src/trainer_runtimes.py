@@ -484,8 +484,13 @@ def render_runtimes(options: Mapping[str, str]) -> list[dict[str, Any]]:
         runtime = _torch(ARM64_RUNTIME, images["arm64-torch-image"])
         own = Placement(node_selector=arm64.node_selector, tolerations=arm64.tolerations)
         placed = by_name.get(ARM64_RUNTIME, Placement()).over(own).over(everywhere)
-        # A CPU runtime on arm64 nodes whatever else selects them.
-        selector = {**(placed.node_selector or {}), ARCH_LABEL: "arm64"}
+        # A CPU runtime on arm64 nodes: what the placement selects, or the
+        # arch label when it selects nothing. A pool label of one's own is the
+        # way on autoscaled pools: the Azure cluster autoscaler (before 1.36.0)
+        # labels the template node of an empty pool kubernetes.io/arch=amd64
+        # whatever its VM size (kubernetes/autoscaler#9322), so an arch
+        # selector would never scale an empty arm64 pool up.
+        selector = placed.node_selector or {ARCH_LABEL: "arm64"}
         _place(runtime, dataclasses.replace(placed, node_selector=selector))
         runtimes.append(runtime)
     return runtimes

@@ -58,14 +58,14 @@ TRAINER = Workload(
     "trainer-controller",
     "trainer-controller",
     "trainer-ready",
-    "/controller_manager_config.yaml",
+    "/etc/trainer/controller_manager_config.yaml",
     Ports.TRAINER_HEALTH,
 )
 JOBSET = Workload(
     "jobset-controller",
     "jobset-controller",
     "jobset-ready",
-    "/controller_manager_config.yaml",
+    "/etc/jobset/controller_manager_config.yaml",
     Ports.JOBSET_HEALTH,
 )
 WORKLOADS = (TRAINER, JOBSET)

@@ -40,7 +40,7 @@ def test_the_leader_runs_every_workload_and_applies_its_objects(ctx, kube):
     for workload in wl.WORKLOADS:
         assert running(out, workload), workload.service
     controller = service(out, wl.CONTROLLER)
-    assert controller.command == "./katib-controller --katib-config=/katib-config.yaml"
+    assert controller.command == "./katib-controller --katib-config=/etc/katib/katib-config.yaml"
     assert controller.environment["KATIB_CORE_NAMESPACE"] == MODEL
     ui = service(out, wl.UI)
     assert ui.environment["APP_DISABLE_AUTH"] == "false"
