@@ -670,7 +670,14 @@ def data_layer(stage_dir: Path) -> DataLayer:
     hands._providers = {
         e: dispatcher.ManifestsProvider(hands, e) for e in dispatcher.ENDPOINT_KINDS
     }
-    hands._plan = hands._bundle = hands._kubernetes_error = None
+    hands._plan = hands._kubernetes_error = None
+    hands._certs = certificates.CertificateKeeper(
+        hands,
+        label=dispatcher.CERTS_LABEL,
+        ca_name=f"{hands.app.name} webhook CA ({hands.model.name})",
+        dns_names=dispatcher.webhook.dns_names(hands.app.name, hands.model.name),
+        description="webhook certificates",
+    )
     hands._apply = lambda *_: None  # the cluster holds the objects already
     credentials = minio_credentials(minio_server)
 
@@ -879,6 +886,14 @@ def unit_state(charm_dir: Path, charm_class: type, **stored: Any) -> None:
     """Write a charm's `_stored` values into ops' local state database, as hooks left them."""
     storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
     storage.save_snapshot(f"{charm_class.__name__}/StoredStateData[_stored]", stored)
+    storage.commit()
+    storage.close()
+
+
+def settled_unit(charm_dir: Path, charm_class: type) -> None:
+    """Note in the unit's stored state that its last full reconcile left it active."""
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    storage.save_snapshot(f"{charm_class.__name__}/StoredStateData[_settled]", {"active": True})
     storage.commit()
     storage.close()
 
@@ -1392,7 +1407,7 @@ def oidc_gateway_settled(
 
 
 def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    load_charm(charm_dir)
+    settled_unit(charm_dir, load_charm(charm_dir).KubeflowDashboardCharm)
     import dashboard_services as services
 
     settled = platform(charm_dir.parent)
