@@ -1442,7 +1442,7 @@ def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
 
 
 def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    load_charm(charm_dir)
+    settled_unit(charm_dir, load_charm(charm_dir).NotebooksCharm)
     import jupyter_web_app as web_app
     import notebook_controller as controller
     import spawner_config

@@ -505,7 +505,9 @@ class KubeflowDashboardCharm(ops.CharmBase):
             if running is None:
                 out.append(ops.WaitingStatus(f"waiting for the {workload.name} container"))
             elif workload.failed:
-                out.append(ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}"))
+                out.append(
+                    ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}")
+                )
             elif not running:
                 out.append(ops.MaintenanceStatus(f"starting {workload.name}"))
             elif not workload.check_is_up():

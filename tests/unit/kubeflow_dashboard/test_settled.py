@@ -58,7 +58,9 @@ def test_a_deleted_object_is_restored_by_update_status(ctx, kube):
 
 def test_a_unit_that_is_not_active_is_not_settled(ctx, kube):
     out = _settled(ctx)
-    bad = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"menu-order": "Notebooks"}))
+    bad = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"menu-order": "Notebooks"})
+    )
     assert isinstance(bad.unit_status, ops.BlockedStatus)
     assert _stored(bad) == {"active": False}
     # update-status then reconciles in full, and still says what is wrong.
