@@ -837,6 +837,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
 
 def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.MinioCharm)
     import minio_server as server
 
     world = data_layer(charm_dir.parent).world
