@@ -929,6 +929,7 @@ def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model
         charm.ResourceDispatcherCharm,
         watch_token_issued=token.issued,
         watch_token_expires=token.expires,
+        settled=True,  # its last full reconcile left it active
     )
 
     plan = hands._current_plan()
