@@ -32,7 +32,7 @@ from kubeflow_charms.kubernetes import (
     render_digest,
 )
 from kubeflow_charms.lifecycle import own_departure
-from kubeflow_charms.pebble import service_running
+from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
@@ -180,10 +180,14 @@ class ResourceDispatcherCharm(ops.CharmBase):
             return False
         if not service_running(self._watch_container, namespace_watch.SERVICE):
             return False
-        if not self.unit.is_leader():
-            return True  # the leader renews the certificates: a secret-changed follows
         bundle = self._certs.stored()
-        if bundle is None or bundle.renewal_due() is not None:
+        if bundle is None:
+            return False
+        if not self.unit.is_leader():
+            # The leader renews the certificates: the webhook here must run the latest.
+            layer = webhook.pebble_layer(bundle.serial)
+            return plan_has(self._webhook_container.get_plan(), layer)
+        if bundle.renewal_due() is not None:
             return False
         peer = self.model.get_relation(PEERS)
         if peer is None:

@@ -98,3 +98,24 @@ def test_a_due_certificate_is_renewed_on_a_settled_unit(ctx, kube, issuer):
     assert renewed["serial"] != secret.latest_content["serial"]
     env = again.get_container(webhook.CONTAINER).plan.services[webhook.SERVICE].environment
     assert env == {"TLS_SERIAL": renewed["serial"]}
+
+
+def test_a_settled_follower_takes_the_certificate_the_leader_renewed(ctx, kube, issuer):
+    leader = _settled(ctx)
+    follower = ctx.run(ctx.on.config_changed(), dataclasses.replace(leader, leader=False))
+    assert _stored(follower)["settled"] is True
+    secret = certificates_secret(leader)
+    aged = dict(secret.latest_content, **{"not-before": "2000-01-01T00:00:00+00:00"})
+    aged_secret = dataclasses.replace(secret, tracked_content=aged, latest_content=aged)
+    renewed = ctx.run(
+        ctx.on.update_status(),
+        dataclasses.replace(leader, secrets=(leader.secrets - {secret}) | {aged_secret}),
+    )
+    new = certificates_secret(renewed)
+    # The leader's new revision, as the follower reads it on its next update-status.
+    again = ctx.run(
+        ctx.on.update_status(),
+        dataclasses.replace(follower, secrets=(follower.secrets - {secret}) | {new}),
+    )
+    env = again.get_container(webhook.CONTAINER).plan.services[webhook.SERVICE].environment
+    assert env == {"TLS_SERIAL": new.latest_content["serial"]}
