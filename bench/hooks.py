@@ -1192,6 +1192,7 @@ def platform(stage_dir: Path) -> Platform:
 
 def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.IstioCharm)
     import istiod
 
     settled = platform(charm_dir.parent)
