@@ -775,6 +775,7 @@ def dex_database(port: int) -> DatabaseRelation:
 
 def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.MySQLCharm)
     import mysql_server as server
 
     world = data_layer(charm_dir.parent).world
