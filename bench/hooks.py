@@ -1246,6 +1246,7 @@ def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
 
 def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.DexCharm)
     import dex_server
     import identities
 
