@@ -11,6 +11,7 @@ from typing import Any
 import dashboard_config
 import dashboard_services as services
 import ops
+import profile_admin as profiles
 from dashboard_config import DashboardConfig
 from dashboard_services import CONTAINERS, DASHBOARD_PORT, Settings, Workload
 
@@ -374,9 +375,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
         if not self.unit.is_leader():
             event.fail("run this action on the leader unit")
             return
-        # Imported here, not at the top: only the actions use it (and lightkube, later).
-        import profile_admin as profiles
-
         try:
             with api_errors():
                 work()
@@ -388,13 +386,9 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
     def _client(self) -> Any:
         """A lightkube client, made once an action's parameters are checked."""
-        import profile_admin as profiles
-
         return profiles.client(self.app.name, self.model.name)
 
     def _on_create_profile(self, event: ops.ActionEvent) -> None:
-        import profile_admin as profiles
-
         def work() -> None:
             params = event.load_params(CreateProfileParams)
             quota = profiles.Quota(
@@ -415,8 +409,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self._run(event, work)
 
     def _on_add_contributor(self, event: ops.ActionEvent) -> None:
-        import profile_admin as profiles
-
         def work() -> None:
             params = event.load_params(AddContributorParams)
             inputs = self._read_inputs()
@@ -450,8 +442,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self._run(event, work)
 
     def _on_remove_contributor(self, event: ops.ActionEvent) -> None:
-        import profile_admin as profiles
-
         def work() -> None:
             params = event.load_params(RemoveContributorParams)
             removed = profiles.remove_contributor(
@@ -475,8 +465,6 @@ class KubeflowDashboardCharm(ops.CharmBase):
         self._run(event, work)
 
     def _on_list_profiles(self, event: ops.ActionEvent) -> None:
-        import profile_admin as profiles
-
         def work() -> None:
             found = profiles.list_profiles(self._client())
             event.set_results({"count": len(found), "profiles": profiles.dump(found)})

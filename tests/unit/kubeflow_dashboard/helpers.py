@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from typing import Any
@@ -20,8 +19,7 @@ from kubeflow_interfaces.dashboard_links import DashboardLink
 CHARM = load_charm("kubeflow-dashboard")
 services = sys.modules["dashboard_services"]  # the charm's workload module, as it imported it
 
-# The charm's profile module, as its actions import it (from the charm's src/).
-profiles = importlib.import_module("profile_admin")
+profiles = sys.modules["profile_admin"]  # the charm's profile module, as it imported it
 
 
 MODEL = "kubeflow"
