@@ -670,7 +670,14 @@ def data_layer(stage_dir: Path) -> DataLayer:
     hands._providers = {
         e: dispatcher.ManifestsProvider(hands, e) for e in dispatcher.ENDPOINT_KINDS
     }
-    hands._plan = hands._bundle = hands._kubernetes_error = None
+    hands._plan = hands._kubernetes_error = None
+    hands._certs = certificates.CertificateKeeper(
+        hands,
+        label=dispatcher.CERTS_LABEL,
+        ca_name=f"{hands.app.name} webhook CA ({hands.model.name})",
+        dns_names=dispatcher.webhook.dns_names(hands.app.name, hands.model.name),
+        description="webhook certificates",
+    )
     hands._apply = lambda *_: None  # the cluster holds the objects already
     credentials = minio_credentials(minio_server)
 
@@ -768,6 +775,7 @@ def dex_database(port: int) -> DatabaseRelation:
 
 def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.MySQLCharm)
     import mysql_server as server
 
     world = data_layer(charm_dir.parent).world
@@ -830,6 +838,7 @@ def mysql_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
 
 def minio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.MinioCharm)
     import minio_server as server
 
     world = data_layer(charm_dir.parent).world
@@ -883,6 +892,14 @@ def unit_state(charm_dir: Path, charm_class: type, **stored: Any) -> None:
     storage.close()
 
 
+def settled_unit(charm_dir: Path, charm_class: type) -> None:
+    """Note in the unit's stored state that its last full reconcile left it active."""
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    storage.save_snapshot(f"{charm_class.__name__}/StoredStateData[_settled]", {"active": True})
+    storage.commit()
+    storage.close()
+
+
 def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
     import namespace_watch
@@ -913,6 +930,7 @@ def dispatcher_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model
         charm.ResourceDispatcherCharm,
         watch_token_issued=token.issued,
         watch_token_expires=token.expires,
+        settled=True,  # its last full reconcile left it active
     )
 
     plan = hands._current_plan()
@@ -1175,6 +1193,7 @@ def platform(stage_dir: Path) -> Platform:
 
 def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.IstioCharm)
     import istiod
 
     settled = platform(charm_dir.parent)
@@ -1227,6 +1246,7 @@ def istio_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, lis
 
 def dex_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
     charm = load_charm(charm_dir)
+    settled_unit(charm_dir, charm.DexCharm)
     import dex_server
     import identities
 
@@ -1392,7 +1412,7 @@ def oidc_gateway_settled(
 
 
 def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    load_charm(charm_dir)
+    settled_unit(charm_dir, load_charm(charm_dir).KubeflowDashboardCharm)
     import dashboard_services as services
 
     settled = platform(charm_dir.parent)
@@ -1427,7 +1447,7 @@ def dashboard_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model,
 
 
 def notebooks_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
-    load_charm(charm_dir)
+    settled_unit(charm_dir, load_charm(charm_dir).NotebooksCharm)
     import jupyter_web_app as web_app
     import notebook_controller as controller
     import spawner_config

@@ -13,6 +13,7 @@ from dex_server import (
     HTTP_PORT,
     ISSUER_PATH,
     LOG_LEVELS,
+    SERVICE,
     DexDatabase,
     DexServer,
     DexSettings,
@@ -41,6 +42,7 @@ from oauth_clients import (
 )
 
 from kubeflow_charms.lifecycle import own_departure
+from kubeflow_charms.pebble import service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError, RouteRequirer
 from kubeflow_interfaces.mysql_client import MySQLRequirer
@@ -130,6 +132,11 @@ class DexConfig:
         return parse_connectors(self.connectors)
 
 
+def _hook_name() -> str:
+    """The hook this process runs for, as Juju names it."""
+    return ops.JujuContext.from_environ().hook_name
+
+
 def _user_secret(option: str, secret: ops.Secret | None) -> dict[str, str] | None:
     """The content of a user secret named in config; ValueError names the option."""
     if secret is None:
@@ -160,8 +167,18 @@ class _Inputs:
 class DexCharm(ops.CharmBase):
     """Dex under Pebble; oauth clients, connectors and users from relations and config."""
 
+    # Whether the last full reconcile left this unit active. Every input but Dex itself
+    # comes with an event of its own (config, relation and secret changes, leadership,
+    # pebble-ready, checks), so an update-status on a settled leader looks only at
+    # whether Dex runs and is ready.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
+        self._unit_active = False  # what this hook's unit status says
         self._container = self.unit.get_container(CONTAINER)
         self._server = DexServer(self._container)
         self._oauth = OAuthClients(self, OAUTH)
@@ -171,8 +188,10 @@ class DexCharm(ops.CharmBase):
         # application) when the relation is created. It loads pydantic, so it
         # is built only while the request is not yet written; the answer is
         # read without it (database.py).
+        # A settled unit's update-status has asked already (it was active).
         self._database_requirer: MySQLRequirer | None = None
-        if self._database_request_pending():
+        settled_update = self._settled.active and _hook_name() == "update-status"
+        if not settled_update and self._database_request_pending():
             self._database_requirer = MySQLRequirer(self, DATABASE, self.app.name)
         self._inputs: _Inputs | None = None
         self._refused: list[str] | None = None
@@ -206,6 +225,7 @@ class DexCharm(ops.CharmBase):
         framework.observe(on.get_admin_password_action, self._on_get_admin_password)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(on.collect_app_status, self._on_collect_app_status)
+        framework.observe(on.collect_unit_status, self._note_settled)  # after the status
 
     # --- reconcile --------------------------------------------------------------------
 
@@ -216,6 +236,11 @@ class DexCharm(ops.CharmBase):
             # its relations stay, with their clients, for the units that remain.
             logger.info("this unit is leaving: it leaves the clients to the units that stay")
             return
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
+        self._reconciled = True
         # New charm code may read the same registrations differently.
         self._reread = isinstance(event, ops.UpgradeCharmEvent)
         self._route.publish()
@@ -250,6 +275,16 @@ class DexCharm(ops.CharmBase):
             static_clients=tuple(static_clients),
         )
         self._server.configure(render_config(settings))
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled leader: whether Dex still runs and is ready.
+
+        Another unit reconciles in full: it runs Dex with the admin and client
+        secrets the leader keeps, which may have changed.
+        """
+        if not self.unit.is_leader() or self.model.get_relation(DATABASE) is None:
+            return False  # (a database relation gone blocks: its broken hook says so too)
+        return bool(service_running(self._container, SERVICE)) and self._server.is_ready() is True
 
     def _on_oauth_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
         if own_departure(self, event):
@@ -557,25 +592,39 @@ class DexCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        status = self._unit_status()
+        self._unit_active = isinstance(status, ops.ActiveStatus)
+        event.add_status(status)
+
+    def _note_settled(self, _: ops.CollectStatusEvent) -> None:
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and self._unit_active and not self._refused
+        if not self._still_settled and self._settled.active != active:
+            self._settled.active = active
+
+    def _unit_status(self) -> ops.StatusBase:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
-        elif inputs.database_status is not None:
-            event.add_status(inputs.database_status)
-        elif inputs.issuer is None:
-            event.add_status(ops.WaitingStatus("waiting for the route's URL (or set issuer-url)"))
-        elif not self._server.can_connect():
-            event.add_status(ops.WaitingStatus("waiting for Pebble in the dex container"))
-        elif inputs.admin is not None and self._admin_secret()[1] is None:
-            event.add_status(ops.WaitingStatus("waiting for the leader to create the admin user"))
-        elif not self._server.is_running():
-            event.add_status(ops.MaintenanceStatus("starting Dex"))
-        elif self._server.is_ready() is False:
-            event.add_status(ops.WaitingStatus("waiting for Dex to be ready"))
-        else:
-            event.add_status(ops.ActiveStatus(inputs.issuer))
+            return ops.BlockedStatus(inputs.blocked)
+        if inputs.database_status is not None:
+            return inputs.database_status
+        if inputs.issuer is None:
+            return ops.WaitingStatus("waiting for the route's URL (or set issuer-url)")
+        if not self._server.can_connect():
+            return ops.WaitingStatus("waiting for Pebble in the dex container")
+        if inputs.admin is not None and self._admin_secret()[1] is None:
+            return ops.WaitingStatus("waiting for the leader to create the admin user")
+        if not self._server.is_running():
+            return ops.MaintenanceStatus("starting Dex")
+        if self._server.is_ready() is False:
+            return ops.WaitingStatus("waiting for Dex to be ready")
+        return ops.ActiveStatus(inputs.issuer)
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:

@@ -38,6 +38,7 @@ from kubeflow_charms.kubernetes import (
     render_digest,
 )
 from kubeflow_charms.lifecycle import own_departure
+from kubeflow_charms.pebble import service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import istio_ingress_route
 
@@ -268,8 +269,19 @@ class _Inputs:
 class IstioCharm(ops.CharmBase):
     """istiod, the ingress gateway and the routes of every related application."""
 
+    # Whether the last full reconcile left this unit active. Every input but the cluster's
+    # objects, istiod and what falls due with time (istiod's certificates, the gateway
+    # certificate's expiry) comes with an event of its own (config, relation and secret
+    # changes, leadership, pebble-ready), so an update-status on a settled leader looks
+    # only at those, and at the gateway certificate where there is one.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
+        self._address_pending = False  # the active status waits for the load balancer
         self._container = self.unit.get_container(CONTAINER)
         self._istiod = Istiod(self._container)
         self._tls = self._tls_requirer()
@@ -346,15 +358,53 @@ class IstioCharm(ops.CharmBase):
             logger.info("this unit is leaving: it leaves the routes to the units that stay")
             return
         routine = isinstance(event, ops.UpdateStatusEvent)
+        if routine and self._settled.active:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
         inputs = self._inputs = self._read_inputs(routine=routine)
         if inputs.config is None or inputs.blocked:
             return  # bad config or TLS input: leave everything as it is
+        self._reconciled = True
         bundle = self._certificates()
         if bundle is not None and self._container.can_connect():
             self._configure_istiod(inputs, bundle)
         if self.unit.is_leader() and bundle is not None:
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
             self._reconcile_cluster(inputs, bundle, force=force, routine=routine)
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled leader: istiod, what falls due and the objects are as left.
+
+        Another unit reconciles in full: istiod there must run the certificates
+        the leader keeps, which it may have renewed.
+        """
+        if not self.unit.is_leader():
+            return False
+        if not service_running(self._container, istiod.SERVICE):
+            return False
+        if not self._istiod.ready_check_passes():
+            return False
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return False
+        stored = peer.data[self.app]
+        if stored.get(TLS_CHECKED_KEY) and not self._same_gateway_tls(stored[TLS_CHECKED_KEY]):
+            return False
+        _, bundle = certificates.load(self.model, CERTS_LABEL)
+        if bundle is None or bundle.renewal_due() is not None:
+            return False
+        return not self._owned(stored).drifted()
+
+    def _same_gateway_tls(self, checked: str) -> bool:
+        """Whether the gateway certificate is still the one checked last, and not expired."""
+        try:
+            config = self.load_config(IstioConfig)
+        except ValueError:
+            return False
+        inputs = _Inputs(config=config)
+        self._read_tls(inputs, config)
+        return not inputs.blocked and inputs.tls_checked == checked
 
     def _read_inputs(self, *, routine: bool = False) -> _Inputs:
         """Config, TLS, the login check and (on the leader) route requests; writes nothing.
@@ -634,9 +684,7 @@ class IstioCharm(ops.CharmBase):
         served = self._served(plan, inputs)
         context = self._context(inputs, bundle, served)
         digest = render_digest(TEMPLATES, [n for _, names in STAGES for n in names], context)
-        owned = OwnedObjects(
-            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
-        )
+        owned = self._owned(stored)
         if routine and stored.get(HASH_KEY) and not force:
             force = owned.drifted()  # an object deleted or changed behind the charm's back
         if force or digest != stored.get(INPUTS_KEY) or not stored.get(HASH_KEY):
@@ -667,6 +715,11 @@ class IstioCharm(ops.CharmBase):
         if routine and (applied, served_text, address) == previous:
             return  # the answers written last time still hold
         self._answer(inputs, config, served, address)
+
+    def _owned(self, stored: ops.RelationDataContent) -> OwnedObjects:
+        return OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
+        )
 
     def _requests_record(self, inputs: _Inputs) -> str | None:
         if inputs.requests_digest is None:
@@ -862,20 +915,33 @@ class IstioCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        statuses = self._unit_statuses()
+        for status in statuses:
+            event.add_status(status)
+        # Only a hook that reconciled in full may say the unit is settled; any may say
+        # not. A gateway still waiting for its address is looked for on update-status.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        active = active and not self._address_pending
+        if self._settled.active != active:
+            self._settled.active = active
+
+    def _unit_statuses(self) -> list[ops.StatusBase]:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
-            return
-        for status in self._workload_problems():
-            event.add_status(status)
+            return [ops.BlockedStatus(inputs.blocked)]
+        statuses = self._workload_problems()
         if self.unit.is_leader():
-            for status in self._cluster_problems(inputs):
-                event.add_status(status)
-            event.add_status(ops.ActiveStatus(self._active_message(inputs)))
+            statuses += self._cluster_problems(inputs)
+            statuses.append(ops.ActiveStatus(self._active_message(inputs)))
         else:
-            event.add_status(ops.ActiveStatus())
+            statuses.append(ops.ActiveStatus())
+        return statuses
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:
@@ -935,7 +1001,7 @@ class IstioCharm(ops.CharmBase):
             lb_address=address,
             namespace=self.model.name,
         )
-        pending = (
+        pending = self._address_pending = (
             not config.external_hostname
             and config.gateway_service_type == "LoadBalancer"
             and not address

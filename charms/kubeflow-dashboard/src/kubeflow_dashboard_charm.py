@@ -120,8 +120,17 @@ class RemoveContributorParams:
 class KubeflowDashboardCharm(ops.CharmBase):
     """The dashboard, profile controller and KFAM; the Profile CRD, RBAC and links."""
 
+    # Whether the last full reconcile left this unit active. Every input but the cluster's
+    # objects and the services comes with an event of its own (config and relation
+    # changes, leadership, pebble-ready, checks failing or recovering), so an
+    # update-status on a settled unit looks only at what can drift without one.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
         self._workloads = [Workload(self.unit.get_container(c)) for c in CONTAINERS]
         self._links = DashboardLinksProvider(self, LINKS)
         self._route = RouteRequirer(self, ROUTE, prefix="/", port=DASHBOARD_PORT)
@@ -170,9 +179,14 @@ class KubeflowDashboardCharm(ops.CharmBase):
             # links and objects of its relations stay for the units that remain.
             logger.info("this unit is leaving: it leaves the menu to the units that stay")
             return
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
         inputs = self._inputs = self._read_inputs()
         if inputs.config is None or inputs.blocked:
             return  # bad config or route data: leave everything as it is
+        self._reconciled = True
         self._route.publish()
         self.unit.set_ports(DASHBOARD_PORT)
         settings = self._settings(inputs)
@@ -185,6 +199,15 @@ class KubeflowDashboardCharm(ops.CharmBase):
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
             routine = isinstance(event, ops.UpdateStatusEvent)
             self._reconcile_cluster(inputs, force=force, routine=routine)
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled unit: whether every service runs and is ready, and no object drifted."""
+        if not all(w.running() and w.check_is_up() for w in self._workloads):
+            return False
+        peer = self.model.get_relation(PEERS)
+        if not self.unit.is_leader() or peer is None:
+            return True
+        return not self._owned(peer.data[self.app]).drifted()
 
     def _read_inputs(self) -> _Inputs:
         """Config, the route and related apps' links as they are now; writes nothing."""
@@ -306,11 +329,8 @@ class KubeflowDashboardCharm(ops.CharmBase):
             [f"{scope}/{n}" for scope, names in templates.items() for n in names],
             context,
         )
-        owned = OwnedObjects(
-            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
-        )
         try:
-            new = owned.apply_when_wanted(
+            new = self._owned(stored).apply_when_wanted(
                 HASH_KEY,
                 wanted,
                 lambda: [
@@ -326,6 +346,11 @@ class KubeflowDashboardCharm(ops.CharmBase):
             return
         if new:
             logger.info("applied the Kubernetes objects (%d links)", len(inputs.links))
+
+    def _owned(self, stored: ops.RelationDataContent) -> OwnedObjects:
+        return OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=CRD_KINDS + KINDS
+        )
 
     def _resources(self, scope: str) -> Resources:
         kinds = CRD_KINDS if scope == "crds" else KINDS
@@ -455,32 +480,45 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        statuses: list[ops.StatusBase] = []
+        self._unit_statuses(statuses)
+        for status in statuses:
+            event.add_status(status)
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        if self._settled.active != active:
+            self._settled.active = active
+
+    def _unit_statuses(self, out: list[ops.StatusBase]) -> None:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
+            out.append(ops.BlockedStatus(inputs.blocked))
             return
         if inputs.no_gateway is not None:
-            event.add_status(inputs.no_gateway)
+            out.append(inputs.no_gateway)
         for workload in self._workloads:
             if inputs.gateway is None and services.needs_gateway(workload.name):
                 continue  # said above
             running = workload.running()
             if running is None:
-                event.add_status(ops.WaitingStatus(f"waiting for the {workload.name} container"))
+                out.append(ops.WaitingStatus(f"waiting for the {workload.name} container"))
             elif workload.failed:
-                event.add_status(
+                out.append(
                     ops.BlockedStatus(f"{workload.name} failed to start: {workload.failed}")
                 )
             elif not running:
-                event.add_status(ops.MaintenanceStatus(f"starting {workload.name}"))
+                out.append(ops.MaintenanceStatus(f"starting {workload.name}"))
             elif not workload.check_is_up():
-                event.add_status(ops.WaitingStatus(f"{workload.name} is not ready yet"))
+                out.append(ops.WaitingStatus(f"{workload.name} is not ready yet"))
         if self.unit.is_leader():
-            for status in self._cluster_problems(inputs):
-                event.add_status(status)
-        event.add_status(ops.ActiveStatus(self._active_message()))
+            out.extend(self._cluster_problems(inputs))
+        out.append(ops.ActiveStatus(self._active_message()))
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:

@@ -74,8 +74,17 @@ class _Inputs:
 class NotebooksCharm(ops.CharmBase):
     """Notebooks for Kubeflow: the controller, the web app, the Notebook kind and its RBAC."""
 
+    # Whether the last full reconcile left this unit active. Every input but the cluster's
+    # objects and the services comes with an event of its own (config and relation
+    # changes, leadership, pebble-ready), so an update-status on a settled unit looks
+    # only at the services, their checks and (leader) the objects.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
         self._controller = PebbleWorkload(
             self.unit.get_container(notebook_controller.CONTAINER),
             notebook_controller.SERVICE,
@@ -121,6 +130,10 @@ class NotebooksCharm(ops.CharmBase):
 
     def _reconcile(self, event: ops.EventBase) -> None:
         """Bring the relations, the cluster's objects and both workloads to what config says."""
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
         inputs = self._inputs = self._read_inputs()
         if inputs.route_problem:
             return  # the mesh's data does not parse: leave everything as it is
@@ -129,12 +142,23 @@ class NotebooksCharm(ops.CharmBase):
         config = inputs.config
         if config is None:
             return  # invalid config: apply nothing, start nothing
+        self._reconciled = True
         self.unit.set_ports(jupyter_web_app.PORT)
         if self.unit.is_leader():
             force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
             self._reconcile_cluster(force=force, routine=isinstance(event, ops.UpdateStatusEvent))
         self._reconcile_controller(config)
         self._reconcile_web_app(inputs)
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled unit: whether both services run and are ready, and no object drifted."""
+        for workload in (self._controller, self._web_app):
+            if not (workload.running() and workload.check_is_up()):
+                return False
+        peer = self.model.get_relation(PEERS)
+        if not self.unit.is_leader() or peer is None:
+            return True
+        return not self._owned(peer.data[self.app]).drifted()
 
     def _read_inputs(self) -> _Inputs:
         try:
@@ -178,15 +202,8 @@ class NotebooksCharm(ops.CharmBase):
             [f"{scope}/{n}" for scope, names in templates.items() for n in names],
             context,
         )
-        owned = OwnedObjects(
-            stored,
-            OBJECTS_KEY,
-            app=self.app.name,
-            model=self.model.name,
-            kinds=CRD_KINDS + RBAC_KINDS,
-        )
         try:
-            new = owned.apply_when_wanted(
+            new = self._owned(stored).apply_when_wanted(
                 HASH_KEY,
                 wanted,
                 lambda: [
@@ -223,6 +240,15 @@ class NotebooksCharm(ops.CharmBase):
         if self._web_app.configure(layer, files):
             logger.info("jupyter web app (re)started with its spawner config")
 
+    def _owned(self, stored: ops.RelationDataContent) -> OwnedObjects:
+        return OwnedObjects(
+            stored,
+            OBJECTS_KEY,
+            app=self.app.name,
+            model=self.model.name,
+            kinds=CRD_KINDS + RBAC_KINDS,
+        )
+
     def _resources(self, scope: str) -> Resources:
         kinds = CRD_KINDS if scope == "crds" else RBAC_KINDS
         return Resources(app=self.app.name, model=self.model.name, scope=scope, kinds=kinds)
@@ -244,18 +270,28 @@ class NotebooksCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        statuses = self._unit_statuses()
+        for status in statuses:
+            event.add_status(status)
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        if self._settled.active != active:
+            self._settled.active = active
+
+    def _unit_statuses(self) -> list[ops.StatusBase]:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
-            return
-        for status in self._workload_problems():
-            event.add_status(status)
+            return [ops.BlockedStatus(inputs.blocked)]
+        statuses = self._workload_problems()
         if self.unit.is_leader():
-            for status in self._app_problems():
-                event.add_status(status)
-        event.add_status(ops.ActiveStatus())
+            statuses += self._app_problems()
+        return [*statuses, ops.ActiveStatus()]
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         inputs = self._current_inputs()
         if inputs.blocked:

@@ -19,6 +19,7 @@ from minio_server import API_PORT, CONSOLE_PORT, READY_CHECK, BucketError, Minio
 from minio_users import AdminError
 
 from kubeflow_charms.lifecycle import own_departure
+from kubeflow_charms.pebble import service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsRequirer
@@ -167,8 +168,18 @@ class _Inputs:
 class MinioCharm(ops.CharmBase):
     """MinIO (or an external S3 store) for the Kubeflow platform."""
 
+    # Whether the last full reconcile left this unit (and, on the leader, the application)
+    # active. Every input but the workload comes with an event of its own (config,
+    # relation and secret changes, leadership, pebble-ready), so an update-status on a
+    # settled unit looks only at MinIO's service and check, and the number of units.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
+        self._unit_active = self._app_active = True  # what this hook's statuses say
         self._provider = s3.S3Provider(self, RELATION)
         self._container = self.unit.get_container(CONTAINER)
         self._server = MinioServer(self._container)
@@ -198,15 +209,21 @@ class MinioCharm(ops.CharmBase):
         framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(self.on.collect_app_status, self._on_collect_app_status)
+        framework.observe(self.on.collect_unit_status, self._note_settled)  # after the status
 
     # --- reconcile ----------------------------------------------------------
 
-    def _reconcile(self, _: ops.EventBase | None = None) -> None:
+    def _reconcile(self, event: ops.EventBase | None = None) -> None:
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
         inputs = self._read_inputs()
         if inputs.config is None or inputs.blocked:
             # Bad config or an unreadable secret: leave the workload as it is.
             self._inputs = inputs
             return
+        self._reconciled = True
         config = inputs.config
         if config.mode == "server" and self.unit.is_leader():
             inputs = self._store_root_credentials(inputs)
@@ -226,6 +243,22 @@ class MinioCharm(ops.CharmBase):
                 self._reconcile_server(config, inputs.credentials, running=running)
             else:
                 self._reconcile_external(config, inputs.credentials)
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled unit: whether MinIO runs and is ready, and runs on one unit alone."""
+        if self.config.get("mode") != "server":
+            return True  # nothing runs here: every input comes with an event
+        if not (
+            service_running(self._container, minio_server.SERVICE) and self._server.is_ready()
+        ):
+            return False
+        return not (self.unit.is_leader() and self.app.planned_units() > 1)
+
+    def _note_settled(self, _: ops.CollectStatusEvent) -> None:
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and self._unit_active and self._app_active
+        if not self._still_settled and self._settled.active != active:
+            self._settled.active = active
 
     def _on_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
         if own_departure(self, event):
@@ -616,27 +649,28 @@ class MinioCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        status = self._unit_status()
+        self._unit_active = isinstance(status, ops.ActiveStatus)
+        event.add_status(status)
+
+    def _unit_status(self) -> ops.StatusBase:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
-            return
+            return ops.BlockedStatus(inputs.blocked)
         assert inputs.config is not None
         if inputs.config.mode == "external":
-            event.add_status(ops.ActiveStatus(f"external S3 at {inputs.config.endpoint}"))
-            return
+            return ops.ActiveStatus(f"external S3 at {inputs.config.endpoint}")
         if not self._server.can_connect():
-            event.add_status(ops.WaitingStatus("waiting for Pebble in the minio container"))
-            return
+            return ops.WaitingStatus("waiting for Pebble in the minio container")
         if inputs.waiting:
-            event.add_status(ops.WaitingStatus(inputs.waiting))
-            return
+            return ops.WaitingStatus(inputs.waiting)
         if not self._server.is_running():
-            event.add_status(ops.MaintenanceStatus("starting MinIO"))
-            return
+            return ops.MaintenanceStatus("starting MinIO")
         if not self._server.is_ready():
-            event.add_status(ops.WaitingStatus(f"MinIO is not ready yet (check {READY_CHECK})"))
-            return
-        event.add_status(ops.ActiveStatus(self._service_url))
+            return ops.WaitingStatus(f"MinIO is not ready yet (check {READY_CHECK})")
+        return ops.ActiveStatus(self._service_url)
 
     def _tally_relations(self, config: MinioConfig) -> tuple[dict[str, list[str]], list[str]]:
         """The relations not answered, by why, and those still being prepared."""
@@ -652,17 +686,23 @@ class MinioCharm(ops.CharmBase):
         return unanswered, pending
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
+        statuses = self._app_statuses()
+        self._app_active = all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        for status in statuses:
+            event.add_status(status)
+
+    def _app_statuses(self) -> list[ops.StatusBase]:
         inputs = self._current_inputs()
         if inputs.blocked:
-            event.add_status(ops.BlockedStatus(inputs.blocked))
-            return
+            return [ops.BlockedStatus(inputs.blocked)]
+        out: list[ops.StatusBase] = []
         config = inputs.config
         assert config is not None
         if config.mode == "server" and self.app.planned_units() > 1:
-            event.add_status(
-                ops.BlockedStatus("server mode runs one unit: scale the application to 1")
-            )
+            out.append(ops.BlockedStatus("server mode runs one unit: scale the application to 1"))
         unanswered, pending = self._tally_relations(config)
         blocked: list[str] = []
         if unanswered["invalid"]:
@@ -680,18 +720,19 @@ class MinioCharm(ops.CharmBase):
         if invalid:
             blocked.append(f"{SECRETS}: {invalid}")
         if blocked:
-            event.add_status(ops.BlockedStatus("; ".join(blocked)))
+            out.append(ops.BlockedStatus("; ".join(blocked)))
         if self._admin_problem:
-            event.add_status(
+            out.append(
                 ops.WaitingStatus(f"MinIO users: {self._admin_problem}; retrying on the next hook")
             )
         if pending:
-            event.add_status(ops.WaitingStatus(f"preparing bucket {', '.join(pending)}"))
+            out.append(ops.WaitingStatus(f"preparing bucket {', '.join(pending)}"))
         if unanswered["pending"]:
             apps = ", ".join(unanswered["pending"])
-            event.add_status(ops.WaitingStatus(f"waiting for the s3 request of {apps}"))
+            out.append(ops.WaitingStatus(f"waiting for the s3 request of {apps}"))
         served = len(self._provider.relations) - sum(map(len, unanswered.values())) - len(pending)
         message = f"{served} bucket request(s) served"
         if namespaces is None and not invalid:
             message += f"; {WAITING_FOR_NAMESPACES}"
-        event.add_status(ops.ActiveStatus(message))
+        out.append(ops.ActiveStatus(message))
+        return out

@@ -34,7 +34,7 @@ from mysql_server import (
 )
 
 from kubeflow_charms.lifecycle import own_departure
-from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces import s3
 from kubeflow_interfaces.mysql_client import InvalidRequestError, MySQLProvider
@@ -127,8 +127,17 @@ class ActionFailedError(Exception):
 class MySQLCharm(ops.CharmBase):
     """Runs mysqld under Pebble and serves the `database` relation."""
 
+    # Whether the last full reconcile left this unit active. Every input but mysqld
+    # itself comes with an event of its own (config, relation, secret and storage
+    # events, leadership, pebble-ready, checks), so an update-status on a settled unit
+    # looks only at whether mysqld runs and is ready.
+    _settled = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._settled.set_default(active=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
         self._container = self.unit.get_container(CONTAINER)
         self._database = MySQLProvider(self, "database")
         self._s3 = s3.S3Requirer(self, "s3-parameters", bucket=BACKUP_BUCKET)
@@ -177,6 +186,9 @@ class MySQLCharm(ops.CharmBase):
             # that remain, leader or not: it revokes nothing, drops no user.
             logger.info("this unit is leaving: it leaves the relations to the units that stay")
             return
+        if self._nothing_drifted(event):
+            return
+        self._reconciled = True
         if (
             isinstance(event, ops.RelationBrokenEvent)
             and event.relation.name == "database"
@@ -222,6 +234,13 @@ class MySQLCharm(ops.CharmBase):
             # Say mysqld is still starting: relations not answered yet are
             # retried on the next event (update-status at the latest).
             logger.warning("serving the database relations failed: %s", e)
+
+    def _nothing_drifted(self, event: ops.EventBase) -> bool:
+        """Whether this is an update-status on a settled unit whose mysqld runs and is ready."""
+        if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
+            running = service_running(self._container, SERVICE)
+            self._still_settled = bool(running) and self._mysqld_ready(running=True)
+        return self._still_settled
 
     def _reconcile_follower(self, config: MySQLConfig) -> None:
         """A unit that does not lead runs mysqld only if the data lives on it.
@@ -545,12 +564,21 @@ class MySQLCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        for status in self._unit_problems():
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        problems = self._unit_problems()
+        for status in problems:
             event.add_status(status)
         if self.unit.is_leader():
             event.add_status(ops.ActiveStatus("primary"))
         else:
             event.add_status(ops.ActiveStatus("primary; new relations wait until this unit leads"))
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        # A leader keeps what it checked last in the peer relation: settled only with it.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in problems)
+        active = active and (not self.unit.is_leader() or self._peers() is not None)
+        if self._settled.active != active:
+            self._settled.active = active
 
     def _unit_problems(self) -> list[ops.StatusBase]:
         if self._problems is not None:
@@ -641,6 +669,8 @@ class MySQLCharm(ops.CharmBase):
         return problems
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         if self.app.planned_units() > 1:
             event.add_status(ops.ActiveStatus("one unit serves; replication is not supported yet"))

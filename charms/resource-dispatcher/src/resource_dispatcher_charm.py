@@ -32,6 +32,7 @@ from kubeflow_charms.kubernetes import (
     render_digest,
 )
 from kubeflow_charms.lifecycle import own_departure
+from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsProvider
 
@@ -85,8 +86,15 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        # When this unit's watch token was issued and expires (seconds since the epoch).
-        self._stored.set_default(watch_token_issued=0.0, watch_token_expires=0.0)
+        # When this unit's watch token was issued and expires (seconds since the epoch),
+        # and whether the last full reconcile left this unit active. Every input but the
+        # cluster's objects, the services and what falls due with time (the watch's
+        # token, the certificates) comes with an event of its own (config, relation and
+        # secret changes, leadership, pebble-ready, the watch's notices), so an
+        # update-status on a settled unit looks only at those.
+        self._stored.set_default(watch_token_issued=0.0, watch_token_expires=0.0, settled=False)
+        self._still_settled = False  # this update-status found nothing to do
+        self._reconciled = False  # this hook reconciled in full
         self._webhook_container = self.unit.get_container(webhook.CONTAINER)
         self._watch_container = self.unit.get_container(namespace_watch.CONTAINER)
         self._webhook = Webhook(self._webhook_container)
@@ -141,6 +149,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
             # its relations put in the profile namespaces stays for the others.
             logger.info("this unit is leaving: it leaves the namespaces to the units that stay")
             return
+        if isinstance(event, ops.UpdateStatusEvent) and self._stored.settled:
+            self._still_settled = self._nothing_drifted()
+            if self._still_settled:
+                return
+        self._reconciled = True
         if isinstance(event, ops.PebbleCustomNoticeEvent):
             logger.info(
                 "woken by %s (%s)", event.notice.key, event.notice.last_data.get("name", "?")
@@ -155,6 +168,32 @@ class ResourceDispatcherCharm(ops.CharmBase):
             self._reconcile_cluster(bundle, force=force, routine=routine)
         if self._watch_container.can_connect():
             self._reconcile_watch()
+
+    def _nothing_drifted(self) -> bool:
+        """On a settled unit: services, check, what falls due, and (leader) the objects."""
+        issued, expires = self._stored.watch_token_issued, self._stored.watch_token_expires
+        if watch_token.renewal_due(issued, expires, time.time()):
+            return False
+        if not service_running(self._webhook_container, webhook.SERVICE):
+            return False
+        if not self._webhook.is_ready():
+            return False
+        if not service_running(self._watch_container, namespace_watch.SERVICE):
+            return False
+        bundle = self._certs.stored()
+        if bundle is None:
+            return False
+        if not self.unit.is_leader():
+            # The leader renews the certificates: the webhook here must run the latest.
+            layer = webhook.pebble_layer(bundle.serial)
+            return plan_has(self._webhook_container.get_plan(), layer)
+        if bundle.renewal_due() is not None:
+            return False
+        peer = self.model.get_relation(PEERS)
+        if peer is None:
+            return False
+        stored = peer.data[self.app]
+        return not self._owned(stored).drifted()
 
     def _reconcile_watch(self) -> None:
         """Give the watch a narrow token (renewed when due), then keep it running.
@@ -254,9 +293,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         related = {app for _, app in self._related_apps()}
         gone = sorted(previous_apps - related)
         context = self._own_context(bundle)
-        owned = OwnedObjects(
-            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=OWNED_KINDS
-        )
+        owned = self._owned(stored)
         if routine and stored.get(HASH_KEY) and not force:
             force = owned.drifted()  # an object deleted or changed behind the charm's back
         settled = bool(stored.get(HASH_KEY)) and not force and not gone
@@ -290,6 +327,11 @@ class ResourceDispatcherCharm(ops.CharmBase):
         _set(stored, INPUTS_KEY, digest)
         _set(stored, NAMESPACES_KEY, json.dumps(namespaces))
         _set(stored, APPS_KEY, json.dumps(applied) if applied else None)
+
+    def _owned(self, stored: ops.RelationDataContent) -> OwnedObjects:
+        return OwnedObjects(
+            stored, OBJECTS_KEY, app=self.app.name, model=self.model.name, kinds=OWNED_KINDS
+        )
 
     def _publish_namespaces(self, namespaces: list[str]) -> None:
         """Tell every requirer which profile namespaces exist (written only when changed)."""
@@ -408,16 +450,24 @@ class ResourceDispatcherCharm(ops.CharmBase):
 
     @collected_once
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        for status in self._workload_problems():
-            event.add_status(status)
+        if self._still_settled:
+            return  # the active status the last full reconcile set stands
+        statuses = self._workload_problems()
         if self.unit.is_leader():
-            for status in self._cluster_problems():
-                event.add_status(status)
-            event.add_status(ops.ActiveStatus(self._active_message()))
+            statuses += self._cluster_problems()
+            statuses.append(ops.ActiveStatus(self._active_message()))
         else:
-            event.add_status(ops.ActiveStatus())
+            statuses.append(ops.ActiveStatus())
+        for status in statuses:
+            event.add_status(status)
+        # Only a hook that reconciled in full may say the unit is settled; any may say not.
+        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+        if self._stored.settled != active:
+            self._stored.settled = active
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._still_settled:
+            return  # as the unit's: the last full reconcile's status stands
         add_leader_unit_status(event, self._on_collect_unit_status)
         for status in self._cluster_problems():
             event.add_status(status)

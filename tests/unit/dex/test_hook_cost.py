@@ -130,9 +130,8 @@ def _run(case: str) -> dict[str, object]:
 def test_settled_hook_without_oauth_relation_loads_neither_oauth_nor_bcrypt():
     outcome = _run("plain")
 
-    # Pebble is asked once whether it answers and Dex runs: the status reuses
-    # what the reconcile found.
-    assert outcome.pop("pebble_asks") == ["can_connect", "get_plan", "get_services", "get_checks"]
+    # The leader is settled: Pebble is asked only whether Dex runs and is ready.
+    assert outcome.pop("pebble_asks") == ["get_services", "get_checks"]
     assert outcome == {
         "charmlibs.interfaces.oauth": False,
         "charmlibs.interfaces.istio_ingress_route": False,

@@ -124,9 +124,9 @@ def test_settled_update_status_imports_neither_lightkube_nor_cryptography(conten
     assert outcome["tls_lib"] is False
     assert outcome["relations_unchanged"] is True
     assert outcome["status"] == "active: http://kf.example.com"
-    # Pebble is asked once whether it answers and istiod runs: the status
-    # reuses what the reconcile found.
-    assert outcome["pebble_asks"] == ["can_connect", "get_services", "get_plan", "get_checks"]
+    # The leader is settled: Pebble is asked whether istiod runs and is ready, and
+    # nothing is read back from the plan.
+    assert outcome["pebble_asks"] == ["get_services", "get_checks"]
 
 
 def test_settled_update_status_with_a_user_certificate_does_not_check_it_again(content):
