@@ -186,8 +186,8 @@ def test_webhooks_trust_the_charms_ca_and_reach_the_leader(shared_model: Model, 
         assert selector == {"statefulset.kubernetes.io/pod-name": leader}, name
 
 
-def test_rotation_and_a_new_leader_move_the_webhooks_with_them(settled_models):
-    model = settled_models.settled()
+def test_rotation_and_a_new_leader_move_the_webhooks_with_them(settled_models, tmp_path):
+    model = settled_models.own(tmp_path)
     app = "kubeflow-trainer"
     old_ca = _ca(model, app)
     results = model.run_action(f"{app}/0", "rotate-certificates")
