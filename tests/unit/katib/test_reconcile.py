@@ -269,3 +269,32 @@ def test_an_account_name_with_a_colon_blocks_and_starts_nothing(ctx, kube):
     assert "secret-password" not in out.unit_status.message
     assert not running(out, wl.DB_MANAGER)
     assert not out.get_container(wl.DB_MANAGER.container).layers
+
+
+def test_the_ui_reads_the_user_header_the_login_sets(ctx, kube):
+    from kubeflow_interfaces import istio_ingress_route as iir
+
+    route = iir.relation_for_requirer(user_header="x-auth-user", user_prefix="oidc:")
+    out = ctx.run(ctx.on.relation_changed(route), state(relations={route}))
+    env = service(out, wl.UI).environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("x-auth-user", "oidc:")
+    # Without istio's word, Katib's header and no prefix (what the login sets by default).
+    default = service(_settled(ctx), wl.UI).environment
+    assert (default["USERID_HEADER"], default["USERID_PREFIX"]) == ("kubeflow-userid", "")
+
+
+def test_a_bad_user_header_blocks_and_changes_nothing(ctx, kube):
+    from kubeflow_interfaces import istio_ingress_route as iir
+
+    out = _settled(ctx)
+    writes = list(kube.writes)
+    bad = iir.relation_for_requirer(user_header="no spaces allowed")
+    after = ctx.run(
+        ctx.on.relation_changed(bad), dataclasses.replace(out, relations=out.relations | {bad})
+    )
+    assert isinstance(after.unit_status, ops.BlockedStatus)
+    assert after.unit_status.message.startswith("istio-ingress-route: kubeflow_user_header")
+    assert kube.writes == writes
+    for workload in wl.WORKLOADS:
+        c = workload.container
+        assert after.get_container(c).layers == out.get_container(c).layers
