@@ -236,6 +236,18 @@ def test_trial_templates_keep_upstreams_and_their_images():
     assert cm["metadata"]["labels"] == fact["label"]
     for key, image in fact["images"].items():
         assert image in cm["data"][key], key
+    commands = FACTS["katib-config"]["trial-template-commands"].value
+    for key, command in commands.items():
+        spec = yaml.safe_load(cm["data"][key])["spec"]
+        if "pytorchReplicaSpecs" in spec:
+            replicas = spec["pytorchReplicaSpecs"]
+            assert {r: replicas[r]["replicas"] for r in replicas} == {"Master": 1, "Worker": 2}
+            pods = [r["template"]["spec"] for r in replicas.values()]
+        else:
+            pods = [spec["template"]["spec"]]
+        for pod in pods:
+            (container,) = pod["containers"]
+            assert container["command"] == command, key
 
 
 # --- webhooks ----------------------------------------------------------------------------
