@@ -363,19 +363,19 @@ class KatibCharm(ops.CharmBase):
         if self._settled.active != active:
             self._settled.active = active
 
-    def _unit_statuses(self) -> list[ops.StatusBase]:
+    def _input_error(self) -> str | None:
+        """What is wrong with the config or a relation's data, checked in this hook or now."""
         if self._config_error is None:
             self._load()
-        if self._config_error is not None:
-            return [ops.BlockedStatus(self._config_error)]
         if self._kinds_error is None:
             self._kinds()
-        if self._kinds_error is not None:
-            return [ops.BlockedStatus(self._kinds_error)]
         if self._route_error is None:
             self._user_header()
-        if self._route_error is not None:
-            return [ops.BlockedStatus(self._route_error)]
+        return self._config_error or self._kinds_error or self._route_error
+
+    def _unit_statuses(self) -> list[ops.StatusBase]:
+        if (error := self._input_error()) is not None:
+            return [ops.BlockedStatus(error)]
         out: list[ops.StatusBase] = []
         if self.model.get_relation(PEERS) is None:
             out.append(ops.WaitingStatus("waiting for the peer relation"))
