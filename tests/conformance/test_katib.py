@@ -11,6 +11,7 @@ from charm_loader import CHARMS
 from conformance import facts
 from unit.katib.helpers import TRAIN_JOB, katib_cluster, katib_config
 from unit.katib.helpers import workloads as wl
+from workload import katib_schema
 
 from kubeflow_charms import certificates
 from kubeflow_charms.kubernetes import render
@@ -155,6 +156,28 @@ def test_services_are_named_and_ported_as_upstream(name, workload):
         assert by_port[fact["port"]]["name"] == fact["portName"]
 
 
+def test_the_dashboard_link_is_upstreams():
+    import katib_links
+
+    fact = FACTS["katib-ui"]["dashboard-link"].value
+    (menu,) = [link for link in katib_links.LINKS if link.location == "menu"]
+    assert (menu.text, menu.link, menu.icon) == (fact["text"], fact["link"], fact["icon"])
+
+
+def _sql(text: str) -> str:
+    return " ".join(text.split()).rstrip(";")
+
+
+def test_the_workload_tests_run_the_db_managers_statements():
+    # tests/workload/katib_schema.py runs these on a real server as the relation's account.
+    assert _sql(katib_schema.CREATE_TABLE) == FACTS["database"]["ddl"].value
+    assert _sql(katib_schema.HEALTH) == FACTS["database"]["health-query"].value
+    queries = FACTS["database"]["queries"].value
+    assert _sql(katib_schema.DELETE).startswith(queries["delete"].partition("?")[0])
+    assert _sql(katib_schema.REPORT).startswith(queries["insert"].partition("(?")[0])
+    assert _sql(katib_schema.GET).startswith(queries["select"].partition("?")[0])
+
+
 def test_the_sdk_default_address_reaches_the_db_manager():
     host, _, port = FACTS["katib-db-manager"]["sdk-default-address"].value.partition(":")
     assert host == f"{wl.DB_MANAGER_SERVICE}.{NAMESPACE}" and int(port) == wl.Ports.DB_MANAGER
@@ -213,6 +236,18 @@ def test_trial_templates_keep_upstreams_and_their_images():
     assert cm["metadata"]["labels"] == fact["label"]
     for key, image in fact["images"].items():
         assert image in cm["data"][key], key
+    commands = FACTS["katib-config"]["trial-template-commands"].value
+    for key, command in commands.items():
+        spec = yaml.safe_load(cm["data"][key])["spec"]
+        if "pytorchReplicaSpecs" in spec:
+            replicas = spec["pytorchReplicaSpecs"]
+            assert {r: replicas[r]["replicas"] for r in replicas} == {"Master": 1, "Worker": 2}
+            pods = [r["template"]["spec"] for r in replicas.values()]
+        else:
+            pods = [spec["template"]["spec"]]
+        for pod in pods:
+            (container,) = pod["containers"]
+            assert container["command"] == command, key
 
 
 # --- webhooks ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 from kubeflow_interfaces.trial_kinds import InvalidTrialKindsError, TrialKind, TrialKindsRequirer
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class KatibCharm(ops.CharmBase):
         self._pebble_restarted = False
         self._config_error: str | None = None
         self._kinds_error: str | None = None
+        self._route_error: str | None = None
         self._cert_problem: str | None = None
         self._data: katib_data.DataInputs | None = None
         self._gateway_read: tuple[Gateway | None, ops.StatusBase | None] | None = None
@@ -130,7 +132,8 @@ class KatibCharm(ops.CharmBase):
         self._publish_requests()
         config = self._load()
         kinds = self._kinds()
-        if config is None or kinds is None:
+        user_header = self._user_header()
+        if config is None or kinds is None or user_header is None:
             return  # bad input changes nothing
         self._reconciled = True
         self._data = data = katib_data.read(self)
@@ -154,7 +157,8 @@ class KatibCharm(ops.CharmBase):
         if gateway is None:
             self._stop(wl.UI)
         else:
-            self._configure(wl.UI, wl.ui_layer(namespace=self.model.name), [])
+            layer = wl.ui_layer(namespace=self.model.name, user_header=user_header)
+            self._configure(wl.UI, layer, [])
         if data.database is not None:
             env = wl.db_manager_env(data.database)
             self._configure(wl.DB_MANAGER, wl.db_manager_layer(env), [env])
@@ -234,6 +238,13 @@ class KatibCharm(ops.CharmBase):
             return TrialKindsRequirer(self, TRIAL_KINDS).kinds()
         except InvalidTrialKindsError as e:
             self._kinds_error = f"{TRIAL_KINDS}: {e}"
+            return None
+
+    def _user_header(self) -> tuple[str, str] | None:
+        try:
+            return katib_route.user_header(self)
+        except InvalidRouteDataError as e:
+            self._route_error = f"{ROUTE}: {e}"
             return None
 
     def _configure(self, workload: wl.Workload, layer: ops.pebble.LayerDict, files: list[wl.File]):
@@ -352,15 +363,19 @@ class KatibCharm(ops.CharmBase):
         if self._settled.active != active:
             self._settled.active = active
 
-    def _unit_statuses(self) -> list[ops.StatusBase]:
+    def _input_error(self) -> str | None:
+        """What is wrong with the config or a relation's data, checked in this hook or now."""
         if self._config_error is None:
             self._load()
-        if self._config_error is not None:
-            return [ops.BlockedStatus(self._config_error)]
         if self._kinds_error is None:
             self._kinds()
-        if self._kinds_error is not None:
-            return [ops.BlockedStatus(self._kinds_error)]
+        if self._route_error is None:
+            self._user_header()
+        return self._config_error or self._kinds_error or self._route_error
+
+    def _unit_statuses(self) -> list[ops.StatusBase]:
+        if (error := self._input_error()) is not None:
+            return [ops.BlockedStatus(error)]
         out: list[ops.StatusBase] = []
         if self.model.get_relation(PEERS) is None:
             out.append(ops.WaitingStatus("waiting for the peer relation"))

@@ -3,7 +3,9 @@
 Upstream's VirtualService (kubeflow/manifests v1.10.0, apps/katib/upstream/
 installs/katib-with-kubeflow/ui-virtual-service.yaml) sends the prefix
 `/katib/` unchanged to Service `katib-ui` port 80: the UI serves under that
-path itself.
+path itself. Istio passes back, on the same relation, the header the login
+puts the user's id in and the prefix before the id: the UI reads both
+(its USERID_HEADER and USERID_PREFIX).
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ UI_PREFIX = "/katib"
 UI_SERVICE_PORT = 80
 
 
-def config(charm: ops.CharmBase) -> dict[str, Any]:
-    """The route this charm asks for, as the relation's `config` in plain data."""
-    ui = iir.RouteRequirer(
+def _requirer(charm: ops.CharmBase) -> iir.RouteRequirer:
+    return iir.RouteRequirer(
         charm, ROUTE, prefix=UI_PREFIX, port=UI_SERVICE_PORT, service=wl.UI_SERVICE
     )
-    wanted = ui.config()
+
+
+def config(charm: ops.CharmBase) -> dict[str, Any]:
+    """The route this charm asks for, as the relation's `config` in plain data."""
+    wanted = _requirer(charm).config()
     wanted["http_routes"][0]["name"] = "ui"
     return wanted
 
@@ -41,3 +46,12 @@ def publish(charm: ops.CharmBase) -> bool:
         return False
     databag[iir.CONFIG_KEY] = iir.dump_config(wanted)
     return True
+
+
+def user_header(charm: ops.CharmBase) -> tuple[str, str]:
+    """The user-id header and the prefix of its value, as the login sets them.
+
+    The defaults (`kubeflow-userid`, no prefix) until istio says otherwise.
+    Raises iir.InvalidRouteDataError when istio's values are not valid.
+    """
+    return _requirer(charm).user_header

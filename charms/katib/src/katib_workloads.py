@@ -14,8 +14,9 @@ keeps upstream's port 8080, and the controller's metrics, upstream's
   it); the serving certificate's serial is in its layer too. It starts on
   the leader unit only.
 - The UI (`./katib-ui --port=8080`) serves /katib/ and asks the API server,
-  with a SubjectAccessReview, whether the user the `kubeflow-userid`
-  header names may do what they ask (APP_DISABLE_AUTH=false).
+  with a SubjectAccessReview, whether the user the login's header names
+  (`kubeflow-userid` unless istio passes on another) may do what they ask
+  (APP_DISABLE_AUTH=false).
 - The DB manager reads its database account from its environment only
   (DB_USER, DB_PASSWORD, KATIB_MYSQL_DB_*). So that none of it enters the
   Pebble plan, the charm writes them into a 0600 file and the service
@@ -357,8 +358,11 @@ def controller_layer(
     )
 
 
-def ui_layer(*, namespace: str) -> ops.pebble.LayerDict:
-    """The UI at /katib/, authorizing every request by the user header."""
+def ui_layer(
+    *, namespace: str, user_header: tuple[str, str] = (USER_HEADER, USER_PREFIX)
+) -> ops.pebble.LayerDict:
+    """The UI at /katib/, authorizing every request by the user header (name, value prefix)."""
+    header, prefix = user_header
     return _layer(
         UI,
         leader=True,
@@ -366,8 +370,8 @@ def ui_layer(*, namespace: str) -> ops.pebble.LayerDict:
         environment={
             "KATIB_CORE_NAMESPACE": namespace,
             "APP_DISABLE_AUTH": "false",
-            "USERID_HEADER": USER_HEADER,
-            "USERID_PREFIX": USER_PREFIX,
+            "USERID_HEADER": header,
+            "USERID_PREFIX": prefix,
         },
         check={"http": {"url": f"http://localhost:{Ports.UI}/katib/"}},
     )

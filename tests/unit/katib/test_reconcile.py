@@ -237,3 +237,64 @@ def test_route_and_links_are_published(ctx, kube):
 def test_the_certificates_are_made_on_the_first_leader_hook(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
     assert certificates_secret(out).latest_content["tls-cert"].startswith("-----BEGIN")
+
+
+def _with_account(username: str, password: str) -> testing.State:
+    from kubeflow_interfaces import mysql_client
+
+    relation, secret = mysql_client.relation_for_requirer(
+        "relational-db",
+        database="katib",
+        username=username,
+        password=password,
+        endpoints="mysql-primary.kubeflow.svc:3306",
+    )
+    return state(db=False, relations={relation}, secrets={secret})
+
+
+def test_a_password_with_at_and_slash_reaches_the_db_manager(ctx, kube):
+    # The driver finds the last '/' and the last '@' before it (go-sql-driver/mysql
+    # v1.5.0, dsn.go:296-310): the password may hold both.
+    out = ctx.run(ctx.on.config_changed(), _with_account("relation-7", "p@ss/w:rd"))
+    assert running(out, wl.DB_MANAGER)
+    fs = out.get_container(wl.DB_MANAGER.container).get_filesystem(ctx)
+    assert "DB_PASSWORD=p@ss/w:rd\n" in (fs / wl.DB_ENV_FILE.lstrip("/")).read_text()
+
+
+def test_an_account_name_with_a_colon_blocks_and_starts_nothing(ctx, kube):
+    out = ctx.run(ctx.on.config_changed(), _with_account("relation:7", "secret-password"))
+    assert out.unit_status == ops.BlockedStatus(
+        "relational-db: mysql: the account's name holds ':', which the DB manager cannot pass on"
+    )
+    assert "secret-password" not in out.unit_status.message
+    assert not running(out, wl.DB_MANAGER)
+    assert not out.get_container(wl.DB_MANAGER.container).layers
+
+
+def test_the_ui_reads_the_user_header_the_login_sets(ctx, kube):
+    from kubeflow_interfaces import istio_ingress_route as iir
+
+    route = iir.relation_for_requirer(user_header="x-auth-user", user_prefix="oidc:")
+    out = ctx.run(ctx.on.relation_changed(route), state(relations={route}))
+    env = service(out, wl.UI).environment
+    assert (env["USERID_HEADER"], env["USERID_PREFIX"]) == ("x-auth-user", "oidc:")
+    # Without istio's word, Katib's header and no prefix (what the login sets by default).
+    default = service(_settled(ctx), wl.UI).environment
+    assert (default["USERID_HEADER"], default["USERID_PREFIX"]) == ("kubeflow-userid", "")
+
+
+def test_a_bad_user_header_blocks_and_changes_nothing(ctx, kube):
+    from kubeflow_interfaces import istio_ingress_route as iir
+
+    out = _settled(ctx)
+    writes = list(kube.writes)
+    bad = iir.relation_for_requirer(user_header="no spaces allowed")
+    after = ctx.run(
+        ctx.on.relation_changed(bad), dataclasses.replace(out, relations=out.relations | {bad})
+    )
+    assert isinstance(after.unit_status, ops.BlockedStatus)
+    assert after.unit_status.message.startswith("istio-ingress-route: kubeflow_user_header")
+    assert kube.writes == writes
+    for workload in wl.WORKLOADS:
+        c = workload.container
+        assert after.get_container(c).layers == out.get_container(c).layers
