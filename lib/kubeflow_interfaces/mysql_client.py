@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -277,21 +278,7 @@ class MySQLRequirer:
             return False
         if relation.data[self._charm.app].get("requests"):
             return False
-        from dpcharmlibs.interfaces import (
-            OpsRelationRepository,
-            RequirerCommonModel,
-            RequirerDataContractV1,
-            gen_hash,
-            write_model,
-        )
-
-        request = RequirerCommonModel(resource=self._database)
-        request.request_id = gen_hash(request.resource, request.salt)
-        repository = OpsRelationRepository(self._charm.model, relation, self._charm.app)
-        write_model(
-            repository,
-            RequirerDataContractV1[RequirerCommonModel](version="v1", requests=[request]),
-        )
+        write_request(self._charm.model, relation, self._charm.app, [self._database])
         return True
 
     def connection(self) -> MySQLConnection | None:
@@ -319,6 +306,31 @@ class MySQLRequirer:
                 version=response.version,
             )
         return None
+
+
+def write_request(
+    model: ops.Model, relation: ops.Relation, app: ops.Application, databases: Sequence[str]
+) -> None:
+    """Leader: ask for `databases` in one v1 request list, in our application databag.
+
+    The request is built with the library's own models, as its
+    relation-created handler builds it; this imports the library.
+    """
+    from dpcharmlibs.interfaces import (
+        OpsRelationRepository,
+        RequirerCommonModel,
+        RequirerDataContractV1,
+        gen_hash,
+        write_model,
+    )
+
+    requests = [RequirerCommonModel(resource=name) for name in databases]
+    for request in requests:
+        request.request_id = gen_hash(request.resource, request.salt)
+    write_model(
+        OpsRelationRepository(model, relation, app),
+        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=requests),
+    )
 
 
 # --- reading an answer cheaply ----------------------------------------------

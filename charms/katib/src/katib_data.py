@@ -18,7 +18,7 @@ import logging
 import katib_workloads as wl
 import ops
 
-from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer
+from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer, write_request
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +43,7 @@ def request(charm: ops.CharmBase) -> None:
     relation = charm.model.get_relation(DATABASE)
     if not charm.unit.is_leader() or relation is None or relation.data[charm.app].get("requests"):
         return
-    from dpcharmlibs.interfaces import (
-        OpsRelationRepository,
-        RequirerCommonModel,
-        RequirerDataContractV1,
-        gen_hash,
-        write_model,
-    )
-
-    request = RequirerCommonModel(resource=wl.DATABASE)
-    request.request_id = gen_hash(request.resource, request.salt)
-    write_model(
-        OpsRelationRepository(charm.model, relation, charm.app),
-        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=[request]),
-    )
+    write_request(charm.model, relation, charm.app, [wl.DATABASE])
     logger.info("asked %s for the database %s", DATABASE, wl.DATABASE)
 
 

@@ -29,7 +29,7 @@ import kfp_workloads as wl
 import ops
 from kfp_config import BUCKET
 
-from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer
+from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer, write_request
 from kubeflow_interfaces.s3 import InvalidS3DataError, S3Requirer
 
 logger = logging.getLogger(__name__)
@@ -70,21 +70,7 @@ def request(charm: ops.CharmBase) -> None:
     relation = charm.model.get_relation(DATABASE)
     if relation is None or relation.data[charm.app].get("requests"):
         return
-    from dpcharmlibs.interfaces import (
-        OpsRelationRepository,
-        RequirerCommonModel,
-        RequirerDataContractV1,
-        gen_hash,
-        write_model,
-    )
-
-    requests = [RequirerCommonModel(resource=name) for name in DATABASES]
-    for r in requests:
-        r.request_id = gen_hash(r.resource, r.salt)
-    write_model(
-        OpsRelationRepository(charm.model, relation, charm.app),
-        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=requests),
-    )
+    write_request(charm.model, relation, charm.app, DATABASES)
     logger.info("asked %s for the databases %s", DATABASE, ", ".join(DATABASES))
 
 
