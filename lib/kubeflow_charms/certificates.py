@@ -438,6 +438,20 @@ class CertificateKeeper:
         self._store(bundle, secret)
         return bundle
 
+    def refuse_rotation(self, event: ops.ActionEvent, *, peers: str) -> bool:
+        """Fail a `rotate-certificates` action this unit cannot run yet; True when it did.
+
+        Only the leader makes certificates, and only once the charm is set up
+        (its peer relation `peers` exists).
+        """
+        if not self._charm.unit.is_leader():
+            event.fail("run rotate-certificates on the leader unit")
+            return True
+        if self._charm.model.get_relation(peers) is None:
+            event.fail("the charm is not set up yet: try again later")
+            return True
+        return False
+
     def remove_obsolete(self, event: ops.SecretRemoveEvent) -> None:
         """Leader, on secret-remove: drop the revision no unit reads any more (old keys).
 

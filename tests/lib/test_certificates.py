@@ -313,6 +313,38 @@ def test_keeper_removes_an_obsolete_revision_of_its_own_secret_on_the_leader(
     assert ctx.removed_secret_revisions == removed
 
 
+class _Rotator(_Keeper):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        framework.observe(self.on["rotate"].action, self._on_rotate)
+
+    def _on_rotate(self, event: ops.ActionEvent) -> None:
+        if not self.keeper.refuse_rotation(event, peers="peers"):
+            event.set_results(self.keeper.results(self.keeper.rotate()))
+
+
+@pytest.mark.parametrize(
+    ("leader", "peers", "failure"),
+    [
+        (False, True, "run rotate-certificates on the leader unit"),
+        (True, False, "the charm is not set up yet: try again later"),
+        (True, True, None),
+    ],
+)
+def test_keeper_refuses_a_rotation_off_the_leader_or_before_set_up(leader, peers, failure):
+    meta = {"name": "demo", "peers": {"peers": {"interface": "demo_peers"}}}
+    ctx = testing.Context(_Rotator, meta=meta, actions={"rotate": {}})
+    relations = {testing.PeerRelation("peers")} if peers else set()
+    state = testing.State(leader=leader, relations=relations)
+    if failure is None:
+        out = ctx.run(ctx.on.action("rotate"), state)
+        assert ctx.action_results is not None and ctx.action_results["ca-serial"]
+        assert len(out.secrets) == 1
+        return
+    with pytest.raises(testing.ActionFailed, match=failure):
+        ctx.run(ctx.on.action("rotate"), state)
+
+
 def test_service_dns_names():
     assert certificates.service_dns_names("katib-controller", "kubeflow") == [
         "katib-controller.kubeflow.svc",

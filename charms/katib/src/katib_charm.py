@@ -289,11 +289,7 @@ class KatibCharm(ops.CharmBase):
         self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         config, kinds = self._load(), self._kinds()
         if config is None or kinds is None:

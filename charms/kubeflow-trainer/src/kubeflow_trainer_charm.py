@@ -232,11 +232,7 @@ class KubeflowTrainerCharm(ops.CharmBase):
         self._certs.remove_obsolete(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         if not all(self.unit.get_container(w.container).can_connect() for w in wl.WORKLOADS):
             event.fail("the controller containers are not reachable: try again later")

@@ -373,11 +373,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
         self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         if not self._webhook_container.can_connect():
             event.fail("the webhook container is not reachable: try again later")
