@@ -438,6 +438,41 @@ class CertificateKeeper:
         self._store(bundle, secret)
         return bundle
 
+    def refuse_rotation(self, event: ops.ActionEvent, *, peers: str) -> bool:
+        """Fail a `rotate-certificates` action this unit cannot run yet; True when it did.
+
+        Only the leader makes certificates, and only once the charm is set up
+        (its peer relation `peers` exists).
+        """
+        if not self._charm.unit.is_leader():
+            event.fail("run rotate-certificates on the leader unit")
+            return True
+        if self._charm.model.get_relation(peers) is None:
+            event.fail("the charm is not set up yet: try again later")
+            return True
+        return False
+
+    def remove_obsolete(self, event: ops.SecretRemoveEvent) -> None:
+        """Leader, on secret-remove: drop the revision no unit reads any more (old keys).
+
+        A secret of another label, where the event names one, is left alone.
+        """
+        if not self._charm.unit.is_leader():
+            return
+        if event.secret.label not in (None, self._label):
+            return
+        event.remove_revision()
+
+    @staticmethod
+    def results(bundle: CertificateBundle) -> dict[str, str]:
+        """A `rotate-certificates` action's results: the new serials and dates."""
+        return {
+            "ca-serial": bundle.ca_serial,
+            "serial": bundle.serial,
+            "not-after": bundle.not_after.isoformat(),
+            "next-renewal": bundle.next_renewal().isoformat(),
+        }
+
     def _new(self) -> CertificateBundle:
         return new_bundle(self._ca_name, self._dns_names)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,10 +32,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTERFACE = "mysql_client"
+DEFAULT_PORT = 3306
 
 
 class InvalidRequestError(Exception):
     """A requirer's databag does not parse."""
+
+
+class InvalidAnswerError(Exception):
+    """A provider's answer cannot be used; the message says why, with no secret in it."""
 
 
 @dataclass(frozen=True)
@@ -272,21 +278,7 @@ class MySQLRequirer:
             return False
         if relation.data[self._charm.app].get("requests"):
             return False
-        from dpcharmlibs.interfaces import (
-            OpsRelationRepository,
-            RequirerCommonModel,
-            RequirerDataContractV1,
-            gen_hash,
-            write_model,
-        )
-
-        request = RequirerCommonModel(resource=self._database)
-        request.request_id = gen_hash(request.resource, request.salt)
-        repository = OpsRelationRepository(self._charm.model, relation, self._charm.app)
-        write_model(
-            repository,
-            RequirerDataContractV1[RequirerCommonModel](version="v1", requests=[request]),
-        )
+        write_request(self._charm.model, relation, self._charm.app, [self._database])
         return True
 
     def connection(self) -> MySQLConnection | None:
@@ -314,6 +306,118 @@ class MySQLRequirer:
                 version=response.version,
             )
         return None
+
+
+def write_request(
+    model: ops.Model, relation: ops.Relation, app: ops.Application, databases: Sequence[str]
+) -> None:
+    """Leader: ask for `databases` in one v1 request list, in our application databag.
+
+    The request is built with the library's own models, as its
+    relation-created handler builds it; this imports the library.
+    """
+    from dpcharmlibs.interfaces import (
+        OpsRelationRepository,
+        RequirerCommonModel,
+        RequirerDataContractV1,
+        gen_hash,
+        write_model,
+    )
+
+    requests = [RequirerCommonModel(resource=name) for name in databases]
+    for request in requests:
+        request.request_id = gen_hash(request.resource, request.salt)
+    write_model(
+        OpsRelationRepository(model, relation, app),
+        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=requests),
+    )
+
+
+# --- reading an answer cheaply ----------------------------------------------
+
+
+def read_answer(
+    model: ops.Model,
+    relation: ops.Relation,
+    database: str,
+    *,
+    secrets: dict[str, dict[str, str]] | None = None,
+    name_it: bool = False,
+) -> MySQLConnection | None:
+    """The connection the provider gave for `database` (v1 answer); None until answered.
+
+    Reads the provider's `requests` with json and ops alone, so a settled
+    hook loads none of `dpcharmlibs-interfaces`: the answer naming
+    `database` as its `resource` gives `endpoints` (host:port, comma-separated,
+    the first is used; an IPv6 address loses its brackets) and `secret-user`,
+    a Juju secret holding `username` and `password`. `secrets` keeps the
+    contents read so far by secret id, for a caller reading several databases
+    in one hook; `name_it` names the database in the errors. Raises
+    InvalidAnswerError when the answer is there but unusable.
+    """
+    if relation.app is None:
+        return None
+    raw = relation.data[relation.app].get("requests")
+    if not raw:
+        return None
+    try:
+        responses: Any = json.loads(raw)
+    except ValueError:
+        raise InvalidAnswerError("its answer does not parse") from None
+    if not isinstance(responses, list):
+        raise InvalidAnswerError("its answer is not a list of responses")
+    its = f"the {database}" if name_it else "its"
+    for response in responses:
+        if not isinstance(response, dict) or response.get("resource") != database:
+            continue
+        endpoints, secret_id = response.get("endpoints"), response.get("secret-user")
+        if not endpoints or not secret_id:
+            return None  # the database is not ready yet
+        if not isinstance(endpoints, str) or not isinstance(secret_id, str):
+            raise InvalidAnswerError(f"{its} answer's endpoints or secret is not a string")
+        host, port = _first_endpoint(endpoints)
+        username, password = _credentials(
+            model, secret_id, {} if secrets is None else secrets, its
+        )
+        version = response.get("version")
+        return MySQLConnection(
+            host=host,
+            port=port,
+            database=database,
+            username=username,
+            password=password,
+            version=version if isinstance(version, str) else None,
+        )
+    return None
+
+
+def _credentials(
+    model: ops.Model, secret_id: str, secrets: dict[str, dict[str, str]], its: str
+) -> tuple[str, str]:
+    """The username and password in the secret, read at most once (`secrets` keeps it by id)."""
+    if secret_id not in secrets:
+        try:
+            secrets[secret_id] = model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise InvalidAnswerError(f"{its} credentials secret cannot be read") from None
+    username, password = secrets[secret_id].get("username"), secrets[secret_id].get("password")
+    if not username or not password:
+        raise InvalidAnswerError(f"{its} credentials secret lacks a username or password")
+    return username, password
+
+
+def _first_endpoint(endpoints: str) -> tuple[str, int]:
+    first = endpoints.split(",")[0].strip()
+    host, _, port = first.rpartition(":") if ":" in first else (first, "", "")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
+        raise InvalidAnswerError(f"its endpoint {first!r} is not host:port")
+    if not port:
+        return host, DEFAULT_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidAnswerError(f"its endpoint {first!r} has an invalid port")
+    return host, int(port)
 
 
 # --- helpers for charm tests -------------------------------------------------

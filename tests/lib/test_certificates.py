@@ -224,6 +224,7 @@ class _Keeper(ops.CharmBase):
         )
         framework.observe(self.on.update_status, self._on_update_status)
         framework.observe(self.on.config_changed, self._on_config_changed)
+        framework.observe(self.on.secret_remove, self._on_secret_remove)
         self.seen: CertificateBundle | None = None
 
     def _on_update_status(self, _: ops.EventBase) -> None:
@@ -231,6 +232,9 @@ class _Keeper(ops.CharmBase):
 
     def _on_config_changed(self, _: ops.EventBase) -> None:
         self.seen = self.keeper.rotate()
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        self.keeper.remove_obsolete(event)
 
 
 def _keep(state: testing.State, rotate: bool = False):
@@ -283,6 +287,62 @@ def test_keeper_rotation_replaces_the_ca():
     rotated, changed, out = _keep(testing.State(leader=True, secrets={_secret(old)}), rotate=True)
     assert changed and rotated is not None and rotated.ca_serial != old.ca_serial
     assert out.get_secret(label="webhook-certs").latest_content == rotated.to_content()
+
+
+def test_keeper_results_say_the_new_serials_and_dates():
+    bundle = certificates.new_bundle("demo CA", NAMES)
+    assert certificates.CertificateKeeper.results(bundle) == {
+        "ca-serial": bundle.ca_serial,
+        "serial": bundle.serial,
+        "not-after": bundle.not_after.isoformat(),
+        "next-renewal": bundle.next_renewal().isoformat(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("leader", "label", "removed"),
+    [(True, "webhook-certs", [7]), (False, "webhook-certs", []), (True, "other", [])],
+)
+def test_keeper_removes_an_obsolete_revision_of_its_own_secret_on_the_leader(
+    leader, label, removed
+):
+    secret = testing.Secret({"k": "v"}, label=label, owner="app")
+    ctx = testing.Context(_Keeper, meta={"name": "demo"})
+    state = testing.State(leader=leader, secrets={secret})
+    ctx.run(ctx.on.secret_remove(secret, revision=7), state)
+    assert ctx.removed_secret_revisions == removed
+
+
+class _Rotator(_Keeper):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        framework.observe(self.on["rotate"].action, self._on_rotate)
+
+    def _on_rotate(self, event: ops.ActionEvent) -> None:
+        if not self.keeper.refuse_rotation(event, peers="peers"):
+            event.set_results(self.keeper.results(self.keeper.rotate()))
+
+
+@pytest.mark.parametrize(
+    ("leader", "peers", "failure"),
+    [
+        (False, True, "run rotate-certificates on the leader unit"),
+        (True, False, "the charm is not set up yet: try again later"),
+        (True, True, None),
+    ],
+)
+def test_keeper_refuses_a_rotation_off_the_leader_or_before_set_up(leader, peers, failure):
+    meta = {"name": "demo", "peers": {"peers": {"interface": "demo_peers"}}}
+    ctx = testing.Context(_Rotator, meta=meta, actions={"rotate": {}})
+    relations = {testing.PeerRelation("peers")} if peers else set()
+    state = testing.State(leader=leader, relations=relations)
+    if failure is None:
+        out = ctx.run(ctx.on.action("rotate"), state)
+        assert ctx.action_results is not None and ctx.action_results["ca-serial"]
+        assert len(out.secrets) == 1
+        return
+    with pytest.raises(testing.ActionFailed, match=failure):
+        ctx.run(ctx.on.action("rotate"), state)
 
 
 def test_service_dns_names():

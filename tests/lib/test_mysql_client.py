@@ -173,3 +173,101 @@ def test_requirer_helper_relation_gives_connection():
 def test_connection_hides_password_in_repr():
     conn = mysql_client.MySQLConnection("h", 3306, "d", "u", "topsecret")
     assert "topsecret" not in repr(conn)
+
+
+# --- read_answer: the answer read with json and ops alone ---------------------------------
+
+
+class AnswerReader(ops.CharmBase):
+    """Reads two databases' answers with `read_answer`, sharing one secret cache."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        framework.observe(self.on.update_status, self._read)
+
+    def _read(self, _: ops.EventBase) -> None:
+        relation = self.model.get_relation("relational-db")
+        assert relation is not None
+        secrets: dict[str, dict[str, str]] = {}
+        try:
+            answers = [
+                mysql_client.read_answer(self.model, relation, name, secrets=secrets, name_it=True)
+                for name in ("kfp", "metadb")
+            ]
+        except mysql_client.InvalidAnswerError as e:
+            self.unit.status = ops.BlockedStatus(str(e))
+            return
+        self.unit.status = ops.ActiveStatus(
+            " ".join(
+                "-" if a is None else f"{a.username}@{a.host}:{a.port}/{a.database}:{a.version}"
+                for a in answers
+            )
+        )
+
+
+def _read_answers(*responses: dict[str, object], secrets=()) -> testing.State:
+    relation = testing.Relation(
+        "relational-db",
+        interface="mysql_client",
+        remote_app_name="mysql",
+        remote_app_data={"version": "v1", "requests": json.dumps(list(responses))},
+    )
+    ctx = testing.Context(AnswerReader, meta=REQUIRER_META)
+    return ctx.run(ctx.on.update_status(), testing.State(relations=[relation], secrets=secrets))
+
+
+def test_read_answer_gives_each_database_its_connection_and_none_before_the_answer():
+    secret = testing.Secret({"username": "relation-1", "password": "pw"})
+    kfp = {"resource": "kfp", "endpoints": "[fd00::1]:3307,db-1:3306", "secret-user": secret.id}
+    out = _read_answers(kfp, {"resource": "metadb"}, secrets=[secret])
+    assert out.unit_status == testing.ActiveStatus("relation-1@fd00::1:3307/kfp:None -")
+    answered = {**kfp, "resource": "metadb", "endpoints": "db-0", "version": "8.4.2"}
+    out = _read_answers(kfp, answered, secrets=[secret])
+    assert out.unit_status == testing.ActiveStatus(
+        "relation-1@fd00::1:3307/kfp:None relation-1@db-0:3306/metadb:8.4.2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("responses", "message"),
+    [
+        ("not json", "its answer does not parse"),
+        ({"resource": "kfp"}, "its answer is not a list of responses"),
+        (
+            [{"resource": "kfp", "endpoints": ["db-0"], "secret-user": "secret:x"}],
+            "the kfp answer's endpoints or secret is not a string",
+        ),
+        (
+            [{"resource": "kfp", "endpoints": "db-0:0", "secret-user": "secret:x"}],
+            "its endpoint 'db-0:0' has an invalid port",
+        ),
+        (
+            [{"resource": "kfp", "endpoints": "u@db-0:3306", "secret-user": "secret:x"}],
+            "its endpoint 'u@db-0:3306' is not host:port",
+        ),
+        (
+            [{"resource": "kfp", "endpoints": "db-0", "secret-user": "secret:gone"}],
+            "the kfp credentials secret cannot be read",
+        ),
+    ],
+)
+def test_read_answer_refuses_an_unusable_answer(responses, message):
+    raw = responses if isinstance(responses, str) else json.dumps(responses)
+    relation = testing.Relation(
+        "relational-db",
+        interface="mysql_client",
+        remote_app_name="mysql",
+        remote_app_data={"version": "v1", "requests": raw},
+    )
+    ctx = testing.Context(AnswerReader, meta=REQUIRER_META)
+    out = ctx.run(ctx.on.update_status(), testing.State(relations=[relation]))
+    assert out.unit_status == testing.BlockedStatus(message)
+
+
+def test_read_answer_refuses_a_secret_without_a_password():
+    secret = testing.Secret({"username": "relation-1"})
+    kfp = {"resource": "kfp", "endpoints": "db-0", "secret-user": secret.id}
+    out = _read_answers(kfp, secrets=[secret])
+    assert out.unit_status == testing.BlockedStatus(
+        "the kfp credentials secret lacks a username or password"
+    )

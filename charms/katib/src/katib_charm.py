@@ -296,18 +296,11 @@ class KatibCharm(ops.CharmBase):
     # --- certificates -----------------------------------------------------------------
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
-        # An old revision of the certificates (after a renewal or a rotation) that no
-        # unit reads any more: the old keys go.
-        if self.unit.is_leader():
-            event.remove_revision()
+        self._certs.remove_obsolete(event)
         self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         config, kinds = self._load(), self._kinds()
         if config is None or kinds is None:
@@ -325,14 +318,7 @@ class KatibCharm(ops.CharmBase):
                 f"updated: {self._cluster.error}; the charm retries on its next hook"
             )
             return
-        event.set_results(
-            {
-                "ca-serial": bundle.ca_serial,
-                "serial": bundle.serial,
-                "not-after": bundle.not_after.isoformat(),
-                "next-renewal": bundle.next_renewal().isoformat(),
-            }
-        )
+        event.set_results(self._certs.results(bundle))
 
     # --- checks -----------------------------------------------------------------------
 

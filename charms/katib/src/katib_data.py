@@ -5,25 +5,24 @@ default KATIB_MYSQL_DB_DATABASE); the provider answers under `requests`
 with its `endpoints` and `secret-user`, a Juju secret holding `username`
 and `password`. The request is written with `dpcharmlibs-interfaces`'
 models, imported only while it is not written yet; the answer is read with
-json and ops alone. The account goes only into the DB manager's 0600 env
-file (`katib_workloads.db_manager_env`), never into a plan, a log or a
-status.
+json and ops alone (`mysql_client.read_answer`). The account goes only
+into the DB manager's 0600 env file (`katib_workloads.db_manager_env`),
+never into a plan, a log or a status.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from typing import Any
 
 import katib_workloads as wl
 import ops
 
+from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer, write_request
+
 logger = logging.getLogger(__name__)
 
 DATABASE = "relational-db"
-DEFAULT_MYSQL_PORT = 3306
 
 
 class DataError(Exception):
@@ -44,20 +43,7 @@ def request(charm: ops.CharmBase) -> None:
     relation = charm.model.get_relation(DATABASE)
     if not charm.unit.is_leader() or relation is None or relation.data[charm.app].get("requests"):
         return
-    from dpcharmlibs.interfaces import (
-        OpsRelationRepository,
-        RequirerCommonModel,
-        RequirerDataContractV1,
-        gen_hash,
-        write_model,
-    )
-
-    request = RequirerCommonModel(resource=wl.DATABASE)
-    request.request_id = gen_hash(request.resource, request.salt)
-    write_model(
-        OpsRelationRepository(charm.model, relation, charm.app),
-        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=[request]),
-    )
+    write_request(charm.model, relation, charm.app, [wl.DATABASE])
     logger.info("asked %s for the database %s", DATABASE, wl.DATABASE)
 
 
@@ -85,49 +71,18 @@ def read_database(model: ops.Model, relation: ops.Relation) -> wl.Database | Non
 
     Raises DataError when the answer is there but unusable.
     """
-    if relation.app is None:
-        return None
-    raw = relation.data[relation.app].get("requests")
-    if not raw:
-        return None
     try:
-        responses: Any = json.loads(raw)
-    except ValueError:
-        raise DataError("its answer does not parse") from None
-    if not isinstance(responses, list):
-        raise DataError("its answer is not a list of responses")
-    for response in responses:
-        if not isinstance(response, dict) or response.get("resource") != wl.DATABASE:
-            continue
-        endpoints, secret_id = response.get("endpoints"), response.get("secret-user")
-        if not endpoints or not secret_id:
-            return None  # not ready yet
-        if not isinstance(endpoints, str) or not isinstance(secret_id, str):
-            raise DataError("the answer's endpoints or secret is not a string")
-        host, port = _mysql_endpoint(endpoints)
-        try:
-            content = model.get_secret(id=secret_id).get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            raise DataError("the credentials secret cannot be read") from None
-        user, password = content.get("username"), content.get("password")
-        if not user or not password:
-            raise DataError("the credentials secret lacks a username or password")
-        if ":" in user:
-            # The DB manager puts the account into its DSN unescaped (kubeflow/katib v0.18.0,
-            # pkg/db/v1beta1/mysql/mysql.go:36); its driver (go-sql-driver/mysql v1.5.0,
-            # dsn.go:296-310) splits the name from the password at the first ':'.
-            raise DataError("the account's name holds ':', which the DB manager cannot pass on")
-        return wl.Database(host=host, port=port, user=user, password=password)
-    return None
-
-
-def _mysql_endpoint(endpoints: str) -> tuple[str, int]:
-    first = endpoints.split(",")[0].strip()
-    host, _, port = first.rpartition(":") if ":" in first else (first, "", "")
-    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
-        raise DataError(f"its endpoint {first!r} is not host:port")
-    if not port:
-        return host, DEFAULT_MYSQL_PORT
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise DataError(f"its endpoint {first!r} has an invalid port")
-    return host, int(port)
+        answer = read_answer(model, relation, wl.DATABASE)
+    except InvalidAnswerError as e:
+        raise DataError(str(e)) from None
+    if answer is None:
+        return None
+    if ":" in answer.host:
+        raise DataError("its endpoint is an IPv6 address; give a host name or an IPv4 address")
+    user, password = answer.username, answer.password
+    if ":" in user:
+        # The DB manager puts the account into its DSN unescaped (kubeflow/katib v0.18.0,
+        # pkg/db/v1beta1/mysql/mysql.go:36); its driver (go-sql-driver/mysql v1.5.0,
+        # dsn.go:296-310) splits the name from the password at the first ':'.
+        raise DataError("the account's name holds ':', which the DB manager cannot pass on")
+    return wl.Database(host=answer.host, port=answer.port, user=user, password=password)

@@ -7,9 +7,10 @@ it imports nothing heavier than `json` so that a settled hook stays cheap.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from typing import Any
+
+from kubeflow_charms.placement import named, parse_node_selector, parse_tolerations
 
 # The bucket the API server, Argo and the v2 launcher share, and each
 # profile's own prefix in it: the minio charm's per-profile policy lets a
@@ -34,27 +35,11 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_WORKFLOW_TTL = 86400  # a day, as the persistence agent's image and manifest set it
 MAX_WORKFLOW_TTL = 10 * 365 * 86400
 MAX_CONCURRENT_RUNS = 100_000
-TOLERATION_OPERATORS = ("Exists", "Equal")
-TOLERATION_EFFECTS = ("", "NoSchedule", "PreferNoSchedule", "NoExecute")
-TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 # A root's path after the bucket: plain path segments, no "." or ".." segment.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# A label key: an optional DNS subdomain prefix and a name of at most 63 characters.
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
 # A namespace name: a DNS label.
 _NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def _label_key(key: Any) -> bool:
-    if not isinstance(key, str):
-        return False
-    prefix, _, name = key.rpartition("/")
-    if "/" in key and not _DNS_SUBDOMAIN.match(prefix):
-        return False
-    return bool(_LABEL_NAME.match(name))
 
 
 def parse_pipeline_root(template: str) -> tuple[str, str]:
@@ -82,69 +67,6 @@ def parse_pipeline_root(template: str) -> tuple[str, str]:
                 "{namespace} only once, right after private-artifacts/)"
             )
     return scheme, path
-
-
-def parse_node_selector(text: str) -> dict[str, str]:
-    """A JSON object of label keys to values; empty text is no selector."""
-    if not text.strip():
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError("must be a JSON object of label keys to values") from None
-    if not isinstance(data, dict):
-        raise ValueError("must be a JSON object of label keys to values")
-    for key, value in data.items():
-        if not _label_key(key):
-            raise ValueError(f"{key!r} is not a label key")
-        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-            raise ValueError(f"{key}: {value!r} is not a label value (a string)")
-    return data
-
-
-def _toleration(index: int, item: Any) -> dict[str, Any]:
-    where = f"item {index}"
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: must be a JSON object")
-    unknown = sorted(set(item) - TOLERATION_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r}")
-    key = item.get("key", "")
-    operator = item.get("operator", "Equal")
-    value = item.get("value", "")
-    effect = item.get("effect", "")
-    seconds = item.get("tolerationSeconds")
-    if key != "" and not _label_key(key):
-        raise ValueError(f"{where}.key: {key!r} is not a label key")
-    if operator not in TOLERATION_OPERATORS:
-        raise ValueError(f"{where}.operator: must be Exists or Equal")
-    if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-        raise ValueError(f"{where}.value: {value!r} is not a label value")
-    if operator == "Exists" and value:
-        raise ValueError(f"{where}.value: must be empty with operator Exists")
-    if key == "" and operator != "Exists":
-        raise ValueError(f"{where}: a toleration without a key must use operator Exists")
-    if effect not in TOLERATION_EFFECTS:
-        raise ValueError(f"{where}.effect: must be NoSchedule, PreferNoSchedule or NoExecute")
-    if seconds is not None:
-        if isinstance(seconds, bool) or not isinstance(seconds, int):
-            raise ValueError(f"{where}.tolerationSeconds: must be an integer")
-        if effect != "NoExecute":
-            raise ValueError(f"{where}.tolerationSeconds: only with effect NoExecute")
-    return dict(item)
-
-
-def parse_tolerations(text: str) -> list[dict[str, Any]]:
-    """A JSON list of Kubernetes tolerations; empty text is none."""
-    if not text.strip():
-        return []
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValueError("must be a JSON list of tolerations") from None
-    if not isinstance(data, list):
-        raise ValueError("must be a JSON list of tolerations")
-    return [_toleration(i, item) for i, item in enumerate(data)]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -180,14 +102,8 @@ class KfpConfig:
             raise ValueError(
                 f"max-concurrent-runs: must be between 0 (no limit) and {MAX_CONCURRENT_RUNS}"
             )
-        for option, parse in (
-            ("default-node-selector", parse_node_selector),
-            ("default-tolerations", parse_tolerations),
-        ):
-            try:
-                parse(getattr(self, option.replace("-", "_")))
-            except ValueError as e:
-                raise ValueError(f"{option}: {e}") from None
+        named("default-node-selector", parse_node_selector, self.default_node_selector)
+        named("default-tolerations", parse_tolerations, self.default_tolerations)
 
     def pipeline_root(self, namespace: str) -> str:
         """The pipeline root of one profile namespace (its `kfp-launcher` ConfigMap)."""

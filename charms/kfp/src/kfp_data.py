@@ -7,7 +7,7 @@ holding `username` and `password`. Each database's account is read from its
 own answer: a provider that gives one user per relation (ours) and one that
 gives a user per database both work. The request is written with
 `dpcharmlibs-interfaces`' models, imported only while it is not written
-yet; the answers are read with json and ops alone.
+yet; the answers are read with json and ops alone (`mysql_client.read_answer`).
 
 `object-storage` (s3): the leader asks for the bucket `mlpipeline`; the
 connection comes from `S3Requirer`, the keys from the secret it names.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ import kfp_workloads as wl
 import ops
 from kfp_config import BUCKET
 
+from kubeflow_interfaces.mysql_client import InvalidAnswerError, read_answer, write_request
 from kubeflow_interfaces.s3 import InvalidS3DataError, S3Requirer
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 DATABASE = "relational-db"
 OBJECT_STORAGE = "object-storage"
 DATABASES = (wl.MLPIPELINE_DB, wl.METADATA_DB)
-DEFAULT_MYSQL_PORT = 3306
 CONFIG_HASH = "CONFIG_HASH"
 
 
@@ -71,21 +70,7 @@ def request(charm: ops.CharmBase) -> None:
     relation = charm.model.get_relation(DATABASE)
     if relation is None or relation.data[charm.app].get("requests"):
         return
-    from dpcharmlibs.interfaces import (
-        OpsRelationRepository,
-        RequirerCommonModel,
-        RequirerDataContractV1,
-        gen_hash,
-        write_model,
-    )
-
-    requests = [RequirerCommonModel(resource=name) for name in DATABASES]
-    for r in requests:
-        r.request_id = gen_hash(r.resource, r.salt)
-    write_model(
-        OpsRelationRepository(charm.model, relation, charm.app),
-        RequirerDataContractV1[RequirerCommonModel](version="v1", requests=requests),
-    )
+    write_request(charm.model, relation, charm.app, DATABASES)
     logger.info("asked %s for the databases %s", DATABASE, ", ".join(DATABASES))
 
 
@@ -142,56 +127,17 @@ def read_database(
     `contents` holds the secrets read so far this hook, by id: each is read
     once. Raises DataError when the answer is there but unusable.
     """
-    if relation.app is None:
-        return None
-    raw = relation.data[relation.app].get("requests")
-    if not raw:
-        return None
     try:
-        responses: Any = json.loads(raw)
-    except ValueError:
-        raise DataError("its answer does not parse") from None
-    if not isinstance(responses, list):
-        raise DataError("its answer is not a list of responses")
-    for response in responses:
-        if not isinstance(response, dict) or response.get("resource") != name:
-            continue
-        endpoints, secret_id = response.get("endpoints"), response.get("secret-user")
-        if not endpoints or not secret_id:
-            return None  # not ready yet
-        if not isinstance(endpoints, str) or not isinstance(secret_id, str):
-            raise DataError(f"the {name} answer's endpoints or secret is not a string")
-        host, port = _mysql_endpoint(endpoints)
-        content = _credentials(model, secret_id, name, {} if contents is None else contents)
-        user, password = content.get("username"), content.get("password")
-        if not user or not password:
-            raise DataError(f"the {name} credentials secret lacks a username or password")
-        return wl.Database(host=host, port=port, user=user, password=password)
-    return None
-
-
-def _credentials(
-    model: ops.Model, secret_id: str, name: str, contents: dict[str, dict[str, str]]
-) -> dict[str, str]:
-    """The secret's content, read at most once per hook (`contents` keeps it by id)."""
-    if secret_id not in contents:
-        try:
-            contents[secret_id] = model.get_secret(id=secret_id).get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            raise DataError(f"the {name} credentials secret cannot be read") from None
-    return contents[secret_id]
-
-
-def _mysql_endpoint(endpoints: str) -> tuple[str, int]:
-    first = endpoints.split(",")[0].strip()
-    host, _, port = first.rpartition(":") if ":" in first else (first, "", "")
-    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
-        raise DataError(f"its endpoint {first!r} is not host:port")
-    if not port:
-        return host, DEFAULT_MYSQL_PORT
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise DataError(f"its endpoint {first!r} has an invalid port")
-    return host, int(port)
+        answer = read_answer(model, relation, name, secrets=contents, name_it=True)
+    except InvalidAnswerError as e:
+        raise DataError(str(e)) from None
+    if answer is None:
+        return None
+    if ":" in answer.host:
+        raise DataError("its endpoint is an IPv6 address; give a host name or an IPv4 address")
+    return wl.Database(
+        host=answer.host, port=answer.port, user=answer.username, password=answer.password
+    )
 
 
 def read_store(charm: ops.CharmBase) -> wl.ObjectStore | None:

@@ -229,16 +229,10 @@ class KubeflowTrainerCharm(ops.CharmBase):
     # --- certificates ------------------------------------------------------------------
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
-        # An old revision of the certificates no unit reads any more: its CA key goes.
-        if self.unit.is_leader():
-            event.remove_revision()
+        self._certs.remove_obsolete(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         if not all(self.unit.get_container(w.container).can_connect() for w in wl.WORKLOADS):
             event.fail("the controller containers are not reachable: try again later")
@@ -257,14 +251,7 @@ class KubeflowTrainerCharm(ops.CharmBase):
                 f"updated: {self._cluster.error}; the charm retries on its next hook"
             )
             return
-        event.set_results(
-            {
-                "ca-serial": bundle.ca_serial,
-                "serial": bundle.serial,
-                "not-after": bundle.not_after.isoformat(),
-                "next-renewal": bundle.next_renewal().isoformat(),
-            }
-        )
+        event.set_results(self._certs.results(bundle))
 
     # --- status ------------------------------------------------------------------------
 

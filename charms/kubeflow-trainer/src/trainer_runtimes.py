@@ -32,6 +32,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kubeflow_charms.placement import check_node_selector, check_tolerations
+
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
 KIND = "ClusterTrainingRuntime"
 FRAMEWORK_LABEL = "trainer.kubeflow.org/framework"
@@ -95,13 +97,7 @@ SHIPPED = (
 # The runtimes whose images are CUDA builds meant to train on GPUs: gpu-placement's.
 GPU_RUNTIMES = SHIPPED
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*[a-z0-9]$")
-_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _PLACEMENT_KEYS = ("node-selector", "tolerations", "gpus-per-node")
 
 
@@ -147,63 +143,28 @@ def _load(text: str) -> Any:
         raise ValueError("is neither JSON nor YAML") from None
 
 
-def _toleration(where: str, item: Any) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: a toleration is an object")
-    unknown = set(item) - {"key", "operator", "value", "effect", "tolerationSeconds"}
-    if unknown:
-        raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-    key, value = item.get("key", ""), item.get("value", "")
-    operator, effect = item.get("operator", "Equal"), item.get("effect", "")
-    if not isinstance(key, str) or (key and not _LABEL_KEY.match(key)):
-        raise ValueError(f"{where}.key: {key!r} is not a label key")
-    if operator not in ("Equal", "Exists"):
-        raise ValueError(f"{where}.operator: must be Equal or Exists")
-    if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-        raise ValueError(f"{where}.value: {value!r} is not a label value")
-    if operator == "Exists" and value:
-        raise ValueError(f"{where}.value: must be empty with operator Exists")
-    if not key and operator != "Exists":
-        raise ValueError(f"{where}: a toleration without a key must use operator Exists")
-    if effect not in ("", *_EFFECTS):
-        raise ValueError(f"{where}.effect: must be NoSchedule, PreferNoSchedule or NoExecute")
-    seconds = item.get("tolerationSeconds")
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
-        raise ValueError(f"{where}.tolerationSeconds: must be an integer")
-    if seconds is not None and effect != "NoExecute":
-        raise ValueError(f"{where}.tolerationSeconds: only with effect NoExecute")
-    return dict(item)
-
-
 def _placement(where: str, data: Any) -> Placement:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: a placement is an object of {', '.join(_PLACEMENT_KEYS)}")
     unknown = set(data) - set(_PLACEMENT_KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-    selector = data.get("node-selector")
-    if selector is not None:
-        if not isinstance(selector, dict):
-            raise ValueError(f"{where}.node-selector: an object of node labels")
-        for key, value in selector.items():
-            if not isinstance(key, str) or not _LABEL_KEY.match(key):
-                raise ValueError(f"{where}.node-selector: {key!r} is not a label key")
-            if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-                raise ValueError(f"{where}.node-selector.{key}: {value!r} is not a label value")
-    tolerations = data.get("tolerations")
-    if tolerations is not None:
-        if not isinstance(tolerations, list):
-            raise ValueError(f"{where}.tolerations: a list of tolerations")
-        tolerations = [
-            _toleration(f"{where}.tolerations[{i}]", t) for i, t in enumerate(tolerations)
-        ]
+    selector, tolerations = data.get("node-selector"), data.get("tolerations")
+    try:
+        selector = None if selector is None else check_node_selector(selector)
+    except ValueError as e:
+        raise ValueError(f"{where}.node-selector: {e}") from None
+    try:
+        tolerations = None if tolerations is None else check_tolerations(tolerations)
+    except ValueError as e:
+        raise ValueError(f"{where}.tolerations: {e}") from None
     gpus = data.get("gpus-per-node")
     if gpus is not None and (
         isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= MAX_GPUS
     ):
         raise ValueError(f"{where}.gpus-per-node: an integer from 0 to {MAX_GPUS}")
     return Placement(
-        node_selector=dict(selector) if selector is not None else None,
+        node_selector=selector,
         tolerations=tolerations,
         gpus_per_node=gpus,
     )

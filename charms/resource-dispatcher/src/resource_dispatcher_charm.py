@@ -410,19 +410,12 @@ class ResourceDispatcherCharm(ops.CharmBase):
     # --- actions -----------------------------------------------------------------------
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
-        # An old revision of the webhook's certificates (after a rotation or a
-        # renewal) that no unit reads any more: the old CA key goes. The status
-        # is the reconciled one, as after any hook.
-        if self.unit.is_leader():
-            event.remove_revision()
+        # The status is the reconciled one, as after any hook.
+        self._certs.remove_obsolete(event)
         self._reconcile(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run rotate-certificates on the leader unit")
-            return
-        if self.model.get_relation(PEERS) is None:
-            event.fail("the charm is not set up yet: try again later")
+        if self._certs.refuse_rotation(event, peers=PEERS):
             return
         if not self._webhook_container.can_connect():
             event.fail("the webhook container is not reachable: try again later")
@@ -437,14 +430,7 @@ class ResourceDispatcherCharm(ops.CharmBase):
                 f"updated: {self._kubernetes_error}; the charm retries on its next hook"
             )
             return
-        event.set_results(
-            {
-                "ca-serial": bundle.ca_serial,
-                "serial": bundle.serial,
-                "not-after": bundle.not_after.isoformat(),
-                "next-renewal": bundle.next_renewal().isoformat(),
-            }
-        )
+        event.set_results(self._certs.results(bundle))
 
     # --- status ------------------------------------------------------------------------
 
