@@ -68,7 +68,9 @@ def test_the_layer_runs_upstreams_entrypoint_with_its_flags(workload):
     entrypoint, *args = service["command"].split()
     assert entrypoint == facts_["entrypoint"].value, str(facts_["entrypoint"].source)
     upstream = facts_["args"].value
-    ours = [f"--config={workload.config_path}" if a.startswith("--config=") else a for a in upstream]
+    ours = [
+        f"--config={workload.config_path}" if a.startswith("--config=") else a for a in upstream
+    ]
     assert args == ours, str(facts_["args"].source)
     assert workloads.config_file(workload).path == workload.config_path
     assert service["working-dir"] == facts_["working-dir"].value
@@ -163,8 +165,10 @@ def test_crd_validates_as_upstreams_does(plural):
 
 
 def _undeclared_in_rules(schema: dict, path: str = "") -> list[str]:
-    """`self.a.b` in a CEL rule where the schema declares no such field: the API server
-    refuses to compile such a rule, and so the whole CRD."""
+    """Each `self.a.b` in a CEL rule that reads a field the schema does not declare.
+
+    The API server refuses to compile such a rule, and so the whole CRD.
+    """
     problems = []
     for rule in schema.get("x-kubernetes-validations", []):
         for match in re.finditer(r"\bself((?:\.[A-Za-z_]\w*)+)(\()?", rule["rule"]):
@@ -242,7 +246,9 @@ def _rendered(template: str) -> list[dict]:
     values = trainer_cluster.context(
         app="kubeflow-trainer", namespace="kubeflow", leader_pod="kubeflow-trainer-0", ca_cert="CA"
     )
-    return [d for d in yaml.safe_load_all(render(trainer_cluster.MANIFESTS, [template], values)) if d]
+    return [
+        d for d in yaml.safe_load_all(render(trainer_cluster.MANIFESTS, [template], values)) if d
+    ]
 
 
 def test_the_rendered_controller_roles_grant_upstreams_rules():
@@ -306,7 +312,10 @@ def test_the_rendered_webhooks_are_upstreams():
     assert {name: h["rules"] for name, h in hooks.items()} == {n: [r] for n, r in rules.items()}
     paths = trainer["webhooks"].value | jobset["webhooks"].value
     assert {n: h["clientConfig"]["service"]["path"] for n, h in hooks.items()} == paths
-    for workload, names in ((trainer, trainer["webhooks"].value), (jobset, jobset["webhooks"].value)):
+    for workload, names in (
+        (trainer, trainer["webhooks"].value),
+        (jobset, jobset["webhooks"].value),
+    ):
         settings = workload["webhook-settings"]
         for name in names:
             assert {k: hooks[name][k] for k in settings.value} == settings.value, name
