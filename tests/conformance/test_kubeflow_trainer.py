@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from charm_loader import CHARMS
@@ -50,7 +52,38 @@ def test_runtimes_and_images_are_the_releases():
 def test_trial_defaults_are_katibs():
     kind = CHARM.TRAINJOB_TRIAL
     assert kind.success_condition == FACTS["katib-trial"]["success-condition"].value
+    assert kind.failure_condition == FACTS["katib-trial"]["failure-condition"].value
     assert kind.primary_pod_labels == FACTS["katib-trial"]["primary-pod-labels"].value
+    assert kind.primary_container == FACTS["katib-trial"]["primary-container"].value
+
+
+# --- Pebble layers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workload", workloads.WORKLOADS, ids=lambda w: w.container)
+def test_the_layer_runs_upstreams_entrypoint_with_its_flags(workload):
+    facts_ = FACTS[workload.container]
+    layer = workloads.layer(workload, leader=True, serial="1")
+    service = layer["services"][workload.service]
+    entrypoint, *args = service["command"].split()
+    assert entrypoint == facts_["entrypoint"].value, str(facts_["entrypoint"].source)
+    upstream = facts_["args"].value
+    ours = [
+        f"--config={workload.config_path}" if a.startswith("--config=") else a for a in upstream
+    ]
+    assert args == ours, str(facts_["args"].source)
+    assert workloads.config_file(workload).path == workload.config_path
+    assert service["working-dir"] == facts_["working-dir"].value
+    assert service["user-id"] == facts_["user"].value
+    assert service["group-id"] == facts_["user"].value
+
+
+@pytest.mark.parametrize("workload", ["trainer-controller", "jobset-controller"])
+def test_certificates_go_where_the_controllers_read_them(workload):
+    fact = FACTS[workload]["cert-dir"]
+    assert workloads.CERT_DIR == fact.value, str(fact.source)
+    assert workloads.CERT_FILE == f"{fact.value}/tls.crt"
+    assert workloads.KEY_FILE == f"{fact.value}/tls.key"
 
 
 # --- CRDs ---------------------------------------------------------------------------------------
@@ -62,7 +95,10 @@ CRDS = {
 }
 
 
-@pytest.mark.parametrize("plural", sorted(FACTS["crds"]))
+CRD_NAMES = sorted(p for p in FACTS["crds"] if not p.endswith("-validation"))
+
+
+@pytest.mark.parametrize("plural", CRD_NAMES)
 def test_crd_is_upstreams(plural):
     fact = FACTS["crds"][plural]
     ours = CRDS[plural]
@@ -76,6 +112,99 @@ def test_crd_is_upstreams(plural):
         "subresources": sorted(version.get("subresources", {})),
         "spec-fields": sorted(spec["properties"]),
     } == fact.value, str(fact.source)
+
+
+_CONSTRAINTS = (
+    "default",
+    "enum",
+    "required",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+)
+
+
+def _constraints(schema: dict, path: str = "", out: dict | None = None) -> dict[str, dict]:
+    """Each typed node's defaults, enums, required lists, bounds and CEL rules, by path."""
+    out = {} if out is None else out
+    if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:
+        return out  # kept open: the controllers and the API server check what is inside
+    found = {k: schema[k] for k in _CONSTRAINTS if k in schema}
+    if schema.get("x-kubernetes-validations"):
+        found["rules"] = [r["rule"] for r in schema["x-kubernetes-validations"]]
+    if found:
+        out[path or "."] = found
+    for name, sub in schema.get("properties", {}).items():
+        _constraints(sub, f"{path}.{name}", out)
+    if isinstance(schema.get("items"), dict):
+        _constraints(schema["items"], f"{path}[]", out)
+    return out
+
+
+def _sorted_lists(constraints: dict[str, dict]) -> dict[str, dict]:
+    return {
+        path: {k: sorted(v) if k in ("required", "rules") else v for k, v in found.items()}
+        for path, found in constraints.items()
+    }
+
+
+@pytest.mark.parametrize("plural", CRD_NAMES)
+def test_crd_validates_as_upstreams_does(plural):
+    fact = FACTS["crds"][f"{plural}-validation"]
+    version = CRDS[plural]["spec"]["versions"][0]
+    columns = [
+        {k: c[k] for k in ("name", "type", "jsonPath")}
+        for c in version.get("additionalPrinterColumns", [])
+    ]
+    assert columns == fact.value["printer-columns"], str(fact.source)
+    ours = _sorted_lists(_constraints(version["schema"]["openAPIV3Schema"]))
+    assert ours == _sorted_lists(fact.value["constraints"]), str(fact.source)
+
+
+def _undeclared_in_rules(schema: dict, path: str = "") -> list[str]:
+    """Each `self.a.b` in a CEL rule that reads a field the schema does not declare.
+
+    The API server refuses to compile such a rule, and so the whole CRD.
+    """
+    problems = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        for match in re.finditer(r"\bself((?:\.[A-Za-z_]\w*)+)(\()?", rule["rule"]):
+            names = match.group(1).lstrip(".").split(".")
+            if match.group(2):
+                names.pop()  # a method (`.exists(...)`), not a field
+            node, where = schema, path or "."
+            for name in names:
+                if "properties" not in node and (
+                    node.get("x-kubernetes-preserve-unknown-fields") or where.endswith("metadata")
+                ):
+                    break  # open, or the object's metadata, which CEL may read
+                if name not in node.get("properties", {}):
+                    problems.append(f"{path or '.'}: {rule['rule']}: no field {name!r}")
+                    break
+                node, where = node["properties"][name], f"{where}.{name}"
+    for name, sub in schema.get("properties", {}).items():
+        problems += _undeclared_in_rules(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        problems += _undeclared_in_rules(schema["items"], f"{path}[]")
+    return problems
+
+
+@pytest.mark.parametrize("plural", sorted(CRDS))
+def test_crd_rules_read_only_declared_fields(plural):
+    schema = CRDS[plural]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _undeclared_in_rules(schema) == []
+
+
+def test_the_rule_checker_finds_an_undeclared_field():
+    schema = {
+        "type": "object",
+        "properties": {"torch": {"type": "object", "properties": {"elasticPolicy": {}}}},
+        "x-kubernetes-validations": [{"rule": "!(has(self.torch.numNodes))"}],
+    }
+    assert _undeclared_in_rules(schema) == [".: !(has(self.torch.numNodes)): no field 'numNodes'"]
 
 
 def test_the_jobset_crd_has_no_conversion_webhook():
@@ -102,12 +231,37 @@ def _rules(rules: list[dict]) -> set[tuple]:
     [
         (trainer_cluster.TRAINER_RULES, "trainer-controller", "rbac"),
         (trainer_cluster.JOBSET_RULES, "jobset-controller", "rbac"),
+        (trainer_cluster.METRICS_AUTH_RULES, "jobset-controller", "metrics-auth-rbac"),
         (trainer_cluster.LEADER_ELECTION_RULES, "jobset-controller", "leader-election-rbac"),
     ],
 )
 def test_controller_rbac_mirrors_upstream(ours, workload, fact):
     upstream = FACTS[workload][fact]
     assert _rules(ours) == _rules(upstream.value), str(upstream.source)
+
+
+def _rendered(template: str) -> list[dict]:
+    from kubeflow_charms.kubernetes import render
+
+    values = trainer_cluster.context(
+        app="kubeflow-trainer", namespace="kubeflow", leader_pod="kubeflow-trainer-0", ca_cert="CA"
+    )
+    return [
+        d for d in yaml.safe_load_all(render(trainer_cluster.MANIFESTS, [template], values)) if d
+    ]
+
+
+def test_the_rendered_controller_roles_grant_upstreams_rules():
+    roles = {
+        d["metadata"]["name"]: d for d in _rendered("rbac.yaml.j2") if d["kind"] == "ClusterRole"
+    }
+    trainer = roles["kubeflow-trainer-kubeflow-trainer-controller"]
+    jobset = roles["kubeflow-trainer-kubeflow-jobset-controller"]
+    assert _rules(trainer["rules"]) == _rules(FACTS["trainer-controller"]["rbac"].value)
+    facts_ = FACTS["jobset-controller"]
+    assert _rules(jobset["rules"]) == _rules(facts_["rbac"].value) | _rules(
+        facts_["metrics-auth-rbac"].value
+    )
 
 
 def test_user_roles_are_kubeflows():
@@ -141,6 +295,30 @@ def test_trainer_keeps_upstreams_ports_and_jobset_moves_off_them():
     assert moved["webhook"]["port"] == jobset["webhook"] + 1
     assert moved["health"]["healthProbeBindAddress"] != jobset["health"]
     assert moved["metrics"]["bindAddress"] != jobset["metrics"]
+
+
+def test_the_rendered_webhooks_are_upstreams():
+    configurations = {
+        d["metadata"]["name"]: d
+        for d in _rendered("webhooks.yaml.j2")
+        if d["kind"].endswith("WebhookConfiguration")
+    }
+    trainer, jobset = FACTS["trainer-controller"], FACTS["jobset-controller"]
+    assert set(configurations) == {trainer["webhook-configuration"].value} | set(
+        jobset["webhook-configurations"].value
+    )
+    hooks = {h["name"]: h for c in configurations.values() for h in c["webhooks"]}
+    rules = trainer["webhook-rules"].value | jobset["webhook-rules"].value
+    assert {name: h["rules"] for name, h in hooks.items()} == {n: [r] for n, r in rules.items()}
+    paths = trainer["webhooks"].value | jobset["webhooks"].value
+    assert {n: h["clientConfig"]["service"]["path"] for n, h in hooks.items()} == paths
+    for workload, names in (
+        (trainer, trainer["webhooks"].value),
+        (jobset, jobset["webhooks"].value),
+    ):
+        settings = workload["webhook-settings"]
+        for name in names:
+            assert {k: hooks[name][k] for k in settings.value} == settings.value, name
 
 
 def test_jobset_pod_webhooks_keep_upstreams_object_selector():

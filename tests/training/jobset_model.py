@@ -8,35 +8,43 @@ policies a ClusterTrainingRuntime like torch-distributed has:
   the TrainJob's `spec.labels`/`spec.annotations` over them, go on the
   JobSet. One pod set per replicated Job: its count is the Job template's
   parallelism (1 when unset), or `mlPolicy.numNodes` for the Job labelled
-  `trainer.kubeflow.org/trainjob-ancestor-step: trainer`
-  (T pkg/runtime/runtime.go WithPodSet: at least 1).
+  `trainer.kubeflow.org/trainjob-ancestor-step: trainer` when the runtime
+  has an ML policy (T pkg/runtime/runtime.go WithPodSet: at least 1).
 - T pkg/runtime/framework/plugins/torch/torch.go EnforceMLPolicy: the
-  TrainJob's `trainer.numNodes` replaces that count; `numProcPerNode` is
+  TrainJob's `trainer.numNodes` replaces that count (as given: no floor);
+  `numProcPerNode` is
   the TrainJob's, else the runtime's, else `auto`, and `auto` without a GPU
   in the resources per node (the TrainJob's, else the runtime's `node`
   container's: T pkg/runtime/runtime.go ExtractResourcePerNodeFromRuntime,
   GetNumGPUPerNode counts the first resource named like "gpu") or `cpu`
-  becomes the CPUs per node (at least 1). The `node` container gets the
-  TrainJob's env, then PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK (the
-  Job completion index), PET_MASTER_ADDR `<trainjob>-node-0-0.<trainjob>`
-  and PET_MASTER_PORT 29500, and the container port 29500
-  (T pkg/constants/constants.go). plugins/plainml/plainml.go: without a
-  torch or MPI policy, only the count and the env.
+  becomes the CPUs per node (at least 1; quantities rounded up, as
+  Quantity.Value does). When the TrainJob has a `trainer` (even empty), the
+  `node` container gets the TrainJob's env, then PET_NNODES,
+  PET_NPROC_PER_NODE, PET_NODE_RANK (the Job completion index),
+  PET_MASTER_ADDR `<trainjob>-node-0-0.<trainjob>` and PET_MASTER_PORT
+  29500, and the container port 29500 (T pkg/constants/constants.go), upserted
+  as T pkg/apply/apply.go does: a port replaces the first with the same
+  number or the same name, two unnamed ports having the same (nil) name.
+  plugins/plainml/plainml.go: without a torch or MPI policy, only the count
+  and the env.
 - T pkg/runtime/framework/plugins/jobset/jobset.go Build: each replicated
   Job's parallelism and completions are its pod set's count; the pod set's
   env and ports are upserted (by name, by port) into its containers; the
   JobSet is named and namespaced as the TrainJob, owned by it (controller).
+  builder.go Initializer: the jobs labelled as the dataset or model
+  initializer get `replicas: 1`.
   builder.go Trainer: the trainer Job gets `replicas: 1`; its `node`
   container takes the TrainJob's image, command and args, and
   `resourcesPerNode` replaces the container's resources (limits and
   requests as given); the TrainJob's env is upserted again. Suspend is the
-  TrainJob's `spec.suspend`.
+  TrainJob's `spec.suspend`, unset when the TrainJob leaves it unset.
 
 Left out (the model refuses what it does not cover rather than guess):
 `podTemplateOverrides` (a strategic merge patch), `initializer`
 (dataset/model initializer env and secret refs), the MPI and torchtune
 paths (SSH secrets, hostfiles, the launcher Job, torchtune's rewritten
-command), `numProcPerNode: gpu` arithmetic beyond passing the value on,
+command: a TrainJob whose command is `tune run` is refused),
+`numProcPerNode: gpu` arithmetic beyond passing the value on,
 elastic policy, pod group policies (coscheduling, Volcano: pod labels and
 PodGroups), volumes and volume mounts from plugins, the JobSet webhook's own
 defaulting (JobSet v0.10.1 fills in e.g. `successPolicy`, `network`,
@@ -46,11 +54,15 @@ defaulting (JobSet v0.10.1 fills in e.g. `successPolicy`, `network`,
 from __future__ import annotations
 
 import copy
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 # T pkg/constants/constants.go
 ANCESTOR_LABEL = "trainer.kubeflow.org/trainjob-ancestor-step"
 ANCESTOR_TRAINER = "trainer"
+ANCESTOR_INITIALIZERS = ("dataset-initializer", "model-initializer")
+TORCHTUNE_ENTRYPOINT = ["tune", "run"]
 NODE = "node"
 TRAINER_PORT = 29500
 COMPLETION_INDEX_PATH = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
@@ -78,19 +90,42 @@ def _upsert_env(env: list[dict[str, Any]], *entries: dict[str, Any]) -> None:
 
 def _upsert_port(ports: list[dict[str, Any]], port: dict[str, Any]) -> None:
     def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return a.get("containerPort") == b.get("containerPort") or (
-            bool(a.get("name")) and a.get("name") == b.get("name")
+        # byContainerPortOrName: ptr.Equal on both, and two unset names are equal.
+        return a.get("containerPort") == b.get("containerPort") or (a.get("name") or None) == (
+            b.get("name") or None
         )
 
     _upsert(ports, port, same)
 
 
+_SUFFIXES = {
+    "m": Decimal("0.001"),
+    "": Decimal(1),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+}
+
+
+def _quantity(value: Any) -> Decimal:
+    """A resource quantity's exact value (the suffixes CPU and GPU counts use)."""
+    text = str(value).strip()
+    number = text.rstrip("kKMGim")
+    suffix = text[len(number) :]
+    if suffix not in _SUFFIXES:
+        raise NotModelled(f"the quantity {text!r}")
+    try:
+        return Decimal(number) * _SUFFIXES[suffix]
+    except InvalidOperation as e:
+        raise NotModelled(f"the quantity {text!r}") from e
+
+
 def _quantity_count(value: Any) -> int:
-    """A whole quantity's value (Quantity.Value rounds up); enough for GPU and CPU counts."""
-    text = str(value)
-    if text.endswith("m"):
-        return -(-int(text[:-1]) // 1000)
-    return int(float(text))
+    """Quantity.Value: the value rounded up to a whole number."""
+    return math.ceil(_quantity(value))
 
 
 def _gpus(resources: dict[str, Any]) -> int:
@@ -105,16 +140,21 @@ def _gpus(resources: dict[str, Any]) -> int:
 
 
 def _cpus(resources: dict[str, Any]) -> int:
+    """torch.go getNumCPUPerNode: the CPU request unless zero, else the limit."""
     request = (resources.get("requests") or {}).get("cpu")
-    if request is None or _quantity_count(request) == 0:
+    if request is None or _quantity(request) == 0:
         limit = (resources.get("limits") or {}).get("cpu")
         return _quantity_count(limit) if limit is not None else 0
     return _quantity_count(request)
 
 
-def _is_trainer(job: dict[str, Any]) -> bool:
+def _ancestor(job: dict[str, Any]) -> str | None:
     labels = (job["template"].get("metadata") or {}).get("labels") or {}
-    return labels.get(ANCESTOR_LABEL) == ANCESTOR_TRAINER
+    return labels.get(ANCESTOR_LABEL)
+
+
+def _is_trainer(job: dict[str, Any]) -> bool:
+    return _ancestor(job) == ANCESTOR_TRAINER
 
 
 def _node_container(job: dict[str, Any]) -> dict[str, Any] | None:
@@ -135,6 +175,8 @@ def _refuse_what_is_left_out(trainjob: dict[str, Any], runtime: dict[str, Any]) 
         raise NotModelled("the runtime has an elastic policy")
     if runtime["spec"].get("podGroupPolicy"):
         raise NotModelled("the runtime has a pod group policy")
+    if (spec.get("trainer") or {}).get("command") == TORCHTUNE_ENTRYPOINT:
+        raise NotModelled("the TrainJob runs torchtune")
     if trainjob["spec"]["runtimeRef"].get("kind", "ClusterTrainingRuntime") != runtime["kind"]:
         raise NotModelled("the TrainJob refers to another kind of runtime")
 
@@ -149,16 +191,19 @@ def _num_proc_per_node(
     return str(value)
 
 
-def _pod_set_counts(jobs: list[dict[str, Any]], policy: dict[str, Any], trainer: dict) -> list:
+def _pod_set_counts(
+    jobs: list[dict[str, Any]], policy: dict[str, Any] | None, trainer: dict
+) -> list:
     """trainingruntime.go newRuntimeInfo, then the ML policy plugins' numNodes override."""
     counts = []
     for job in jobs:
         count = job["template"]["spec"].get("parallelism", 1)
-        if _is_trainer(job) and policy:
+        if _is_trainer(job) and policy is not None:
             count = policy.get("numNodes", 1)
-        if _is_trainer(job) and "numNodes" in trainer:
-            count = trainer["numNodes"]
-        counts.append(max(count, 1))
+        count = max(count, 1)  # WithPodSet
+        if _is_trainer(job) and trainer.get("numNodes") is not None:
+            count = trainer["numNodes"]  # the plugins set it as given
+        counts.append(count)
     return counts
 
 
@@ -168,7 +213,9 @@ def _enforce_torch(
     """torch.go EnforceMLPolicy: the torchrun environment and port of the `node` container."""
     name = trainjob["metadata"]["name"]
     trainer = trainjob["spec"]["trainer"]
-    resources = trainer.get("resourcesPerNode") or node.get("resources") or {}
+    resources = trainer.get("resourcesPerNode")
+    if resources is None:
+        resources = node.get("resources") or {}
     _upsert_env(
         node.setdefault("env", []),
         {"name": "PET_NNODES", "value": str(count)},
@@ -190,9 +237,9 @@ def _build_trainer_job(job: dict[str, Any], trainer: dict[str, Any]) -> None:
         if field in trainer:
             node[field] = copy.deepcopy(trainer[field])
     resources = trainer.get("resourcesPerNode") or {}
-    if resources.get("limits") or resources.get("requests"):
+    if resources.get("limits") is not None or resources.get("requests") is not None:
         node["resources"] = {
-            k: dict(resources[k]) for k in ("limits", "requests") if k in resources
+            k: dict(resources[k]) for k in ("limits", "requests") if resources.get(k) is not None
         }
     _upsert_env(node.setdefault("env", []), *trainer.get("env", []))
 
@@ -202,8 +249,10 @@ def trainer_jobset(trainjob: dict[str, Any], runtime: dict[str, Any]) -> dict[st
     _refuse_what_is_left_out(trainjob, runtime)
     name = trainjob["metadata"]["name"]
     spec = trainjob["spec"]
+    has_trainer = spec.get("trainer") is not None  # Go: a non-nil pointer, even if empty
     trainer = spec.get("trainer") or {}
-    policy = runtime["spec"].get("mlPolicy") or {}
+    ml_policy = runtime["spec"].get("mlPolicy")
+    policy = ml_policy or {}
     template = copy.deepcopy(runtime["spec"]["template"])
     jobset_spec = template.get("spec") or {}
     template_meta = template.get("metadata") or {}
@@ -211,20 +260,24 @@ def trainer_jobset(trainjob: dict[str, Any], runtime: dict[str, Any]) -> dict[st
     annotations = dict(template_meta.get("annotations") or {}) | (spec.get("annotations") or {})
 
     jobs = jobset_spec["replicatedJobs"]
-    counts = _pod_set_counts(jobs, policy, trainer)
+    counts = _pod_set_counts(jobs, ml_policy, trainer)
     for job, count in zip(jobs, counts, strict=True):
         node = _node_container(job)
-        if _is_trainer(job) and trainer and node is not None:
+        if _is_trainer(job) and has_trainer and node is not None:
             _upsert_env(node.setdefault("env", []), *trainer.get("env", []))
             if "torch" in policy:
                 _enforce_torch(node, trainjob, policy["torch"], count)
         job["template"]["spec"]["parallelism"] = count
         job["template"]["spec"]["completions"] = count
+        if _ancestor(job) in ANCESTOR_INITIALIZERS:
+            job["replicas"] = 1
         if _is_trainer(job):
             _build_trainer_job(job, trainer)
 
-    if "suspend" in spec:
+    if spec.get("suspend") is not None:
         jobset_spec["suspend"] = spec["suspend"]
+    else:
+        jobset_spec.pop("suspend", None)  # builder.go Suspend sets the TrainJob's, even nil
     metadata: dict[str, Any] = {"name": name, "namespace": trainjob["metadata"].get("namespace")}
     if labels:
         metadata["labels"] = labels

@@ -157,3 +157,84 @@ def test_the_model_refuses_what_it_leaves_out(trainer_crds, aks_runtimes):
     trainjob["spec"]["podTemplateOverrides"] = [{"targetJobs": [{"name": NODE}]}]
     with pytest.raises(NotModelled, match="podTemplateOverrides"):
         trainer_jobset(trainjob, runtime)
+
+
+# --- the model's own rules, each as Trainer v2.1.0 has it ---------------------------------------
+
+
+def _runtime(**node: Any) -> dict[str, Any]:
+    container = {"name": NODE, "image": "pytorch/pytorch"} | node
+    return {
+        "kind": "ClusterTrainingRuntime",
+        "spec": {
+            "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
+            "template": {
+                "spec": {
+                    "replicatedJobs": [
+                        {
+                            "name": NODE,
+                            "template": {
+                                "metadata": {
+                                    "labels": {
+                                        "trainer.kubeflow.org/trainjob-ancestor-step": "trainer"
+                                    }
+                                },
+                                "spec": {"template": {"spec": {"containers": [container]}}},
+                            },
+                        }
+                    ]
+                }
+            },
+        },
+    }
+
+
+def _trainjob(**trainer: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "t", "namespace": NAMESPACE},
+        "spec": {"runtimeRef": {"name": "r"}, "trainer": trainer},
+    }
+
+
+def _node(jobset: dict[str, Any]) -> dict[str, Any]:
+    [job] = jobset["spec"]["replicatedJobs"]
+    [container] = _pod_spec(job)["containers"]
+    return container
+
+
+def test_cpus_per_node_round_up_as_quantity_value_does():
+    # torch.go getNumCPUPerNode: int(Quantity.Value()), which rounds 1.5 up to 2.
+    jobset = trainer_jobset(_trainjob(resourcesPerNode={"requests": {"cpu": "1.5"}}), _runtime())
+    env = {e["name"]: e.get("value") for e in _node(jobset)["env"]}
+    assert env["PET_NPROC_PER_NODE"] == "2"
+
+
+def test_the_trainer_port_replaces_an_unnamed_port():
+    # apply.go byContainerPortOrName: ptr.Equal(nil, nil) is true, so two unnamed ports match.
+    jobset = trainer_jobset(_trainjob(), _runtime(ports=[{"containerPort": 8080}]))
+    assert _node(jobset)["ports"] == [{"containerPort": 29500}]
+    named = trainer_jobset(_trainjob(), _runtime(ports=[{"name": "http", "containerPort": 8080}]))
+    assert _node(named)["ports"] == [
+        {"name": "http", "containerPort": 8080},
+        {"containerPort": 29500},
+    ]
+
+
+def test_an_empty_trainer_still_gets_the_torch_environment():
+    # torch.go: a non-nil `trainer`, even empty, gets the PET_ variables.
+    jobset = trainer_jobset(_trainjob(), _runtime())
+    assert {"PET_NNODES", "PET_MASTER_ADDR"} <= {e["name"] for e in _node(jobset)["env"]}
+
+
+def test_the_trainjobs_num_nodes_is_taken_as_given_and_suspend_only_when_set():
+    runtime = _runtime()
+    runtime["spec"]["template"]["spec"]["suspend"] = True
+    jobset = trainer_jobset(_trainjob(numNodes=0), runtime)
+    [job] = jobset["spec"]["replicatedJobs"]
+    assert job["template"]["spec"]["parallelism"] == 0  # no floor on the TrainJob's value
+    assert "suspend" not in jobset["spec"]  # builder.go Suspend: the TrainJob's, here unset
+
+
+def test_the_model_refuses_a_torchtune_trainjob():
+    with pytest.raises(NotModelled, match="torchtune"):
+        trainer_jobset(_trainjob(command=["tune", "run"]), _runtime())

@@ -133,6 +133,13 @@ JOBSET_RULES = [
     _rule(["jobset.x-k8s.io"], ["jobsets/finalizers"], ["update"]),
     _rule(["jobset.x-k8s.io"], ["jobsets/status"], ["get", "patch", "update"]),
 ]
+# kubernetes-sigs/jobset v0.10.1 config/components/rbac/auth_proxy_role.yaml: JobSet serves
+# its metrics behind controller-runtime's authentication and authorization filter (main.go
+# `filters.WithAuthenticationAndAuthorization`), which reviews each scraper's token.
+METRICS_AUTH_RULES = [
+    _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
+    _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
+]
 # kubernetes-sigs/jobset v0.10.1 config/components/rbac/leader_election_role.yaml.
 LEADER_ELECTION_RULES = [
     _rule([""], ["configmaps"], ["get", "list", "watch", "create", "update", "patch", "delete"]),
@@ -227,7 +234,7 @@ def context(*, app: str, namespace: str, leader_pod: str, ca_cert: str) -> dict[
         "namespace": namespace,
         "service_account": app,
         "controller_rules": TRAINER_RULES,
-        "jobset_rules": JOBSET_RULES,
+        "jobset_rules": JOBSET_RULES + METRICS_AUTH_RULES,
         "leader_election_rules": LEADER_ELECTION_RULES,
         "user_roles": USER_ROLES,
         "leader_pod": leader_pod,
