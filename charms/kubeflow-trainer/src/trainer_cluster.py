@@ -364,10 +364,13 @@ class TrainerCluster(ops.Object):
     def remove(self, _: ops.RemoveEvent) -> None:
         """The application goes: the leader deletes every object it made, runtimes first.
 
-        The CRDs go last; deleting them deletes the users' TrainJobs and JobSets.
+        The CRDs stay: deleting them would delete every user's TrainJobs and
+        JobSets (and their running pods) with them. A redeploy adopts them.
         """
         if not self._charm.unit.is_leader() or self.model.app.planned_units() > 0:
             return
         scopes = [self._resources(RUNTIMES_SCOPE, RUNTIME_KINDS)]
-        scopes += [self._resources(s, kinds) for s, (_, kinds) in reversed(SCOPES.items())]
+        scopes += [
+            self._resources(s, kinds) for s, (_, kinds) in reversed(SCOPES.items()) if s != "crds"
+        ]
         delete_all(self.model.app.name, scopes)

@@ -168,9 +168,12 @@ def test_update_status_restores_a_deleted_object(ctx, kube):
     assert kube.get("ClusterTrainingRuntime", "torch-distributed")
 
 
-def test_removal_prunes_every_object(ctx, kube):
+def test_removal_prunes_every_object_but_the_crds(ctx, kube):
     out = _settled(ctx)
     ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
+    # The users' TrainJobs and JobSets live as long as their CRDs.
+    crds = {o["metadata"]["name"] for o in kube.of_kind("CustomResourceDefinition")}
+    assert {"trainjobs.trainer.kubeflow.org", "jobsets.jobset.x-k8s.io"} <= crds
     for kind in ("ClusterTrainingRuntime", "ValidatingWebhookConfiguration", "ClusterRole"):
         owned = [
             o
