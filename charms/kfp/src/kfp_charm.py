@@ -33,6 +33,7 @@ from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataErro
 from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import plan_has, service_running
 from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class KfpCharm(ops.CharmBase):
         self._reconciled = False  # this hook reconciled in full
         self._pebble_restarted = False
         self._config_error: str | None = None
+        self._route_error: str | None = None
         self._cluster = kfp_cluster.KfpCluster(self)
         self._data: kfp_data.DataInputs | None = None
         self._profiles_problem: str | None = None
@@ -174,6 +176,14 @@ class KfpCharm(ops.CharmBase):
             self._config_error = str(e)
             return None
 
+    def _user_header(self) -> tuple[str, str] | None:
+        """The login's user-id header and prefix, as istio passes them; None if invalid."""
+        try:
+            return kfp_route.user_header(self)
+        except InvalidRouteDataError as e:
+            self._route_error = f"{ROUTE}: {e}"
+            return None
+
     def _reconcile(self, event: ops.EventBase) -> None:
         if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
             self._still_settled = self._nothing_drifted(event)
@@ -183,18 +193,22 @@ class KfpCharm(ops.CharmBase):
         self._pebble_restarted = isinstance(event, ops.PebbleReadyEvent)
         self._publish_requests()
         config = self._load()
-        if config is None:
-            return  # a bad option changes nothing
+        user_header = self._user_header()
+        if config is None or user_header is None:
+            return  # a bad option or a bad answer from istio changes nothing
+        header = user_header[0]
         self._reconciled = True
         kfp_pod_defaults.publish(self, config, self._published())
         self._data = data = kfp_data.read(self)
         broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
         self._gateway_read = self._read_gateway(broken=broken)
         gateway = self._gateway_read[0]
-        self._cluster.reconcile(event, config, store=data.store, gateway=gateway)
+        self._cluster.reconcile(
+            event, config, store=data.store, gateway=gateway, user_header=header
+        )
         self._profiles_problem = kfp_profiles.publish(self, config, data.store, self._published())
         self._mesh.reconcile(event)
-        self._profile_workloads.reconcile(event, data.store)
+        self._profile_workloads.reconcile(event, data.store, header)
         leader = self.unit.is_leader()
         layers = wl.layers(
             config,
@@ -202,6 +216,7 @@ class KfpCharm(ops.CharmBase):
             pod_name=self.unit.name.replace("/", "-"),
             leader=leader,
             store=data.store,
+            user_header=user_header,
         )
         files = {f.container: [f] for f in (wl.ui_viewer_template(), wl.envoy_config())}
         for workload in wl.WORKLOADS:
@@ -332,8 +347,10 @@ class KfpCharm(ops.CharmBase):
         event = _Statuses(out)
         if self._config_error is None:
             self._load()
-        if self._config_error is not None:
-            event.add_status(ops.BlockedStatus(self._config_error))
+        if self._route_error is None:
+            self._user_header()
+        if (error := self._config_error or self._route_error) is not None:
+            event.add_status(ops.BlockedStatus(error))
             return
         if (cluster := self._cluster.status()) is not None:
             event.add_status(cluster)

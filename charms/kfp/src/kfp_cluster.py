@@ -162,8 +162,12 @@ def context(
     namespace: str,
     store: wl.ObjectStore | None,
     gateway: Gateway | None = None,
+    user_header: str = wl.USER_HEADER,
 ) -> dict[str, Any]:
-    """The templates' parameters; Argo's only with the object store (its keys never)."""
+    """The templates' parameters; Argo's only with the object store (its keys never).
+
+    `user_header`: the header the login puts the user's id in (`kfp_route.user_header`).
+    """
     values: dict[str, Any] = {
         "app": app,
         "app_name": app,
@@ -173,7 +177,7 @@ def context(
         "gateway_pod_labels": GATEWAY_POD_LABELS,
         "gateway_namespace": gateway.namespace if gateway else namespace,
         "gateway_principal": gateway.principal if gateway else None,
-        "user_header": wl.USER_HEADER,
+        "user_header": user_header,
         "ports": {
             "ui": wl.Ports.UI,
             "envoy": wl.Ports.ENVOY,
@@ -223,6 +227,7 @@ class KfpCluster(ops.Object):
         config: KfpConfig,
         store: wl.ObjectStore | None,
         gateway: Gateway | None = None,
+        user_header: str = wl.USER_HEADER,
     ) -> None:
         """Leader: apply the objects if changed (or drifted, on update-status); renew the token."""
         if not self._charm.unit.is_leader():
@@ -231,6 +236,7 @@ class KfpCluster(ops.Object):
             config,
             store,
             gateway,
+            user_header,
             force=isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent)),
             routine=isinstance(event, ops.UpdateStatusEvent),
         )
@@ -241,6 +247,7 @@ class KfpCluster(ops.Object):
         config: KfpConfig,
         store: wl.ObjectStore | None,
         gateway: Gateway | None,
+        user_header: str,
         *,
         force: bool,
         routine: bool,
@@ -250,7 +257,14 @@ class KfpCluster(ops.Object):
             return
         stored = peer.data[self.model.app]
         app, namespace = self.model.app.name, self.model.name
-        values = context(config, app=app, namespace=namespace, store=store, gateway=gateway)
+        values = context(
+            config,
+            app=app,
+            namespace=namespace,
+            store=store,
+            gateway=gateway,
+            user_header=user_header,
+        )
         skip = {"argo"} if store is None else set()
         skip |= {"mesh"} if gateway is None else set()
         scopes = [s for s in SCOPES if s not in skip]

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import kfp_data
+import kfp_route
 import kfp_workloads as wl
 import ops
 
@@ -66,6 +67,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
+from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 from kubeflow_interfaces.kubernetes_manifests import InvalidManifestsError, ManifestsRequirer
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,18 @@ def principal(model: str, app: str) -> str:
     return f"cluster.local/ns/{model}/sa/{app}"
 
 
-def context(namespace: str, *, model: str, app: str, store: wl.ObjectStore) -> dict[str, Any]:
-    """The template's parameters for one namespace: the store's address, never its keys."""
+def context(
+    namespace: str,
+    *,
+    model: str,
+    app: str,
+    store: wl.ObjectStore,
+    user_header: str = wl.USER_HEADER,
+) -> dict[str, Any]:
+    """The template's parameters for one namespace: the store's address, never its keys.
+
+    `user_header`: the header the login puts the user's id in (`kfp_route.user_header`).
+    """
     caller = principal(model, app)
     return {
         "namespace": namespace,
@@ -132,15 +144,23 @@ def context(namespace: str, *, model: str, app: str, store: wl.ObjectStore) -> d
             "secret_key": SECRET_KEY_KEY,
         },
         "service_account": SERVICE_ACCOUNT,
-        "user_header": wl.USER_HEADER,
+        "user_header": user_header,
         "ui_principal": caller,
         "api_principal": caller,
     }
 
 
-def manifests(namespace: str, *, model: str, app: str, store: wl.ObjectStore) -> str:
+def manifests(
+    namespace: str,
+    *,
+    model: str,
+    app: str,
+    store: wl.ObjectStore,
+    user_header: str = wl.USER_HEADER,
+) -> str:
     """The objects of one profile namespace, as YAML."""
-    return render(MANIFESTS, [TEMPLATE], context(namespace, model=model, app=app, store=store))
+    values = context(namespace, model=model, app=app, store=store, user_header=user_header)
+    return render(MANIFESTS, [TEMPLATE], values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +215,12 @@ class ProfileWorkloads(ops.Object):
 
     # --- reconcile
 
-    def reconcile(self, event: ops.EventBase, store: wl.ObjectStore | None) -> None:
+    def reconcile(
+        self,
+        event: ops.EventBase,
+        store: wl.ObjectStore | None,
+        user_header: str = wl.USER_HEADER,
+    ) -> None:
         """Leader: apply when the inputs changed (or drifted, on update-status; forced on upgrade).
 
         Without the relation, its namespace list, the object store or the
@@ -213,14 +238,14 @@ class ProfileWorkloads(ops.Object):
         if peer is None or namespaces is None:
             return
         stored = peer.data[self.model.app]
-        wanted = self._digest(sorted(namespaces), store)
+        wanted = self._digest(sorted(namespaces), store, user_header)
         force = isinstance(event, (ops.UpgradeCharmEvent, ops.LeaderElectedEvent))
         if stored.get(HASH_KEY) == wanted and not force:
             if not (isinstance(event, ops.UpdateStatusEvent) and self._owned(stored).drifted()):
                 return
-        self._apply(stored, sorted(namespaces), store, wanted)
+        self._apply(stored, sorted(namespaces), store, user_header, wanted)
 
-    def resync(self, store: wl.ObjectStore | None) -> Applied:
+    def resync(self, store: wl.ObjectStore | None, user_header: str = wl.USER_HEADER) -> Applied:
         """Apply every profile's objects again, whatever was kept (the action).
 
         Raises NotReadyError when they cannot be applied now.
@@ -242,18 +267,27 @@ class ProfileWorkloads(ops.Object):
             raise NotReadyError("the charm is not set up yet: try again later")
         stored = peer.data[self.model.app]
         ordered = sorted(namespaces)
-        return self._apply(stored, ordered, store, self._digest(ordered, store))
+        wanted = self._digest(ordered, store, user_header)
+        return self._apply(stored, ordered, store, user_header, wanted)
 
-    def _digest(self, namespaces: list[str], store: wl.ObjectStore) -> str:
+    def _digest(self, namespaces: list[str], store: wl.ObjectStore, user_header: str) -> str:
         app, model = self.model.app.name, self.model.name
-        values = {"namespaces": namespaces, **context("", model=model, app=app, store=store)}
-        return render_digest(MANIFESTS, [TEMPLATE], values)
+        values = context("", model=model, app=app, store=store, user_header=user_header)
+        return render_digest(MANIFESTS, [TEMPLATE], {"namespaces": namespaces, **values})
 
     def _apply(
-        self, stored: Any, namespaces: list[str], store: wl.ObjectStore, wanted: str
+        self,
+        stored: Any,
+        namespaces: list[str],
+        store: wl.ObjectStore,
+        user_header: str,
+        wanted: str,
     ) -> Applied:
         app, model = self.model.app.name, self.model.name
-        rendered = {ns: manifests(ns, model=model, app=app, store=store) for ns in namespaces}
+        rendered = {
+            ns: manifests(ns, model=model, app=app, store=store, user_header=user_header)
+            for ns in namespaces
+        }
         try:
             objects = {ns: _load(text) for ns, text in rendered.items()}
             pruned = prune(app, model, objects)
@@ -311,7 +345,12 @@ class ProfileWorkloads(ops.Object):
         """The action `resync-profiles`: apply every profile's objects again, report how many."""
         store = kfp_data.read(self._charm).store if self._charm.unit.is_leader() else None
         try:
-            applied = self.resync(store)
+            header, _ = kfp_route.user_header(self._charm)
+        except InvalidRouteDataError as e:
+            event.fail(f"{kfp_route.ROUTE}: {e}")
+            return
+        try:
+            applied = self.resync(store, header)
         except NotReadyError as e:
             event.fail(str(e))
             return

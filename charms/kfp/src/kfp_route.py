@@ -13,6 +13,10 @@ decides by the endpoint; this one needs it):
   calls it at the site's root. Upstream routes the prefix `/ml_metadata` as
   a string; a Gateway API prefix matches whole path segments, so the route
   names the one service the UI calls.
+
+Istio passes back, on the same relation, the header the login puts the
+user's id in and the prefix before the id (`user_header`): the UI and the
+API server read both, and the mesh's policies require that header.
 """
 
 from __future__ import annotations
@@ -32,11 +36,15 @@ MLMD_PREFIX = "/ml_metadata.MetadataStoreService"
 ENVOY_SERVICE = "metadata-envoy-service"
 
 
-def config(charm: ops.CharmBase) -> dict[str, Any]:
-    """The routes this charm asks for, as the relation's `config` in plain data."""
-    ui = iir.RouteRequirer(
+def _requirer(charm: ops.CharmBase) -> iir.RouteRequirer:
+    return iir.RouteRequirer(
         charm, ROUTE, prefix=UI_PREFIX, port=UI_SERVICE_PORT, service=UI_SERVICE
     )
+
+
+def config(charm: ops.CharmBase) -> dict[str, Any]:
+    """The routes this charm asks for, as the relation's `config` in plain data."""
+    ui = _requirer(charm)
     wanted = ui.config()
     wanted["http_routes"][0]["name"] = "ui"
     mlmd = iir.route_config(
@@ -62,3 +70,18 @@ def publish(charm: ops.CharmBase) -> bool:
         return False
     databag[iir.CONFIG_KEY] = iir.dump_config(wanted)
     return True
+
+
+def user_header(charm: ops.CharmBase) -> tuple[str, str]:
+    """The user-id header (in lower case) and the prefix of its value, as the login sets them.
+
+    The defaults (`kubeflow-userid`, no prefix) until istio says otherwise.
+    Raises iir.InvalidRouteDataError when istio's values are not valid, or
+    when the header holds a `*`: it goes into the mesh's policies as a key,
+    where Istio would not read it as one header.
+    """
+    header, prefix = _requirer(charm).user_header
+    if "*" in header:
+        raise iir.InvalidRouteDataError(f"{iir.USER_HEADER_KEY} {header!r} contains *")
+    # Header names are case-insensitive; the UI (Node) and the mesh see them in lower case.
+    return header.lower(), prefix

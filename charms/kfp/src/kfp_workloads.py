@@ -39,6 +39,8 @@ ARGO_EXECUTOR_IMAGE = f"gcr.io/ml-pipeline/argoexec:{ARGO_VERSION}-license-compl
 ARGO_CONFIGMAP = "workflow-controller-configmap"
 # Runs in profile namespaces use the service account Kubeflow's profile controller creates.
 PIPELINE_RUNNER_SERVICE_ACCOUNT = "default-editor"
+# The login's user-id header and the prefix of its value, until istio says others
+# (`kfp_route.user_header`).
 USER_HEADER = "kubeflow-userid"
 USER_PREFIX = ""
 MLPIPELINE_DB = "mlpipeline"  # the API server's own SHOW TABLES reading assumes this name
@@ -198,8 +200,14 @@ def _tcp(port: int) -> dict[str, Any]:
     return {"tcp": {"port": port}}
 
 
-def api_server_layer(config: KfpConfig, *, namespace: str) -> ops.pebble.LayerDict:
-    """The API server: its settings in `api_server_config`'s file, the rest in env."""
+def api_server_layer(
+    config: KfpConfig, *, namespace: str, user_header: tuple[str, str] = (USER_HEADER, USER_PREFIX)
+) -> ops.pebble.LayerDict:
+    """The API server: its settings in `api_server_config`'s file, the rest in env.
+
+    `user_header`: the header the login puts the user's id in, and the prefix before it.
+    """
+    header, prefix = user_header
     return _layer(
         API_SERVER,
         leader=True,
@@ -219,8 +227,8 @@ def api_server_layer(config: KfpConfig, *, namespace: str) -> ops.pebble.LayerDi
             # Required at start; in this pod the visualization server is on localhost.
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST": "localhost",
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_PORT": str(Ports.VISUALIZATION),
-            "KUBEFLOW_USERID_HEADER": USER_HEADER,
-            "KUBEFLOW_USERID_PREFIX": USER_PREFIX,
+            "KUBEFLOW_USERID_HEADER": header,
+            "KUBEFLOW_USERID_PREFIX": prefix,
             "AUTO_UPDATE_PIPELINE_DEFAULT_VERSION": "true",
             "LOG_LEVEL": config.log_level,
         },
@@ -303,12 +311,17 @@ def scheduled_workflow_layer(config: KfpConfig, *, leader: bool) -> ops.pebble.L
 
 
 def ui_layer(
-    config: KfpConfig, *, namespace: str, store: ObjectStore | None = None
+    config: KfpConfig,
+    *,
+    namespace: str,
+    store: ObjectStore | None = None,
+    user_header: tuple[str, str] = (USER_HEADER, USER_PREFIX),
 ) -> ops.pebble.LayerDict:
     """The UI server, multi-user, in front of the API server and the envoy on localhost.
 
     `store` gives the object store's address; its keys are not passed (see
-    the README: the UI reads them from its environment only).
+    the README: the UI reads them from its environment only). `user_header`:
+    the header the login puts the user's id in, and the prefix before it.
 
     Reading archived step logs stays off (`ARGO_ARCHIVE_LOGS`): the UI reads
     them with its own keys (frontend/server/handlers/pod-logs.ts,
@@ -320,6 +333,7 @@ def ui_layer(
     archives them is set all the same (`ARGO_KEYFORMAT`, with
     `{{workflow.namespace}}`, which the UI fills in), so the two agree.
     """
+    header, prefix = user_header
     environment = {
         "ML_PIPELINE_SERVICE_HOST": "localhost",
         "ML_PIPELINE_SERVICE_PORT": str(Ports.API_HTTP),
@@ -333,8 +347,8 @@ def ui_layer(
         "ARTIFACTS_SERVICE_PROXY_PORT": "80",
         "ARTIFACTS_SERVICE_PROXY_ENABLED": "true",
         "ENABLE_AUTHZ": "true",
-        "KUBEFLOW_USERID_HEADER": USER_HEADER,
-        "KUBEFLOW_USERID_PREFIX": USER_PREFIX,
+        "KUBEFLOW_USERID_HEADER": header,
+        "KUBEFLOW_USERID_PREFIX": prefix,
         "ARGO_ARCHIVE_LOGS": "false",
         "ARGO_ARCHIVE_BUCKETNAME": BUCKET,
         "ARGO_KEYFORMAT": ARGO_KEY_FORMAT,
@@ -623,13 +637,16 @@ def layers(
     pod_name: str,
     leader: bool,
     store: ObjectStore | None = None,
+    user_header: tuple[str, str] = (USER_HEADER, USER_PREFIX),
 ) -> dict[str, ops.pebble.LayerDict]:
     """Every container's layer, by container name."""
     return {
-        API_SERVER.container: api_server_layer(config, namespace=namespace),
+        API_SERVER.container: api_server_layer(
+            config, namespace=namespace, user_header=user_header
+        ),
         PERSISTENCE_AGENT.container: persistence_agent_layer(config, leader=leader),
         SCHEDULED_WORKFLOW.container: scheduled_workflow_layer(config, leader=leader),
-        UI.container: ui_layer(config, namespace=namespace, store=store),
+        UI.container: ui_layer(config, namespace=namespace, store=store, user_header=user_header),
         METADATA_GRPC.container: metadata_grpc_layer(),
         METADATA_ENVOY.container: metadata_envoy_layer(),
         WORKFLOW_CONTROLLER.container: workflow_controller_layer(
