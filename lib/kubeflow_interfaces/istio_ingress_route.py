@@ -202,13 +202,17 @@ class RouteRequirer:
             tls_enabled=self.tls_enabled,
         )
 
-    def publish(self) -> bool:
-        """Write the config (leader only, only when it says something new). Whether it wrote."""
+    def publish(self, config: dict[str, Any] | None = None) -> bool:
+        """Write the config (leader only, only when it says something new). Whether it wrote.
+
+        `config`: what to ask for, when it is more than this requirer's own
+        (`config()`, the default): other route names, other routes.
+        """
         relation = self.relation
         if relation is None or not self._charm.unit.is_leader():
             return False
         databag = relation.data[self._charm.app]
-        wanted = self.config()
+        wanted = self.config() if config is None else config
         if same_config(databag.get(CONFIG_KEY), wanted):
             return False
         databag[CONFIG_KEY] = dump_config(wanted)

@@ -168,6 +168,52 @@ def test_a_non_leader_writes_nothing():
     assert out.unit_status.message.startswith("wrote=False url=http://10.0.0.1/ui")
 
 
+class TwoRoutes(ops.CharmBase):
+    """A UI that asks for its own route, renamed, and one more to another service."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.route = RouteRequirer(self, prefix="/ui", port=8080)
+        framework.observe(self.on["istio-ingress-route"].relation_changed, self._changed)
+
+    def _changed(self, _: ops.EventBase) -> None:
+        wanted = self.route.config()
+        wanted["http_routes"][0]["name"] = "web"
+        api = route.route_config(
+            model=self.model.name, name="api", prefix="/api", port=9090, service="api"
+        )
+        wanted["http_routes"].extend(api["http_routes"])
+        self.unit.status = ops.ActiveStatus(f"wrote={self.route.publish(wanted)}")
+
+
+def _run_two_routes(relation: testing.Relation, *, leader: bool = True) -> testing.State:
+    ctx = testing.Context(TwoRoutes, meta=UI_META)
+    return ctx.run(ctx.on.relation_changed(relation), _ui(relation, leader=leader))
+
+
+def test_a_config_given_to_publish_is_written_once():
+    out = _run_two_routes(route.relation_for_requirer())
+
+    (rel,) = out.relations
+    config = IstioIngressRouteConfig.model_validate_json(rel.local_app_data["config"])
+    assert [(r.name, r.backends[0].service) for r in config.http_routes] == [
+        ("web", "ui"),
+        ("api", "api"),
+    ]
+    assert out.unit_status == ops.ActiveStatus("wrote=True")
+    again = _run_two_routes(rel)
+    assert again.get_relation(rel.id).local_app_data == rel.local_app_data
+    assert again.unit_status == ops.ActiveStatus("wrote=False")
+
+
+def test_a_non_leader_does_not_write_a_config_given_to_publish():
+    out = _run_two_routes(route.relation_for_requirer(), leader=False)
+
+    (rel,) = out.relations
+    assert rel.local_app_data == {}
+    assert out.unit_status == ops.ActiveStatus("wrote=False")
+
+
 def test_no_url_until_the_provider_answers():
     out = _run_ui(route.relation_for_requirer(external_host=None))
 

@@ -61,15 +61,7 @@ def config(charm: ops.CharmBase) -> dict[str, Any]:
 
 def publish(charm: ops.CharmBase) -> bool:
     """Leader: write the routes when they say something new. Whether it wrote."""
-    relation = charm.model.get_relation(ROUTE)
-    if relation is None or not charm.unit.is_leader():
-        return False
-    wanted = config(charm)
-    databag = relation.data[charm.app]
-    if iir.same_config(databag.get(iir.CONFIG_KEY), wanted):
-        return False
-    databag[iir.CONFIG_KEY] = iir.dump_config(wanted)
-    return True
+    return _requirer(charm).publish(config(charm))
 
 
 def user_header(charm: ops.CharmBase) -> tuple[str, str]:
