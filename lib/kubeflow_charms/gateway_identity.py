@@ -19,6 +19,9 @@ import dataclasses
 import json
 import re
 
+import ops
+
+ENDPOINT = "gateway-metadata"
 KEY = "metadata"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
@@ -57,3 +60,21 @@ def parse(text: str) -> Gateway:
             f"service_account {account!r} is not a service account name"
         )
     return Gateway(namespace=namespace, service_account=account)
+
+
+def read(
+    charm: ops.CharmBase, *, missing: str, endpoint: str = ENDPOINT, broken: bool = False
+) -> tuple[Gateway | None, ops.StatusBase | None]:
+    """The gateway istio names, or the status saying why there is none yet.
+
+    `missing`: the Blocked message when there is no relation, or when it is
+    being removed (`broken`). Waiting until istio writes its metadata.
+    Raises InvalidGatewayMetadataError when istio's data cannot be used.
+    """
+    relation = charm.model.get_relation(endpoint)
+    if relation is None or broken:
+        return None, ops.BlockedStatus(missing)
+    text = relation.data[relation.app].get(KEY) if relation.app else None
+    if not text:
+        return None, ops.WaitingStatus(f"waiting for istio's {endpoint}")
+    return parse(text), None

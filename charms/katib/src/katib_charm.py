@@ -279,17 +279,12 @@ class KatibCharm(ops.CharmBase):
         self, *, broken: bool = False
     ) -> tuple[Gateway | None, ops.StatusBase | None]:
         """The gateway istio names, or the status saying why there is none."""
-        relation = self.model.get_relation(GATEWAY)
-        if relation is None or broken:
-            return None, ops.BlockedStatus(
-                f"add the {GATEWAY} relation to istio: only its gateway may send the user "
-                "header to the UI"
-            )
-        text = relation.data[relation.app].get(gateway_identity.KEY) if relation.app else None
-        if not text:
-            return None, ops.WaitingStatus(f"waiting for istio's {GATEWAY}")
+        missing = (
+            f"add the {GATEWAY} relation to istio: only its gateway may send the user "
+            "header to the UI"
+        )
         try:
-            return gateway_identity.parse(text), None
+            return gateway_identity.read(self, missing=missing, endpoint=GATEWAY, broken=broken)
         except InvalidGatewayMetadataError as e:
             return None, ops.BlockedStatus(f"{GATEWAY}: {e}")
 

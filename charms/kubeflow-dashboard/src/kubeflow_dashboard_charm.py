@@ -250,16 +250,11 @@ class KubeflowDashboardCharm(ops.CharmBase):
 
         InvalidGatewayMetadataError when istio's data cannot be used.
         """
-        relation = self.model.get_relation(GATEWAY)
-        if relation is None:
-            return None, ops.BlockedStatus(
-                f"add the {GATEWAY} relation to istio: "
-                "the profile controller and KFAM need the gateway's identity"
-            )
-        text = relation.data[relation.app].get(gateway_identity.KEY) if relation.app else None
-        if not text:
-            return None, ops.WaitingStatus(f"waiting for istio's {GATEWAY}")
-        return gateway_identity.parse(text), None
+        missing = (
+            f"add the {GATEWAY} relation to istio: "
+            "the profile controller and KFAM need the gateway's identity"
+        )
+        return gateway_identity.read(self, missing=missing, endpoint=GATEWAY)
 
     def _settings(self, inputs: _Inputs) -> Settings:
         config = inputs.config
