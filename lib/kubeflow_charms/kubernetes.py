@@ -83,6 +83,16 @@ class Kind:
     namespaced: bool = True
 
 
+# The kinds most charms' scopes hold: CRDs, and the RBAC a controller and its users need.
+CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
+RBAC_KINDS = (
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    Kind("rbac.authorization.k8s.io/v1", "Role"),
+    Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
+)
+
+
 def render(template_dir: Path, names: Iterable[str], context: Mapping[str, Any]) -> str:
     """Render templates into one multi-document YAML text (a missing variable is an error)."""
     import jinja2

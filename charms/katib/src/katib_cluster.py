@@ -28,6 +28,8 @@ from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.gateway_identity import Gateway
 from kubeflow_charms.kubernetes import (
+    CRD_KINDS,
+    RBAC_KINDS,
     Kind,
     KubernetesError,
     Resources,
@@ -47,13 +49,6 @@ CRDS_FILE = MANIFESTS / "crds.yaml"
 HASH_KEY = "cluster-hash"
 OBJECTS_KEY = "cluster-objects"
 
-CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
-RBAC_KINDS = (
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    Kind("rbac.authorization.k8s.io/v1", "Role"),
-    Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
-)
 CONFIGMAP_KINDS = (Kind("v1", "ConfigMap"),)
 SERVICE_KINDS = (Kind("v1", "Service"),)
 WEBHOOK_KINDS = (

@@ -39,6 +39,8 @@ from kfp_config import ARGO_KEY_FORMAT, BUCKET, KfpConfig
 from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.gateway_identity import Gateway
 from kubeflow_charms.kubernetes import (
+    CRD_KINDS,
+    RBAC_KINDS,
     Kind,
     KubernetesError,
     Resources,
@@ -61,13 +63,6 @@ TOKEN_AUDIENCE = "pipelines.kubeflow.org"  # noqa: S105 (an audience)
 # The agent rereads the file hourly; renewal at two thirds leaves it 8 hours.
 TOKEN_LIFETIME = 24 * 3600
 
-CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
-RBAC_KINDS = (
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    Kind("rbac.authorization.k8s.io/v1", "Role"),
-    Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
-)
 SERVICE_KINDS = (Kind("v1", "Service"),)
 CONFIGMAP_KINDS = (Kind("v1", "ConfigMap"),)
 NETWORK_KINDS = (Kind("networking.k8s.io/v1", "NetworkPolicy"),)

@@ -33,6 +33,8 @@ from trainer_config import TrainerConfig
 from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.drift import OwnedObjects
 from kubeflow_charms.kubernetes import (
+    CRD_KINDS,
+    RBAC_KINDS,
     Kind,
     KubernetesError,
     Resources,
@@ -51,13 +53,6 @@ BASE_OBJECTS_KEY = "base-objects"
 RUNTIMES_HASH_KEY = "runtimes-hash"
 RUNTIMES_OBJECTS_KEY = "runtimes-objects"
 
-CRD_KINDS = (Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition"),)
-RBAC_KINDS = (
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    Kind("rbac.authorization.k8s.io/v1", "Role"),
-    Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
-)
 WEBHOOK_KINDS = (
     Kind("v1", "Service"),
     Kind("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
