@@ -99,3 +99,25 @@ def add_leader_unit_status(
     status = unit_status(collect_unit_status)
     if status is not None and status.name != ops.ActiveStatus.name:
         event.add_status(status)
+
+
+def add_and_note_settled(
+    event: ops.CollectStatusEvent,
+    statuses: Iterable[ops.StatusBase],
+    settled: ops.framework.BoundStoredState,
+    *,
+    reconciled: bool,
+) -> None:
+    """Add a unit's statuses, and note in `settled.active` whether they leave it settled.
+
+    Only a hook that reconciled in full (`reconciled`) may say the unit is
+    settled; any hook may say it is not. A settled unit's next update-status
+    looks only at what can drift without an event. The stored value is written
+    only when it changes, so a settled hook writes nothing.
+    """
+    statuses = list(statuses)
+    for status in statuses:
+        event.add_status(status)
+    active = reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
+    if settled.active != active:
+        settled.active = active

@@ -39,7 +39,7 @@ from kubeflow_charms.kubernetes import (
 )
 from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import service_running
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces import istio_ingress_route
 
 logger = logging.getLogger(__name__)
@@ -918,14 +918,9 @@ class IstioCharm(ops.CharmBase):
         if self._still_settled:
             return  # the active status the last full reconcile set stands
         statuses = self._unit_statuses()
-        for status in statuses:
-            event.add_status(status)
-        # Only a hook that reconciled in full may say the unit is settled; any may say
-        # not. A gateway still waiting for its address is looked for on update-status.
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        active = active and not self._address_pending
-        if self._settled.active != active:
-            self._settled.active = active
+        # A gateway still waiting for its address is looked for on update-status.
+        reconciled = self._reconciled and not self._address_pending
+        add_and_note_settled(event, statuses, self._settled, reconciled=reconciled)
 
     def _unit_statuses(self) -> list[ops.StatusBase]:
         inputs = self._current_inputs()

@@ -27,7 +27,7 @@ from kubeflow_charms import certificates, gateway_identity
 from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.pebble import plan_has, service_running
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 from kubeflow_interfaces.trial_kinds import InvalidTrialKindsError, TrialKind, TrialKindsRequirer
 
@@ -338,11 +338,7 @@ class KatibCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
             return
         statuses = self._unit_statuses()
-        for status in statuses:
-            event.add_status(status)
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        if self._settled.active != active:
-            self._settled.active = active
+        add_and_note_settled(event, statuses, self._settled, reconciled=self._reconciled)
 
     def _input_error(self) -> str | None:
         """What is wrong with the config or a relation's data, checked in this hook or now."""

@@ -32,7 +32,7 @@ from kubeflow_charms import gateway_identity
 from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
 from kubeflow_charms.lifecycle import own_departure
 from kubeflow_charms.pebble import plan_has, service_running
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 
 logger = logging.getLogger(__name__)
@@ -331,12 +331,7 @@ class KfpCharm(ops.CharmBase):
             return
         statuses: list[ops.StatusBase] = []
         self._unit_statuses(statuses)
-        for status in statuses:
-            event.add_status(status)
-        # Only a hook that reconciled in full may say the unit is settled; any may say not.
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        if self._settled.active != active:
-            self._settled.active = active
+        add_and_note_settled(event, statuses, self._settled, reconciled=self._reconciled)
 
     def _unit_statuses(self, out: list[ops.StatusBase]) -> None:
         event = _Statuses(out)

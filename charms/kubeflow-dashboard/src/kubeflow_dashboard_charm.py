@@ -29,7 +29,7 @@ from kubeflow_charms.kubernetes import (
     render_digest,
 )
 from kubeflow_charms.lifecycle import own_departure
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import (
     DashboardLink,
     DashboardLinksProvider,
@@ -479,12 +479,7 @@ class KubeflowDashboardCharm(ops.CharmBase):
             return  # the active status the last full reconcile set stands
         statuses: list[ops.StatusBase] = []
         self._unit_statuses(statuses)
-        for status in statuses:
-            event.add_status(status)
-        # Only a hook that reconciled in full may say the unit is settled; any may say not.
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        if self._settled.active != active:
-            self._settled.active = active
+        add_and_note_settled(event, statuses, self._settled, reconciled=self._reconciled)
 
     def _unit_statuses(self, out: list[ops.StatusBase]) -> None:
         inputs = self._current_inputs()

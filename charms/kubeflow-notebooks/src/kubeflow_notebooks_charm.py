@@ -24,7 +24,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksRequirer
 from kubeflow_interfaces.istio_ingress_route import (
     DEFAULT_USER_HEADER,
@@ -273,12 +273,7 @@ class NotebooksCharm(ops.CharmBase):
         if self._still_settled:
             return  # the active status the last full reconcile set stands
         statuses = self._unit_statuses()
-        for status in statuses:
-            event.add_status(status)
-        # Only a hook that reconciled in full may say the unit is settled; any may say not.
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        if self._settled.active != active:
-            self._settled.active = active
+        add_and_note_settled(event, statuses, self._settled, reconciled=self._reconciled)
 
     def _unit_statuses(self) -> list[ops.StatusBase]:
         inputs = self._current_inputs()

@@ -26,7 +26,7 @@ from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.kubernetes import error_status
 from kubeflow_charms.pebble import plan_has, service_running
-from kubeflow_charms.status import add_leader_unit_status, collected_once
+from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.trial_kinds import OwnedResources, TrialKind, TrialKindsProvider
 
 logger = logging.getLogger(__name__)
@@ -261,11 +261,7 @@ class KubeflowTrainerCharm(ops.CharmBase):
             event.add_status(ops.ActiveStatus())
             return
         statuses = self._statuses()
-        for status in statuses:
-            event.add_status(status)
-        active = self._reconciled and all(isinstance(s, ops.ActiveStatus) for s in statuses)
-        if self._settled.active != active:
-            self._settled.active = active
+        add_and_note_settled(event, statuses, self._settled, reconciled=self._reconciled)
 
     def _statuses(self) -> list[ops.StatusBase]:
         if self._config_error is None:
