@@ -99,3 +99,11 @@ def test_a_wrong_option_is_named(options, named):
     with pytest.raises(rt.InvalidOptionError) as error:
         rt.render_runtimes(options)
     assert str(error.value).startswith(f"{named}")
+
+
+@pytest.mark.parametrize("option", sorted(rt.IMAGE_DEFAULTS))
+@pytest.mark.parametrize("value", ["", "Not An Image"])
+def test_every_image_option_refuses_what_is_not_an_image(option, value):
+    with pytest.raises(rt.InvalidOptionError) as error:
+        rt.render_runtimes({option: value})
+    assert str(error.value).startswith(option)
