@@ -19,8 +19,10 @@ deploys the artefacts in build/. The tests run in order, on one model:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,36 @@ def missing_artefacts() -> list[Path]:
     specs = yaml.safe_load(BUNDLE.read_text())["applications"].values()
     paths = [(BUNDLE.parent / spec["charm"]).resolve() for spec in specs]
     return [path for path in paths if not path.exists()]
+
+
+async def deploy_bundle(ops_test: OpsTest) -> None:
+    """Deploy the packed bundle with the MicroK8s overlay; fail naming what is not packed."""
+    missing = missing_artefacts()
+    if missing:
+        pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
+    await ops_test.juju(
+        "deploy",
+        str(BUNDLE),
+        "--trust",
+        "--overlay",
+        str(OVERLAY),
+        check=True,
+        fail_msg="juju deploy of the bundle failed",
+    )
+
+
+async def wait_for(what: str, timeout: int, probe, poll: int = 5) -> Any:
+    """Poll `probe()` until it returns something truthy; fail naming `what`."""
+    for _ in range(timeout // poll):
+        try:
+            found = probe()
+        except Exception as e:  # not there yet (404) or not ready
+            logger.debug("waiting for %s: %s", what, e)
+            found = None
+        if found:
+            return found
+        await asyncio.sleep(poll)
+    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 async def leader(ops_test: OpsTest, app: str) -> str:
@@ -151,19 +183,8 @@ async def sql(ops_test: OpsTest, credentials: dict[str, str], statements: str) -
 
 @pytest.mark.abort_on_fail
 async def test_bundle_deploys_and_settles(ops_test: OpsTest):
-    missing = missing_artefacts()
-    if missing:
-        pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
     assert ops_test.model is not None
-    await ops_test.juju(
-        "deploy",
-        str(BUNDLE),
-        "--trust",
-        "--overlay",
-        str(OVERLAY),
-        check=True,
-        fail_msg="juju deploy of the bundle failed",
-    )
+    await deploy_bundle(ops_test)
     await ops_test.model.wait_for_idle(
         apps=APPS, status="active", raise_on_error=True, timeout=SETTLE_BUNDLE
     )
@@ -296,6 +317,21 @@ def follow_to_dex(session, url: str, hops: int = 10):
             urljoin(response.url, response.headers["location"]), allow_redirects=False, timeout=30
         )
     pytest.fail(f"no Dex page after {hops} redirects (last: {response.url})")
+
+
+def log_in_at_dex(session, url: str, admin: dict[str, str]):
+    """Follow `url` to Dex's login form, log in as `admin`; the page the login lands on."""
+    import requests
+
+    page = follow_to_dex(session, url)
+    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text, re.I)
+    assert form, f"no Dex login form at {page.url}"
+    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
+    landed = session.post(
+        action, data={"login": admin["email"], "password": admin["password"]}, timeout=30
+    )
+    assert landed.status_code == 200, f"{landed.url} answered {landed.status_code}"
+    return landed
 
 
 @pytest.mark.abort_on_fail

@@ -35,12 +35,12 @@ import yaml
 from integration.test_bundle import (
     APPS,
     BUNDLE,
-    OVERLAY,
-    follow_to_dex,
+    deploy_bundle,
     gateway_address,
     leader,
-    missing_artefacts,
+    log_in_at_dex,
     run_action,
+    wait_for,
 )
 from pytest_operator.plugin import OpsTest
 
@@ -68,20 +68,6 @@ POLL = 5
 
 
 # --- helpers ------------------------------------------------------------------
-
-
-async def _wait_for(what: str, timeout: int, probe) -> Any:
-    """Poll `probe()` until it returns something truthy; fail naming `what`."""
-    for _ in range(timeout // POLL):
-        try:
-            found = probe()
-        except Exception as e:  # not there yet (404) or not ready
-            logger.debug("waiting for %s: %s", what, e)
-            found = None
-        if found:
-            return found
-        await asyncio.sleep(POLL)
-    pytest.fail(f"{what} did not appear within {timeout} s")
 
 
 def fake_gpu_node() -> str:
@@ -154,18 +140,7 @@ def profile_store(namespace: str, model: str) -> tuple[Any, str, str]:
 async def test_kfp_is_deployed_and_active(ops_test: OpsTest):
     assert ops_test.model is not None
     if not ops_test.model.applications:  # run alone: deploy the bundle as test_bundle does
-        missing = missing_artefacts()
-        if missing:
-            pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
-        await ops_test.juju(
-            "deploy",
-            str(BUNDLE),
-            "--trust",
-            "--overlay",
-            str(OVERLAY),
-            check=True,
-            fail_msg="juju deploy of the bundle failed",
-        )
+        await deploy_bundle(ops_test)
     if KFP not in ops_test.model.applications:
         pytest.fail(f"{BUNDLE.name} deploys no {KFP} application")
     await ops_test.model.wait_for_idle(
@@ -205,13 +180,13 @@ async def test_a_pipeline_submitted_through_the_gateway_succeeds(ops_test: OpsTe
         owner=admin["email"],
     )
     client = Client()
-    await _wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
-    await _wait_for(
+    await wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
+    await wait_for(
         "the kfp-launcher ConfigMap",
         PROFILE_WAIT,
         lambda: client.get(ConfigMap, "kfp-launcher", namespace=PROFILE),
     )
-    await _wait_for(
+    await wait_for(
         "minio's Secret",
         PROFILE_WAIT,
         lambda: client.get(Secret, "minio-credentials", namespace=PROFILE),
@@ -220,20 +195,13 @@ async def test_a_pipeline_submitted_through_the_gateway_succeeds(ops_test: OpsTe
     logger.info("node %s stands in for the GPU pool", node)
 
     url = f"http://{address}/pipeline/"
-    await _wait_for(  # the route is served, behind the login
+    await wait_for(  # the route is served, behind the login
         "the /pipeline route",
         LOGIN_WAIT,
         lambda: requests.get(url, allow_redirects=False, timeout=30).is_redirect,
     )
     session = requests.Session()
-    page = follow_to_dex(session, url)
-    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text, re.I)
-    assert form, f"no Dex login form at {page.url}"
-    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
-    landed = session.post(
-        action, data={"login": admin["email"], "password": admin["password"]}, timeout=30
-    )
-    assert landed.status_code == 200, f"{landed.url} answered {landed.status_code}"
+    log_in_at_dex(session, url, admin)
     cookies = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
     sdk = kfp.Client(host=f"http://{address}/pipeline", cookies=cookies, namespace=PROFILE)

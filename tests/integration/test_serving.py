@@ -27,7 +27,6 @@ Pods that run to completion opt out of the profile's sidecar injection.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -37,12 +36,12 @@ import pytest
 from integration.test_bundle import (
     APPS,
     BUNDLE,
-    OVERLAY,
-    follow_to_dex,
+    deploy_bundle,
     gateway_address,
     leader,
-    missing_artefacts,
+    log_in_at_dex,
     run_action,
+    wait_for,
 )
 from pytest_operator.plugin import OpsTest
 
@@ -95,21 +94,6 @@ PROFILE_WAIT = 3 * 60  # the profile's namespace and what the dispatcher puts th
 TRAIN_WAIT = 10 * 60  # pull, pip install, train, log, register
 SERVE_WAIT = 10 * 60  # the sklearn server's image, the download, ready
 PREDICT_WAIT = 2 * 60  # the gateway serves the InferenceService's Ingress
-POLL = 5
-
-
-async def _wait_for(what: str, timeout: int, probe) -> Any:
-    """Poll `probe()` until it returns something truthy; fail naming `what`."""
-    for _ in range(timeout // POLL):
-        try:
-            found = probe()
-        except Exception as e:  # not there yet (404) or not ready
-            logger.debug("waiting for %s: %s", what, e)
-            found = None
-        if found:
-            return found
-        await asyncio.sleep(POLL)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def _ready(obj: Any) -> bool:
@@ -124,18 +108,7 @@ def _ready(obj: Any) -> bool:
 async def test_mlflow_and_kserve_are_deployed_and_active(ops_test: OpsTest):
     assert ops_test.model is not None
     if not ops_test.model.applications:  # run alone: deploy the bundle as test_bundle does
-        missing = missing_artefacts()
-        if missing:
-            pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
-        await ops_test.juju(
-            "deploy",
-            str(BUNDLE),
-            "--trust",
-            "--overlay",
-            str(OVERLAY),
-            check=True,
-            fail_msg="juju deploy of the bundle failed",
-        )
+        await deploy_bundle(ops_test)
     for app in (MLFLOW, KSERVE):
         if app not in ops_test.model.applications:
             pytest.fail(f"{BUNDLE.name} deploys no {app} application")
@@ -159,14 +132,14 @@ async def test_a_profile_gets_what_serving_needs(ops_test: OpsTest):
         owner=admin["email"],
     )
     client = Client()
-    await _wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
+    await wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
     for name in ("mlflow-tracking", "minio-credentials"):
-        await _wait_for(
+        await wait_for(
             f"the Secret {name}",
             PROFILE_WAIT,
             lambda name=name: client.get(Secret, name, namespace=PROFILE),
         )
-    account = await _wait_for(
+    account = await wait_for(
         "kserve's ServiceAccount",
         PROFILE_WAIT,
         lambda: client.get(ServiceAccount, "kserve-models", namespace=PROFILE),
@@ -175,7 +148,7 @@ async def test_a_profile_gets_what_serving_needs(ops_test: OpsTest):
     pod_default = create_namespaced_resource(
         "kubeflow.org", "v1alpha1", "PodDefault", "poddefaults"
     )
-    await _wait_for(
+    await wait_for(
         "the access-mlflow PodDefault",
         PROFILE_WAIT,
         lambda: client.get(pod_default, "access-mlflow", namespace=PROFILE),
@@ -218,7 +191,7 @@ async def _train_and_register() -> dict[str, Any]:
             pytest.fail(f"the training pod failed:\n{logs}")
         return pod if phase == "Succeeded" else None
 
-    await _wait_for("the model's registration", TRAIN_WAIT, finished)
+    await wait_for("the model's registration", TRAIN_WAIT, finished)
     logs = list(client.log(name, namespace=PROFILE))
     lines = [line for line in logs if line.startswith("RESULT ")]
     assert lines, "the training pod printed no result:\n" + "\n".join(logs)
@@ -261,7 +234,7 @@ async def test_a_registered_model_is_served_and_answers_through_the_gateway(ops_
     }
     client = Client(field_manager="integration-test")
     client.create(isvc_kind.from_dict(body))
-    isvc = await _wait_for(
+    isvc = await wait_for(
         "the InferenceService's readiness",
         SERVE_WAIT,
         lambda: (
@@ -286,17 +259,10 @@ async def test_a_registered_model_is_served_and_answers_through_the_gateway(ops_
 
     admin = await run_action(ops_test, await leader(ops_test, "dex"), "get-admin-password")
     session = requests.Session()
-    page = follow_to_dex(session, f"http://{address}/")
-    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text, re.I)
-    assert form, f"no Dex login form at {page.url}"
-    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
-    landed = session.post(
-        action, data={"login": admin["email"], "password": admin["password"]}, timeout=30
-    )
-    assert landed.status_code == 200, f"{landed.url} answered {landed.status_code}"
+    log_in_at_dex(session, f"http://{address}/", admin)
     cookies = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
-    answer = await _wait_for(
+    answer = await wait_for(
         "a prediction through the gateway",
         PREDICT_WAIT,
         lambda: (

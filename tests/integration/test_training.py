@@ -27,7 +27,6 @@ which test_kfp.py pulls too: no framework image is pulled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -35,10 +34,10 @@ import pytest
 from integration.test_bundle import (
     APPS,
     BUNDLE,
-    OVERLAY,
+    deploy_bundle,
     leader,
-    missing_artefacts,
     run_action,
+    wait_for,
 )
 from pytest_operator.plugin import OpsTest
 
@@ -88,21 +87,6 @@ SETTLE_TRAINING = 15 * 60  # katib and kubeflow-trainer, their images pulled
 PROFILE_WAIT = 5 * 60  # the profile's namespace
 EXPERIMENT_WAIT = 15 * 60  # the suggestion's image, two trials
 TRAINJOB_WAIT = 10 * 60  # two nodes meet
-POLL = 5
-
-
-async def _wait_for(what: str, timeout: int, probe) -> Any:
-    """Poll `probe()` until it returns something truthy; fail naming `what`."""
-    for _ in range(timeout // POLL):
-        try:
-            found = probe()
-        except Exception as e:  # not there yet (404) or not ready
-            logger.debug("waiting for %s: %s", what, e)
-            found = None
-        if found:
-            return found
-        await asyncio.sleep(POLL)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def _condition(obj: Any, kind: str) -> bool | None:
@@ -118,18 +102,7 @@ def _condition(obj: Any, kind: str) -> bool | None:
 async def test_katib_and_trainer_are_deployed_and_active(ops_test: OpsTest):
     assert ops_test.model is not None
     if not ops_test.model.applications:  # run alone: deploy the bundle as test_bundle does
-        missing = missing_artefacts()
-        if missing:
-            pytest.fail(f"pack the charms first (python tools/pack.py): missing {missing}")
-        await ops_test.juju(
-            "deploy",
-            str(BUNDLE),
-            "--trust",
-            "--overlay",
-            str(OVERLAY),
-            check=True,
-            fail_msg="juju deploy of the bundle failed",
-        )
+        await deploy_bundle(ops_test)
     for app in (KATIB, TRAINER):
         if app not in ops_test.model.applications:
             pytest.fail(f"{BUNDLE.name} deploys no {app} application")
@@ -152,7 +125,7 @@ async def test_a_profile_for_training(ops_test: OpsTest):
         owner=admin["email"],
     )
     client = Client()
-    await _wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
+    await wait_for("the profile namespace", PROFILE_WAIT, lambda: client.get(Namespace, PROFILE))
 
 
 async def test_a_random_search_over_two_trials_succeeds(ops_test: OpsTest):
@@ -211,7 +184,7 @@ async def test_a_random_search_over_two_trials_succeeds(ops_test: OpsTest):
             pytest.fail(f"the Experiment failed: {experiment.status}")
         return experiment if _condition(experiment, "Succeeded") else None
 
-    experiment = await _wait_for("the Experiment's success", EXPERIMENT_WAIT, finished)
+    experiment = await wait_for("the Experiment's success", EXPERIMENT_WAIT, finished)
     status = experiment.status or {}
     logger.info("the Experiment ended: %s", status.get("currentOptimalTrial"))
     assert status.get("trialsSucceeded") == 2, status
@@ -262,6 +235,6 @@ async def test_a_two_node_cpu_trainjob_completes(ops_test: OpsTest):
             pytest.fail(f"the TrainJob failed: {found.status}")
         return found if _condition(found, "Complete") else None
 
-    done = await _wait_for("the TrainJob's completion", TRAINJOB_WAIT, finished)
+    done = await wait_for("the TrainJob's completion", TRAINJOB_WAIT, finished)
     jobs = {j["name"]: j for j in (done.status or {}).get("jobsStatus") or []}
     assert jobs["node"]["succeeded"] == 2, done.status
