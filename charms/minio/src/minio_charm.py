@@ -433,11 +433,16 @@ class MinioCharm(ops.CharmBase):
         if invalid:
             return
         profiles = []
+        kserve = profile_manifests.kserve_annotations(self._service_url, minio_server.REGION)
         for namespace in sorted(namespaces or ()):
             name = minio_users.profile_user(namespace)
             if name in ready:
                 credentials = s3.S3Credentials(access_key=name, secret_key=ready[name])
-                profiles.append(profile_manifests.credentials_secret(credentials, namespace))
+                profiles.append(
+                    profile_manifests.credentials_secret(
+                        credentials, namespace, annotations=kserve
+                    )
+                )
         self._publish_manifests(self._service_url, minio_server.REGION, profiles)
 
     def _publish_answers(
@@ -474,7 +479,13 @@ class MinioCharm(ops.CharmBase):
                 logger.info("answered relation %d with bucket %r", relation.id, info.bucket)
         secrets: list[dict[str, object]] = []
         if config.external_profile_credentials:
-            secrets = [profile_manifests.credentials_secret(credentials)]
+            kserve = profile_manifests.kserve_annotations(
+                config.endpoint,
+                config.external_region,
+                uri_style=config.external_uri_style,
+                custom_ca=bool(config.external_ca_chain.strip()),
+            )
+            secrets = [profile_manifests.credentials_secret(credentials, annotations=kserve)]
         self._publish_manifests(config.endpoint, config.external_region, secrets)
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
