@@ -515,4 +515,6 @@ def test_host_style_addressing_reaches_kserve():
     }
     env = _kserve_env(_annotations(_profile_secret(config, frozenset({keys}))))
     virtual = kserve("storage-initializer-virtual-bucket")
-    assert env[virtual["env"]] == virtual["enabled-by"], kserve_why("storage-initializer-virtual-bucket")
+    assert env[virtual["env"]] == virtual["enabled-by"], kserve_why(
+        "storage-initializer-virtual-bucket"
+    )

@@ -310,7 +310,10 @@ def serve_s3_enforcing_iam(port: int) -> None:
         self: Any, action: str, resource: str = "*", principal: Any = None, values: Any = None
     ) -> Any:
         result = statement_permits(self, action, resource, principal, values)
-        if result == access_control.PermissionResult.DENIED and self._statement["Effect"] == "Allow":
+        if (
+            result == access_control.PermissionResult.DENIED
+            and self._statement["Effect"] == "Allow"
+        ):
             return access_control.PermissionResult.NEUTRAL
         return result
 
