@@ -275,7 +275,7 @@ def test_the_ingress_gateway_and_status_are_ours(settled):
 
 
 def test_istiods_account_may_do_what_the_charts_clusterrole_grants(settled):
-    """istiod runs as the trusted charm's account: no ClusterRole of the charm limits it."""
+    """The trusted charm's account runs istiod: no ClusterRole of the charm limits it."""
     fact = INGRESS["rbac"]
     resources = {r for rule in fact.value for r in rule["resources"]}
     assert {"ingresses", "ingressclasses", "ingresses/status"} <= resources, str(fact.source)

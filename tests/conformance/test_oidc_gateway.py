@@ -261,9 +261,8 @@ def test_bearer_tokens_as_kubeflow_allows_them(charm_files):
     # No extra issuer unless configured, as Kubeflow's EXTRA_JWT_ISSUERS is empty.
     assert "extra_jwt_issuers" not in toml, str(kubeflow.source)
     assert "bearer_token_login_fallback" not in toml, f"its default: {options.note}"
-    assert (
-        METADATA["config"]["options"]["accept-bearer-tokens"]["default"]
-        == (kubeflow.value["OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS"] == "true")
+    assert METADATA["config"]["options"]["accept-bearer-tokens"]["default"] == (
+        kubeflow.value["OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS"] == "true"
     ), str(kubeflow.source)
 
 
