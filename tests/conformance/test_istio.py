@@ -26,6 +26,7 @@ FACTS = facts.load("istio")
 ISTIOD = FACTS["istiod"]
 GATEWAY = FACTS["ingress-gateway"]
 SIDECAR = FACTS["sidecar"]
+INGRESS = FACTS["kube-ingress"]
 CRDS = FACTS["crds"]
 METADATA = yaml.safe_load((CHARMS / "istio" / "charmcraft.yaml").read_text())
 SIDECAR_TEMPLATE = CHARMS / "istio" / "src" / "templates" / "sidecar-injection.gotmpl"
@@ -136,7 +137,14 @@ def test_istiod_listens_where_its_service_and_checks_point(settled):
 
 def test_istiod_environment_is_read_by_istiod(settled):
     env = dict(_service(settled).environment)
-    keys = ("env-features", "env-experimental", "env-bootstrap", "env-ca", "env-chart")
+    keys = (
+        "env-features",
+        "env-experimental",
+        "env-bootstrap",
+        "env-ca",
+        "env-chart",
+        "env-ingress",
+    )
     known = {name for key in keys for name in ISTIOD[key].value}
     # CHARM_FILES_HASH is ours: a changed file changes the plan, which restarts istiod.
     unknown = sorted(set(env) - known - {"CHARM_FILES_HASH"})
@@ -228,6 +236,54 @@ def test_webhook_reaches_the_injector(settled):
             "reinvocationPolicy",
         ):
             assert hook[key] == fact.value[key], f"{key}: {fact.source}"
+
+
+# --- Kubernetes Ingress (KServe's per-InferenceService routes) ----------------------------
+
+
+def test_istiod_serves_the_ingress_class_kserve_names(settled):
+    mesh = yaml.safe_load(settled.file(istiod.MESH_FILE))
+    kserve = INGRESS["kserve-ingress-class"]
+    assert mesh["ingressClass"] == kserve.value, str(kserve.source)
+    modes = ISTIOD["ingress-controller-modes"]
+    assert mesh["ingressControllerMode"] in modes.value, str(modes.source)
+    mode = INGRESS["controller-mode"]
+    assert mesh["ingressControllerMode"] == mode.value, str(mode.source)
+    # STRICT serves an Ingress without the annotation only through its IngressClass.
+    (ingress_class,) = settled.kube.of_kind("IngressClass")
+    assert ingress_class["metadata"]["name"] == kserve.value, str(kserve.source)
+    controller = INGRESS["ingress-class-controller"]
+    assert ingress_class["spec"]["controller"] == controller.value, str(controller.source)
+
+
+def test_the_ingress_gateway_and_status_are_ours(settled):
+    mesh = yaml.safe_load(settled.file(istiod.MESH_FILE))
+    env = dict(_service(settled).environment)
+    status = INGRESS["status-from-service"]
+    namespace = env[status.value["namespace"]]
+    assert namespace == MODEL, str(ISTIOD["env-ingress"].source)
+    service = settled.kube.get("Service", mesh[status.value["service"]], namespace)
+    assert service is not None, str(status.source)
+    selector = INGRESS["gateway-selector"]
+    deployment = settled.kube.get("Deployment", "istio-ingressgateway", MODEL)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels[selector.value["label"]] == mesh[selector.value["from"]], str(selector.source)
+    # The values set are Istio's defaults (an unset ingressSelector selects the same pods).
+    defaults = INGRESS["mesh-defaults"]
+    for key, value in defaults.value.items():
+        assert mesh[key] == value, f"{key}: {defaults.source}"
+
+
+def test_istiods_account_may_do_what_the_charts_clusterrole_grants(settled):
+    """The trusted charm's account runs istiod: no ClusterRole of the charm limits it."""
+    fact = INGRESS["rbac"]
+    resources = {r for rule in fact.value for r in rule["resources"]}
+    assert {"ingresses", "ingressclasses", "ingresses/status"} <= resources, str(fact.source)
+    # istiod runs in the charm's pod as the application's account, the one `juju trust`
+    # grants everything; the charm binds it to no narrower ClusterRole.
+    env = dict(_service(settled).environment)
+    assert env["SERVICE_ACCOUNT"] == METADATA["name"]
+    assert settled.kube.of_kind("ClusterRole") == [], f"{fact.source}: {fact.note}"
 
 
 # --- the ingress gateway -----------------------------------------------------------------

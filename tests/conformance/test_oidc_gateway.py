@@ -58,6 +58,7 @@ def _settings(**provider: Any) -> Any:
         userid_prefix=TRICKY_PREFIX,
         userid_claim="preferred_username",
         groups_header="kubeflow-groups",
+        extra_jwt_issuers=("https://sso.example.com/realm=sdk=client",),
     )
 
 
@@ -244,6 +245,56 @@ def test_user_header_is_the_sessions_email_holding_the_user_claim(charm_files):
     assert oauth2_proxy.ProxySettings.__dataclass_fields__["userid_claim"].default == (
         default.value
     ), str(default.source)
+
+
+# --- bearer tokens ---------------------------------------------------------------------------
+
+
+def test_bearer_tokens_as_kubeflow_allows_them(charm_files):
+    _, tmp_path = charm_files
+    toml = toml_config(tmp_path)
+    options = PROXY["bearer-options"]
+    kubeflow = PROXY["kubeflow-bearer-settings"]
+    assert toml["skip_jwt_bearer_tokens"] is True, str(kubeflow.source)
+    assert kubeflow.value["OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS"] == "true"
+    assert "skip_jwt_bearer_tokens" in PROXY["core-option-keys"].value, str(options.source)
+    # No extra issuer unless configured, as Kubeflow's EXTRA_JWT_ISSUERS is empty.
+    assert "extra_jwt_issuers" not in toml, str(kubeflow.source)
+    assert "bearer_token_login_fallback" not in toml, f"its default: {options.note}"
+    assert METADATA["config"]["options"]["accept-bearer-tokens"]["default"] == (
+        kubeflow.value["OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS"] == "true"
+    ), str(kubeflow.source)
+
+
+def test_extra_jwt_issuers_are_issuer_audience_pairs():
+    fact = PROXY["extra-jwt-issuer-format"]
+    options = PROXY["bearer-options"]
+    toml = tomllib.loads(oauth2_proxy.render_config(_settings()))
+    assert isinstance(toml["extra_jwt_issuers"], list), str(options.source)
+    assert options.value["extra_jwt_issuers"] == "list"
+    for entry in toml["extra_jwt_issuers"]:
+        issuer, sep, audience = entry.partition(fact.value["separator"])
+        # oauth2-proxy takes the issuer up to the first `=` and the audience as the rest.
+        assert sep and issuer.startswith("https://") and audience, str(fact.source)
+    assert toml["extra_jwt_issuers"] == ["https://sso.example.com/realm=sdk=client"]
+    # The charm's own check splits the same way, so an issuer holds no `=`.
+    config = CHARM.GatewayConfig(extra_jwt_issuers="https://sso.example.com/realm=sdk=client")
+    (entry,) = config.jwt_issuers
+    assert entry.partition("=")[0] == "https://sso.example.com/realm", str(fact.source)
+
+
+def test_a_bearer_tokens_user_header_reads_the_same_claim_as_a_login(charm_files):
+    provider = PROXY["bearer-session-provider"]
+    extra = PROXY["bearer-session-extra-issuers"]
+    rule = PROXY["email-from-user-id-claim"]
+    for where, alpha in _alpha_documents(charm_files):
+        oidc = alpha["providers"][0]["oidcConfig"]
+        user_header = alpha["injectResponseHeaders"][0]
+        claim = user_header["values"][0]["claimSource"]["claim"]
+        # The main issuer's tokens: the session's email is userIDClaim's value, as for a login.
+        assert oidc["emailClaim"] == rule.value["emailClaim"], f"{where}: {provider.source}"
+        # Extra issuers' tokens fill the same session field from `email` (or `sub`).
+        assert claim == "email" == extra.value["email"][0], f"{where}: {extra.source}"
 
 
 # --- ports and health ------------------------------------------------------------------------

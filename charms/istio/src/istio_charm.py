@@ -62,7 +62,7 @@ SERVICE_TYPES = ("LoadBalancer", "NodePort", "ClusterIP")
 # The templates of each scope, applied in this order (the CRDs before objects of their kinds).
 STAGES = (
     ("crds", ("crds.yaml.j2",)),
-    ("mesh", ("istiod.yaml.j2", "gateway.yaml.j2", "routes.yaml.j2")),
+    ("mesh", ("istiod.yaml.j2", "gateway.yaml.j2", "ingress.yaml.j2", "routes.yaml.j2")),
 )
 # Peer app databag keys: what the leader applied last.
 HASH_KEY = "manifest-hash"
@@ -92,6 +92,7 @@ KINDS = (
     Kind("rbac.authorization.k8s.io/v1", "Role"),
     Kind("rbac.authorization.k8s.io/v1", "RoleBinding"),
     Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    Kind("networking.k8s.io/v1", "IngressClass"),
     Kind("networking.istio.io/v1", "Gateway", "gateways"),
     Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
     Kind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
@@ -831,6 +832,8 @@ class IstioCharm(ops.CharmBase):
             "auth": inputs.ext_authz,
             "auth_rules": routes.auth_rules(served),
             "strip_identity_lua": routes.strip_headers_lua(inputs.identity_headers),
+            "ingress_class": istiod.INGRESS_CLASS,
+            "ingress_controller": istiod.INGRESS_CONTROLLER,
         }
 
     def _resources(self, scope: str) -> Resources:

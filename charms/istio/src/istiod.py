@@ -4,7 +4,8 @@ istiod runs in the charm's pod. What it reads comes from files the charm
 writes into its container:
 
 - the mesh config (`--meshConfig`): trust domain, root namespace, where
-  proxies find istiod, and the ext_authz provider when one is related;
+  proxies find istiod, Kubernetes Ingress on the gateway, and the ext_authz
+  provider when one is related;
 - the sidecar-injection config and values it serves on its webhook
   (`/inject` on port 15017);
 - its serving certificate for the webhook and XDS ports (`--tlsCertFile`,
@@ -26,6 +27,7 @@ from typing import Any
 
 import ops
 import yaml
+from gateway import GATEWAY_NAME
 
 from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.pebble import plan_has
@@ -38,6 +40,14 @@ CLUSTER_DOMAIN = "cluster.local"
 XDS_PORT = 15012
 WEBHOOK_PORT = 15017
 EXT_AUTHZ_PROVIDER = "kubeflow-ext-authz"
+# Kubernetes Ingress: istiod serves Ingress objects of this class (their
+# `ingressClassName` naming an IngressClass of this controller) on the pods
+# labelled `istio: <INGRESS_SELECTOR>`, and writes the address of the Service
+# INGRESS_SERVICE (in the namespace K8S_INGRESS_NS names) into their status.
+INGRESS_CLASS = "istio"
+INGRESS_CONTROLLER = "istio.io/ingress-controller"
+INGRESS_SERVICE = GATEWAY_NAME  # the gateway's Service
+INGRESS_SELECTOR = "ingressgateway"  # the gateway pods' `istio` label
 
 MESH_FILE = "/etc/istio/config/mesh"
 INJECT_DIR = "/var/lib/istio/inject"  # istiod reads ./var/lib/istio/inject from its working dir
@@ -86,6 +96,13 @@ def mesh_config(namespace: str, ext_authz: ExtAuthz | None) -> str:
         "accessLogFile": "/dev/stdout",
         "enablePrometheusMerge": True,
         "defaultConfig": {"discoveryAddress": f"{istiod_host(namespace)}:{XDS_PORT}"},
+        # Ingress objects of class `istio` only (STRICT), served on our gateway's pods,
+        # their status the gateway Service's address. These are Istio's defaults too;
+        # set here so that the mesh file says what the gateway serves.
+        "ingressClass": INGRESS_CLASS,
+        "ingressControllerMode": "STRICT",
+        "ingressService": INGRESS_SERVICE,
+        "ingressSelector": INGRESS_SELECTOR,
     }
     if ext_authz is not None:
         mesh["extensionProviders"] = [
@@ -210,6 +227,10 @@ def pebble_layer(
                     "INJECTION_WEBHOOK_CONFIG_NAME": "",
                     "VALIDATION_WEBHOOK_CONFIG_NAME": "",
                     "PILOT_ENABLE_ANALYSIS": "false",
+                    # Where the gateway runs: the Gateways istiod makes for Ingress
+                    # objects go there, and the status is the address of the Service
+                    # there (istio-system otherwise).
+                    "K8S_INGRESS_NS": namespace,
                     "CHARM_FILES_HASH": files_hash,
                 },
             }

@@ -119,6 +119,10 @@ class ProxySettings:
     userid_prefix: str = ""
     userid_claim: str = "email"
     groups_header: str = ""
+    accept_bearer_tokens: bool = True
+    """Allow a request with `Authorization: Bearer <ID token>` of the provider (or below)."""
+    extra_jwt_issuers: tuple[str, ...] = ()
+    """Other issuers whose bearer tokens are accepted, each `issuer=audience`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +163,12 @@ def render_config(settings: ProxySettings) -> str:
         "cookie_httponly": True,
         "cookie_samesite": "lax",
         "silence_ping_logging": True,
+        # A request with a valid ID token as its bearer token is a session of its own
+        # (the provider's claims, as for a login), for scripts and SDK clients.
+        "skip_jwt_bearer_tokens": settings.accept_bearer_tokens,
     }
+    if settings.accept_bearer_tokens and settings.extra_jwt_issuers:
+        options["extra_jwt_issuers"] = settings.extra_jwt_issuers
     lines = ["# Written by the oidc-gateway charm: changes here are overwritten."]
     lines += [f"{key} = {_toml_value(value)}" for key, value in options.items()]
     return "\n".join(lines) + "\n"

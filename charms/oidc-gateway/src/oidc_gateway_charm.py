@@ -108,6 +108,8 @@ class GatewayConfig:
     issuer_url: str = ""
     client_id: str = ""
     client_secret_id: ops.Secret | None = None
+    accept_bearer_tokens: bool = True
+    extra_jwt_issuers: str = ""
 
     def __post_init__(self):
         _check_header("userid-header", self.userid_header)
@@ -136,6 +138,28 @@ class GatewayConfig:
         if "openid" not in self.scope_list:
             raise ValueError("scopes: must include openid")
         self._check_external()
+        self._check_jwt_issuers()
+
+    def _check_jwt_issuers(self) -> None:
+        entries = self.jwt_issuers
+        if entries and not self.accept_bearer_tokens:
+            raise ValueError("extra-jwt-issuers: set only with accept-bearer-tokens=true")
+        for entry in entries:
+            issuer, eq, audience = entry.partition("=")
+            if not eq or not issuer or not audience:
+                raise ValueError(
+                    f"extra-jwt-issuers: {entry[:80]!r} is not issuer=audience "
+                    "(entries separated by commas)"
+                )
+            _check_url("extra-jwt-issuers", issuer)
+            if len(audience) > 255 or not _PRINTABLE.match(audience):
+                raise ValueError(f"extra-jwt-issuers: the audience of {issuer!r} is not text")
+
+    @property
+    def jwt_issuers(self) -> tuple[str, ...]:
+        """`extra-jwt-issuers` as its entries, without blanks."""
+        parts = self.extra_jwt_issuers.replace(",", " ").split()
+        return tuple(dict.fromkeys(parts))
 
     def _check_external(self) -> None:
         given = {
@@ -438,6 +462,8 @@ class OidcGatewayCharm(ops.CharmBase):
             userid_prefix=config.userid_prefix,
             userid_claim=config.userid_claim,
             groups_header=config.groups_header,
+            accept_bearer_tokens=config.accept_bearer_tokens,
+            extra_jwt_issuers=config.jwt_issuers,
         )
 
     def _publish_forward_auth(self, config: GatewayConfig) -> None:

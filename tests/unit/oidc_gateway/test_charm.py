@@ -88,6 +88,10 @@ def test_dex_proxy_configuration_field_by_field(ctx, tmp_path):
         "cookie_httponly": True,
         "cookie_samesite": "lax",
         "silence_ping_logging": True,
+        # ID tokens as bearer tokens, as Kubeflow's manifests allow them (kubeflow/manifests
+        # v1.10.0 common/oauth2-proxy/base/kustomization.yaml:45 ENABLE_M2M_TOKENS=true,
+        # deployment.yaml:63 as OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS).
+        "skip_jwt_bearer_tokens": True,
     }
     alpha = alpha_config(tmp_path)
     assert alpha["server"] == {"bindAddress": "0.0.0.0:4180"}
@@ -469,6 +473,56 @@ def test_valid_external_options(ctx, tmp_path):
     assert out.unit_status == testing.ActiveStatus(f"login via dev-123.okta.com at {ORIGIN}")
 
 
+# --- bearer tokens (scripts and SDK clients) ----------------------------------------------
+
+
+def test_bearer_tokens_can_be_turned_off(ctx, tmp_path):
+    out = ctx.run(
+        ctx.on.config_changed(), dex_state(tmp_path, config={"accept-bearer-tokens": False})
+    )
+    config = toml_config(tmp_path)
+    assert config["skip_jwt_bearer_tokens"] is False
+    assert "extra_jwt_issuers" not in config
+    assert out.unit_status.name == "active"
+
+
+def test_extra_jwt_issuers_reach_the_proxy_as_issuer_audience_pairs(ctx, tmp_path):
+    # oauth2-proxy v7.15.3 pkg/validation/options.go parseJwtIssuers: `issuer=audience`,
+    # split at the first `=`; options.go:61 names the TOML key extra_jwt_issuers.
+    issuers = (
+        f" {EXTERNAL_ISSUER}=sdk-app, https://kubernetes.default.svc=https://kubernetes.default.svc"
+        f"\n{EXTERNAL_ISSUER}=sdk-app"
+    )
+    out = ctx.run(
+        ctx.on.config_changed(), dex_state(tmp_path, config={"extra-jwt-issuers": issuers})
+    )
+    config = toml_config(tmp_path)
+    assert config["skip_jwt_bearer_tokens"] is True
+    assert config["extra_jwt_issuers"] == [
+        f"{EXTERNAL_ISSUER}=sdk-app",
+        "https://kubernetes.default.svc=https://kubernetes.default.svc",
+    ]
+    assert out.unit_status.name == "active"
+
+
+def test_a_bearer_tokens_user_comes_from_the_claim_a_login_uses(ctx, tmp_path):
+    """The header reads the session's e-mail, which the provider fills from userid-claim.
+
+    oauth2-proxy v7.15.3 providers/oidc.go CreateSessionFromToken builds a bearer token's
+    session with buildSessionFromClaims (providers/provider_data.go:262), as a login does,
+    and providers/providers.go:166 makes the e-mail claim userIDClaim.
+    """
+    config = {"userid-claim": "preferred_username"}
+    ctx.run(ctx.on.config_changed(), dex_state(tmp_path, config=config))
+    alpha = alpha_config(tmp_path)
+    (provider,) = alpha["providers"]
+    assert provider["oidcConfig"]["userIDClaim"] == "preferred_username"
+    assert provider["oidcConfig"]["emailClaim"] == "email"
+    user_header = alpha["injectResponseHeaders"][0]
+    assert user_header["values"] == [{"claimSource": {"claim": "email"}}]
+    assert toml_config(tmp_path)["skip_jwt_bearer_tokens"] is True
+
+
 INVALID = [
     ({"userid-header": "kubeflow userid"}, "userid-header: 'kubeflow userid' is not a header"),
     ({"userid-header": ""}, "userid-header: '' is not a header name"),
@@ -508,6 +562,32 @@ INVALID = [
     ({"issuer-url": "https://idp.example.com/?a=1"}, "issuer-url: must not hold credentials"),
     ({"issuer-url": "https://idp.example.com:99999"}, "issuer-url: has an invalid port"),
     ({"client-id": "has space"}, "client-id: must be printable text without spaces"),
+    (
+        {"extra-jwt-issuers": "https://idp.example.com"},
+        "extra-jwt-issuers: 'https://idp.example.com' is not issuer=audience",
+    ),
+    ({"extra-jwt-issuers": "https://idp.example.com="}, "extra-jwt-issuers: 'https://idp.exa"),
+    ({"extra-jwt-issuers": "=aud"}, "extra-jwt-issuers: '=aud' is not issuer=audience"),
+    (
+        {"extra-jwt-issuers": "idp.example.com=aud"},
+        "extra-jwt-issuers: must be an http:// or https:// URL with a host",
+    ),
+    (
+        {"extra-jwt-issuers": "https://idp.example.com/?x=1=aud"},
+        "extra-jwt-issuers: must not hold credentials, a query or a fragment",
+    ),
+    (
+        {"extra-jwt-issuers": "https://u:p@idp.example.com=aud"},
+        "extra-jwt-issuers: must not hold credentials",
+    ),
+    (
+        {"extra-jwt-issuers": "https://idp.example.com=a\x7fb"},
+        "extra-jwt-issuers: the audience of 'https://idp.example.com' is not text",
+    ),
+    (
+        {"accept-bearer-tokens": False, "extra-jwt-issuers": "https://idp.example.com=aud"},
+        "extra-jwt-issuers: set only with accept-bearer-tokens=true",
+    ),
 ]
 
 
