@@ -1,4 +1,4 @@
-"""mlflow against MLflow 2.22.0: the server's Pebble layer, migration, route and profile objects."""
+"""mlflow against MLflow 2.22.0: its Pebble layer, migration, route and profile objects."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def test_route_and_database_as_canonicals_charm():
 
 def test_profile_objects_use_the_clients_environment_names():
     pod_default = mlflow_profiles.pod_default(
-        s3_endpoint=SETTINGS.s3_endpoint, artifacts_root="s3://mlflow/artifacts",
+        s3_endpoint=SETTINGS.s3_endpoint,
+        artifacts_root="s3://mlflow/artifacts",
         default_experiment="team",
     )
     names = {e["name"] for e in pod_default["spec"]["env"]}

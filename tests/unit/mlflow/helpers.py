@@ -71,9 +71,7 @@ def container(
 ) -> testing.Container:
     """The server's container, answering `mlflow --version` and the migration."""
     execs = {version_exec(version), migrate or migrate_exec()}
-    return testing.Container(
-        workload.CONTAINER, can_connect=can_connect, execs=execs, **kwargs
-    )
+    return testing.Container(workload.CONTAINER, can_connect=can_connect, execs=execs, **kwargs)
 
 
 def state(

@@ -48,9 +48,7 @@ def test_a_bad_value_keeps_a_running_server_as_it_was(ctx: testing.Context):
 
     assert out.get_container("mlflow-server").plan == plan
     assert running(out)
-    assert out.unit_status == testing.BlockedStatus(
-        "workers: must be a whole number from 1 to 64"
-    )
+    assert out.unit_status == testing.BlockedStatus("workers: must be a whole number from 1 to 64")
 
 
 def test_good_values_are_accepted(ctx: testing.Context):
