@@ -288,7 +288,12 @@ def serve_s3_enforcing_iam(port: int) -> None:
     gives `s3:prefix` the ListObjects `prefix` parameter (minio/minio
     RELEASE.2025-09-07T16-13-09Z, cmd/bucket-policy.go getConditionValues;
     minio/pkg v3.1.3 policy/condition/keyname.go) and evaluates StringLike
-    as a wildcard match, as AWS does. This adds both to moto, nothing else.
+    as a wildcard match, as AWS does. This adds both to moto. And moto
+    makes an Allow statement whose condition does not hold deny the request
+    (moto/iam/access_control.py, IAMPolicyStatement.is_action_permitted),
+    so a user with two conditioned listings (one bucket's prefixes, another
+    bucket's) could list neither: as in AWS and MinIO, such a statement
+    here just does not apply. Nothing else changes.
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -296,6 +301,18 @@ def serve_s3_enforcing_iam(port: int) -> None:
     from moto.server import ThreadedMotoServer
 
     policy_conditions.CONDITION_OPERATIONS["StringLike"] = _string_like
+    statement_permits = access_control.IAMPolicyStatement.is_action_permitted
+
+    def allow_never_denies(self, *args, **kwargs):
+        result = statement_permits(self, *args, **kwargs)
+        if (
+            result == access_control.PermissionResult.DENIED
+            and self._statement["Effect"] == "Allow"
+        ):
+            return access_control.PermissionResult.NEUTRAL
+        return result
+
+    access_control.IAMPolicyStatement.is_action_permitted = allow_never_denies  # type: ignore[method-assign]
 
     def check_action_permitted(self, resource: str) -> None:
         values = None
