@@ -27,6 +27,8 @@ class S3RequirerData(_databag.Databag):
     requested_secrets: list[str] | None = None
     version: str | None = None
     lib_version: str | None = None
+    # Our addition: every profile may read the bucket/path (see `s3.PROFILES_READ_KEY`).
+    profiles_read: Literal["true", "false"] | None = None
 
     _list = field_validator("requested_secrets", mode="before")(_databag.json_list)
 

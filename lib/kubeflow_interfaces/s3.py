@@ -4,7 +4,11 @@ Wire format (application databags, every value a string):
 
 - requirer: `bucket`, `path` (both optional: what it asks for),
   `requested-secrets` (JSON list, `["access-key", "secret-key"]`),
-  `version` (`1`) and `lib-version`.
+  `version` (`1`) and `lib-version`; and, our addition, `profiles-read`
+  (`"true"`, or absent): the requirer asks that every Kubeflow profile may
+  read (not write) its bucket or path with the profile's own keys. Ecosystem
+  providers ignore the key; ours (minio) grants it. Any other value is a
+  malformed request.
 - provider: `bucket`, `path`, `endpoint`, `region`, `s3-uri-style`
   (`path`/`host`), `storage-class`, `s3-api-version`, `tls-ca-chain` (JSON
   list, one PEM certificate each), `attributes` (JSON list), `version`
@@ -60,6 +64,9 @@ LIB_VERSION = "1.0"
 # object-storage-charmlib's protocol key and its value for the v1 format.
 SCHEMA_VERSION = "1"
 REQUESTED_SECRETS_KEY = "requested-secrets"
+# Our addition to the requirer's databag: profiles may read the bucket/path.
+PROFILES_READ_KEY = "profiles-read"
+_BOOLEANS = {"true": True, "false": False}
 SECRET_FIELDS = ("access-key", "secret-key")
 _SECRET_LABEL = "{endpoint}-{relation_id}"  # noqa: S105 - a label, not a secret
 
@@ -81,7 +88,11 @@ def __getattr__(name: str) -> Any:
 
 
 class InvalidS3DataError(Exception):
-    """The other side's databag does not parse."""
+    """The other side's databag does not parse; `keys` names the keys that do not."""
+
+    def __init__(self, message: str, *, keys: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.keys = keys
 
 
 _S3_CLIENT_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
@@ -216,6 +227,8 @@ class S3Request:
     requested_secrets: tuple[str, ...] | None = None
     version: str | None = None
     lib_version: str | None = None
+    # `profiles-read: "true"`: every profile may read this bucket/path (absent: False).
+    profiles_read: bool = False
 
 
 def _read_request(data: Mapping[str, str]) -> S3Request:
@@ -231,14 +244,19 @@ def _read_request(data: Mapping[str, str]) -> S3Request:
             requested = tuple(decoded)
         else:
             bad.append(REQUESTED_SECRETS_KEY)
+    profiles_read = _BOOLEANS.get(data.get(PROFILES_READ_KEY, "false"))
+    if profiles_read is None:
+        bad.append(PROFILES_READ_KEY)
     if bad:
-        raise InvalidS3DataError(f"invalid s3 relation data ({', '.join(sorted(bad))})")
+        keys = tuple(sorted(bad))
+        raise InvalidS3DataError(f"invalid s3 relation data ({', '.join(keys)})", keys=keys)
     return S3Request(
         bucket=bucket,
         path=data.get("path"),
         requested_secrets=requested,
         version=data.get("version"),
         lib_version=data.get("lib-version"),
+        profiles_read=bool(profiles_read),
     )
 
 
@@ -268,17 +286,22 @@ class S3ProviderInfo:
         return out
 
 
-def _request_databag(bucket: str | None, path: str | None) -> dict[str, str]:
+def _request_databag(
+    bucket: str | None, path: str | None, *, profiles_read: bool = False
+) -> dict[str, str]:
     """What a v1 requirer writes; ValueError for an invalid bucket name."""
     if bucket is not None and not is_valid_bucket_name(bucket):
         raise ValueError(f"invalid bucket name {bucket!r}")
     wanted = {"bucket": bucket, "path": path}
-    return {
+    request = {
         **{key: value for key, value in wanted.items() if value is not None},
         REQUESTED_SECRETS_KEY: json.dumps(list(SECRET_FIELDS)),
         "version": SCHEMA_VERSION,
         "lib-version": LIB_VERSION,
     }
+    if profiles_read:
+        request[PROFILES_READ_KEY] = "true"
+    return request
 
 
 class S3Provider:
@@ -415,7 +438,13 @@ class S3ConnectionFields:
 
 
 class S3Requirer:
-    """Requirer side: ask for a bucket, read the connection info back."""
+    """Requirer side: ask for a bucket, read the connection info back.
+
+    With `profiles_read`, the request also asks that every Kubeflow profile
+    may read (list and get, never write) the bucket or path with its own
+    keys (`profiles-read: "true"`); providers that do not know the key
+    ignore it.
+    """
 
     def __init__(
         self,
@@ -424,10 +453,11 @@ class S3Requirer:
         *,
         bucket: str | None = None,
         path: str | None = None,
+        profiles_read: bool = False,
     ):
         self._charm = charm
         self._endpoint = endpoint
-        self._request = _request_databag(bucket, path)
+        self._request = _request_databag(bucket, path, profiles_read=profiles_read)
 
     @property
     def relation(self) -> ops.Relation | None:
@@ -443,6 +473,8 @@ class S3Requirer:
         for key, value in self._request.items():
             if databag.get(key) != value:
                 databag[key] = value
+        if PROFILES_READ_KEY not in self._request and PROFILES_READ_KEY in databag:
+            del databag[PROFILES_READ_KEY]  # no longer asked for
 
     def connection_info(self) -> S3ConnectionInfo | None:
         """The provider's connection data, or None while it is incomplete.
@@ -521,12 +553,14 @@ def relation_for_provider(
     path: str | None = None,
     remote_app_name: str = "requirer",
     format_version: Literal["v1", "v0"] = "v1",
+    profiles_read: bool = False,
     **kwargs: Any,
 ) -> testing.Relation:
     """A relation as the provider sees it: the requirer's request in the remote databag.
 
     With `format_version="v0"` the request is what the v0 library writes:
-    `bucket` alone.
+    `bucket` alone. With `profiles_read`, a v1 request asks that profiles
+    may read the bucket/path.
     """
     from ops import testing
 
@@ -541,6 +575,7 @@ def relation_for_provider(
             requested_secrets=list(SECRET_FIELDS),
             version=SCHEMA_VERSION,
             lib_version=LIB_VERSION,
+            profiles_read="true" if profiles_read else None,
         )
     return testing.Relation(
         endpoint,

@@ -8,6 +8,8 @@
   backs up to that store.
 - s3-integrator 1 (the v0 format, keys in clear) still reaches mysql.
 - A requirer on data_platform_libs' v0 s3 library is named in minio's status.
+- Our requirer's `profiles-read` (our addition to the request) leaves
+  object-storage-charmlib's provider answering as before.
 
 Facts read from, where not from the installed library itself:
 - canonical/object-storage-integrator @ 54e63ec0d524b9f52644e2beeb3db0494c3749fd:
@@ -53,6 +55,8 @@ from object_storage import S3Provider, S3Requirer
 from ops import testing
 from unit.minio.helpers import FakeMinioAdmin, fake_minio_admin
 from unit.mysql.helpers import credentials_secret, mysql_container, storage
+
+from kubeflow_interfaces.s3 import S3Requirer as OurS3Requirer
 
 MINIO = load_charm("minio")
 import minio_server  # noqa: E402 - minio's workload module, as the charm imported it
@@ -440,6 +444,57 @@ def test_s3_integrator_2_answer_reaches_mysql_with_its_pem_chain(s3_endpoint: st
     assert any(
         k.startswith(f"team-b/mysql-backups/{out.model.name}/mysql/{backup_id}/")
         for k in _backup_keys(s3_endpoint, bucket)
+    )
+
+
+class ProfilesReadRequirer(ops.CharmBase):
+    """Our requirer asking that profiles may read its bucket, as mlflow does."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.s3 = OurS3Requirer(self, "object-storage", bucket="mlflow", profiles_read=True)
+        framework.observe(self.on["object-storage"].relation_created, self._ask)
+
+    def _ask(self, _: ops.EventBase) -> None:
+        self.s3.publish_request()
+
+
+def test_profiles_read_is_ignored_by_s3_integrator_2s_library(s3_endpoint: str):
+    meta = {"name": "mlflow", "requires": {"object-storage": {"interface": "s3", "limit": 1}}}
+    ours_ctx = testing.Context(ProfilesReadRequirer, meta=meta)
+    ours = testing.Relation("object-storage", remote_app_name="s3-integrator")
+    asked = ours_ctx.run(
+        ours_ctx.on.relation_created(ours), testing.State(leader=True, relations={ours})
+    )
+    request = dict(asked.get_relation(ours.id).local_app_data)
+    assert request["profiles-read"] == "true"
+
+    # s3-integrator 2's library answers as it answers any v1 request.
+    S3IntegratorLikeProvider.answer = _integrator_answer(s3_endpoint, "mlflow", [_ca_pem("root CA").strip()])
+    provider_ctx = testing.Context(S3IntegratorLikeProvider, meta=PROVIDER_META)
+    theirs = testing.Relation("s3-credentials", remote_app_name="mlflow", remote_app_data=request)
+    state = provider_ctx.run(
+        provider_ctx.on.relation_created(theirs), testing.State(leader=True, relations={theirs})
+    )
+    state = provider_ctx.run(
+        provider_ctx.on.relation_changed(state.get_relation(theirs.id), remote_unit=0), state
+    )
+    answer = dict(state.get_relation(theirs.id).local_app_data)
+    assert "profiles-read" not in answer
+    shared = state.get_secret(id=answer["secret-extra"])
+
+    # Our requirer reads that answer.
+    ours = dataclasses.replace(asked.get_relation(ours.id), remote_app_data=answer)
+    with ours_ctx(
+        ours_ctx.on.update_status(),
+        testing.State(leader=True, relations={ours}, secrets={_seen_by_other_side(shared)}),
+    ) as manager:
+        fields = manager.charm.s3.connection_fields()
+    assert fields is not None
+    assert (fields.endpoint, fields.bucket, fields.access_key) == (
+        s3_endpoint,
+        "mlflow",
+        "AKIAINTEGRATOR",
     )
 
 

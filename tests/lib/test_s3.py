@@ -268,6 +268,89 @@ def test_requirer_non_leader_writes_no_request(requirer_ctx: testing.Context):
     assert state_out.get_relation(relation.id).local_app_data == {}
 
 
+# --- profiles-read: our addition to the request ---------------------------------------
+
+
+class ProfilesReadRequirer(ops.CharmBase):
+    """A requirer asking that profiles may read its bucket, as mlflow does."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.s3 = s3.S3Requirer(self, "s3-parameters", bucket="mlflow", profiles_read=True)
+        framework.observe(self.on["s3-parameters"].relation_joined, self._on_relation)
+
+    def _on_relation(self, _: ops.EventBase) -> None:
+        self.s3.publish_request()
+
+
+def _provider_reads(provider_ctx: testing.Context, request: dict[str, str]) -> s3.S3Request:
+    relation = testing.Relation(
+        "s3-credentials", interface="s3", remote_app_name="requirer", remote_app_data=request
+    )
+    with provider_ctx(
+        provider_ctx.on.update_status(), testing.State(leader=True, relations={relation})
+    ) as manager:
+        return manager.charm.provider.request(manager.charm.model.get_relation("s3-credentials"))
+
+
+def test_a_requirer_asks_that_profiles_may_read(provider_ctx: testing.Context):
+    ctx = testing.Context(ProfilesReadRequirer, meta=REQUIRER_META)
+    relation = testing.Relation("s3-parameters", interface="s3", remote_app_name="provider")
+    out = ctx.run(ctx.on.relation_joined(relation), testing.State(leader=True, relations={relation}))
+    request = dict(out.get_relation(relation.id).local_app_data)
+
+    assert request["profiles-read"] == "true"
+    assert request["bucket"] == "mlflow"
+    read = _provider_reads(provider_ctx, request)
+    assert read.profiles_read is True
+    assert read.bucket == "mlflow"
+
+
+def test_a_request_without_the_key_asks_nothing_for_profiles(
+    requirer_ctx: testing.Context, provider_ctx: testing.Context
+):
+    relation = testing.Relation("s3-parameters", interface="s3", remote_app_name="provider")
+    out = requirer_ctx.run(
+        requirer_ctx.on.relation_joined(relation), testing.State(leader=True, relations={relation})
+    )
+    request = dict(out.get_relation(relation.id).local_app_data)
+
+    assert "profiles-read" not in request
+    assert _provider_reads(provider_ctx, request).profiles_read is False
+    assert _provider_reads(provider_ctx, {**request, "profiles-read": "false"}).profiles_read is (
+        False
+    )
+
+
+def test_a_requirer_that_stops_asking_removes_the_key(requirer_ctx: testing.Context):
+    relation = testing.Relation(
+        "s3-parameters",
+        interface="s3",
+        remote_app_name="provider",
+        local_app_data={"profiles-read": "true"},
+    )
+    out = requirer_ctx.run(
+        requirer_ctx.on.relation_joined(relation), testing.State(leader=True, relations={relation})
+    )
+
+    assert "profiles-read" not in out.get_relation(relation.id).local_app_data
+
+
+def test_a_malformed_profiles_read_names_the_key():
+    with pytest.raises(s3.InvalidS3DataError, match=r"\(profiles-read\)") as raised:
+        s3._read_request({"profiles-read": "1"})  # pyright: ignore[reportPrivateUsage]
+    assert raised.value.keys == ("profiles-read",)
+    with pytest.raises(s3.InvalidS3DataError) as both:
+        s3._read_request({"bucket": "B", "profiles-read": "1"})  # pyright: ignore[reportPrivateUsage]
+    assert both.value.keys == ("bucket", "profiles-read")
+
+
+def test_the_provider_helper_asks_for_profiles_read():
+    relation = s3.relation_for_provider(bucket="mlflow", profiles_read=True)
+    assert relation.remote_app_data["profiles-read"] == "true"
+    assert "profiles-read" not in s3.relation_for_provider().remote_app_data
+
+
 # --- formats the requirer accepts ----------------------------------------------------
 
 
@@ -421,6 +504,9 @@ def test_credentials_secret_without_keys_raises(requirer_ctx: testing.Context):
         {"bucket": "-leading-hyphen"},
         {"bucket": "two..dots"},
         {"requested-secrets": "[1, 2]"},
+        {"bucket": "fine-bucket", "profiles-read": "yes"},
+        {"bucket": "fine-bucket", "profiles-read": "True"},
+        {"bucket": "fine-bucket", "profiles-read": ""},
     ],
 )
 def test_malformed_request_raises_on_the_provider(

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Collection
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -146,9 +147,13 @@ def _user_credentials(option: str, secret: ops.Secret) -> s3.S3Credentials:
 
 @dataclasses.dataclass(frozen=True)
 class _Unanswered:
-    """Why a relation gets no answer: an invalid request, a v0 requirer, or no request yet."""
+    """Why a relation gets no answer: an invalid request, a v0 requirer, or no request yet.
 
-    kind: Literal["invalid", "v0", "pending"]
+    `invalid` is a bucket name S3 refuses; `malformed`, any other key of the
+    request that does not parse (`profiles-read` not "true" or "false").
+    """
+
+    kind: Literal["invalid", "malformed", "v0", "pending"]
     text: str
 
 
@@ -323,23 +328,30 @@ class MinioCharm(ops.CharmBase):
             secret.set_content(content)
 
     def _sync_users(
-        self, root: s3.S3Credentials, wanted: dict[str, dict[str, object]], *, running: bool
+        self,
+        root: s3.S3Credentials,
+        wanted: dict[str, dict[str, object]],
+        *,
+        running: bool,
+        keep: Collection[str] = (),
     ) -> dict[str, str]:
         """Leader, server mode: make MinIO hold exactly the wanted users and policies.
 
         Returns the secret key of every wanted user that MinIO holds with its
         wanted policy. Talks to MinIO only when something differs; a failure
-        leaves the rest for the next hook, and what was done is recorded.
+        leaves the rest for the next hook, and what was done is recorded. A
+        user named in `keep` that MinIO holds is left as it is, whatever its
+        policy, and its key returned.
         """
         secret, users = self._users()
         digests = {name: minio_users.policy_digest(policy) for name, policy in wanted.items()}
         ready = {
             name: entry["key"]
             for name, entry in users.items()
-            if digests.get(name) == entry["policy"]
+            if digests.get(name) == entry["policy"] or name in keep
         }
         to_make = sorted(name for name in wanted if name not in ready)
-        to_remove = sorted(name for name in users if name not in wanted)
+        to_remove = sorted(name for name in users if name not in wanted and name not in keep)
         if not (to_make or to_remove):
             return ready
         if not running:
@@ -382,8 +394,13 @@ class MinioCharm(ops.CharmBase):
         """Leader, server mode: a user per relation and per profile, then publish their keys."""
         answers: dict[int, tuple[ops.Relation, s3.S3ProviderInfo]] = {}
         wanted: dict[str, dict[str, object]] = {}
+        grants: list[minio_users.ReadGrant] = []
+        # Users left as they are: those of relations whose request does not parse.
+        keep: set[str] = set()
         for relation in self._provider.relations:
-            info, _ = self._answer(relation, config)
+            info, why = self._answer(relation, config)
+            if why is not None and why.kind in ("invalid", "malformed"):
+                keep.add(minio_users.relation_user(relation.id))
             if info is None:
                 continue
             assert info.bucket is not None
@@ -391,6 +408,9 @@ class MinioCharm(ops.CharmBase):
             wanted[minio_users.relation_user(relation.id)] = minio_users.relation_policy(
                 info.bucket, info.path
             )
+            # Answered, so its request parses: may every profile read this bucket/path?
+            if self._provider.request(relation).profiles_read:
+                grants.append(minio_users.ReadGrant(info.bucket, info.path or ""))
         namespaces, invalid = self._profile_scope()
         if invalid:
             # A bad namespace list changes nothing: the profiles keep their users and keys.
@@ -400,17 +420,29 @@ class MinioCharm(ops.CharmBase):
                 if name.startswith(minio_users.PROFILE_USER_PREFIX)
             )
         for namespace in namespaces or ():
-            wanted[minio_users.profile_user(namespace)] = minio_users.profile_policy(namespace)
-        ready = self._sync_users(root, wanted, running=running)
+            wanted[minio_users.profile_user(namespace)] = minio_users.profile_policy(
+                namespace, grants
+            )
+        if keep:
+            # What a request that does not parse opens to the profiles is unknown: their
+            # policies stay as they are until it is fixed or removed (new profiles get
+            # what the other relations open).
+            keep.update(n for n in wanted if n.startswith(minio_users.PROFILE_USER_PREFIX))
+        ready = self._sync_users(root, wanted, running=running, keep=keep)
         self._publish_answers(answers, ready, root=root, running=running)
         if invalid:
             return
         profiles = []
+        kserve = profile_manifests.kserve_annotations(self._service_url, minio_server.REGION)
         for namespace in sorted(namespaces or ()):
             name = minio_users.profile_user(namespace)
             if name in ready:
                 credentials = s3.S3Credentials(access_key=name, secret_key=ready[name])
-                profiles.append(profile_manifests.credentials_secret(credentials, namespace))
+                profiles.append(
+                    profile_manifests.credentials_secret(
+                        credentials, namespace, annotations=kserve
+                    )
+                )
         self._publish_manifests(self._service_url, minio_server.REGION, profiles)
 
     def _publish_answers(
@@ -447,7 +479,13 @@ class MinioCharm(ops.CharmBase):
                 logger.info("answered relation %d with bucket %r", relation.id, info.bucket)
         secrets: list[dict[str, object]] = []
         if config.external_profile_credentials:
-            secrets = [profile_manifests.credentials_secret(credentials)]
+            kserve = profile_manifests.kserve_annotations(
+                config.endpoint,
+                config.external_region,
+                uri_style=config.external_uri_style,
+                custom_ca=bool(config.external_ca_chain.strip()),
+            )
+            secrets = [profile_manifests.credentials_secret(credentials, annotations=kserve)]
         self._publish_manifests(config.endpoint, config.external_region, secrets)
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
@@ -527,9 +565,14 @@ class MinioCharm(ops.CharmBase):
             return None, _Unanswered("v0", app)
         try:
             request = self._provider.request(relation)
-        except s3.InvalidS3DataError:
-            asked = relation.data[relation.app].get("bucket", "") if relation.app else ""
-            return None, _Unanswered("invalid", f"{app} asked for bucket {asked!r}")
+        except s3.InvalidS3DataError as e:
+            asked = relation.data[relation.app] if relation.app else {}
+            if "bucket" in e.keys:
+                return None, _Unanswered("invalid", f"{app} asked for bucket {asked['bucket']!r}")
+            written = ", ".join(f"{key} {asked.get(key, '')!r}" for key in e.keys)
+            if s3.PROFILES_READ_KEY in e.keys:
+                written += f' ({s3.PROFILES_READ_KEY} is "true" or "false")'
+            return None, _Unanswered("malformed", f"{app} wrote {written}")
         bucket = request.bucket or config.default_bucket
         if config.mode == "server":
             data = s3.S3ProviderInfo(
@@ -674,7 +717,7 @@ class MinioCharm(ops.CharmBase):
 
     def _tally_relations(self, config: MinioConfig) -> tuple[dict[str, list[str]], list[str]]:
         """The relations not answered, by why, and those still being prepared."""
-        unanswered: dict[str, list[str]] = {"invalid": [], "v0": [], "pending": []}
+        unanswered: dict[str, list[str]] = {"invalid": [], "malformed": [], "v0": [], "pending": []}
         pending: list[str] = []
         for relation in self._provider.relations:
             wanted, why = self._answer(relation, config)
@@ -707,6 +750,8 @@ class MinioCharm(ops.CharmBase):
         blocked: list[str] = []
         if unanswered["invalid"]:
             blocked.append(f"invalid bucket name: {'; '.join(unanswered['invalid'])}")
+        if unanswered["malformed"]:
+            blocked.append(f"{RELATION}: malformed request: {'; '.join(unanswered['malformed'])}")
         if unanswered["v0"]:
             apps = ", ".join(unanswered["v0"])
             uses = "uses" if len(unanswered["v0"]) == 1 else "use"

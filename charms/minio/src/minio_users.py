@@ -19,7 +19,7 @@ import logging
 import secrets
 import string
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from kubeflow_interfaces import s3
@@ -136,14 +136,55 @@ def relation_policy(bucket: str, path: str | None) -> dict[str, Any]:
     }
 
 
+class ReadGrant(NamedTuple):
+    """A bucket, or a path in it, that every profile may read (list and get, nothing else)."""
+
+    bucket: str
+    path: str = ""
+
+    @property
+    def prefix(self) -> str:
+        """The object-key prefix the grant reaches: `path/`, or "" for the whole bucket."""
+        path = self.path.strip("/")
+        return f"{path}/" if path else ""
+
+
+def read_grants(grants: Iterable[ReadGrant]) -> list[ReadGrant]:
+    """The grants in one order, without duplicates (so a policy's digest is stable)."""
+    return sorted({ReadGrant(g.bucket, g.prefix) for g in grants})
+
+
+def _read_only(grant: ReadGrant) -> list[dict[str, Any]]:
+    """List and get objects under the grant's prefix (the whole bucket when it has none)."""
+    if grant.prefix:
+        listing = _listing(grant.bucket, [grant.prefix])
+    else:
+        listing = {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{grant.bucket}"],
+        }
+    return [
+        _location(grant.bucket),
+        listing,
+        {"Effect": "Allow", "Action": _READ, "Resource": [_objects(grant.bucket, grant.prefix)]},
+    ]
+
+
 def profile_prefixes(namespace: str) -> list[str]:
     """The prefixes a profile reads and writes in the pipelines bucket."""
     return [p.format(namespace=namespace) for p in PROFILE_PREFIXES]
 
 
-def profile_policy(namespace: str) -> dict[str, Any]:
-    """Read and write the profile's own prefixes, read the shared one; nothing else."""
+def profile_policy(namespace: str, grants: Iterable[ReadGrant] = ()) -> dict[str, Any]:
+    """Read and write the profile's own prefixes, read the shared one; nothing else.
+
+    `grants`: buckets or paths of s3 relations whose requirer asked that
+    profiles may read them (`profiles-read`); each is read-only, through
+    statements of its own.
+    """
     own = profile_prefixes(namespace)
+    extra = [statement for grant in read_grants(grants) for statement in _read_only(grant)]
     return {
         "Version": POLICY_VERSION,
         "Statement": [
@@ -159,6 +200,7 @@ def profile_policy(namespace: str) -> dict[str, Any]:
                 "Action": _READ,
                 "Resource": [_objects(PROFILE_BUCKET, p) for p in SHARED_READ_PREFIXES],
             },
+            *extra,
         ],
     }
 

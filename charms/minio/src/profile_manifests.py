@@ -6,6 +6,19 @@ from that Secret. The resource dispatcher copies the PodDefault into each
 profile namespace. In server mode each profile has keys of its own: the
 Secret is pinned to its namespace (`metadata.namespace`), one per profile,
 all under the same name, so the one PodDefault finds each profile's own.
+
+The Secret also tells KServe where the store is. KServe v0.14.1 takes a
+Secret listed by an InferenceService's ServiceAccount for S3 credentials
+when it holds the key its config names (`AWS_SECRET_ACCESS_KEY` in
+Kubeflow's config), and reads the store from the Secret's annotations
+(kserve/kserve v0.14.1 pkg/credentials/s3/s3_secret.go, the
+`InferenceServiceS3*Annotation` names; pkg/credentials/s3/utils.go,
+`BuildS3EnvVars`): `serving.kserve.io/s3-endpoint` is host[:port], to which
+it prefixes `https://` unless `serving.kserve.io/s3-usehttps` is "0";
+`s3-region` becomes AWS_DEFAULT_REGION; `s3-verifyssl` becomes
+S3_VERIFY_SSL, which the storage initializer reads as "verify" unless "0"
+or "false" (python/kserve/kserve/storage/storage.py, `_download_s3`);
+`s3-usevirtualbucket` "true" makes it address buckets by host name.
 """
 
 from __future__ import annotations
@@ -18,19 +31,57 @@ from kubeflow_interfaces import s3
 SECRET_NAME = "minio-credentials"  # noqa: S105 - an object name
 POD_DEFAULT_NAME = "access-minio"
 SELECTOR_LABEL = "access-minio"
+# KServe v0.14.1's S3 Secret annotations (see the module's docstring).
+KSERVE_ANNOTATION_PREFIX = "serving.kserve.io/"
+KSERVE_S3_ENDPOINT = KSERVE_ANNOTATION_PREFIX + "s3-endpoint"
+KSERVE_S3_USE_HTTPS = KSERVE_ANNOTATION_PREFIX + "s3-usehttps"
+KSERVE_S3_REGION = KSERVE_ANNOTATION_PREFIX + "s3-region"
+KSERVE_S3_VERIFY_SSL = KSERVE_ANNOTATION_PREFIX + "s3-verifyssl"
+KSERVE_S3_USE_VIRTUAL_BUCKET = KSERVE_ANNOTATION_PREFIX + "s3-usevirtualbucket"
+
+
+def kserve_annotations(
+    endpoint: str, region: str, *, uri_style: str = "path", custom_ca: bool = False
+) -> dict[str, str]:
+    """KServe's S3 annotations for a store at `endpoint` (an http:// or https:// URL).
+
+    `custom_ca`: the endpoint's certificate chains to a CA the operator gave
+    (external-ca-chain). KServe's storage initializer verifies against its
+    image's CA bundle or a CA bundle ConfigMap it mounts, neither of which
+    holds that CA, so verification is turned off for that store
+    (`s3-verifyssl: "0"`); other https stores are verified ("1").
+    """
+    parts = urlsplit(endpoint)
+    https = parts.scheme == "https"
+    annotations = {
+        KSERVE_S3_ENDPOINT: parts.netloc + parts.path.rstrip("/"),
+        KSERVE_S3_USE_HTTPS: "1" if https else "0",
+        KSERVE_S3_REGION: region,
+    }
+    if https:
+        annotations[KSERVE_S3_VERIFY_SSL] = "0" if custom_ca else "1"
+    if uri_style == "host":
+        annotations[KSERVE_S3_USE_VIRTUAL_BUCKET] = "true"
+    return annotations
 
 
 def credentials_secret(
-    credentials: s3.S3Credentials, namespace: str | None = None
+    credentials: s3.S3Credentials,
+    namespace: str | None = None,
+    *,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Secret with the access and secret key under the names S3 clients look for.
 
     With `namespace`, the Secret is pinned there: the dispatcher puts it in
-    that profile namespace only.
+    that profile namespace only. `annotations`: KServe's, from
+    `kserve_annotations`.
     """
-    metadata = {"name": SECRET_NAME}
+    metadata: dict[str, Any] = {"name": SECRET_NAME}
     if namespace is not None:
         metadata["namespace"] = namespace
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "v1",
         "kind": "Secret",

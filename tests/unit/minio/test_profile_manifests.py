@@ -15,6 +15,18 @@ from ops import testing
 from kubeflow_interfaces import kubernetes_manifests
 
 SERVICE_URL = "http://minio.kubeflow.svc.cluster.local:9000"
+# KServe's S3 annotations for the in-cluster MinIO (names: kserve/kserve v0.14.1
+# pkg/credentials/s3/s3_secret.go; tests/conformance checks them against the facts).
+KSERVE = {
+    "serving.kserve.io/s3-endpoint": "minio.kubeflow.svc.cluster.local:9000",
+    "serving.kserve.io/s3-usehttps": "0",
+    "serving.kserve.io/s3-region": "us-east-1",
+}
+CA_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBszCCAVmgAwIBAgIUSGVsbG8gdGVzdCBjZXJ0aWZpY2F0ZTAKBggqhkjOPQQD\n"
+    "-----END CERTIFICATE-----\n"
+)
 
 
 def _relation(endpoint: str) -> testing.Relation:
@@ -78,8 +90,8 @@ def test_each_profile_gets_its_own_keys_pinned_to_its_namespace(
     root = _root(out)
     objects = _objects(out, secrets)
     assert [(o["kind"], o["metadata"]) for o in objects] == [
-        ("Secret", {"name": "minio-credentials", "namespace": "alice"}),
-        ("Secret", {"name": "minio-credentials", "namespace": "bob"}),
+        ("Secret", {"name": "minio-credentials", "namespace": "alice", "annotations": KSERVE}),
+        ("Secret", {"name": "minio-credentials", "namespace": "bob", "annotations": KSERVE}),
     ]
     for obj in objects:
         namespace = obj["metadata"]["namespace"]
@@ -285,8 +297,65 @@ def test_external_mode_hands_the_keys_to_every_profile_when_asked(ctx, relations
     )
 
     (secret,) = _objects(out, secrets)
-    assert secret["metadata"] == {"name": "minio-credentials"}  # every profile namespace
+    # Not pinned: every profile namespace. KServe reaches the external store over https,
+    # verifying its certificate against the storage initializer's own CA bundle.
+    assert secret["metadata"] == {
+        "name": "minio-credentials",
+        "annotations": {
+            "serving.kserve.io/s3-endpoint": "s3.eu-west-1.amazonaws.com",
+            "serving.kserve.io/s3-usehttps": "1",
+            "serving.kserve.io/s3-region": "eu-west-1",
+            "serving.kserve.io/s3-verifyssl": "1",
+        },
+    }
     assert secret["stringData"]["AWS_ACCESS_KEY_ID"] == "AKIAEXT"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        # A CA the operator gave: the storage initializer has no way to trust it.
+        (
+            {"external-ca-chain": CA_PEM, "external-endpoint": "https://rgw.lab:8443"},
+            {
+                "serving.kserve.io/s3-endpoint": "rgw.lab:8443",
+                "serving.kserve.io/s3-usehttps": "1",
+                "serving.kserve.io/s3-verifyssl": "0",
+            },
+        ),
+        # Plain http: no certificate to verify.
+        (
+            {"external-endpoint": "http://gw.lab:9000/"},
+            {"serving.kserve.io/s3-endpoint": "gw.lab:9000", "serving.kserve.io/s3-usehttps": "0"},
+        ),
+        # Host-style addressing on the store: KServe addresses buckets by host name too.
+        (
+            {"external-uri-style": "host"},
+            {
+                "serving.kserve.io/s3-endpoint": "s3.eu-west-1.amazonaws.com",
+                "serving.kserve.io/s3-usehttps": "1",
+                "serving.kserve.io/s3-usevirtualbucket": "true",
+                "serving.kserve.io/s3-verifyssl": "1",
+            },
+        ),
+    ],
+)
+def test_the_external_secret_tells_kserve_how_to_reach_the_store(
+    ctx, relations, extra: dict[str, Any], expected: dict[str, str]
+):
+    secrets, pod_defaults = relations
+    keys = testing.Secret(tracked_content={"access-key": "AKIAEXT", "secret-key": "ext-secret"})
+    config = _external(keys, **{"external-profile-credentials": True, **extra})
+    out = ctx.run(
+        ctx.on.config_changed(), _state(secrets, pod_defaults, config=config, secrets={keys})
+    )
+
+    (secret,) = _objects(out, secrets)
+    annotations = secret["metadata"]["annotations"]
+    assert {k: annotations.get(k) for k in expected} == expected
+    if expected["serving.kserve.io/s3-usehttps"] == "0":
+        assert "serving.kserve.io/s3-verifyssl" not in annotations
+    assert "ext-secret" not in json.dumps(secret["metadata"])
 
 
 def test_relation_broken_revokes_the_secret(ctx, relations, local_minio):

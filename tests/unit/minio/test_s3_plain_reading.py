@@ -48,6 +48,10 @@ def test_provider_info_dumps_as_the_model(fields: dict[str, object]):
         {"bucket": "a" * 64},
         {"bucket": "Bad_Name", "requested-secrets": '[{"a": 1}]'},
         {"bucket": ""},
+        {"bucket": "mlflow", "profiles-read": "true"},
+        {"bucket": "mlflow", "profiles-read": "false"},
+        {"bucket": "mlflow", "profiles-read": "yes"},
+        {"bucket": "Bad_Name", "profiles-read": "TRUE"},
     ],
 )
 def test_request_reads_as_the_model(databag: dict[str, str]):
@@ -68,6 +72,7 @@ def test_request_reads_as_the_model(databag: dict[str, str]):
     assert plain.requested_secrets == (
         None if model.requested_secrets is None else tuple(model.requested_secrets)
     )
+    assert plain.profiles_read == (model.profiles_read == "true")
 
 
 @pytest.mark.parametrize(
