@@ -1958,6 +1958,71 @@ def trainer_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, l
     return model, containers
 
 
+# --- MLflow -------------------------------------------------------------------------------------
+#
+# A settled unit's update-status reads only its stored state, the server's
+# status in Pebble and the checks Pebble said fail: the relations' answers are
+# not read, so the model holds the server's layer, its secrets file and the
+# peer relation where the leader recorded the migrated version.
+
+MLFLOW = "mlflow"
+MLFLOW_PEERS_ID = 90
+
+
+def mlflow_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import mlflow_workload as wl
+
+    settings = wl.ServerSettings(
+        db_host="mysql-primary.kubeflow.svc.cluster.local",
+        db_port=3306,
+        db_user="relation-91",
+        db_password=fake_key("mlflow-database", 32),
+        s3_endpoint="http://minio.kubeflow.svc.cluster.local:9000",
+        s3_bucket="mlflow",
+        s3_path="artifacts",
+        s3_region="us-east-1",
+        s3_access_key="relation-92",
+        s3_secret_key=fake_key("mlflow-s3", 40),
+    )
+    layer = wl.server_layer(settings)
+    secrets_file = charm._File(wl.SECRETS_FILE, wl.secrets_env(settings))
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    name = charm.MlflowCharm.__name__
+    storage.save_snapshot(f"{name}/StoredStateData[_settled]", {"active": True})
+    storage.save_snapshot(f"{name}/StoredStateData[_checks]", {"failing": []})
+    storage.save_snapshot(
+        f"{name}/StoredStateData[_workload]",
+        {
+            "digest": charm._digest(layer, [secrets_file]),
+            "version": wl.MLFLOW_VERSION,
+            "migrate_due": False,
+        },
+    )
+    storage.commit()
+    storage.close()
+    container = workload_container(wl.CONTAINER, dict(layer), wl.SERVICE)
+    container.add_file(secrets_file.path, secrets_file.content, permissions=0o600)
+    peers = Relation(
+        endpoint=charm.PEERS,
+        id=MLFLOW_PEERS_ID,
+        remote_app=MLFLOW,
+        remote_units=[],
+        local_app_data={charm.MIGRATED_KEY: wl.MLFLOW_VERSION},
+    )
+    model = Model(
+        unit=f"{MLFLOW}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=[peers],
+        opened_ports=[f"{wl.PORT}/tcp"],
+    )
+    return model, [container]
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -1970,6 +2035,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "kfp": kfp_settled,
     "katib": katib_settled,
     "kubeflow-trainer": trainer_settled,
+    "mlflow": mlflow_settled,
 }
 
 

@@ -21,6 +21,7 @@ from unit.istio import helpers as istio
 from unit.kubeflow_dashboard import helpers as dashboard
 from unit.kubeflow_notebooks import helpers as notebooks
 from unit.kubeflow_trainer import helpers as trainer
+from unit.mlflow import helpers as mlflow
 from unit.mysql import helpers as mysql
 from unit.oidc_gateway import helpers as oidc
 from unit.resource_dispatcher import helpers as dispatcher
@@ -135,6 +136,21 @@ CASES: dict[tuple[str, tuple[str, ...]], Case] = {
         trainer.CHARM.KubeflowTrainerCharm,
         trainer.state(config={"gpu-placement": '{"gpus-per-node": "many"}'}),
         {"app_name": trainer.APP},
+    ),
+    ("mlflow-no-pebble", NOT_READY): lambda tmp: (
+        mlflow.CHARM.MlflowCharm,
+        mlflow.state(containers={mlflow.container(can_connect=False)}),
+        {"app_name": mlflow.APP},
+    ),
+    ("mlflow-bad-config", ("blocked",)): lambda tmp: (
+        mlflow.CHARM.MlflowCharm,
+        mlflow.state(config={"workers": 0}),
+        {"app_name": mlflow.APP},
+    ),
+    ("mlflow-migration-failed", ("blocked",)): lambda tmp: (
+        mlflow.CHARM.MlflowCharm,
+        mlflow.state(containers={mlflow.container(migrate=mlflow.migrate_exec(1))}),
+        {"app_name": mlflow.APP},
     ),
     ("resource-dispatcher-no-pebble", NOT_READY): lambda tmp: (
         dispatcher.CHARM.ResourceDispatcherCharm,

@@ -46,6 +46,7 @@ HEALTH_PATH = "/health"
 DATABASE = "mlflow"
 SECRETS_FILE = "/etc/mlflow/server.env"
 SECRETS_DIGEST = "SECRETS_DIGEST"
+CA_FILE = "/etc/mlflow/s3-ca.pem"  # the object store's CA chain, when it gives one
 # The user the rock runs its workload as (canonical/mlflow-operator track/2.22,
 # metadata.yaml: containers.mlflow-server uid/gid).
 USER_ID = 584792
