@@ -28,7 +28,6 @@ from serving.stores import (
     Keys,
     ObjectStore,
     minio_users,
-    profile_policy_reading,
 )
 from workload.fixtures import (  # noqa: F401 - fixtures pytest finds by name
     MySQLServer,
@@ -68,7 +67,8 @@ def store() -> Iterator[ObjectStore]:
         profile_keys = _iam_user(
             iam,
             minio_users.profile_user(PROFILE),
-            profile_policy_reading(PROFILE, BUCKET, ARTIFACT_PATH),
+            # mlflow's relation asks that profiles may read its bucket path (profiles-read).
+            minio_users.profile_policy(PROFILE, [minio_users.ReadGrant(BUCKET, ARTIFACT_PATH)]),
         )
         # From here on, every request is checked against its user's policy.
         request = urllib.request.Request(  # noqa: S310 - the local test server

@@ -14,7 +14,7 @@ MINIO_SRC = Path(__file__).resolve().parents[2] / "charms" / "minio" / "src"
 if str(MINIO_SRC) not in sys.path:
     sys.path.insert(0, str(MINIO_SRC))
 
-import minio_users  # noqa: E402
+import minio_users  # noqa: E402, F401 - the minio charm's, for the conftest
 
 REGION = "us-east-1"
 PROFILE = "alice"
@@ -51,37 +51,6 @@ class ObjectStore:
             aws_secret_access_key=keys.secret_key,
             config=Config(retries={"max_attempts": 1}),
         )
-
-
-def profile_policy_reading(namespace: str, bucket: str, path: str) -> dict[str, Any]:
-    """The profile's policy with read and list on a `profiles-read` relation's bucket/path.
-
-    The cross-charm contract of issue 15 (point 1): the minio charm adds these
-    to every profile's policy for each relation whose requirer asks for
-    `profiles-read`, as mlflow's does. Built here on the charm's own
-    `profile_policy` until the charm renders it.
-    """
-    policy = minio_users.profile_policy(namespace)
-    prefix = path.strip("/") + "/"
-    policy["Statement"] += [
-        {
-            "Effect": "Allow",
-            "Action": ["s3:GetBucketLocation"],
-            "Resource": [f"arn:aws:s3:::{bucket}"],
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [f"arn:aws:s3:::{bucket}"],
-            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
-        },
-    ]
-    return policy
 
 
 @dataclass(frozen=True)

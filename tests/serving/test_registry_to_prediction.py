@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import mlflow_profiles  # the mlflow charm's: charms/mlflow/src, on sys.path by mlflow_server
 import numpy as np
 import profile_manifests  # the minio charm's: charms/minio/src, on sys.path by serving.stores
 import pytest
@@ -44,7 +45,8 @@ from kubeflow_interfaces.s3 import S3Credentials
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "iris-like"
 # The ServiceAccount the kserve charm hands each profile, listing the profile's
-# object-store Secret (issue 15's cross-charm contract, point 3).
+# object-store Secret (issue 15's cross-charm contract, point 3; the kserve
+# charm renders it in `kserve_profiles.service_account`).
 SERVICE_ACCOUNT = "kserve-models"
 # MLflow 2.22.0 with artifact proxying records artifact locations under this
 # scheme (mlflow/store/tracking/__init__.py, DEFAULT_ARTIFACTS_URI in the
@@ -63,29 +65,28 @@ def training_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def s3_uri(source: str, settings: wl.ServerSettings) -> str:
-    """The S3 URI of an artifact the server recorded as `mlflow-artifacts:/<rest>`."""
+def s3_uri(source: str, artifacts_root: str) -> str:
+    """The S3 URI of an artifact the server recorded as `mlflow-artifacts:/<rest>`.
+
+    `artifacts_root`: `MLFLOW_ARTIFACTS_S3_ROOT`, which the mlflow charm's
+    PodDefault gives a profile's pods (issue 15's contract, point 5).
+    """
     parts = urlsplit(source)
     assert f"{parts.scheme}:" == PROXY_SCHEME and not parts.netloc, source
-    return f"{wl.artifacts_destination(settings)}/{parts.path.lstrip('/')}"
+    return f"{artifacts_root}/{parts.path.lstrip('/')}"
 
 
 def profile_objects(store: ObjectStore) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The profile's ServiceAccount for predictors and its object-store Secret.
 
-    The Secret is the minio charm's (`profile_manifests.credentials_secret`)
-    with the profile's keys, plus the KServe S3 annotations issue 15's contract
-    (point 2) gives it: the endpoint as host:port, plain HTTP, the region.
+    The Secret is the minio charm's, with the profile's keys and KServe's S3
+    annotations for this store (`profile_manifests`).
     """
     secret = profile_manifests.credentials_secret(
         S3Credentials(access_key=store.profile.access_key, secret_key=store.profile.secret_key),
         PROFILE,
+        annotations=profile_manifests.kserve_annotations(store.url, REGION),
     )
-    secret["metadata"]["annotations"] = {
-        "serving.kserve.io/s3-endpoint": urlsplit(store.url).netloc,
-        "serving.kserve.io/s3-usehttps": "0",
-        "serving.kserve.io/s3-region": REGION,
-    }
     account = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -202,7 +203,13 @@ def test_a_model_registered_in_mlflow_is_served_by_kserve_from_the_registry(
     assert all(o["Key"].startswith(f"{ARTIFACT_PATH}/") for o in every), every
 
     # --- 4. KServe: the storage initializer, then the predictor ----------------------------
-    uri = s3_uri(source, settings)
+    pod_default = mlflow_profiles.pod_default(
+        s3_endpoint=store.url, artifacts_root=wl.artifacts_destination(settings)
+    )
+    in_pods = {e["name"]: e["value"] for e in pod_default["spec"]["env"]}
+    artifacts_root = in_pods[mlflow_profiles.ARTIFACTS_ROOT_ENV]
+    assert ran["argv"][-1].endswith(f"--artifacts-destination {artifacts_root}")
+    uri = s3_uri(source, artifacts_root)
     assert uri == f"s3://{BUCKET}/{prefix.rstrip('/')}"
     account, secrets = profile_objects(store)
     env = kserve_storage.storage_initializer_env(account, secrets)
