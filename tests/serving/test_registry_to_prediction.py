@@ -35,6 +35,7 @@ import mlflow_profiles  # the mlflow charm's: charms/mlflow/src, on sys.path by 
 import numpy as np
 import profile_manifests  # the minio charm's: charms/minio/src, on sys.path by serving.stores
 import pytest
+from botocore.exceptions import ClientError
 from serving import kserve_storage
 from serving.mlflow_server import base_environment, migrate, serve, wl, write_secrets
 from serving.stores import ARTIFACT_PATH, BUCKET, PROFILE, REGION, Database, ObjectStore
@@ -232,6 +233,9 @@ def test_a_model_registered_in_mlflow_is_served_by_kserve_from_the_registry(
         check=False,
     )
     assert downloaded.returncode == 0, downloaded.stderr[-3000:]
+    # The profile's keys read MLflow's artifacts; they cannot change them.
+    with pytest.raises(ClientError, match="AccessDenied"):
+        store.client(store.profile).put_object(Bucket=BUCKET, Key=f"{prefix}MLmodel", Body=b"x")
     files = {p.name for p in model_dir.iterdir()}
     assert {"MLmodel", "model.pkl"} <= files, files
     extensions = tuple(kserve_storage.SKLEARN["model-extensions"])
