@@ -233,8 +233,10 @@ def kfp_why(name: str) -> str:
 
 
 def _policies() -> list[dict]:
+    opened = [minio_users.ReadGrant("mlflow", "artifacts"), minio_users.ReadGrant("models")]
     return [
         minio_users.profile_policy("alice"),
+        minio_users.profile_policy("alice", opened),
         minio_users.relation_policy("mysql-backups", None),
         minio_users.relation_policy("mlflow", "runs/"),
     ]
@@ -273,9 +275,15 @@ def test_prefix_scoped_listing_uses_minios_condition_key(policy):
         for operator, keys in statement.get("Condition", {}).items():
             assert operator == condition["operator"], why("policy-prefix-condition")
             assert set(keys) == {condition["key"]}, why("policy-prefix-condition")
-    # One listing statement: under IAM a key's values are ORed, statements are too, and
-    # a single statement reads the same on every evaluator.
-    assert len([s for s in _statements(policy) if "s3:ListBucket" in s["Action"]]) == 1
+    # One listing statement per bucket: under IAM a key's values are ORed, statements
+    # are too, and a single statement reads the same on every evaluator.
+    listed = [
+        resource
+        for s in _statements(policy)
+        if "s3:ListBucket" in s["Action"]
+        for resource in s["Resource"]
+    ]
+    assert len(listed) == len(set(listed))
 
 
 def test_profile_policy_is_in_the_pipelines_bucket():
@@ -372,3 +380,141 @@ def test_a_policy_in_use_is_an_error_not_a_success():
     admin = _Recorder(refuse={"policy_remove": (str(in_use["status"]), body)})
     with pytest.raises(minio_users.AdminError, match=in_use["code"]):
         minio_users.remove_user(admin, "kf-s3-3")  # type: ignore[arg-type]
+
+
+# --- KServe reading a profile's Secret -------------------------------------------------------
+
+KSERVE = facts.load("minio")["kserve"]
+
+
+def kserve(name: str):
+    return KSERVE[name].value
+
+
+def kserve_why(name: str) -> str:
+    return f"fact {name!r} ({KSERVE[name].source})"
+
+
+@pytest.fixture
+def minio_admin(monkeypatch: pytest.MonkeyPatch):
+    """MinIO's admin API and bucket making, faked: the profiles' users are made."""
+    from unit.minio.helpers import fake_minio_admin
+
+    monkeypatch.setattr(minio_server, "ensure_bucket", lambda root, bucket: None)
+    return fake_minio_admin(monkeypatch)
+
+
+def _profile_secret(config: dict, secrets: frozenset = frozenset()) -> dict:
+    """The Secret the charm hands the dispatcher for a profile, rendered by the charm."""
+    from kubeflow_interfaces import kubernetes_manifests
+
+    dispatcher = kubernetes_manifests.relation_for_requirer(
+        "secrets", remote_app_name="dispatcher", namespaces=["alice"]
+    )
+    ctx = testing.Context(CHARM.MinioCharm)
+    state = testing.State(
+        leader=True,
+        config=config,
+        secrets=set(secrets),
+        relations={dispatcher},
+        containers={testing.Container("minio", can_connect=True)},
+        storages={testing.Storage("data")},
+        model=testing.Model(name="kubeflow"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    data = out.get_relation(dispatcher.id).local_app_data
+    content = out.get_secret(id=data[kubernetes_manifests.MANIFESTS_FIELD]).latest_content
+    assert content is not None
+    (secret,) = json.loads(content[kubernetes_manifests.CONTENT_KEY])
+    return secret
+
+
+def _kserve_env(annotations: dict[str, str]) -> dict[str, str]:
+    """What KServe's controller makes of the annotations, following the facts."""
+    names = kserve("s3-secret-annotations")
+    url = kserve("s3-endpoint-url")
+    env = {}
+    if names["endpoint"] in annotations:
+        endpoint = annotations[names["endpoint"]]
+        plain = annotations.get(names["use-https"]) == url["unless-use-https"]
+        env["AWS_ENDPOINT_URL"] = (url["then"] if plain else url["scheme-prefixed"]) + endpoint
+    for annotation, variable in kserve("s3-env-from-annotations").items():
+        if annotation in annotations:
+            env[variable] = annotations[annotation]
+    return env
+
+
+def _annotations(secret: dict) -> dict[str, str]:
+    return secret["metadata"].get("annotations", {})
+
+
+def test_the_profile_secret_uses_only_kserves_annotation_names(minio_admin):
+    secret = _profile_secret({})
+    assert set(_annotations(secret)) <= set(kserve("s3-secret-annotations").values()), kserve_why(
+        "s3-secret-annotations"
+    )
+    # KServe takes the Secret for S3 credentials by this key.
+    assert kserve("s3-secret-detection-key") in secret["stringData"], kserve_why(
+        "s3-secret-detection-key"
+    )
+
+
+def test_kserve_reaches_the_charms_minio_from_the_profile_secret(minio_admin):
+    env = _kserve_env(_annotations(_profile_secret({})))
+    url = "http://minio.kubeflow.svc.cluster.local:9000"
+    assert env["AWS_ENDPOINT_URL"] == url, kserve_why("s3-endpoint-url")
+    assert env["S3_USE_HTTPS"] == "0", kserve_why("s3-env-from-annotations")
+    assert env["AWS_DEFAULT_REGION"] == minio_server.REGION, kserve_why("s3-env-from-annotations")
+    assert "S3_VERIFY_SSL" not in env  # nothing to verify over http
+
+
+@pytest.mark.parametrize(
+    ("extra", "endpoint_url", "verify"),
+    [
+        ({}, "https://s3.eu-west-1.amazonaws.com", True),
+        # The operator's CA cannot reach the storage initializer: it would refuse the store.
+        ({"external-ca-chain": "CA"}, "https://s3.eu-west-1.amazonaws.com", False),
+        ({"external-endpoint": "http://gw.lab:9000"}, "http://gw.lab:9000", None),
+        ({"external-endpoint": "https://rgw.lab:8443"}, "https://rgw.lab:8443", True),
+    ],
+)
+def test_kserve_reaches_the_external_store_from_the_profile_secret(extra, endpoint_url, verify):
+    keys = testing.Secret(tracked_content={"access-key": "AKIAEXT", "secret-key": "ext-secret"})
+    config = {
+        "mode": "external",
+        "external-endpoint": "https://s3.eu-west-1.amazonaws.com",
+        "external-region": "eu-west-1",
+        "external-secret-id": keys.id,
+        "external-profile-credentials": True,
+        **extra,
+    }
+    if config.get("external-ca-chain") == "CA":
+        config["external-ca-chain"] = (
+            "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+        )
+    env = _kserve_env(_annotations(_profile_secret(config, frozenset({keys}))))
+    assert env["AWS_ENDPOINT_URL"] == endpoint_url, kserve_why("s3-endpoint-url")
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-1", kserve_why("s3-env-from-annotations")
+    off = kserve("storage-initializer-verify-ssl")["disabled-by"]
+    if verify is None:
+        assert "S3_VERIFY_SSL" not in env
+    else:
+        assert (env["S3_VERIFY_SSL"] not in off) == verify, kserve_why(
+            "storage-initializer-verify-ssl"
+        )
+
+
+def test_host_style_addressing_reaches_kserve():
+    keys = testing.Secret(tracked_content={"access-key": "AKIAEXT", "secret-key": "ext-secret"})
+    config = {
+        "mode": "external",
+        "external-endpoint": "https://s3.eu-west-1.amazonaws.com",
+        "external-uri-style": "host",
+        "external-secret-id": keys.id,
+        "external-profile-credentials": True,
+    }
+    env = _kserve_env(_annotations(_profile_secret(config, frozenset({keys}))))
+    virtual = kserve("storage-initializer-virtual-bucket")
+    assert env[virtual["env"]] == virtual["enabled-by"], kserve_why(
+        "storage-initializer-virtual-bucket"
+    )

@@ -470,7 +470,9 @@ def test_profiles_read_is_ignored_by_s3_integrator_2s_library(s3_endpoint: str):
     assert request["profiles-read"] == "true"
 
     # s3-integrator 2's library answers as it answers any v1 request.
-    S3IntegratorLikeProvider.answer = _integrator_answer(s3_endpoint, "mlflow", [_ca_pem("root CA").strip()])
+    S3IntegratorLikeProvider.answer = _integrator_answer(
+        s3_endpoint, "mlflow", [_ca_pem("root CA").strip()]
+    )
     provider_ctx = testing.Context(S3IntegratorLikeProvider, meta=PROVIDER_META)
     theirs = testing.Relation("s3-credentials", remote_app_name="mlflow", remote_app_data=request)
     state = provider_ctx.run(

@@ -296,7 +296,9 @@ def _provider_reads(provider_ctx: testing.Context, request: dict[str, str]) -> s
 def test_a_requirer_asks_that_profiles_may_read(provider_ctx: testing.Context):
     ctx = testing.Context(ProfilesReadRequirer, meta=REQUIRER_META)
     relation = testing.Relation("s3-parameters", interface="s3", remote_app_name="provider")
-    out = ctx.run(ctx.on.relation_joined(relation), testing.State(leader=True, relations={relation}))
+    out = ctx.run(
+        ctx.on.relation_joined(relation), testing.State(leader=True, relations={relation})
+    )
     request = dict(out.get_relation(relation.id).local_app_data)
 
     assert request["profiles-read"] == "true"

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Debian puts the server in /usr/sbin, which is not on every PATH.
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -288,12 +289,14 @@ def serve_s3_enforcing_iam(port: int) -> None:
     gives `s3:prefix` the ListObjects `prefix` parameter (minio/minio
     RELEASE.2025-09-07T16-13-09Z, cmd/bucket-policy.go getConditionValues;
     minio/pkg v3.1.3 policy/condition/keyname.go) and evaluates StringLike
-    as a wildcard match, as AWS does. This adds both to moto. And moto
-    makes an Allow statement whose condition does not hold deny the request
-    (moto/iam/access_control.py, IAMPolicyStatement.is_action_permitted),
-    so a user with two conditioned listings (one bucket's prefixes, another
-    bucket's) could list neither: as in AWS and MinIO, such a statement
-    here just does not apply. Nothing else changes.
+    as a wildcard match, as AWS does. This adds both to moto.
+
+    moto also takes an Allow statement whose condition fails for an explicit
+    deny, before it looks at the statement's resource: a policy with a
+    prefix-scoped listing on two buckets would then refuse every listing.
+    MinIO's Allow statement whose action, resource or condition does not
+    match just does not apply (minio/pkg v3.1.3 policy/statement.go
+    `IsAllowed`, policy/policy.go `IsAllowed`); the server here does the same.
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -303,8 +306,10 @@ def serve_s3_enforcing_iam(port: int) -> None:
     policy_conditions.CONDITION_OPERATIONS["StringLike"] = _string_like
     statement_permits = access_control.IAMPolicyStatement.is_action_permitted
 
-    def allow_never_denies(self, *args, **kwargs):
-        result = statement_permits(self, *args, **kwargs)
+    def allow_applies_only_when_it_matches(
+        self: Any, action: str, resource: str = "*", principal: Any = None, values: Any = None
+    ) -> Any:
+        result = statement_permits(self, action, resource, principal, values)
         if (
             result == access_control.PermissionResult.DENIED
             and self._statement["Effect"] == "Allow"
@@ -312,7 +317,7 @@ def serve_s3_enforcing_iam(port: int) -> None:
             return access_control.PermissionResult.NEUTRAL
         return result
 
-    access_control.IAMPolicyStatement.is_action_permitted = allow_never_denies  # type: ignore[method-assign]
+    access_control.IAMPolicyStatement.is_action_permitted = allow_applies_only_when_it_matches  # type: ignore[method-assign]
 
     def check_action_permitted(self, resource: str) -> None:
         values = None

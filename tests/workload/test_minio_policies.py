@@ -5,7 +5,9 @@ Each user here holds exactly the policy document the charm gives MinIO
 checks every request against it: moto with IAM auth on (see
 `servers.s3_server_enforcing_iam`). A profile reaches its own prefixes and
 reads the shared one; it cannot list or read another profile's prefix, nor
-the backup bucket. A relation's keys reach its bucket (or path) only.
+the backup bucket. A relation's keys reach its bucket (or path) only. A
+profile also reads, and only reads, the path of a relation whose requirer
+asked for it (`profiles-read`, as mlflow does for its artifacts).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ PIPELINES = minio_users.PROFILE_BUCKET
 BACKUPS = "mysql-backups"
 MLFLOW = "mlflow"
 SHARED_OBJECT = "shared/dataset.csv"
+# A registered model under the artifacts path mlflow's relation opens to every profile.
+OPENED = minio_users.ReadGrant(MLFLOW, "artifacts")
+MODEL_KEY = "artifacts/1/abc123/artifacts/model/model.pkl"
 
 
 def _client(url: str, access_key: str, secret_key: str) -> Any:
@@ -99,9 +104,11 @@ def store() -> Iterator[Store]:
         setup.put_object(Bucket=BACKUPS, Key="kubeflow/db/dump.sql.gz", Body=b"dump")
         setup.put_object(Bucket=MLFLOW, Key="runs/1/model.pkl", Body=b"model")
         setup.put_object(Bucket=MLFLOW, Key="other/secret.txt", Body=b"x")
+        setup.put_object(Bucket=MLFLOW, Key=MODEL_KEY, Body=b"weights")
         data = Store(url)
         for namespace in ("alice", "bob"):
             data.add_user(namespace, minio_users.profile_policy(namespace))
+        data.add_user("carol", minio_users.profile_policy("carol", [OPENED]))
         data.add_user("mysql", minio_users.relation_policy(BACKUPS, None))
         data.add_user("mlflow-runs", minio_users.relation_policy(MLFLOW, "runs/"))
         _reset_auth(url, "0")  # from here on, every request is checked against its user
@@ -208,6 +215,50 @@ def test_a_profile_cannot_reach_other_buckets_or_make_any(store: Store):
     assert _denied(alice.get_object, Bucket=MLFLOW, Key="runs/1/model.pkl")
     assert _denied(alice.list_buckets)
     assert _denied(alice.create_bucket, Bucket="alice-own-bucket")
+
+
+# --- a profile reading what a relation opens (profiles-read) ---------------------------
+
+
+def test_a_profile_reads_and_lists_what_a_relation_opens(store: Store):
+    carol = store.users["carol"]
+
+    assert carol.get_object(Bucket=MLFLOW, Key=MODEL_KEY)["Body"].read() == b"weights"
+    # What KServe's storage initializer does with an s3:// URI: list under it, then get.
+    prefix = "artifacts/1/abc123/artifacts/model/"
+    assert _keys(carol, MLFLOW, prefix) == {MODEL_KEY}
+    assert MODEL_KEY in _keys(carol, MLFLOW, "artifacts/")
+
+
+def test_a_profile_cannot_write_or_delete_what_a_relation_opens(store: Store):
+    carol = store.users["carol"]
+
+    assert _denied(carol.put_object, Bucket=MLFLOW, Key=MODEL_KEY, Body=b"forged")
+    assert _denied(carol.put_object, Bucket=MLFLOW, Key="artifacts/new.pkl", Body=b"x")
+    assert _denied(carol.delete_object, Bucket=MLFLOW, Key=MODEL_KEY)
+    assert _denied(carol.create_multipart_upload, Bucket=MLFLOW, Key="artifacts/big")
+    # Still there, as it was.
+    assert carol.get_object(Bucket=MLFLOW, Key=MODEL_KEY)["Body"].read() == b"weights"
+
+
+def test_a_profile_reads_nothing_beyond_what_a_relation_opens(store: Store):
+    carol = store.users["carol"]
+
+    assert _denied(carol.get_object, Bucket=MLFLOW, Key="runs/1/model.pkl")
+    assert _denied(carol.get_object, Bucket=MLFLOW, Key="other/secret.txt")
+    assert _denied(carol.list_objects_v2, Bucket=MLFLOW, Prefix="")
+    assert _denied(carol.list_objects_v2, Bucket=MLFLOW, Prefix="runs/")
+    assert _denied(carol.list_objects_v2, Bucket=MLFLOW, Prefix="artifact")
+    assert _denied(carol.get_object, Bucket=BACKUPS, Key="kubeflow/db/dump.sql.gz")
+    assert _denied(carol.list_objects_v2, Bucket=BACKUPS)
+    # Its own prefixes are as before; another profile's are not opened.
+    assert _denied(carol.get_object, Bucket=PIPELINES, Key="private/alice/notes.txt")
+    carol.put_object(Bucket=PIPELINES, Key="private/carol/notes.txt", Body=b"mine")
+
+
+def test_a_profile_without_the_grant_reads_nothing_there(store: Store):
+    assert _denied(store.users["alice"].get_object, Bucket=MLFLOW, Key=MODEL_KEY)
+    assert _denied(store.users["alice"].list_objects_v2, Bucket=MLFLOW, Prefix="artifacts/")
 
 
 # --- a relation ------------------------------------------------------------------------

@@ -717,7 +717,12 @@ class MinioCharm(ops.CharmBase):
 
     def _tally_relations(self, config: MinioConfig) -> tuple[dict[str, list[str]], list[str]]:
         """The relations not answered, by why, and those still being prepared."""
-        unanswered: dict[str, list[str]] = {"invalid": [], "malformed": [], "v0": [], "pending": []}
+        unanswered: dict[str, list[str]] = {
+            "invalid": [],
+            "malformed": [],
+            "v0": [],
+            "pending": [],
+        }
         pending: list[str] = []
         for relation in self._provider.relations:
             wanted, why = self._answer(relation, config)
