@@ -1,4 +1,4 @@
-"""kserve against KServe v0.14.1 as Kubeflow 1.10.0 ships it: layers, config, webhooks, RBAC, runtimes, CRDs."""
+"""kserve against KServe v0.14.1: Pebble layers, config, webhooks, RBAC, runtimes and CRDs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _config(**options) -> kserve_config.KServeConfig:
 
 @pytest.mark.parametrize(
     ("resource", "fact"),
-    [("kserve-controller-image", CONTROLLER["image"]), ("localmodel-controller-image", LOCALMODEL["image"])],
+    [
+        ("kserve-controller-image", CONTROLLER["image"]),
+        ("localmodel-controller-image", LOCALMODEL["image"]),
+    ],
 )
 def test_images_are_the_releases(resource, fact):
     assert META["resources"][resource]["upstream-source"] == fact.value, str(fact.source)
@@ -42,7 +45,7 @@ def _service(workload: wl.Workload) -> dict:
 
 
 def _flags(command: str) -> dict[str, str]:
-    return dict((a[2:].split("=", 1) + [""])[:2] for a in command.split()[1:])
+    return dict([*a[2:].split("=", 1), ""][:2] for a in command.split()[1:])
 
 
 def test_the_controller_runs_upstreams_entrypoint_with_known_flags_and_leases_on():
@@ -207,7 +210,9 @@ def _by_name(docs: list[dict]) -> dict[str, dict]:
 
 
 def test_the_runtimes_are_the_releases():
-    ours = [d["metadata"]["name"] for d in _config().runtimes() if d["kind"] == "ClusterServingRuntime"]
+    ours = [
+        d["metadata"]["name"] for d in _config().runtimes() if d["kind"] == "ClusterServingRuntime"
+    ]
     names = RUNTIMES["names"].value
     assert sorted(n for n in ours if not n.endswith("-gpu")) == sorted(names)
     assert sorted(n for n in ours if n.endswith("-gpu")) == sorted(
@@ -241,7 +246,10 @@ def test_each_gpu_twin_is_its_runtime_on_the_gpu_pool(name):
 
 def test_the_gpu_runtimes_are_the_cuda_builds():
     assert RUNTIMES["huggingface-cuda-base"].value.startswith("nvidia/cuda")
-    images = {n: RUNTIMES[f"runtime-{n}"].value["containers"][0]["image"] for n in RUNTIMES["names"].value}
+    images = {
+        n: RUNTIMES[f"runtime-{n}"].value["containers"][0]["image"]
+        for n in RUNTIMES["names"].value
+    }
     assert images["kserve-tritonserver"].startswith("nvcr.io/nvidia/")
     assert set(RUNTIMES["gpu-tag"].value) < set(kserve_runtimes.GPU_RUNTIMES)
 

@@ -40,7 +40,14 @@ from unit.kserve.helpers import kserve_config
 GPU_TAGGED = ("kserve-tensorflow-serving", "kserve-torchserve")  # constants.TFServing, TorchServe
 SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
 # The ModelSpec fields that select and feed the runtime; the rest is a container.
-MODEL_FIELDS = ("modelFormat", "runtime", "runtimeVersion", "protocolVersion", "storageUri", "storage")
+MODEL_FIELDS = (
+    "modelFormat",
+    "runtime",
+    "runtimeVersion",
+    "protocolVersion",
+    "storageUri",
+    "storage",
+)
 # ServingRuntimePodSpec fields MergePodSpec takes from the runtime.
 RUNTIME_POD_FIELDS = ("nodeSelector", "affinity", "tolerations", "volumes", "imagePullSecrets")
 # PodSpec fields of a predictor (not the component extension's nor the implementations').
@@ -145,9 +152,10 @@ def predictor_deployment(isvc: dict, runtimes: list[dict]) -> dict:
     spec = runtime["spec"]
     base = next(c for c in spec["containers"] if c["name"] == "kserve-container")
     own = {k: v for k, v in model.items() if k not in MODEL_FIELDS}
-    container = _merge_map({k: v for k, v in base.items() if k != "args"}, {
-        k: v for k, v in own.items() if k != "args"
-    })
+    container = _merge_map(
+        {k: v for k, v in base.items() if k != "args"},
+        {k: v for k, v in own.items() if k != "args"},
+    )
     container["args"] = [*base.get("args", []), *own.get("args", [])]
     container["args"] = [a.replace("{{.Name}}", name) for a in container["args"]]
     limits = container.get("resources", {}).get("limits", {})
@@ -239,9 +247,10 @@ def test_the_sklearn_predictor_runs_on_the_cpu_pool_with_the_profiles_account():
     assert container["resources"]["requests"] == {"cpu": "100m", "memory": "256Mi"}
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
-    assert deployment["metadata"]["annotations"][SOURCE_URI] == isvc["spec"]["predictor"][
-        "model"
-    ]["storageUri"]
+    assert (
+        deployment["metadata"]["annotations"][SOURCE_URI]
+        == isvc["spec"]["predictor"]["model"]["storageUri"]
+    )
 
 
 def test_a_predictor_that_names_a_gpu_runtime_lands_on_the_gpu_pool():
@@ -264,7 +273,9 @@ def test_a_predictor_that_names_a_gpu_runtime_lands_on_the_gpu_pool():
 
 
 def test_a_gpu_runtime_is_never_auto_selected():
-    isvc = ISVC.admit(sklearn_isvc(model={"modelFormat": {"name": "pytorch"}, "storageUri": "s3://b/m"}))
+    isvc = ISVC.admit(
+        sklearn_isvc(model={"modelFormat": {"name": "pytorch"}, "storageUri": "s3://b/m"})
+    )
     assert select_runtime(isvc, _runtimes(AKS))["metadata"]["name"] == "kserve-torchserve"
 
 

@@ -324,7 +324,9 @@ class KServeCharm(ops.CharmBase):
         if self._cluster.error is not None:
             out.append(error_status(self._cluster.error, self.app.name))
         elif self._cluster.runtimes_waiting:
-            out.append(ops.WaitingStatus("waiting for the KServe controller to apply the runtimes"))
+            out.append(
+                ops.WaitingStatus("waiting for the KServe controller to apply the runtimes")
+            )
         out.append(ops.ActiveStatus(f"RawDeployment, hosts *.{config.ingress_domain}"))
         return out
 

@@ -34,7 +34,7 @@ class KServeConfig:
 
     ingress_domain: str = "example.com"
     url_scheme: str = "http"
-    storage_secret: str = "minio-credentials"
+    storage_secret: str = "minio-credentials"  # noqa: S105 - a Secret's name
     predictor_node_selector: str = ""
     predictor_tolerations: str = ""
     gpu_predictor_node_selector: str = ""

@@ -82,7 +82,7 @@ RUNTIMES: dict[str, dict[str, Any]] = {
         "image": f"kserve/huggingfaceserver:{TAG}",
         "container": {
             "args": ["--model_name={{.Name}}"],
-            "volumeMounts": [{"mountPath": "/dev/shm", "name": "devshm"}],
+            "volumeMounts": [{"mountPath": "/dev/shm", "name": "devshm"}],  # noqa: S108
         },
         "pod": {
             "hostIPC": False,
@@ -333,5 +333,7 @@ def render(
                 gpus=gpus,
             )
         )
-    out.append(storage_container(images.get("storage-initializer-image", STORAGE_INITIALIZER_IMAGE)))
+    out.append(
+        storage_container(images.get("storage-initializer-image", STORAGE_INITIALIZER_IMAGE))
+    )
     return out

@@ -79,10 +79,18 @@ def command(workload: Workload) -> str:
 
 
 def _check(workload: Workload) -> dict[str, Any]:
-    base: dict[str, Any] = {"override": "replace", "period": "10s", "timeout": "3s", "threshold": 3}
+    base: dict[str, Any] = {
+        "override": "replace",
+        "period": "10s",
+        "timeout": "3s",
+        "threshold": 3,
+    }
     if workload is CONTROLLER:
         # /readyz is ready once the manager runs; /healthz once the webhook server serves.
-        return base | {"level": "ready", "http": {"url": f"http://localhost:{Ports.HEALTH}/healthz"}}
+        return base | {
+            "level": "ready",
+            "http": {"url": f"http://localhost:{Ports.HEALTH}/healthz"},
+        }
     # The local model controller registers no health checks, but binds its probe port.
     return base | {"level": "alive", "tcp": {"port": Ports.LOCALMODEL_HEALTH}}
 

@@ -110,9 +110,7 @@ def test_a_follower_runs_no_controller_and_no_check(ctx, kube):
     assert checks[wl.CONTROLLER.check].startup.value == "disabled"
 
 
-def test_a_new_leader_points_the_webhook_service_at_itself_and_starts_the_controllers(
-    ctx, kube
-):
+def test_a_new_leader_points_the_webhook_service_at_itself_and_starts_the_controllers(ctx, kube):
     first = settled(ctx)
     new_ctx = testing.Context(ctx.charm_spec.charm_type, app_name=APP, unit_id=1)
     follower = new_ctx.run(
