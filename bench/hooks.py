@@ -2023,6 +2023,109 @@ def mlflow_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, li
     return model, [container]
 
 
+# --- KServe -------------------------------------------------------------------------------------
+#
+# The charm with its peer relation and istio's gateway-metadata (the databag istio's code wrote
+# in `platform`): the leader made its webhook certificates and applied its objects, the
+# runtimes too (its controller runs). The service-accounts relation is optional.
+
+KSERVE = "kserve"
+KSERVE_PEERS_ID, KSERVE_GATEWAY_ID = 47, 48
+
+
+@functools.cache
+def serving(stage_dir: Path) -> tuple[World, Any]:
+    """Run kserve's certificates and apply until settled."""
+    kserve = staged(KSERVE, stage_dir)
+    import kserve_cluster
+
+    mesh = platform(stage_dir).world  # istio's databags, as its code wrote them
+    world = World(first_secret=90)
+    world.link(KSERVE_PEERS_ID, {KSERVE: kserve_cluster.PEERS})
+    world.link(KSERVE_GATEWAY_ID, {KSERVE: kserve.GATEWAY, "istio": "gateway-metadata"})
+    world.bag(KSERVE_GATEWAY_ID, "istio").update(mesh.bag(GATEWAY_METADATA_ID, "istio"))
+    options = default_options(kserve, kserve.KServeConfig)
+    charm = charm_view(
+        kserve.KServeCharm, world.model(KSERVE, KSERVE_PEERS_ID, KSERVE_GATEWAY_ID), options
+    )
+    charm._certs = certificates.CertificateKeeper(
+        charm,
+        label=kserve.CERTS_LABEL,
+        ca_name=f"{KSERVE} webhook CA ({MODEL_NAME})",
+        dns_names=certificates.service_dns_names("kserve-webhook-server-service", MODEL_NAME),
+    )
+    charm._cluster = bench_object(
+        kserve_cluster.KServeCluster, charm, error=None, base_applied=False
+    )
+    charm._cluster.runtimes_waiting = False
+
+    def one_pass() -> None:
+        bundle = charm._certs.current()
+        assert bundle is not None
+        gateway, problem = kserve.read_gateway(charm)
+        assert gateway is not None, problem
+        charm._cluster.reconcile_base(
+            options,
+            bundle,
+            gateway_namespace=gateway[0],
+            gateway_name=gateway[1],
+            force=False,
+            routine=False,
+        )
+        charm._cluster.reconcile_runtimes(
+            options, controller_running=True, force=False, routine=False
+        )
+        assert charm._cluster.error is None, charm._cluster.error
+
+    with cluster_holds_everything(kserve_cluster):
+        world.settle(one_pass, "kserve")
+    return world, charm
+
+
+def kserve_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import kserve_workloads as wl
+
+    world, kserve = serving(charm_dir.parent)
+    _, bundle = certificates.load(kserve.model, charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
+    containers, applied = [], {}
+    for workload in wl.WORKLOADS:
+        layer = wl.layer(workload, leader=True, namespace=MODEL_NAME, serial=bundle.serial)
+        applied[workload.container] = hashlib.sha256(
+            json.dumps(layer, sort_keys=True).encode()
+        ).hexdigest()
+        container = workload_container(workload.container, dict(layer), workload.service)
+        if workload is wl.CONTROLLER:
+            container.add_file(wl.CERT_FILE, bundle.tls_cert, permissions=0o644)
+            container.add_file(wl.KEY_FILE, bundle.tls_key, permissions=0o600)
+        containers.append(container)
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    name = charm.KServeCharm.__name__
+    storage.save_snapshot(f"{name}/StoredStateData[_applied]", {"digests": applied})
+    storage.save_snapshot(
+        f"{name}/StoredStateData[_settled]",
+        {
+            "active": True,
+            "next_renewal": bundle.next_renewal().timestamp(),
+            "message": "RawDeployment, hosts *.example.com",
+        },
+    )
+    storage.commit()
+    storage.close()
+    model = Model(
+        unit=f"{KSERVE}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(KSERVE, KSERVE_PEERS_ID, KSERVE_GATEWAY_ID),
+        secrets=world.bench_secrets(KSERVE),
+    )
+    return model, containers
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -2035,6 +2138,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "kfp": kfp_settled,
     "katib": katib_settled,
     "kubeflow-trainer": trainer_settled,
+    "kserve": kserve_settled,
     "mlflow": mlflow_settled,
 }
 

@@ -372,6 +372,7 @@ TRUSTED = {
     "kfp",
     "katib",
     "kubeflow-trainer",
+    "kserve",
 }
 
 
