@@ -44,11 +44,16 @@ from workload.servers import free_port
 from kubeflow_interfaces.s3 import S3Credentials
 
 HERE = Path(__file__).resolve().parent
+KSERVE_SRC = HERE.parents[1] / "charms" / "kserve" / "src"
+if str(KSERVE_SRC) not in sys.path:
+    sys.path.insert(0, str(KSERVE_SRC))
+
+import kserve_profiles  # noqa: E402 - the kserve charm's ServiceAccount for every profile
+
 MODEL_NAME = "iris-like"
 # The ServiceAccount the kserve charm hands each profile, listing the profile's
-# object-store Secret (issue 15's cross-charm contract, point 3; the kserve
-# charm renders it in `kserve_profiles.service_account`).
-SERVICE_ACCOUNT = "kserve-models"
+# object-store Secret.
+SERVICE_ACCOUNT = kserve_profiles.NAME
 # MLflow 2.22.0 with artifact proxying records artifact locations under this
 # scheme (mlflow/store/tracking/__init__.py, DEFAULT_ARTIFACTS_URI in the
 # mlflow 2.22.0 wheel): the server writes `mlflow-artifacts:/<rest>` to
@@ -88,12 +93,8 @@ def profile_objects(store: ObjectStore) -> tuple[dict[str, Any], dict[str, dict[
         PROFILE,
         annotations=profile_manifests.kserve_annotations(store.url, REGION),
     )
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": SERVICE_ACCOUNT, "namespace": PROFILE},
-        "secrets": [{"name": secret["metadata"]["name"]}],
-    }
+    account = kserve_profiles.service_account(secret["metadata"]["name"])
+    account["metadata"]["namespace"] = PROFILE  # the dispatcher puts it in each profile
     return account, {secret["metadata"]["name"]: secret}
 
 

@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 DATABASE = "relational-db"
 STORAGE = "object-storage"
-# Our key in the s3 requirer's databag: let every profile read this relation's bucket/path.
-PROFILES_READ_KEY = "profiles-read"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +50,13 @@ class DataInputs:
 
 def s3_requirer(charm: ops.CharmBase, config: MlflowConfig) -> S3Requirer:
     """The `object-storage` requirer asking for the configured bucket and path."""
-    return S3Requirer(charm, STORAGE, bucket=config.artifact_bucket, path=config.path or None)
+    return S3Requirer(
+        charm,
+        STORAGE,
+        bucket=config.artifact_bucket,
+        path=config.path or None,
+        profiles_read=True,
+    )
 
 
 def request(charm: ops.CharmBase, config: MlflowConfig) -> None:
@@ -70,8 +74,6 @@ def request(charm: ops.CharmBase, config: MlflowConfig) -> None:
         databag = relation.data[charm.app]
         if not config.path and "path" in databag:
             del databag["path"]  # the request's writer leaves a path it no longer asks for
-        if databag.get(PROFILES_READ_KEY) != "true":
-            databag[PROFILES_READ_KEY] = "true"
 
 
 def read(charm: ops.CharmBase, config: MlflowConfig) -> DataInputs:
