@@ -181,3 +181,24 @@ def test_pipelines_ui_api_and_metadata_are_served_behind_the_login(model: Model)
     ):
         (provider,) = _checked_by(model, path)
         assert provider["envoyExtAuthzHttp"]["service"] == GATEWAY, path
+
+
+def test_mlflow_and_inference_hosts_are_served_behind_the_login(model: Model):
+    routes = _routes(model)
+    (destination,) = [r["destination"] for r in routes["/mlflow"]["route"]]
+    assert destination["host"] == "mlflow.kubeflow.svc.cluster.local"
+    assert destination["port"]["number"] == 5000
+    # MLflow serves its UI and API at the root: the gateway strips the prefix.
+    assert routes["/mlflow"]["rewrite"] == {"uri": "/"}
+    # The UI, its API calls and the REST API the client uses through the gateway.
+    for path in (
+        "/mlflow/",
+        "/mlflow/ajax-api/2.0/mlflow/experiments/search",
+        "/mlflow/api/2.0/mlflow/runs/create",
+    ):
+        (provider,) = _checked_by(model, path)
+        assert provider["envoyExtAuthzHttp"]["service"] == GATEWAY, path
+    # An InferenceService's host (KServe's Ingress on the same gateway) matches no open
+    # route: its predict path needs a login too.
+    (provider,) = _checked_by(model, "/v1/models/iris:predict")
+    assert provider["envoyExtAuthzHttp"]["service"] == GATEWAY

@@ -72,8 +72,8 @@ BAD_OVERLAYS = [
         "relations:\n  - [mysql, minio]\n", "must be a pair [app:endpoint", id="no-endpoints"
     ),
     pytest.param(
-        "relations:\n  - [mysql:database, mlflow:db]\n",
-        "names 'mlflow', which is not an application",
+        "relations:\n  - [mysql:database, seldon:db]\n",
+        "names 'seldon', which is not an application",
         id="unknown-app",
     ),
 ]

@@ -161,7 +161,7 @@ def test_leadership_moves_then_the_leader_is_scaled_away(settled_models, tmp_pat
     if app == "mysql":  # one unit: nothing to say about replication
         expected["app mysql"] = "active: "
     if app == "minio":  # one unit: what minio serves
-        expected["app minio"] = "active: 2 bucket request(s) served"  # mysql's and kfp's
+        expected["app minio"] = "active: 3 bucket request(s) served"  # mysql's, kfp's, mlflow's
     assert _statuses(model) == expected
     _assert_same(served, _served(model), f"after {app}/1 was scaled away")
     # Settled: the next update-status of the unit that stays changes nothing.

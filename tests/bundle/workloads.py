@@ -64,6 +64,8 @@ PERSISTENT = {
         "trainer-controller": ["/etc/trainer"],
         "jobset-controller": ["/etc/jobset"],
     },
+    "mlflow": {"mlflow-server": ["/etc/mlflow"]},
+    "kserve": {"kserve-controller": ["/tmp/k8s-webhook-server/serving-certs"]},
 }
 
 # The cluster CA Kubernetes puts beside each pod's token (a made-up PEM).
@@ -76,6 +78,12 @@ COMMANDS: dict[str, dict[str, dict[str, bytes]]] = {
             "mysql": b"8.4.3\n",  # the server's version, for the relation data
             "mysqld": b"",  # --initialize
             "mysqldump": b"-- Dump completed\n",
+        }
+    },
+    "mlflow": {
+        "mlflow-server": {
+            "mlflow": b"mlflow, version 2.22.0\n",  # --version (click's format)
+            "/bin/sh": b"",  # the migration script
         }
     },
 }
@@ -323,6 +331,37 @@ def _controller_runtime_manager(charm: str, workload: str):
     return listener
 
 
+def _mlflow_server(container: testing.Container, service: ops.pebble.Service) -> Listener | None:
+    # `/bin/sh -c '<export the secrets file> && exec mlflow server --port N ...'`: the
+    # shell exits when the file is not there; the server answers /health.
+    words = shlex.split(service.command)
+    script = words[-1] if words else ""
+    sourced = re.search(r"\. (\S+)", script)
+    if sourced is None or _read(container, sourced.group(1)) is None:
+        return None
+    server = script.partition("exec ")[2]
+    port = int(_flag(server, "port") or _fact("mlflow", "mlflow-server", "port"))
+    return Listener(port, frozenset([_fact("mlflow", "mlflow-server", "health-path")]))
+
+
+def _kserve_controller(
+    container: testing.Container, service: ops.pebble.Service
+) -> Listener | None:
+    # `/manager --health-probe-addr=:N ...`: the probes once the webhook server has
+    # its certificate (the manager exits without one).
+    cert_dir = _fact("kserve", "kserve-controller", "cert-dir")
+    if _read(container, f"{cert_dir}/tls.crt") is None:
+        return None
+    health = _fact("kserve", "kserve-controller", "health-paths")
+    port = _port(_flag(service.command, "health-probe-addr")) or health["port"]
+    return Listener(port, frozenset([health["liveness"], health["readiness"]]))
+
+
+def _kserve_localmodel(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # No address flags: probes on its fixed port.
+    return Listener(_port(_fact("kserve", "localmodel-controller", "ports")["health"]) or 0)
+
+
 # Where each charm's services listen once running, by charm and service; a
 # service not named here listens nowhere, so no check of it passes.
 LISTENERS: dict[
@@ -362,6 +401,11 @@ LISTENERS: dict[
             "kubeflow-trainer", "trainer-controller"
         ),
         "jobset-controller": _controller_runtime_manager("kubeflow-trainer", "jobset-controller"),
+    },
+    "mlflow": {"mlflow-server": _mlflow_server},
+    "kserve": {
+        "kserve-controller": _kserve_controller,
+        "localmodel-controller": _kserve_localmodel,
     },
 }
 
