@@ -67,6 +67,8 @@ def test_the_local_model_controller_runs_with_its_only_flag():
     service = _service(wl.LOCALMODEL)
     assert service["command"].split()[0] == LOCALMODEL["entrypoint"].value
     assert set(_flags(service["command"])) == set(LOCALMODEL["flags"].value)
+    # Upstream runs it without flags (lease election off); the charm turns it on.
+    assert LOCALMODEL["args"].value == [], str(LOCALMODEL["args"].source)
     assert service["user-id"] == LOCALMODEL["user"].value
     assert service["environment"]["POD_NAMESPACE"] == "kubeflow"
 
