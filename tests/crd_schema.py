@@ -9,7 +9,9 @@ kubernetes/apiextensions-apiserver v0.34.1, "AX" below):
    validateNestedValueValidation) or for using what a CRD schema may not
    (AX pkg/apis/apiextensions/validation/validation.go: `$ref`, `id`,
    `definitions`, `dependencies`, `patternProperties`, `additionalItems`,
-   `uniqueItems: true`, `additionalProperties` beside `properties` or false).
+   `uniqueItems: true`, `additionalProperties` beside `properties` or false,
+   list and map types on the wrong type, a map list's keys that are not
+   required scalar properties of its items).
 2. An object against a version's schema: `CustomResourceSchema.problems`
    and `.admit` do, in the API server's order,
    - drop a null field that is neither nullable nor defaulted (AX
@@ -56,6 +58,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+_LIST_TYPES = ("atomic", "set", "map")
+_MAP_TYPES = ("atomic", "granular")
 # AX pkg/apis/apiextensions/validation/validation.go: keywords a CRD schema may not use.
 FORBIDDEN_KEYWORDS = (
     "$ref",
@@ -103,6 +107,7 @@ def _structural(schema: Mapping[str, Any], path: str, level: str) -> list[str]:
     problems = _keyword_problems(schema, here)
     problems += _type_problems(schema, here, level)
     problems += _object_problems(schema, here, level)
+    problems += _list_and_map_type_problems(schema, here)
     metadata = schema.get("properties", {}).get("metadata")
     if metadata is not None:
         problems += _metadata_schema_problems(
@@ -193,6 +198,42 @@ def _object_problems(schema: Mapping[str, Any], here: str, level: str) -> list[s
     preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
     if embedded and not preserve and not schema.get("properties"):
         problems.append(f"{here}: an embedded resource needs properties or preserve-unknown")
+    return problems
+
+
+def _list_and_map_type_problems(schema: Mapping[str, Any], here: str) -> list[str]:
+    """AX validation.go: list and map types, and a map list's keys (validateMapListKeysMapSet).
+
+    x-kubernetes-list-type and -map-type: their values and the types they go with; a map
+    list's keys: scalar properties of its items, each required or defaulted.
+    """
+    problems = []
+    list_type = schema.get("x-kubernetes-list-type")
+    map_type = schema.get("x-kubernetes-map-type")
+    keys = schema.get("x-kubernetes-list-map-keys") or []
+    if map_type is not None and (schema.get("type") != "object" or map_type not in _MAP_TYPES):
+        problems.append(f"{here}: x-kubernetes-map-type must be atomic or granular on an object")
+    if list_type is not None and (schema.get("type") != "array" or list_type not in _LIST_TYPES):
+        problems.append(f"{here}: x-kubernetes-list-type must be atomic, set or map on an array")
+    if keys and list_type != "map":
+        problems.append(f"{here}: x-kubernetes-list-type must be map if list-map-keys is set")
+    if list_type != "map":
+        return problems
+    items = schema["items"] if isinstance(schema.get("items"), dict) else {}
+    if not keys:
+        problems.append(f"{here}: x-kubernetes-list-map-keys must not be empty for a map list")
+    if items.get("type") != "object":
+        problems.append(f"{here}/items: type must be object in a map list")
+    if len(set(keys)) != len(keys):
+        problems.append(f"{here}: x-kubernetes-list-map-keys must not contain duplicates")
+    for key in keys:
+        prop = items.get("properties", {}).get(key)
+        if prop is None:
+            problems.append(f"{here}: list-map-key {key} must be a property of the items")
+        elif prop.get("type") in ("array", "object"):
+            problems.append(f"{here}: list-map-key {key} must be a scalar")
+        elif key not in items.get("required", []) and "default" not in prop:
+            problems.append(f"{here}: list-map-key {key} must be required or have a default")
     return problems
 
 

@@ -67,6 +67,8 @@ def test_the_local_model_controller_runs_with_its_only_flag():
     service = _service(wl.LOCALMODEL)
     assert service["command"].split()[0] == LOCALMODEL["entrypoint"].value
     assert set(_flags(service["command"])) == set(LOCALMODEL["flags"].value)
+    # Upstream runs it without flags (lease election off); the charm turns it on.
+    assert LOCALMODEL["args"].value == [], str(LOCALMODEL["args"].source)
     assert service["user-id"] == LOCALMODEL["user"].value
     assert service["environment"]["POD_NAMESPACE"] == "kubeflow"
 
@@ -321,3 +323,45 @@ def test_crd_schema_is_structural(plural):
 
     schema = CRDS[plural]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert structural_problems(schema) == []
+
+
+_CONSTRAINTS = (
+    "required",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "format",
+    "pattern",
+    "maxLength",
+    "minLength",
+    "minItems",
+    "maxItems",
+    "nullable",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+)
+
+
+def _constraints(schema: dict, path: str = "", out: dict | None = None) -> dict[str, dict]:
+    """The validation keywords at every field of a schema, by path (`[]` items, `{}` values)."""
+    out = {} if out is None else out
+    found = {k: schema[k] for k in _CONSTRAINTS if k in schema}
+    if found:
+        out[path or "."] = found
+    for name, sub in schema.get("properties", {}).items():
+        _constraints(sub, f"{path}.{name}", out)
+    if "items" in schema:
+        _constraints(schema["items"], f"{path}[]", out)
+    if isinstance(schema.get("additionalProperties"), dict):
+        _constraints(schema["additionalProperties"], f"{path}{{}}", out)
+    return out
+
+
+@pytest.mark.parametrize("plural", sorted(FACTS["crd-constraints"]))
+def test_crd_validation_is_upstreams_where_we_type_a_field(plural):
+    fact = FACTS["crd-constraints"][plural]
+    schema = CRDS[plural]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _constraints(schema["properties"]["spec"]) == fact.value, str(fact.source)

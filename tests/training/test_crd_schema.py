@@ -100,6 +100,21 @@ def test_the_name_and_kind_are_checked():
     assert schema.problems(_widget() | {"kind": "Gadget"})
 
 
+def _env_list(items: dict) -> dict:
+    """A schema with a map list `env` keyed by `name`, of these items."""
+    return {
+        "type": "object",
+        "properties": {
+            "env": {
+                "type": "array",
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": items,
+            }
+        },
+    }
+
+
 @pytest.mark.parametrize(
     ("schema", "found"),
     [
@@ -128,6 +143,21 @@ def test_the_name_and_kind_are_checked():
                 },
             },
             "name and generateName",
+        ),
+        (
+            _env_list({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+            "a property",
+        ),
+        (
+            _env_list({"type": "object", "properties": {"name": {"type": "string"}}}),
+            "must be required or have a default",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string", "x-kubernetes-map-type": "atomic"}},
+            },
+            "x-kubernetes-map-type",
         ),
     ],
 )

@@ -229,7 +229,7 @@ class KServeCharm(ops.CharmBase):
             container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
         container.add_layer(workload.service, layer, combine=True)
         if running:
-            container.restart(workload.service)  # it reads its certificate only at start
+            container.restart(workload.service)  # the new serial (or flags) takes effect
         else:
             container.replan()
         digests[workload.container] = digest

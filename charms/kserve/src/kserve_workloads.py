@@ -16,9 +16,11 @@ network namespace:
   controller-runtime's default directory.
 
 Both read their namespace from POD_NAMESPACE (pkg/constants/constants.go
-KServeNamespace), where the KServe controller reads the ConfigMap
-`inferenceservice-config`. Upstream's lease election is on in both
-(`--leader-elect`); the charm starts them on the leader unit only. The
+KServeNamespace), where they read the ConfigMap `inferenceservice-config`.
+The charm starts them on the leader unit only and turns lease election on
+in both: upstream passes `--leader-elect` to the KServe controller only
+(kubeflow/manifests v1.10.0 kserve_kubeflow.yaml); the local model
+controller has the flag but upstream runs it without (off by default). The
 serving certificate's serial is in the KServe controller's layer: a new one
 restarts it.
 """
@@ -86,7 +88,7 @@ def _check(workload: Workload) -> dict[str, Any]:
         "threshold": 3,
     }
     if workload is CONTROLLER:
-        # /readyz is ready once the manager runs; /healthz once the webhook server serves.
+        # /healthz and /readyz both pass once the webhook server serves (cmd/manager/main.go).
         return base | {
             "level": "ready",
             "http": {"url": f"http://localhost:{Ports.HEALTH}/healthz"},
