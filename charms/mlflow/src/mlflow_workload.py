@@ -54,6 +54,10 @@ GROUP_ID = 584792
 DEFAULT_WORKERS = 4  # gunicorn's worker count when --workers is not given
 DEFAULT_REQUEST_TIMEOUT = 60
 MIGRATION_TIMEOUT = 600.0  # seconds the leader waits for a migration
+# Where the migration runs: Pebble would otherwise use the workload user's home
+# directory and refuse to start when the image has none (canonical/pebble v1.32.1
+# internals/overlord/cmdstate/request.go, getWorkingDir).
+MIGRATION_WORKING_DIR = "/"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
