@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 
 import yaml
@@ -88,6 +89,24 @@ def test_s3_environment_names():
     assert "MLFLOW_S3_ENDPOINT_URL" in _fact("client-environment")
     assert env["MLFLOW_S3_ENDPOINT_URL"] == SETTINGS.s3_endpoint
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert _fact("s3-ca-bundle") not in env  # no CA chain from the object store: none set
+    with_ca = dataclasses.replace(SETTINGS, s3_ca_file=wl.CA_FILE)
+    assert wl.server_environment(with_ca)[_fact("s3-ca-bundle")] == wl.CA_FILE
+
+
+def test_options_mlflow_also_reads_from_the_environment_are_always_given():
+    # A Service named like the app puts MLFLOW_PORT=tcp://... in the pod's environment.
+    argv = _argv()
+    for variable in _fact("options-from-environment"):
+        option = "--" + variable.removeprefix("MLFLOW_").lower()
+        assert option in argv, option
+        assert not argv[argv.index(option) + 1].startswith("-")
+
+
+def test_gunicorn_opts_is_the_request_timeout():
+    argv = _argv()
+    opts = shlex.split(argv[argv.index("--gunicorn-opts") + 1])
+    assert opts == [_fact("gunicorn-opts"), str(SETTINGS.request_timeout)]
 
 
 def test_migration_runs_db_upgrade_after_initializing_an_empty_database():
@@ -104,6 +123,10 @@ def test_route_and_database_as_canonicals_charm():
     import mlflow_route
 
     assert f"{mlflow_route.PREFIX}/" == _fact("route")["prefix"]
+    assert mlflow_route.REWRITE == _fact("route")["rewrite"]
+    # With the prefix rewritten away the server needs no --static-prefix (which would move
+    # the UI and its ajax-api paths but not /api/2.0 nor /health).
+    assert "--static-prefix" not in _argv()
     assert wl.DATABASE == _fact("database-name")
 
 

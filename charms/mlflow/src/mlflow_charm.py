@@ -329,6 +329,7 @@ class MlflowCharm(ops.CharmBase):
                 timeout=wl.MIGRATION_TIMEOUT,
                 user_id=wl.USER_ID,
                 group_id=wl.GROUP_ID,
+                working_dir=wl.MIGRATION_WORKING_DIR,
             )
             process.wait_output()
         except ops.pebble.ExecError as e:

@@ -21,6 +21,7 @@ from kubeflow_interfaces.dashboard_links import DashboardLink, DashboardLinksReq
 ROUTE = "istio-ingress-route"
 DASHBOARD_LINKS = "dashboard-links"
 PREFIX = "/mlflow"
+REWRITE = "/"  # the server runs without --static-prefix
 LINKS = [
     DashboardLink(text="MLflow", link=f"{PREFIX}/", location="menu", icon="icons:assessment"),
     DashboardLink(
@@ -34,7 +35,7 @@ LINKS = [
 
 def requirer(charm: ops.CharmBase) -> iir.RouteRequirer:
     """The route: `/mlflow` on the gateway to the app's Service, rewritten to `/`."""
-    return iir.RouteRequirer(charm, ROUTE, prefix=PREFIX, rewrite="/", port=wl.PORT)
+    return iir.RouteRequirer(charm, ROUTE, prefix=PREFIX, rewrite=REWRITE, port=wl.PORT)
 
 
 def publish(charm: ops.CharmBase) -> None:

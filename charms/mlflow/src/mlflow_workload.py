@@ -8,7 +8,11 @@ Facts are from the `mlflow` 2.22.0 wheel (PyPI, `mlflow-2.22.0-py3-none-any.whl`
   `--artifacts-destination` and `--gunicorn-opts` (mlflow/cli.py,
   mlflow/utils/cli_args.py); the backend store URI is also read from the
   environment, `MLFLOW_BACKEND_STORE_URI` (cli.py), which is how it reaches
-  the server here: from the secrets file, never from the plan.
+  the server here: from the secrets file, never from the plan. `--host`,
+  `--port` and `--workers` are read from `MLFLOW_HOST`, `MLFLOW_PORT` and
+  `MLFLOW_WORKERS` when not given (cli_args.py), and the pod of an app named
+  `mlflow` has `MLFLOW_PORT=tcp://...` from its own Service: all three are
+  always given.
 - With artifact serving on and no `--default-artifact-root`, new experiments
   get `mlflow-artifacts:/` (mlflow/utils/server_cli_utils.py), so clients log
   through the server and the server writes under `--artifacts-destination`.
@@ -54,6 +58,10 @@ GROUP_ID = 584792
 DEFAULT_WORKERS = 4  # gunicorn's worker count when --workers is not given
 DEFAULT_REQUEST_TIMEOUT = 60
 MIGRATION_TIMEOUT = 600.0  # seconds the leader waits for a migration
+# Where the migration runs: Pebble would otherwise use the workload user's home
+# directory and refuse to start when the image has none (canonical/pebble v1.32.1
+# internals/overlord/cmdstate/request.go, getWorkingDir).
+MIGRATION_WORKING_DIR = "/"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

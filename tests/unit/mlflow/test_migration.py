@@ -36,6 +36,7 @@ def test_the_migration_sources_the_secrets_file_and_runs_db_upgrade(ctx: testing
     assert DB_PASSWORD not in " ".join(migration.command)
     assert migration.timeout == workload.MIGRATION_TIMEOUT
     assert migration.user_id == workload.USER_ID
+    assert migration.working_dir == "/"  # not the workload user's home, which may not exist
 
 
 def test_a_failed_migration_leaves_the_running_server_and_plan_as_they_were(
