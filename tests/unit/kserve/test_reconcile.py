@@ -92,6 +92,28 @@ def test_an_empty_gateway_relation_waits(ctx, kube):
     assert not running(out, wl.CONTROLLER)
 
 
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("not json", "gateway-metadata: "),
+        (
+            '{"namespace": "istio-system", "gateway_name": "Bad Name!", '
+            '"deployment_name": "d", "service_account": "s"}',
+            "gateway-metadata: gateway_name 'Bad Name!' is not a gateway name",
+        ),
+    ],
+)
+def test_a_malformed_gateway_blocks_and_applies_nothing(ctx, kube, data, words):
+    bad = testing.Relation(
+        "gateway-metadata", interface="gateway_metadata", remote_app_data={"metadata": data}
+    )
+    out = ctx.run(ctx.on.config_changed(), state(gateway=False, relations={bad}))
+    assert isinstance(out.unit_status, ops.BlockedStatus)
+    assert out.unit_status.message.startswith(words)
+    assert kube.get("ConfigMap", wl.CONFIGMAP, MODEL) is None
+    assert not any(running(out, w) for w in wl.WORKLOADS)
+
+
 def test_the_runtimes_wait_for_the_controller(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
     # The first hook starts the controller; the runtimes follow once Pebble says it runs.
@@ -239,3 +261,22 @@ def test_placement_options_reach_every_runtime_and_the_gpu_twins(ctx, kube):
             assert not any(f.get("autoSelect") for f in spec["supportedModelFormats"])
         else:
             assert spec["nodeSelector"] == cpu and "tolerations" not in spec
+
+
+@pytest.mark.parametrize("option", sorted(rt.IMAGE_DEFAULTS))
+@pytest.mark.parametrize("value", ["", "Not An Image", "registry.example/image:"])
+def test_every_image_option_refuses_a_bad_image_naming_the_option(ctx, kube, option, value):
+    out = settled(ctx)
+    writes = list(kube.writes)
+    bad = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={option: value}))
+    assert bad.unit_status == ops.BlockedStatus(f"{option}: {value!r} is not an image reference")
+    assert kube.writes == writes
+
+
+@pytest.mark.parametrize("value", [17, -1])
+def test_gpus_per_predictor_out_of_range_blocks(ctx, kube, value):
+    out = settled(ctx)
+    bad = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"gpus-per-predictor": value})
+    )
+    assert bad.unit_status == ops.BlockedStatus("gpus-per-predictor: must be between 1 and 16")
