@@ -336,8 +336,6 @@ def log_in_at_dex(session, url: str, admin: dict[str, str]):
 
 @pytest.mark.abort_on_fail
 async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: OpsTest):
-    import re
-
     import requests
 
     assert ops_test.model is not None
@@ -369,17 +367,7 @@ async def test_login_route_goes_through_dex_and_sets_the_user_header(ops_test: O
     first = session.get(url, allow_redirects=False, timeout=30)
     assert first.is_redirect, f"not logged in, {url} answered {first.status_code}"
 
-    page = follow_to_dex(session, url)
-    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text, re.I)
-    assert form, f"no login form at {page.url}"
-    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
-    landed = session.post(
-        action,
-        data={"login": admin["email"], "password": admin["password"]},
-        allow_redirects=True,
-        timeout=30,
-    )
-    assert landed.status_code == 200, f"{landed.url} answered {landed.status_code}"
+    landed = log_in_at_dex(session, url, admin)
     echoed = landed.json()
     # The echo server answers {"request": {"headers": {...}, ...}, ...}.
     seen = (echoed.get("request") or {}).get("headers") or echoed.get("headers") or {}
@@ -429,7 +417,6 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
     store credentials from the `access-minio` PodDefault (by Secret reference).
     """
     import asyncio
-    import re
 
     import requests
     from lightkube import Client
@@ -457,14 +444,7 @@ async def test_profile_owner_starts_a_notebook_with_minio_credentials(ops_test: 
 
     address = gateway_address(ops_test.model.name)
     session = requests.Session()
-    page = follow_to_dex(session, f"http://{address}/jupyter/")
-    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text)
-    assert form, "no Dex login form"
-    action = requests.compat.urljoin(page.url, form.group(1).replace("&amp;", "&"))
-    landed = session.post(
-        action, data={"login": admin["email"], "password": admin["password"]}, timeout=30
-    )
-    assert landed.status_code == 200, landed.url
+    log_in_at_dex(session, f"http://{address}/jupyter/", admin)
 
     xsrf = session.cookies.get("XSRF-TOKEN", "")
     body = {
