@@ -1,4 +1,11 @@
-"""Kubernetes Ingress objects (KServe's per-InferenceService routes) served on the gateway."""
+"""Kubernetes Ingress objects (KServe's per-InferenceService routes) served on the gateway.
+
+Istio's side, read at istio/istio 1.29.6: an Ingress whose IngressClass has the controller
+`istio.io/ingress-controller` is served (pilot/pkg/config/kube/ingress/virtualservices.go,
+shouldProcessIngressWithClass); its Gateway selects `istio: <ingressSelector>` and lives in
+K8S_INGRESS_NS (gateways.go), whose Service `ingressService` gives the Ingress status
+(ingress.go, runningAddresses). tests/conformance/test_istio.py checks these against the facts.
+"""
 
 from __future__ import annotations
 
