@@ -25,6 +25,11 @@ from kserve_config import KServeConfig
 
 from kubeflow_charms import certificates, gateway_identity
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.controllers import (
+    reconcile_events,
+    rotate_webhook_certificates,
+    settled_as_left,
+)
 from kubeflow_charms.gateway_identity import InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import error_status
 from kubeflow_charms.pebble import plan_has, service_running
@@ -91,19 +96,12 @@ class KServeCharm(ops.CharmBase):
         self._cluster = kserve_cluster.KServeCluster(self)
         on = self.on
         for event in (
-            on.install,
-            on.config_changed,
-            on.upgrade_charm,
-            on.leader_elected,
-            on.update_status,
-            on.secret_changed,
-            on[PEERS].relation_created,
+            *reconcile_events(self, peers=PEERS, containers=(w.container for w in wl.WORKLOADS)),
             on[GATEWAY].relation_created,
             on[GATEWAY].relation_changed,
             on[GATEWAY].relation_broken,
             on[SERVICE_ACCOUNTS].relation_created,
             on[SERVICE_ACCOUNTS].relation_changed,
-            *(on[w.container].pebble_ready for w in wl.WORKLOADS),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on[SERVICE_ACCOUNTS].relation_broken, self._on_accounts_broken)
@@ -117,18 +115,12 @@ class KServeCharm(ops.CharmBase):
 
     def _nothing_drifted(self) -> bool:
         """On a settled unit: whether the services, certificates and objects are as left."""
-        leader = self.unit.is_leader()
-        for workload in wl.WORKLOADS:
-            running = service_running(
-                self.unit.get_container(workload.container), workload.service
-            )
-            if running is None or running != leader:
-                return False
-        if not leader:
-            return True
-        if certificates._now().timestamp() >= self._settled.next_renewal:
-            return False  # a certificate is due: renew it and its caBundles
-        return not self._cluster.drifted()
+        return settled_as_left(
+            self.unit,
+            wl.WORKLOADS,
+            next_renewal=self._settled.next_renewal,
+            drifted=self._cluster.drifted,
+        )
 
     def _load(self) -> KServeConfig | None:
         try:
@@ -259,27 +251,21 @@ class KServeCharm(ops.CharmBase):
         self._certs.remove_obsolete(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if self._certs.refuse_rotation(event, peers=PEERS):
-            return
-        if not all(self.unit.get_container(w.container).can_connect() for w in wl.WORKLOADS):
-            event.fail("the controller containers are not reachable: try again later")
-            return
-        config = self._load()
-        if config is None:
-            event.fail(f"fix the configuration first: {self._config_error}")
-            return
-        self._gateway = read_gateway(self)
-        bundle = self._certs.rotate()
-        logger.info("rotated the webhook CA (serial %s)", bundle.ca_serial)
-        self._reconciled = True
-        self._apply(config, force=True, routine=False, bundle=bundle)
-        if self._cluster.error is not None and not self._cluster.base_applied:
-            event.fail(
-                "the new certificates are in place but the webhook configurations were not "
-                f"updated: {self._cluster.error}; the charm retries on its next hook"
-            )
-            return
-        event.set_results(self._certs.results(bundle))
+        def apply(config: KServeConfig, bundle: CertificateBundle) -> None:
+            self._gateway = read_gateway(self)
+            self._reconciled = True
+            self._apply(config, force=True, routine=False, bundle=bundle)
+
+        rotate_webhook_certificates(
+            event,
+            self._certs,
+            self._cluster,
+            peers=PEERS,
+            containers=[self.unit.get_container(w.container) for w in wl.WORKLOADS],
+            load=self._load,
+            problem=lambda: self._config_error,
+            apply=apply,
+        )
 
     # --- status ------------------------------------------------------------------------
 
