@@ -26,6 +26,40 @@ def plan_has(plan: ops.pebble.Plan, layer: ops.pebble.Layer | ops.pebble.LayerDi
     return True
 
 
+def service_layer(
+    service: str,
+    check: str,
+    *,
+    command: str,
+    runs: bool,
+    environment: Mapping[str, str],
+    check_spec: Mapping[str, Any],
+    working_dir: str = "/",
+    user: tuple[int, int] | None = None,
+) -> ops.pebble.LayerDict:
+    """A layer of one service and its check, both named and replaced as written.
+
+    The service starts with Pebble where it `runs`; elsewhere it and its
+    check stay disabled (a service that does not run has nothing to check).
+    `user` is the user and group ids it runs as, when not the image's.
+    """
+    spec: dict[str, Any] = {
+        "override": "replace",
+        "summary": service,
+        "command": command,
+        "working-dir": working_dir,
+        "startup": "enabled" if runs else "disabled",
+        "environment": dict(environment),
+    }
+    if user is not None:
+        spec["user-id"], spec["group-id"] = user
+    checks = {check: dict(check_spec)}
+    if not runs:
+        checks[check]["startup"] = "disabled"
+    layer = {"summary": service, "services": {service: spec}, "checks": checks}
+    return layer  # type: ignore[return-value]
+
+
 def service_running(container: ops.Container, name: str) -> bool | None:
     """Whether the service runs; None when the container's Pebble cannot be reached.
 
