@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ops
 
-from kubeflow_charms.pebble import plan_has
+from kubeflow_charms.pebble import plan_has, service_layer
 
 LAYER: ops.pebble.LayerDict = {
     "services": {"srv": {"override": "replace", "command": "srv --port 1", "startup": "enabled"}},
@@ -58,3 +58,43 @@ def test_service_running_answers_none_when_pebble_cannot_be_reached():
         with ctx(ctx.on.update_status(), state) as manager:
             container = manager.charm.unit.get_container("w")
             assert service_running(container, "svc") is expected
+
+
+def test_service_layer_runs_the_service_and_its_check_where_it_runs():
+    layer = service_layer(
+        "srv",
+        "up",
+        command="srv --port 1",
+        runs=True,
+        environment={"A": "1"},
+        check_spec={"override": "replace", "tcp": {"port": 1}},
+        user=(10, 20),
+    )
+    assert layer == {
+        "summary": "srv",
+        "services": {
+            "srv": {
+                "override": "replace",
+                "summary": "srv",
+                "command": "srv --port 1",
+                "working-dir": "/",
+                "startup": "enabled",
+                "environment": {"A": "1"},
+                "user-id": 10,
+                "group-id": 20,
+            }
+        },
+        "checks": {"up": {"override": "replace", "tcp": {"port": 1}}},
+    }
+
+
+def test_service_layer_disables_the_service_and_its_check_elsewhere():
+    spec = {"override": "replace", "tcp": {"port": 1}}
+    layer = service_layer(
+        "srv", "up", command="srv", runs=False, environment={}, check_spec=spec, working_dir="/app"
+    )
+    service = layer["services"]["srv"]
+    assert (service["startup"], service["working-dir"]) == ("disabled", "/app")
+    assert "user-id" not in service
+    assert layer["checks"]["up"] == {**spec, "startup": "disabled"}
+    assert spec == {"override": "replace", "tcp": {"port": 1}}  # the caller's spec is left alone
