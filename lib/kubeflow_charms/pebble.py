@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import ops
@@ -71,6 +71,68 @@ def service_running(container: ops.Container, name: str) -> bool | None:
     except (ops.pebble.ConnectionError, FileNotFoundError):
         return None
     return service is not None and service.is_running()
+
+
+def start_when_changed(
+    container: ops.Container,
+    service: str,
+    layer: ops.pebble.LayerDict,
+    *,
+    digest: str,
+    digests: MutableMapping[str, str],
+    restarted: bool,
+    push: Callable[[], None] = lambda: None,
+) -> bool | None:
+    """Give a service its layer and files and (re)start it, when they changed.
+
+    `digest` covers the layer and the files `push` writes; `digests` keeps it
+    per container (a charm's stored state). A running service whose digest
+    or plan is as wanted is left alone, unless Pebble `restarted` (its
+    files may be gone). Returns whether the service was (re)started; None
+    when Pebble cannot be reached (its pebble-ready comes).
+    """
+    running = service_running(container, service)
+    if running is None:
+        return None
+    if running and not restarted:
+        if digests.get(container.name) == digest:
+            return False
+        if plan_has(container.get_plan(), layer):
+            digests[container.name] = digest
+            return False
+    push()
+    container.add_layer(service, layer, combine=True)
+    if running:
+        container.restart(service)  # it reads its files and environment only at start
+    else:
+        container.replan()
+    digests[container.name] = digest
+    return True
+
+
+def keep_stopped(
+    container: ops.Container,
+    service: str,
+    check: str,
+    layer: ops.pebble.LayerDict,
+    digests: MutableMapping[str, str],
+) -> bool | None:
+    """Keep a service and its check stopped, under its disabled `layer`.
+
+    Its digest is dropped from `digests`, so starting it again gives it its
+    layer and files. Returns whether it was running; None when Pebble cannot
+    be reached.
+    """
+    running = service_running(container, service)
+    if running is None:
+        return None
+    if not plan_has(container.get_plan(), layer):
+        container.add_layer(service, layer, combine=True)
+    if running:
+        container.stop(service)
+    container.stop_checks(check)
+    digests.pop(container.name, None)
+    return running
 
 
 def _contains(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

@@ -27,7 +27,7 @@ from kubeflow_charms import certificates, gateway_identity
 from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.controllers import reconcile_events, settled_as_left
 from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 from kubeflow_interfaces.trial_kinds import InvalidTrialKindsError, TrialKind, TrialKindsRequirer
@@ -237,25 +237,20 @@ class KatibCharm(ops.CharmBase):
 
     def _configure(self, workload: wl.Workload, layer: ops.pebble.LayerDict, files: list[wl.File]):
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
-        digest = _digest(layer, files)
-        digests = self._applied.digests
-        if running and not self._pebble_restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not self._pebble_restarted:
-            if digests.get(workload.container) != digest:
-                digests[workload.container] = digest
-            return
-        for f in files:
-            container.push(f.path, f.content, make_dirs=True, permissions=f.permissions)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)
-        else:
-            container.replan()
-        digests[workload.container] = digest
+
+        def push() -> None:
+            for f in files:
+                container.push(f.path, f.content, make_dirs=True, permissions=f.permissions)
+
+        start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=_digest(layer, files),
+            digests=self._applied.digests,
+            restarted=self._pebble_restarted,
+            push=push,
+        )
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)

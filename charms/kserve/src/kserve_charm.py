@@ -32,7 +32,7 @@ from kubeflow_charms.controllers import (
 )
 from kubeflow_charms.gateway_identity import InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import error_status
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import keep_stopped, service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 
 logger = logging.getLogger(__name__)
@@ -204,43 +204,31 @@ class KServeCharm(ops.CharmBase):
     def _configure(self, workload: wl.Workload, bundle: CertificateBundle, *, restarted: bool):
         """Leader: write the certificate, (re)start the controller when its layer changed."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
         layer = wl.layer(workload, leader=True, namespace=self.model.name, serial=bundle.serial)
-        digest = hashlib.sha256(json.dumps(layer, sort_keys=True).encode()).hexdigest()
-        digests = self._applied.digests
-        if running and not restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not restarted:
-            digests[workload.container] = digest
-            return
-        if workload is wl.CONTROLLER:
-            owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
-            container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
-            container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)  # the new serial (or flags) takes effect
-        else:
-            container.replan()
-        digests[workload.container] = digest
-        logger.info("started %s", workload.service)
+
+        def push() -> None:
+            if workload is wl.CONTROLLER:
+                owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
+                container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
+                container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
+
+        if start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=hashlib.sha256(json.dumps(layer, sort_keys=True).encode()).hexdigest(),
+            digests=self._applied.digests,
+            restarted=restarted,
+            push=push,
+        ):
+            logger.info("started %s", workload.service)
 
     def _stop(self, workload: wl.Workload) -> None:
         """Not the leader (or no gateway yet): the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return
         layer = wl.layer(workload, leader=False, namespace=self.model.name, serial="")
-        if not plan_has(container.get_plan(), layer):
-            container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.stop(workload.service)
+        if keep_stopped(container, workload.service, workload.check, layer, self._applied.digests):
             logger.info("stopped %s", workload.service)
-        container.stop_checks(workload.check)
-        self._applied.digests.pop(workload.container, None)
 
     def _on_accounts_broken(self, event: ops.RelationBrokenEvent) -> None:
         kserve_profiles.revoke(self, event, self._record())

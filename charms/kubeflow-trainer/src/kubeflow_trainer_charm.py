@@ -29,7 +29,7 @@ from kubeflow_charms.controllers import (
     settled_as_left,
 )
 from kubeflow_charms.kubernetes import error_status
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import keep_stopped, service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.trial_kinds import OwnedResources, TrialKind, TrialKindsProvider
 
@@ -178,44 +178,32 @@ class KubeflowTrainerCharm(ops.CharmBase):
     def _configure(self, workload: wl.Workload, bundle: CertificateBundle, *, restarted: bool):
         """Leader: write the certificate and config, (re)start the controller when changed."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
         layer = wl.layer(workload, leader=True, serial=bundle.serial)
         config = wl.config_file(workload)
-        digest = _digest(layer, config)
-        digests = self._applied.digests
-        if running and not restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not restarted:
-            digests[workload.container] = digest
-            return
-        owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
-        container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
-        container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
-        container.push(config.path, config.content, permissions=config.permissions, **owner)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)  # it reads its files only at start
-        else:
-            container.replan()
-        digests[workload.container] = digest
-        logger.info("started %s with certificate %s", workload.service, bundle.serial)
+
+        def push() -> None:
+            owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
+            container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
+            container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
+            container.push(config.path, config.content, permissions=config.permissions, **owner)
+
+        if start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=_digest(layer, config),
+            digests=self._applied.digests,
+            restarted=restarted,
+            push=push,
+        ):
+            logger.info("started %s with certificate %s", workload.service, bundle.serial)
 
     def _stop(self, workload: wl.Workload) -> None:
         """Not the leader: the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return
         layer = wl.layer(workload, leader=False, serial="")
-        if not plan_has(container.get_plan(), layer):
-            container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.stop(workload.service)
+        if keep_stopped(container, workload.service, workload.check, layer, self._applied.digests):
             logger.info("stopped %s: this unit is not the leader", workload.service)
-        container.stop_checks(workload.check)
-        self._applied.digests.pop(workload.container, None)
 
     # --- certificates ------------------------------------------------------------------
 
