@@ -79,14 +79,15 @@ def start_when_changed(
     layer: ops.pebble.LayerDict,
     *,
     digest: str,
-    digests: MutableMapping[str, str],
+    digests: Callable[[], MutableMapping[str, str]],
     restarted: bool,
     push: Callable[[], None] = lambda: None,
 ) -> bool | None:
     """Give a service its layer and files and (re)start it, when they changed.
 
-    `digest` covers the layer and the files `push` writes; `digests` keeps it
-    per container (a charm's stored state). A running service whose digest
+    `digest` covers the layer and the files `push` writes; `digests` gives
+    where it is kept per container (a charm's stored state, read only once
+    Pebble answers). A running service whose digest
     or plan is as wanted is left alone, unless Pebble `restarted` (its
     files may be gone). Returns whether the service was (re)started; None
     when Pebble cannot be reached (its pebble-ready comes).
@@ -94,11 +95,12 @@ def start_when_changed(
     running = service_running(container, service)
     if running is None:
         return None
+    kept = digests()
     if running and not restarted:
-        if digests.get(container.name) == digest:
+        if kept.get(container.name) == digest:
             return False
         if plan_has(container.get_plan(), layer):
-            digests[container.name] = digest
+            kept[container.name] = digest
             return False
     push()
     container.add_layer(service, layer, combine=True)
@@ -106,7 +108,7 @@ def start_when_changed(
         container.restart(service)  # it reads its files and environment only at start
     else:
         container.replan()
-    digests[container.name] = digest
+    kept[container.name] = digest
     return True
 
 
@@ -115,11 +117,11 @@ def keep_stopped(
     service: str,
     check: str,
     layer: ops.pebble.LayerDict,
-    digests: MutableMapping[str, str],
+    digests: Callable[[], MutableMapping[str, str]],
 ) -> bool | None:
     """Keep a service and its check stopped, under its disabled `layer`.
 
-    Its digest is dropped from `digests`, so starting it again gives it its
+    Its digest is dropped from `digests()`, so starting it again gives it its
     layer and files. Returns whether it was running; None when Pebble cannot
     be reached.
     """
@@ -131,7 +133,7 @@ def keep_stopped(
     if running:
         container.stop(service)
     container.stop_checks(check)
-    digests.pop(container.name, None)
+    digests().pop(container.name, None)
     return running
 
 

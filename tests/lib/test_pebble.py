@@ -122,14 +122,14 @@ class _ProbeCharm(ops.CharmBase):
                 **LAYER,
                 "services": {"srv": {**LAYER["services"]["srv"], "startup": "disabled"}},
             }
-            answer = keep_stopped(container, "srv", "up", stopped, _ProbeCharm.digests)  # type: ignore[arg-type]
+            answer = keep_stopped(container, "srv", "up", stopped, lambda: _ProbeCharm.digests)  # type: ignore[arg-type]
         else:
             answer = start_when_changed(
                 container,
                 "srv",
                 LAYER,
                 digest="d1",
-                digests=_ProbeCharm.digests,
+                digests=lambda: _ProbeCharm.digests,
                 restarted=_ProbeCharm.restarted,
                 push=lambda: container.push("/etc/srv.conf", "x", make_dirs=True),
             )

@@ -247,10 +247,14 @@ class KatibCharm(ops.CharmBase):
             workload.service,
             layer,
             digest=_digest(layer, files),
-            digests=self._applied.digests,
+            digests=self._digests,
             restarted=self._pebble_restarted,
             push=push,
         )
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)

@@ -217,7 +217,7 @@ class KServeCharm(ops.CharmBase):
             workload.service,
             layer,
             digest=hashlib.sha256(json.dumps(layer, sort_keys=True).encode()).hexdigest(),
-            digests=self._applied.digests,
+            digests=self._digests,
             restarted=restarted,
             push=push,
         ):
@@ -227,11 +227,15 @@ class KServeCharm(ops.CharmBase):
         """Not the leader (or no gateway yet): the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
         layer = wl.layer(workload, leader=False, namespace=self.model.name, serial="")
-        if keep_stopped(container, workload.service, workload.check, layer, self._applied.digests):
+        if keep_stopped(container, workload.service, workload.check, layer, self._digests):
             logger.info("stopped %s", workload.service)
 
     def _on_accounts_broken(self, event: ops.RelationBrokenEvent) -> None:
         kserve_profiles.revoke(self, event, self._record())
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     # --- certificates ------------------------------------------------------------------
 

@@ -192,7 +192,7 @@ class KubeflowTrainerCharm(ops.CharmBase):
             workload.service,
             layer,
             digest=_digest(layer, config),
-            digests=self._applied.digests,
+            digests=self._digests,
             restarted=restarted,
             push=push,
         ):
@@ -202,8 +202,12 @@ class KubeflowTrainerCharm(ops.CharmBase):
         """Not the leader: the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
         layer = wl.layer(workload, leader=False, serial="")
-        if keep_stopped(container, workload.service, workload.check, layer, self._applied.digests):
+        if keep_stopped(container, workload.service, workload.check, layer, self._digests):
             logger.info("stopped %s: this unit is not the leader", workload.service)
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     # --- certificates ------------------------------------------------------------------
 
