@@ -26,6 +26,11 @@ def unit_number(unit: ops.Unit) -> int:
     return int(unit.name.rsplit("/", 1)[1])
 
 
+def leader_pod(app: str, unit: ops.Unit) -> str:
+    """A unit's pod, as its StatefulSet names it (label statefulset.kubernetes.io/pod-name)."""
+    return f"{app}-{unit_number(unit)}"
+
+
 def own_departure(charm: ops.CharmBase, event: ops.EventBase | None) -> bool:
     """Whether this relation-departed or relation-broken hook is this unit leaving.
 

@@ -25,8 +25,9 @@ from katib_config import KatibConfig
 
 from kubeflow_charms import certificates, gateway_identity
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.controllers import reconcile_events, settled_as_left
 from kubeflow_charms.gateway_identity import Gateway, InvalidGatewayMetadataError
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.istio_ingress_route import InvalidRouteDataError
 from kubeflow_interfaces.trial_kinds import InvalidTrialKindsError, TrialKind, TrialKindsRequirer
@@ -80,14 +81,7 @@ class KatibCharm(ops.CharmBase):
         on = self.on
         relations = (DATABASE, ROUTE, LINKS, GATEWAY, TRIAL_KINDS)
         for event in (
-            on.install,
-            on.config_changed,
-            on.upgrade_charm,
-            on.leader_elected,
-            on.update_status,
-            on.secret_changed,
-            on[PEERS].relation_created,
-            *(on[w.container].pebble_ready for w in wl.WORKLOADS),
+            *reconcile_events(self, peers=PEERS, containers=(w.container for w in wl.WORKLOADS)),
             *(on[r].relation_created for r in relations),
             *(on[r].relation_changed for r in relations),
             *(on[r].relation_broken for r in relations),
@@ -110,18 +104,12 @@ class KatibCharm(ops.CharmBase):
         """On a settled unit: whether services, checks, certificates and objects are as left."""
         if self._checks.failing:
             return False
-        leader = self.unit.is_leader()
-        for workload in wl.WORKLOADS:
-            running = service_running(
-                self.unit.get_container(workload.container), workload.service
-            )
-            if running is None or running != (leader or not workload.leader_only):
-                return False
-        if not leader:
-            return True
-        if certificates._now().timestamp() >= self._settled.renewal:
-            return False  # the certificates are due: renew them in a full reconcile
-        return not self._cluster.drifted()
+        return settled_as_left(
+            self.unit,
+            wl.WORKLOADS,
+            next_renewal=self._settled.renewal,
+            drifted=self._cluster.drifted,
+        )
 
     def _reconcile(self, event: ops.EventBase) -> None:
         if isinstance(event, ops.UpdateStatusEvent) and self._settled.active:
@@ -249,25 +237,24 @@ class KatibCharm(ops.CharmBase):
 
     def _configure(self, workload: wl.Workload, layer: ops.pebble.LayerDict, files: list[wl.File]):
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
-        digest = _digest(layer, files)
-        digests = self._applied.digests
-        if running and not self._pebble_restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not self._pebble_restarted:
-            if digests.get(workload.container) != digest:
-                digests[workload.container] = digest
-            return
-        for f in files:
-            container.push(f.path, f.content, make_dirs=True, permissions=f.permissions)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)
-        else:
-            container.replan()
-        digests[workload.container] = digest
+
+        def push() -> None:
+            for f in files:
+                container.push(f.path, f.content, make_dirs=True, permissions=f.permissions)
+
+        start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=_digest(layer, files),
+            digests=self._digests,
+            restarted=self._pebble_restarted,
+            push=push,
+        )
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     def _stop(self, workload: wl.Workload) -> None:
         container = self.unit.get_container(workload.container)

@@ -38,7 +38,7 @@ from kubeflow_charms.kubernetes import (
     render,
     render_digest,
 )
-from kubeflow_charms.lifecycle import unit_number
+from kubeflow_charms.lifecycle import leader_pod
 from kubeflow_interfaces.trial_kinds import TrialKind
 
 logger = logging.getLogger(__name__)
@@ -72,11 +72,6 @@ ALL_KINDS = (
 )
 # The ingress gateway's pods, as the istio charm labels them.
 GATEWAY_POD_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
-
-
-def leader_pod(app: str, unit: ops.Unit) -> str:
-    """A unit's pod, as its StatefulSet names it (label statefulset.kubernetes.io/pod-name)."""
-    return f"{app}-{unit_number(unit)}"
 
 
 def context(

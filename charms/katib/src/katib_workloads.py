@@ -34,6 +34,7 @@ from typing import Any
 import ops
 from katib_config import KatibConfig, Placement
 
+from kubeflow_charms.pebble import service_layer
 from kubeflow_interfaces.trial_kinds import TrialKind
 
 KATIB_VERSION = "v0.18.0"
@@ -299,10 +300,6 @@ def train_job_template(kind: TrialKind) -> dict[str, Any]:
 # --- layers -----------------------------------------------------------------------------
 
 
-def _startup(workload: Workload, leader: bool) -> str:
-    return "enabled" if leader or not workload.leader_only else "disabled"
-
-
 def _layer(
     workload: Workload,
     *,
@@ -311,34 +308,22 @@ def _layer(
     environment: dict[str, str],
     check: dict[str, Any],
 ) -> ops.pebble.LayerDict:
-    startup = _startup(workload, leader)
-    layer: dict[str, Any] = {
-        "summary": workload.service,
-        "services": {
-            workload.service: {
-                "override": "replace",
-                "summary": workload.service,
-                "command": command,
-                "working-dir": "/app",  # WORKDIR of every Katib image
-                "startup": startup,
-                "environment": environment,
-            }
+    return service_layer(
+        workload.service,
+        workload.check,
+        command=command,
+        runs=leader or not workload.leader_only,
+        environment=environment,
+        check_spec={
+            "override": "replace",
+            "level": "ready",
+            "period": "10s",
+            "timeout": "3s",
+            "threshold": 3,
+            **check,
         },
-        "checks": {
-            workload.check: {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                **check,
-            }
-        },
-    }
-    if startup == "disabled":
-        # A controller that does not run here has nothing to check.
-        layer["checks"][workload.check]["startup"] = "disabled"
-    return layer  # type: ignore[return-value]
+        working_dir="/app",  # WORKDIR of every Katib image
+    )
 
 
 def controller_layer(

@@ -25,9 +25,14 @@ from kserve_config import KServeConfig
 
 from kubeflow_charms import certificates, gateway_identity
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.controllers import (
+    reconcile_events,
+    rotate_webhook_certificates,
+    settled_as_left,
+)
 from kubeflow_charms.gateway_identity import InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import error_status
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import keep_stopped, service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 
 logger = logging.getLogger(__name__)
@@ -91,19 +96,12 @@ class KServeCharm(ops.CharmBase):
         self._cluster = kserve_cluster.KServeCluster(self)
         on = self.on
         for event in (
-            on.install,
-            on.config_changed,
-            on.upgrade_charm,
-            on.leader_elected,
-            on.update_status,
-            on.secret_changed,
-            on[PEERS].relation_created,
+            *reconcile_events(self, peers=PEERS, containers=(w.container for w in wl.WORKLOADS)),
             on[GATEWAY].relation_created,
             on[GATEWAY].relation_changed,
             on[GATEWAY].relation_broken,
             on[SERVICE_ACCOUNTS].relation_created,
             on[SERVICE_ACCOUNTS].relation_changed,
-            *(on[w.container].pebble_ready for w in wl.WORKLOADS),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on[SERVICE_ACCOUNTS].relation_broken, self._on_accounts_broken)
@@ -117,18 +115,12 @@ class KServeCharm(ops.CharmBase):
 
     def _nothing_drifted(self) -> bool:
         """On a settled unit: whether the services, certificates and objects are as left."""
-        leader = self.unit.is_leader()
-        for workload in wl.WORKLOADS:
-            running = service_running(
-                self.unit.get_container(workload.container), workload.service
-            )
-            if running is None or running != leader:
-                return False
-        if not leader:
-            return True
-        if certificates._now().timestamp() >= self._settled.next_renewal:
-            return False  # a certificate is due: renew it and its caBundles
-        return not self._cluster.drifted()
+        return settled_as_left(
+            self.unit,
+            wl.WORKLOADS,
+            next_renewal=self._settled.next_renewal,
+            drifted=self._cluster.drifted,
+        )
 
     def _load(self) -> KServeConfig | None:
         try:
@@ -212,46 +204,38 @@ class KServeCharm(ops.CharmBase):
     def _configure(self, workload: wl.Workload, bundle: CertificateBundle, *, restarted: bool):
         """Leader: write the certificate, (re)start the controller when its layer changed."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
         layer = wl.layer(workload, leader=True, namespace=self.model.name, serial=bundle.serial)
-        digest = hashlib.sha256(json.dumps(layer, sort_keys=True).encode()).hexdigest()
-        digests = self._applied.digests
-        if running and not restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not restarted:
-            digests[workload.container] = digest
-            return
-        if workload is wl.CONTROLLER:
-            owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
-            container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
-            container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)  # the new serial (or flags) takes effect
-        else:
-            container.replan()
-        digests[workload.container] = digest
-        logger.info("started %s", workload.service)
+
+        def push() -> None:
+            if workload is wl.CONTROLLER:
+                owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
+                container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
+                container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
+
+        if start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=hashlib.sha256(json.dumps(layer, sort_keys=True).encode()).hexdigest(),
+            digests=self._digests,
+            restarted=restarted,
+            push=push,
+        ):
+            logger.info("started %s", workload.service)
 
     def _stop(self, workload: wl.Workload) -> None:
         """Not the leader (or no gateway yet): the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return
         layer = wl.layer(workload, leader=False, namespace=self.model.name, serial="")
-        if not plan_has(container.get_plan(), layer):
-            container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.stop(workload.service)
+        if keep_stopped(container, workload.service, workload.check, layer, self._digests):
             logger.info("stopped %s", workload.service)
-        container.stop_checks(workload.check)
-        self._applied.digests.pop(workload.container, None)
 
     def _on_accounts_broken(self, event: ops.RelationBrokenEvent) -> None:
         kserve_profiles.revoke(self, event, self._record())
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     # --- certificates ------------------------------------------------------------------
 
@@ -259,27 +243,21 @@ class KServeCharm(ops.CharmBase):
         self._certs.remove_obsolete(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if self._certs.refuse_rotation(event, peers=PEERS):
-            return
-        if not all(self.unit.get_container(w.container).can_connect() for w in wl.WORKLOADS):
-            event.fail("the controller containers are not reachable: try again later")
-            return
-        config = self._load()
-        if config is None:
-            event.fail(f"fix the configuration first: {self._config_error}")
-            return
-        self._gateway = read_gateway(self)
-        bundle = self._certs.rotate()
-        logger.info("rotated the webhook CA (serial %s)", bundle.ca_serial)
-        self._reconciled = True
-        self._apply(config, force=True, routine=False, bundle=bundle)
-        if self._cluster.error is not None and not self._cluster.base_applied:
-            event.fail(
-                "the new certificates are in place but the webhook configurations were not "
-                f"updated: {self._cluster.error}; the charm retries on its next hook"
-            )
-            return
-        event.set_results(self._certs.results(bundle))
+        def apply(config: KServeConfig, bundle: CertificateBundle) -> None:
+            self._gateway = read_gateway(self)
+            self._reconciled = True
+            self._apply(config, force=True, routine=False, bundle=bundle)
+
+        rotate_webhook_certificates(
+            event,
+            self._certs,
+            self._cluster,
+            peers=PEERS,
+            containers=[self.unit.get_container(w.container) for w in wl.WORKLOADS],
+            load=self._load,
+            problem=lambda: self._config_error,
+            apply=apply,
+        )
 
     # --- status ------------------------------------------------------------------------
 

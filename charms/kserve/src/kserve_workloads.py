@@ -32,6 +32,8 @@ from typing import Any
 
 import ops
 
+from kubeflow_charms.pebble import service_layer
+
 VERSION = "v0.14.1"
 CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # noqa: S108 (controller-runtime's default)
 CERT_FILE = f"{CERT_DIR}/tls.crt"
@@ -104,23 +106,12 @@ def layer(
     environment = {"POD_NAMESPACE": namespace}
     if workload is CONTROLLER:
         environment[TLS_SERIAL] = serial  # a new certificate changes the plan: a restart
-    check = _check(workload)
-    if not leader:
-        check["startup"] = "disabled"  # a controller that does not run has nothing to check
-    layer: dict[str, Any] = {
-        "summary": workload.service,
-        "services": {
-            workload.service: {
-                "override": "replace",
-                "summary": workload.service,
-                "command": command(workload),
-                "working-dir": "/",
-                "startup": "enabled" if leader else "disabled",
-                "user-id": UID,
-                "group-id": GID,
-                "environment": environment,
-            }
-        },
-        "checks": {workload.check: check},
-    }
-    return layer  # type: ignore[return-value]
+    return service_layer(
+        workload.service,
+        workload.check,
+        command=command(workload),
+        runs=leader,
+        environment=environment,
+        check_spec=_check(workload),
+        user=(UID, GID),
+    )

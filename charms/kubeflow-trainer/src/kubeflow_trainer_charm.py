@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import time
 
 import ops
 import trainer_cluster
@@ -24,8 +23,13 @@ from trainer_config import TrainerConfig
 
 from kubeflow_charms import certificates
 from kubeflow_charms.certificates import CertificateBundle
+from kubeflow_charms.controllers import (
+    reconcile_events,
+    rotate_webhook_certificates,
+    settled_as_left,
+)
 from kubeflow_charms.kubernetes import error_status
-from kubeflow_charms.pebble import plan_has, service_running
+from kubeflow_charms.pebble import keep_stopped, service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
 from kubeflow_interfaces.trial_kinds import OwnedResources, TrialKind, TrialKindsProvider
 
@@ -88,16 +92,9 @@ class KubeflowTrainerCharm(ops.CharmBase):
         self._trial_kinds = TrialKindsProvider(self, TRIAL_KINDS)
         on = self.on
         for event in (
-            on.install,
-            on.config_changed,
-            on.upgrade_charm,
-            on.leader_elected,
-            on.update_status,
-            on.secret_changed,
-            on[PEERS].relation_created,
+            *reconcile_events(self, peers=PEERS, containers=(w.container for w in wl.WORKLOADS)),
             on[TRIAL_KINDS].relation_created,
             on[TRIAL_KINDS].relation_changed,
-            *(on[w.container].pebble_ready for w in wl.WORKLOADS),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(on.secret_remove, self._on_secret_remove)
@@ -110,18 +107,12 @@ class KubeflowTrainerCharm(ops.CharmBase):
 
     def _nothing_drifted(self) -> bool:
         """On a settled unit: whether the services, certificates and objects are as left."""
-        leader = self.unit.is_leader()
-        for workload in wl.WORKLOADS:
-            running = service_running(
-                self.unit.get_container(workload.container), workload.service
-            )
-            if running is None or running != leader:
-                return False
-        if not leader:
-            return True
-        if time.time() >= self._settled.next_renewal:
-            return False  # a certificate is due: renew it and its caBundles
-        return not self._cluster.drifted()
+        return settled_as_left(
+            self.unit,
+            wl.WORKLOADS,
+            next_renewal=self._settled.next_renewal,
+            drifted=self._cluster.drifted,
+        )
 
     def _load(self) -> TrainerConfig | None:
         try:
@@ -187,44 +178,36 @@ class KubeflowTrainerCharm(ops.CharmBase):
     def _configure(self, workload: wl.Workload, bundle: CertificateBundle, *, restarted: bool):
         """Leader: write the certificate and config, (re)start the controller when changed."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return  # Pebble not up yet: its pebble-ready comes
         layer = wl.layer(workload, leader=True, serial=bundle.serial)
         config = wl.config_file(workload)
-        digest = _digest(layer, config)
-        digests = self._applied.digests
-        if running and not restarted and digests.get(workload.container) == digest:
-            return
-        if running and plan_has(container.get_plan(), layer) and not restarted:
-            digests[workload.container] = digest
-            return
-        owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
-        container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
-        container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
-        container.push(config.path, config.content, permissions=config.permissions, **owner)
-        container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.restart(workload.service)  # it reads its files only at start
-        else:
-            container.replan()
-        digests[workload.container] = digest
-        logger.info("started %s with certificate %s", workload.service, bundle.serial)
+
+        def push() -> None:
+            owner = {"user_id": wl.UID, "group_id": wl.GID, "make_dirs": True}
+            container.push(wl.CERT_FILE, bundle.tls_cert, permissions=0o644, **owner)
+            container.push(wl.KEY_FILE, bundle.tls_key, permissions=0o600, **owner)
+            container.push(config.path, config.content, permissions=config.permissions, **owner)
+
+        if start_when_changed(
+            container,
+            workload.service,
+            layer,
+            digest=_digest(layer, config),
+            digests=self._digests,
+            restarted=restarted,
+            push=push,
+        ):
+            logger.info("started %s with certificate %s", workload.service, bundle.serial)
 
     def _stop(self, workload: wl.Workload) -> None:
         """Not the leader: the controller and its check stay stopped."""
         container = self.unit.get_container(workload.container)
-        running = service_running(container, workload.service)
-        if running is None:
-            return
         layer = wl.layer(workload, leader=False, serial="")
-        if not plan_has(container.get_plan(), layer):
-            container.add_layer(workload.service, layer, combine=True)
-        if running:
-            container.stop(workload.service)
+        if keep_stopped(container, workload.service, workload.check, layer, self._digests):
             logger.info("stopped %s: this unit is not the leader", workload.service)
-        container.stop_checks(workload.check)
-        self._applied.digests.pop(workload.container, None)
+
+    def _digests(self) -> dict[str, str]:
+        """The digest each container was last given, kept in stored state."""
+        return self._applied.digests
 
     # --- certificates ------------------------------------------------------------------
 
@@ -232,26 +215,20 @@ class KubeflowTrainerCharm(ops.CharmBase):
         self._certs.remove_obsolete(event)
 
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
-        if self._certs.refuse_rotation(event, peers=PEERS):
-            return
-        if not all(self.unit.get_container(w.container).can_connect() for w in wl.WORKLOADS):
-            event.fail("the controller containers are not reachable: try again later")
-            return
-        config = self._load()
-        if config is None:
-            event.fail(f"fix the configuration first: {self._config_error}")
-            return
-        bundle = self._certs.rotate()
-        logger.info("rotated the webhook CA (serial %s)", bundle.ca_serial)
-        self._reconciled = True
-        self._apply(config, force=True, routine=False, bundle=bundle)
-        if self._cluster.error is not None and not self._cluster.base_applied:
-            event.fail(
-                "the new certificates are in place but the webhook configurations were not "
-                f"updated: {self._cluster.error}; the charm retries on its next hook"
-            )
-            return
-        event.set_results(self._certs.results(bundle))
+        def apply(config: TrainerConfig, bundle: CertificateBundle) -> None:
+            self._reconciled = True
+            self._apply(config, force=True, routine=False, bundle=bundle)
+
+        rotate_webhook_certificates(
+            event,
+            self._certs,
+            self._cluster,
+            peers=PEERS,
+            containers=[self.unit.get_container(w.container) for w in wl.WORKLOADS],
+            load=self._load,
+            problem=lambda: self._config_error,
+            apply=apply,
+        )
 
     # --- status ------------------------------------------------------------------------
 

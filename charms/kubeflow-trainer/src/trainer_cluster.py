@@ -1,6 +1,7 @@
 """The charm's cluster objects, applied by the leader; pruned on removal, restored on drift.
 
-Two groups, each with its digest in the peer app databag:
+Two groups (`kubeflow_charms.staged_cluster`), each with its digest in the peer
+app databag:
 
 - the base: the CustomResourceDefinitions (`manifests/crds.yaml`, applied
   as it is), the controllers' RBAC and the users' roles, the webhook
@@ -22,36 +23,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
-import ops
 import trainer_workloads as wl
 from trainer_config import TrainerConfig
 
 from kubeflow_charms.certificates import CertificateBundle
-from kubeflow_charms.drift import OwnedObjects
-from kubeflow_charms.kubernetes import (
-    CRD_KINDS,
-    RBAC_KINDS,
-    Kind,
-    KubernetesError,
-    Resources,
-    delete_all,
-    render,
-    render_digest,
-)
-
-logger = logging.getLogger(__name__)
+from kubeflow_charms.kubernetes import CRD_KINDS, RBAC_KINDS, Kind
+from kubeflow_charms.lifecycle import leader_pod
+from kubeflow_charms.staged_cluster import Scopes, StagedCluster, json_documents
 
 PEERS = "trainer-peers"
 MANIFESTS = Path(__file__).parent / "manifests"
 CRDS_FILE = MANIFESTS / "crds.yaml"
-BASE_HASH_KEY = "base-hash"
-BASE_OBJECTS_KEY = "base-objects"
-RUNTIMES_HASH_KEY = "runtimes-hash"
-RUNTIMES_OBJECTS_KEY = "runtimes-objects"
 
 WEBHOOK_KINDS = (
     Kind("v1", "Service"),
@@ -67,13 +52,11 @@ RUNTIME_KINDS = (
     ),
 )
 # scope: (templates, kinds), in the order they are applied; "crds" is the plain file.
-SCOPES: dict[str, tuple[tuple[str, ...], tuple[Kind, ...]]] = {
+SCOPES: Scopes = {
     "crds": ((), CRD_KINDS),
     "rbac": (("rbac.yaml.j2", "user-roles.yaml.j2"), RBAC_KINDS),
     "webhooks": (("webhooks.yaml.j2",), WEBHOOK_KINDS),
 }
-RUNTIMES_SCOPE = "runtimes"
-BASE_KINDS = CRD_KINDS + RBAC_KINDS + WEBHOOK_KINDS
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
@@ -244,19 +227,11 @@ def context(*, app: str, namespace: str, leader_pod: str, ca_cert: str) -> dict[
     }
 
 
-def render_scope(scope: str, values: dict[str, Any]) -> str:
-    """One base scope's manifests as YAML text."""
-    if scope == "crds":
-        return CRDS_FILE.read_text()
-    return render(MANIFESTS, SCOPES[scope][0], values)
-
-
 def runtimes_text(config: TrainerConfig) -> str:
     """The ClusterTrainingRuntimes as YAML text (JSON documents)."""
     import trainer_runtimes
 
-    docs = trainer_runtimes.render_runtimes(config.options())
-    return "\n---\n".join(json.dumps(d, sort_keys=True) for d in docs) + "\n"
+    return json_documents(trainer_runtimes.render_runtimes(config.options()))
 
 
 def runtimes_digest(config: TrainerConfig) -> str:
@@ -266,23 +241,19 @@ def runtimes_digest(config: TrainerConfig) -> str:
     return digest.hexdigest()
 
 
-class TrainerCluster(ops.Object):
-    """The leader's side of the cluster: objects applied, kept, deleted."""
+class TrainerCluster(StagedCluster):
+    """The leader's side of the cluster: objects applied, kept, deleted.
 
-    def __init__(self, charm: ops.CharmBase):
-        super().__init__(charm, "cluster")
-        self._charm = charm
-        self.error: KubernetesError | None = None
-        self.base_applied = False  # the base objects are in place (this hook or before)
-        self.runtimes_waiting = False
+    Removal keeps the CRDs: deleting them would delete every user's TrainJobs
+    and JobSets (and their running pods) with them.
+    """
 
-    def _owned(self, stored: ops.RelationDataContent, key: str, kinds: tuple[Kind, ...]):
-        return OwnedObjects(
-            stored, key, app=self.model.app.name, model=self.model.name, kinds=kinds
-        )
-
-    def _resources(self, scope: str, kinds: tuple[Kind, ...]) -> Resources:
-        return Resources(app=self.model.app.name, model=self.model.name, scope=scope, kinds=kinds)
+    peers = PEERS
+    manifests = MANIFESTS
+    scopes = SCOPES
+    runtime_kinds = RUNTIME_KINDS
+    base_label = "the CRDs, RBAC and webhooks"
+    runtimes_label = "the ClusterTrainingRuntimes"
 
     def reconcile(
         self,
@@ -294,78 +265,20 @@ class TrainerCluster(ops.Object):
         routine: bool,
     ) -> None:
         """Leader: apply the objects if changed, forced, or (on a routine hook) drifted."""
-        peer = self.model.get_relation(PEERS)
-        if not self._charm.unit.is_leader() or peer is None:
-            return
-        stored = peer.data[self.model.app]
-        app, namespace = self.model.app.name, self.model.name
-        values = context(
-            app=app,
-            namespace=namespace,
-            leader_pod=self._charm.unit.name.replace("/", "-"),
-            ca_cert=bundle.ca_cert,
+        self.apply_base(
+            lambda: context(
+                app=self.model.app.name,
+                namespace=self.model.name,
+                leader_pod=leader_pod(self.model.app.name, self._charm.unit),
+                ca_cert=bundle.ca_cert,
+            ),
+            force=force,
+            routine=routine,
         )
-        names = [n for scope in SCOPES.values() for n in scope[0]]
-        wanted = render_digest(MANIFESTS, names, values)
-        base = self._owned(stored, BASE_OBJECTS_KEY, BASE_KINDS)
-        try:
-            if base.apply_when_wanted(
-                BASE_HASH_KEY,
-                wanted,
-                lambda: [
-                    (self._resources(s, kinds), render_scope(s, values))
-                    for s, (_, kinds) in SCOPES.items()
-                ],
-                force=force,
-                routine=routine,
-            ):
-                logger.info("applied the CRDs, RBAC and webhooks")
-        except KubernetesError as e:
-            self.error = e
-            logger.error("applying the Kubernetes objects failed: %s", e)
-            return
-        self.base_applied = True
-        if not trainer_running:
-            self.runtimes_waiting = True
-            return
-        runtimes = self._owned(stored, RUNTIMES_OBJECTS_KEY, RUNTIME_KINDS)
-        try:
-            if runtimes.apply_when_wanted(
-                RUNTIMES_HASH_KEY,
-                runtimes_digest(config),
-                lambda: [(self._resources(RUNTIMES_SCOPE, RUNTIME_KINDS), runtimes_text(config))],
-                force=force,
-                routine=routine,
-            ):
-                logger.info("applied the ClusterTrainingRuntimes")
-        except KubernetesError as e:
-            # Its webhook fails closed until the new controller serves it: the next hook retries.
-            self.error = e
-            logger.error("applying the ClusterTrainingRuntimes failed: %s", e)
-
-    def drifted(self) -> bool:
-        """Leader: whether an object applied last was deleted or changed behind our back."""
-        peer = self.model.get_relation(PEERS)
-        if not self._charm.unit.is_leader() or peer is None:
-            return False
-        stored = peer.data[self.model.app]
-        if not (stored.get(BASE_HASH_KEY) and stored.get(RUNTIMES_HASH_KEY)):
-            return True
-        return (
-            self._owned(stored, BASE_OBJECTS_KEY, BASE_KINDS).drifted()
-            or self._owned(stored, RUNTIMES_OBJECTS_KEY, RUNTIME_KINDS).drifted()
+        self.apply_runtimes(
+            runtimes_digest(config),
+            lambda: runtimes_text(config),
+            controller_running=trainer_running,
+            force=force,
+            routine=routine,
         )
-
-    def remove(self, _: ops.RemoveEvent) -> None:
-        """The application goes: the leader deletes every object it made, runtimes first.
-
-        The CRDs stay: deleting them would delete every user's TrainJobs and
-        JobSets (and their running pods) with them. A redeploy adopts them.
-        """
-        if not self._charm.unit.is_leader() or self.model.app.planned_units() > 0:
-            return
-        scopes = [self._resources(RUNTIMES_SCOPE, RUNTIME_KINDS)]
-        scopes += [
-            self._resources(s, kinds) for s, (_, kinds) in reversed(SCOPES.items()) if s != "crds"
-        ]
-        delete_all(self.model.app.name, scopes)

@@ -23,6 +23,8 @@ from typing import Any
 
 import ops
 
+from kubeflow_charms.pebble import service_layer
+
 TRAINER_VERSION = "v2.1.0"
 JOBSET_VERSION = "v0.10.1"
 CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # noqa: S108 (controller-runtime's default)
@@ -152,7 +154,6 @@ def command(workload: Workload) -> str:
 
 def layer(workload: Workload, *, leader: bool, serial: str) -> ops.pebble.LayerDict:
     """The controller's service and ready check: enabled on the leader only."""
-    startup = "enabled" if leader else "disabled"
     check: dict[str, Any] = {
         "override": "replace",
         "level": "ready",
@@ -161,23 +162,13 @@ def layer(workload: Workload, *, leader: bool, serial: str) -> ops.pebble.LayerD
         "threshold": 3,
         "http": {"url": f"http://localhost:{workload.health_port}/readyz"},
     }
-    if not leader:
-        check["startup"] = "disabled"  # a controller that does not run has nothing to check
-    layer: dict[str, Any] = {
-        "summary": workload.service,
-        "services": {
-            workload.service: {
-                "override": "replace",
-                "summary": workload.service,
-                "command": command(workload),
-                "working-dir": "/",
-                "startup": startup,
-                "user-id": UID,
-                "group-id": GID,
-                # A new serving certificate changes the plan: the controller restarts.
-                "environment": {"TLS_SERIAL": serial},
-            }
-        },
-        "checks": {workload.check: check},
-    }
-    return layer  # type: ignore[return-value]
+    return service_layer(
+        workload.service,
+        workload.check,
+        command=command(workload),
+        runs=leader,
+        # A new serving certificate changes the plan: the controller restarts.
+        environment={"TLS_SERIAL": serial},
+        check_spec=check,
+        user=(UID, GID),
+    )

@@ -100,12 +100,6 @@ def state(
     return testing.State(**(defaults | kwargs))
 
 
-def certificates_secret(out: testing.State) -> testing.Secret:
-    """The secret the leader keeps the webhooks' certificates in."""
-    (secret,) = [s for s in out.secrets if s.label == "webhook-certificates"]
-    return secret
-
-
 def service(out: testing.State, workload: workloads.Workload):
     """A workload's service in the container's plan."""
     return out.get_container(workload.container).plan.services[workload.service]

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 
 import ops
 import pytest
 from ops import testing
-from unit.katib.helpers import certificates_secret, service, state
+from unit.katib.helpers import service, state
 from unit.katib.helpers import workloads as wl
+from webhook_charms import at, ca_bundles, certificates_secret, pushed, stored_bundle
 
 from kubeflow_charms import certificates
 
 
-def _bundle(out: testing.State) -> certificates.CertificateBundle:
-    return certificates.CertificateBundle.from_content(certificates_secret(out).latest_content)
-
-
 def _ca_bundles(kube) -> set[str]:
     """The caBundle of every Katib webhook, decoded."""
-    found = set()
-    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
-        for hook in kube.get(kind, "katib.kubeflow.org")["webhooks"]:
-            found.add(base64.b64decode(hook["clientConfig"]["caBundle"]).decode())
-    return found
+    kinds = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    return ca_bundles(kube, [(kind, "katib.kubeflow.org") for kind in kinds])
 
 
 def _pushed(ctx, out: testing.State, path: str) -> str:
-    fs = out.get_container(wl.CONTROLLER.container).get_filesystem(ctx)
-    return (fs / path.lstrip("/")).read_text()
+    return pushed(ctx, out, wl.CONTROLLER.container, path)
 
 
 def test_the_first_leader_hook_makes_them_and_serves_them(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
-    bundle = _bundle(out)
+    bundle = stored_bundle(out)
     assert _ca_bundles(kube) == {bundle.ca_cert}
     assert _pushed(ctx, out, wl.CERT_FILE) == bundle.tls_cert
     assert _pushed(ctx, out, wl.KEY_FILE) == bundle.tls_key
@@ -53,24 +45,20 @@ def _settled(ctx) -> testing.State:
     return ctx.run(ctx.on.config_changed(), ctx.run(ctx.on.config_changed(), state()))
 
 
-def _at(monkeypatch: pytest.MonkeyPatch, when: dt.datetime) -> None:
-    monkeypatch.setattr(certificates, "_now", lambda: when)
-
-
 def test_renewal_comes_exactly_at_two_thirds_of_the_serving_life(ctx, kube, monkeypatch):
     settled = _settled(ctx)
-    before = _bundle(settled)
+    before = stored_bundle(settled)
     due = certificates.renewal_time(before.not_before, before.not_after)
 
-    _at(monkeypatch, due - dt.timedelta(seconds=1))
+    at(monkeypatch, due - dt.timedelta(seconds=1))
     writes = list(kube.writes)
     early = ctx.run(ctx.on.update_status(), settled)
-    assert _bundle(early).serial == before.serial
+    assert stored_bundle(early).serial == before.serial
     assert kube.writes == writes
 
-    _at(monkeypatch, due)
+    at(monkeypatch, due)
     out = ctx.run(ctx.on.update_status(), early)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.serial != before.serial and after.ca_serial == before.ca_serial
     # The same hook: the controller restarts with the new certificate ...
     assert service(out, wl.CONTROLLER).environment[wl.TLS_SERIAL] == after.serial
@@ -82,19 +70,19 @@ def test_renewal_comes_exactly_at_two_thirds_of_the_serving_life(ctx, kube, monk
 
 def test_a_ca_due_for_renewal_is_replaced_and_the_ca_bundle_follows(ctx, kube, monkeypatch):
     settled = _settled(ctx)
-    before = _bundle(settled)
-    _at(monkeypatch, certificates.renewal_time(before.ca_not_before, before.ca_not_after))
+    before = stored_bundle(settled)
+    at(monkeypatch, certificates.renewal_time(before.ca_not_before, before.ca_not_after))
     out = ctx.run(ctx.on.update_status(), settled)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.ca_serial != before.ca_serial
     assert _ca_bundles(kube) == {after.ca_cert}
 
 
 def test_rotate_certificates_gives_a_new_ca_and_the_ca_bundle_in_the_same_hook(ctx, kube):
     settled = _settled(ctx)
-    before = _bundle(settled)
+    before = stored_bundle(settled)
     out = ctx.run(ctx.on.action("rotate-certificates"), settled)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.ca_serial != before.ca_serial and after.serial != before.serial
     assert _ca_bundles(kube) == {after.ca_cert}
     assert service(out, wl.CONTROLLER).environment[wl.TLS_SERIAL] == after.serial

@@ -13,7 +13,6 @@ from unit.katib.helpers import (
     DB_PASSWORD,
     MODEL,
     TRAIN_JOB,
-    certificates_secret,
     running,
     service,
     state,
@@ -21,6 +20,7 @@ from unit.katib.helpers import (
 from unit.katib.helpers import (
     workloads as wl,
 )
+from webhook_charms import certificates_secret
 
 from kubeflow_interfaces import trial_kinds
 

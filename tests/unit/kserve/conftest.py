@@ -5,21 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from bundle.fake_kubernetes import FakeKubernetes, routed_lightkube
+from bundle.fake_kubernetes import FakeKubernetes
 from ops import testing
 from unit.kserve.helpers import APP, CHARM, MODEL
+from webhook_charms import fake_cluster
 
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubernetes]:
     """A fake cluster with the ServiceAccount Juju made for the charm; every object must pass."""
-    from lightkube.models.meta_v1 import ObjectMeta
-    from lightkube.resources.core_v1 import ServiceAccount
-
-    with routed_lightkube(FakeKubernetes()) as fake:
-        fake.client().create(ServiceAccount(metadata=ObjectMeta(name=APP, namespace=MODEL)))
-        yield fake
-    assert fake.rejected == []
+    yield from fake_cluster(APP, MODEL)
 
 
 @pytest.fixture

@@ -78,12 +78,6 @@ def service(out: testing.State, workload: workloads.Workload):
     return out.get_container(workload.container).plan.services[workload.service]
 
 
-def certificates_secret(out: testing.State) -> testing.Secret:
-    """The secret the leader keeps the webhooks' certificates in."""
-    (secret,) = [s for s in out.secrets if s.label == "webhook-certificates"]
-    return secret
-
-
 def with_relation(out: testing.State, relation: testing.Relation) -> testing.State:
     """The state with one more relation."""
     return dataclasses.replace(out, relations=set(out.relations) | {relation})

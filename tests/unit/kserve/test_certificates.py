@@ -2,48 +2,35 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 
 import pytest
 from ops import testing
-from unit.kserve.helpers import certificates_secret, service, settled, state
 from unit.kserve.helpers import kserve_cluster as cluster
+from unit.kserve.helpers import service, settled, state
 from unit.kserve.helpers import workloads as wl
+from webhook_charms import at, ca_bundles, pushed, stored_bundle
 
 from kubeflow_charms import certificates
 
 
-def _bundle(out: testing.State) -> certificates.CertificateBundle:
-    return certificates.CertificateBundle.from_content(certificates_secret(out).latest_content)
-
-
 def _ca_bundles(kube) -> set[str]:
     """The caBundle of every KServe webhook, decoded; each configuration must be there."""
-    found = set()
-    for kind, names in (
-        ("MutatingWebhookConfiguration", cluster.MUTATING),
-        ("ValidatingWebhookConfiguration", cluster.VALIDATING),
-    ):
-        for name in names:
-            for hook in kube.get(kind, name)["webhooks"]:
-                found.add(base64.b64decode(hook["clientConfig"]["caBundle"]).decode())
-    return found
+    return ca_bundles(
+        kube,
+        [("MutatingWebhookConfiguration", name) for name in cluster.MUTATING]
+        + [("ValidatingWebhookConfiguration", name) for name in cluster.VALIDATING],
+    )
 
 
 def _pushed(ctx, out: testing.State, path: str) -> str:
-    fs = out.get_container(wl.CONTROLLER.container).get_filesystem(ctx)
-    return (fs / path.lstrip("/")).read_text()
-
-
-def _at(monkeypatch: pytest.MonkeyPatch, when: dt.datetime) -> None:
-    monkeypatch.setattr(certificates, "_now", lambda: when)
+    return pushed(ctx, out, wl.CONTROLLER.container, path)
 
 
 def test_the_first_leader_hook_makes_them_and_serves_them(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
-    bundle = _bundle(out)
+    bundle = stored_bundle(out)
     assert _ca_bundles(kube) == {bundle.ca_cert}
     assert _pushed(ctx, out, wl.CERT_FILE) == bundle.tls_cert
     assert _pushed(ctx, out, wl.KEY_FILE) == bundle.tls_key
@@ -57,22 +44,20 @@ def test_the_first_leader_hook_makes_them_and_serves_them(ctx, kube):
     assert cert.issuer == ca.subject
 
 
-def test_renewal_comes_at_two_thirds_of_the_serving_life_with_the_ca_bundle(
-    ctx, kube, monkeypatch
-):
+def test_renewal_comes_at_two_thirds_of_the_serving_life_with_the_cabundle(ctx, kube, monkeypatch):
     before_state = settled(ctx)
-    before = _bundle(before_state)
+    before = stored_bundle(before_state)
     due = certificates.renewal_time(before.not_before, before.not_after)
 
-    _at(monkeypatch, due - dt.timedelta(seconds=1))
+    at(monkeypatch, due - dt.timedelta(seconds=1))
     writes = list(kube.writes)
     early = ctx.run(ctx.on.update_status(), before_state)
-    assert _bundle(early).serial == before.serial
+    assert stored_bundle(early).serial == before.serial
     assert kube.writes == writes
 
-    _at(monkeypatch, due)
+    at(monkeypatch, due)
     out = ctx.run(ctx.on.update_status(), early)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.serial != before.serial and after.ca_serial == before.ca_serial
     # The same hook: the controller restarts with the new certificate ...
     assert service(out, wl.CONTROLLER).environment[wl.TLS_SERIAL] == after.serial
@@ -86,10 +71,10 @@ def test_a_ca_due_for_renewal_is_replaced_and_the_ca_bundles_follow_in_the_same_
     ctx, kube, monkeypatch
 ):
     before_state = settled(ctx)
-    before = _bundle(before_state)
-    _at(monkeypatch, certificates.renewal_time(before.ca_not_before, before.ca_not_after))
+    before = stored_bundle(before_state)
+    at(monkeypatch, certificates.renewal_time(before.ca_not_before, before.ca_not_after))
     out = ctx.run(ctx.on.update_status(), before_state)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.ca_serial != before.ca_serial
     assert _ca_bundles(kube) == {after.ca_cert}
     assert service(out, wl.CONTROLLER).environment[wl.TLS_SERIAL] == after.serial
@@ -97,9 +82,9 @@ def test_a_ca_due_for_renewal_is_replaced_and_the_ca_bundles_follow_in_the_same_
 
 def test_rotate_certificates_gives_a_new_ca_and_the_ca_bundles_in_the_same_hook(ctx, kube):
     before_state = settled(ctx)
-    before = _bundle(before_state)
+    before = stored_bundle(before_state)
     out = ctx.run(ctx.on.action("rotate-certificates"), before_state)
-    after = _bundle(out)
+    after = stored_bundle(out)
     assert after.ca_serial != before.ca_serial and after.serial != before.serial
     assert _ca_bundles(kube) == {after.ca_cert}
     assert service(out, wl.CONTROLLER).environment[wl.TLS_SERIAL] == after.serial

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 
 import pytest
 from ops import testing
 from unit.kubeflow_trainer.helpers import state
-
-from kubeflow_charms import certificates
+from webhook_charms import at, ca_bundles, stored_bundle
 
 CONFIGS = (
     ("ValidatingWebhookConfiguration", "validator.trainer.kubeflow.org"),
@@ -19,23 +17,9 @@ CONFIGS = (
 )
 
 
-def _bundle(out: testing.State) -> certificates.CertificateBundle:
-    secret = next(s for s in out.secrets if s.label == "webhook-certificates")
-    content = secret.latest_content or secret.tracked_content
-    return certificates.CertificateBundle.from_content(content)
-
-
-def _ca_bundles(kube) -> set[str]:
-    return {
-        base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
-        for kind, name in CONFIGS
-        for hook in kube.get(kind, name)["webhooks"]
-    }
-
-
 def test_the_first_leader_hook_makes_a_certificate_for_both_services(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
-    bundle = _bundle(out)
+    bundle = stored_bundle(out)
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(bundle.tls_cert.encode())
@@ -44,7 +28,7 @@ def test_the_first_leader_hook_makes_a_certificate_for_both_services(ctx, kube):
         x509.DNSName
     )
     assert "jobset-webhook-service.kubeflow.svc" in names.get_values_for_type(x509.DNSName)
-    assert _ca_bundles(kube) == {bundle.ca_cert}
+    assert ca_bundles(kube, CONFIGS) == {bundle.ca_cert}
 
 
 def test_renewal_at_two_thirds_of_life_updates_every_ca_bundle_in_the_same_hook(
@@ -52,32 +36,30 @@ def test_renewal_at_two_thirds_of_life_updates_every_ca_bundle_in_the_same_hook(
 ):
     out = ctx.run(ctx.on.config_changed(), state())
     out = ctx.run(ctx.on.update_status(), out)
-    first = _bundle(out)
+    first = stored_bundle(out)
     due = first.ca_not_before + (first.ca_not_after - first.ca_not_before) * 2 / 3
     just_before = due - dt.timedelta(seconds=5)
-    monkeypatch.setattr(certificates, "_now", lambda: just_before)
-    monkeypatch.setattr("time.time", lambda: just_before.timestamp())
+    at(monkeypatch, just_before)
     same = ctx.run(ctx.on.update_status(), out)
-    assert _bundle(same).ca_serial == first.ca_serial
-    monkeypatch.setattr(certificates, "_now", lambda: due + dt.timedelta(seconds=1))
-    monkeypatch.setattr("time.time", lambda: due.timestamp() + 1)
+    assert stored_bundle(same).ca_serial == first.ca_serial
+    at(monkeypatch, due + dt.timedelta(seconds=1))
     renewed = ctx.run(ctx.on.update_status(), same)
-    bundle = _bundle(renewed)
+    bundle = stored_bundle(renewed)
     assert bundle.ca_serial != first.ca_serial
-    assert _ca_bundles(kube) == {bundle.ca_cert}
+    assert ca_bundles(kube, CONFIGS) == {bundle.ca_cert}
     env = renewed.get_container("trainer-controller").layers["trainer-controller"]
     assert env.services["trainer-controller"].environment["TLS_SERIAL"] == bundle.serial
 
 
 def test_rotate_certificates_replaces_them_and_the_ca_bundles(ctx, kube):
     out = ctx.run(ctx.on.config_changed(), state())
-    first = _bundle(out)
+    first = stored_bundle(out)
     out = ctx.run(ctx.on.action("rotate-certificates"), out)
-    bundle = _bundle(out)
+    bundle = stored_bundle(out)
     assert bundle.ca_serial != first.ca_serial
     assert ctx.action_results["ca-serial"] == bundle.ca_serial
     assert set(ctx.action_results) == {"ca-serial", "serial", "not-after", "next-renewal"}
-    assert _ca_bundles(kube) == {bundle.ca_cert}
+    assert ca_bundles(kube, CONFIGS) == {bundle.ca_cert}
 
 
 def test_rotate_certificates_on_a_follower_fails_with_a_message(ctx, kube):
