@@ -26,6 +26,7 @@ import pytest
 from integration.test_bundle import (
     APPS,
     BUNDLE,
+    SETTLE_BUNDLE,
     deploy_bundle,
     gateway_address,
     leader,
@@ -72,7 +73,8 @@ HTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 """
 
 # --- how long each wait may take ---------------------------------------------------
-# These add up to 29 minutes (10 + 3 + 6 + 4 + 6), on top of the earlier modules'.
+# These add up to 29 minutes (10 + 3 + 6 + 4 + 6) after earlier modules, or 49 with
+# the bundle's own first settle (test_bundle.SETTLE_BUNDLE) when this module deploys it.
 SETTLE = 10 * 60  # knative-serving and kserve, their images pulled, related
 PROFILE_WAIT = 3 * 60  # the profile's namespace
 READY_WAIT = 6 * 60  # the predictor image pulled, the revision ready, the route served
@@ -118,8 +120,10 @@ def _isvc(version: str, **predictor: Any) -> dict[str, Any]:
 @pytest.mark.abort_on_fail
 async def test_knative_serving_and_kserve_are_active_and_related(ops_test: OpsTest):
     assert ops_test.model is not None
+    settle = SETTLE
     if not ops_test.model.applications:  # run alone: deploy the bundle as test_bundle does
         await deploy_bundle(ops_test)
+        settle = SETTLE_BUNDLE
     for app in (KNATIVE, KSERVE):
         if app not in ops_test.model.applications:
             pytest.fail(f"{BUNDLE.name} deploys no {app} application")
@@ -127,7 +131,7 @@ async def test_knative_serving_and_kserve_are_active_and_related(ops_test: OpsTe
         {"scale-to-zero-grace-period": "30s", "stable-window": "10s"}
     )
     await ops_test.model.wait_for_idle(
-        apps=APPS, status="active", raise_on_error=True, timeout=SETTLE
+        apps=APPS, status="active", raise_on_error=True, timeout=settle
     )
     from lightkube import Client
     from lightkube.resources.core_v1 import ConfigMap

@@ -36,6 +36,7 @@ import pytest
 from integration.test_bundle import (
     APPS,
     BUNDLE,
+    SETTLE_BUNDLE,
     deploy_bundle,
     gateway_address,
     leader,
@@ -88,7 +89,9 @@ print("RESULT " + json.dumps({{
 """
 
 # --- how long each wait may take ---------------------------------------------------
-# These add up to 35 minutes (10 + 3 + 10 + 10 + 2), on top of test_bundle.py's.
+# These add up to 35 minutes (10 + 3 + 10 + 10 + 2) after test_bundle.py, or 55
+# with the bundle's own first settle (test_bundle.SETTLE_BUNDLE) when this module
+# deploys it.
 SETTLE_SERVING = 10 * 60  # mlflow and kserve, their images pulled
 PROFILE_WAIT = 3 * 60  # the profile's namespace and what the dispatcher puts there
 TRAIN_WAIT = 10 * 60  # pull, pip install, train, log, register
@@ -107,13 +110,15 @@ def _ready(obj: Any) -> bool:
 @pytest.mark.abort_on_fail
 async def test_mlflow_and_kserve_are_deployed_and_active(ops_test: OpsTest):
     assert ops_test.model is not None
+    settle = SETTLE_SERVING
     if not ops_test.model.applications:  # run alone: deploy the bundle as test_bundle does
         await deploy_bundle(ops_test)
+        settle = SETTLE_BUNDLE
     for app in (MLFLOW, KSERVE):
         if app not in ops_test.model.applications:
             pytest.fail(f"{BUNDLE.name} deploys no {app} application")
     await ops_test.model.wait_for_idle(
-        apps=APPS, status="active", raise_on_error=True, timeout=SETTLE_SERVING
+        apps=APPS, status="active", raise_on_error=True, timeout=settle
     )
 
 
