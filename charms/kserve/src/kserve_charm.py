@@ -1,4 +1,4 @@
-"""The kserve charm: KServe v0.14.1's controllers, in RawDeployment mode, and its cluster objects.
+"""The kserve charm: KServe v0.14.1's controllers, RawDeployment or Serverless, and its objects.
 
 The leader makes the webhook certificates (`CertificateKeeper`), applies the
 CRDs, RBAC, `inferenceservice-config` (which needs istio's gateway) and
@@ -7,6 +7,12 @@ own containers), then applies the serving runtimes once the KServe
 controller serves its webhooks, and hands every profile the ServiceAccount
 `kserve-models` (`kserve_profiles`). Other units keep the controllers
 stopped. A settled unit's update-status looks only at what can drift.
+
+Related to knative-serving, once that charm says Knative Serving is in
+place, the default deployment mode is Serverless, KServe's ingress config
+names Knative's local gateway, and the controller restarts with Knative's
+namespace and version in its environment (`kserve_workloads`); without the
+relation, RawDeployment as before.
 """
 
 from __future__ import annotations
@@ -34,10 +40,16 @@ from kubeflow_charms.gateway_identity import InvalidGatewayMetadataError
 from kubeflow_charms.kubernetes import error_status
 from kubeflow_charms.pebble import keep_stopped, service_running, start_when_changed
 from kubeflow_charms.status import add_and_note_settled, add_leader_unit_status, collected_once
+from kubeflow_interfaces.knative_serving import (
+    InvalidKnativeServingError,
+    KnativeServing,
+    KnativeServingRequirer,
+)
 
 logger = logging.getLogger(__name__)
 
 GATEWAY = "gateway-metadata"
+KNATIVE = "knative-serving"
 SERVICE_ACCOUNTS = kserve_profiles.SERVICE_ACCOUNTS
 CERTS_LABEL = "webhook-certificates"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -68,6 +80,28 @@ def read_gateway(
     return (gateway.namespace, name), None
 
 
+def read_knative(
+    charm: ops.CharmBase, *, broken: bool = False
+) -> tuple[KnativeServing | None, ops.BlockedStatus | None]:
+    """Knative Serving, once its charm says it is in place (None: RawDeployment), or why not.
+
+    Malformed data blocks, naming the relation and the keys.
+    """
+    if broken:
+        return None, None
+    try:
+        return KnativeServingRequirer(charm, KNATIVE).get(), None
+    except InvalidKnativeServingError as e:
+        return None, ops.BlockedStatus(f"{KNATIVE}: {e}")
+
+
+def _mode(config: KServeConfig, knative: KnativeServing | None) -> str:
+    """The active status: the default deployment mode and the InferenceServices' hosts."""
+    if knative is None:
+        return f"RawDeployment, hosts *.{config.ingress_domain}"
+    return f"Serverless (Knative {knative.version}), hosts <name>.<namespace>.{knative.domain}"
+
+
 class KServeCharm(ops.CharmBase):
     """KServe: the controllers (leader only), CRDs, runtimes, config, webhooks and roles."""
 
@@ -86,6 +120,7 @@ class KServeCharm(ops.CharmBase):
         self._reconciled = False
         self._config_error: str | None = None
         self._gateway: tuple[tuple[str, str] | None, ops.StatusBase | None] | None = None
+        self._knative: tuple[KnativeServing | None, ops.BlockedStatus | None] | None = None
         self._certs = certificates.CertificateKeeper(
             self,
             label=CERTS_LABEL,
@@ -100,6 +135,8 @@ class KServeCharm(ops.CharmBase):
             on[GATEWAY].relation_created,
             on[GATEWAY].relation_changed,
             on[GATEWAY].relation_broken,
+            on[KNATIVE].relation_changed,
+            on[KNATIVE].relation_broken,
             on[SERVICE_ACCOUNTS].relation_created,
             on[SERVICE_ACCOUNTS].relation_changed,
         ):
@@ -139,9 +176,14 @@ class KServeCharm(ops.CharmBase):
             if self._still_settled:
                 return
         config = self._load()
-        broken = isinstance(event, ops.RelationBrokenEvent) and event.relation.name == GATEWAY
-        self._gateway = read_gateway(self, broken=broken)
-        if config is None or isinstance(self._gateway[1], ops.BlockedStatus):
+        broken = event.relation.name if isinstance(event, ops.RelationBrokenEvent) else None
+        self._gateway = read_gateway(self, broken=broken == GATEWAY)
+        self._knative = read_knative(self, broken=broken == KNATIVE)
+        if (
+            config is None
+            or isinstance(self._gateway[1], ops.BlockedStatus)
+            or self._knative[1] is not None
+        ):
             return  # bad input changes nothing
         self._reconciled = True
         self._apply(
@@ -176,6 +218,7 @@ class KServeCharm(ops.CharmBase):
         if self._settled.next_renewal != renewal:
             self._settled.next_renewal = renewal
         gateway = self._gateway[0] if self._gateway else None
+        knative = self._knative[0] if self._knative else None
         if gateway is None:
             # The controller cannot start without its ingress config, which names the gateway.
             for workload in wl.WORKLOADS:
@@ -186,13 +229,14 @@ class KServeCharm(ops.CharmBase):
             bundle,
             gateway_namespace=gateway[0],
             gateway_name=gateway[1],
+            knative=knative,
             force=force or self._certs.changed,
             routine=routine,
         )
         if not self._cluster.base_applied:
             return
         for workload in wl.WORKLOADS:
-            self._configure(workload, bundle, restarted=restarted)
+            self._configure(workload, bundle, knative, restarted=restarted)
         controller = self.unit.get_container(wl.CONTROLLER.container)
         self._cluster.reconcile_runtimes(
             config,
@@ -201,10 +245,23 @@ class KServeCharm(ops.CharmBase):
             routine=routine,
         )
 
-    def _configure(self, workload: wl.Workload, bundle: CertificateBundle, *, restarted: bool):
+    def _configure(
+        self,
+        workload: wl.Workload,
+        bundle: CertificateBundle,
+        knative: KnativeServing | None,
+        *,
+        restarted: bool,
+    ):
         """Leader: write the certificate, (re)start the controller when its layer changed."""
         container = self.unit.get_container(workload.container)
-        layer = wl.layer(workload, leader=True, namespace=self.model.name, serial=bundle.serial)
+        layer = wl.layer(
+            workload,
+            leader=True,
+            namespace=self.model.name,
+            serial=bundle.serial,
+            knative=(knative.namespace, knative.version) if knative else None,
+        )
 
         def push() -> None:
             if workload is wl.CONTROLLER:
@@ -242,6 +299,17 @@ class KServeCharm(ops.CharmBase):
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         self._certs.remove_obsolete(event)
 
+    def _load_for_rotation(self) -> KServeConfig | None:
+        """The options, and Knative's data read: malformed data refuses the action too."""
+        config = self._load()
+        self._knative = read_knative(self)
+        return config if self._knative[1] is None else None
+
+    def _rotation_problem(self) -> str | None:
+        if self._config_error is not None:
+            return self._config_error
+        return self._knative[1].message if self._knative and self._knative[1] else None
+
     def _on_rotate_certificates(self, event: ops.ActionEvent) -> None:
         def apply(config: KServeConfig, bundle: CertificateBundle) -> None:
             self._gateway = read_gateway(self)
@@ -254,8 +322,8 @@ class KServeCharm(ops.CharmBase):
             self._cluster,
             peers=PEERS,
             containers=[self.unit.get_container(w.container) for w in wl.WORKLOADS],
-            load=self._load,
-            problem=lambda: self._config_error,
+            load=self._load_for_rotation,
+            problem=self._rotation_problem,
             apply=apply,
         )
 
@@ -280,10 +348,9 @@ class KServeCharm(ops.CharmBase):
             config = None
         if config is None:
             return [ops.BlockedStatus(self._config_error or "")]
-        out: list[ops.StatusBase] = []
         _, gateway_problem = self._gateway or read_gateway(self)
-        if gateway_problem is not None:
-            out.append(gateway_problem)
+        knative, knative_problem = self._knative or read_knative(self)
+        out = [p for p in (gateway_problem, knative_problem) if p is not None]
         leader = self.unit.is_leader()
         for workload in wl.WORKLOADS:
             running = service_running(
@@ -305,7 +372,7 @@ class KServeCharm(ops.CharmBase):
             out.append(
                 ops.WaitingStatus("waiting for the KServe controller to apply the runtimes")
             )
-        out.append(ops.ActiveStatus(f"RawDeployment, hosts *.{config.ingress_domain}"))
+        out.append(ops.ActiveStatus(_mode(config, knative)))
         return out
 
     def _on_collect_app_status(self, event: ops.CollectStatusEvent) -> None:

@@ -33,6 +33,7 @@ from kubeflow_charms.certificates import CertificateBundle
 from kubeflow_charms.kubernetes import CRD_KINDS, RBAC_KINDS, Kind
 from kubeflow_charms.lifecycle import leader_pod
 from kubeflow_charms.staged_cluster import Scopes, StagedCluster, json_documents
+from kubeflow_interfaces.knative_serving import KnativeServing
 
 PEERS = "kserve-peers"
 MANIFESTS = Path(__file__).parent / "manifests"
@@ -247,14 +248,25 @@ WEBHOOK_SETTINGS = {
 
 
 def inferenceservice_config(
-    config: KServeConfig, *, gateway_namespace: str, gateway_name: str
+    config: KServeConfig,
+    *,
+    gateway_namespace: str,
+    gateway_name: str,
+    knative: KnativeServing | None = None,
 ) -> dict[str, str]:
     """The ConfigMap `inferenceservice-config`'s data: upstream's, with our mode and ingress.
 
-    Values as kubeflow/manifests v1.10.0 ships them but `deploy` (RawDeployment),
-    `ingress` (our gateway, domain and scheme), and the storage initializer's
-    image (an option; the local model jobs' image follows it). The `_example`
-    key, documentation only, is left out.
+    Values as kubeflow/manifests v1.10.0 ships them but `deploy`, `ingress`
+    (our gateway, domain and scheme), and the storage initializer's image (an
+    option; the local model jobs' image follows it). The `_example` key,
+    documentation only, is left out.
+
+    Without `knative` the default mode is RawDeployment. With it (Knative
+    Serving is in place) it is Serverless, as Kubeflow ships it, and the
+    ingress names Knative's local gateway and the Service in front of it:
+    KServe routes a Serverless InferenceService's cluster-local host through
+    them (`knativeLocalGatewayService`, which defaults to
+    `localGatewayService`, is said outright).
     """
     image = config.storage_initializer_image.strip()
     agent = {
@@ -290,12 +302,11 @@ def inferenceservice_config(
                 "s3CABundle": "",
             },
         },
-        "deploy": {"defaultDeploymentMode": "RawDeployment"},
+        "deploy": {"defaultDeploymentMode": "RawDeployment" if knative is None else "Serverless"},
         "explainers": {"art": {"image": "kserve/art-explainer", "defaultImageVersion": "latest"}},
         "ingress": {
             "ingressGateway": f"{gateway_namespace}/{gateway_name}",
-            "localGateway": "knative-serving/knative-local-gateway",
-            "localGatewayService": "knative-local-gateway.istio-system.svc.cluster.local",
+            **_local_gateway(knative),
             "ingressDomain": config.ingress_domain,
             "ingressClassName": "istio",
             "domainTemplate": "{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}",
@@ -339,6 +350,20 @@ def inferenceservice_config(
     return {key: json.dumps(value, indent=2) for key, value in data.items()}
 
 
+def _local_gateway(knative: KnativeServing | None) -> dict[str, str]:
+    if knative is None:
+        # Kubeflow's values, unused in RawDeployment mode.
+        return {
+            "localGateway": "knative-serving/knative-local-gateway",
+            "localGatewayService": "knative-local-gateway.istio-system.svc.cluster.local",
+        }
+    return {
+        "localGateway": knative.local_gateway,
+        "localGatewayService": knative.local_gateway_service,
+        "knativeLocalGatewayService": knative.local_gateway_service,
+    }
+
+
 def context(
     config: KServeConfig,
     *,
@@ -348,6 +373,7 @@ def context(
     ca_cert: str,
     gateway_namespace: str,
     gateway_name: str,
+    knative: KnativeServing | None = None,
 ) -> dict[str, Any]:
     """The templates' parameters."""
     return {
@@ -360,7 +386,10 @@ def context(
         "user_roles": USER_ROLES,
         "configmap": wl.CONFIGMAP,
         "config_data": inferenceservice_config(
-            config, gateway_namespace=gateway_namespace, gateway_name=gateway_name
+            config,
+            gateway_namespace=gateway_namespace,
+            gateway_name=gateway_name,
+            knative=knative,
         ),
         "leader_pod": leader_pod,
         "ca_bundle": base64.b64encode(ca_cert.encode()).decode(),
@@ -413,6 +442,7 @@ class KServeCluster(StagedCluster):
         *,
         gateway_namespace: str,
         gateway_name: str,
+        knative: KnativeServing | None = None,
         force: bool,
         routine: bool,
     ) -> None:
@@ -426,6 +456,7 @@ class KServeCluster(StagedCluster):
                 ca_cert=bundle.ca_cert,
                 gateway_namespace=gateway_namespace,
                 gateway_name=gateway_name,
+                knative=knative,
             ),
             force=force,
             routine=routine,

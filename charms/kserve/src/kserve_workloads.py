@@ -23,6 +23,19 @@ in both: upstream passes `--leader-elect` to the KServe controller only
 controller has the flag but upstream runs it without (off by default). The
 serving certificate's serial is in the KServe controller's layer: a new one
 restarts it.
+
+In Serverless mode (related to knative-serving) the KServe controller's
+layer also carries
+- SYSTEM_NAMESPACE, Knative Serving's namespace: the ingress reconciler
+  reads Knative's `config-domain` from there (knative.dev/pkg's
+  `system.NamespaceEnvKey`), else from `knative-serving`
+  (pkg/controller/v1beta1/inferenceservice/reconcilers/ingress/
+  ingress_reconciler.go:608-625);
+- KNATIVE_SERVING_VERSION, ours and read by nobody: the controller adds
+  Knative's scheme and watches Knative Services only if their CRD exists
+  when it starts (cmd/manager/main.go:165-176), so the layer changes, and
+  the controller restarts, once Knative Serving says its CRDs are in place,
+  when it is upgraded, and when the relation goes.
 """
 
 from __future__ import annotations
@@ -41,6 +54,8 @@ KEY_FILE = f"{CERT_DIR}/tls.key"
 UID = 65532  # distroless :nonroot
 GID = 65532
 TLS_SERIAL = "TLS_SERIAL"
+KNATIVE_NAMESPACE = "SYSTEM_NAMESPACE"
+KNATIVE_VERSION = "KNATIVE_SERVING_VERSION"
 WEBHOOK_SERVICE = "kserve-webhook-server-service"
 CONFIGMAP = "inferenceservice-config"
 # cmd/manager/main.go and cmd/localmodel/main.go LeaderLockName.
@@ -100,12 +115,22 @@ def _check(workload: Workload) -> dict[str, Any]:
 
 
 def layer(
-    workload: Workload, *, leader: bool, namespace: str, serial: str
+    workload: Workload,
+    *,
+    leader: bool,
+    namespace: str,
+    serial: str,
+    knative: tuple[str, str] | None = None,
 ) -> ops.pebble.LayerDict:
-    """A controller's service and check: enabled on the leader only."""
+    """A controller's service and check: enabled on the leader only.
+
+    `knative` is Knative Serving's namespace and version, in Serverless mode.
+    """
     environment = {"POD_NAMESPACE": namespace}
     if workload is CONTROLLER:
         environment[TLS_SERIAL] = serial  # a new certificate changes the plan: a restart
+        if knative is not None:
+            environment[KNATIVE_NAMESPACE], environment[KNATIVE_VERSION] = knative
     return service_layer(
         workload.service,
         workload.check,
