@@ -30,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import knative_workloads as wl
+import ops
 from knative_config import KnativeConfig
 
 from kubeflow_charms.certificates import CertificateBundle
-from kubeflow_charms.kubernetes import CRD_KINDS, RBAC_KINDS, Kind
+from kubeflow_charms.kubernetes import CRD_KINDS, RBAC_KINDS, Kind, delete_all
 from kubeflow_charms.lifecycle import leader_pod
 from kubeflow_charms.staged_cluster import (
     BASE_HASH_KEY,
     BASE_OBJECTS_KEY,
+    CRDS,
     Scopes,
     StagedCluster,
 )
@@ -825,3 +827,16 @@ class KnativeCluster(StagedCluster):
         if not stored.get(BASE_HASH_KEY):
             return True
         return self._owned(stored, BASE_OBJECTS_KEY, self.base_kinds()).drifted()
+
+    def remove(self, _: ops.RemoveEvent) -> None:
+        """The application goes: the leader deletes every object it made but the CRDs."""
+        if not self._charm.unit.is_leader() or self.model.app.planned_units() > 0:
+            return
+        delete_all(
+            self.model.app.name,
+            [
+                self._resources(scope, kinds)
+                for scope, (_, kinds) in reversed(self.scopes.items())
+                if scope != CRDS
+            ],
+        )
