@@ -278,7 +278,7 @@ def config_data(config: KnativeConfig, *, namespace: str, gateway: tuple[str, st
             },
         ),
         # KS pkg/reconciler/route/config/domain.go: an empty value is the default domain.
-        "config-domain": ("serving", {config.domain: ""}),
+        "config-domain": ("controller", {config.domain: ""}),
         # KS pkg/apis/config/features.go: KServe predictors on a node pool need these.
         "config-features": (
             "controller",
@@ -299,7 +299,7 @@ def config_data(config: KnativeConfig, *, namespace: str, gateway: tuple[str, st
         # The rest as upstream's compiled defaults (SC:7164-8220).
         "config-defaults": ("controller", {}),
         "config-gc": ("controller", {}),
-        "config-leader-election": ("leader-election", {}),
+        "config-leader-election": ("controller", {}),
         "config-logging": ("logging", {}),
         "config-observability": ("observability", {}),
         "config-tracing": ("tracing", {}),
