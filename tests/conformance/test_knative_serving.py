@@ -24,7 +24,7 @@ FACTS = facts.load("knative-serving")
 PKG = FACTS["knative-pkg"]
 META = yaml.safe_load((CHARMS / "knative-serving" / "charmcraft.yaml").read_text())
 APP, NS = "knative-serving", "kubeflow"
-GATEWAY = ("kubeflow", "kubeflow-gateway")
+GATEWAY = cluster.IstioGateway("kubeflow", "kubeflow-gateway", "istio-ingressgateway")
 CONFIG = knative_config.KnativeConfig()
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 BUNDLE = CertificateBundle(

@@ -25,6 +25,7 @@ lightkube, jinja2 and PyYAML are imported only on the paths that apply.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,20 @@ MANIFESTS = Path(__file__).parent / "manifests"
 LOCAL_GATEWAY = "knative-local-gateway"
 LOCAL_GATEWAY_PORT = 8081  # NI:37-56
 NAME_LABEL = {"app.kubernetes.io/name": "knative-serving"}
+
+
+@dataclasses.dataclass(frozen=True)
+class IstioGateway:
+    """The platform's ingress gateway, as istio's gateway-metadata names it.
+
+    The istio charm names the gateway's Service after its Deployment
+    (`deployment_name`), in the gateway's namespace.
+    """
+
+    namespace: str
+    name: str
+    service: str
+
 
 GATEWAY_KIND = Kind("networking.istio.io/v1", "Gateway", "gateways")
 SCOPES: Scopes = {
@@ -248,10 +263,9 @@ def rbac(app: str, namespace: str) -> list[dict[str, Any]]:
 # --- config (SC:6913-8220, NI:81-185) ----------------------------------------------------
 
 
-def config_data(config: KnativeConfig, *, namespace: str, gateway: tuple[str, str]) -> dict:
+def config_data(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> dict:
     """Each ConfigMap's labels' component and data; no `_example` (the webhook checks it)."""
-    gw_namespace, _ = gateway
-    local_host = f"{LOCAL_GATEWAY}.{gw_namespace}.svc.cluster.local"
+    local_host = local_gateway_service(gateway.namespace)
     return {
         # KS pkg/autoscaler/config/config.go; keys SC:6913-7107.
         "config-autoscaler": (
@@ -273,7 +287,9 @@ def config_data(config: KnativeConfig, *, namespace: str, gateway: tuple[str, st
         "config-istio": (
             "net-istio",
             {
-                f"gateway.{gateway[0]}.{gateway[1]}": f"{_gateway_service(gateway)}",
+                f"gateway.{gateway.namespace}.{gateway.name}": (
+                    f"{gateway.service}.{gateway.namespace}.svc.cluster.local"
+                ),
                 f"local-gateway.{namespace}.{LOCAL_GATEWAY}": local_host,
             },
         ),
@@ -306,12 +322,7 @@ def config_data(config: KnativeConfig, *, namespace: str, gateway: tuple[str, st
     }
 
 
-def _gateway_service(gateway: tuple[str, str]) -> str:
-    """The Service in front of the external gateway: istio's, named after its Deployment."""
-    return f"istio-ingressgateway.{gateway[0]}.svc.cluster.local"
-
-
-def configmaps(config: KnativeConfig, *, namespace: str, gateway: tuple[str, str]) -> list[dict]:
+def configmaps(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> list[dict]:
     """The config ConfigMaps, labelled as upstream (the config webhook selects on them)."""
     return [
         {
@@ -770,7 +781,7 @@ def context(
     app: str,
     namespace: str,
     leader: str,
-    gateway: tuple[str, str],
+    gateway: IstioGateway,
 ) -> dict[str, Any]:
     """The templates' parameters: each scope's objects."""
     return {
@@ -778,7 +789,7 @@ def context(
         "config": configmaps(config, namespace=namespace, gateway=gateway),
         "webhooks": webhooks(bundle, namespace=namespace, leader=leader),
         "data_path": data_path(config, app=app, namespace=namespace),
-        "gateway": local_gateway(namespace=namespace, gateway_namespace=gateway[0]),
+        "gateway": local_gateway(namespace=namespace, gateway_namespace=gateway.namespace),
     }
 
 
@@ -801,7 +812,7 @@ class KnativeCluster(StagedCluster):
         config: KnativeConfig,
         bundle: CertificateBundle,
         *,
-        gateway: tuple[str, str],
+        gateway: IstioGateway,
         force: bool,
         routine: bool,
     ) -> None:

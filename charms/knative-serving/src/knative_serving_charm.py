@@ -17,7 +17,7 @@ import logging
 import knative_cluster
 import knative_workloads as wl
 import ops
-from knative_cluster import PEERS
+from knative_cluster import PEERS, IstioGateway
 from knative_config import KnativeConfig
 
 from kubeflow_charms import certificates, gateway_identity
@@ -44,7 +44,7 @@ _LABEL = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 
 def read_gateway(
     charm: ops.CharmBase, *, broken: bool = False
-) -> tuple[tuple[str, str] | None, ops.StatusBase | None]:
+) -> tuple[IstioGateway | None, ops.StatusBase | None]:
     """The gateway's namespace and name (istio's gateway-metadata), or why there is none."""
     import re
 
@@ -59,10 +59,15 @@ def read_gateway(
         return None, problem
     relation = charm.model.get_relation(GATEWAY)
     assert relation is not None and relation.app is not None  # read found its data
-    name = json.loads(relation.data[relation.app][gateway_identity.KEY]).get("gateway_name")
+    data = json.loads(relation.data[relation.app][gateway_identity.KEY])
+    name, service = data.get("gateway_name"), data.get("deployment_name")
     if not isinstance(name, str) or not re.fullmatch(_LABEL, name):
         return None, ops.BlockedStatus(f"{GATEWAY}: gateway_name {name!r} is not a gateway name")
-    return (gateway.namespace, name), None
+    if not isinstance(service, str) or not re.fullmatch(_LABEL, service):
+        return None, ops.BlockedStatus(
+            f"{GATEWAY}: deployment_name {service!r} is not a Service name"
+        )
+    return IstioGateway(gateway.namespace, name, service), None
 
 
 class KnativeServingCharm(ops.CharmBase):
@@ -81,7 +86,7 @@ class KnativeServingCharm(ops.CharmBase):
         self._still_settled = False
         self._reconciled = False
         self._config_error: str | None = None
-        self._gateway: tuple[tuple[str, str] | None, ops.StatusBase | None] | None = None
+        self._gateway: tuple[IstioGateway | None, ops.StatusBase | None] | None = None
         dns_names = [
             name
             for workload in wl.WEBHOOKS
@@ -190,7 +195,7 @@ class KnativeServingCharm(ops.CharmBase):
             KnativeServing(
                 namespace=self.model.name,
                 local_gateway=f"{self.model.name}/{knative_cluster.LOCAL_GATEWAY}",
-                local_gateway_service=knative_cluster.local_gateway_service(gateway[0]),
+                local_gateway_service=knative_cluster.local_gateway_service(gateway.namespace),
                 domain=config.domain,
                 version=wl.VERSION,
             )

@@ -178,6 +178,11 @@ def test_an_empty_gateway_relation_waits(ctx, kube):
             '"deployment_name": "d", "service_account": "s"}',
             "gateway-metadata: gateway_name 'Bad Name!' is not a gateway name",
         ),
+        (
+            '{"namespace": "istio", "gateway_name": "g", '
+            '"deployment_name": "Not_A_Service", "service_account": "s"}',
+            "gateway-metadata: deployment_name 'Not_A_Service' is not a Service name",
+        ),
     ],
 )
 def test_a_malformed_gateway_blocks_and_changes_nothing(ctx, kube, data, words):
@@ -271,6 +276,48 @@ def test_knatives_own_webhook_fields_are_left_alone(ctx, kube):
     hook = kube.get("ValidatingWebhookConfiguration", name)["webhooks"][0]
     assert hook["rules"][0]["resources"] == ["services"]
     assert hook["clientConfig"]["caBundle"] == "Y2E="
+
+
+def test_upgrade_charm_reapplies_without_touching_the_data_path(ctx, kube):
+    """The activator and autoscaler run outside the charm's pod: an upgrade leaves them be."""
+    out = settled(ctx)
+    before = {
+        name: kube.get("Deployment", name, MODEL)["metadata"]
+        for name in ("activator", "autoscaler", "net-istio-controller")
+    }
+    ctx.run(ctx.on.upgrade_charm(), out)
+    for name, metadata in before.items():
+        now = kube.get("Deployment", name, MODEL)["metadata"]
+        assert now["resourceVersion"] == metadata["resourceVersion"], name
+        assert now["generation"] == metadata["generation"], name
+
+
+def test_a_gateway_in_another_namespace_gets_the_local_gateway_service(ctx, kube):
+    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Namespace
+
+    kube.client().create(Namespace(metadata=ObjectMeta(name="istio-system")))
+    metadata = GatewayMetadata(
+        namespace="istio-system",
+        gateway_name="kubeflow-gateway",
+        deployment_name="istio-ingressgateway",
+        service_account="istio-ingressgateway",
+    )
+    relation = testing.Relation(
+        "gateway-metadata",
+        interface="gateway_metadata",
+        remote_app_data={"metadata": metadata.model_dump_json()},
+    )
+    out = settled(ctx, gateway=False, relations={relation})
+    assert kube.get("Service", cluster.LOCAL_GATEWAY, "istio-system") is not None
+    assert kube.get("Service", cluster.LOCAL_GATEWAY, MODEL) is None
+    data = kube.get("ConfigMap", "config-istio", MODEL)["data"]
+    assert data["gateway.istio-system.kubeflow-gateway"] == (
+        "istio-ingressgateway.istio-system.svc.cluster.local"
+    )
+    ctx.run(ctx.on.remove(), dataclasses.replace(out, planned_units=0))
+    assert kube.get("Service", cluster.LOCAL_GATEWAY, "istio-system") is None
 
 
 def test_removal_prunes_everything_but_the_crds(ctx, kube):
