@@ -2126,6 +2126,100 @@ def kserve_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, li
     return model, containers
 
 
+# --- Knative Serving ---------------------------------------------------------------------------
+#
+# The charm with its peer relation and istio's gateway-metadata: the leader made its webhook
+# certificates, applied its objects and runs its control plane. knative-serving is optional.
+
+KNATIVE = "knative-serving"
+KNATIVE_PEERS_ID, KNATIVE_GATEWAY_ID = 49, 50
+
+
+@functools.cache
+def knative(stage_dir: Path) -> tuple[World, Any]:
+    """Run knative-serving's certificates and apply until settled."""
+    module = staged(KNATIVE, stage_dir)
+    import knative_cluster
+
+    mesh = platform(stage_dir).world  # istio's databags, as its code wrote them
+    world = World(first_secret=110)
+    world.link(KNATIVE_PEERS_ID, {KNATIVE: knative_cluster.PEERS})
+    world.link(KNATIVE_GATEWAY_ID, {KNATIVE: module.GATEWAY, "istio": "gateway-metadata"})
+    world.bag(KNATIVE_GATEWAY_ID, "istio").update(mesh.bag(GATEWAY_METADATA_ID, "istio"))
+    options = default_options(module, module.KnativeConfig)
+    charm = charm_view(
+        module.KnativeServingCharm,
+        world.model(KNATIVE, KNATIVE_PEERS_ID, KNATIVE_GATEWAY_ID),
+        options,
+    )
+    charm._certs = certificates.CertificateKeeper(
+        charm,
+        label=module.CERTS_LABEL,
+        ca_name=f"{KNATIVE} webhook CA ({MODEL_NAME})",
+        dns_names=[
+            name
+            for service in ("webhook", "net-istio-webhook")
+            for name in certificates.service_dns_names(service, MODEL_NAME)
+        ],
+    )
+    charm._cluster = bench_object(
+        knative_cluster.KnativeCluster, charm, error=None, base_applied=False
+    )
+
+    def one_pass() -> None:
+        bundle = charm._certs.current()
+        assert bundle is not None
+        gateway, problem = module.read_gateway(charm)
+        assert gateway is not None, problem
+        charm._cluster.reconcile(options, bundle, gateway=gateway, force=False, routine=False)
+        assert charm._cluster.error is None, charm._cluster.error
+
+    with cluster_holds_everything(knative_cluster):
+        world.settle(one_pass, "knative-serving")
+    return world, charm
+
+
+def knative_settled(charm_dir: Path, metadata: dict[str, Any]) -> tuple[Model, list[Container]]:
+    charm = load_charm(charm_dir)
+    import knative_workloads as wl
+
+    world, _ = knative(charm_dir.parent)
+    containers, applied = [], {}
+    for workload in wl.WORKLOADS:
+        layer = wl.layer(workload, leader=True, namespace=MODEL_NAME, pod=f"{KNATIVE}-0")
+        applied[workload.container] = hashlib.sha256(
+            json.dumps(layer, sort_keys=True).encode()
+        ).hexdigest()
+        containers.append(workload_container(workload.container, dict(layer), workload.service))
+    world_model = world.model(KNATIVE, KNATIVE_PEERS_ID, KNATIVE_GATEWAY_ID)
+    _, bundle = certificates.load(world_model, charm.CERTS_LABEL)
+    assert bundle is not None and bundle.renewal_due() is None
+    storage = ops.storage.SQLiteStorage(charm_dir / ".unit-state.db")
+    name = charm.KnativeServingCharm.__name__
+    storage.save_snapshot(f"{name}/StoredStateData[_applied]", {"digests": applied})
+    storage.save_snapshot(
+        f"{name}/StoredStateData[_settled]",
+        {
+            "active": True,
+            "next_renewal": bundle.next_renewal().timestamp(),
+            "message": f"Knative Serving {wl.VERSION}, routes *.example.com",
+        },
+    )
+    storage.commit()
+    storage.close()
+    model = Model(
+        unit=f"{KNATIVE}/0",
+        model_name=MODEL_NAME,
+        model_uuid=MODEL_UUID,
+        leader=True,
+        config=fakejuju.config_defaults(metadata),
+        endpoints=fakejuju.endpoints(metadata),
+        relations=world.relations(KNATIVE, KNATIVE_PEERS_ID, KNATIVE_GATEWAY_ID),
+        secrets=world.bench_secrets(KNATIVE),
+    )
+    return model, containers
+
+
 SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]]]] = {
     "mysql": mysql_settled,
     "minio": minio_settled,
@@ -2139,6 +2233,7 @@ SETTLED: dict[str, Callable[[Path, dict[str, Any]], tuple[Model, list[Container]
     "katib": katib_settled,
     "kubeflow-trainer": trainer_settled,
     "kserve": kserve_settled,
+    "knative-serving": knative_settled,
     "mlflow": mlflow_settled,
 }
 

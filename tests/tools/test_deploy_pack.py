@@ -373,6 +373,7 @@ TRUSTED = {
     "katib",
     "kubeflow-trainer",
     "kserve",
+    "knative-serving",
 }
 
 

@@ -18,6 +18,7 @@ from charm_loader import load_charm
 from ops import testing
 from unit.dex import helpers as dex
 from unit.istio import helpers as istio
+from unit.knative_serving import helpers as knative
 from unit.kubeflow_dashboard import helpers as dashboard
 from unit.kubeflow_notebooks import helpers as notebooks
 from unit.kubeflow_trainer import helpers as trainer
@@ -151,6 +152,20 @@ CASES: dict[tuple[str, tuple[str, ...]], Case] = {
         mlflow.CHARM.MlflowCharm,
         mlflow.state(containers={mlflow.container(migrate=mlflow.migrate_exec(1))}),
         {"app_name": mlflow.APP},
+    ),
+    ("knative-serving-no-pebble", NOT_READY): lambda tmp: (
+        knative.CHARM.KnativeServingCharm,
+        knative.state(
+            gateway=False,
+            containers=knative.containers(can_connect=False),
+            relations={testing.Relation("gateway-metadata", interface="gateway_metadata")},
+        ),
+        {"app_name": knative.APP},
+    ),
+    ("knative-serving-bad-config", ("blocked",)): lambda tmp: (
+        knative.CHARM.KnativeServingCharm,
+        knative.state(config={"stable-window": "1s"}),
+        {"app_name": knative.APP},
     ),
     ("resource-dispatcher-no-pebble", NOT_READY): lambda tmp: (
         dispatcher.CHARM.ResourceDispatcherCharm,
