@@ -59,8 +59,8 @@ def _routes(model: Model) -> dict[str, dict]:
     return routes
 
 
-def _policies_for(model: Model, path: str, action: str) -> list[dict]:
-    """The gateway's AuthorizationPolicies of an action whose rules match `path`."""
+def _policies_for(model: Model, path: str, action: str, port: int = 8080) -> list[dict]:
+    """The gateway's AuthorizationPolicies of an action whose rules match `path` on `port`."""
     found = []
     for policy in model.workloads.kubernetes.of_kind("AuthorizationPolicy"):
         spec = policy["spec"]
@@ -69,6 +69,8 @@ def _policies_for(model: Model, path: str, action: str) -> list[dict]:
         for rule in spec.get("rules", []):
             for to in rule.get("to", []):
                 operation = to["operation"]
+                if "ports" in operation and str(port) not in operation["ports"]:
+                    continue
                 included = any(fnmatch.fnmatchcase(path, p) for p in operation.get("paths", ["*"]))
                 excluded = any(fnmatch.fnmatchcase(path, p) for p in operation.get("notPaths", []))
                 if included and not excluded:
@@ -76,13 +78,13 @@ def _policies_for(model: Model, path: str, action: str) -> list[dict]:
     return found
 
 
-def _checked_by(model: Model, path: str) -> list[dict]:
+def _checked_by(model: Model, path: str, port: int = 8080) -> list[dict]:
     """The ext_authz providers (mesh config entries) that check a request for `path`."""
     mesh = yaml.safe_load(model.container_file("istio/0", "istiod", MESH_FILE))
     known = {p["name"]: p for p in mesh.get("extensionProviders", [])}
     return [
         known[policy["spec"]["provider"]["name"]]
-        for policy in _policies_for(model, path, "CUSTOM")
+        for policy in _policies_for(model, path, "CUSTOM", port)
     ]
 
 

@@ -99,6 +99,7 @@ def test_both_charms_settle_active_with_their_relations(shared_model: Model):
     assert _related(shared_model, "kserve") == {
         frozenset({("istio", "gateway-metadata"), ("kserve", "gateway-metadata")}),
         frozenset({("resource-dispatcher", "service-accounts"), ("kserve", "service-accounts")}),
+        frozenset({("knative-serving", "knative-serving"), ("kserve", "knative-serving")}),
     }
     assert shared_model.workloads.kubernetes.rejected == []
 
@@ -167,9 +168,10 @@ def test_an_sklearn_inference_service_in_a_profile_is_accepted(profile_model: Mo
     assert _get(profile_model, "InferenceService", isvc["metadata"]["name"], "alice")
 
 
-def test_kserve_routes_through_istios_gateway_in_raw_deployment_mode(shared_model: Model):
+def test_kserve_routes_through_istios_gateway(shared_model: Model):
+    # RawDeployment Ingresses of class istio; the default mode is Serverless with
+    # knative-serving in the bundle (test_serverless.py), RawDeployment per InferenceService.
     data = _get(shared_model, "ConfigMap", "inferenceservice-config")["data"]
-    assert json.loads(data["deploy"])["defaultDeploymentMode"] == "RawDeployment"
     ingress = json.loads(data["ingress"])
     gateways = shared_model.workloads.kubernetes.of_kind("Gateway")
     assert ingress["ingressGateway"] in {

@@ -162,6 +162,7 @@ def test_the_bundle_trusts_the_charms_it_says_it_does():
         "istio",
         "katib",
         "kfp",
+        "knative-serving",
         "kserve",
         "kubeflow-dashboard",
         "kubeflow-notebooks",

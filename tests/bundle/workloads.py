@@ -362,6 +362,23 @@ def _kserve_localmodel(container: testing.Container, service: ops.pebble.Service
     return Listener(_port(_fact("kserve", "localmodel-controller", "ports")["health"]) or 0)
 
 
+def _knative_controller(container: testing.Container, service: ops.pebble.Service) -> Listener:
+    # Knative's shared main serves its probes on a fixed port.
+    ports = _fact("knative-serving", "controller", "ports")
+    readiness = _fact("knative-serving", "controller", "readinessProbe")["httpGet"]["path"]
+    liveness = _fact("knative-serving", "controller", "livenessProbe")["httpGet"]["path"]
+    return Listener(ports["probes"], frozenset([readiness, liveness]))
+
+
+def _knative_webhook(workload: str):
+    # The admission server on WEBHOOK_PORT (TLS; no HTTP path the simulator answers).
+    def listener(container: testing.Container, service: ops.pebble.Service) -> Listener:
+        default = _fact("knative-serving", workload, "ports")["https-webhook"]
+        return Listener(int(service.environment.get("WEBHOOK_PORT") or default))
+
+    return listener
+
+
 # Where each charm's services listen once running, by charm and service; a
 # service not named here listens nowhere, so no check of it passes.
 LISTENERS: dict[
@@ -403,6 +420,11 @@ LISTENERS: dict[
         "jobset-controller": _controller_runtime_manager("kubeflow-trainer", "jobset-controller"),
     },
     "mlflow": {"mlflow-server": _mlflow_server},
+    "knative-serving": {
+        "controller": _knative_controller,
+        "webhook": _knative_webhook("webhook"),
+        "net-istio-webhook": _knative_webhook("net-istio-webhook"),
+    },
     "kserve": {
         "kserve-controller": _kserve_controller,
         "localmodel-controller": _kserve_localmodel,

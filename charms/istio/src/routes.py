@@ -546,13 +546,23 @@ def _destinations(backends: tuple[Backend, ...]) -> list[dict[str, Any]]:
     ]
 
 
+# The gateway's public listeners (templates/gateway.yaml.j2: the Service's 80 and 443
+# go to these container ports). An AuthorizationPolicy on a gateway matches the port
+# the gateway listens on.
+PUBLIC_PORTS = ("8080", "8443")
+
+
 def auth_rules(routes: Mapping[int, Request]) -> list[dict[str, list[str]]]:
-    """The requests that need a login: everything through the gateway but the open routes.
+    """The requests that need a login: everything through the public listeners but open routes.
 
     Closed by default: a path no route claims (the notebook controller's own
     VirtualServices under `/notebook/`, say) needs a login too. An open
     prefix can never be a parent of an authenticated path (such requests
-    clash), so one rule says it all.
+    clash), so one rule says it all. Only the public listeners: a listener
+    another charm adds on the gateway's pods for cluster-local traffic
+    (Knative's local gateway on 8081, which only a ClusterIP Service
+    reaches) is not asked to log in; identity headers are stripped there
+    too.
     """
     open_paths: set[str] = set()
     for request in routes.values():
@@ -563,7 +573,7 @@ def auth_rules(routes: Mapping[int, Request]) -> list[dict[str, list[str]]]:
                 open_paths.add(match.path)
                 if match.kind == "prefix":
                     open_paths.add(match.path + "/*")
-    rule: dict[str, list[str]] = {"paths": ["/*"]}
+    rule: dict[str, list[str]] = {"ports": list(PUBLIC_PORTS), "paths": ["/*"]}
     if open_paths:
         rule["notPaths"] = sorted(open_paths)
     return [rule]

@@ -44,7 +44,7 @@ def _assert_denies_all_but(kube, *open_prefixes):
     assert policy is not None
     assert policy["spec"]["action"] == "DENY"
     (rule,) = policy["spec"]["rules"]
-    expected = {"paths": ["/*"]}
+    expected = {"ports": ["8080", "8443"], "paths": ["/*"]}
     if open_prefixes:
         expected["notPaths"] = _open_paths(*open_prefixes)
     assert rule["to"][0]["operation"] == expected
@@ -114,7 +114,11 @@ def test_an_exact_route_is_served_exactly(ctx, kube):
 
 def _assert_denies_all_but_exact(kube, path):
     (rule,) = _deny(kube)["spec"]["rules"]
-    assert rule["to"][0]["operation"] == {"paths": ["/*"], "notPaths": [path]}
+    assert rule["to"][0]["operation"] == {
+        "ports": ["8080", "8443"],
+        "paths": ["/*"],
+        "notPaths": [path],
+    }
 
 
 def test_login_check_guards_every_authenticated_path_and_only_those(ctx, kube):
@@ -135,7 +139,9 @@ def test_login_check_guards_every_authenticated_path_and_only_those(ctx, kube):
     operations = [rule["to"][0]["operation"] for rule in policy["rules"]]
     # Closed by default: one rule covers every path but the open routes,
     # /pipeline included, and paths no route claims (a notebook's, say).
-    assert operations == [{"paths": ["/*"], "notPaths": _open_paths("/dex", "/oauth2")}]
+    assert operations == [
+        {"ports": ["8080", "8443"], "paths": ["/*"], "notPaths": _open_paths("/dex", "/oauth2")}
+    ]
     mesh = yaml.safe_load(file_text(ctx, out, istiod.MESH_FILE))
     (provider,) = mesh["extensionProviders"]
     # As istio-ingress-k8s does, only the decision address's host and port are used.
@@ -337,7 +343,9 @@ def test_an_open_root_route_no_longer_opens_everything(ctx, kube):
     )
     settle(ctx, base)
     policy = _policy(kube)["spec"]
-    assert policy["rules"] == [{"to": [{"operation": {"paths": ["/*"]}}]}]
+    assert policy["rules"] == [
+        {"to": [{"operation": {"ports": ["8080", "8443"], "paths": ["/*"]}}]}
+    ]
 
 
 def test_an_open_parent_of_an_authenticated_path_is_refused(ctx, kube):
@@ -365,7 +373,9 @@ def test_an_open_parent_arriving_after_the_authenticated_path_is_refused(ctx, ku
     )
     assert set(virtual_services(kube)) == {"/pipeline/admin"}  # kept as it was
     assert urls(out)["open"] is None
-    assert _policy(kube)["spec"]["rules"] == [{"to": [{"operation": {"paths": ["/*"]}}]}]
+    assert _policy(kube)["spec"]["rules"] == [
+        {"to": [{"operation": {"ports": ["8080", "8443"], "paths": ["/*"]}}]}
+    ]
 
 
 def test_unsupported_listeners_and_filters_are_refused(ctx, kube):
@@ -588,7 +598,17 @@ def test_ingress_v2_is_served_at_model_dash_app(ctx, kube):
     assert _v2_url(out, site) == f"{BASE}/kubeflow-site"
     # The open one is left out of the login check; the other is behind it.
     assert _policy(kube)["spec"]["rules"] == [
-        {"to": [{"operation": {"paths": ["/*"], "notPaths": _open_paths("/kubeflow-site")}}]}
+        {
+            "to": [
+                {
+                    "operation": {
+                        "ports": ["8080", "8443"],
+                        "paths": ["/*"],
+                        "notPaths": _open_paths("/kubeflow-site"),
+                    }
+                }
+            ]
+        }
     ]
     assert out.unit_status.name == "active"
 

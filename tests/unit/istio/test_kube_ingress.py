@@ -71,7 +71,7 @@ def test_the_login_covers_every_host_of_the_gateway(ctx, kube):
     (rule,) = policy["spec"]["rules"]
     assert set(rule) == {"to"}  # no source, no condition
     (operation,) = rule["to"]
-    assert set(operation["operation"]) == {"paths", "notPaths"}  # no hosts: every host
+    assert set(operation["operation"]) == {"ports", "paths", "notPaths"}  # every host
     assert operation["operation"]["paths"] == ["/*"]
     assert operation["operation"]["notPaths"] == ["/dex", "/dex/*"]
 
@@ -81,7 +81,7 @@ def test_without_the_login_ingress_hosts_are_denied_too(ctx, kube):
     policy = kube.get("AuthorizationPolicy", "istio-ingressgateway-deny-unauthenticated", MODEL)
     assert policy is not None and policy["spec"]["action"] == "DENY"
     (rule,) = policy["spec"]["rules"]
-    assert rule["to"][0]["operation"] == {"paths": ["/*"]}
+    assert rule["to"][0]["operation"] == {"ports": ["8080", "8443"], "paths": ["/*"]}
 
 
 def test_a_deleted_ingress_class_is_applied_again_on_update_status(ctx, kube):

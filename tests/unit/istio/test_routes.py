@@ -75,10 +75,10 @@ def test_auth_rules_close_everything_but_the_open_routes():
         3: _request(3, "health", "/healthz", exact=True),
     }
     assert routes.auth_rules(served) == [
-        {"paths": ["/*"], "notPaths": ["/dex", "/dex/*", "/healthz"]}
+        {"ports": ["8080", "8443"], "paths": ["/*"], "notPaths": ["/dex", "/dex/*", "/healthz"]}
     ]
     # Closed by default: with no routes at all everything still needs a login.
-    assert routes.auth_rules({}) == [{"paths": ["/*"]}]
+    assert routes.auth_rules({}) == [{"ports": ["8080", "8443"], "paths": ["/*"]}]
 
 
 def test_weighted_backends_keep_their_weights():
