@@ -71,11 +71,6 @@ def test_the_pebble_images_are_the_releases(workload, resource):
 )
 def test_the_image_options_default_to_the_releases(workload, option):
     default = META["config"]["options"][option]["default"]
-    if workload == "queue-proxy":
-        # serving-core.yaml config-deployment queue-sidecar-image (line 7316); not in the facts'
-        # Deployments: the controller adds it to revisions' pods.
-        assert default.startswith("gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:")
-        return
     assert default == FACTS[workload]["image"].value, str(FACTS[workload]["image"].source)
 
 
@@ -211,8 +206,17 @@ def test_the_webhook_services_and_secrets_have_upstreams_names_and_keys(name):
     (https,) = [p for p in upstream["ports"] if p["name"] == "https-webhook"]
     assert port["port"] == https["port"] == 443
     assert port["targetPort"] == UNDER_PEBBLE[name].webhook_port
-    secret = _one("webhooks", "Secret", f"{name}-certs")
+    secret = _one("webhooks", "Secret", FACTS["webhook-names"][f"{name}-secret"].value)
     assert sorted(secret["data"]) == sorted(PKG["secret-keys"].value)
+
+
+def test_the_certificates_name_the_services_the_webhooks_serve_as():
+    # The serving webhook takes its service name from WEBHOOK_NAME; net-istio's is compiled in.
+    assert wl.WEBHOOK.service == FACTS["webhook"]["env"].value["WEBHOOK_NAME"]
+    net_istio = FACTS["webhook-names"]["net-istio-webhook-service"]
+    assert wl.NET_ISTIO_WEBHOOK.service == net_istio.value, str(net_istio.source)
+    names = {o["metadata"]["name"] for o in _objects("webhooks") if o["kind"] == "Service"}
+    assert names == {wl.WEBHOOK.service, wl.NET_ISTIO_WEBHOOK.service}
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -227,6 +231,44 @@ def test_every_configmap_is_labelled_as_upstreams_for_the_config_webhook():
         assert labels["app.kubernetes.io/component"] == upstream[name].value, name
         assert labels["app.kubernetes.io/name"] == "knative-serving"
         assert "_example" not in _one("config", "ConfigMap", name)["data"]
+
+
+KEYS = FACTS["config-keys"]
+
+
+def _data(name: str) -> dict[str, str]:
+    return _one("config", "ConfigMap", name)["data"]
+
+
+def test_config_istio_names_both_gateways_in_the_old_format():
+    external = KEYS["config-istio-gateway-prefix"].value
+    local = KEYS["config-istio-local-gateway-prefix"].value
+    assert _data("config-istio") == {
+        f"{external}{GATEWAY.namespace}.{GATEWAY.name}": (
+            f"{GATEWAY.service}.{GATEWAY.namespace}.svc.cluster.local"
+        ),
+        f"{local}{NS}.{cluster.LOCAL_GATEWAY}": (
+            f"{cluster.LOCAL_GATEWAY}.{GATEWAY.namespace}.svc.cluster.local"
+        ),
+    }
+
+
+def test_config_domain_makes_the_option_the_default_domain():
+    assert _data("config-domain") == {CONFIG.domain: KEYS["config-domain-default"].value}
+
+
+def test_the_other_config_keys_are_the_ones_knative_reads():
+    assert _data("config-network") == KEYS["config-network-ingress-class"].value
+    assert set(_data("config-features")) == set(KEYS["config-features-podspec-keys"].value)
+    assert set(_data("config-features").values()) == {"enabled"}
+    assert set(_data("config-autoscaler")) == set(KEYS["config-autoscaler-keys"].value)
+    deployment = _data("config-deployment")
+    assert set(deployment) == {
+        KEYS["config-deployment-queue-image-key"].value,
+        KEYS["config-deployment-progress-deadline-key"].value,
+    }
+    queue = deployment[KEYS["config-deployment-queue-image-key"].value]
+    assert queue == FACTS["queue-proxy"]["image"].value
 
 
 # --- the local gateway ---------------------------------------------------------------------------
