@@ -341,3 +341,13 @@ def test_the_activator_gets_upstreams_roles_and_no_more():
         subjects = {s["name"] for s in binding["subjects"]}
         if cluster.activator_account(APP) in subjects:
             assert binding["roleRef"]["name"] in (f"{APP}-{NS}-activator", f"{APP}-activator")
+
+
+@pytest.mark.parametrize("role", ["admin", "edit", "view"])
+def test_users_get_upstreams_namespaced_roles_through_kubeflows_roles(role):
+    upstream = FACTS["rbac"][f"knative-serving-namespaced-{role}"]
+    made = _one("rbac", "ClusterRole", f"knative-serving-namespaced-{role}")
+    assert made["rules"] == upstream.value["rules"], str(upstream.source)
+    labels = made["metadata"]["labels"]
+    assert labels[upstream.value["aggregate-to"]] == "true"
+    assert labels[FACTS["rbac"]["kubeflow-aggregation"].value[role]] == "true"

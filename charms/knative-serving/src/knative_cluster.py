@@ -5,7 +5,8 @@ databag, applied in this order:
 
 - the CustomResourceDefinitions (`manifests/crds.yaml`, applied as it is);
 - RBAC: upstream's ClusterRoles, bound to the charm's ServiceAccount (the
-  control plane in its pod) and to the data path's own ServiceAccounts;
+  control plane in its pod) and to the data path's own ServiceAccounts, and
+  the users' roles, aggregated into Kubeflow's;
 - the config ConfigMaps, before anything the config webhook checks them with;
 - the webhooks: their certificate Secrets, Services (the leader's pod) and
   configurations, applied without the fields Knative's webhook sets itself
@@ -188,6 +189,48 @@ ACTIVATOR_RULES = [
         resourceNames=["routing-serving-certs", "knative-serving-certs"],
     ),
 ]
+# The users' roles knative-serving-namespaced-{admin,edit,view} (SC:76-119): upstream
+# aggregates them into Kubernetes' admin, edit and view; Kubeflow 1.10.0 adds its own
+# labels so that profiles' kubeflow-admin, -edit and -view take them in too (kubeflow/
+# manifests common/knative/knative-serving/base/patches/knative-serving-namespaced-*.yaml).
+_INTERNAL = [
+    "networking.internal.knative.dev",
+    "autoscaling.internal.knative.dev",
+    "caching.internal.knative.dev",
+]
+USER_ROLES: dict[str, list[dict[str, Any]]] = {
+    "admin": [
+        _rule(["serving.knative.dev"], ["*"], ["*"]),
+        _rule(_INTERNAL, ["*"], _READ),
+    ],
+    "edit": [
+        _rule(["serving.knative.dev"], ["*"], ["create", "update", "patch", "delete"]),
+        _rule(_INTERNAL, ["*"], _READ),
+    ],
+    "view": [_rule(["serving.knative.dev", *_INTERNAL], ["*"], _READ)],
+}
+
+
+def user_roles() -> list[dict[str, Any]]:
+    """The users' ClusterRoles, aggregated into Kubernetes' and Kubeflow's user roles."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": f"knative-serving-namespaced-{role}",
+                "labels": NAME_LABEL
+                | {
+                    f"rbac.authorization.k8s.io/aggregate-to-{role}": "true",
+                    f"rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{role}": "true",
+                },
+            },
+            "rules": rules,
+        }
+        for role, rules in USER_ROLES.items()
+    ]
+
+
 # knative-serving-admin aggregates every ClusterRole labelled serving.knative.dev/
 # controller: core, activator-cluster and net-istio's (SC:200-227): here, their union.
 CONTROLLER_RULES = CORE_RULES + ACTIVATOR_CLUSTER_RULES + ISTIO_RULES + ADDRESSABLE_RULES
@@ -241,6 +284,7 @@ def rbac(app: str, namespace: str) -> list[dict[str, Any]]:
     role = f"{app}-activator"
     return [
         *accounts,
+        *user_roles(),
         # The control plane in the charm's pod and the Deployments under `controller`.
         *cluster_role(f"{app}-{namespace}-admin", CONTROLLER_RULES, app, controller),
         *cluster_role(f"{app}-{namespace}-activator", ACTIVATOR_CLUSTER_RULES, activator),
