@@ -67,6 +67,9 @@ def test_the_leader_runs_the_control_plane_and_applies_every_object(ctx, kube):
 def test_config_istio_names_our_gateway_and_the_local_one(ctx, kube):
     settled(ctx)
     data = kube.get("ConfigMap", "config-istio", MODEL)["data"]
+    # net-istio's old format, `gateway.` / `local-gateway.` + `<namespace>.<name>`: the
+    # Service's host (knative-extensions/net-istio knative-v1.16.0
+    # pkg/reconciler/ingress/config/istio.go:38,41,275-300).
     assert data == {
         f"gateway.{GATEWAY_NAMESPACE}.{GATEWAY_NAME}": (
             f"istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
