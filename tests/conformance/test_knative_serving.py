@@ -222,15 +222,45 @@ def test_the_certificates_name_the_services_the_webhooks_serve_as():
 # --- config --------------------------------------------------------------------------------------
 
 
-def test_every_configmap_is_labelled_as_upstreams_for_the_config_webhook():
-    made = {c["metadata"]["name"]: c["metadata"]["labels"] for c in _objects("config")}
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] in ("In", "Exists"), expression
+        value = labels.get(expression["key"])
+        if expression["operator"] == "Exists":
+            matched = matched and value is not None
+        else:
+            matched = matched and value in expression["values"]
+    return matched
+
+
+def test_every_configmap_is_made_and_no_config_webhook_gates_its_writes():
+    made = {c["metadata"]["name"]: c for c in _objects("config")}
     upstream = FACTS["configmap-components"]
     # config-certmanager is only read with cert-manager's TLS, which the charm does not use.
     assert set(made) == set(upstream) - {"config-certmanager"}
-    for name, labels in made.items():
-        assert labels["app.kubernetes.io/component"] == upstream[name].value, name
+    # Knative reads them by name: its watcher filters by no label unless told to.
+    for workload in wl.WORKLOADS:
+        env = _service(workload)["environment"]
+        assert PKG["configmap-watch-label-env"].value not in env
+    # Upstream's labels would put every write behind the config webhooks (failurePolicy
+    # Fail), which are down while the charm's pod restarts and point at the old leader after
+    # a leadership change: the charm writes the ConfigMaps in both cases.
+    configs = (
+        "config.webhook.serving.knative.dev",
+        "config.webhook.istio.networking.internal.knative.dev",
+    )
+    for name, configmap in made.items():
+        labels = configmap["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "knative-serving"
-        assert "_example" not in _one("config", "ConfigMap", name)["data"]
+        upstream_labels = labels | {"app.kubernetes.io/component": upstream[name].value}
+        selected = False
+        for hook in configs:
+            selector = FACTS["webhooks"][hook].value["objectSelector"]
+            assert not _selects(selector, labels), (name, hook)
+            selected = selected or _selects(selector, upstream_labels)
+        assert selected, name  # each would be gated with upstream's label
+        assert "_example" not in configmap["data"]
 
 
 KEYS = FACTS["config-keys"]

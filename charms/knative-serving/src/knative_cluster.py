@@ -7,7 +7,7 @@ databag, applied in this order:
 - RBAC: upstream's ClusterRoles, bound to the charm's ServiceAccount (the
   control plane in its pod) and to the data path's own ServiceAccounts, and
   the users' roles, aggregated into Kubeflow's;
-- the config ConfigMaps, before anything the config webhook checks them with;
+- the config ConfigMaps, unlabelled for Knative's config webhooks (`configmaps`);
 - the webhooks: their certificate Secrets, Services (the leader's pod) and
   configurations, applied without the fields Knative's webhook sets itself
   (rules, caBundle, path, namespaceSelector), so the two never fight;
@@ -308,80 +308,70 @@ def rbac(app: str, namespace: str) -> list[dict[str, Any]]:
 
 
 def config_data(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> dict:
-    """Each ConfigMap's labels' component and data; no `_example` (the webhook checks it)."""
+    """Each ConfigMap's data; no `_example`."""
     local_host = local_gateway_service(gateway.namespace)
     return {
         # KS pkg/autoscaler/config/config.go; keys SC:6913-7107.
-        "config-autoscaler": (
-            "autoscaler",
-            {
-                "enable-scale-to-zero": "true" if config.enable_scale_to_zero else "false",
-                "scale-to-zero-grace-period": config.scale_to_zero_grace_period.strip(),
-                "stable-window": config.stable_window.strip(),
-                "panic-window-percentage": config.panic_window_percentage.strip(),
-                "target-burst-capacity": config.target_burst_capacity.strip(),
-            },
-        ),
+        "config-autoscaler": {
+            "enable-scale-to-zero": "true" if config.enable_scale_to_zero else "false",
+            "scale-to-zero-grace-period": config.scale_to_zero_grace_period.strip(),
+            "stable-window": config.stable_window.strip(),
+            "panic-window-percentage": config.panic_window_percentage.strip(),
+            "target-burst-capacity": config.target_burst_capacity.strip(),
+        },
         # KN pkg/config/config.go `ingress-class` (SC:7922).
-        "config-network": (
-            "networking",
-            {"ingress-class": "istio.ingress.networking.knative.dev"},
-        ),
+        "config-network": {"ingress-class": "istio.ingress.networking.knative.dev"},
         # NIS pkg/reconciler/ingress/config/istio.go, old format (`gateway.`/`local-gateway.`).
-        "config-istio": (
-            "net-istio",
-            {
-                f"gateway.{gateway.namespace}.{gateway.name}": (
-                    f"{gateway.service}.{gateway.namespace}.svc.cluster.local"
-                ),
-                f"local-gateway.{namespace}.{LOCAL_GATEWAY}": local_host,
-            },
-        ),
+        "config-istio": {
+            f"gateway.{gateway.namespace}.{gateway.name}": (
+                f"{gateway.service}.{gateway.namespace}.svc.cluster.local"
+            ),
+            f"local-gateway.{namespace}.{LOCAL_GATEWAY}": local_host,
+        },
         # KS pkg/reconciler/route/config/domain.go: an empty value is the default domain.
-        "config-domain": ("controller", {config.domain: ""}),
+        "config-domain": {config.domain: ""},
         # KS pkg/apis/config/features.go: KServe predictors on a node pool need these.
-        "config-features": (
-            "controller",
-            {
-                "kubernetes.podspec-nodeselector": "enabled",
-                "kubernetes.podspec-tolerations": "enabled",
-                "kubernetes.podspec-affinity": "enabled",
-            },
-        ),
+        "config-features": {
+            "kubernetes.podspec-nodeselector": "enabled",
+            "kubernetes.podspec-tolerations": "enabled",
+            "kubernetes.podspec-affinity": "enabled",
+        },
         # KS pkg/deployment/config.go: the one required key; Kubeflow's progressDeadline.
-        "config-deployment": (
-            "controller",
-            {
-                "queue-sidecar-image": config.image("queue-proxy-image"),
-                "progress-deadline": "600s",
-            },
-        ),
+        "config-deployment": {
+            "queue-sidecar-image": config.image("queue-proxy-image"),
+            "progress-deadline": "600s",
+        },
         # The rest as upstream's compiled defaults (SC:7164-8220).
-        "config-defaults": ("controller", {}),
-        "config-gc": ("controller", {}),
-        "config-leader-election": ("controller", {}),
-        "config-logging": ("logging", {}),
-        "config-observability": ("observability", {}),
-        "config-tracing": ("tracing", {}),
+        "config-defaults": {},
+        "config-gc": {},
+        "config-leader-election": {},
+        "config-logging": {},
+        "config-observability": {},
+        "config-tracing": {},
     }
 
 
 def configmaps(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> list[dict]:
-    """The config ConfigMaps, labelled as upstream (the config webhook selects on them)."""
+    """The config ConfigMaps, without the label Knative's config webhooks select on.
+
+    Upstream labels them `app.kubernetes.io/component: <component>` so that
+    its config webhooks (objectSelector on that label and the name label,
+    failurePolicy Fail) check every write. Knative reads them by name only
+    (knative/pkg injection/sharedmain/main.go SetupConfigMapWatchOrDie filters
+    by no label unless SYSTEM_RESOURCE_LABEL is set), while the charm writes
+    them in every forced apply: after a charm upgrade, before its webhook runs
+    again, and on a new leader, before the webhook Services point at it. With
+    the label, each of those writes would wait on a webhook that is not
+    there. The charm checks its own options (`knative_config`).
+    """
     return [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": NAME_LABEL | {"app.kubernetes.io/component": component},
-            },
+            "metadata": {"name": name, "namespace": namespace, "labels": NAME_LABEL},
             "data": data,
         }
-        for name, (component, data) in config_data(
-            config, namespace=namespace, gateway=gateway
-        ).items()
+        for name, data in config_data(config, namespace=namespace, gateway=gateway).items()
     ]
 
 

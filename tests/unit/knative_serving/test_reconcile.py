@@ -380,3 +380,30 @@ def test_every_option_is_tested_with_a_bad_value():
     meta = yaml.safe_load((charm_dir("knative-serving") / "charmcraft.yaml").read_text())
     names = set(meta["config"]["options"]) - {"enable-scale-to-zero"}  # a boolean: Juju checks
     assert names == {option for option, _ in BAD_OPTIONS}
+
+
+def test_the_config_is_written_while_knatives_config_webhook_is_down(ctx, kube, monkeypatch):
+    """An upgrade rewrites the ConfigMaps before the webhook runs again: no webhook gates them.
+
+    Knative's config webhooks select ConfigMaps by `app.kubernetes.io/name` and
+    `app.kubernetes.io/component` and refuse writes when unreachable (failurePolicy
+    Fail; knative/serving knative-v1.16.2 config/core/webhooks/configmap-validation.yaml).
+    """
+    import httpx
+    import yaml
+
+    out = settled(ctx)
+    answer = kube.handle
+
+    def webhook_down(request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PUT", "PATCH") and "/configmaps" in request.url.path:
+            labels = (yaml.safe_load(request.content) or {}).get("metadata", {}).get("labels")
+            if "app.kubernetes.io/component" in (labels or {}):
+                message = 'failed calling webhook "config.webhook.serving.knative.dev"'
+                return httpx.Response(500, json={"kind": "Status", "message": message})
+        return answer(request)
+
+    monkeypatch.setattr(kube, "handle", webhook_down)
+    upgraded = ctx.run(ctx.on.upgrade_charm(), out)
+    assert upgraded.unit_status == out.unit_status
+    assert all(running(upgraded, w) for w in wl.WORKLOADS)
