@@ -71,11 +71,6 @@ def test_the_pebble_images_are_the_releases(workload, resource):
 )
 def test_the_image_options_default_to_the_releases(workload, option):
     default = META["config"]["options"][option]["default"]
-    if workload == "queue-proxy":
-        # serving-core.yaml config-deployment queue-sidecar-image (line 7316); not in the facts'
-        # Deployments: the controller adds it to revisions' pods.
-        assert default.startswith("gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:")
-        return
     assert default == FACTS[workload]["image"].value, str(FACTS[workload]["image"].source)
 
 
@@ -211,22 +206,99 @@ def test_the_webhook_services_and_secrets_have_upstreams_names_and_keys(name):
     (https,) = [p for p in upstream["ports"] if p["name"] == "https-webhook"]
     assert port["port"] == https["port"] == 443
     assert port["targetPort"] == UNDER_PEBBLE[name].webhook_port
-    secret = _one("webhooks", "Secret", f"{name}-certs")
+    secret = _one("webhooks", "Secret", FACTS["webhook-names"][f"{name}-secret"].value)
     assert sorted(secret["data"]) == sorted(PKG["secret-keys"].value)
+
+
+def test_the_certificates_name_the_services_the_webhooks_serve_as():
+    # The serving webhook takes its service name from WEBHOOK_NAME; net-istio's is compiled in.
+    assert wl.WEBHOOK.service == FACTS["webhook"]["env"].value["WEBHOOK_NAME"]
+    net_istio = FACTS["webhook-names"]["net-istio-webhook-service"]
+    assert wl.NET_ISTIO_WEBHOOK.service == net_istio.value, str(net_istio.source)
+    names = {o["metadata"]["name"] for o in _objects("webhooks") if o["kind"] == "Service"}
+    assert names == {wl.WEBHOOK.service, wl.NET_ISTIO_WEBHOOK.service}
 
 
 # --- config --------------------------------------------------------------------------------------
 
 
-def test_every_configmap_is_labelled_as_upstreams_for_the_config_webhook():
-    made = {c["metadata"]["name"]: c["metadata"]["labels"] for c in _objects("config")}
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] in ("In", "Exists"), expression
+        value = labels.get(expression["key"])
+        if expression["operator"] == "Exists":
+            matched = matched and value is not None
+        else:
+            matched = matched and value in expression["values"]
+    return matched
+
+
+def test_every_configmap_is_made_and_no_config_webhook_gates_its_writes():
+    made = {c["metadata"]["name"]: c for c in _objects("config")}
     upstream = FACTS["configmap-components"]
     # config-certmanager is only read with cert-manager's TLS, which the charm does not use.
     assert set(made) == set(upstream) - {"config-certmanager"}
-    for name, labels in made.items():
-        assert labels["app.kubernetes.io/component"] == upstream[name].value, name
+    # Knative reads them by name: its watcher filters by no label unless told to.
+    for workload in wl.WORKLOADS:
+        env = _service(workload)["environment"]
+        assert PKG["configmap-watch-label-env"].value not in env
+    # Upstream's labels would put every write behind the config webhooks (failurePolicy
+    # Fail), which are down while the charm's pod restarts and point at the old leader after
+    # a leadership change: the charm writes the ConfigMaps in both cases.
+    configs = (
+        "config.webhook.serving.knative.dev",
+        "config.webhook.istio.networking.internal.knative.dev",
+    )
+    for name, configmap in made.items():
+        labels = configmap["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "knative-serving"
-        assert "_example" not in _one("config", "ConfigMap", name)["data"]
+        upstream_labels = labels | {"app.kubernetes.io/component": upstream[name].value}
+        selected = False
+        for hook in configs:
+            selector = FACTS["webhooks"][hook].value["objectSelector"]
+            assert not _selects(selector, labels), (name, hook)
+            selected = selected or _selects(selector, upstream_labels)
+        assert selected, name  # each would be gated with upstream's label
+        assert "_example" not in configmap["data"]
+
+
+KEYS = FACTS["config-keys"]
+
+
+def _data(name: str) -> dict[str, str]:
+    return _one("config", "ConfigMap", name)["data"]
+
+
+def test_config_istio_names_both_gateways_in_the_old_format():
+    external = KEYS["config-istio-gateway-prefix"].value
+    local = KEYS["config-istio-local-gateway-prefix"].value
+    assert _data("config-istio") == {
+        f"{external}{GATEWAY.namespace}.{GATEWAY.name}": (
+            f"{GATEWAY.service}.{GATEWAY.namespace}.svc.cluster.local"
+        ),
+        f"{local}{NS}.{cluster.LOCAL_GATEWAY}": (
+            f"{cluster.LOCAL_GATEWAY}.{GATEWAY.namespace}.svc.cluster.local"
+        ),
+    }
+
+
+def test_config_domain_makes_the_option_the_default_domain():
+    assert _data("config-domain") == {CONFIG.domain: KEYS["config-domain-default"].value}
+
+
+def test_the_other_config_keys_are_the_ones_knative_reads():
+    assert _data("config-network") == KEYS["config-network-ingress-class"].value
+    assert set(_data("config-features")) == set(KEYS["config-features-podspec-keys"].value)
+    assert set(_data("config-features").values()) == {"enabled"}
+    assert set(_data("config-autoscaler")) == set(KEYS["config-autoscaler-keys"].value)
+    deployment = _data("config-deployment")
+    assert set(deployment) == {
+        KEYS["config-deployment-queue-image-key"].value,
+        KEYS["config-deployment-progress-deadline-key"].value,
+    }
+    queue = deployment[KEYS["config-deployment-queue-image-key"].value]
+    assert queue == FACTS["queue-proxy"]["image"].value
 
 
 # --- the local gateway ---------------------------------------------------------------------------
@@ -299,3 +371,13 @@ def test_the_activator_gets_upstreams_roles_and_no_more():
         subjects = {s["name"] for s in binding["subjects"]}
         if cluster.activator_account(APP) in subjects:
             assert binding["roleRef"]["name"] in (f"{APP}-{NS}-activator", f"{APP}-activator")
+
+
+@pytest.mark.parametrize("role", ["admin", "edit", "view"])
+def test_users_get_upstreams_namespaced_roles_through_kubeflows_roles(role):
+    upstream = FACTS["rbac"][f"knative-serving-namespaced-{role}"]
+    made = _one("rbac", "ClusterRole", f"knative-serving-namespaced-{role}")
+    assert made["rules"] == upstream.value["rules"], str(upstream.source)
+    labels = made["metadata"]["labels"]
+    assert labels[upstream.value["aggregate-to"]] == "true"
+    assert labels[FACTS["rbac"]["kubeflow-aggregation"].value[role]] == "true"

@@ -5,8 +5,9 @@ databag, applied in this order:
 
 - the CustomResourceDefinitions (`manifests/crds.yaml`, applied as it is);
 - RBAC: upstream's ClusterRoles, bound to the charm's ServiceAccount (the
-  control plane in its pod) and to the data path's own ServiceAccounts;
-- the config ConfigMaps, before anything the config webhook checks them with;
+  control plane in its pod) and to the data path's own ServiceAccounts, and
+  the users' roles, aggregated into Kubeflow's;
+- the config ConfigMaps, unlabelled for Knative's config webhooks (`configmaps`);
 - the webhooks: their certificate Secrets, Services (the leader's pod) and
   configurations, applied without the fields Knative's webhook sets itself
   (rules, caBundle, path, namespaceSelector), so the two never fight;
@@ -188,6 +189,48 @@ ACTIVATOR_RULES = [
         resourceNames=["routing-serving-certs", "knative-serving-certs"],
     ),
 ]
+# The users' roles knative-serving-namespaced-{admin,edit,view} (SC:76-119): upstream
+# aggregates them into Kubernetes' admin, edit and view; Kubeflow 1.10.0 adds its own
+# labels so that profiles' kubeflow-admin, -edit and -view take them in too (kubeflow/
+# manifests common/knative/knative-serving/base/patches/knative-serving-namespaced-*.yaml).
+_INTERNAL = [
+    "networking.internal.knative.dev",
+    "autoscaling.internal.knative.dev",
+    "caching.internal.knative.dev",
+]
+USER_ROLES: dict[str, list[dict[str, Any]]] = {
+    "admin": [
+        _rule(["serving.knative.dev"], ["*"], ["*"]),
+        _rule(_INTERNAL, ["*"], _READ),
+    ],
+    "edit": [
+        _rule(["serving.knative.dev"], ["*"], ["create", "update", "patch", "delete"]),
+        _rule(_INTERNAL, ["*"], _READ),
+    ],
+    "view": [_rule(["serving.knative.dev", *_INTERNAL], ["*"], _READ)],
+}
+
+
+def user_roles() -> list[dict[str, Any]]:
+    """The users' ClusterRoles, aggregated into Kubernetes' and Kubeflow's user roles."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": f"knative-serving-namespaced-{role}",
+                "labels": NAME_LABEL
+                | {
+                    f"rbac.authorization.k8s.io/aggregate-to-{role}": "true",
+                    f"rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{role}": "true",
+                },
+            },
+            "rules": rules,
+        }
+        for role, rules in USER_ROLES.items()
+    ]
+
+
 # knative-serving-admin aggregates every ClusterRole labelled serving.knative.dev/
 # controller: core, activator-cluster and net-istio's (SC:200-227): here, their union.
 CONTROLLER_RULES = CORE_RULES + ACTIVATOR_CLUSTER_RULES + ISTIO_RULES + ADDRESSABLE_RULES
@@ -241,6 +284,7 @@ def rbac(app: str, namespace: str) -> list[dict[str, Any]]:
     role = f"{app}-activator"
     return [
         *accounts,
+        *user_roles(),
         # The control plane in the charm's pod and the Deployments under `controller`.
         *cluster_role(f"{app}-{namespace}-admin", CONTROLLER_RULES, app, controller),
         *cluster_role(f"{app}-{namespace}-activator", ACTIVATOR_CLUSTER_RULES, activator),
@@ -264,80 +308,70 @@ def rbac(app: str, namespace: str) -> list[dict[str, Any]]:
 
 
 def config_data(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> dict:
-    """Each ConfigMap's labels' component and data; no `_example` (the webhook checks it)."""
+    """Each ConfigMap's data; no `_example`."""
     local_host = local_gateway_service(gateway.namespace)
     return {
         # KS pkg/autoscaler/config/config.go; keys SC:6913-7107.
-        "config-autoscaler": (
-            "autoscaler",
-            {
-                "enable-scale-to-zero": "true" if config.enable_scale_to_zero else "false",
-                "scale-to-zero-grace-period": config.scale_to_zero_grace_period.strip(),
-                "stable-window": config.stable_window.strip(),
-                "panic-window-percentage": config.panic_window_percentage.strip(),
-                "target-burst-capacity": config.target_burst_capacity.strip(),
-            },
-        ),
+        "config-autoscaler": {
+            "enable-scale-to-zero": "true" if config.enable_scale_to_zero else "false",
+            "scale-to-zero-grace-period": config.scale_to_zero_grace_period.strip(),
+            "stable-window": config.stable_window.strip(),
+            "panic-window-percentage": config.panic_window_percentage.strip(),
+            "target-burst-capacity": config.target_burst_capacity.strip(),
+        },
         # KN pkg/config/config.go `ingress-class` (SC:7922).
-        "config-network": (
-            "networking",
-            {"ingress-class": "istio.ingress.networking.knative.dev"},
-        ),
+        "config-network": {"ingress-class": "istio.ingress.networking.knative.dev"},
         # NIS pkg/reconciler/ingress/config/istio.go, old format (`gateway.`/`local-gateway.`).
-        "config-istio": (
-            "net-istio",
-            {
-                f"gateway.{gateway.namespace}.{gateway.name}": (
-                    f"{gateway.service}.{gateway.namespace}.svc.cluster.local"
-                ),
-                f"local-gateway.{namespace}.{LOCAL_GATEWAY}": local_host,
-            },
-        ),
+        "config-istio": {
+            f"gateway.{gateway.namespace}.{gateway.name}": (
+                f"{gateway.service}.{gateway.namespace}.svc.cluster.local"
+            ),
+            f"local-gateway.{namespace}.{LOCAL_GATEWAY}": local_host,
+        },
         # KS pkg/reconciler/route/config/domain.go: an empty value is the default domain.
-        "config-domain": ("controller", {config.domain: ""}),
+        "config-domain": {config.domain: ""},
         # KS pkg/apis/config/features.go: KServe predictors on a node pool need these.
-        "config-features": (
-            "controller",
-            {
-                "kubernetes.podspec-nodeselector": "enabled",
-                "kubernetes.podspec-tolerations": "enabled",
-                "kubernetes.podspec-affinity": "enabled",
-            },
-        ),
+        "config-features": {
+            "kubernetes.podspec-nodeselector": "enabled",
+            "kubernetes.podspec-tolerations": "enabled",
+            "kubernetes.podspec-affinity": "enabled",
+        },
         # KS pkg/deployment/config.go: the one required key; Kubeflow's progressDeadline.
-        "config-deployment": (
-            "controller",
-            {
-                "queue-sidecar-image": config.image("queue-proxy-image"),
-                "progress-deadline": "600s",
-            },
-        ),
+        "config-deployment": {
+            "queue-sidecar-image": config.image("queue-proxy-image"),
+            "progress-deadline": "600s",
+        },
         # The rest as upstream's compiled defaults (SC:7164-8220).
-        "config-defaults": ("controller", {}),
-        "config-gc": ("controller", {}),
-        "config-leader-election": ("controller", {}),
-        "config-logging": ("logging", {}),
-        "config-observability": ("observability", {}),
-        "config-tracing": ("tracing", {}),
+        "config-defaults": {},
+        "config-gc": {},
+        "config-leader-election": {},
+        "config-logging": {},
+        "config-observability": {},
+        "config-tracing": {},
     }
 
 
 def configmaps(config: KnativeConfig, *, namespace: str, gateway: IstioGateway) -> list[dict]:
-    """The config ConfigMaps, labelled as upstream (the config webhook selects on them)."""
+    """The config ConfigMaps, without the label Knative's config webhooks select on.
+
+    Upstream labels them `app.kubernetes.io/component: <component>` so that
+    its config webhooks (objectSelector on that label and the name label,
+    failurePolicy Fail) check every write. Knative reads them by name only
+    (knative/pkg injection/sharedmain/main.go SetupConfigMapWatchOrDie filters
+    by no label unless SYSTEM_RESOURCE_LABEL is set), while the charm writes
+    them in every forced apply: after a charm upgrade, before its webhook runs
+    again, and on a new leader, before the webhook Services point at it. With
+    the label, each of those writes would wait on a webhook that is not
+    there. The charm checks its own options (`knative_config`).
+    """
     return [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": NAME_LABEL | {"app.kubernetes.io/component": component},
-            },
+            "metadata": {"name": name, "namespace": namespace, "labels": NAME_LABEL},
             "data": data,
         }
-        for name, (component, data) in config_data(
-            config, namespace=namespace, gateway=gateway
-        ).items()
+        for name, data in config_data(config, namespace=namespace, gateway=gateway).items()
     ]
 
 

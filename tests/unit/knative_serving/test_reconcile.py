@@ -67,6 +67,9 @@ def test_the_leader_runs_the_control_plane_and_applies_every_object(ctx, kube):
 def test_config_istio_names_our_gateway_and_the_local_one(ctx, kube):
     settled(ctx)
     data = kube.get("ConfigMap", "config-istio", MODEL)["data"]
+    # net-istio's old format, `gateway.` / `local-gateway.` + `<namespace>.<name>`: the
+    # Service's host (knative-extensions/net-istio knative-v1.16.0
+    # pkg/reconciler/ingress/config/istio.go:38,41,275-300).
     assert data == {
         f"gateway.{GATEWAY_NAMESPACE}.{GATEWAY_NAME}": (
             f"istio-ingressgateway.{GATEWAY_NAMESPACE}.svc.cluster.local"
@@ -377,3 +380,30 @@ def test_every_option_is_tested_with_a_bad_value():
     meta = yaml.safe_load((charm_dir("knative-serving") / "charmcraft.yaml").read_text())
     names = set(meta["config"]["options"]) - {"enable-scale-to-zero"}  # a boolean: Juju checks
     assert names == {option for option, _ in BAD_OPTIONS}
+
+
+def test_the_config_is_written_while_knatives_config_webhook_is_down(ctx, kube, monkeypatch):
+    """An upgrade rewrites the ConfigMaps before the webhook runs again: no webhook gates them.
+
+    Knative's config webhooks select ConfigMaps by `app.kubernetes.io/name` and
+    `app.kubernetes.io/component` and refuse writes when unreachable (failurePolicy
+    Fail; knative/serving knative-v1.16.2 config/core/webhooks/configmap-validation.yaml).
+    """
+    import httpx
+    import yaml
+
+    out = settled(ctx)
+    answer = kube.handle
+
+    def webhook_down(request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PUT", "PATCH") and "/configmaps" in request.url.path:
+            labels = (yaml.safe_load(request.content) or {}).get("metadata", {}).get("labels")
+            if "app.kubernetes.io/component" in (labels or {}):
+                message = 'failed calling webhook "config.webhook.serving.knative.dev"'
+                return httpx.Response(500, json={"kind": "Status", "message": message})
+        return answer(request)
+
+    monkeypatch.setattr(kube, "handle", webhook_down)
+    upgraded = ctx.run(ctx.on.upgrade_charm(), out)
+    assert upgraded.unit_status == out.unit_status
+    assert all(running(upgraded, w) for w in wl.WORKLOADS)
