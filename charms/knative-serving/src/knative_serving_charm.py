@@ -187,7 +187,9 @@ class KnativeServingCharm(ops.CharmBase):
             routine=routine,
         )
         if not self._cluster.base_applied:
-            self._provider.publish(None)
+            # Keep what kserve was told: Knative's objects from the last good apply are
+            # still there, and withdrawing would switch KServe's default to RawDeployment
+            # (stamping every InferenceService made meanwhile) and restart its controller.
             return
         for workload in wl.WORKLOADS:
             self._configure(workload, restarted=restarted)

@@ -407,3 +407,24 @@ def test_the_config_is_written_while_knatives_config_webhook_is_down(ctx, kube, 
     upgraded = ctx.run(ctx.on.upgrade_charm(), out)
     assert upgraded.unit_status == out.unit_status
     assert all(running(upgraded, w) for w in wl.WORKLOADS)
+
+
+def test_a_failed_apply_keeps_what_kserve_was_told(ctx, kube, monkeypatch):
+    """Withdrawing would switch KServe to RawDeployment and restart it over a passing error."""
+    import httpx
+
+    relation = _knative_relation()
+    out = ctx.run(ctx.on.config_changed(), state(relations={relation}))
+    published = dict(out.get_relation(relation.id).local_app_data)
+    assert published
+    answer = kube.handle
+
+    def api_down(request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PUT", "PATCH"):
+            return httpx.Response(503, json={"kind": "Status", "message": "unavailable"})
+        return answer(request)
+
+    monkeypatch.setattr(kube, "handle", api_down)
+    again = ctx.run(ctx.on.upgrade_charm(), out)
+    assert dict(again.get_relation(relation.id).local_app_data) == published
+    assert again.unit_status.name != "active"
