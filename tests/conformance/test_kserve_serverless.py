@@ -6,8 +6,9 @@ below from the facts in facts/kserve.yaml (`serverless`), each read in
 kserve/kserve v0.14.1:
 
 - the Knative Service `<name>-predictor`: its revision template carries the
-  InferenceService's annotations (less those KServe keeps for itself) with
-  min-scale, max-scale and the autoscaler class added; its pod spec is the
+  InferenceService's labels and annotations (less those KServe keeps for
+  itself) with min-scale, max-scale, the autoscaler class and the scale
+  target and metric added; its pod spec is the
   one the runtimes give (modelled in test_kserve_isvc); its traffic is the
   canary split once a revision has been rolled out, else all to the latest
   (pkg/controller/v1beta1/inferenceservice/reconcilers/knative/
@@ -17,7 +18,8 @@ kserve/kserve v0.14.1:
 - the Istio VirtualService `<name>` (reconcilers/ingress/
   ingress_reconciler.go createIngress), from the ingress config the charm
   writes: our gateway from istio, Knative's local gateway from the
-  knative-serving relation.
+  knative-serving relation; and the ExternalName Service `<name>` that
+  points the cluster-local address at Knative's local gateway.
 """
 
 from __future__ import annotations
@@ -197,15 +199,8 @@ def knative_service(isvc: dict, rolled_out: str = "") -> dict[str, Any]:
     """The predictor's Knative Service, given the status' `latestRolledoutRevision`."""
     predictor = isvc["spec"]["predictor"]
     meta = isvc["metadata"]
-    annotations = {
-        k: v
-        for k, v in meta.get("annotations", {}).items()
-        if k
-        not in (
-            SERVERLESS["min-scale-annotation"].value,
-            "kubectl.kubernetes.io/last-applied-configuration",
-        )
-    }
+    dropped = SERVERLESS["template-annotations-dropped"].value
+    annotations = {k: v for k, v in meta.get("annotations", {}).items() if k not in dropped}
     annotations[SOURCE_URI] = predictor["model"]["storageUri"]
     min_replicas = predictor.get("minReplicas", SERVERLESS["default-min-replicas"].value)
     annotations[SERVERLESS["min-scale-annotation"].value] = str(min_replicas)
@@ -213,6 +208,16 @@ def knative_service(isvc: dict, rolled_out: str = "") -> dict[str, Any]:
         annotations[SERVERLESS["max-scale-annotation"].value] = str(predictor["maxReplicas"])
     autoscaler = SERVERLESS["autoscaler-class"].value
     annotations.setdefault(autoscaler["annotation"], autoscaler["default"])
+    for field, fact in (("scaleTarget", "scale-target"), ("scaleMetric", "scale-metric")):
+        if field in predictor:
+            annotations[SERVERLESS[f"{fact}-annotation"].value] = str(predictor[field])
+    labels = meta.get("labels", {}) | {
+        "serving.kserve.io/inferenceservice": meta["name"],
+        "component": "predictor",
+    }
+    template_labels = {
+        k: v for k, v in labels.items() if k not in SERVERLESS["template-labels-dropped"].value
+    }
     pod = predictor_deployment(
         isvc, [d for d in AKS.runtimes() if d["kind"] == "ClusterServingRuntime"]
     )
@@ -222,14 +227,11 @@ def knative_service(isvc: dict, rolled_out: str = "") -> dict[str, Any]:
         "metadata": {
             "name": _predictor_name(isvc),
             "namespace": meta["namespace"],
-            "labels": {
-                "serving.kserve.io/inferenceservice": meta["name"],
-                "component": "predictor",
-            },
+            "labels": labels,
         },
         "spec": {
             "template": {
-                "metadata": {"annotations": annotations},
+                "metadata": {"labels": template_labels, "annotations": annotations},
                 "spec": pod["spec"]["template"]["spec"],
             },
             "traffic": _traffic(predictor, rolled_out),
@@ -391,6 +393,30 @@ def test_without_min_replicas_one_pod_stays():
     assert annotations["autoscaling.knative.dev/max-scale"] == "3"
 
 
+def test_scale_target_metric_labels_and_dropped_annotations_reach_the_revision_template():
+    isvc = serverless_isvc(scaleTarget=5, scaleMetric="concurrency")
+    isvc["metadata"]["labels"] = {
+        "team": "a",
+        "networking.knative.dev/visibility": "cluster-local",
+    }
+    isvc["metadata"]["annotations"] = {
+        "autoscaling.knative.dev/max-scale": "9",  # dropped: only maxReplicas sets it
+        "example.com/owner": "alice",
+    }
+    ksvc = KSVC.admit(knative_service(ISVC.admit(isvc)))
+    template = ksvc["spec"]["template"]["metadata"]
+    assert template["annotations"]["autoscaling.knative.dev/target"] == "5"
+    assert template["annotations"]["autoscaling.knative.dev/metric"] == "concurrency"
+    assert template["annotations"]["example.com/owner"] == "alice"
+    assert "autoscaling.knative.dev/max-scale" not in template["annotations"]
+    assert ksvc["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+    assert template["labels"] == {
+        "team": "a",
+        "serving.kserve.io/inferenceservice": "iris",
+        "component": "predictor",
+    }
+
+
 def test_the_serverless_predictor_runs_on_the_cpu_pool_as_the_runtimes_place_it():
     isvc = ISVC.admit(serverless_isvc(minReplicas=0))
     pod = KSVC.admit(knative_service(isvc))["spec"]["template"]["spec"]
@@ -493,6 +519,27 @@ def test_the_virtual_service_routes_our_gateway_and_the_local_one_through_knativ
     assert headers["Host"] == "iris-predictor.alice.svc.cluster.local"
 
 
+def external_name_service(isvc: dict, ingress: dict) -> dict[str, Any]:
+    """The Service `<name>` made with the VirtualService (ingress_reconciler.go:219-230)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": isvc["metadata"]["name"], "namespace": isvc["metadata"]["namespace"]},
+        "spec": {"type": "ExternalName", "externalName": ingress["localGatewayService"]},
+    }
+
+
+def test_the_cluster_local_address_resolves_to_knatives_local_gateway():
+    isvc = ISVC.admit(serverless_isvc())
+    service = external_name_service(isvc, ingress_config())
+    fact = SERVERLESS["local-gateway-service-external-name"].value
+    assert service["kind"] == fact["kind"]
+    assert service["metadata"]["name"] == fact["name"].format(name="iris") == "iris"
+    assert service["spec"]["type"] == fact["type"]
+    # The Service the knative-serving charm puts in front of its local gateway, as it says.
+    assert service["spec"]["externalName"] == KNATIVE.local_gateway_service
+
+
 def _filled(value: Any, **given: str) -> Any:
     """A fact's value with its placeholders ({name}, <localGateway>, ...) filled in."""
     text = json.dumps(value)
@@ -526,6 +573,16 @@ def test_the_virtual_service_is_upstreams_with_our_gateways_filled_in():
         "port": {"number": destination["port"]},
     }
     assert vs["http"][0]["headers"]["request"]["set"]["Host"] == destination["Host"]
+
+
+def test_under_serverless_our_domain_options_do_not_make_the_hosts():
+    # The hosts follow Knative's domain (the knative-serving charm's), not `ingress-domain`.
+    ingress = ingress_config()
+    assert set(SERVERLESS["serverless-ignores-ingress-keys"].value) <= set(ingress)
+    assert "pathTemplate" not in ingress
+    vs = virtual_service(ISVC.admit(serverless_isvc()), ingress, "knative.test")["spec"]
+    assert vs["hosts"] == ["iris.alice.svc.cluster.local", "iris.alice.knative.test"]
+    assert not any(h.endswith(ingress["ingressDomain"]) for h in vs["hosts"])
 
 
 def test_with_a_cluster_local_knative_domain_nothing_binds_to_our_gateway():
