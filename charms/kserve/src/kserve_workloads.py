@@ -28,12 +28,13 @@ In Serverless mode (related to knative-serving) the KServe controller's
 layer also carries
 - SYSTEM_NAMESPACE, Knative Serving's namespace: the ingress reconciler
   reads Knative's `config-domain` from there (knative.dev/pkg's
-  `system.NamespaceEnvKey`), else from `knative-serving`
-  (pkg/controller/v1beta1/inferenceservice/reconcilers/ingress/
-  ingress_reconciler.go:608-625);
+  `system.NamespaceEnvKey`), else from `knative-serving`, to add hosts
+  for `additionalIngressDomains` (pkg/controller/v1beta1/inferenceservice/
+  reconcilers/ingress/ingress_reconciler.go:112-145, 608-625);
 - KNATIVE_SERVING_VERSION, ours and read by nobody: the controller adds
   Knative's scheme and watches Knative Services only if their CRD exists
-  when it starts (cmd/manager/main.go:165-176), so the layer changes, and
+  when it starts (cmd/manager/main.go:165-176), and keeps that discovery
+  answer for its life (pkg/utils/utils.go:205-225), so the layer changes, and
   the controller restarts, once Knative Serving says its CRDs are in place,
   when it is upgraded, and when the relation goes.
 """
