@@ -7,6 +7,8 @@ from typing import Any
 
 from charm_loader import load_charm
 from ops import testing
+from unit import gateway_metadata
+from unit.pebble_services import running, service
 
 from kubeflow_interfaces import mysql_client
 from kubeflow_interfaces.trial_kinds import OwnedResources, TrialKind
@@ -44,19 +46,8 @@ TRAIN_JOB = TrialKind(
 
 def gateway_relation(**kwargs: Any) -> testing.Relation:
     """Istio's gateway-metadata, made by the ecosystem's own model."""
-    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
-
-    metadata = GatewayMetadata(
-        namespace=GATEWAY_NAMESPACE,
-        gateway_name="kubeflow-gateway",
-        deployment_name="istio-ingressgateway-workload",
-        service_account="istio-ingressgateway-workload",
-    )
-    return testing.Relation(
-        "gateway-metadata",
-        interface="gateway_metadata",
-        remote_app_data={"metadata": metadata.model_dump_json()},
-        **kwargs,
+    return gateway_metadata.gateway_relation(
+        GATEWAY_NAMESPACE, deployment="istio-ingressgateway-workload", **kwargs
     )
 
 
@@ -100,17 +91,6 @@ def state(
     return testing.State(**(defaults | kwargs))
 
 
-def service(out: testing.State, workload: workloads.Workload):
-    """A workload's service in the container's plan."""
-    return out.get_container(workload.container).plan.services[workload.service]
-
-
-def running(out: testing.State, workload: workloads.Workload) -> bool:
-    """Whether the workload's service runs in the output state."""
-    statuses = out.get_container(workload.container).service_statuses
-    return statuses.get(workload.service) == testing.pebble.ServiceStatus.ACTIVE
-
-
 def replace_container(state: testing.State, container: testing.Container) -> testing.State:
     """The state with one container replaced."""
     others = {c for c in state.containers if c.name != container.name}
@@ -122,5 +102,7 @@ __all__ = [
     "katib_cluster",
     "katib_config",
     "katib_data",
+    "running",
+    "service",
     "workloads",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from charm_loader import load_charm
 from ops import testing
+from unit import gateway_metadata
 
 CHARM = load_charm("kfp")
 # The charm's own modules, as it imported them.
@@ -26,18 +27,10 @@ def gateway_relation(**kwargs) -> testing.Relation:
     The wire format is charmlibs-interfaces-gateway-metadata's:
     GatewayMetadata.model_dump_json() under the app databag key `metadata`.
     """
-    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
-
-    metadata = GatewayMetadata(
-        namespace=GATEWAY_NAMESPACE,
-        gateway_name="kubeflow-gateway",
-        deployment_name="istio-ingressgateway-workload",
-        service_account=GATEWAY_ACCOUNT,
-    )
-    return testing.Relation(
-        "gateway-metadata",
-        interface="gateway_metadata",
-        remote_app_data={"metadata": metadata.model_dump_json()},
+    return gateway_metadata.gateway_relation(
+        GATEWAY_NAMESPACE,
+        deployment="istio-ingressgateway-workload",
+        account=GATEWAY_ACCOUNT,
         **kwargs,
     )
 

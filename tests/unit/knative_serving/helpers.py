@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from charm_loader import load_charm
-from ops import pebble, testing
+from ops import testing
+from unit import gateway_metadata
+from unit.pebble_services import running, service
 
 CHARM = load_charm("knative-serving")
 # The charm's own modules, as it imported them.
@@ -23,19 +25,8 @@ GATEWAY_NAME = "kubeflow-gateway"
 
 def gateway_relation(**kwargs: Any) -> testing.Relation:
     """Istio's gateway-metadata, made by the ecosystem's own model."""
-    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
-
-    metadata = GatewayMetadata(
-        namespace=GATEWAY_NAMESPACE,
-        gateway_name=GATEWAY_NAME,
-        deployment_name="istio-ingressgateway",
-        service_account="istio-ingressgateway",
-    )
-    return testing.Relation(
-        "gateway-metadata",
-        interface="gateway_metadata",
-        remote_app_data={"metadata": metadata.model_dump_json()},
-        **kwargs,
+    return gateway_metadata.gateway_relation(
+        GATEWAY_NAMESPACE, gateway_name=GATEWAY_NAME, deployment="istio-ingressgateway", **kwargs
     )
 
 
@@ -64,15 +55,4 @@ def settled(ctx: testing.Context, **kwargs: Any) -> testing.State:
     return ctx.run(ctx.on.config_changed(), ctx.run(ctx.on.config_changed(), state(**kwargs)))
 
 
-def running(out: testing.State, workload: workloads.Workload) -> bool:
-    """Whether the workload's service runs in the output state."""
-    status = out.get_container(workload.container).service_statuses.get(workload.service)
-    return status == pebble.ServiceStatus.ACTIVE
-
-
-def service(out: testing.State, workload: workloads.Workload):
-    """A workload's service in the container's plan."""
-    return out.get_container(workload.container).plan.services[workload.service]
-
-
-__all__ = ["CHARM", "knative_cluster", "knative_config", "workloads"]
+__all__ = ["CHARM", "knative_cluster", "knative_config", "running", "service", "workloads"]

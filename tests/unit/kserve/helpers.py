@@ -6,7 +6,9 @@ import dataclasses
 from typing import Any
 
 from charm_loader import load_charm
-from ops import pebble, testing
+from ops import testing
+from unit import gateway_metadata
+from unit.pebble_services import running, service
 
 CHARM = load_charm("kserve")
 # The charm's own modules, as it imported them.
@@ -26,18 +28,10 @@ GATEWAY_NAME = "kubeflow-gateway"
 
 def gateway_relation(**kwargs: Any) -> testing.Relation:
     """Istio's gateway-metadata, made by the ecosystem's own model."""
-    from charmlibs.interfaces.gateway_metadata import GatewayMetadata
-
-    metadata = GatewayMetadata(
-        namespace=GATEWAY_NAMESPACE,
+    return gateway_metadata.gateway_relation(
+        GATEWAY_NAMESPACE,
         gateway_name=GATEWAY_NAME,
-        deployment_name="istio-ingressgateway-workload",
-        service_account="istio-ingressgateway-workload",
-    )
-    return testing.Relation(
-        "gateway-metadata",
-        interface="gateway_metadata",
-        remote_app_data={"metadata": metadata.model_dump_json()},
+        deployment="istio-ingressgateway-workload",
         **kwargs,
     )
 
@@ -67,17 +61,6 @@ def settled(ctx: testing.Context, **kwargs: Any) -> testing.State:
     return ctx.run(ctx.on.config_changed(), ctx.run(ctx.on.config_changed(), state(**kwargs)))
 
 
-def running(out: testing.State, workload: workloads.Workload) -> bool:
-    """Whether the workload's service runs in the output state."""
-    status = out.get_container(workload.container).service_statuses.get(workload.service)
-    return status == pebble.ServiceStatus.ACTIVE
-
-
-def service(out: testing.State, workload: workloads.Workload):
-    """A workload's service in the container's plan."""
-    return out.get_container(workload.container).plan.services[workload.service]
-
-
 def with_relation(out: testing.State, relation: testing.Relation) -> testing.State:
     """The state with one more relation."""
     return dataclasses.replace(out, relations=set(out.relations) | {relation})
@@ -89,5 +72,7 @@ __all__ = [
     "kserve_config",
     "kserve_profiles",
     "kserve_runtimes",
+    "running",
+    "service",
     "workloads",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from charm_loader import load_charm
-from ops import pebble, testing
+from ops import testing
+from unit.pebble_services import running
 
 CHARM = load_charm("kubeflow-trainer")
 # The charm's own modules, as it imported them.
@@ -32,12 +33,6 @@ def state(**kwargs) -> testing.State:
         "model": testing.Model(name=MODEL),
     }
     return testing.State(**(base | kwargs))
-
-
-def running(out: testing.State, workload: workloads.Workload) -> bool:
-    """Whether the workload's service runs in the output state."""
-    status = out.get_container(workload.container).service_statuses.get(workload.service)
-    return status == pebble.ServiceStatus.ACTIVE
 
 
 def with_relation(out: testing.State, relation: testing.Relation) -> testing.State:
