@@ -74,6 +74,17 @@ def test_the_login_covers_every_host_of_the_gateway(ctx, kube):
     assert set(operation["operation"]) == {"ports", "paths", "notPaths"}  # every host
     assert operation["operation"]["paths"] == ["/*"]
     assert operation["operation"]["notPaths"] == ["/dex", "/dex/*"]
+    # The ports it names are the gateway's own public listeners: every port its
+    # Service sends traffic to (the status port aside).
+    (proxy,) = deployment["spec"]["template"]["spec"]["containers"]
+    gateway = kube.get("Service", "istio-ingressgateway", MODEL)
+    public = {
+        str(port["targetPort"])
+        for port in gateway["spec"]["ports"]
+        if port["name"] != "status-port"
+    }
+    assert set(operation["operation"]["ports"]) == public
+    assert public <= {str(port["containerPort"]) for port in proxy["ports"]}
 
 
 def test_without_the_login_ingress_hosts_are_denied_too(ctx, kube):
